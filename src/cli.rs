@@ -1,0 +1,373 @@
+//! The command line: argument parsing, turning arguments into inputs, and exit codes. The work
+//! itself lives in the library modules.
+
+use crate::archive::Limits;
+use crate::cell::Cell;
+use crate::exit;
+use crate::explain::ways_out;
+use crate::graph::CycleKind;
+use crate::index::{Index, IndexConfig};
+use crate::matrix::Matrix;
+use crate::names::PackageName;
+use crate::progress::Progress;
+use crate::provider::Constraints;
+use crate::report::{self, ResolveReport, SCHEMA_VERSION};
+use crate::repository::{RepoConfig, Repository};
+use crate::requirements::Requirements;
+use crate::resolve::{CellGraph, ResolveInput, resolve_cell};
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
+
+#[derive(Parser)]
+#[command(
+    name = "rewheel",
+    version,
+    about = "Rebuild Python wheels from source across an interpreter × distro matrix, and prove whether they are reproducible.",
+    after_help = exit::TABLE
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More log output (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Resolve the build-dependency graph of each cell, find and explain cycles, print the build order.
+    ///
+    /// Every sdist is fetched and read (never run) to learn its [build-system] requires, its
+    /// setup_requires and its runtime requirements; each build environment is resolved on its own
+    /// with markers evaluated for the cell, recursively, until every package that must be built
+    /// from source is known.
+    ///
+    /// Examples:
+    ///   rewheel resolve python-dateutil==2.8.2 --python 3.7 --exclude-newer 2022-07-15
+    ///   rewheel resolve -r requirements.txt --matrix matrices/debian.toml --cells 'cp3{9,11}-*'
+    ///   rewheel resolve -r lock.txt --python 3.11 --why setuptools-scm
+    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    Resolve(ResolveArgs),
+}
+
+#[derive(Args)]
+struct ResolveArgs {
+    /// Requirements like `python-dateutil==2.8.2`.
+    specs: Vec<String>,
+    /// pip requirements file (pins, markers, --hash, -r/-c includes). Repeatable.
+    #[arg(short = 'r', long = "requirement", value_name = "FILE")]
+    requirement_files: Vec<PathBuf>,
+    /// Constraints for the requested packages (pip's -c). Repeatable.
+    #[arg(short = 'c', long = "constraint", value_name = "FILE")]
+    constraint_files: Vec<PathBuf>,
+    /// Pins that apply to every build environment, like uv's --build-constraint. Repeatable.
+    #[arg(long = "build-constraints", alias = "build-constraint", value_name = "FILE")]
+    build_constraints: Vec<PathBuf>,
+    #[command(flatten)]
+    cells: CellArgs,
+    #[command(flatten)]
+    index: IndexArgs,
+    /// Take this package as a wheel from the index instead of building it (breaks cycles).
+    #[arg(long = "allow-binary", value_name = "NAME")]
+    allow_binary: Vec<String>,
+    /// The bootstrap set: cycles among only these are built in stages, not errors.
+    #[arg(long, value_name = "NAME", num_args = 1.., default_values = ["setuptools", "wheel", "flit-core"])]
+    bootstrap: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Explain why a package is in each cell's graph: the chain of edges from a root.
+    #[arg(long, value_name = "NAME")]
+    why: Option<String>,
+    /// Write the report to FILE (atomically) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Do not look for ways out of cycles (each is checked by resolving again, which fetches
+    /// older sdists).
+    #[arg(long)]
+    no_explain: bool,
+}
+
+#[derive(Args)]
+struct CellArgs {
+    /// A bare interpreter version to resolve for (cell `cpXY`), e.g. 3.7 or 3.11.2. Repeatable.
+    #[arg(long, value_name = "X.Y")]
+    python: Vec<String>,
+    /// A matrix file naming cells (and optionally requirements and an index).
+    #[arg(long, value_name = "FILE")]
+    matrix: Option<PathBuf>,
+    /// Select cells of the matrix by glob, e.g. 'cp3{9,11}-*'.
+    #[arg(long, value_name = "GLOB", requires = "matrix")]
+    cells: Option<String>,
+}
+
+#[derive(Args)]
+struct IndexArgs {
+    /// The simple-API index (PEP 691 JSON, PEP 503 HTML).
+    #[arg(long, short = 'i', env = "PIP_INDEX_URL", value_name = "URL")]
+    index_url: Option<String>,
+    /// A local folder of sdists (and wheels) to use beside the index. Repeatable.
+    #[arg(long, short = 'f', value_name = "DIR")]
+    find_links: Vec<PathBuf>,
+    /// Use no index, only --find-links folders.
+    #[arg(long)]
+    no_index: bool,
+    /// Where index pages, sdists and their inspections are cached.
+    #[arg(long, env = "REWHEEL_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Use only what is in the cache; fetch nothing.
+    #[arg(long)]
+    offline: bool,
+    /// Resolve as the index stood at this instant (RFC 3339, or a date meaning its midnight UTC),
+    /// from upload times.
+    #[arg(long, value_name = "DATE", value_parser = parse_instant)]
+    exclude_newer: Option<Timestamp>,
+    /// Attempts per HTTP request before giving up (with exponential backoff).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    retries: u32,
+    /// Reject sdists that expand past this many bytes.
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
+    max_sdist_size: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Format {
+    Text,
+    Json,
+    Dot,
+}
+
+fn parse_instant(s: &str) -> Result<Timestamp, String> {
+    if let Ok(ts) = Timestamp::from_str(s) {
+        return Ok(ts);
+    }
+    jiff::civil::Date::from_str(s)
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
+        .map(|z| z.timestamp())
+        .map_err(|_| format!("`{s}` is neither an RFC 3339 instant (2022-07-15T00:00:00Z) nor a date (2022-07-15)"))
+}
+
+/// Run the command line; returns the process exit code.
+pub fn main() -> u8 {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Resolve(args) => run_resolve(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit::INPUT
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+fn names(list: &[String], flag: &str) -> anyhow::Result<HashSet<PackageName>> {
+    list.iter()
+        .map(|n| PackageName::from_str(n).with_context(|| format!("{flag} {n}: not a package name")))
+        .collect()
+}
+
+fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
+    let matrix = args.cells.matrix.as_deref().map(Matrix::load).transpose()?;
+    let mut cells: Vec<Cell> = Vec::new();
+    for python in &args.cells.python {
+        cells.push(Cell::for_python(python)?);
+    }
+    if let Some(matrix) = &matrix {
+        cells.extend(matrix.select(args.cells.cells.as_deref())?);
+    }
+    if cells.is_empty() {
+        bail!("no cell to resolve for\nhint: give --python X.Y or --matrix FILE");
+    }
+
+    let mut reqs = Requirements::default();
+    for spec in &args.specs {
+        reqs.add_arg(spec)?;
+    }
+    let matrix_reqs = matrix.as_ref().map(|m| m.requirements.clone()).unwrap_or_default();
+    for file in args.requirement_files.iter().chain(&matrix_reqs) {
+        reqs.read_file(file)?;
+    }
+    for file in &args.constraint_files {
+        reqs.read_constraints_file(file)?;
+    }
+    if reqs.requirements.is_empty() {
+        bail!("nothing to resolve\nhint: name requirements (`six==1.16.0`) or give -r FILE");
+    }
+    let mut build = Requirements::default();
+    let matrix_build = matrix.as_ref().map(|m| m.build_constraints.clone()).unwrap_or_default();
+    for file in args.build_constraints.iter().chain(&matrix_build) {
+        build.read_constraints_file(file)?;
+    }
+
+    let index_url = if args.index.no_index {
+        None
+    } else {
+        Some(
+            args.index
+                .index_url
+                .clone()
+                .or_else(|| reqs.index_url.clone())
+                .or_else(|| matrix.as_ref().and_then(|m| m.index_url.clone()))
+                .unwrap_or_else(|| DEFAULT_INDEX.to_string()),
+        )
+    };
+    let cache_dir = args
+        .index
+        .cache_dir
+        .clone()
+        .or_else(|| dirs::cache_dir().map(|d| d.join("rewheel")))
+        .context("no cache directory; give --cache-dir")?;
+    let mut find_links = args.index.find_links.clone();
+    find_links.extend(reqs.find_links.iter().cloned());
+    let index = Index::new(IndexConfig {
+        index_url,
+        find_links,
+        cache_dir,
+        offline: args.index.offline,
+        attempts: args.index.retries,
+        exclude_newer: args.index.exclude_newer,
+    })?;
+    let progress = Progress::stderr(true);
+    let repo = Repository::new(
+        index,
+        RepoConfig {
+            exclude_newer: args.index.exclude_newer,
+            limits: Limits {
+                max_unpacked: args.index.max_sdist_size,
+                ..Limits::default()
+            },
+            allow_binary: names(&args.allow_binary, "--allow-binary")?,
+        },
+        progress.clone(),
+    );
+    let input = ResolveInput {
+        requirements: reqs.requirements,
+        constraints: reqs.constraints.into_iter().map(|e| e.requirement).collect(),
+        build_constraints: build
+            .constraints
+            .into_iter()
+            .chain(build.requirements)
+            .map(|e| e.requirement)
+            .collect(),
+        bootstrap: names(&args.bootstrap, "--bootstrap")?,
+    };
+
+    // Cells are independent; the repository's caches are shared between them.
+    let results: Vec<anyhow::Result<(CellGraph, Vec<Vec<crate::explain::WayOut>>)>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = cells
+                .iter()
+                .map(|cell| {
+                    let (repo, input) = (&repo, &input);
+                    let explain = !args.no_explain;
+                    scope.spawn(move || {
+                        let cg = resolve_cell(repo, cell, input, &Constraints::default())?;
+                        let ways = (0..cg.cycles.len())
+                            .map(|i| {
+                                if explain && cg.cycles[i].kind == CycleKind::Error {
+                                    ways_out(repo, input, &cg, i)
+                                } else {
+                                    Vec::new()
+                                }
+                            })
+                            .collect();
+                        Ok((cg, ways))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a resolver thread panicked")).collect()
+        });
+    progress.finish();
+    let mut graphs = Vec::new();
+    for result in results {
+        graphs.push(result?);
+    }
+
+    if let Some(name) = &args.why {
+        let name = PackageName::from_str(name).with_context(|| format!("--why {name}: not a package name"))?;
+        return print_why(&graphs, &name, args.output.as_deref());
+    }
+
+    let report = ResolveReport {
+        schema_version: SCHEMA_VERSION,
+        tool: format!("rewheel {}", env!("CARGO_PKG_VERSION")),
+        exclude_newer: args.index.exclude_newer.map(|t| t.to_string()),
+        bootstrap: args.bootstrap.clone(),
+        cells: graphs.iter().map(|(cg, ways)| report::cell_report(cg, ways)).collect(),
+    };
+    let text = match args.format {
+        Format::Text => report::text(&report),
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Dot => report::dot(&report),
+    };
+    emit(&text, args.output.as_deref())?;
+    let cyclic = graphs
+        .iter()
+        .any(|(cg, _)| cg.cycles.iter().any(|c| c.kind == CycleKind::Error));
+    Ok(if cyclic { exit::CYCLE } else { exit::SUCCESS })
+}
+
+fn print_why(
+    graphs: &[(CellGraph, Vec<Vec<crate::explain::WayOut>>)],
+    name: &PackageName,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<u8> {
+    let mut text = String::new();
+    let mut found = false;
+    for (cg, _) in graphs {
+        let paths = cg.graph.why(name);
+        if paths.is_empty() {
+            text.push_str(&format!("{}: {name} is not in this cell's graph\n", cg.cell.id));
+        }
+        for (node, path) in paths {
+            found = true;
+            let start = path.first().map(|&e| cg.graph.source(e)).unwrap_or(node);
+            let what = if path.is_empty() { " (asked for directly)" } else { "" };
+            text.push_str(&format!("{}: {}{what}\n", cg.cell.id, cg.graph.render_chain(start, &path)));
+        }
+    }
+    emit(&text, output)?;
+    if !found {
+        bail!("{name} is in no cell's graph");
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn emit(text: &str, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match output {
+        Some(path) => crate::fsutil::write_atomic(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display())),
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = stdout.write_all(text.as_bytes());
+            Ok(())
+        }
+    }
+}

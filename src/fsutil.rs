@@ -1,0 +1,21 @@
+//! Small filesystem helpers shared by the caches.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Write a file so that readers see either the old content or the new, never a torn file:
+/// a crash mid-write leaves only a temporary file behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_data()?;
+    tmp.persist(path).map_err(|err| err.error)?;
+    Ok(())
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}

@@ -1,0 +1,222 @@
+//! Package indexes: the PEP 691/503 simple API over HTTP and local find-links folders, with an
+//! on-disk cache that `--offline` can run from.
+
+mod cache;
+mod find_links;
+mod simple;
+
+use crate::http::{Http, HttpError};
+use crate::names::PackageName;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use cache::Cache;
+
+/// One file an index lists for a project.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexFile {
+    pub filename: String,
+    /// Absolute `http(s)://` or `file://` URL.
+    pub url: String,
+    pub sha256: Option<String>,
+    pub requires_python: Option<String>,
+    /// PEP 700 upload time; find-links folders have none.
+    pub upload_time: Option<Timestamp>,
+    pub yanked: bool,
+    /// The index serves this file's METADATA beside it (PEP 658/714).
+    pub core_metadata: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("package `{name}` is not on {sources}")]
+    UnknownPackage { name: PackageName, sources: String },
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("{url}: the index page could not be read: {message}")]
+    BadPage { url: String, message: String },
+    #[error("hash mismatch for {filename}: expected sha256 {expected}, got {got}")]
+    HashMismatch {
+        filename: String,
+        expected: String,
+        got: String,
+    },
+    #[error("{what} is not in the cache and --offline forbids fetching it")]
+    Offline { what: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub struct IndexConfig {
+    /// The simple API root; `None` with `--no-index`.
+    pub index_url: Option<String>,
+    pub find_links: Vec<PathBuf>,
+    pub cache_dir: PathBuf,
+    pub offline: bool,
+    pub attempts: u32,
+    /// Pages fetched after this instant list every file uploaded before it, so they never go
+    /// stale for a resolution pinned to it.
+    pub exclude_newer: Option<Timestamp>,
+}
+
+pub struct Index {
+    config: IndexConfig,
+    http: Http,
+    cache: Cache,
+    pages: Mutex<HashMap<PackageName, Arc<Vec<IndexFile>>>>,
+    find_links: Vec<find_links::Folder>,
+}
+
+impl Index {
+    pub fn new(config: IndexConfig) -> Result<Self, IndexError> {
+        let find_links = config
+            .find_links
+            .iter()
+            .map(|dir| find_links::Folder::scan(dir))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            http: Http::new(config.attempts),
+            cache: Cache::new(&config.cache_dir),
+            config,
+            pages: Mutex::default(),
+            find_links,
+        })
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Every file listed for a project, across find-links folders and the index.
+    pub fn project(&self, name: &PackageName) -> Result<Arc<Vec<IndexFile>>, IndexError> {
+        if let Some(files) = self.pages.lock().unwrap().get(name) {
+            return Ok(files.clone());
+        }
+        let mut files: Vec<IndexFile> = self
+            .find_links
+            .iter()
+            .flat_map(|folder| folder.files_for(name))
+            .collect();
+        if let Some(index_url) = &self.config.index_url {
+            match self.simple_page(index_url, name) {
+                Ok(page) => files.extend(page),
+                // A package only in a find-links folder is fine.
+                Err(IndexError::Http(HttpError::NotFound { .. })) if !files.is_empty() => {}
+                Err(IndexError::Http(HttpError::NotFound { .. })) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        if files.is_empty() {
+            return Err(IndexError::UnknownPackage {
+                name: name.clone(),
+                sources: self.describe_sources(),
+            });
+        }
+        let files = Arc::new(files);
+        self.pages
+            .lock()
+            .unwrap()
+            .insert(name.clone(), files.clone());
+        Ok(files)
+    }
+
+    fn describe_sources(&self) -> String {
+        let mut parts: Vec<String> = self
+            .config
+            .find_links
+            .iter()
+            .map(|p| format!("find-links {}", p.display()))
+            .collect();
+        if let Some(url) = &self.config.index_url {
+            parts.push(format!("the index {url}"));
+        }
+        if parts.is_empty() {
+            "any index (--no-index without --find-links)".into()
+        } else {
+            parts.join(" or ")
+        }
+    }
+
+    fn simple_page(&self, index_url: &str, name: &PackageName) -> Result<Vec<IndexFile>, IndexError> {
+        let url = format!("{}/{}/", index_url.trim_end_matches('/'), name);
+        if let Some(cached) = self.cache.page(&url) {
+            let fresh = match self.config.exclude_newer {
+                Some(cutoff) => cached.fetched_at > cutoff,
+                None => false,
+            } || cached.fetched_at
+                > Timestamp::now() - jiff::SignedDuration::from_secs(cache::PAGE_TTL_SECS);
+            if fresh || self.config.offline {
+                return cached.into_result(&url);
+            }
+        } else if self.config.offline {
+            return Err(IndexError::Offline {
+                what: format!("the index page {url}"),
+            });
+        }
+        let response = match self.http.get(&url, simple::ACCEPT) {
+            Ok(response) => response,
+            Err(HttpError::NotFound { url }) => {
+                self.cache.store_page(&url, None);
+                return Err(HttpError::NotFound { url }.into());
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let files = simple::parse(&response)?;
+        self.cache.store_page(&url, Some(&files));
+        Ok(files)
+    }
+
+    /// A local path holding the file's bytes, downloaded into the cache and verified.
+    pub fn fetch(&self, file: &IndexFile) -> Result<PathBuf, IndexError> {
+        if let Some(path) = local_path(&file.url) {
+            return Ok(path);
+        }
+        if let Some(path) = self.cache.artifact(file) {
+            return Ok(path);
+        }
+        if self.config.offline {
+            return Err(IndexError::Offline {
+                what: file.filename.clone(),
+            });
+        }
+        let response = self.http.get(&file.url, "*/*")?;
+        self.cache.store_artifact(file, &response.body)
+    }
+
+    /// The core metadata the index serves beside a file (PEP 658), if it does.
+    pub fn core_metadata(&self, file: &IndexFile) -> Result<Option<Vec<u8>>, IndexError> {
+        if !file.core_metadata {
+            return Ok(None);
+        }
+        let url = format!("{}.metadata", file.url.split('#').next().unwrap_or(&file.url));
+        if let Some(bytes) = self.cache.metadata(file) {
+            return Ok(Some(bytes));
+        }
+        if self.config.offline {
+            return Err(IndexError::Offline { what: url });
+        }
+        let response = self.http.get(&url, "*/*")?;
+        self.cache.store_metadata(file, &response.body);
+        Ok(Some(response.body))
+    }
+}
+
+pub(crate) fn local_path(url: &str) -> Option<PathBuf> {
+    url::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+}
+
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
+    move |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

@@ -1,0 +1,26 @@
+//! rewheel: rebuild Python wheels from source across an interpreter × distro matrix and prove
+//! whether they are reproducible.
+//!
+//! Data flows one way: requirements and matrix → index → inspect → resolve (per cell) → graph →
+//! cycles and order → report.
+
+pub mod archive;
+pub mod cell;
+pub mod cli;
+pub mod exit;
+pub mod explain;
+pub mod fsutil;
+pub mod graph;
+pub mod http;
+pub mod index;
+pub mod inspect;
+pub mod matrix;
+pub mod metadata;
+pub mod names;
+pub mod progress;
+pub mod provider;
+pub mod report;
+pub mod repository;
+pub mod requirements;
+pub mod resolve;
+pub mod setup_py;

@@ -1,0 +1,162 @@
+//! Matrix files (`matrices/*.toml`): the cells to work on and the inputs they share.
+
+use crate::cell::Cell;
+use globset::GlobBuilder;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct MatrixFile {
+    #[serde(default)]
+    description: Option<String>,
+    /// Requirements files, relative to the matrix file.
+    #[serde(default)]
+    requirements: Vec<PathBuf>,
+    #[serde(default)]
+    build_constraints: Vec<PathBuf>,
+    #[serde(default)]
+    index_url: Option<String>,
+    cells: BTreeMap<String, CellSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CellSpec {
+    /// Full interpreter version of the cell (what the image's python3 reports).
+    python: String,
+    #[serde(default)]
+    image: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Matrix {
+    pub path: PathBuf,
+    pub description: Option<String>,
+    pub requirements: Vec<PathBuf>,
+    pub build_constraints: Vec<PathBuf>,
+    pub index_url: Option<String>,
+    pub cells: Vec<Cell>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    #[error("{}: cannot read matrix file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {}", path.display(), message.trim_end())]
+    Invalid { path: PathBuf, message: String },
+    #[error("`--cells {glob}` is not a valid pattern: {message}")]
+    BadGlob { glob: String, message: String },
+    #[error("`--cells {glob}` matches no cell of {}; it has: {available}", path.display())]
+    NoMatch {
+        glob: String,
+        path: PathBuf,
+        available: String,
+    },
+}
+
+impl Matrix {
+    pub fn load(path: &Path) -> Result<Self, MatrixError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MatrixError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |message: String| MatrixError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        // toml's message carries line and column and shows the offending line.
+        let file: MatrixFile = toml::from_str(&text).map_err(|err| invalid(err.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut cells = Vec::new();
+        for (id, spec) in file.cells {
+            let cell = Cell::new(id.clone(), &spec.python, spec.image)
+                .map_err(|err| invalid(format!("cells.{id}.python: {err}")))?;
+            cells.push(cell);
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            description: file.description,
+            requirements: file.requirements.iter().map(|p| base.join(p)).collect(),
+            build_constraints: file.build_constraints.iter().map(|p| base.join(p)).collect(),
+            index_url: file.index_url,
+            cells,
+        })
+    }
+
+    /// Cells whose id matches a glob like `cp3{9,11}-*`; all cells without a glob.
+    pub fn select(&self, glob: Option<&str>) -> Result<Vec<Cell>, MatrixError> {
+        let Some(glob) = glob else {
+            return Ok(self.cells.clone());
+        };
+        let matcher = GlobBuilder::new(glob)
+            .literal_separator(false)
+            .build()
+            .map_err(|err| MatrixError::BadGlob {
+                glob: glob.to_string(),
+                message: err.kind().to_string(),
+            })?
+            .compile_matcher();
+        let chosen: Vec<Cell> = self
+            .cells
+            .iter()
+            .filter(|cell| matcher.is_match(&cell.id))
+            .cloned()
+            .collect();
+        if chosen.is_empty() {
+            return Err(MatrixError::NoMatch {
+                glob: glob.to_string(),
+                path: self.path.clone(),
+                available: self
+                    .cells
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(chosen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Matrix, MatrixError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, text).unwrap();
+        Matrix::load(&path)
+    }
+
+    #[test]
+    fn selects_cells_by_brace_glob() {
+        let m = load(
+            "[cells.cp39-bullseye]\npython = \"3.9.2\"\n[cells.cp311-bookworm]\npython = \"3.11.2\"\n\
+             [cells.cp313-trixie]\npython = \"3.13.5\"\n",
+        )
+        .unwrap();
+        let ids: Vec<_> = m
+            .select(Some("cp3{9,11}-*"))
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, ["cp311-bookworm", "cp39-bullseye"]);
+        assert!(matches!(m.select(Some("pp*")), Err(MatrixError::NoMatch { .. })));
+    }
+
+    #[test]
+    fn unknown_keys_name_line_and_column() {
+        let err = load("[cells.cp39-bullseye]\npython = \"3.9.2\"\npyhton = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3, column 1"), "{err}");
+        assert!(err.contains("pyhton"), "{err}");
+    }
+}

@@ -1,0 +1,242 @@
+//! What `resolve` prints: text for people, JSON (a versioned contract) for programs, DOT for
+//! graph viewers. Data comes in resolved; nothing here fetches or decides.
+
+use crate::explain::WayOut;
+use crate::graph::{BuildGraph, CycleKind};
+use crate::resolve::CellGraph;
+use petgraph::graph::{EdgeIndex, NodeIndex};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::fmt::Write;
+
+/// Bumped on any breaking change to the JSON document; see CHANGELOG.md.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+pub struct ResolveReport {
+    pub schema_version: u32,
+    pub tool: String,
+    pub exclude_newer: Option<String>,
+    pub bootstrap: Vec<String>,
+    pub cells: Vec<CellReport>,
+}
+
+#[derive(Serialize)]
+pub struct CellReport {
+    pub id: String,
+    pub python: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    pub build_environments: usize,
+    pub nodes: Vec<NodeReport>,
+    pub edges: Vec<EdgeReport>,
+    pub cycles: Vec<CycleReport>,
+    pub order: Vec<OrderEntry>,
+}
+
+#[derive(Serialize)]
+pub struct NodeReport {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    /// Named by the user.
+    pub root: bool,
+    /// Part of what the user asked for (a root or its runtime dependency), not only a build tool.
+    pub target: bool,
+    /// Taken as a wheel (`--allow-binary`), not built.
+    pub binary: bool,
+    pub filename: String,
+    pub sha256: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_backend: Option<String>,
+    pub in_tree_backend: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_requires_source: Option<String>,
+    pub requires_source: String,
+}
+
+#[derive(Serialize)]
+pub struct EdgeReport {
+    pub from: String,
+    pub to: String,
+    pub kind: &'static str,
+    pub requirement: String,
+    pub marker: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct CycleReport {
+    pub kind: CycleKind,
+    pub members: Vec<String>,
+    pub chain: String,
+    pub steps: Vec<EdgeReport>,
+    pub ways_out: Vec<WayOut>,
+}
+
+#[derive(Serialize)]
+pub struct OrderEntry {
+    pub id: String,
+    pub level: usize,
+}
+
+fn node_id(g: &BuildGraph, n: NodeIndex) -> String {
+    format!("{}=={}", g.graph[n].name, g.graph[n].version)
+}
+
+fn edge_report(g: &BuildGraph, e: EdgeIndex) -> EdgeReport {
+    let (from, to) = g.graph.edge_endpoints(e).expect("edge exists");
+    let edge = &g.graph[e];
+    EdgeReport {
+        from: node_id(g, from),
+        to: node_id(g, to),
+        kind: edge.kind.as_str(),
+        requirement: edge.requirement.clone(),
+        marker: edge.marker.clone(),
+    }
+}
+
+pub fn cell_report(cg: &CellGraph, ways: &[Vec<WayOut>]) -> CellReport {
+    let g = &cg.graph;
+    let nodes = g
+        .graph
+        .node_indices()
+        .map(|n| {
+            let dist = &cg.dists[&n];
+            let info = dist.sdist.as_ref();
+            NodeReport {
+                id: node_id(g, n),
+                name: dist.name.to_string(),
+                version: dist.version.to_string(),
+                root: g.roots.contains(&n),
+                target: g.graph[n].target,
+                binary: dist.binary,
+                filename: dist.file.filename.clone(),
+                sha256: dist.sha256.clone(),
+                url: dist.file.url.clone(),
+                build_backend: info.map(|i| i.build_backend.clone()),
+                in_tree_backend: info.is_some_and(|i| !i.backend_path.is_empty()),
+                build_requires_source: info.map(|i| i.build_requires_source.clone()),
+                requires_source: dist.requires_source.clone(),
+            }
+        })
+        .collect();
+    let cycles = cg
+        .cycles
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let steps: Vec<EdgeIndex> = c.entry_path.iter().chain(&c.loop_edges).copied().collect();
+            let start = steps.first().map(|&e| g.source(e)).unwrap_or(c.members[0]);
+            CycleReport {
+                kind: c.kind,
+                members: c.members.iter().map(|&n| node_id(g, n)).collect(),
+                chain: g.render_chain(start, &steps),
+                steps: steps.iter().map(|&e| edge_report(g, e)).collect(),
+                ways_out: ways.get(i).cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
+    CellReport {
+        id: cg.cell.id.clone(),
+        python: cg.cell.python.clone(),
+        image: cg.cell.image.clone(),
+        build_environments: cg.build_envs,
+        nodes,
+        edges: g.graph.edge_indices().map(|e| edge_report(g, e)).collect(),
+        cycles,
+        order: g
+            .order()
+            .into_iter()
+            .map(|(n, level)| OrderEntry {
+                id: node_id(g, n),
+                level,
+            })
+            .collect(),
+    }
+}
+
+pub fn text(report: &ResolveReport) -> String {
+    let mut out = String::new();
+    for cell in &report.cells {
+        let errors = cell.cycles.iter().filter(|c| c.kind == CycleKind::Error).count();
+        let _ = writeln!(
+            out,
+            "{} (Python {}): {} packages to build from source, {} build environments, {}",
+            cell.id,
+            cell.python,
+            cell.nodes.iter().filter(|n| !n.binary).count(),
+            cell.build_environments,
+            match errors {
+                0 => "no cycle".to_string(),
+                1 => "1 cycle".to_string(),
+                n => format!("{n} cycles"),
+            }
+        );
+        for cycle in &cell.cycles {
+            let label = match cycle.kind {
+                CycleKind::Error => "cycle",
+                CycleKind::Bootstrap => "bootstrap cycle (built in stages from a seed)",
+            };
+            let _ = writeln!(out, "  {label}: {}", cycle.members.join(", "));
+            let _ = writeln!(out, "    {}", cycle.chain);
+            if !cycle.ways_out.is_empty() {
+                let _ = writeln!(out, "    ways out:");
+                for way in &cycle.ways_out {
+                    let _ = writeln!(out, "      - {way}");
+                }
+            }
+        }
+        let _ = writeln!(out, "  build order:");
+        let binary: HashSet<&str> = cell.nodes.iter().filter(|n| n.binary).map(|n| n.id.as_str()).collect();
+        for (i, entry) in cell.order.iter().enumerate() {
+            let note = if binary.contains(entry.id.as_str()) { "  (wheel from the index)" } else { "" };
+            let _ = writeln!(out, "    {:>3}. [{}] {}{note}", i + 1, entry.level, entry.id.replace("==", " "));
+        }
+    }
+    out
+}
+
+pub fn dot(report: &ResolveReport) -> String {
+    let mut out = String::from("digraph rewheel {\n  rankdir=LR;\n  node [shape=box];\n");
+    for (c, cell) in report.cells.iter().enumerate() {
+        let in_cycle: HashSet<(&str, &str)> = cell
+            .cycles
+            .iter()
+            .filter(|c| c.kind == CycleKind::Error)
+            .flat_map(|c| c.steps.iter().map(|s| (s.from.as_str(), s.to.as_str())))
+            .collect();
+        let _ = writeln!(out, "  subgraph cluster_{c} {{\n    label={};", quote(&cell.id));
+        for node in &cell.nodes {
+            let style = if node.root { ", style=bold" } else { "" };
+            let _ = writeln!(
+                out,
+                "    {} [label={}{style}];",
+                quote(&format!("{}/{}", cell.id, node.id)),
+                quote(&format!("{} {}", node.name, node.version))
+            );
+        }
+        for edge in &cell.edges {
+            let mut attrs = format!("label={}", quote(edge.kind));
+            if edge.kind == "install" {
+                attrs.push_str(", style=dashed");
+            }
+            if in_cycle.contains(&(edge.from.as_str(), edge.to.as_str())) {
+                attrs.push_str(", color=red");
+            }
+            let _ = writeln!(
+                out,
+                "    {} -> {} [{attrs}];",
+                quote(&format!("{}/{}", cell.id, edge.from)),
+                quote(&format!("{}/{}", cell.id, edge.to))
+            );
+        }
+        out.push_str("  }\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}

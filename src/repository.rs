@@ -1,0 +1,357 @@
+//! What the resolver asks of the world: which versions of a project exist (as the index stood at
+//! `--exclude-newer`), and what a given version needs, read from its sdist or its wheel metadata.
+
+use crate::archive::{self, Limits};
+use crate::cell::Cell;
+use crate::fsutil::sha256_hex;
+use crate::index::{Index, IndexError, IndexFile};
+use crate::inspect::{InspectError, SdistInfo, inspect};
+use crate::metadata::CoreMetadata;
+use crate::names::{PackageName, parse_sdist_filename, parse_wheel_filename};
+use crate::progress::Progress;
+use jiff::Timestamp;
+use pep508_rs::Requirement;
+use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+/// One version of a project and the files that carry it.
+#[derive(Debug)]
+pub struct Candidate {
+    pub version: Version,
+    pub sdist: Option<IndexFile>,
+    pub wheels: Vec<IndexFile>,
+    pub yanked: bool,
+    pub requires_python: Option<VersionSpecifiers>,
+}
+
+impl Candidate {
+    pub fn fits_python(&self, cell: &Cell) -> bool {
+        self.requires_python
+            .as_ref()
+            .is_none_or(|spec| spec.contains(cell.python_version()))
+    }
+
+    /// A wheel this cell could install, for packages allowed as binaries.
+    pub fn wheel_for(&self, cell: &Cell) -> Option<&IndexFile> {
+        let release = cell.python_version().release();
+        let cp = format!("cp{}{}", release[0], release[1]);
+        let py = format!("py{}", release[0]);
+        self.wheels.iter().find(|w| {
+            let stem = w.filename.trim_end_matches(".whl");
+            let tags: Vec<&str> = stem.rsplitn(4, '-').collect();
+            let [platform, abi, python, ..] = tags[..] else {
+                return false;
+            };
+            let python_ok = python.split('.').any(|t| t == py || t == cp || t == "py2.py3");
+            let abi_ok = abi == "none" || abi.split('.').any(|a| a == cp || a == "abi3");
+            let platform_ok = platform == "any"
+                || platform
+                    .split('.')
+                    .any(|p| p.ends_with("linux_x86_64") || p.starts_with("manylinux"));
+            python_ok && abi_ok && platform_ok
+        })
+    }
+}
+
+/// A chosen version with what it says about itself.
+#[derive(Debug)]
+pub struct Dist {
+    pub name: PackageName,
+    pub version: Version,
+    /// The file the facts were read from: the sdist, or a wheel for `--allow-binary`.
+    pub file: IndexFile,
+    pub sha256: String,
+    pub binary: bool,
+    /// Build facts; `None` for binaries, which are not built.
+    pub sdist: Option<SdistInfo>,
+    pub requires_dist: Vec<Requirement>,
+    pub requires_python: Option<VersionSpecifiers>,
+    /// Where `requires_dist` came from, for `--why` and the JSON report.
+    pub requires_source: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
+    #[error("{name} {version}: {source}")]
+    Inspect {
+        name: PackageName,
+        version: Version,
+        source: InspectError,
+    },
+    #[error("{name} {version}: requirement `{requirement}` in {origin} is invalid: {message}")]
+    BadRequirement {
+        name: PackageName,
+        version: Version,
+        requirement: String,
+        origin: String,
+        message: String,
+    },
+    #[error("{name} {version} has no sdist on the index; allow its wheel with --allow-binary {name}")]
+    NoSdist { name: PackageName, version: Version },
+    #[error("{name} {version} has no wheel for this interpreter to take instead of building it")]
+    NoWheel { name: PackageName, version: Version },
+    #[error("{}: cannot read wheel metadata: {message}", file)]
+    BadWheel { file: String, message: String },
+}
+
+pub struct RepoConfig {
+    pub exclude_newer: Option<Timestamp>,
+    pub limits: Limits,
+    pub allow_binary: HashSet<PackageName>,
+}
+
+pub struct Repository {
+    pub index: Index,
+    pub config: RepoConfig,
+    progress: Progress,
+    candidates: Mutex<HashMap<PackageName, Arc<Vec<Candidate>>>>,
+    dists: Mutex<HashMap<(PackageName, Version), Arc<Dist>>>,
+}
+
+/// Bumped whenever `SdistInfo` or how it is derived changes, so old cache entries are not read.
+const INSPECT_CACHE: &str = "inspect-v1";
+
+impl Repository {
+    pub fn new(index: Index, config: RepoConfig, progress: Progress) -> Self {
+        Self {
+            index,
+            config,
+            progress,
+            candidates: Mutex::default(),
+            dists: Mutex::default(),
+        }
+    }
+
+    pub fn is_binary(&self, name: &PackageName) -> bool {
+        self.config.allow_binary.contains(name)
+    }
+
+    /// Versions of a project, newest first, as the index stood at `--exclude-newer`.
+    pub fn candidates(&self, name: &PackageName) -> Result<Arc<Vec<Candidate>>, RepoError> {
+        if let Some(c) = self.candidates.lock().unwrap().get(name) {
+            return Ok(c.clone());
+        }
+        self.progress.message(format!("index page of {name}"));
+        let files = self.index.project(name)?;
+        let mut by_version: BTreeMap<Version, Candidate> = BTreeMap::new();
+        for file in files.iter() {
+            if let (Some(cutoff), Some(uploaded)) = (self.config.exclude_newer, file.upload_time)
+                && uploaded > cutoff
+            {
+                continue;
+            }
+            let (version, is_sdist) = if let Some(sdist) = parse_sdist_filename(&file.filename, name) {
+                (sdist.version, true)
+            } else if let Some((_, version)) = parse_wheel_filename(&file.filename) {
+                (version, false)
+            } else {
+                continue;
+            };
+            let candidate = by_version.entry(version.clone()).or_insert_with(|| Candidate {
+                version,
+                sdist: None,
+                wheels: Vec::new(),
+                yanked: true,
+                requires_python: None,
+            });
+            candidate.yanked &= file.yanked;
+            if candidate.requires_python.is_none() {
+                candidate.requires_python = file
+                    .requires_python
+                    .as_deref()
+                    .and_then(|s| VersionSpecifiers::from_str(s).ok());
+            }
+            if is_sdist {
+                // Prefer .tar.gz when both it and a .zip are there, as pip does.
+                if candidate.sdist.is_none() || file.filename.ends_with(".tar.gz") {
+                    candidate.sdist = Some(file.clone());
+                }
+            } else {
+                candidate.wheels.push(file.clone());
+            }
+        }
+        let list: Arc<Vec<Candidate>> = Arc::new(by_version.into_values().rev().collect());
+        self.candidates
+            .lock()
+            .unwrap()
+            .insert(name.clone(), list.clone());
+        Ok(list)
+    }
+
+    /// The facts of one version: fetched, checked and inspected once per process, and once
+    /// per sdist hash on disk.
+    pub fn dist(&self, name: &PackageName, version: &Version, cell: &Cell) -> Result<Arc<Dist>, RepoError> {
+        let key = (name.clone(), version.clone());
+        if let Some(dist) = self.dists.lock().unwrap().get(&key) {
+            return Ok(dist.clone());
+        }
+        let candidates = self.candidates(name)?;
+        let candidate = candidates
+            .iter()
+            .find(|c| &c.version == version)
+            .expect("the resolver only asks for listed versions");
+        let dist = if self.is_binary(name) {
+            self.binary_dist(name, candidate, cell)?
+        } else {
+            self.sdist_dist(name, candidate)?
+        };
+        let dist = Arc::new(dist);
+        self.dists.lock().unwrap().insert(key, dist.clone());
+        Ok(dist)
+    }
+
+    fn sdist_dist(&self, name: &PackageName, candidate: &Candidate) -> Result<Dist, RepoError> {
+        let version = &candidate.version;
+        let file = candidate.sdist.clone().ok_or_else(|| RepoError::NoSdist {
+            name: name.clone(),
+            version: version.clone(),
+        })?;
+        let (sha256, info) = match file.sha256.as_deref().and_then(|sha| {
+            self.index
+                .cache()
+                .derived::<SdistInfo>(INSPECT_CACHE, sha)
+                .map(|info| (sha.to_string(), info))
+        }) {
+            Some(hit) => hit,
+            None => {
+                self.progress.message(format!("fetching {}", file.filename));
+                let path = self.index.fetch(&file)?;
+                let bytes = std::fs::read(&path).map_err(crate::index::io_error(&path))?;
+                let sha256 = sha256_hex(&bytes);
+                if let Some(expected) = &file.sha256
+                    && expected != &sha256
+                {
+                    return Err(IndexError::HashMismatch {
+                        filename: file.filename.clone(),
+                        expected: expected.clone(),
+                        got: sha256,
+                    }
+                    .into());
+                }
+                let files = archive::read_sdist(&path, self.config.limits)?;
+                let info = inspect(&files).map_err(|source| RepoError::Inspect {
+                    name: name.clone(),
+                    version: version.clone(),
+                    source,
+                })?;
+                for warning in &info.warnings {
+                    tracing::warn!("{name} {version}: {warning}");
+                }
+                self.index.cache().store_derived(INSPECT_CACHE, &sha256, &info);
+                (sha256, info)
+            }
+        };
+        let (requires, source) = match &info.requires_dist {
+            Some(reqs) => (reqs.clone(), info.requires_dist_source.clone().unwrap_or_default()),
+            None => match self.wheel_metadata(candidate)? {
+                Some(meta) => (meta.requires_dist, "index metadata (PEP 658)".to_string()),
+                None => (info.pkg_info_requires_dist.clone(), "PKG-INFO (unreliable)".to_string()),
+            },
+        };
+        let requires_python = info
+            .requires_python
+            .as_deref()
+            .and_then(|s| VersionSpecifiers::from_str(s).ok())
+            .or_else(|| candidate.requires_python.clone());
+        Ok(Dist {
+            name: name.clone(),
+            version: version.clone(),
+            requires_dist: parse_requirements(name, version, &requires, &source)?,
+            requires_source: source,
+            requires_python,
+            file,
+            sha256,
+            binary: false,
+            sdist: Some(info),
+        })
+    }
+
+    /// Metadata of any wheel of this version that the index serves beside it (PEP 658).
+    fn wheel_metadata(&self, candidate: &Candidate) -> Result<Option<CoreMetadata>, RepoError> {
+        for wheel in candidate.wheels.iter().filter(|w| w.core_metadata) {
+            if let Some(bytes) = self.index.core_metadata(wheel)? {
+                return Ok(Some(CoreMetadata::parse(&bytes)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn binary_dist(&self, name: &PackageName, candidate: &Candidate, cell: &Cell) -> Result<Dist, RepoError> {
+        let version = &candidate.version;
+        let wheel = candidate.wheel_for(cell).ok_or_else(|| RepoError::NoWheel {
+            name: name.clone(),
+            version: version.clone(),
+        })?;
+        let meta = match self.index.core_metadata(wheel)? {
+            Some(bytes) => CoreMetadata::parse(&bytes),
+            None => {
+                self.progress.message(format!("fetching {}", wheel.filename));
+                let path = self.index.fetch(wheel)?;
+                CoreMetadata::parse(&read_wheel_metadata(&path, &wheel.filename)?)
+            }
+        };
+        let source = "wheel METADATA".to_string();
+        Ok(Dist {
+            name: name.clone(),
+            version: version.clone(),
+            requires_dist: parse_requirements(name, version, &meta.requires_dist, &source)?,
+            requires_source: source,
+            requires_python: meta
+                .requires_python
+                .as_deref()
+                .and_then(|s| VersionSpecifiers::from_str(s).ok()),
+            sha256: wheel.sha256.clone().unwrap_or_default(),
+            file: wheel.clone(),
+            binary: true,
+            sdist: None,
+        })
+    }
+}
+
+fn parse_requirements(
+    name: &PackageName,
+    version: &Version,
+    reqs: &[String],
+    origin: &str,
+) -> Result<Vec<Requirement>, RepoError> {
+    reqs.iter()
+        .map(|r| {
+            Requirement::from_str(r).map_err(|err| RepoError::BadRequirement {
+                name: name.clone(),
+                version: version.clone(),
+                requirement: r.clone(),
+                origin: origin.to_string(),
+                message: err.to_string().lines().next().unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
+}
+
+fn read_wheel_metadata(path: &std::path::Path, filename: &str) -> Result<Vec<u8>, RepoError> {
+    use std::io::Read;
+    let bad = |message: String| RepoError::BadWheel {
+        file: filename.to_string(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    let entry_name = zip
+        .file_names()
+        .filter_map(Result::ok)
+        .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
+        .map(|n| n.into_owned())
+        .ok_or_else(|| bad("no .dist-info/METADATA".into()))?;
+    let mut entry = zip.by_name(&entry_name).map_err(|e| bad(e.to_string()))?;
+    let mut bytes = Vec::new();
+    (&mut entry)
+        .take(16 << 20)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(bytes)
+}
