@@ -63,7 +63,7 @@ pub fn ways_out(repo: &Repository, input: &ResolveInput, cell_graph: &CellGraph,
             let verified = verify_pin(repo, input, cell, &pin, &members);
             ways.push(WayOut::BuildConstraint {
                 reason: format!(
-                    "the newest {} before {} whose {} does not name {}",
+                    "the newest {} before {} whose {} do not name {}",
                     from.name,
                     from.version,
                     if kind == EdgeKind::Install { "runtime requirements" } else { "build requirements" },

@@ -136,7 +136,10 @@ impl BuildGraph {
             }
         }
         while let Some(n) = queue.pop_front() {
-            for e in self.graph.edges(n) {
+            // petgraph lists the newest edge first; the first-written reason reads best.
+            let mut edges: Vec<_> = self.graph.edges(n).collect();
+            edges.reverse();
+            for e in edges {
                 let t = e.target();
                 if !seen[t.index()] {
                     seen[t.index()] = true;
@@ -272,16 +275,17 @@ impl BuildGraph {
                     }
                 }
             }
-            let mut members = scc;
-            members.sort_by(|a, b| {
-                let (a, b) = (&self.graph[*a], &self.graph[*b]);
-                (&a.name, &a.version).cmp(&(&b.name, &b.version))
-            });
-            for n in members {
+            for n in scc {
                 level[n.index()] = l;
                 out.push((n, l));
             }
         }
+        // Within a level nothing depends on anything else (outside a cycle), so sorting by
+        // level then name keeps the order topological and makes it stable to read.
+        out.sort_by(|(a, la), (b, lb)| {
+            let (a, b) = (&self.graph[*a], &self.graph[*b]);
+            (la, &a.name, &a.version).cmp(&(lb, &b.name, &b.version))
+        });
         out
     }
 

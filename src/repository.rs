@@ -67,6 +67,8 @@ pub struct Dist {
     /// Build facts; `None` for binaries, which are not built.
     pub sdist: Option<SdistInfo>,
     pub requires_dist: Vec<Requirement>,
+    /// The same requirements as written, for reports: markers read as their authors wrote them.
+    pub requires_dist_text: Vec<String>,
     pub requires_python: Option<VersionSpecifiers>,
     /// Where `requires_dist` came from, for `--why` and the JSON report.
     pub requires_source: String,
@@ -263,6 +265,7 @@ impl Repository {
             name: name.clone(),
             version: version.clone(),
             requires_dist: parse_requirements(name, version, &requires, &source)?,
+            requires_dist_text: requires,
             requires_source: source,
             requires_python,
             file,
@@ -301,6 +304,7 @@ impl Repository {
             name: name.clone(),
             version: version.clone(),
             requires_dist: parse_requirements(name, version, &meta.requires_dist, &source)?,
+            requires_dist_text: meta.requires_dist,
             requires_source: source,
             requires_python: meta
                 .requires_python

@@ -120,7 +120,7 @@ pub fn resolve_cell(
         let Some(info) = &dist.sdist else {
             continue; // a binary is installed, not built
         };
-        let mut wanted: Vec<(EdgeKind, Requirement)> = Vec::new();
+        let mut wanted: Vec<(EdgeKind, Requirement, &str)> = Vec::new();
         for (kind, reqs, origin) in [
             (EdgeKind::BuildSystem, &info.build_requires, info.build_requires_source.as_str()),
             (EdgeKind::BuildBackend, &info.setup_requires, info.setup_requires_source.as_deref().unwrap_or("")),
@@ -135,18 +135,20 @@ pub fn resolve_cell(
                         message: err.to_string().lines().next().unwrap_or_default().into(),
                     })
                 })?;
-                if req.evaluate_markers(cell.markers(), &[]) {
-                    wanted.push((kind, req));
+                // The same requirement as setup_requires adds nothing to [build-system].
+                let repeated = wanted.iter().any(|(_, r, _)| r.name == req.name);
+                if req.evaluate_markers(cell.markers(), &[]) && !repeated {
+                    wanted.push((kind, req, text));
                 }
             }
         }
-        let mut key: Vec<String> = wanted.iter().map(|(_, r)| r.to_string()).collect();
+        let mut key: Vec<String> = wanted.iter().map(|(_, r, _)| r.to_string()).collect();
         key.sort();
         key.dedup();
         let env = match envs.get(&key) {
             Some(env) => env.clone(),
             None => {
-                let reqs: Vec<Requirement> = wanted.iter().map(|(_, r)| r.clone()).collect();
+                let reqs: Vec<Requirement> = wanted.iter().map(|(_, r, _)| r.clone()).collect();
                 let env = resolve_env(repo, cell, &reqs, &build_constraints).map_err(|source| {
                     CellError::Resolve {
                         cell: cell.id.clone(),
@@ -162,13 +164,13 @@ pub fn resolve_cell(
             queue.push_back(new);
         }
         let in_tree = !info.backend_path.is_empty();
-        for (kind, req) in &wanted {
+        for (kind, req, text) in &wanted {
             // An in-tree backend builds itself: its own name in its requirements is no cycle.
             if in_tree && req.name == dist.name {
                 continue;
             }
             let to = state.graph.find(&req.name, &env.packages[&req.name]).expect("resolved");
-            state.graph.edge(ix, to, edge_for(*kind, req));
+            state.graph.edge(ix, to, edge_for(*kind, text));
         }
     }
     let cycles = state.graph.cycles(&input.bootstrap);
@@ -206,7 +208,7 @@ impl State<'_> {
         for ix in members {
             let dist = self.dists[&ix].clone();
             let extras: Vec<_> = env.extras.get(&dist.name).unwrap_or(&none).iter().cloned().collect();
-            for req in &dist.requires_dist {
+            for (req, text) in dist.requires_dist.iter().zip(&dist.requires_dist_text) {
                 if !req.evaluate_markers(self.cell.markers(), &extras) {
                     continue;
                 }
@@ -214,7 +216,7 @@ impl State<'_> {
                     && let Some(to) = self.graph.find(&req.name, version)
                     && to != ix
                 {
-                    self.graph.edge(ix, to, edge_for(crate::graph::EdgeKind::Install, req));
+                    self.graph.edge(ix, to, edge_for(EdgeKind::Install, text));
                 }
             }
         }
@@ -222,13 +224,17 @@ impl State<'_> {
     }
 }
 
-fn edge_for(kind: EdgeKind, req: &Requirement) -> Edge {
-    let mut bare = req.clone();
-    bare.marker = MarkerTree::TRUE;
+/// An edge keeps the requirement as its author wrote it (`setuptools_scm[toml]>=3.4.1`,
+/// `python_version < "3.8"`): that is what a packager greps for in the project's files.
+fn edge_for(kind: EdgeKind, text: &str) -> Edge {
+    let (requirement, marker) = match text.split_once(';') {
+        Some((req, marker)) => (req.trim(), Some(marker.trim().to_string())),
+        None => (text.trim(), None),
+    };
     Edge {
         kind,
-        requirement: bare.to_string(),
-        marker: req.marker.try_to_string(),
+        requirement: requirement.to_string(),
+        marker: marker.filter(|m| !m.is_empty()),
     }
 }
 
