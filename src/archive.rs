@@ -55,9 +55,11 @@ impl SdistFiles {
 
 /// Files worth reading: build configuration and metadata, never code beyond setup.py.
 fn wanted(rel: &str) -> bool {
-    matches!(rel, "pyproject.toml" | "PKG-INFO" | "setup.cfg" | "setup.py")
-        || (rel.matches('/').count() <= 2
-            && (rel.ends_with(".egg-info/requires.txt") || rel.ends_with(".egg-info/PKG-INFO")))
+    matches!(
+        rel,
+        "pyproject.toml" | "PKG-INFO" | "setup.cfg" | "setup.py"
+    ) || (rel.matches('/').count() <= 2
+        && (rel.ends_with(".egg-info/requires.txt") || rel.ends_with(".egg-info/PKG-INFO")))
 }
 
 /// Wanted files larger than this are not configuration; they are skipped, not read.
@@ -163,7 +165,13 @@ impl<'a> Checker<'a> {
     }
 
     /// A link's target must stay inside the archive's folder once resolved from where it sits.
-    fn check_link(&self, entry: &str, parts: &[String], target: &str, hard: bool) -> Result<(), ArchiveError> {
+    fn check_link(
+        &self,
+        entry: &str,
+        parts: &[String],
+        target: &str,
+        hard: bool,
+    ) -> Result<(), ArchiveError> {
         if target.starts_with('/') {
             return Err(self.unsafe_entry(entry, format!("links to the absolute path `{target}`")));
         }
@@ -171,7 +179,10 @@ impl<'a> Checker<'a> {
         let mut depth: Vec<&str> = if hard {
             Vec::new()
         } else {
-            parts[..parts.len().saturating_sub(1)].iter().map(String::as_str).collect()
+            parts[..parts.len().saturating_sub(1)]
+                .iter()
+                .map(String::as_str)
+                .collect()
         };
         for component in Path::new(target).components() {
             match component {
@@ -194,7 +205,12 @@ impl<'a> Checker<'a> {
     }
 
     /// Keep a wanted file, by its path below the sdist's top folder.
-    fn keep(&mut self, parts: &[String], reader: &mut dyn Read, size: u64) -> Result<(), ArchiveError> {
+    fn keep(
+        &mut self,
+        parts: &[String],
+        reader: &mut dyn Read,
+        size: u64,
+    ) -> Result<(), ArchiveError> {
         let rel = parts[1.min(parts.len())..].join("/");
         if parts.len() < 2 || !wanted(&rel) || size > MAX_WANTED {
             return Ok(());
@@ -241,7 +257,9 @@ fn read_tar<R: Read>(path: &Path, reader: R, limits: Limits) -> Result<SdistFile
             }
             tar::EntryType::Fifo => return Err(checker.unsafe_entry(&name, "is a FIFO")),
             other => {
-                return Err(checker.unsafe_entry(&name, format!("has an unsupported type {other:?}")));
+                return Err(
+                    checker.unsafe_entry(&name, format!("has an unsupported type {other:?}"))
+                );
             }
         }
         let size = entry.size();
@@ -256,8 +274,13 @@ fn read_zip(path: &Path, file: std::fs::File, limits: Limits) -> Result<SdistFil
     let mut archive = zip::ZipArchive::new(file).map_err(|err| checker.invalid(err))?;
     for index in 0..archive.len() {
         checker.count_entry()?;
-        let mut entry = archive.by_index(index).map_err(|err| checker.invalid(err))?;
-        let name = entry.name().map_err(|err| checker.invalid(err))?.into_owned();
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|err| checker.invalid(err))?;
+        let name = entry
+            .name()
+            .map_err(|err| checker.invalid(err))?
+            .into_owned();
         let parts = checker.check_path(&name)?;
         let mode = entry.unix_mode().unwrap_or(0);
         match mode & 0o170000 {
@@ -282,8 +305,11 @@ fn read_zip(path: &Path, file: std::fs::File, limits: Limits) -> Result<SdistFil
         let mut counted = CountingReader::new(&mut entry);
         checker.keep(&parts, &mut counted, 0)?;
         let kept = counted.count;
-        let rest = std::io::copy(&mut counted.inner.take(limits.max_unpacked + 1), &mut std::io::sink())
-            .map_err(|err| checker.invalid(err))?;
+        let rest = std::io::copy(
+            &mut counted.inner.take(limits.max_unpacked + 1),
+            &mut std::io::sink(),
+        )
+        .map_err(|err| checker.invalid(err))?;
         checker.add_bytes(kept + rest)?;
     }
     Ok(checker.files)

@@ -67,7 +67,11 @@ struct ResolveArgs {
     #[arg(short = 'c', long = "constraint", value_name = "FILE")]
     constraint_files: Vec<PathBuf>,
     /// Pins that apply to every build environment, like uv's --build-constraint. Repeatable.
-    #[arg(long = "build-constraints", alias = "build-constraint", value_name = "FILE")]
+    #[arg(
+        long = "build-constraints",
+        alias = "build-constraint",
+        value_name = "FILE"
+    )]
     build_constraints: Vec<PathBuf>,
     #[command(flatten)]
     cells: CellArgs,
@@ -187,7 +191,9 @@ fn init_tracing(verbose: u8) {
 
 fn names(list: &[String], flag: &str) -> anyhow::Result<HashSet<PackageName>> {
     list.iter()
-        .map(|n| PackageName::from_str(n).with_context(|| format!("{flag} {n}: not a package name")))
+        .map(|n| {
+            PackageName::from_str(n).with_context(|| format!("{flag} {n}: not a package name"))
+        })
         .collect()
 }
 
@@ -208,7 +214,10 @@ fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
     for spec in &args.specs {
         reqs.add_arg(spec)?;
     }
-    let matrix_reqs = matrix.as_ref().map(|m| m.requirements.clone()).unwrap_or_default();
+    let matrix_reqs = matrix
+        .as_ref()
+        .map(|m| m.requirements.clone())
+        .unwrap_or_default();
     for file in args.requirement_files.iter().chain(&matrix_reqs) {
         reqs.read_file(file)?;
     }
@@ -219,7 +228,10 @@ fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
         bail!("nothing to resolve\nhint: name requirements (`six==1.16.0`) or give -r FILE");
     }
     let mut build = Requirements::default();
-    let matrix_build = matrix.as_ref().map(|m| m.build_constraints.clone()).unwrap_or_default();
+    let matrix_build = matrix
+        .as_ref()
+        .map(|m| m.build_constraints.clone())
+        .unwrap_or_default();
     for file in args.build_constraints.iter().chain(&matrix_build) {
         build.read_constraints_file(file)?;
     }
@@ -267,7 +279,11 @@ fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
     );
     let input = ResolveInput {
         requirements: reqs.requirements,
-        constraints: reqs.constraints.into_iter().map(|e| e.requirement).collect(),
+        constraints: reqs
+            .constraints
+            .into_iter()
+            .map(|e| e.requirement)
+            .collect(),
         build_constraints: build
             .constraints
             .into_iter()
@@ -300,7 +316,10 @@ fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("a resolver thread panicked")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a resolver thread panicked"))
+                .collect()
         });
     progress.finish();
     let mut graphs = Vec::new();
@@ -309,7 +328,8 @@ fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
     }
 
     if let Some(name) = &args.why {
-        let name = PackageName::from_str(name).with_context(|| format!("--why {name}: not a package name"))?;
+        let name = PackageName::from_str(name)
+            .with_context(|| format!("--why {name}: not a package name"))?;
         return print_why(&graphs, &name, args.output.as_deref());
     }
 
@@ -318,7 +338,10 @@ fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
         tool: format!("rewheel {}", env!("CARGO_PKG_VERSION")),
         exclude_newer: args.index.exclude_newer.map(|t| t.to_string()),
         bootstrap: args.bootstrap.clone(),
-        cells: graphs.iter().map(|(cg, ways)| report::cell_report(cg, ways)).collect(),
+        cells: graphs
+            .iter()
+            .map(|(cg, ways)| report::cell_report(cg, ways))
+            .collect(),
     };
     let text = match args.format {
         Format::Text => report::text(&report),
@@ -342,13 +365,24 @@ fn print_why(
     for (cg, _) in graphs {
         let paths = cg.graph.why(name);
         if paths.is_empty() {
-            text.push_str(&format!("{}: {name} is not in this cell's graph\n", cg.cell.id));
+            text.push_str(&format!(
+                "{}: {name} is not in this cell's graph\n",
+                cg.cell.id
+            ));
         }
         for (node, path) in paths {
             found = true;
             let start = path.first().map(|&e| cg.graph.source(e)).unwrap_or(node);
-            let what = if path.is_empty() { " (asked for directly)" } else { "" };
-            text.push_str(&format!("{}: {}{what}\n", cg.cell.id, cg.graph.render_chain(start, &path)));
+            let what = if path.is_empty() {
+                " (asked for directly)"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "{}: {}{what}\n",
+                cg.cell.id,
+                cg.graph.render_chain(start, &path)
+            ));
         }
     }
     emit(&text, output)?;

@@ -30,14 +30,27 @@ pub enum WayOut {
 impl std::fmt::Display for WayOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WayOut::BuildConstraint { pin, reason, verified } => {
-                let check = if *verified { "; checked: the cell then resolves without this cycle" } else { "" };
+            WayOut::BuildConstraint {
+                pin,
+                reason,
+                verified,
+            } => {
+                let check = if *verified {
+                    "; checked: the cell then resolves without this cycle"
+                } else {
+                    ""
+                };
                 write!(f, "pin `{pin}` with --build-constraints ({reason}{check})")
             }
             WayOut::AllowBinary { package, flag } => {
-                write!(f, "take {package} as a wheel from the index instead of building it: {flag}")
+                write!(
+                    f,
+                    "take {package} as a wheel from the index instead of building it: {flag}"
+                )
             }
-            WayOut::Bootstrap { flag, .. } => write!(f, "build the cycle in stages from a seed: {flag}"),
+            WayOut::Bootstrap { flag, .. } => {
+                write!(f, "build the cycle in stages from a seed: {flag}")
+            }
         }
     }
 }
@@ -45,11 +58,20 @@ impl std::fmt::Display for WayOut {
 /// Older versions looked at per edge when searching for a pin that leaves the cycle.
 const PIN_SEARCH_DEPTH: usize = 12;
 
-pub fn ways_out(repo: &Repository, input: &ResolveInput, cell_graph: &CellGraph, cycle_index: usize) -> Vec<WayOut> {
+pub fn ways_out(
+    repo: &Repository,
+    input: &ResolveInput,
+    cell_graph: &CellGraph,
+    cycle_index: usize,
+) -> Vec<WayOut> {
     let graph = &cell_graph.graph;
     let cycle = &cell_graph.cycles[cycle_index];
     let cell = &cell_graph.cell;
-    let members: BTreeSet<PackageName> = cycle.members.iter().map(|&n| graph.graph[n].name.clone()).collect();
+    let members: BTreeSet<PackageName> = cycle
+        .members
+        .iter()
+        .map(|&n| graph.graph[n].name.clone())
+        .collect();
     let mut ways = Vec::new();
     let mut tried = BTreeSet::new();
     for &e in &cycle.loop_edges {
@@ -58,7 +80,9 @@ pub fn ways_out(repo: &Repository, input: &ResolveInput, cell_graph: &CellGraph,
         if !tried.insert(from.name.clone()) {
             continue;
         }
-        if let Some(version) = version_avoiding(repo, cell, &from.name, &from.version, &to.name, kind) {
+        if let Some(version) =
+            version_avoiding(repo, cell, &from.name, &from.version, &to.name, kind)
+        {
             let pin = format!("{}=={}", from.name, version);
             let verified = verify_pin(repo, input, cell, &pin, &members);
             ways.push(WayOut::BuildConstraint {
@@ -66,7 +90,11 @@ pub fn ways_out(repo: &Repository, input: &ResolveInput, cell_graph: &CellGraph,
                     "the newest {} before {} whose {} do not name {}",
                     from.name,
                     from.version,
-                    if kind == EdgeKind::Install { "runtime requirements" } else { "build requirements" },
+                    if kind == EdgeKind::Install {
+                        "runtime requirements"
+                    } else {
+                        "build requirements"
+                    },
                     to.name
                 ),
                 pin,
@@ -138,15 +166,26 @@ fn version_avoiding(
     None
 }
 
-fn verify_pin(repo: &Repository, input: &ResolveInput, cell: &Cell, pin: &str, members: &BTreeSet<PackageName>) -> bool {
+fn verify_pin(
+    repo: &Repository,
+    input: &ResolveInput,
+    cell: &Cell,
+    pin: &str,
+    members: &BTreeSet<PackageName>,
+) -> bool {
     let Ok(req) = Requirement::<pep508_rs::VerbatimUrl>::from_str(pin) else {
         return false;
     };
-    let extra = Constraints::default().with(req.name.clone(), VersionRange::from(crate::provider::requirement_range(&req)));
+    let extra = Constraints::default().with(
+        req.name.clone(),
+        VersionRange::from(crate::provider::requirement_range(&req)),
+    );
     match resolve_cell(repo, cell, input, &extra) {
         Ok(again) => !again.cycles.iter().any(|c| {
             c.kind == CycleKind::Error
-                && c.members.iter().any(|&n| members.contains(&again.graph.graph[n].name))
+                && c.members
+                    .iter()
+                    .any(|&n| members.contains(&again.graph.graph[n].name))
         }),
         Err(_) => false,
     }

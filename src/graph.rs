@@ -201,7 +201,10 @@ impl BuildGraph {
             let loop_edges = self.shortest_build_loop(entry, &component, c);
             let mut members = scc.clone();
             members.sort_by(|a, b| self.graph[*a].name.cmp(&self.graph[*b].name));
-            let kind = if members.iter().all(|n| bootstrap.contains(&self.graph[*n].name)) {
+            let kind = if members
+                .iter()
+                .all(|n| bootstrap.contains(&self.graph[*n].name))
+            {
                 CycleKind::Bootstrap
             } else {
                 CycleKind::Error
@@ -213,13 +216,23 @@ impl BuildGraph {
                 loop_edges,
             });
         }
-        cycles.sort_by_key(|c| (c.kind == CycleKind::Bootstrap, self.graph[c.members[0]].name.clone()));
+        cycles.sort_by_key(|c| {
+            (
+                c.kind == CycleKind::Bootstrap,
+                self.graph[c.members[0]].name.clone(),
+            )
+        });
         cycles
     }
 
     /// Breadth-first over (node, passed a build edge yet) inside one component, from `entry`
     /// back to `entry` having passed one.
-    fn shortest_build_loop(&self, entry: NodeIndex, component: &[usize], c: usize) -> Vec<EdgeIndex> {
+    fn shortest_build_loop(
+        &self,
+        entry: NodeIndex,
+        component: &[usize],
+        c: usize,
+    ) -> Vec<EdgeIndex> {
         let mut prev: HashMap<(NodeIndex, bool), ((NodeIndex, bool), EdgeIndex)> = HashMap::new();
         let mut queue = VecDeque::from([(entry, false)]);
         let goal = (entry, true);
@@ -326,7 +339,11 @@ mod tests {
     use std::str::FromStr;
 
     fn add(g: &mut BuildGraph, name: &str) -> NodeIndex {
-        g.node(&PackageName::from_str(name).unwrap(), &Version::from_str("1").unwrap()).0
+        g.node(
+            &PackageName::from_str(name).unwrap(),
+            &Version::from_str("1").unwrap(),
+        )
+        .0
     }
 
     fn edge(kind: EdgeKind, req: &str) -> Edge {
@@ -340,7 +357,13 @@ mod tests {
     #[test]
     fn install_only_loops_are_not_cycles_but_build_loops_are() {
         let mut g = BuildGraph::default();
-        let (app, a, b, scm, meta) = (add(&mut g, "app"), add(&mut g, "a"), add(&mut g, "b"), add(&mut g, "scm"), add(&mut g, "meta"));
+        let (app, a, b, scm, meta) = (
+            add(&mut g, "app"),
+            add(&mut g, "a"),
+            add(&mut g, "b"),
+            add(&mut g, "scm"),
+            add(&mut g, "meta"),
+        );
         g.mark_root(app);
         g.edge(app, a, edge(EdgeKind::BuildSystem, "a"));
         g.edge(a, b, edge(EdgeKind::Install, "b"));
@@ -352,13 +375,20 @@ mod tests {
         g.edge(meta, scm, edge(EdgeKind::BuildSystem, "scm"));
         let cycles = g.cycles(&HashSet::new());
         assert_eq!(cycles.len(), 1);
-        let chain = g.render_chain(app, &[cycles[0].entry_path.clone(), cycles[0].loop_edges.clone()].concat());
+        let chain = g.render_chain(
+            app,
+            &[cycles[0].entry_path.clone(), cycles[0].loop_edges.clone()].concat(),
+        );
         assert_eq!(
             chain,
             "app 1 —build-system (scm)→ scm 1 —install (meta)→ meta 1 —build-system (scm)→ scm 1"
         );
         // Order: dependencies before dependents, app last.
-        let order: Vec<_> = g.order().into_iter().map(|(n, _)| g.graph[n].name.to_string()).collect();
+        let order: Vec<_> = g
+            .order()
+            .into_iter()
+            .map(|(n, _)| g.graph[n].name.to_string())
+            .collect();
         assert_eq!(order.last().unwrap(), "app");
     }
 
@@ -370,7 +400,10 @@ mod tests {
         g.edge(st, wheel, edge(EdgeKind::BuildSystem, "wheel"));
         g.edge(wheel, st, edge(EdgeKind::BuildSystem, "setuptools>=40.8.0"));
         g.edge(wheel, wheel, edge(EdgeKind::BuildSystem, "wheel"));
-        let boot: HashSet<_> = ["setuptools", "wheel"].iter().map(|n| PackageName::from_str(n).unwrap()).collect();
+        let boot: HashSet<_> = ["setuptools", "wheel"]
+            .iter()
+            .map(|n| PackageName::from_str(n).unwrap())
+            .collect();
         let cycles = g.cycles(&boot);
         assert_eq!(cycles.len(), 1);
         assert_eq!(cycles[0].kind, CycleKind::Bootstrap);

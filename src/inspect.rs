@@ -42,9 +42,11 @@ pub fn inspect(files: &SdistFiles) -> Result<SdistInfo, InspectError> {
     let mut warnings = Vec::new();
     let pyproject = match files.get("pyproject.toml") {
         Some(bytes) => Some(
-            toml::from_str::<toml::Table>(&String::from_utf8_lossy(bytes)).map_err(|err| InspectError {
-                file: "pyproject.toml".into(),
-                message: err.to_string().trim_end().to_string(),
+            toml::from_str::<toml::Table>(&String::from_utf8_lossy(bytes)).map_err(|err| {
+                InspectError {
+                    file: "pyproject.toml".into(),
+                    message: err.to_string().trim_end().to_string(),
+                }
             })?,
         ),
         None => None,
@@ -53,13 +55,20 @@ pub fn inspect(files: &SdistFiles) -> Result<SdistInfo, InspectError> {
         .as_ref()
         .and_then(|t| t.get("build-system"))
         .and_then(|b| b.as_table());
-    let (build_requires, build_requires_source) = match build_system.and_then(|b| b.get("requires")) {
-        Some(value) => (string_list(value, "pyproject.toml", "build-system.requires")?, "pyproject.toml"),
+    let (build_requires, build_requires_source) = match build_system.and_then(|b| b.get("requires"))
+    {
+        Some(value) => (
+            string_list(value, "pyproject.toml", "build-system.requires")?,
+            "pyproject.toml",
+        ),
         None => {
             if build_system.is_some() {
                 warnings.push("pyproject.toml has [build-system] without `requires`; using the setuptools fallback".into());
             }
-            (FALLBACK_REQUIRES.iter().map(|s| s.to_string()).collect(), "pep517-fallback")
+            (
+                FALLBACK_REQUIRES.iter().map(|s| s.to_string()).collect(),
+                "pep517-fallback",
+            )
         }
     };
     let build_backend = build_system
@@ -72,21 +81,32 @@ pub fn inspect(files: &SdistFiles) -> Result<SdistInfo, InspectError> {
         None => Vec::new(),
     };
 
-    let (setup_requires, setup_requires_source) = if build_backend.starts_with("setuptools.build_meta") {
-        find_setup_requires(files, &mut warnings)
-    } else {
-        (Vec::new(), None)
-    };
+    let (setup_requires, setup_requires_source) =
+        if build_backend.starts_with("setuptools.build_meta") {
+            find_setup_requires(files, &mut warnings)
+        } else {
+            (Vec::new(), None)
+        };
 
-    let pkg_info = files.get("PKG-INFO").map(CoreMetadata::parse).unwrap_or_default();
+    let pkg_info = files
+        .get("PKG-INFO")
+        .map(CoreMetadata::parse)
+        .unwrap_or_default();
     let egg_info_dir = files
         .files
         .keys()
         .filter(|k| k.ends_with(".egg-info/PKG-INFO") || k.ends_with(".egg-info/requires.txt"))
-        .map(|k| k.rsplit_once('/').map(|(dir, _)| dir.to_string()).unwrap_or_default())
+        .map(|k| {
+            k.rsplit_once('/')
+                .map(|(dir, _)| dir.to_string())
+                .unwrap_or_default()
+        })
         .min_by_key(|dir| dir.matches('/').count());
     let (requires_dist, requires_dist_source) = if pkg_info.requires_dist_is_reliable() {
-        (Some(pkg_info.requires_dist.clone()), Some("PKG-INFO".to_string()))
+        (
+            Some(pkg_info.requires_dist.clone()),
+            Some("PKG-INFO".to_string()),
+        )
     } else if let Some(dir) = egg_info_dir {
         // setuptools leaves requires.txt out when there is nothing to require.
         let path = format!("{dir}/requires.txt");
@@ -124,7 +144,10 @@ fn string_list(value: &toml::Value, file: &str, key: &str) -> Result<Vec<String>
         .collect()
 }
 
-fn find_setup_requires(files: &SdistFiles, warnings: &mut Vec<String>) -> (Vec<String>, Option<String>) {
+fn find_setup_requires(
+    files: &SdistFiles,
+    warnings: &mut Vec<String>,
+) -> (Vec<String>, Option<String>) {
     if let Some(cfg) = files.get("setup.cfg")
         && let Some(value) = ini_value(&String::from_utf8_lossy(cfg), "options", "setup_requires")
     {
@@ -144,11 +167,15 @@ fn find_setup_requires(files: &SdistFiles, warnings: &mut Vec<String>) -> (Vec<S
         Ok(SetupRequires::Literal(reqs)) => (reqs, Some("setup.py".into())),
         Ok(SetupRequires::Absent) => (Vec::new(), None),
         Ok(SetupRequires::NotLiteral) => {
-            warnings.push("setup.py computes setup_requires; it will only be known at build time".into());
+            warnings.push(
+                "setup.py computes setup_requires; it will only be known at build time".into(),
+            );
             (Vec::new(), None)
         }
         Err(err) => {
-            warnings.push(format!("setup.py could not be parsed ({err}); setup_requires unknown"));
+            warnings.push(format!(
+                "setup.py could not be parsed ({err}); setup_requires unknown"
+            ));
             (Vec::new(), None)
         }
     }
@@ -197,7 +224,10 @@ mod tests {
     #[test]
     fn setup_py_only_gets_the_fallback_and_its_setup_requires() {
         let info = inspect(&sdist(&[
-            ("setup.py", "from setuptools import setup\nsetup(setup_requires=['setuptools_scm'])\n"),
+            (
+                "setup.py",
+                "from setuptools import setup\nsetup(setup_requires=['setuptools_scm'])\n",
+            ),
             ("PKG-INFO", "Metadata-Version: 2.1\nName: x\n"),
         ]))
         .unwrap();

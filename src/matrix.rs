@@ -82,7 +82,11 @@ impl Matrix {
             path: path.to_path_buf(),
             description: file.description,
             requirements: file.requirements.iter().map(|p| base.join(p)).collect(),
-            build_constraints: file.build_constraints.iter().map(|p| base.join(p)).collect(),
+            build_constraints: file
+                .build_constraints
+                .iter()
+                .map(|p| base.join(p))
+                .collect(),
             index_url: file.index_url,
             cells,
         })
@@ -148,7 +152,10 @@ mod tests {
             .map(|c| c.id)
             .collect();
         assert_eq!(ids, ["cp311-bookworm", "cp39-bullseye"]);
-        assert!(matches!(m.select(Some("pp*")), Err(MatrixError::NoMatch { .. })));
+        assert!(matches!(
+            m.select(Some("pp*")),
+            Err(MatrixError::NoMatch { .. })
+        ));
     }
 
     #[test]

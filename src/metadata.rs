@@ -120,7 +120,9 @@ mod tests {
 
     #[test]
     fn pkg_info_reliability_follows_pep_643() {
-        let old = CoreMetadata::parse(b"Metadata-Version: 2.1\nName: x\nRequires-Dist: six\n\nbody\nRequires-Dist: no");
+        let old = CoreMetadata::parse(
+            b"Metadata-Version: 2.1\nName: x\nRequires-Dist: six\n\nbody\nRequires-Dist: no",
+        );
         assert_eq!(old.requires_dist, ["six"]);
         assert!(!old.requires_dist_is_reliable());
         let new = CoreMetadata::parse(b"Metadata-Version: 2.2\nName: x\nDynamic: Version\n");

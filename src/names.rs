@@ -1,7 +1,7 @@
 //! Package names and distribution filenames: the vocabulary every other module speaks.
 
-use pep508_rs::pep440_rs::Version;
 pub use pep508_rs::PackageName;
+use pep508_rs::pep440_rs::Version;
 use std::str::FromStr;
 
 /// The archive formats an sdist may come in; anything else on an index is a wheel or an egg.
@@ -80,6 +80,9 @@ mod tests {
         assert!(parse_sdist_filename("six-1.16.0.tar.gz", &name("dateutil")).is_none());
         assert!(parse_sdist_filename("six-1.16.0-py2.py3-none-any.whl", &name("six")).is_none());
         let (n, v) = parse_wheel_filename("six-1.16.0-py2.py3-none-any.whl").unwrap();
-        assert_eq!((n.to_string(), v.to_string()), ("six".into(), "1.16.0".into()));
+        assert_eq!(
+            (n.to_string(), v.to_string()),
+            ("six".into(), "1.16.0".into())
+        );
     }
 }

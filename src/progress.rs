@@ -15,7 +15,9 @@ impl Progress {
             return Self::hidden();
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}").expect("valid template"));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}").expect("valid template"),
+        );
         bar.enable_steady_tick(Duration::from_millis(120));
         Self { bar: Some(bar) }
     }

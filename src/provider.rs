@@ -2,11 +2,13 @@
 //! newest versions that fit, markers evaluated for the cell, constraints honoured.
 
 use crate::cell::Cell;
-use crate::repository::{Candidate, RepoError, Repository};
 use crate::names::PackageName;
+use crate::repository::{Candidate, RepoError, Repository};
 use pep508_rs::pep440_rs::Version;
 use pep508_rs::{ExtraName, Requirement, VersionOrUrl};
-use pubgrub::{Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics, Ranges};
+use pubgrub::{
+    Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics, Ranges,
+};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -36,7 +38,10 @@ impl fmt::Display for Pkg {
 pub struct Constraints(HashMap<PackageName, VersionRange>);
 
 impl Constraints {
-    pub fn from_requirements<'a>(reqs: impl IntoIterator<Item = &'a Requirement>, cell: &Cell) -> Self {
+    pub fn from_requirements<'a>(
+        reqs: impl IntoIterator<Item = &'a Requirement>,
+        cell: &Cell,
+    ) -> Self {
         let mut map: HashMap<PackageName, VersionRange> = HashMap::new();
         for req in reqs {
             if !req.evaluate_markers(cell.markers(), &[]) {
@@ -94,7 +99,7 @@ pub enum ResolveError {
     Repo {
         context: String,
         #[source]
-        source: RepoError,
+        source: Box<RepoError>,
     },
 }
 
@@ -128,22 +133,27 @@ pub fn resolve_env(
         }
         Err(pubgrub::PubGrubError::NoSolution(mut tree)) => {
             tree.collapse_no_versions();
-            let report = <pubgrub::DefaultStringReporter as pubgrub::Reporter<_, _, _>>::report(&tree);
+            let report =
+                <pubgrub::DefaultStringReporter as pubgrub::Reporter<_, _, _>>::report(&tree);
             Err(ResolveError::NoSolution(report))
         }
-        Err(pubgrub::PubGrubError::ErrorRetrievingDependencies { package, version, source }) => {
+        Err(pubgrub::PubGrubError::ErrorRetrievingDependencies {
+            package,
+            version,
+            source,
+        }) => Err(ResolveError::Repo {
+            context: format!("reading the requirements of {package} {version}"),
+            source: Box::new(source),
+        }),
+        Err(pubgrub::PubGrubError::ErrorChoosingVersion { package, source }) => {
             Err(ResolveError::Repo {
-                context: format!("reading the requirements of {package} {version}"),
-                source,
+                context: format!("listing the versions of {package}"),
+                source: Box::new(source),
             })
         }
-        Err(pubgrub::PubGrubError::ErrorChoosingVersion { package, source }) => Err(ResolveError::Repo {
-            context: format!("listing the versions of {package}"),
-            source,
-        }),
         Err(pubgrub::PubGrubError::ErrorInShouldCancel(source)) => Err(ResolveError::Repo {
             context: "resolving".into(),
-            source,
+            source: Box::new(source),
         }),
     }
 }
@@ -218,11 +228,24 @@ impl DependencyProvider for Provider<'_> {
     /// Packages that conflict often first, then pinned ones, then the rest by name.
     type Priority = (u32, bool, Reverse<String>);
 
-    fn prioritize(&self, package: &Pkg, range: &VersionRange, stats: &PackageResolutionStatistics) -> Self::Priority {
-        (stats.conflict_count(), range.as_singleton().is_some(), Reverse(package.to_string()))
+    fn prioritize(
+        &self,
+        package: &Pkg,
+        range: &VersionRange,
+        stats: &PackageResolutionStatistics,
+    ) -> Self::Priority {
+        (
+            stats.conflict_count(),
+            range.as_singleton().is_some(),
+            Reverse(package.to_string()),
+        )
     }
 
-    fn choose_version(&self, package: &Pkg, range: &VersionRange) -> Result<Option<Version>, RepoError> {
+    fn choose_version(
+        &self,
+        package: &Pkg,
+        range: &VersionRange,
+    ) -> Result<Option<Version>, RepoError> {
         let name = match package {
             Pkg::Root => return Ok(Some(Version::new([0]))),
             Pkg::Name(name) | Pkg::Extra(name, _) => name,
@@ -250,13 +273,16 @@ impl DependencyProvider for Provider<'_> {
                 if let Some(spec) = &dist.requires_python
                     && !spec.contains(self.cell.python_version())
                 {
-                    return Ok(Dependencies::Unavailable(format!("it requires Python {spec}")));
+                    return Ok(Dependencies::Unavailable(format!(
+                        "it requires Python {spec}"
+                    )));
                 }
                 Ok(available(self.dependencies_of(&dist.requires_dist, &[])))
             }
             Pkg::Extra(name, extra) => {
                 let dist = self.repo.dist(name, version, self.cell)?;
-                let mut deps = self.dependencies_of(&dist.requires_dist, std::slice::from_ref(extra));
+                let mut deps =
+                    self.dependencies_of(&dist.requires_dist, std::slice::from_ref(extra));
                 let same = VersionRange::singleton(version.clone());
                 deps.entry(Pkg::Name(name.clone()))
                     .and_modify(|r| *r = r.intersection(&same))

@@ -159,7 +159,11 @@ pub fn cell_report(cg: &CellGraph, ways: &[Vec<WayOut>]) -> CellReport {
 pub fn text(report: &ResolveReport) -> String {
     let mut out = String::new();
     for cell in &report.cells {
-        let errors = cell.cycles.iter().filter(|c| c.kind == CycleKind::Error).count();
+        let errors = cell
+            .cycles
+            .iter()
+            .filter(|c| c.kind == CycleKind::Error)
+            .count();
         let _ = writeln!(
             out,
             "{} (Python {}): {} packages to build from source, {} build environments, {}",
@@ -188,10 +192,25 @@ pub fn text(report: &ResolveReport) -> String {
             }
         }
         let _ = writeln!(out, "  build order:");
-        let binary: HashSet<&str> = cell.nodes.iter().filter(|n| n.binary).map(|n| n.id.as_str()).collect();
+        let binary: HashSet<&str> = cell
+            .nodes
+            .iter()
+            .filter(|n| n.binary)
+            .map(|n| n.id.as_str())
+            .collect();
         for (i, entry) in cell.order.iter().enumerate() {
-            let note = if binary.contains(entry.id.as_str()) { "  (wheel from the index)" } else { "" };
-            let _ = writeln!(out, "    {:>3}. [{}] {}{note}", i + 1, entry.level, entry.id.replace("==", " "));
+            let note = if binary.contains(entry.id.as_str()) {
+                "  (wheel from the index)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "    {:>3}. [{}] {}{note}",
+                i + 1,
+                entry.level,
+                entry.id.replace("==", " ")
+            );
         }
     }
     out
@@ -206,7 +225,11 @@ pub fn dot(report: &ResolveReport) -> String {
             .filter(|c| c.kind == CycleKind::Error)
             .flat_map(|c| c.steps.iter().map(|s| (s.from.as_str(), s.to.as_str())))
             .collect();
-        let _ = writeln!(out, "  subgraph cluster_{c} {{\n    label={};", quote(&cell.id));
+        let _ = writeln!(
+            out,
+            "  subgraph cluster_{c} {{\n    label={};",
+            quote(&cell.id)
+        );
         for node in &cell.nodes {
             let style = if node.root { ", style=bold" } else { "" };
             let _ = writeln!(

@@ -44,7 +44,9 @@ impl Candidate {
             let [platform, abi, python, ..] = tags[..] else {
                 return false;
             };
-            let python_ok = python.split('.').any(|t| t == py || t == cp || t == "py2.py3");
+            let python_ok = python
+                .split('.')
+                .any(|t| t == py || t == cp || t == "py2.py3");
             let abi_ok = abi == "none" || abi.split('.').any(|a| a == cp || a == "abi3");
             let platform_ok = platform == "any"
                 || platform
@@ -94,7 +96,9 @@ pub enum RepoError {
         origin: String,
         message: String,
     },
-    #[error("{name} {version} has no sdist on the index; allow its wheel with --allow-binary {name}")]
+    #[error(
+        "{name} {version} has no sdist on the index; allow its wheel with --allow-binary {name}"
+    )]
     NoSdist { name: PackageName, version: Version },
     #[error("{name} {version} has no wheel for this interpreter to take instead of building it")]
     NoWheel { name: PackageName, version: Version },
@@ -148,20 +152,23 @@ impl Repository {
             {
                 continue;
             }
-            let (version, is_sdist) = if let Some(sdist) = parse_sdist_filename(&file.filename, name) {
-                (sdist.version, true)
-            } else if let Some((_, version)) = parse_wheel_filename(&file.filename) {
-                (version, false)
-            } else {
-                continue;
-            };
-            let candidate = by_version.entry(version.clone()).or_insert_with(|| Candidate {
-                version,
-                sdist: None,
-                wheels: Vec::new(),
-                yanked: true,
-                requires_python: None,
-            });
+            let (version, is_sdist) =
+                if let Some(sdist) = parse_sdist_filename(&file.filename, name) {
+                    (sdist.version, true)
+                } else if let Some((_, version)) = parse_wheel_filename(&file.filename) {
+                    (version, false)
+                } else {
+                    continue;
+                };
+            let candidate = by_version
+                .entry(version.clone())
+                .or_insert_with(|| Candidate {
+                    version,
+                    sdist: None,
+                    wheels: Vec::new(),
+                    yanked: true,
+                    requires_python: None,
+                });
             candidate.yanked &= file.yanked;
             if candidate.requires_python.is_none() {
                 candidate.requires_python = file
@@ -188,7 +195,12 @@ impl Repository {
 
     /// The facts of one version: fetched, checked and inspected once per process, and once
     /// per sdist hash on disk.
-    pub fn dist(&self, name: &PackageName, version: &Version, cell: &Cell) -> Result<Arc<Dist>, RepoError> {
+    pub fn dist(
+        &self,
+        name: &PackageName,
+        version: &Version,
+        cell: &Cell,
+    ) -> Result<Arc<Dist>, RepoError> {
         let key = (name.clone(), version.clone());
         if let Some(dist) = self.dists.lock().unwrap().get(&key) {
             return Ok(dist.clone());
@@ -245,15 +257,23 @@ impl Repository {
                 for warning in &info.warnings {
                     tracing::warn!("{name} {version}: {warning}");
                 }
-                self.index.cache().store_derived(INSPECT_CACHE, &sha256, &info);
+                self.index
+                    .cache()
+                    .store_derived(INSPECT_CACHE, &sha256, &info);
                 (sha256, info)
             }
         };
         let (requires, source) = match &info.requires_dist {
-            Some(reqs) => (reqs.clone(), info.requires_dist_source.clone().unwrap_or_default()),
+            Some(reqs) => (
+                reqs.clone(),
+                info.requires_dist_source.clone().unwrap_or_default(),
+            ),
             None => match self.wheel_metadata(candidate)? {
                 Some(meta) => (meta.requires_dist, "index metadata (PEP 658)".to_string()),
-                None => (info.pkg_info_requires_dist.clone(), "PKG-INFO (unreliable)".to_string()),
+                None => (
+                    info.pkg_info_requires_dist.clone(),
+                    "PKG-INFO (unreliable)".to_string(),
+                ),
             },
         };
         let requires_python = info
@@ -285,16 +305,24 @@ impl Repository {
         Ok(None)
     }
 
-    fn binary_dist(&self, name: &PackageName, candidate: &Candidate, cell: &Cell) -> Result<Dist, RepoError> {
+    fn binary_dist(
+        &self,
+        name: &PackageName,
+        candidate: &Candidate,
+        cell: &Cell,
+    ) -> Result<Dist, RepoError> {
         let version = &candidate.version;
-        let wheel = candidate.wheel_for(cell).ok_or_else(|| RepoError::NoWheel {
-            name: name.clone(),
-            version: version.clone(),
-        })?;
+        let wheel = candidate
+            .wheel_for(cell)
+            .ok_or_else(|| RepoError::NoWheel {
+                name: name.clone(),
+                version: version.clone(),
+            })?;
         let meta = match self.index.core_metadata(wheel)? {
             Some(bytes) => CoreMetadata::parse(&bytes),
             None => {
-                self.progress.message(format!("fetching {}", wheel.filename));
+                self.progress
+                    .message(format!("fetching {}", wheel.filename));
                 let path = self.index.fetch(wheel)?;
                 CoreMetadata::parse(&read_wheel_metadata(&path, &wheel.filename)?)
             }
@@ -331,7 +359,12 @@ fn parse_requirements(
                 version: version.clone(),
                 requirement: r.clone(),
                 origin: origin.to_string(),
-                message: err.to_string().lines().next().unwrap_or_default().to_string(),
+                message: err
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
             })
         })
         .collect()

@@ -157,10 +157,15 @@ fn parse_requirement(
     hashes: Vec<String>,
     origin: Origin,
 ) -> Result<Entry, RequirementsError> {
-    let requirement = Requirement::from_str(spec.trim()).map_err(|err| RequirementsError::Line {
-        origin: origin.clone(),
-        message: format!("invalid requirement `{}`: {}", spec.trim(), first_line(&err.to_string())),
-    })?;
+    let requirement =
+        Requirement::from_str(spec.trim()).map_err(|err| RequirementsError::Line {
+            origin: origin.clone(),
+            message: format!(
+                "invalid requirement `{}`: {}",
+                spec.trim(),
+                first_line(&err.to_string())
+            ),
+        })?;
     if let Some(VersionOrUrl::Url(url)) = &requirement.version_or_url {
         return Err(RequirementsError::Line {
             origin,
@@ -242,7 +247,9 @@ fn split_hashes(line: &str) -> Result<(&str, Vec<String>), String> {
             return Err(format!("hash `{value}` is not of the form sha256:HEX"));
         };
         if algo != "sha256" {
-            return Err(format!("hash algorithm `{algo}` is not supported; use sha256"));
+            return Err(format!(
+                "hash algorithm `{algo}` is not supported; use sha256"
+            ));
         }
         if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("`{digest}` is not a sha256 digest (64 hex digits)"));
@@ -274,7 +281,11 @@ mod tests {
     fn reads_pins_hashes_markers_includes_and_continuations() {
         let dir = tempfile::tempdir().unwrap();
         let digest = "a".repeat(64);
-        write(dir.path(), "c.txt", "setuptools-scm==6.4.2  # pin the build tool\n");
+        write(
+            dir.path(),
+            "c.txt",
+            "setuptools-scm==6.4.2  # pin the build tool\n",
+        );
         let main = write(
             dir.path(),
             "lock.txt",
@@ -301,25 +312,40 @@ mod tests {
             }
         );
         assert!(!reqs.requirements[1].requirement.marker.is_true());
-        assert_eq!(reqs.constraints[0].requirement.name.to_string(), "setuptools-scm");
+        assert_eq!(
+            reqs.constraints[0].requirement.name.to_string(),
+            "setuptools-scm"
+        );
     }
 
     #[test]
     fn malformed_line_names_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "bad.txt", "six==1.16.0\n\nfoo===>1\n");
-        let err = Requirements::default().read_file(&path).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("{}:3: invalid requirement", path.display())), "{err}");
+        let err = Requirements::default()
+            .read_file(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("{}:3: invalid requirement", path.display())),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_hashes_and_options_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "h.txt", "six==1.16.0 --hash=md5:abcd\n");
-        let err = Requirements::default().read_file(&path).unwrap_err().to_string();
+        let err = Requirements::default()
+            .read_file(&path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(":1: hash algorithm `md5`"), "{err}");
         let path = write(dir.path(), "o.txt", "--frobnicate\n");
-        let err = Requirements::default().read_file(&path).unwrap_err().to_string();
+        let err = Requirements::default()
+            .read_file(&path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown option `--frobnicate`"), "{err}");
     }
 

@@ -38,7 +38,7 @@ pub enum CellError {
     Repo {
         cell: String,
         #[source]
-        source: RepoError,
+        source: Box<RepoError>,
     },
     #[error("{cell}: {what}: {source}")]
     Resolve {
@@ -71,7 +71,7 @@ pub fn resolve_cell(
 ) -> Result<CellGraph, CellError> {
     let repo_err = |source: RepoError| CellError::Repo {
         cell: cell.id.clone(),
-        source,
+        source: Box::new(source),
     };
     let roots: Vec<&Entry> = input
         .requirements
@@ -102,7 +102,10 @@ pub fn resolve_cell(
     }
     for entry in &roots {
         let version = &target.packages[&entry.requirement.name];
-        let ix = state.graph.find(&entry.requirement.name, version).expect("resolved roots are nodes");
+        let ix = state
+            .graph
+            .find(&entry.requirement.name, version)
+            .expect("resolved roots are nodes");
         state.graph.mark_root(ix);
         verify_hashes(entry, &state.dists[&ix])?;
     }
@@ -122,8 +125,16 @@ pub fn resolve_cell(
         };
         let mut wanted: Vec<(EdgeKind, Requirement, &str)> = Vec::new();
         for (kind, reqs, origin) in [
-            (EdgeKind::BuildSystem, &info.build_requires, info.build_requires_source.as_str()),
-            (EdgeKind::BuildBackend, &info.setup_requires, info.setup_requires_source.as_deref().unwrap_or("")),
+            (
+                EdgeKind::BuildSystem,
+                &info.build_requires,
+                info.build_requires_source.as_str(),
+            ),
+            (
+                EdgeKind::BuildBackend,
+                &info.setup_requires,
+                info.setup_requires_source.as_deref().unwrap_or(""),
+            ),
         ] {
             for text in reqs {
                 let req = Requirement::from_str(text).map_err(|err| {
@@ -152,7 +163,12 @@ pub fn resolve_cell(
                 let env = resolve_env(repo, cell, &reqs, &build_constraints).map_err(|source| {
                     CellError::Resolve {
                         cell: cell.id.clone(),
-                        what: format!("cannot resolve the build environment of {} {} ({})", dist.name, dist.version, key.join(", ")),
+                        what: format!(
+                            "cannot resolve the build environment of {} {} ({})",
+                            dist.name,
+                            dist.version,
+                            key.join(", ")
+                        ),
                         source,
                     }
                 })?;
@@ -169,7 +185,10 @@ pub fn resolve_cell(
             if in_tree && req.name == dist.name {
                 continue;
             }
-            let to = state.graph.find(&req.name, &env.packages[&req.name]).expect("resolved");
+            let to = state
+                .graph
+                .find(&req.name, &env.packages[&req.name])
+                .expect("resolved");
             state.graph.edge(ix, to, edge_for(*kind, text));
         }
     }
@@ -199,7 +218,8 @@ impl State<'_> {
         for (name, version) in &env.packages {
             let (ix, is_new) = self.graph.node(name, version);
             if is_new {
-                self.dists.insert(ix, self.repo.dist(name, version, self.cell)?);
+                self.dists
+                    .insert(ix, self.repo.dist(name, version, self.cell)?);
                 new.push(ix);
             }
             members.push(ix);
@@ -207,7 +227,13 @@ impl State<'_> {
         let none = Default::default();
         for ix in members {
             let dist = self.dists[&ix].clone();
-            let extras: Vec<_> = env.extras.get(&dist.name).unwrap_or(&none).iter().cloned().collect();
+            let extras: Vec<_> = env
+                .extras
+                .get(&dist.name)
+                .unwrap_or(&none)
+                .iter()
+                .cloned()
+                .collect();
             for (req, text) in dist.requires_dist.iter().zip(&dist.requires_dist_text) {
                 if !req.evaluate_markers(self.cell.markers(), &extras) {
                     continue;
@@ -241,10 +267,12 @@ fn edge_for(kind: EdgeKind, text: &str) -> Edge {
 fn check_roots_exist(repo: &Repository, cell: &Cell, roots: &[&Entry]) -> Result<(), CellError> {
     for entry in roots {
         let req = &entry.requirement;
-        let candidates = repo.candidates(&req.name).map_err(|source| CellError::Repo {
-            cell: cell.id.clone(),
-            source,
-        })?;
+        let candidates = repo
+            .candidates(&req.name)
+            .map_err(|source| CellError::Repo {
+                cell: cell.id.clone(),
+                source: Box::new(source),
+            })?;
         let range = requirement_range(req);
         if !candidates.iter().any(|c| range.contains(&c.version)) {
             let newest = candidates
@@ -276,4 +304,3 @@ fn verify_hashes(entry: &Entry, dist: &Dist) -> Result<(), CellError> {
         got: dist.sha256.clone(),
     })
 }
-

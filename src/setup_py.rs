@@ -75,7 +75,13 @@ fn literal_strings(expr: &Expr, names: &HashMap<String, &Expr>) -> Option<Vec<St
         Expr::Constant(ast::ExprConstant {
             value: Constant::Str(s),
             ..
-        }) => Some(s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()),
+        }) => Some(
+            s.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect(),
+        ),
         Expr::List(ast::ExprList { elts, .. }) | Expr::Tuple(ast::ExprTuple { elts, .. }) => {
             let mut out = Vec::new();
             for elt in elts {
@@ -95,12 +101,21 @@ mod tests {
     #[test]
     fn finds_literal_and_named_setup_requires() {
         let src = "from setuptools import setup\nif True:\n    setup(name='x', setup_requires=['setuptools_scm'])\n";
-        assert_eq!(setup_requires(src).unwrap(), SetupRequires::Literal(vec!["setuptools_scm".into()]));
+        assert_eq!(
+            setup_requires(src).unwrap(),
+            SetupRequires::Literal(vec!["setuptools_scm".into()])
+        );
         let src = "import setuptools\nSR = ('a>=1', 'b')\nsetuptools.setup(setup_requires=SR)\n";
-        assert_eq!(setup_requires(src).unwrap(), SetupRequires::Literal(vec!["a>=1".into(), "b".into()]));
+        assert_eq!(
+            setup_requires(src).unwrap(),
+            SetupRequires::Literal(vec!["a>=1".into(), "b".into()])
+        );
         let src = "from setuptools import setup\nsetup(setup_requires=compute())\n";
         assert_eq!(setup_requires(src).unwrap(), SetupRequires::NotLiteral);
-        assert_eq!(setup_requires("setup(name='x')\n").unwrap(), SetupRequires::Absent);
+        assert_eq!(
+            setup_requires("setup(name='x')\n").unwrap(),
+            SetupRequires::Absent
+        );
         assert!(setup_requires("def (:\n").is_err());
     }
 }

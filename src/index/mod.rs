@@ -143,7 +143,11 @@ impl Index {
         }
     }
 
-    fn simple_page(&self, index_url: &str, name: &PackageName) -> Result<Vec<IndexFile>, IndexError> {
+    fn simple_page(
+        &self,
+        index_url: &str,
+        name: &PackageName,
+    ) -> Result<Vec<IndexFile>, IndexError> {
         let url = format!("{}/{}/", index_url.trim_end_matches('/'), name);
         if let Some(cached) = self.cache.page(&url) {
             let fresh = match self.config.exclude_newer {
@@ -194,7 +198,10 @@ impl Index {
         if !file.core_metadata {
             return Ok(None);
         }
-        let url = format!("{}.metadata", file.url.split('#').next().unwrap_or(&file.url));
+        let url = format!(
+            "{}.metadata",
+            file.url.split('#').next().unwrap_or(&file.url)
+        );
         if let Some(bytes) = self.cache.metadata(file) {
             return Ok(Some(bytes));
         }

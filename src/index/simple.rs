@@ -66,14 +66,16 @@ fn parse_json(body: &[u8], base: &url::Url) -> Result<Vec<IndexFile>, IndexError
     page.files
         .into_iter()
         .map(|file| {
-            let url = base.join(&file.url).map_err(|err| bad(base.as_str(), err))?;
-            let upload_time = match file.upload_time {
-                Some(text) => Some(
-                    text.parse::<Timestamp>()
-                        .map_err(|err| bad(base.as_str(), format!("upload-time `{text}`: {err}")))?,
-                ),
-                None => None,
-            };
+            let url = base
+                .join(&file.url)
+                .map_err(|err| bad(base.as_str(), err))?;
+            let upload_time =
+                match file.upload_time {
+                    Some(text) => Some(text.parse::<Timestamp>().map_err(|err| {
+                        bad(base.as_str(), format!("upload-time `{text}`: {err}"))
+                    })?),
+                    None => None,
+                };
             Ok(IndexFile {
                 filename: file.filename,
                 url: strip_fragment(url),
@@ -115,13 +117,14 @@ fn parse_html(body: &[u8], base: &url::Url) -> Result<Vec<IndexFile>, IndexError
         let filename = url
             .path_segments()
             .and_then(|mut s| s.next_back())
-            .map(|s| percent_decode(s))
+            .map(percent_decode)
             .unwrap_or_default();
         let sha256 = url
             .fragment()
             .and_then(|f| f.strip_prefix("sha256="))
             .map(|h| h.to_ascii_lowercase());
-        let metadata = attr(tag, "data-core-metadata").or_else(|| attr(tag, "data-dist-info-metadata"));
+        let metadata =
+            attr(tag, "data-core-metadata").or_else(|| attr(tag, "data-dist-info-metadata"));
         files.push(IndexFile {
             filename,
             url: strip_fragment(url),
@@ -199,9 +202,15 @@ mod tests {
             {"filename":"six-1.15.0.tar.gz","url":"https://files.example.org/six-1.15.0.tar.gz",
              "hashes":{},"yanked":"broken"}]}"#;
         let files = parse(&response(page, "application/vnd.pypi.simple.v1+json")).unwrap();
-        assert_eq!(files[0].url, "https://example.org/packages/ab/six-1.16.0.tar.gz");
+        assert_eq!(
+            files[0].url,
+            "https://example.org/packages/ab/six-1.16.0.tar.gz"
+        );
         assert_eq!(files[0].sha256.as_deref(), Some("abcd"));
-        assert_eq!(files[0].upload_time.unwrap().to_string(), "2021-05-05T14:18:18.379Z");
+        assert_eq!(
+            files[0].upload_time.unwrap().to_string(),
+            "2021-05-05T14:18:18.379Z"
+        );
         assert!(files[0].core_metadata && !files[0].yanked);
         assert!(files[1].yanked && !files[1].core_metadata);
     }
@@ -214,7 +223,10 @@ mod tests {
             </body></html>"#;
         let files = parse(&response(page, "text/html")).unwrap();
         assert_eq!(files.len(), 2);
-        assert_eq!(files[0].url, "https://example.org/packages/six-1.16.0.tar.gz");
+        assert_eq!(
+            files[0].url,
+            "https://example.org/packages/six-1.16.0.tar.gz"
+        );
         assert_eq!(files[0].filename, "six-1.16.0.tar.gz");
         assert_eq!(files[0].sha256.as_deref(), Some("abcd"));
         assert_eq!(files[0].requires_python.as_deref(), Some(">=2.7"));
