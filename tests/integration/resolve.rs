@@ -351,3 +351,17 @@ fn warm_runs_work_offline_from_the_cache() {
     assert_eq!(first.code, 0);
     assert_eq!(first.stdout, second.stdout);
 }
+
+#[test]
+fn the_shipped_matrices_load_and_select() {
+    let dir = world_dir();
+    for matrix in ["matrices/debian.toml", "matrices/local.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(matrix);
+        let run = rewheel(
+            dir.path(),
+            &["resolve", "dateapp==1.0", "--matrix", path.to_str().unwrap(), "--cells", "cp3{9,11}-*"],
+        );
+        assert_eq!(run.code, 0, "{matrix}: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.stdout.lines().filter(|l| l.starts_with("cp3")).count(), 2, "{}", run.stdout);
+    }
+}
