@@ -359,9 +359,21 @@ fn the_shipped_matrices_load_and_select() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(matrix);
         let run = rewheel(
             dir.path(),
-            &["resolve", "dateapp==1.0", "--matrix", path.to_str().unwrap(), "--cells", "cp3{9,11}-*"],
+            &[
+                "resolve",
+                "dateapp==1.0",
+                "--matrix",
+                path.to_str().unwrap(),
+                "--cells",
+                "cp3{9,11}-*",
+            ],
         );
         assert_eq!(run.code, 0, "{matrix}: {}{}", run.stdout, run.stderr);
-        assert_eq!(run.stdout.lines().filter(|l| l.starts_with("cp3")).count(), 2, "{}", run.stdout);
+        assert_eq!(
+            run.stdout.lines().filter(|l| l.starts_with("cp3")).count(),
+            2,
+            "{}",
+            run.stdout
+        );
     }
 }
