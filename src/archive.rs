@@ -65,7 +65,149 @@ fn wanted(rel: &str) -> bool {
 /// Wanted files larger than this are not configuration; they are skipped, not read.
 const MAX_WANTED: u64 = 4 << 20;
 
+/// Read the files that describe the build, checking every entry of the archive.
 pub fn read_sdist(path: &Path, limits: Limits) -> Result<SdistFiles, ArchiveError> {
+    let mut sink = Keep::default();
+    walk(path, limits, &mut sink)?;
+    Ok(sink.0)
+}
+
+/// Unpack an sdist below `dest`, as `tar` does for a non-root user: modes masked by `umask`,
+/// file times kept. Returns the sdist's top folder.
+pub fn extract_sdist(
+    path: &Path,
+    dest: &Path,
+    limits: Limits,
+    umask: u32,
+) -> Result<PathBuf, ArchiveError> {
+    let mut sink = Extract {
+        dest: dest.to_path_buf(),
+        umask,
+        top: None,
+    };
+    walk(path, limits, &mut sink).and_then(|()| {
+        let top = sink.top.clone().unwrap_or_default();
+        Ok(dest.join(top))
+    })
+}
+
+/// What to do with each checked entry.
+trait Sink {
+    fn dir(&mut self, parts: &[String], mode: u32) -> std::io::Result<()>;
+    fn file(
+        &mut self,
+        parts: &[String],
+        reader: &mut dyn Read,
+        mode: u32,
+        mtime: Option<u64>,
+    ) -> std::io::Result<()>;
+    fn link(&mut self, parts: &[String], target: &str, hard: bool) -> std::io::Result<()>;
+}
+
+#[derive(Default)]
+struct Keep(SdistFiles);
+
+impl Sink for Keep {
+    fn dir(&mut self, _: &[String], _: u32) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn file(
+        &mut self,
+        parts: &[String],
+        reader: &mut dyn Read,
+        _: u32,
+        _: Option<u64>,
+    ) -> std::io::Result<()> {
+        let rel = parts[1.min(parts.len())..].join("/");
+        if parts.len() < 2 || !wanted(&rel) {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        reader.take(MAX_WANTED + 1).read_to_end(&mut buf)?;
+        // The first copy wins, as it does for the build backend reading the unpacked tree.
+        if buf.len() as u64 <= MAX_WANTED {
+            self.0.files.entry(rel).or_insert(buf);
+        }
+        Ok(())
+    }
+
+    fn link(&mut self, _: &[String], _: &str, _: bool) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Extract {
+    dest: PathBuf,
+    umask: u32,
+    top: Option<String>,
+}
+
+impl Extract {
+    fn path(&mut self, parts: &[String]) -> PathBuf {
+        if self.top.is_none() {
+            self.top = parts.first().cloned();
+        }
+        let mut path = self.dest.clone();
+        path.extend(parts);
+        path
+    }
+}
+
+impl Sink for Extract {
+    fn dir(&mut self, parts: &[String], mode: u32) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path(parts);
+        std::fs::create_dir_all(&path)?;
+        std::fs::set_permissions(
+            &path,
+            std::fs::Permissions::from_mode((mode | 0o700) & 0o777 & !self.umask),
+        )
+    }
+
+    fn file(
+        &mut self,
+        parts: &[String],
+        reader: &mut dyn Read,
+        mode: u32,
+        mtime: Option<u64>,
+    ) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path(parts);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file = std::fs::File::create(&path)?;
+        std::io::copy(reader, &mut file)?;
+        let mode = if mode & 0o777 == 0 {
+            0o644
+        } else {
+            mode & 0o777
+        };
+        file.set_permissions(std::fs::Permissions::from_mode(
+            (mode | 0o600) & !self.umask,
+        ))?;
+        if let Some(secs) = mtime {
+            file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))?;
+        }
+        Ok(())
+    }
+
+    fn link(&mut self, parts: &[String], target: &str, hard: bool) -> std::io::Result<()> {
+        let path = self.path(parts);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if hard {
+            // Checked to stay inside; a copy avoids linking to anything outside `dest`.
+            std::fs::copy(self.dest.join(target), &path).map(|_| ())
+        } else {
+            std::os::unix::fs::symlink(target, &path)
+        }
+    }
+}
+
+fn walk(path: &Path, limits: Limits, sink: &mut dyn Sink) -> Result<(), ArchiveError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
@@ -74,12 +216,13 @@ pub fn read_sdist(path: &Path, limits: Limits) -> Result<SdistFiles, ArchiveErro
         path: path.to_path_buf(),
         message: err.to_string(),
     })?;
+    let mut checker = Checker::new(path, limits);
     if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        read_tar(path, flate2::read::GzDecoder::new(file), limits)
+        walk_tar(&mut checker, flate2::read::GzDecoder::new(file), sink)
     } else if name.ends_with(".tar") {
-        read_tar(path, file, limits)
+        walk_tar(&mut checker, file, sink)
     } else if name.ends_with(".zip") {
-        read_zip(path, file, limits)
+        walk_zip(&mut checker, file, sink)
     } else {
         Err(ArchiveError::Unsupported {
             path: path.to_path_buf(),
@@ -92,7 +235,6 @@ struct Checker<'a> {
     limits: Limits,
     total: u64,
     entries: usize,
-    files: SdistFiles,
 }
 
 impl<'a> Checker<'a> {
@@ -102,7 +244,6 @@ impl<'a> Checker<'a> {
             limits,
             total: 0,
             entries: 0,
-            files: SdistFiles::default(),
         }
     }
 
@@ -204,31 +345,29 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
-    /// Keep a wanted file, by its path below the sdist's top folder.
-    fn keep(
-        &mut self,
-        parts: &[String],
-        reader: &mut dyn Read,
-        size: u64,
-    ) -> Result<(), ArchiveError> {
-        let rel = parts[1.min(parts.len())..].join("/");
-        if parts.len() < 2 || !wanted(&rel) || size > MAX_WANTED {
-            return Ok(());
+    fn too_large(&self) -> ArchiveError {
+        ArchiveError::TooLarge {
+            path: self.path.to_path_buf(),
+            limit: self.limits.max_unpacked,
         }
-        let mut buf = Vec::new();
-        reader
-            .take(MAX_WANTED)
-            .read_to_end(&mut buf)
-            .map_err(|err| self.invalid(err))?;
-        // The first copy wins, as it does for the build backend reading the unpacked tree.
-        self.files.files.entry(rel).or_insert(buf);
-        Ok(())
+    }
+
+    /// An I/O error from the sink: the size limit tripping, or the archive or disk failing.
+    fn sink_error(&self, err: std::io::Error) -> ArchiveError {
+        if err.kind() == std::io::ErrorKind::FileTooLarge {
+            self.too_large()
+        } else {
+            self.invalid(err)
+        }
     }
 }
 
-fn read_tar<R: Read>(path: &Path, reader: R, limits: Limits) -> Result<SdistFiles, ArchiveError> {
+fn walk_tar<R: Read>(
+    checker: &mut Checker,
+    reader: R,
+    sink: &mut dyn Sink,
+) -> Result<(), ArchiveError> {
     let mut archive = tar::Archive::new(reader);
-    let mut checker = Checker::new(path, limits);
     let entries = archive.entries().map_err(|err| checker.invalid(err))?;
     for entry in entries {
         let mut entry = entry.map_err(|err| checker.invalid(err))?;
@@ -239,17 +378,29 @@ fn read_tar<R: Read>(path: &Path, reader: R, limits: Limits) -> Result<SdistFile
             .to_string_lossy()
             .into_owned();
         let parts = checker.check_path(&name)?;
-        let kind = entry.header().entry_type();
+        if parts.is_empty() {
+            continue;
+        }
+        let header = entry.header();
+        let mode = header.mode().unwrap_or(0o644);
+        let mtime = header.mtime().ok();
+        let kind = header.entry_type();
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {}
-            tar::EntryType::Directory => continue,
+            tar::EntryType::Directory => {
+                sink.dir(&parts, mode).map_err(|e| checker.sink_error(e))?;
+                continue;
+            }
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = entry
                     .link_name()
                     .map_err(|err| checker.invalid(err))?
                     .map(|t| t.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                checker.check_link(&name, &parts, &target, kind == tar::EntryType::Link)?;
+                let hard = kind == tar::EntryType::Link;
+                checker.check_link(&name, &parts, &target, hard)?;
+                sink.link(&parts, &target, hard)
+                    .map_err(|e| checker.sink_error(e))?;
                 continue;
             }
             tar::EntryType::Char | tar::EntryType::Block => {
@@ -262,15 +413,19 @@ fn read_tar<R: Read>(path: &Path, reader: R, limits: Limits) -> Result<SdistFile
                 );
             }
         }
-        let size = entry.size();
-        checker.add_bytes(size)?;
-        checker.keep(&parts, &mut entry, size)?;
+        // A tar entry holds exactly its declared size, so the limit can be checked up front.
+        checker.add_bytes(entry.size())?;
+        sink.file(&parts, &mut entry, mode, mtime)
+            .map_err(|e| checker.sink_error(e))?;
     }
-    Ok(checker.files)
+    Ok(())
 }
 
-fn read_zip(path: &Path, file: std::fs::File, limits: Limits) -> Result<SdistFiles, ArchiveError> {
-    let mut checker = Checker::new(path, limits);
+fn walk_zip(
+    checker: &mut Checker,
+    file: std::fs::File,
+    sink: &mut dyn Sink,
+) -> Result<(), ArchiveError> {
     let mut archive = zip::ZipArchive::new(file).map_err(|err| checker.invalid(err))?;
     for index in 0..archive.len() {
         checker.count_entry()?;
@@ -282,6 +437,9 @@ fn read_zip(path: &Path, file: std::fs::File, limits: Limits) -> Result<SdistFil
             .map_err(|err| checker.invalid(err))?
             .into_owned();
         let parts = checker.check_path(&name)?;
+        if parts.is_empty() {
+            continue;
+        }
         let mode = entry.unix_mode().unwrap_or(0);
         match mode & 0o170000 {
             0o020000 | 0o060000 => return Err(checker.unsafe_entry(&name, "is a device file")),
@@ -290,6 +448,7 @@ fn read_zip(path: &Path, file: std::fs::File, limits: Limits) -> Result<SdistFil
             _ => {}
         }
         if entry.is_dir() {
+            sink.dir(&parts, mode).map_err(|e| checker.sink_error(e))?;
             continue;
         }
         if entry.is_symlink() {
@@ -299,37 +458,42 @@ fn read_zip(path: &Path, file: std::fs::File, limits: Limits) -> Result<SdistFil
                 .read_to_string(&mut target)
                 .map_err(|err| checker.invalid(err))?;
             checker.check_link(&name, &parts, &target, false)?;
+            sink.link(&parts, &target, false)
+                .map_err(|e| checker.sink_error(e))?;
             continue;
         }
         // Declared sizes can lie; count what actually comes out of the decompressor.
-        let mut counted = CountingReader::new(&mut entry);
-        checker.keep(&parts, &mut counted, 0)?;
-        let kept = counted.count;
-        let rest = std::io::copy(
-            &mut counted.inner.take(limits.max_unpacked + 1),
-            &mut std::io::sink(),
-        )
-        .map_err(|err| checker.invalid(err))?;
-        checker.add_bytes(kept + rest)?;
+        let mut limited = Limited {
+            inner: &mut entry,
+            remaining: checker.limits.max_unpacked.saturating_sub(checker.total),
+            read: 0,
+        };
+        sink.file(&parts, &mut limited, mode, None)
+            .map_err(|e| checker.sink_error(e))?;
+        std::io::copy(&mut limited, &mut std::io::sink()).map_err(|e| checker.sink_error(e))?;
+        let read = limited.read;
+        checker.add_bytes(read)?;
     }
-    Ok(checker.files)
+    Ok(())
 }
 
-struct CountingReader<R> {
+/// A reader that fails once more than `remaining` bytes come out of it.
+struct Limited<R> {
     inner: R,
-    count: u64,
+    remaining: u64,
+    read: u64,
 }
 
-impl<R: Read> CountingReader<R> {
-    fn new(inner: R) -> Self {
-        Self { inner, count: 0 }
-    }
-}
-
-impl<R: Read> Read for CountingReader<R> {
+impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count += n as u64;
+        self.read += n as u64;
+        if self.read > self.remaining {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "size limit",
+            ));
+        }
         Ok(n)
     }
 }

@@ -1,0 +1,63 @@
+"""rewheel's PEP 517 frontend, run inside each build job.
+
+It calls the build backend's hooks directly. The build environment is a site directory that
+rewheel filled from wheels it built; nothing is installed here and nothing is fetched.
+
+usage: python -S frontend.py REQUEST_JSON RESULT_JSON
+"""
+import importlib
+import json
+import os
+import site
+import sys
+import traceback
+
+
+def load_backend(spec, source_dir, backend_path):
+    # PEP 517: backend-path entries come first on sys.path and must stay inside the tree.
+    for entry in reversed(backend_path):
+        path = os.path.abspath(os.path.join(source_dir, entry))
+        sys.path.insert(0, path)
+    module_name, _, attrs = spec.partition(":")
+    backend = importlib.import_module(module_name.strip())
+    for attr in filter(None, attrs.strip().split(".")):
+        backend = getattr(backend, attr)
+    return backend
+
+
+def main():
+    request_path, result_path = sys.argv[1], sys.argv[2]
+    with open(request_path) as f:
+        request = json.load(f)
+    result = {"phase": "start"}
+
+    def write():
+        with open(result_path + ".tmp", "w") as f:
+            json.dump(result, f)
+        os.replace(result_path + ".tmp", result_path)
+
+    try:
+        for directory in request["site_dirs"]:
+            # addsitedir processes .pth files, as an installed environment would.
+            site.addsitedir(directory)
+        source_dir = request["source_dir"]
+        os.chdir(source_dir)
+        result["phase"] = "load-backend"
+        backend = load_backend(request["backend"], source_dir, request["backend_path"])
+        result["phase"] = "get_requires_for_build_wheel"
+        hook = getattr(backend, "get_requires_for_build_wheel", None)
+        result["requires"] = list(hook({})) if hook else []
+        write()
+        result["phase"] = "build_wheel"
+        result["wheel"] = backend.build_wheel(request["out_dir"], {})
+        result["phase"] = "done"
+        write()
+    except BaseException as error:  # noqa: BLE001 - any failure is reported, not raised
+        result["error"] = "".join(traceback.format_exception_only(type(error), error)).strip()
+        traceback.print_exc()
+        write()
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
