@@ -85,10 +85,8 @@ pub fn extract_sdist(
         umask,
         top: None,
     };
-    walk(path, limits, &mut sink).and_then(|()| {
-        let top = sink.top.clone().unwrap_or_default();
-        Ok(dest.join(top))
-    })
+    walk(path, limits, &mut sink)?;
+    Ok(dest.join(sink.top.unwrap_or_default()))
 }
 
 /// What to do with each checked entry.

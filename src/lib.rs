@@ -5,6 +5,8 @@
 //! cycles and order → report.
 
 pub mod archive;
+pub mod backend;
+pub mod build;
 pub mod cell;
 pub mod cli;
 pub mod exit;
@@ -14,6 +16,8 @@ pub mod graph;
 pub mod http;
 pub mod index;
 pub mod inspect;
+pub mod interpreter;
+pub mod job;
 pub mod matrix;
 pub mod metadata;
 pub mod names;
@@ -24,3 +28,5 @@ pub mod repository;
 pub mod requirements;
 pub mod resolve;
 pub mod setup_py;
+pub mod store;
+pub mod wheel_install;

@@ -30,6 +30,8 @@ pub struct CellGraph {
     pub cycles: Vec<Cycle>,
     /// Distinct build environments resolved (identical requirement sets are resolved once).
     pub build_envs: usize,
+    /// What is installed to build each node: its build environment, resolved.
+    pub build_env: HashMap<NodeIndex, Vec<NodeIndex>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +120,7 @@ pub fn resolve_cell(
         c
     };
     let mut envs: HashMap<Vec<String>, Resolution> = HashMap::new();
+    let mut build_env = HashMap::new();
     while let Some(ix) = queue.pop_front() {
         let dist = state.dists[&ix].clone();
         let Some(info) = &dist.sdist else {
@@ -179,6 +182,12 @@ pub fn resolve_cell(
         for new in state.add_environment(&env).map_err(repo_err)? {
             queue.push_back(new);
         }
+        let members = env
+            .packages
+            .iter()
+            .map(|(name, version)| state.graph.find(name, version).expect("added above"))
+            .collect();
+        build_env.insert(ix, members);
         let in_tree = !info.backend_path.is_empty();
         for (kind, req, text) in &wanted {
             // An in-tree backend builds itself: its own name in its requirements is no cycle.
@@ -199,6 +208,7 @@ pub fn resolve_cell(
         dists: state.dists,
         cycles,
         build_envs: envs.len(),
+        build_env,
     })
 }
 

@@ -1,6 +1,9 @@
 //! The command line: argument parsing, turning arguments into inputs, and exit codes. The work
 //! itself lives in the library modules.
 
+mod build_cmd;
+mod runs_cmd;
+
 use crate::archive::Limits;
 use crate::cell::Cell;
 use crate::exit;
@@ -54,10 +57,55 @@ enum Command {
     ///   rewheel resolve -r lock.txt --python 3.11 --why setuptools-scm
     #[command(after_help = exit::TABLE, verbatim_doc_comment)]
     Resolve(ResolveArgs),
+    /// Build every wheel of each cell from source, each in an isolated job, in dependency order.
+    ///
+    /// Resolves as `resolve` does, then runs one job per (package, version, cell), many at once;
+    /// every build dependency is built once and installed (unpacked) into the build environments
+    /// that need it. Cycles of the bootstrap set (setuptools, wheel, flit-core) are built in three
+    /// stages from a seed; stage 2 and 3 must give the same wheels.
+    ///
+    /// Examples:
+    ///   rewheel build python-dateutil==2.8.2 --python 3.11 --backend local
+    ///   rewheel build -r lock.txt --matrix matrices/debian.toml --cells 'cp3{9,11}-*'
+    ///   rewheel build --resume 20261121-204906
+    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    Build(build_cmd::BuildArgs),
+    /// The run store: `runs list`, `runs show RUN`.
+    #[command(subcommand)]
+    Runs(runs_cmd::RunsCommand),
+}
+
+impl Cli {
+    /// Parse a stored command line (for `--resume`).
+    fn try_parse_from_argv(argv: &[String]) -> anyhow::Result<Command> {
+        Ok(Cli::try_parse_from(argv)
+            .map_err(|e| anyhow::anyhow!("the stored command line no longer parses: {e}"))?
+            .command)
+    }
 }
 
 #[derive(Args)]
 struct ResolveArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Explain why a package is in each cell's graph: the chain of edges from a root.
+    #[arg(long, value_name = "NAME")]
+    why: Option<String>,
+    /// Write the report to FILE (atomically) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Do not look for ways out of cycles (each is checked by resolving again, which fetches
+    /// older sdists).
+    #[arg(long)]
+    no_explain: bool,
+}
+
+/// What to resolve, for which cells, from where: shared by every command that resolves.
+#[derive(Args, Clone)]
+struct InputArgs {
     /// Requirements like `python-dateutil==2.8.2`.
     specs: Vec<String>,
     /// pip requirements file (pins, markers, --hash, -r/-c includes). Repeatable.
@@ -83,22 +131,9 @@ struct ResolveArgs {
     /// The bootstrap set: cycles among only these are built in stages, not errors.
     #[arg(long, value_name = "NAME", num_args = 1.., default_values = ["setuptools", "wheel", "flit-core"])]
     bootstrap: Vec<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Explain why a package is in each cell's graph: the chain of edges from a root.
-    #[arg(long, value_name = "NAME")]
-    why: Option<String>,
-    /// Write the report to FILE (atomically) instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// Do not look for ways out of cycles (each is checked by resolving again, which fetches
-    /// older sdists).
-    #[arg(long)]
-    no_explain: bool,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct CellArgs {
     /// A bare interpreter version to resolve for (cell `cpXY`), e.g. 3.7 or 3.11.2. Repeatable.
     #[arg(long, value_name = "X.Y")]
@@ -111,7 +146,7 @@ struct CellArgs {
     cells: Option<String>,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct IndexArgs {
     /// The simple-API index (PEP 691 JSON, PEP 503 HTML).
     #[arg(long, short = 'i', env = "PIP_INDEX_URL", value_name = "URL")]
@@ -159,10 +194,13 @@ fn parse_instant(s: &str) -> Result<Timestamp, String> {
 
 /// Run the command line; returns the process exit code.
 pub fn main() -> u8 {
+    let argv: Vec<String> = std::env::args().collect();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Resolve(args) => run_resolve(args),
+        Command::Build(args) => build_cmd::run_build(args, argv),
+        Command::Runs(command) => runs_cmd::run(command),
     };
     match result {
         Ok(code) => code,
@@ -197,7 +235,16 @@ fn names(list: &[String], flag: &str) -> anyhow::Result<HashSet<PackageName>> {
         .collect()
 }
 
-fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
+/// Everything resolution produced, for the commands that go on from it.
+pub(crate) struct Resolved {
+    pub repo: Repository,
+    pub graphs: Vec<(CellGraph, Vec<Vec<crate::explain::WayOut>>)>,
+    pub exclude_newer: Option<Timestamp>,
+    pub bootstrap: Vec<String>,
+    pub limits: Limits,
+}
+
+fn resolve_inputs(args: &InputArgs, explain: bool) -> anyhow::Result<Resolved> {
     let matrix = args.cells.matrix.as_deref().map(Matrix::load).transpose()?;
     let mut cells: Vec<Cell> = Vec::new();
     for python in &args.cells.python {
@@ -265,14 +312,15 @@ fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
         exclude_newer: args.index.exclude_newer,
     })?;
     let progress = Progress::stderr(true);
+    let limits = Limits {
+        max_unpacked: args.index.max_sdist_size,
+        ..Limits::default()
+    };
     let repo = Repository::new(
         index,
         RepoConfig {
             exclude_newer: args.index.exclude_newer,
-            limits: Limits {
-                max_unpacked: args.index.max_sdist_size,
-                ..Limits::default()
-            },
+            limits,
             allow_binary: names(&args.allow_binary, "--allow-binary")?,
         },
         progress.clone(),
@@ -294,65 +342,86 @@ fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
     };
 
     // Cells are independent; the repository's caches are shared between them.
-    let results: Vec<anyhow::Result<(CellGraph, Vec<Vec<crate::explain::WayOut>>)>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = cells
-                .iter()
-                .map(|cell| {
-                    let (repo, input) = (&repo, &input);
-                    let explain = !args.no_explain;
-                    scope.spawn(move || {
-                        let cg = resolve_cell(repo, cell, input, &Constraints::default())?;
-                        let ways = (0..cg.cycles.len())
-                            .map(|i| {
-                                if explain && cg.cycles[i].kind == CycleKind::Error {
-                                    ways_out(repo, input, &cg, i)
-                                } else {
-                                    Vec::new()
-                                }
-                            })
-                            .collect();
-                        Ok((cg, ways))
-                    })
+    type CellResult = anyhow::Result<(CellGraph, Vec<Vec<crate::explain::WayOut>>)>;
+    let results: Vec<CellResult> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cells
+            .iter()
+            .map(|cell| {
+                let (repo, input) = (&repo, &input);
+                scope.spawn(move || {
+                    let cg = resolve_cell(repo, cell, input, &Constraints::default())?;
+                    let ways = (0..cg.cycles.len())
+                        .map(|i| {
+                            if explain && cg.cycles[i].kind == CycleKind::Error {
+                                ways_out(repo, input, &cg, i)
+                            } else {
+                                Vec::new()
+                            }
+                        })
+                        .collect();
+                    Ok((cg, ways))
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a resolver thread panicked"))
-                .collect()
-        });
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a resolver thread panicked"))
+            .collect()
+    });
     progress.finish();
     let mut graphs = Vec::new();
     for result in results {
         graphs.push(result?);
     }
+    Ok(Resolved {
+        repo,
+        graphs,
+        exclude_newer: args.index.exclude_newer,
+        bootstrap: args.bootstrap.clone(),
+        limits,
+    })
+}
 
-    if let Some(name) = &args.why {
-        let name = PackageName::from_str(name)
-            .with_context(|| format!("--why {name}: not a package name"))?;
-        return print_why(&graphs, &name, args.output.as_deref());
-    }
-
-    let report = ResolveReport {
+pub(crate) fn resolve_report(resolved: &Resolved) -> ResolveReport {
+    ResolveReport {
         schema_version: SCHEMA_VERSION,
         tool: format!("rewheel {}", env!("CARGO_PKG_VERSION")),
-        exclude_newer: args.index.exclude_newer.map(|t| t.to_string()),
-        bootstrap: args.bootstrap.clone(),
-        cells: graphs
+        exclude_newer: resolved.exclude_newer.map(|t| t.to_string()),
+        bootstrap: resolved.bootstrap.clone(),
+        cells: resolved
+            .graphs
             .iter()
             .map(|(cg, ways)| report::cell_report(cg, ways))
             .collect(),
-    };
+    }
+}
+
+pub(crate) fn has_error_cycle(resolved: &Resolved) -> bool {
+    resolved
+        .graphs
+        .iter()
+        .any(|(cg, _)| cg.cycles.iter().any(|c| c.kind == CycleKind::Error))
+}
+
+fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
+    let resolved = resolve_inputs(&args.input, !args.no_explain)?;
+    if let Some(name) = &args.why {
+        let name = PackageName::from_str(name)
+            .with_context(|| format!("--why {name}: not a package name"))?;
+        return print_why(&resolved.graphs, &name, args.output.as_deref());
+    }
+    let report = resolve_report(&resolved);
     let text = match args.format {
         Format::Text => report::text(&report),
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Dot => report::dot(&report),
     };
     emit(&text, args.output.as_deref())?;
-    let cyclic = graphs
-        .iter()
-        .any(|(cg, _)| cg.cycles.iter().any(|c| c.kind == CycleKind::Error));
-    Ok(if cyclic { exit::CYCLE } else { exit::SUCCESS })
+    Ok(if has_error_cycle(&resolved) {
+        exit::CYCLE
+    } else {
+        exit::SUCCESS
+    })
 }
 
 fn print_why(
@@ -392,7 +461,7 @@ fn print_why(
     Ok(exit::SUCCESS)
 }
 
-fn emit(text: &str, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+pub(crate) fn emit(text: &str, output: Option<&std::path::Path>) -> anyhow::Result<()> {
     match output {
         Some(path) => crate::fsutil::write_atomic(path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display())),

@@ -1,0 +1,26 @@
+//! Where jobs run: `local` (an interpreter on the host) or `docker` (a container per job).
+
+pub mod local;
+
+use crate::job::{JobError, JobOutput, JobSpec};
+use std::path::Path;
+
+/// What a backend tells the fingerprint about the runtime of a cell.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub backend: &'static str,
+    /// Image id or interpreter path.
+    pub id: String,
+    pub interpreter_version: String,
+}
+
+pub trait Backend: Send + Sync {
+    fn runtime(&self, cell: &str) -> Option<Runtime>;
+    /// The folder a job runs in on the host, and how the job sees it.
+    fn job_dir(&self, spec: &JobSpec) -> (std::path::PathBuf, std::path::PathBuf);
+    fn run<'a>(
+        &'a self,
+        spec: &'a JobSpec,
+        dir: &'a Path,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + Send + 'a>>;
+}

@@ -1,0 +1,332 @@
+//! `rewheel build`: resolve, plan, run the jobs, summarize.
+
+use super::{InputArgs, Resolved, has_error_cycle, resolve_inputs, resolve_report};
+use crate::backend::Backend;
+use crate::backend::local::Local;
+use crate::build::{BuildOptions, Events, Summary, execute, plan};
+use crate::exit;
+use crate::job::Settings;
+use crate::store::Store;
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Args, Clone)]
+pub(crate) struct BuildArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Where jobs run: `local` (host interpreters), `docker` (one container per job), or `auto`.
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+    backend: BackendKind,
+    /// Jobs at once (default: the number of cores).
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+    /// Wheels go to DIR/<cell>/.
+    #[arg(long, default_value = "wheelhouse", value_name = "DIR")]
+    out: PathBuf,
+    /// The run store (SQLite plus content-addressed wheels and logs).
+    #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Continue an interrupted run: its finished jobs are reused, the rest are built.
+    #[arg(long, value_name = "RUN")]
+    resume: Option<String>,
+    /// SOURCE_DATE_EPOCH for every job (unset by default, as for a plain pip build).
+    #[arg(long, value_name = "SECONDS")]
+    source_date_epoch: Option<u64>,
+    /// The umask jobs run with and sources are unpacked with, in octal.
+    #[arg(long, default_value = "022", value_parser = parse_umask, value_name = "OCTAL")]
+    umask: u32,
+    /// Where jobs build (local backend): a fixed path, since C extensions embed it.
+    #[arg(long, default_value = "/tmp/rewheel-build", value_name = "DIR")]
+    build_path: PathBuf,
+    /// Wheels to start the bootstrap from (stage 0); default: the index's wheels, by hash.
+    #[arg(long, value_name = "DIR")]
+    seed_wheels: Option<PathBuf>,
+    /// Give up on a job after this many seconds.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    timeout: u64,
+    /// An interpreter to use for the local backend (matched to cells by version). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    python_path: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
+enum BackendKind {
+    Auto,
+    Local,
+    Docker,
+}
+
+fn parse_umask(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("`{s}` is not an octal umask like 022"))
+}
+
+pub(crate) fn store_dir(explicit: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    explicit
+        .cloned()
+        .or_else(|| dirs::data_dir().map(|d| d.join("rewheel")))
+        .context("no place for the run store; give --store DIR")
+}
+
+pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8> {
+    let store = Store::open(&store_dir(args.store.as_ref())?)?;
+    let run_id = match args.resume.clone() {
+        Some(id) => {
+            let run = store
+                .run(&id)?
+                .ok_or_else(|| crate::store::StoreError::NoRun(id.clone()))?;
+            // The interrupted run's own arguments decide what is built.
+            let parsed = super::Cli::try_parse_from_argv(&run.argv)?;
+            let super::Command::Build(original) = parsed else {
+                bail!("run {id} was not a build");
+            };
+            let store_arg = args.store.clone();
+            args = original;
+            args.store = store_arg;
+            id
+        }
+        None => store.new_run(&argv)?,
+    };
+    eprintln!("run {run_id}");
+
+    let resolved = resolve_inputs(&args.input, true)?;
+    if has_error_cycle(&resolved) {
+        print!("{}", crate::report::text(&resolve_report(&resolved)));
+        eprintln!(
+            "error: a dependency cycle stops the build before it starts; see the ways out above"
+        );
+        store.finish_run(&run_id, "cycle")?;
+        return Ok(exit::CYCLE);
+    }
+    let backend = make_backend(&args, &resolved)?;
+    let options = BuildOptions {
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }),
+        out_dir: args.out.clone(),
+        settings: Settings {
+            source_date_epoch: args.source_date_epoch,
+            umask: args.umask,
+            ..Settings::default()
+        },
+        timeout: Duration::from_secs(args.timeout),
+        seed_dir: args.seed_wheels.clone(),
+        limits: resolved.limits,
+    };
+    let graphs: Vec<_> = resolved.graphs.into_iter().map(|(cg, _)| cg).collect();
+    let planned = plan(&resolved.repo, &graphs, &options)?;
+    let events = Arc::new(Display::new(
+        &graphs.iter().map(|g| g.cell.id.clone()).collect::<Vec<_>>(),
+        &planned_counts(&planned),
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = runtime.block_on(execute(
+        planned,
+        backend,
+        &store,
+        &run_id,
+        &options,
+        events.clone(),
+    ))?;
+    events.clear();
+    print_summary(&summary, &args.out);
+    let status = if summary.interrupted {
+        "interrupted"
+    } else if summary.failures() > 0 {
+        "failed"
+    } else {
+        "built"
+    };
+    store.finish_run(&run_id, status)?;
+    if summary.interrupted {
+        eprintln!("interrupted: continue with `rewheel build --resume {run_id}`");
+        return Ok(130);
+    }
+    Ok(if summary.failures() > 0 {
+        exit::BUILD_FAILED
+    } else {
+        exit::SUCCESS
+    })
+}
+
+fn planned_counts(planned: &[crate::build::Planned]) -> HashMap<String, u64> {
+    let mut counts = HashMap::new();
+    for p in planned {
+        *counts.entry(p.cell().to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn make_backend(args: &BuildArgs, resolved: &Resolved) -> anyhow::Result<Arc<dyn Backend>> {
+    let kind = match args.backend {
+        BackendKind::Auto => BackendKind::Local,
+        other => other,
+    };
+    if kind == BackendKind::Docker {
+        bail!("the docker backend is not built yet\nhint: use --backend local");
+    }
+    let mut interpreters = HashMap::new();
+    let mut missing = Vec::new();
+    for (cg, _) in &resolved.graphs {
+        let release = cg.cell.python_version().release();
+        match crate::interpreter::find(release[0], release[1], &args.python_path) {
+            Some(found) => {
+                interpreters.insert(cg.cell.id.clone(), found);
+            }
+            None => missing.push(format!(
+                "{} (python{}.{})",
+                cg.cell.id, release[0], release[1]
+            )),
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "no interpreter on this host for {}\nhint: install it, or name one with --python-path",
+            missing.join(", ")
+        );
+    }
+    Ok(Arc::new(Local::new(interpreters, args.build_path.clone())))
+}
+
+fn print_summary(summary: &Summary, out: &std::path::Path) {
+    let mut cells: Vec<&str> = summary.outcomes.iter().map(|o| o.cell.as_str()).collect();
+    cells.dedup();
+    cells.sort();
+    cells.dedup();
+    for cell in cells {
+        let of_cell: Vec<_> = summary.outcomes.iter().filter(|o| o.cell == cell).collect();
+        let ok = of_cell.iter().filter(|o| o.result.is_ok()).count();
+        let reused = of_cell.iter().filter(|o| o.reused).count();
+        println!(
+            "{cell}: {ok} built{}, {} failed → {}",
+            if reused > 0 {
+                format!(" ({reused} reused)")
+            } else {
+                String::new()
+            },
+            of_cell.len() - ok,
+            out.join(cell).display()
+        );
+        for o in &of_cell {
+            if let Ok((filename, sha)) = &o.result {
+                println!("  ok    {:<40} {filename} sha256:{}", o.label, &sha[..16]);
+            }
+        }
+        for o in &of_cell {
+            if let Err(why) = &o.result {
+                println!("  FAIL  {:<40} {why}", o.label);
+                for line in &o.log_tail {
+                    println!("        | {line}");
+                }
+                if let Some(log) = &o.log {
+                    println!("        log: {}", log.display());
+                }
+            }
+        }
+    }
+    for line in &summary.no_fixpoint {
+        println!("bootstrap did not reach a fixpoint: {line}");
+    }
+}
+
+/// Progress: a bar per cell and a line per running job on a terminal; plain lines otherwise.
+struct Display {
+    multi: Option<MultiProgress>,
+    bars: HashMap<String, ProgressBar>,
+    jobs: Mutex<HashMap<(String, String), ProgressBar>>,
+}
+
+impl Display {
+    fn new(cells: &[String], counts: &HashMap<String, u64>) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Self {
+                multi: None,
+                bars: HashMap::new(),
+                jobs: Mutex::default(),
+            };
+        }
+        let multi = MultiProgress::new();
+        let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len}")
+            .expect("valid template");
+        let bars = cells
+            .iter()
+            .map(|cell| {
+                let bar = multi.add(ProgressBar::new(counts.get(cell).copied().unwrap_or(0)));
+                bar.set_style(style.clone());
+                bar.set_prefix(cell.clone());
+                (cell.clone(), bar)
+            })
+            .collect();
+        Self {
+            multi: Some(multi),
+            bars,
+            jobs: Mutex::default(),
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(multi) = &self.multi {
+            let _ = multi.clear();
+        }
+    }
+}
+
+impl Events for Display {
+    fn started(&self, cell: &str, label: &str) {
+        match &self.multi {
+            Some(multi) => {
+                let spinner = multi.add(ProgressBar::new_spinner());
+                spinner.set_style(
+                    ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                        .expect("valid template"),
+                );
+                spinner.set_message(format!("[{cell}] {label}"));
+                spinner.enable_steady_tick(Duration::from_millis(120));
+                self.jobs
+                    .lock()
+                    .unwrap()
+                    .insert((cell.into(), label.into()), spinner);
+            }
+            None => eprintln!("[{cell}] building {label}"),
+        }
+    }
+
+    fn finished(&self, cell: &str, label: &str, ok: bool, seconds: f64, note: &str) {
+        let verb = if ok { "built" } else { "FAILED" };
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!(": {note}")
+        };
+        match &self.multi {
+            Some(multi) => {
+                if let Some(spinner) = self
+                    .jobs
+                    .lock()
+                    .unwrap()
+                    .remove(&(cell.into(), label.into()))
+                {
+                    spinner.finish_and_clear();
+                    multi.remove(&spinner);
+                }
+                if let Some(bar) = self.bars.get(cell) {
+                    bar.inc(1);
+                }
+                let _ = multi.println(format!("[{cell}] {verb} {label} ({seconds:.1} s){note}"));
+            }
+            None => eprintln!("[{cell}] {verb} {label} ({seconds:.1} s){note}"),
+        }
+    }
+}

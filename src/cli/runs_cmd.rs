@@ -1,0 +1,81 @@
+//! `rewheel runs list|show`: read the run store.
+
+use super::build_cmd::store_dir;
+use crate::exit;
+use crate::store::{Store, StoreError};
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub(crate) enum RunsCommand {
+    /// Every run in the store, oldest first.
+    List {
+        #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+        store: Option<PathBuf>,
+    },
+    /// One run's jobs: status, wheel, hash, time, and the fingerprint of their inputs.
+    Show {
+        run: String,
+        #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Print the run as JSON (`schema_version` 1).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
+    match command {
+        RunsCommand::List { store } => {
+            let store = Store::open(&store_dir(store.as_ref())?)?;
+            for run in store.runs()? {
+                let jobs = store.jobs(&run.id)?;
+                let built = jobs.iter().filter(|j| j.status == "built").count();
+                println!(
+                    "{}  {:<11}  {built}/{} jobs built  {}",
+                    run.id,
+                    run.status,
+                    jobs.len(),
+                    run.argv.get(1..).unwrap_or_default().join(" ")
+                );
+            }
+        }
+        RunsCommand::Show { run, store, json } => {
+            let store = Store::open(&store_dir(store.as_ref())?)?;
+            let record = store
+                .run(&run)?
+                .ok_or_else(|| StoreError::NoRun(run.clone()))?;
+            let jobs = store.jobs(&run)?;
+            if json {
+                let doc = serde_json::json!({ "schema_version": 1, "run": record, "jobs": jobs });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(exit::SUCCESS);
+            }
+            println!(
+                "run {} ({}) started {}",
+                record.id, record.status, record.started
+            );
+            println!("  {}", record.argv.join(" "));
+            for job in jobs {
+                let stage = if job.stage > 0 {
+                    format!(" stage {}", job.stage)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "  {:<14} {:<7} {} {}{stage}  {}  {:.1} s",
+                    job.cell,
+                    job.status,
+                    job.name,
+                    job.version,
+                    job.wheel_sha256.as_deref().map(|s| &s[..16]).unwrap_or("-"),
+                    job.seconds
+                );
+                if let Some(error) = &job.error {
+                    println!("      {error}");
+                }
+            }
+        }
+    }
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,239 @@
+//! One build job: an sdist, the wheels of its build environment and the settings that matter for
+//! reproducibility, in; a wheel and a log, out. Backends only differ in where the job runs.
+
+use crate::archive::{self, Limits};
+use crate::wheel_install::install_wheel;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The shipped PEP 517 frontend, written into every job.
+pub const FRONTEND: &str = include_str!("frontend.py");
+
+/// Inputs that change a build's bytes; all recorded in the fingerprint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub source_date_epoch: Option<u64>,
+    pub umask: u32,
+    pub locale: String,
+    pub timezone: String,
+    pub hash_seed: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            source_date_epoch: None,
+            umask: 0o022,
+            locale: "C.UTF-8".into(),
+            timezone: "UTC".into(),
+            hash_seed: "0".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvWheel {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub cell: String,
+    pub name: String,
+    pub version: String,
+    pub stage: u32,
+    pub sdist: PathBuf,
+    pub sdist_sha256: String,
+    pub backend: String,
+    pub backend_path: Vec<String>,
+    pub env: Vec<EnvWheel>,
+    pub settings: Settings,
+    pub timeout: Duration,
+    pub limits: Limits,
+}
+
+impl JobSpec {
+    pub fn label(&self) -> String {
+        match self.stage {
+            0 => format!("{} {}", self.name, self.version),
+            s => format!("{} {} (bootstrap stage {s})", self.name, self.version),
+        }
+    }
+}
+
+/// Everything that decides a job's output, as recorded in the store: equal fingerprints mean a
+/// finished job can be reused by `--resume`.
+#[derive(Debug, Serialize)]
+pub struct Fingerprint<'a> {
+    pub backend: &'a str,
+    /// Image id (docker) or interpreter path (local).
+    pub runtime: &'a str,
+    pub interpreter_version: &'a str,
+    pub sdist_sha256: &'a str,
+    pub build_backend: &'a str,
+    pub build_env: &'a [EnvWheel],
+    pub settings: &'a Settings,
+    pub build_path: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("preparing the job: {0}")]
+    Setup(String),
+    #[error("{message}")]
+    Failed { message: String, log: Vec<u8> },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration, Vec<u8>),
+}
+
+impl JobError {
+    pub fn log(&self) -> &[u8] {
+        match self {
+            JobError::Setup(_) => &[],
+            JobError::Failed { log, .. } | JobError::Timeout(_, log) => log,
+        }
+    }
+}
+
+pub struct JobOutput {
+    pub wheel: PathBuf,
+    pub log: Vec<u8>,
+    /// What the backend's get_requires_for_build_wheel hook answered.
+    pub requires: Vec<String>,
+}
+
+/// The job folder, laid out the same for every backend:
+/// `src/<sdist top>/`, `env/` (the build environment), `out/`, `frontend/`, `tmp/`, `home/`.
+pub struct Prepared {
+    pub source_top: String,
+}
+
+/// Fill `dir` (the host side of the build path) for a job. `root` is how the job itself sees
+/// `dir` (the same path for local jobs, the mount point inside a container).
+pub fn prepare(spec: &JobSpec, dir: &Path, root: &Path) -> Result<Prepared, JobError> {
+    let setup = |what: &str, err: &dyn std::fmt::Display| JobError::Setup(format!("{what}: {err}"));
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| setup("clearing the build folder", &e))?;
+    }
+    for sub in ["src", "env", "out", "frontend", "tmp", "home"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .map_err(|e| setup("creating the build folder", &e))?;
+    }
+    let top = archive::extract_sdist(
+        &spec.sdist,
+        &dir.join("src"),
+        spec.limits,
+        spec.settings.umask,
+    )
+    .map_err(|e| setup("unpacking the sdist", &e))?;
+    let source_top = top
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| JobError::Setup("the sdist has no top folder".into()))?;
+    for wheel in &spec.env {
+        install_wheel(&wheel.path, &dir.join("env"))
+            .map_err(|e| setup("installing the build environment", &e))?;
+    }
+    std::fs::write(dir.join("frontend/frontend.py"), FRONTEND)
+        .map_err(|e| setup("writing the frontend", &e))?;
+    let request = serde_json::json!({
+        "source_dir": root.join("src").join(&source_top),
+        "out_dir": root.join("out"),
+        "backend": spec.backend,
+        "backend_path": spec.backend_path,
+        "site_dirs": [root.join("env")],
+    });
+    std::fs::write(dir.join("request.json"), request.to_string())
+        .map_err(|e| setup("writing the request", &e))?;
+    // The job may run as another user (docker's non-root uid): let it write where it must.
+    open_up(dir).map_err(|e| setup("opening the build folder", &e))?;
+    Ok(Prepared { source_top })
+}
+
+fn open_up(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for sub in ["", "out", "tmp", "home"] {
+        std::fs::set_permissions(dir.join(sub), std::fs::Permissions::from_mode(0o777))?;
+    }
+    // The backend writes build/ and *.egg-info inside the source tree.
+    chmod_tree(&dir.join("src"))
+}
+
+fn chmod_tree(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.is_dir() {
+        let mode = meta.permissions().mode();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o777))?;
+        for entry in std::fs::read_dir(dir)? {
+            chmod_tree(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Read what the frontend reported and find the wheel it wrote.
+pub fn collect(dir: &Path, log: Vec<u8>, exit_ok: bool) -> Result<JobOutput, JobError> {
+    let result: serde_json::Value = std::fs::read(dir.join("result.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let requires = result["requires"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !exit_ok || result["phase"] != "done" {
+        let message = match result["error"].as_str() {
+            Some(error) => format!(
+                "{} failed: {error}",
+                result["phase"].as_str().unwrap_or("the build")
+            ),
+            None => "the build failed before the frontend reported anything".to_string(),
+        };
+        return Err(JobError::Failed { message, log });
+    }
+    let wheel_name = result["wheel"].as_str().unwrap_or_default();
+    let wheel = dir.join("out").join(wheel_name);
+    if wheel_name.is_empty() || wheel_name.contains('/') || !wheel.is_file() {
+        return Err(JobError::Failed {
+            message: format!(
+                "the backend reported `{wheel_name}`, which is not a wheel in the output folder"
+            ),
+            log,
+        });
+    }
+    Ok(JobOutput {
+        wheel,
+        log,
+        requires,
+    })
+}
+
+/// The environment a job sees: an allow-list, nothing inherited.
+pub fn environment(settings: &Settings, root: &Path) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME".into(), root.join("home").display().to_string()),
+        ("TMPDIR".into(), root.join("tmp").display().to_string()),
+        ("LANG".into(), settings.locale.clone()),
+        ("LC_ALL".into(), settings.locale.clone()),
+        ("TZ".into(), settings.timezone.clone()),
+        ("PYTHONHASHSEED".into(), settings.hash_seed.clone()),
+        ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+        ("PYTHONNOUSERSITE".into(), "1".into()),
+        ("PIP_NO_INDEX".into(), "1".into()),
+    ];
+    if let Some(epoch) = settings.source_date_epoch {
+        env.push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
+    }
+    env
+}

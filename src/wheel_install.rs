@@ -1,0 +1,84 @@
+//! Installing a wheel into a build environment: a wheel is a zip, so installing is unpacking
+//! into a site directory (the frontend's `site.addsitedir` then processes `.pth` files).
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}: cannot install: {message}", wheel.display())]
+pub struct InstallError {
+    pub wheel: PathBuf,
+    pub message: String,
+}
+
+/// Unpack `wheel` into `site`. `.data/purelib` and `.data/platlib` go to the site root;
+/// scripts, headers and data files are not needed to build and are left out.
+pub fn install_wheel(wheel: &Path, site: &Path) -> Result<(), InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |message: String| InstallError {
+        wheel: wheel.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(wheel).map_err(|e| fail(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| fail(e.to_string()))?;
+    for index in 0..zip.len() {
+        let mut entry = zip.by_index(index).map_err(|e| fail(e.to_string()))?;
+        let name = entry.name().map_err(|e| fail(e.to_string()))?.into_owned();
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(rel) = target_path(&name) else {
+            continue;
+        };
+        if Path::new(&rel)
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(fail(format!("entry `{name}` escapes the install folder")));
+        }
+        let path = site.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+        }
+        let mut out =
+            std::fs::File::create(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        let mut limited = (&mut entry).take(1 << 30);
+        std::io::copy(&mut limited, &mut out).map_err(|e| fail(e.to_string()))?;
+        let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        let mode = if executable { 0o755 } else { 0o644 };
+        out.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Where an entry goes below the site directory, or `None` to leave it out.
+fn target_path(name: &str) -> Option<String> {
+    let Some((first, rest)) = name.split_once('/') else {
+        return Some(name.to_string()); // a top-level module such as six.py
+    };
+    if !first.ends_with(".data") {
+        return Some(name.to_string());
+    }
+    let (scheme, rest) = rest.split_once('/')?;
+    matches!(scheme, "purelib" | "platlib").then(|| rest.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_schemes_map_to_the_site_root() {
+        assert_eq!(target_path("six.py").as_deref(), Some("six.py"));
+        assert_eq!(
+            target_path("pkg/__init__.py").as_deref(),
+            Some("pkg/__init__.py")
+        );
+        assert_eq!(
+            target_path("x-1.data/purelib/x/a.py").as_deref(),
+            Some("x/a.py")
+        );
+        assert_eq!(target_path("x-1.data/scripts/tool"), None);
+    }
+}
