@@ -72,8 +72,9 @@ pub fn read_sdist(path: &Path, limits: Limits) -> Result<SdistFiles, ArchiveErro
     Ok(sink.0)
 }
 
-/// Unpack an sdist below `dest`, as `tar` does for a non-root user: modes masked by `umask`,
-/// file times kept. Returns the sdist's top folder.
+/// Unpack an sdist below `dest` as pip does: modes masked by `umask`, file times those of the
+/// unpacking (pip writes each file anew; some sdists carry 1970 times that zip cannot store).
+/// Returns the sdist's top folder.
 pub fn extract_sdist(
     path: &Path,
     dest: &Path,
@@ -92,13 +93,7 @@ pub fn extract_sdist(
 /// What to do with each checked entry.
 trait Sink {
     fn dir(&mut self, parts: &[String], mode: u32) -> std::io::Result<()>;
-    fn file(
-        &mut self,
-        parts: &[String],
-        reader: &mut dyn Read,
-        mode: u32,
-        mtime: Option<u64>,
-    ) -> std::io::Result<()>;
+    fn file(&mut self, parts: &[String], reader: &mut dyn Read, mode: u32) -> std::io::Result<()>;
     fn link(&mut self, parts: &[String], target: &str, hard: bool) -> std::io::Result<()>;
 }
 
@@ -110,13 +105,7 @@ impl Sink for Keep {
         Ok(())
     }
 
-    fn file(
-        &mut self,
-        parts: &[String],
-        reader: &mut dyn Read,
-        _: u32,
-        _: Option<u64>,
-    ) -> std::io::Result<()> {
+    fn file(&mut self, parts: &[String], reader: &mut dyn Read, _: u32) -> std::io::Result<()> {
         let rel = parts[1.min(parts.len())..].join("/");
         if parts.len() < 2 || !wanted(&rel) {
             return Ok(());
@@ -163,13 +152,7 @@ impl Sink for Extract {
         )
     }
 
-    fn file(
-        &mut self,
-        parts: &[String],
-        reader: &mut dyn Read,
-        mode: u32,
-        mtime: Option<u64>,
-    ) -> std::io::Result<()> {
+    fn file(&mut self, parts: &[String], reader: &mut dyn Read, mode: u32) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let path = self.path(parts);
         if let Some(parent) = path.parent() {
@@ -184,11 +167,7 @@ impl Sink for Extract {
         };
         file.set_permissions(std::fs::Permissions::from_mode(
             (mode | 0o600) & !self.umask,
-        ))?;
-        if let Some(secs) = mtime {
-            file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))?;
-        }
-        Ok(())
+        ))
     }
 
     fn link(&mut self, parts: &[String], target: &str, hard: bool) -> std::io::Result<()> {
@@ -381,7 +360,6 @@ fn walk_tar<R: Read>(
         }
         let header = entry.header();
         let mode = header.mode().unwrap_or(0o644);
-        let mtime = header.mtime().ok();
         let kind = header.entry_type();
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {}
@@ -413,7 +391,7 @@ fn walk_tar<R: Read>(
         }
         // A tar entry holds exactly its declared size, so the limit can be checked up front.
         checker.add_bytes(entry.size())?;
-        sink.file(&parts, &mut entry, mode, mtime)
+        sink.file(&parts, &mut entry, mode)
             .map_err(|e| checker.sink_error(e))?;
     }
     Ok(())
@@ -466,7 +444,7 @@ fn walk_zip(
             remaining: checker.limits.max_unpacked.saturating_sub(checker.total),
             read: 0,
         };
-        sink.file(&parts, &mut limited, mode, None)
+        sink.file(&parts, &mut limited, mode)
             .map_err(|e| checker.sink_error(e))?;
         std::io::copy(&mut limited, &mut std::io::sink()).map_err(|e| checker.sink_error(e))?;
         let read = limited.read;

@@ -156,29 +156,39 @@ pub fn resolve_cell(
                 }
             }
         }
-        let mut key: Vec<String> = wanted.iter().map(|(_, r, _)| r.to_string()).collect();
-        key.sort();
-        key.dedup();
-        let env = match envs.get(&key) {
-            Some(env) => env.clone(),
-            None => {
-                let reqs: Vec<Requirement> = wanted.iter().map(|(_, r, _)| r.clone()).collect();
-                let env = resolve_env(repo, cell, &reqs, &build_constraints).map_err(|source| {
-                    CellError::Resolve {
-                        cell: cell.id.clone(),
-                        what: format!(
-                            "cannot resolve the build environment of {} {} ({})",
-                            dist.name,
-                            dist.version,
-                            key.join(", ")
-                        ),
-                        source,
-                    }
-                })?;
-                envs.insert(key, env.clone());
-                env
+        let resolve_wanted = |wanted: &[(EdgeKind, Requirement, &str)],
+                              envs: &mut HashMap<Vec<String>, Resolution>|
+         -> Result<Resolution, CellError> {
+            let mut key: Vec<String> = wanted.iter().map(|(_, r, _)| r.to_string()).collect();
+            key.sort();
+            key.dedup();
+            if let Some(env) = envs.get(&key) {
+                return Ok(env.clone());
             }
+            let reqs: Vec<Requirement> = wanted.iter().map(|(_, r, _)| r.clone()).collect();
+            let env = resolve_env(repo, cell, &reqs, &build_constraints).map_err(|source| {
+                CellError::Resolve {
+                    cell: cell.id.clone(),
+                    what: format!(
+                        "cannot resolve the build environment of {} {} ({})",
+                        dist.name,
+                        dist.version,
+                        key.join(", ")
+                    ),
+                    source,
+                }
+            })?;
+            envs.insert(key, env.clone());
+            Ok(env)
         };
+        let mut env = resolve_wanted(&wanted, &mut envs)?;
+        if setuptools_hook_wants_wheel(&dist, info, &env)
+            && !wanted.iter().any(|(_, r, _)| r.name.as_ref() == "wheel")
+        {
+            let wheel = Requirement::from_str("wheel").expect("a valid requirement");
+            wanted.push((EdgeKind::BuildBackend, wheel, "wheel"));
+            env = resolve_wanted(&wanted, &mut envs)?;
+        }
         for new in state.add_environment(&env).map_err(repo_err)? {
             queue.push_back(new);
         }
@@ -258,6 +268,25 @@ impl State<'_> {
         }
         Ok(new)
     }
+}
+
+/// setuptools' `get_requires_for_build_wheel` answers `wheel` before 70.1, whose bdist_wheel
+/// it needed; knowing it here puts the edge in the graph before any build runs.
+fn setuptools_hook_wants_wheel(
+    dist: &Dist,
+    info: &crate::inspect::SdistInfo,
+    env: &Resolution,
+) -> bool {
+    if !info.build_backend.starts_with("setuptools.build_meta") {
+        return false;
+    }
+    let setuptools = PackageName::from_str("setuptools").expect("a valid name");
+    let version = if dist.name == setuptools && !info.backend_path.is_empty() {
+        Some(&dist.version)
+    } else {
+        env.packages.get(&setuptools)
+    };
+    version.is_some_and(|v| *v < pep508_rs::pep440_rs::Version::new([70, 1]))
 }
 
 /// An edge keeps the requirement as its author wrote it (`setuptools_scm[toml]>=3.4.1`,
