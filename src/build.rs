@@ -456,6 +456,7 @@ pub async fn execute(
                 interrupted = true;
                 running.abort_all();
                 while running.join_next().await.is_some() {}
+                backend.cleanup().await;
                 break;
             }
         };

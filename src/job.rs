@@ -150,28 +150,26 @@ pub fn prepare(spec: &JobSpec, dir: &Path, root: &Path) -> Result<Prepared, JobE
     });
     std::fs::write(dir.join("request.json"), request.to_string())
         .map_err(|e| setup("writing the request", &e))?;
-    // The job may run as another user (docker's non-root uid): let it write where it must.
-    open_up(dir).map_err(|e| setup("opening the build folder", &e))?;
     Ok(Prepared { source_top })
 }
 
-fn open_up(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for sub in ["", "out", "tmp", "home"] {
-        std::fs::set_permissions(dir.join(sub), std::fs::Permissions::from_mode(0o777))?;
-    }
-    // The backend writes build/ and *.egg-info inside the source tree.
-    chmod_tree(&dir.join("src"))
-}
-
-fn chmod_tree(dir: &Path) -> std::io::Result<()> {
+/// Give the job folder to the uid a container runs as, so the backend can write into the
+/// unpacked sources (egg-info, build/). Without the right to chown, open it up instead.
+pub fn hand_over(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::symlink_metadata(dir)?;
-    if meta.is_dir() {
+    if std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).is_err()
+        && !meta.file_type().is_symlink()
+    {
         let mode = meta.permissions().mode();
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o777))?;
+        std::fs::set_permissions(
+            dir,
+            std::fs::Permissions::from_mode(mode | 0o666 | if meta.is_dir() { 0o111 } else { 0 }),
+        )?;
+    }
+    if meta.is_dir() {
         for entry in std::fs::read_dir(dir)? {
-            chmod_tree(&entry?.path())?;
+            hand_over(&entry?.path(), uid, gid)?;
         }
     }
     Ok(())

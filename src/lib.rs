@@ -14,6 +14,7 @@ pub mod explain;
 pub mod fsutil;
 pub mod graph;
 pub mod http;
+pub mod images;
 pub mod index;
 pub mod inspect;
 pub mod interpreter;

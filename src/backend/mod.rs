@@ -1,5 +1,6 @@
 //! Where jobs run: `local` (an interpreter on the host) or `docker` (a container per job).
 
+pub mod docker;
 pub mod local;
 
 use crate::job::{JobError, JobOutput, JobSpec};
@@ -23,4 +24,8 @@ pub trait Backend: Send + Sync {
         spec: &'a JobSpec,
         dir: &'a Path,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + Send + 'a>>;
+    /// Remove whatever the jobs of this process left running (after Ctrl-C).
+    fn cleanup(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }

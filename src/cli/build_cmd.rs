@@ -2,9 +2,11 @@
 
 use super::{InputArgs, Resolved, has_error_cycle, resolve_inputs, resolve_report};
 use crate::backend::Backend;
+use crate::backend::docker::DockerBackend;
 use crate::backend::local::Local;
 use crate::build::{BuildOptions, Events, Summary, execute, plan};
 use crate::exit;
+use crate::images::Image;
 use crate::job::Settings;
 use crate::store::Store;
 use anyhow::{Context, bail};
@@ -106,7 +108,10 @@ pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
         store.finish_run(&run_id, "cycle")?;
         return Ok(exit::CYCLE);
     }
-    let backend = make_backend(&args, &resolved)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let backend = make_backend(&args, &resolved, &runtime)?;
     let options = BuildOptions {
         jobs: args.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -129,9 +134,6 @@ pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
         &graphs.iter().map(|g| g.cell.id.clone()).collect::<Vec<_>>(),
         &planned_counts(&planned),
     ));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let summary = runtime.block_on(execute(
         planned,
         backend,
@@ -169,13 +171,24 @@ fn planned_counts(planned: &[crate::build::Planned]) -> HashMap<String, u64> {
     counts
 }
 
-fn make_backend(args: &BuildArgs, resolved: &Resolved) -> anyhow::Result<Arc<dyn Backend>> {
+fn make_backend(
+    args: &BuildArgs,
+    resolved: &Resolved,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<Arc<dyn Backend>> {
+    let has_images = resolved
+        .graphs
+        .iter()
+        .all(|(cg, _)| cg.cell.image.is_some());
     let kind = match args.backend {
+        BackendKind::Auto if has_images && runtime.block_on(DockerBackend::connect()).is_ok() => {
+            BackendKind::Docker
+        }
         BackendKind::Auto => BackendKind::Local,
         other => other,
     };
     if kind == BackendKind::Docker {
-        bail!("the docker backend is not built yet\nhint: use --backend local");
+        return runtime.block_on(docker_backend(args, resolved));
     }
     let mut interpreters = HashMap::new();
     let mut missing = Vec::new();
@@ -198,6 +211,47 @@ fn make_backend(args: &BuildArgs, resolved: &Resolved) -> anyhow::Result<Arc<dyn
         );
     }
     Ok(Arc::new(Local::new(interpreters, args.build_path.clone())))
+}
+
+async fn docker_backend(args: &BuildArgs, resolved: &Resolved) -> anyhow::Result<Arc<dyn Backend>> {
+    let docker = DockerBackend::connect().await.context(
+        "the docker backend needs a Docker engine, and none answers\nhint: use --backend local",
+    )?;
+    let mut cells = HashMap::new();
+    for (cg, _) in &resolved.graphs {
+        let Some(name) = &cg.cell.image else {
+            bail!(
+                "cell {} names no image; the docker backend needs one (see matrices/debian.toml)",
+                cg.cell.id
+            );
+        };
+        let image = Image::named(name)?;
+        let Some(id) = image.id(&docker).await else {
+            bail!(
+                "image {} is not in the engine\nhint: rewheel images build {name}",
+                image.reference()
+            );
+        };
+        let python = DockerBackend::probe_python(&docker, &image.reference())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot run python3 in {}: {e}", image.reference()))?;
+        let want = cg.cell.python_version().release();
+        if !python.starts_with(&format!("{}.{}.", want[0], want[1])) {
+            bail!(
+                "cell {} wants Python {}.{} but image {} has {python}",
+                cg.cell.id,
+                want[0],
+                want[1],
+                image.reference()
+            );
+        }
+        cells.insert(cg.cell.id.clone(), (image.reference(), id, python));
+    }
+    Ok(Arc::new(DockerBackend::new(
+        docker,
+        cells,
+        args.build_path.clone(),
+    )))
 }
 
 fn print_summary(summary: &Summary, out: &std::path::Path) {

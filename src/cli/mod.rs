@@ -2,6 +2,7 @@
 //! itself lives in the library modules.
 
 mod build_cmd;
+mod images_cmd;
 mod runs_cmd;
 
 use crate::archive::Limits;
@@ -70,6 +71,9 @@ enum Command {
     ///   rewheel build --resume 20261121-204906
     #[command(after_help = exit::TABLE, verbatim_doc_comment)]
     Build(build_cmd::BuildArgs),
+    /// Build images without a registry (debootstrap + import), and list them.
+    #[command(subcommand)]
+    Images(images_cmd::ImagesCommand),
     /// The run store: `runs list`, `runs show RUN`.
     #[command(subcommand)]
     Runs(runs_cmd::RunsCommand),
@@ -201,6 +205,7 @@ pub fn main() -> u8 {
         Command::Resolve(args) => run_resolve(args),
         Command::Build(args) => build_cmd::run_build(args, argv),
         Command::Runs(command) => runs_cmd::run(command),
+        Command::Images(command) => images_cmd::run(command),
     };
     match result {
         Ok(code) => code,

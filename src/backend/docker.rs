@@ -1,0 +1,297 @@
+//! The docker backend: one container per job through the Engine API (no `docker` CLI), no
+//! network, a non-root uid, all capabilities dropped, no-new-privileges, memory and pids limits,
+//! a read-only root and build environment, a timeout, and the container always removed.
+
+use super::{Backend, Runtime};
+use crate::job::{self, JobError, JobOutput, JobSpec};
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
+    WaitContainerOptions,
+};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Every container of this process carries this label, so none can be left behind.
+pub const LABEL: &str = "rewheel.session";
+const ROOT: &str = "/build";
+/// Jobs run as this uid and gid, never as root.
+const UID: u32 = 1000;
+
+pub struct DockerBackend {
+    docker: Docker,
+    /// Per cell: image reference, image id, python version inside.
+    cells: HashMap<String, (String, String, String)>,
+    build_root: PathBuf,
+    session: String,
+    pub memory_bytes: i64,
+    pub pids: i64,
+}
+
+impl DockerBackend {
+    pub async fn connect() -> Result<Docker, bollard::errors::Error> {
+        let docker = Docker::connect_with_local_defaults()?;
+        let docker = docker.negotiate_version().await?;
+        docker.ping().await?;
+        Ok(docker)
+    }
+
+    pub fn new(
+        docker: Docker,
+        cells: HashMap<String, (String, String, String)>,
+        build_root: PathBuf,
+    ) -> Self {
+        Self {
+            docker,
+            cells,
+            build_root,
+            session: format!(
+                "{}-{}",
+                std::process::id(),
+                jiff::Timestamp::now().as_millisecond()
+            ),
+            memory_bytes: 4 << 30,
+            pids: 1024,
+        }
+    }
+
+    /// The interpreter version an image runs, asked of the image itself.
+    pub async fn probe_python(docker: &Docker, image: &str) -> Result<String, String> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec![
+                "python3".into(),
+                "-S".into(),
+                "-c".into(),
+                "import sys; print('%d.%d.%d' % sys.version_info[:3])".into(),
+            ]),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let out = run_to_end(docker, body, std::time::Duration::from_secs(60), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if out.0 != 0 {
+            return Err(String::from_utf8_lossy(&out.1).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.1).trim().to_string())
+    }
+}
+
+/// Create, start, wait (with a timeout), collect logs, and remove a container, whatever happens.
+async fn run_to_end(
+    docker: &Docker,
+    mut body: ContainerCreateBody,
+    timeout: std::time::Duration,
+    label: Option<&str>,
+) -> Result<(i64, Vec<u8>, bool), bollard::errors::Error> {
+    let mut labels = HashMap::new();
+    labels.insert(LABEL.to_string(), label.unwrap_or("probe").to_string());
+    body.labels = Some(labels);
+    let created = docker
+        .create_container(None::<CreateContainerOptions>, body)
+        .await?;
+    let id = created.id;
+    let guard = RemoveOnDrop {
+        docker: docker.clone(),
+        id: Some(id.clone()),
+    };
+    let result = async {
+        docker.start_container(&id, None).await?;
+        let mut wait = docker.wait_container(&id, None::<WaitContainerOptions>);
+        let (code, timed_out) = match tokio::time::timeout(timeout, wait.next()).await {
+            Ok(Some(Ok(status))) => (status.status_code, false),
+            // A non-zero exit comes back as an error carrying the code.
+            Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => {
+                (code, false)
+            }
+            Ok(Some(Err(err))) => return Err(err),
+            Ok(None) => (-1, false),
+            Err(_) => (-1, true),
+        };
+        let mut logs = docker.logs(
+            &id,
+            Some(LogsOptions {
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            }),
+        );
+        let mut text = Vec::new();
+        while let Some(chunk) = logs.next().await {
+            text.extend_from_slice(&chunk?.into_bytes());
+        }
+        Ok((code, text, timed_out))
+    }
+    .await;
+    guard.remove().await;
+    result
+}
+
+struct RemoveOnDrop {
+    docker: Docker,
+    id: Option<String>,
+}
+
+impl RemoveOnDrop {
+    async fn remove(mut self) {
+        if let Some(id) = self.id.take() {
+            let _ = self
+                .docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        }
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        // Cancelled (Ctrl-C, a failing sibling): remove in the background; `cleanup` makes sure.
+        if let Some(id) = self.id.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let docker = self.docker.clone();
+            handle.spawn(async move {
+                let _ = docker
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await;
+            });
+        }
+    }
+}
+
+impl Backend for DockerBackend {
+    fn runtime(&self, cell: &str) -> Option<Runtime> {
+        self.cells.get(cell).map(|(_, id, python)| Runtime {
+            backend: "docker",
+            id: id.clone(),
+            interpreter_version: python.clone(),
+        })
+    }
+
+    fn job_dir(&self, spec: &JobSpec) -> (PathBuf, PathBuf) {
+        let leaf = match spec.stage {
+            0 => format!("{}-{}", spec.name, spec.version),
+            stage => format!("{}-{}.stage{stage}", spec.name, spec.version),
+        };
+        (
+            self.build_root.join(&spec.cell).join(leaf),
+            PathBuf::from(ROOT),
+        )
+    }
+
+    fn run<'a>(
+        &'a self,
+        spec: &'a JobSpec,
+        dir: &'a Path,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let (image, _, _) = self
+                .cells
+                .get(&spec.cell)
+                .ok_or_else(|| JobError::Setup(format!("no image for cell {}", spec.cell)))?;
+            let root = Path::new(ROOT);
+            job::prepare(spec, dir, root)?;
+            job::hand_over(dir, UID, UID).map_err(|e| {
+                JobError::Setup(format!("handing the build folder to uid {UID}: {e}"))
+            })?;
+            let env: Vec<String> = job::environment(&spec.settings, root)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let script = format!(
+                "umask {:03o} && exec python3 -S {ROOT}/frontend/frontend.py {ROOT}/request.json {ROOT}/result.json",
+                spec.settings.umask
+            );
+            let mut tmpfs = HashMap::new();
+            tmpfs.insert("/tmp".to_string(), "rw,size=1g".to_string());
+            let body = ContainerCreateBody {
+                image: Some(image.clone()),
+                cmd: Some(vec!["/bin/sh".into(), "-c".into(), script]),
+                env: Some(env),
+                user: Some(format!("{UID}:{UID}")),
+                working_dir: Some(ROOT.into()),
+                network_disabled: Some(true),
+                host_config: Some(HostConfig {
+                    binds: Some(vec![
+                        format!("{}:{ROOT}", dir.display()),
+                        // The build environment and the frontend are inputs: read-only.
+                        format!("{}:{ROOT}/env:ro", dir.join("env").display()),
+                        format!("{}:{ROOT}/frontend:ro", dir.join("frontend").display()),
+                    ]),
+                    network_mode: Some("none".into()),
+                    cap_drop: Some(vec!["ALL".into()]),
+                    security_opt: Some(vec!["no-new-privileges".into()]),
+                    memory: Some(self.memory_bytes),
+                    pids_limit: Some(self.pids),
+                    readonly_rootfs: Some(true),
+                    tmpfs: Some(tmpfs),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let (code, log, timed_out) =
+                run_to_end(&self.docker, body, spec.timeout, Some(&self.session))
+                    .await
+                    .map_err(|e| JobError::Setup(format!("the Docker engine: {e}")))?;
+            if timed_out {
+                return Err(JobError::Timeout(spec.timeout, log));
+            }
+            job::collect(dir, log, code == 0)
+        })
+    }
+
+    fn cleanup(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let mut filters = HashMap::new();
+            filters.insert(
+                "label".to_string(),
+                vec![format!("{LABEL}={}", self.session)],
+            );
+            let Ok(containers) = self
+                .docker
+                .list_containers(Some(ListContainersOptions {
+                    all: true,
+                    filters: Some(filters),
+                    ..Default::default()
+                }))
+                .await
+            else {
+                return;
+            };
+            for c in containers {
+                if let Some(id) = c.id {
+                    let _ = self
+                        .docker
+                        .remove_container(
+                            &id,
+                            Some(RemoveContainerOptions {
+                                force: true,
+                                ..Default::default()
+                            }),
+                        )
+                        .await;
+                }
+            }
+        })
+    }
+}

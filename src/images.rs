@@ -1,0 +1,159 @@
+//! Build images made without a registry: debootstrap a Debian suite, then import its root
+//! filesystem into the local engine through the Engine API. Tags carry the recipe's digest.
+
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use std::path::Path;
+
+/// The recipes shipped in `images/`, compiled in so the binary works outside the repository.
+const RECIPES: &[(&str, &str)] = &[
+    ("bullseye", include_str!("../images/bullseye/recipe.toml")),
+    ("bookworm", include_str!("../images/bookworm/recipe.toml")),
+    ("trixie", include_str!("../images/trixie/recipe.toml")),
+    ("forky", include_str!("../images/forky/recipe.toml")),
+];
+
+pub const REPOSITORY: &str = "rewheel";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub suite: String,
+    pub variant: String,
+    pub packages: Vec<String>,
+    #[serde(default = "default_mirror")]
+    pub mirror: String,
+}
+
+fn default_mirror() -> String {
+    "http://deb.debian.org/debian".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("no image recipe `{0}`; known: bullseye, bookworm, trixie, forky")]
+    Unknown(String),
+    #[error("debootstrap is not installed\nhint: apt-get install debootstrap")]
+    NoDebootstrap,
+    #[error("debootstrap {suite} failed ({status}); its log: {log}")]
+    Debootstrap {
+        suite: String,
+        status: String,
+        log: String,
+    },
+    #[error("the Docker engine: {0}")]
+    Engine(#[from] bollard::errors::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Image {
+    pub name: &'static str,
+    pub recipe: Recipe,
+    pub digest: String,
+}
+
+impl Image {
+    pub fn named(name: &str) -> Result<Self, ImageError> {
+        let (name, text) = RECIPES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| ImageError::Unknown(name.to_string()))?;
+        let recipe: Recipe = toml::from_str(text).expect("shipped recipes parse");
+        Ok(Self {
+            name,
+            recipe,
+            digest: crate::fsutil::sha256_hex(text.as_bytes())[..12].to_string(),
+        })
+    }
+
+    pub fn all() -> Vec<Self> {
+        RECIPES
+            .iter()
+            .map(|(n, _)| Self::named(n).expect("shipped"))
+            .collect()
+    }
+
+    /// `rewheel/bookworm:<recipe digest>`.
+    pub fn reference(&self) -> String {
+        format!("{REPOSITORY}/{}:{}", self.name, self.digest)
+    }
+
+    /// The engine's id for this image, if it has been built.
+    pub async fn id(&self, docker: &Docker) -> Option<String> {
+        docker
+            .inspect_image(&self.reference())
+            .await
+            .ok()
+            .and_then(|i| i.id)
+    }
+
+    /// debootstrap the suite into a scratch folder and import it as this image.
+    pub async fn build(
+        &self,
+        docker: &Docker,
+        scratch: &Path,
+        log: &Path,
+    ) -> Result<String, ImageError> {
+        let which = tokio::process::Command::new("debootstrap")
+            .arg("--version")
+            .output()
+            .await;
+        if which.is_err() && !Path::new("/usr/sbin/debootstrap").exists() {
+            return Err(ImageError::NoDebootstrap);
+        }
+        let root = scratch.join(self.name);
+        if root.exists() {
+            std::fs::remove_dir_all(&root)?;
+        }
+        let log_file = std::fs::File::create(log)?;
+        let status = tokio::process::Command::new("debootstrap")
+            .arg(format!("--variant={}", self.recipe.variant))
+            .arg(format!("--include={}", self.recipe.packages.join(",")))
+            .arg(&self.recipe.suite)
+            .arg(&root)
+            .arg(&self.recipe.mirror)
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .status()
+            .await?;
+        if !status.success() {
+            return Err(ImageError::Debootstrap {
+                suite: self.recipe.suite.clone(),
+                status: status.to_string(),
+                log: log.display().to_string(),
+            });
+        }
+        // Caches the image does not need; smaller images import faster.
+        for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+            let _ = std::fs::remove_dir_all(root.join(dir));
+        }
+        let mut tar = tokio::process::Command::new("tar")
+            .args(["--numeric-owner", "-C"])
+            .arg(&root)
+            .args(["-c", "."])
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let stdout = tar.stdout.take().expect("piped");
+        let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(stdout));
+        let options = bollard::query_parameters::CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(format!("{REPOSITORY}/{}", self.name)),
+            tag: Some(self.digest.clone()),
+            changes: vec!["USER 1000:1000".into(), "WORKDIR /build".into()],
+            ..Default::default()
+        };
+        let mut progress = docker.create_image(Some(options), Some(body), None);
+        while let Some(event) = progress.next().await {
+            event?;
+        }
+        tar.wait().await?;
+        let _ = std::fs::remove_dir_all(&root);
+        Ok(self.id(docker).await.unwrap_or_default())
+    }
+}
