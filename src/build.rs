@@ -299,6 +299,7 @@ pub async fn execute(
     run_id: &str,
     options: &BuildOptions,
     events: Arc<dyn Events>,
+    mut interrupt: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Summary, StoreError> {
     let reusable: HashMap<(String, String, String, u32), JobRecord> = store
         .jobs(run_id)?
@@ -318,9 +319,7 @@ pub async fn execute(
     let mut running = tokio::task::JoinSet::new();
     let labels: HashMap<JobKey, String> = planned.iter().map(|p| (p.key, p.spec.label())).collect();
     let by_key: HashMap<JobKey, &Planned> = planned.iter().map(|p| (p.key, p)).collect();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut interrupted = false;
+    let mut interrupted = *interrupt.borrow();
 
     loop {
         // Start what is ready, in plan order (dependencies first), up to --jobs at once.
@@ -452,7 +451,7 @@ pub async fn execute(
         }
         let joined = tokio::select! {
             joined = running.join_next() => joined,
-            _ = &mut ctrl_c, if !interrupted => {
+            _ = interrupt.changed(), if !interrupted => {
                 interrupted = true;
                 running.abort_all();
                 while running.join_next().await.is_some() {}

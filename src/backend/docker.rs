@@ -42,23 +42,68 @@ impl DockerBackend {
         docker: Docker,
         cells: HashMap<String, (String, String, String)>,
         build_root: PathBuf,
+        session: String,
     ) -> Self {
         Self {
             docker,
             cells,
             build_root,
-            session: format!(
-                "{}-{}",
-                std::process::id(),
-                jiff::Timestamp::now().as_millisecond()
-            ),
+            session,
             memory_bytes: 4 << 30,
             pids: 1024,
         }
     }
 
+    /// A label value no other rewheel process uses.
+    pub fn new_session() -> String {
+        format!(
+            "{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_millisecond()
+        )
+    }
+
+    /// Remove every container of a session, running or not, and wait until the engine lists
+    /// none: a removal already under way (from a cancelled job) answers "in progress" at once.
+    pub async fn remove_session(docker: &Docker, session: &str) {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![format!("{LABEL}={session}")]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        for _ in 0..80 {
+            let Ok(containers) = docker.list_containers(Some(options.clone())).await else {
+                tracing::warn!("cannot list this run's containers to remove them");
+                return;
+            };
+            if containers.is_empty() {
+                return;
+            }
+            tracing::debug!("removing {} leftover containers", containers.len());
+            for id in containers.into_iter().filter_map(|c| c.id) {
+                let _ = docker
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        tracing::warn!("containers of session {session} are still there after 20 s");
+    }
+
     /// The interpreter version an image runs, asked of the image itself.
-    pub async fn probe_python(docker: &Docker, image: &str) -> Result<String, String> {
+    pub async fn probe_python(
+        docker: &Docker,
+        image: &str,
+        session: &str,
+    ) -> Result<String, String> {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: Some(vec![
@@ -74,7 +119,7 @@ impl DockerBackend {
             }),
             ..Default::default()
         };
-        let out = run_to_end(docker, body, std::time::Duration::from_secs(60), None)
+        let out = run_to_end(docker, body, std::time::Duration::from_secs(60), session)
             .await
             .map_err(|e| e.to_string())?;
         if out.0 != 0 {
@@ -89,10 +134,10 @@ async fn run_to_end(
     docker: &Docker,
     mut body: ContainerCreateBody,
     timeout: std::time::Duration,
-    label: Option<&str>,
+    session: &str,
 ) -> Result<(i64, Vec<u8>, bool), bollard::errors::Error> {
     let mut labels = HashMap::new();
-    labels.insert(LABEL.to_string(), label.unwrap_or("probe").to_string());
+    labels.insert(LABEL.to_string(), session.to_string());
     body.labels = Some(labels);
     let created = docker
         .create_container(None::<CreateContainerOptions>, body)
@@ -250,7 +295,7 @@ impl Backend for DockerBackend {
                 ..Default::default()
             };
             let (code, log, timed_out) =
-                run_to_end(&self.docker, body, spec.timeout, Some(&self.session))
+                run_to_end(&self.docker, body, spec.timeout, &self.session)
                     .await
                     .map_err(|e| JobError::Setup(format!("the Docker engine: {e}")))?;
             if timed_out {
@@ -261,37 +306,6 @@ impl Backend for DockerBackend {
     }
 
     fn cleanup(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            let mut filters = HashMap::new();
-            filters.insert(
-                "label".to_string(),
-                vec![format!("{LABEL}={}", self.session)],
-            );
-            let Ok(containers) = self
-                .docker
-                .list_containers(Some(ListContainersOptions {
-                    all: true,
-                    filters: Some(filters),
-                    ..Default::default()
-                }))
-                .await
-            else {
-                return;
-            };
-            for c in containers {
-                if let Some(id) = c.id {
-                    let _ = self
-                        .docker
-                        .remove_container(
-                            &id,
-                            Some(RemoveContainerOptions {
-                                force: true,
-                                ..Default::default()
-                            }),
-                        )
-                        .await;
-                }
-            }
-        })
+        Box::pin(Self::remove_session(&self.docker, &self.session))
     }
 }

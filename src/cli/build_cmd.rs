@@ -111,7 +111,18 @@ pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let backend = make_backend(&args, &resolved, &runtime)?;
+    // Ctrl-C from here on stops the jobs and removes their containers.
+    let (interrupt_tx, interrupt) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = interrupt_tx.send(true);
+        }
+    });
+    let Some(backend) = make_backend(&args, &resolved, &runtime, interrupt.clone())? else {
+        store.finish_run(&run_id, "interrupted")?;
+        eprintln!("interrupted before any job started");
+        return Ok(130);
+    };
     let options = BuildOptions {
         jobs: args.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -141,6 +152,7 @@ pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
         &run_id,
         &options,
         events.clone(),
+        interrupt,
     ))?;
     events.clear();
     print_summary(&summary, &args.out);
@@ -175,7 +187,8 @@ fn make_backend(
     args: &BuildArgs,
     resolved: &Resolved,
     runtime: &tokio::runtime::Runtime,
-) -> anyhow::Result<Arc<dyn Backend>> {
+    mut interrupt: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<Arc<dyn Backend>>> {
     let has_images = resolved
         .graphs
         .iter()
@@ -188,7 +201,18 @@ fn make_backend(
         other => other,
     };
     if kind == BackendKind::Docker {
-        return runtime.block_on(docker_backend(args, resolved));
+        let session = DockerBackend::new_session();
+        return runtime.block_on(async {
+            tokio::select! {
+                backend = docker_backend(args, resolved, session.clone()) => backend.map(Some),
+                _ = interrupt.changed() => {
+                    if let Ok(docker) = DockerBackend::connect().await {
+                        DockerBackend::remove_session(&docker, &session).await;
+                    }
+                    Ok(None)
+                }
+            }
+        });
     }
     let mut interpreters = HashMap::new();
     let mut missing = Vec::new();
@@ -210,10 +234,17 @@ fn make_backend(
             missing.join(", ")
         );
     }
-    Ok(Arc::new(Local::new(interpreters, args.build_path.clone())))
+    Ok(Some(Arc::new(Local::new(
+        interpreters,
+        args.build_path.clone(),
+    ))))
 }
 
-async fn docker_backend(args: &BuildArgs, resolved: &Resolved) -> anyhow::Result<Arc<dyn Backend>> {
+async fn docker_backend(
+    args: &BuildArgs,
+    resolved: &Resolved,
+    session: String,
+) -> anyhow::Result<Arc<dyn Backend>> {
     let docker = DockerBackend::connect().await.context(
         "the docker backend needs a Docker engine, and none answers\nhint: use --backend local",
     )?;
@@ -232,7 +263,7 @@ async fn docker_backend(args: &BuildArgs, resolved: &Resolved) -> anyhow::Result
                 image.reference()
             );
         };
-        let python = DockerBackend::probe_python(&docker, &image.reference())
+        let python = DockerBackend::probe_python(&docker, &image.reference(), &session)
             .await
             .map_err(|e| anyhow::anyhow!("cannot run python3 in {}: {e}", image.reference()))?;
         let want = cg.cell.python_version().release();
@@ -251,6 +282,7 @@ async fn docker_backend(args: &BuildArgs, resolved: &Resolved) -> anyhow::Result
         docker,
         cells,
         args.build_path.clone(),
+        session,
     )))
 }
 

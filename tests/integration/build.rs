@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// A PEP 517 backend in one file: imports what `needs.txt` names (so a missing build
 /// dependency fails the build), runs `hook.py` if present, writes a wheel with fixed times.
-const TINYBUILD: &str = r#"
+pub const TINYBUILD: &str = r#"
 import importlib, os, zipfile, hashlib, base64
 
 def _meta():
@@ -45,7 +45,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     return filename
 "#;
 
-fn package<'a>(
+pub fn package<'a>(
     name: &'a str,
     version: &'a str,
     build_requires: &[&str],

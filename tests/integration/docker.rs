@@ -1,0 +1,230 @@
+//! The docker backend against the local engine. Each test needs the engine and the bookworm
+//! image (`rewheel images build bookworm`, which `.ci/run` does); without them it prints why it
+//! skips.
+
+use crate::build::package;
+use crate::fixtures::{Run, run};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "bookworm";
+
+/// Why the docker tests cannot run here, if they cannot.
+fn unavailable() -> Option<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_rewheel"))
+        .args(["images", "list"])
+        .output();
+    let Ok(out) = out else {
+        return Some("the binary did not run".into());
+    };
+    if !out.status.success() {
+        return Some(format!(
+            "no Docker engine answers ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let list = String::from_utf8_lossy(&out.stdout);
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(IMAGE))
+        .unwrap_or_default();
+    if line.contains("not built") {
+        return Some(format!(
+            "image {IMAGE} is not built (rewheel images build {IMAGE})"
+        ));
+    }
+    None
+}
+
+macro_rules! require_docker {
+    () => {
+        if let Some(reason) = unavailable() {
+            eprintln!("SKIPPED: {reason}");
+            println!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
+fn matrix(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("matrix.toml");
+    std::fs::write(
+        &path,
+        "[cells.cp311-bookworm]\npython = \"3.11.2\"\nimage = \"bookworm\"\n",
+    )
+    .unwrap();
+    path
+}
+
+fn build(dir: &Path, specs: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .arg("build")
+        .args(specs)
+        .args(["--backend", "docker", "--no-index", "--find-links"])
+        .arg(dir)
+        .arg("--matrix")
+        .arg(matrix(dir))
+        .arg("--cache-dir")
+        .arg(dir.join(".cache"))
+        .arg("--store")
+        .arg(dir.join(".store"))
+        .arg("--out")
+        .arg(dir.join("wheelhouse"))
+        .arg("--build-path")
+        .arg(dir.join(".build"))
+        .env_remove("PIP_INDEX_URL");
+    command
+}
+
+/// Import a module from wheels in the image, the wheels on sys.path as zip files.
+fn import_in_image(wheels: &Path, module: &str) -> Run {
+    let reference = image_reference();
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(wheels).unwrap().flatten() {
+        paths.push(format!("/wheels/{}", entry.file_name().to_string_lossy()));
+    }
+    let mut command = Command::new("docker");
+    command
+        .args(["run", "--rm", "--network", "none", "-v"])
+        .arg(format!("{}:/wheels:ro", wheels.display()))
+        .args(["-e", &format!("PYTHONPATH={}", paths.join(":"))])
+        .args([
+            &reference,
+            "python3",
+            "-c",
+            &format!("import {module}; print({module}.NAME)"),
+        ]);
+    run(command)
+}
+
+fn image_reference() -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rewheel"))
+        .args(["images", "list"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(IMAGE))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .to_string()
+}
+
+/// Containers the rewheel process `pid` made (its session label starts with its pid); with
+/// `running_jobs`, only running build jobs, not the short interpreter probe.
+fn containers_of(pid: u32, running_jobs: bool) -> usize {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            "label=rewheel.session",
+        ])
+        .args([
+            "--format",
+            "{{.Label \"rewheel.session\"}}|{{.Status}}|{{.Command}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&format!("{pid}-")))
+        .filter(|l| !running_jobs || (l.contains("|Up") && l.contains("frontend.py")))
+        .count()
+}
+
+#[test]
+fn builds_in_a_container_and_the_wheel_imports_in_its_image() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    package("lib", "2.0", &[], &[]).write(dir.path());
+    package("app", "1.0", &["lib"], &["lib"]).write(dir.path());
+    let child = build(dir.path(), &["app==1.0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let wheels = dir.path().join("wheelhouse/cp311-bookworm");
+    assert!(
+        wheels.join("app-1.0-py3-none-any.whl").is_file(),
+        "{}",
+        r.stdout
+    );
+    let imported = import_in_image(&wheels, "app");
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    assert_eq!(imported.stdout.trim(), "app");
+    assert_eq!(
+        containers_of(pid, false),
+        0,
+        "every job container was removed"
+    );
+}
+
+#[test]
+fn a_container_build_reaches_no_network() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    package("nosy", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "import socket\ns = socket.socket()\ns.settimeout(3)\n\
+             try:\n    s.connect(('1.1.1.1', 53))\nexcept OSError as e:\n    print('network blocked:', e)\n\
+             else:\n    raise SystemExit('the build reached the network')\n",
+        )
+        .write(dir.path());
+    let r = run(build(dir.path(), &["nosy==1.0"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn ctrl_c_leaves_no_container_behind() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    package("slow", "1.0", &[], &[])
+        .file("hook.py", "import time\ntime.sleep(120)\n")
+        .write(dir.path());
+    let mut child = build(dir.path(), &["slow==1.0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while containers_of(child.id(), true) == 0 {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "rewheel ended ({status}) before its job started: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the job container never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // What a terminal sends on Ctrl-C.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(
+        containers_of(pid, false),
+        0,
+        "the interrupted job's container was removed"
+    );
+}
