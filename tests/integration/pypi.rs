@@ -105,7 +105,12 @@ fn build_dateutil(extra: &[&str], out: &std::path::Path) -> Run {
     let cache = std::env::temp_dir().join("rewheel-test-pypi-cache");
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
     command
-        .args(["build", "python-dateutil==2.8.2", "--exclude-newer", "2022-07-15T00:00:00Z"])
+        .args([
+            "build",
+            "python-dateutil==2.8.2",
+            "--exclude-newer",
+            "2022-07-15T00:00:00Z",
+        ])
         .args(["--source-date-epoch", "1657843200", "--cache-dir"])
         .arg(cache)
         .arg("--store")
@@ -121,10 +126,25 @@ fn build_dateutil(extra: &[&str], out: &std::path::Path) -> Run {
 
 fn assert_closure_built(r: &Run, cell: &str) {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    for name in ["setuptools 63.2.0", "wheel 0.37.1", "setuptools-scm 7.0.5", "packaging 21.3", "six 1.16.0", "python-dateutil 2.8.2"] {
-        assert!(r.stdout.contains(&format!("ok    {name}")), "{cell}: {name} missing in\n{}", r.stdout);
+    for name in [
+        "setuptools 63.2.0",
+        "wheel 0.37.1",
+        "setuptools-scm 7.0.5",
+        "packaging 21.3",
+        "six 1.16.0",
+        "python-dateutil 2.8.2",
+    ] {
+        assert!(
+            r.stdout.contains(&format!("ok    {name}")),
+            "{cell}: {name} missing in\n{}",
+            r.stdout
+        );
     }
-    assert!(!r.stdout.contains("did not reach a fixpoint"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("did not reach a fixpoint"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -140,22 +160,40 @@ fn dateutil_closure_builds_from_source_on_the_host() {
         .map(|e| e.path().display().to_string())
         .collect();
     let check = std::process::Command::new("python3.11")
-        .args(["-S", "-c", "import dateutil.parser as p; print(p.parse('2022-07-15T01:02:03Z').year)"])
+        .args([
+            "-S",
+            "-c",
+            "import dateutil.parser as p; print(p.parse('2022-07-15T01:02:03Z').year)",
+        ])
         .env("PYTHONPATH", wheels.join(":"))
         .output();
     if let Ok(check) = check {
-        assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "2022", "{}", String::from_utf8_lossy(&check.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&check.stdout).trim(),
+            "2022",
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
     }
 }
 
 #[test]
 fn dateutil_closure_builds_in_debian_images() {
     require_index!();
-    let images = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel")).args(["images", "list"]).output();
-    let list = images.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let images = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"))
+        .args(["images", "list"])
+        .output();
+    let list = images
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     for image in ["bullseye", "bookworm"] {
-        if !list.lines().any(|l| l.starts_with(image) && !l.contains("not built")) {
-            let reason = format!("image {image} is not built, or no Docker engine answers (rewheel images build {image})");
+        if !list
+            .lines()
+            .any(|l| l.starts_with(image) && !l.contains("not built"))
+        {
+            let reason = format!(
+                "image {image} is not built, or no Docker engine answers (rewheel images build {image})"
+            );
             eprintln!("SKIPPED: {reason}");
             println!("SKIPPED: {reason}");
             return;
@@ -164,11 +202,21 @@ fn dateutil_closure_builds_in_debian_images() {
     let dir = tempfile::tempdir().unwrap();
     let matrix = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("matrices/debian.toml");
     let r = build_dateutil(
-        &["--matrix", matrix.to_str().unwrap(), "--cells", "cp3{9,11}-*", "--backend", "docker"],
+        &[
+            "--matrix",
+            matrix.to_str().unwrap(),
+            "--cells",
+            "cp3{9,11}-*",
+            "--backend",
+            "docker",
+        ],
         dir.path(),
     );
     assert_closure_built(&r, "debian");
-    for (cell, image) in [("cp39-bullseye", "bullseye"), ("cp311-bookworm", "bookworm")] {
+    for (cell, image) in [
+        ("cp39-bullseye", "bullseye"),
+        ("cp311-bookworm", "bookworm"),
+    ] {
         let wheels = dir.path().join("wheelhouse").join(cell);
         let paths: Vec<String> = std::fs::read_dir(&wheels)
             .unwrap()
@@ -185,9 +233,19 @@ fn dateutil_closure_builds_in_debian_images() {
             .args(["run", "--rm", "--network", "none", "-v"])
             .arg(format!("{}:/wheels:ro", wheels.display()))
             .args(["-e", &format!("PYTHONPATH={}", paths.join(":"))])
-            .args([&reference, "python3", "-c", "import dateutil.parser as p; print(p.parse('2022-07-15').year)"])
+            .args([
+                &reference,
+                "python3",
+                "-c",
+                "import dateutil.parser as p; print(p.parse('2022-07-15').year)",
+            ])
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2022", "{cell}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "2022",
+            "{cell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
