@@ -8,6 +8,7 @@ usage: python -S frontend.py REQUEST_JSON RESULT_JSON
 import importlib
 import json
 import os
+import re
 import site
 import sys
 import traceback
@@ -23,6 +24,14 @@ def load_backend(spec, source_dir, backend_path):
     for attr in filter(None, attrs.strip().split(".")):
         backend = getattr(backend, attr)
     return backend
+
+
+def requirement_name(requirement):
+    return re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement).group(1)
+
+
+def normalize(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def main():
@@ -47,6 +56,15 @@ def main():
         result["phase"] = "get_requires_for_build_wheel"
         hook = getattr(backend, "get_requires_for_build_wheel", None)
         result["requires"] = list(hook({})) if hook else []
+        # Requirements the backend adds at build time that are not installed: stop, so rewheel
+        # can build them and run this job again with them (markers are its business).
+        installed = set(request.get("installed", []))
+        missing = [r for r in result["requires"] if normalize(requirement_name(r)) not in installed]
+        if missing and not request.get("proceed", False):
+            result["phase"] = "needs"
+            result["missing"] = missing
+            write()
+            return
         write()
         result["phase"] = "build_wheel"
         result["wheel"] = backend.build_wheel(request["out_dir"], {})

@@ -55,6 +55,9 @@ pub struct JobSpec {
     pub settings: Settings,
     pub timeout: Duration,
     pub limits: Limits,
+    /// Build even if the backend's hook names requirements that are not installed (set once
+    /// rewheel has checked their markers and found nothing missing for this cell).
+    pub proceed: bool,
 }
 
 impl JobSpec {
@@ -89,12 +92,15 @@ pub enum JobError {
     Failed { message: String, log: Vec<u8> },
     #[error("timed out after {0:?}")]
     Timeout(Duration, Vec<u8>),
+    /// The backend's get_requires_for_build_wheel named requirements that are not installed.
+    #[error("the build backend asks for {0:?} at build time")]
+    Needs(Vec<String>),
 }
 
 impl JobError {
     pub fn log(&self) -> &[u8] {
         match self {
-            JobError::Setup(_) => &[],
+            JobError::Setup(_) | JobError::Needs(_) => &[],
             JobError::Failed { log, .. } | JobError::Timeout(_, log) => log,
         }
     }
@@ -147,6 +153,8 @@ pub fn prepare(spec: &JobSpec, dir: &Path, root: &Path) -> Result<Prepared, JobE
         "backend": spec.backend,
         "backend_path": spec.backend_path,
         "site_dirs": [root.join("env")],
+        "installed": installed_names(spec),
+        "proceed": spec.proceed,
     });
     std::fs::write(dir.join("request.json"), request.to_string())
         .map_err(|e| setup("writing the request", &e))?;
@@ -175,6 +183,14 @@ pub fn hand_over(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Normalized names the job has: its environment, and itself for an in-tree backend.
+fn installed_names(spec: &JobSpec) -> Vec<String> {
+    let normalize = |n: &str| n.to_ascii_lowercase().replace(['_', '.'], "-");
+    let mut names: Vec<String> = spec.env.iter().map(|w| normalize(&w.name)).collect();
+    names.push(normalize(&spec.name));
+    names
+}
+
 /// Read what the frontend reported and find the wheel it wrote.
 pub fn collect(dir: &Path, log: Vec<u8>, exit_ok: bool) -> Result<JobOutput, JobError> {
     let result: serde_json::Value = std::fs::read(dir.join("result.json"))
@@ -189,6 +205,17 @@ pub fn collect(dir: &Path, log: Vec<u8>, exit_ok: bool) -> Result<JobOutput, Job
                 .collect()
         })
         .unwrap_or_default();
+    if exit_ok && result["phase"] == "needs" {
+        let missing = result["missing"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Err(JobError::Needs(missing));
+    }
     if !exit_ok || result["phase"] != "done" {
         let message = match result["error"].as_str() {
             Some(error) => format!(

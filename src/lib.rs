@@ -22,6 +22,7 @@ pub mod job;
 pub mod matrix;
 pub mod metadata;
 pub mod names;
+pub mod plan;
 pub mod progress;
 pub mod provider;
 pub mod report;

@@ -141,7 +141,7 @@ pub fn cell_report(cg: &CellGraph, ways: &[Vec<WayOut>]) -> CellReport {
         id: cg.cell.id.clone(),
         python: cg.cell.python.clone(),
         image: cg.cell.image.clone(),
-        build_environments: cg.build_envs,
+        build_environments: cg.build_envs(),
         nodes,
         edges: g.graph.edge_indices().map(|e| edge_report(g, e)).collect(),
         cycles,

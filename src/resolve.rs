@@ -28,10 +28,22 @@ pub struct CellGraph {
     pub graph: BuildGraph,
     pub dists: HashMap<NodeIndex, Arc<Dist>>,
     pub cycles: Vec<Cycle>,
-    /// Distinct build environments resolved (identical requirement sets are resolved once).
-    pub build_envs: usize,
     /// What is installed to build each node: its build environment, resolved.
     pub build_env: HashMap<NodeIndex, Vec<NodeIndex>>,
+    /// The requirements each node's build environment was resolved from.
+    wanted: HashMap<NodeIndex, Vec<Wanted>>,
+    /// Build environments by requirement set: identical sets are resolved once.
+    envs: HashMap<Vec<String>, Resolution>,
+    build_constraints: Constraints,
+    bootstrap: HashSet<PackageName>,
+}
+
+/// One requirement of a build environment, with the kind of edge it makes and its text.
+#[derive(Debug, Clone)]
+struct Wanted {
+    kind: EdgeKind,
+    requirement: Requirement,
+    text: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,10 +83,6 @@ pub fn resolve_cell(
     input: &ResolveInput,
     extra_build_constraints: &Constraints,
 ) -> Result<CellGraph, CellError> {
-    let repo_err = |source: RepoError| CellError::Repo {
-        cell: cell.id.clone(),
-        source: Box::new(source),
-    };
     let roots: Vec<&Entry> = input
         .requirements
         .iter()
@@ -90,85 +98,147 @@ pub fn resolve_cell(
             source,
         }
     })?;
-
-    let mut state = State {
-        repo,
-        cell,
+    let mut build_constraints = Constraints::from_requirements(&input.build_constraints, cell);
+    for (name, range) in extra_build_constraints.iter() {
+        build_constraints = build_constraints.with(name.clone(), range.clone());
+    }
+    let mut cg = CellGraph {
+        cell: cell.clone(),
         graph: BuildGraph::default(),
         dists: HashMap::new(),
+        cycles: Vec::new(),
+        build_env: HashMap::new(),
+        wanted: HashMap::new(),
+        envs: HashMap::new(),
+        build_constraints,
+        bootstrap: input.bootstrap.clone(),
     };
-    let mut queue = VecDeque::new();
-    for ix in state.add_environment(&target).map_err(repo_err)? {
-        state.graph.mark_target(ix);
-        queue.push_back(ix);
+    let queue: VecDeque<NodeIndex> = cg.add_environment(repo, &target)?.into();
+    for &ix in &queue {
+        cg.graph.mark_target(ix);
     }
     for entry in &roots {
         let version = &target.packages[&entry.requirement.name];
-        let ix = state
+        let ix = cg
             .graph
             .find(&entry.requirement.name, version)
             .expect("resolved roots are nodes");
-        state.graph.mark_root(ix);
-        verify_hashes(entry, &state.dists[&ix])?;
+        cg.graph.mark_root(ix);
+        verify_hashes(entry, &cg.dists[&ix])?;
+    }
+    cg.drain(repo, queue)?;
+    cg.cycles = cg.graph.cycles(&cg.bootstrap);
+    Ok(cg)
+}
+
+impl CellGraph {
+    /// Distinct build environments resolved.
+    pub fn build_envs(&self) -> usize {
+        self.envs.len()
     }
 
-    let build_constraints = {
-        let mut c = Constraints::from_requirements(&input.build_constraints, cell);
-        for (name, range) in extra_build_constraints.iter() {
-            c = c.with(name.clone(), range.clone());
+    fn repo_err(&self) -> impl Fn(RepoError) -> CellError + '_ {
+        move |source| CellError::Repo {
+            cell: self.cell.id.clone(),
+            source: Box::new(source),
         }
-        c
-    };
-    let mut envs: HashMap<Vec<String>, Resolution> = HashMap::new();
-    let mut build_env = HashMap::new();
-    while let Some(ix) = queue.pop_front() {
-        let dist = state.dists[&ix].clone();
-        let Some(info) = &dist.sdist else {
-            continue; // a binary is installed, not built
-        };
-        let mut wanted: Vec<(EdgeKind, Requirement, &str)> = Vec::new();
-        for (kind, reqs, origin) in [
-            (
-                EdgeKind::BuildSystem,
-                &info.build_requires,
-                info.build_requires_source.as_str(),
-            ),
-            (
-                EdgeKind::BuildBackend,
-                &info.setup_requires,
-                info.setup_requires_source.as_deref().unwrap_or(""),
-            ),
-        ] {
-            for text in reqs {
-                let req = Requirement::from_str(text).map_err(|err| {
-                    repo_err(RepoError::BadRequirement {
-                        name: dist.name.clone(),
-                        version: dist.version.clone(),
-                        requirement: text.clone(),
-                        origin: origin.to_string(),
-                        message: err.to_string().lines().next().unwrap_or_default().into(),
-                    })
-                })?;
-                // The same requirement as setup_requires adds nothing to [build-system].
-                let repeated = wanted.iter().any(|(_, r, _)| r.name == req.name);
-                if req.evaluate_markers(cell.markers(), &[]) && !repeated {
-                    wanted.push((kind, req, text));
+    }
+
+    /// Resolve the build environment of every queued node, queueing what is new, until done.
+    fn drain(
+        &mut self,
+        repo: &Repository,
+        mut queue: VecDeque<NodeIndex>,
+    ) -> Result<(), CellError> {
+        while let Some(ix) = queue.pop_front() {
+            let dist = self.dists[&ix].clone();
+            let Some(info) = &dist.sdist else {
+                continue; // a binary is installed, not built
+            };
+            let mut wanted = Vec::new();
+            for (kind, reqs, origin) in [
+                (
+                    EdgeKind::BuildSystem,
+                    &info.build_requires,
+                    info.build_requires_source.as_str(),
+                ),
+                (
+                    EdgeKind::BuildBackend,
+                    &info.setup_requires,
+                    info.setup_requires_source.as_deref().unwrap_or(""),
+                ),
+            ] {
+                for text in reqs {
+                    self.want(&mut wanted, &dist, kind, text, origin)?;
                 }
             }
-        }
-        let resolve_wanted = |wanted: &[(EdgeKind, Requirement, &str)],
-                              envs: &mut HashMap<Vec<String>, Resolution>|
-         -> Result<Resolution, CellError> {
-            let mut key: Vec<String> = wanted.iter().map(|(_, r, _)| r.to_string()).collect();
-            key.sort();
-            key.dedup();
-            if let Some(env) = envs.get(&key) {
-                return Ok(env.clone());
+            let mut env = self.resolve_wanted(repo, &dist, &wanted)?;
+            if setuptools_hook_wants_wheel(&dist, info, &env) {
+                self.want(
+                    &mut wanted,
+                    &dist,
+                    EdgeKind::BuildBackend,
+                    "wheel",
+                    "setuptools' hook",
+                )?;
+                env = self.resolve_wanted(repo, &dist, &wanted)?;
             }
-            let reqs: Vec<Requirement> = wanted.iter().map(|(_, r, _)| r.clone()).collect();
-            let env = resolve_env(repo, cell, &reqs, &build_constraints).map_err(|source| {
+            queue.extend(self.connect(repo, ix, &wanted, &env)?);
+            self.wanted.insert(ix, wanted);
+        }
+        Ok(())
+    }
+
+    /// Add a requirement to a build environment unless its marker is false here or its
+    /// package is already wanted (setup_requires repeating [build-system] adds nothing).
+    fn want(
+        &self,
+        wanted: &mut Vec<Wanted>,
+        dist: &Dist,
+        kind: EdgeKind,
+        text: &str,
+        origin: &str,
+    ) -> Result<bool, CellError> {
+        let requirement = Requirement::from_str(text).map_err(|err| {
+            self.repo_err()(RepoError::BadRequirement {
+                name: dist.name.clone(),
+                version: dist.version.clone(),
+                requirement: text.to_string(),
+                origin: origin.to_string(),
+                message: err.to_string().lines().next().unwrap_or_default().into(),
+            })
+        })?;
+        let repeated = wanted
+            .iter()
+            .any(|w| w.requirement.name == requirement.name);
+        if repeated || !requirement.evaluate_markers(self.cell.markers(), &[]) {
+            return Ok(false);
+        }
+        wanted.push(Wanted {
+            kind,
+            requirement,
+            text: text.to_string(),
+        });
+        Ok(true)
+    }
+
+    fn resolve_wanted(
+        &mut self,
+        repo: &Repository,
+        dist: &Dist,
+        wanted: &[Wanted],
+    ) -> Result<Resolution, CellError> {
+        let mut key: Vec<String> = wanted.iter().map(|w| w.requirement.to_string()).collect();
+        key.sort();
+        key.dedup();
+        if let Some(env) = self.envs.get(&key) {
+            return Ok(env.clone());
+        }
+        let reqs: Vec<Requirement> = wanted.iter().map(|w| w.requirement.clone()).collect();
+        let env =
+            resolve_env(repo, &self.cell, &reqs, &self.build_constraints).map_err(|source| {
                 CellError::Resolve {
-                    cell: cell.id.clone(),
+                    cell: self.cell.id.clone(),
                     what: format!(
                         "cannot resolve the build environment of {} {} ({})",
                         dist.name,
@@ -178,68 +248,112 @@ pub fn resolve_cell(
                     source,
                 }
             })?;
-            envs.insert(key, env.clone());
-            Ok(env)
-        };
-        let mut env = resolve_wanted(&wanted, &mut envs)?;
-        if setuptools_hook_wants_wheel(&dist, info, &env)
-            && !wanted.iter().any(|(_, r, _)| r.name.as_ref() == "wheel")
-        {
-            let wheel = Requirement::from_str("wheel").expect("a valid requirement");
-            wanted.push((EdgeKind::BuildBackend, wheel, "wheel"));
-            env = resolve_wanted(&wanted, &mut envs)?;
-        }
-        for new in state.add_environment(&env).map_err(repo_err)? {
-            queue.push_back(new);
+        self.envs.insert(key, env.clone());
+        Ok(env)
+    }
+
+    /// Make `env` the build environment of `ix`: nodes, install edges among them, and an edge
+    /// from `ix` for each wanted requirement. Returns the nodes seen for the first time.
+    fn connect(
+        &mut self,
+        repo: &Repository,
+        ix: NodeIndex,
+        wanted: &[Wanted],
+        env: &Resolution,
+    ) -> Result<Vec<NodeIndex>, CellError> {
+        let new = self.add_environment(repo, env)?;
+        let dist = self.dists[&ix].clone();
+        let in_tree = dist
+            .sdist
+            .as_ref()
+            .is_some_and(|i| !i.backend_path.is_empty());
+        for w in wanted {
+            // An in-tree backend builds itself: its own name in its requirements is no cycle.
+            if in_tree && w.requirement.name == dist.name {
+                continue;
+            }
+            let to = self
+                .graph
+                .find(&w.requirement.name, &env.packages[&w.requirement.name])
+                .expect("resolved");
+            self.graph.edge(ix, to, edge_for(w.kind, &w.text));
         }
         let members = env
             .packages
             .iter()
-            .map(|(name, version)| state.graph.find(name, version).expect("added above"))
+            .map(|(name, version)| self.graph.find(name, version).expect("added above"))
             .collect();
-        build_env.insert(ix, members);
-        let in_tree = !info.backend_path.is_empty();
-        for (kind, req, text) in &wanted {
-            // An in-tree backend builds itself: its own name in its requirements is no cycle.
-            if in_tree && req.name == dist.name {
+        self.build_env.insert(ix, members);
+        Ok(new)
+    }
+
+    /// Add requirements a node's backend named at build time (its `get_requires_for_build_wheel`
+    /// hook) and resolve everything they bring. Returns the nodes that are new to the graph;
+    /// `Ok(None)` when nothing applies to this cell that is not already installed.
+    pub fn extend(
+        &mut self,
+        repo: &Repository,
+        ix: NodeIndex,
+        requirements: &[String],
+    ) -> Result<Option<Vec<NodeIndex>>, CellError> {
+        let dist = self.dists[&ix].clone();
+        let mut wanted = self.wanted.get(&ix).cloned().unwrap_or_default();
+        let installed: HashSet<PackageName> = self
+            .build_env
+            .get(&ix)
+            .into_iter()
+            .flatten()
+            .map(|&n| self.graph.graph[n].name.clone())
+            .chain([dist.name.clone()])
+            .collect();
+        let mut added = false;
+        for text in requirements {
+            let Ok(requirement) = Requirement::<pep508_rs::VerbatimUrl>::from_str(text) else {
+                continue;
+            };
+            if installed.contains(&requirement.name) {
                 continue;
             }
-            let to = state
-                .graph
-                .find(&req.name, &env.packages[&req.name])
-                .expect("resolved");
-            state.graph.edge(ix, to, edge_for(*kind, text));
+            added |= self.want(
+                &mut wanted,
+                &dist,
+                EdgeKind::BuildBackend,
+                text,
+                "the backend's hook",
+            )?;
         }
+        if !added {
+            return Ok(None);
+        }
+        let before = self.graph.graph.node_count();
+        let env = self.resolve_wanted(repo, &dist, &wanted)?;
+        let queue: VecDeque<NodeIndex> = self.connect(repo, ix, &wanted, &env)?.into();
+        self.wanted.insert(ix, wanted);
+        self.drain(repo, queue)?;
+        self.cycles = self.graph.cycles(&self.bootstrap);
+        Ok(Some(
+            (before..self.graph.graph.node_count())
+                .map(NodeIndex::new)
+                .collect(),
+        ))
     }
-    let cycles = state.graph.cycles(&input.bootstrap);
-    Ok(CellGraph {
-        cell: cell.clone(),
-        graph: state.graph,
-        dists: state.dists,
-        cycles,
-        build_envs: envs.len(),
-        build_env,
-    })
-}
 
-struct State<'a> {
-    repo: &'a Repository,
-    cell: &'a Cell,
-    graph: BuildGraph,
-    dists: HashMap<NodeIndex, Arc<Dist>>,
-}
-
-impl State<'_> {
     /// Add an environment's packages as nodes with the install edges between them; returns the
     /// nodes seen for the first time.
-    fn add_environment(&mut self, env: &Resolution) -> Result<Vec<NodeIndex>, RepoError> {
+    fn add_environment(
+        &mut self,
+        repo: &Repository,
+        env: &Resolution,
+    ) -> Result<Vec<NodeIndex>, CellError> {
         let mut new = Vec::new();
         let mut members = Vec::new();
         for (name, version) in &env.packages {
             let (ix, is_new) = self.graph.node(name, version);
             if is_new {
-                self.dists
-                    .insert(ix, self.repo.dist(name, version, self.cell)?);
+                let dist = repo
+                    .dist(name, version, &self.cell)
+                    .map_err(self.repo_err())?;
+                self.dists.insert(ix, dist);
                 new.push(ix);
             }
             members.push(ix);

@@ -4,10 +4,11 @@ use super::{InputArgs, Resolved, has_error_cycle, resolve_inputs, resolve_report
 use crate::backend::Backend;
 use crate::backend::docker::DockerBackend;
 use crate::backend::local::Local;
-use crate::build::{BuildOptions, Events, Summary, execute, plan};
+use crate::build::{Events, Summary, execute};
 use crate::exit;
 use crate::images::Image;
 use crate::job::Settings;
+use crate::plan::{BuildOptions, Planned, Planner};
 use crate::store::Store;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -139,13 +140,19 @@ pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
         seed_dir: args.seed_wheels.clone(),
         limits: resolved.limits,
     };
+    let options = Arc::new(options);
     let graphs: Vec<_> = resolved.graphs.into_iter().map(|(cg, _)| cg).collect();
-    let planned = plan(&resolved.repo, &graphs, &options)?;
-    let events = Arc::new(Display::new(
-        &graphs.iter().map(|g| g.cell.id.clone()).collect::<Vec<_>>(),
-        &planned_counts(&planned),
+    // Held here so that the repository (and its blocking HTTP client) is dropped outside the
+    // async runtime.
+    let planner = Arc::new(Planner::new(
+        Arc::new(resolved.repo),
+        graphs,
+        options.clone(),
     ));
+    let planned = planner.plan_all()?;
+    let events = Arc::new(Display::new(&planner.cells(), &planned_counts(&planned)));
     let summary = runtime.block_on(execute(
+        planner.clone(),
         planned,
         backend,
         &store,
@@ -175,10 +182,10 @@ pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
     })
 }
 
-fn planned_counts(planned: &[crate::build::Planned]) -> HashMap<String, u64> {
+fn planned_counts(planned: &[Planned]) -> HashMap<String, u64> {
     let mut counts = HashMap::new();
     for p in planned {
-        *counts.entry(p.cell().to_string()).or_insert(0) += 1;
+        *counts.entry(p.spec.cell.clone()).or_insert(0) += 1;
     }
     counts
 }

@@ -15,7 +15,8 @@ def _meta():
     return name, version
 
 def get_requires_for_build_wheel(config_settings=None):
-    return []
+    # What the backend decides at build time, as hatchling's own in-tree hook does.
+    return open("dynamic.txt").read().split() if os.path.exists("dynamic.txt") else []
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     name, version = _meta()
@@ -278,5 +279,26 @@ fn resume_reuses_finished_jobs() {
     assert_eq!(
         world.wheels(),
         ["app-1.0-py3-none-any.whl", "lib-2.0-py3-none-any.whl"]
+    );
+}
+
+#[test]
+fn requirements_a_backend_names_at_build_time_are_built_first() {
+    let world = World::new();
+    package("helper", "1.0", &[], &[]).write(world.path());
+    package("late", "1.0", &[], &[])
+        .file("dynamic.txt", "helper")
+        .file("needs.txt", "helper")
+        .write(world.path());
+    let r = world.build(&["late==1.0"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("its backend asks for [\"helper\"]"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        world.wheels(),
+        ["helper-1.0-py3-none-any.whl", "late-1.0-py3-none-any.whl"]
     );
 }

@@ -1,0 +1,349 @@
+//! Planning `rewheel build`: one job per node to build (three per member of a bootstrap cycle),
+//! each with the wheels of its build environment named by where they come from.
+//!
+//! Planning fetches (sdists, seed and binary wheels) through the repository, so it is
+//! synchronous; the executor calls it from a blocking task when a backend's hook extends the
+//! graph at build time.
+
+use crate::archive::Limits;
+use crate::fsutil::sha256_hex;
+use crate::graph::CycleKind;
+use crate::job::{EnvWheel, JobSpec, Settings};
+use crate::names::parse_wheel_filename;
+use crate::repository::{RepoError, Repository};
+use crate::resolve::{CellError, CellGraph};
+use petgraph::graph::NodeIndex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BOOTSTRAP_STAGES: u32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobKey {
+    pub cell: usize,
+    pub node: NodeIndex,
+    /// 0: an ordinary build; 1..=3: the stages of a bootstrap build.
+    pub stage: u32,
+}
+
+/// Where one wheel of a build environment comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Job(JobKey),
+    /// A wheel not built here: a seed for the bootstrap, or `--allow-binary`.
+    File(EnvWheel),
+}
+
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub key: JobKey,
+    pub spec: JobSpec,
+    pub env: Vec<Source>,
+    /// Stage 0 and the last bootstrap stage are the wheels of the run; earlier stages are
+    /// scaffolding.
+    pub is_final: bool,
+}
+
+impl Planned {
+    pub fn deps(&self) -> impl Iterator<Item = JobKey> + '_ {
+        self.env.iter().filter_map(|s| match s {
+            Source::Job(k) => Some(*k),
+            Source::File(_) => None,
+        })
+    }
+}
+
+pub struct BuildOptions {
+    pub jobs: usize,
+    pub out_dir: PathBuf,
+    pub settings: Settings,
+    pub timeout: Duration,
+    pub seed_dir: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{cell}: {source}")]
+    Repo {
+        cell: String,
+        #[source]
+        source: Box<RepoError>,
+    },
+    #[error(transparent)]
+    Cell(#[from] CellError),
+    #[error(
+        "{cell}: no seed wheel for {name} to start the bootstrap from\nhint: put one in --seed-wheels DIR"
+    )]
+    NoSeed { cell: String, name: String },
+    #[error("{0}")]
+    Cycle(String),
+}
+
+/// What the executor is told after a backend asked for more at build time.
+pub enum Extension {
+    /// Nothing missing for this cell after all (markers): build with what is installed.
+    Proceed,
+    /// The job again, with its larger environment, and the jobs of the nodes it brought.
+    Replan(Vec<Planned>),
+}
+
+pub struct Planner {
+    repo: Arc<Repository>,
+    graphs: Mutex<Vec<CellGraph>>,
+    options: Arc<BuildOptions>,
+    wheels: Mutex<HashMap<(usize, NodeIndex, bool), EnvWheel>>,
+}
+
+impl Planner {
+    pub fn new(repo: Arc<Repository>, graphs: Vec<CellGraph>, options: Arc<BuildOptions>) -> Self {
+        Self {
+            repo,
+            graphs: Mutex::new(graphs),
+            options,
+            wheels: Mutex::default(),
+        }
+    }
+
+    pub fn cells(&self) -> Vec<String> {
+        self.graphs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|g| g.cell.id.clone())
+            .collect()
+    }
+
+    /// Every job of every cell, in dependency order.
+    pub fn plan_all(&self) -> Result<Vec<Planned>, PlanError> {
+        let graphs = self.graphs.lock().unwrap();
+        let mut planned = Vec::new();
+        for (c, cg) in graphs.iter().enumerate() {
+            for (node, _) in cg.graph.order() {
+                planned.extend(self.plan_node(c, cg, node)?);
+            }
+        }
+        Ok(planned)
+    }
+
+    /// A backend's hook named `requirements` beyond the job's environment: grow the graph.
+    pub fn extend(&self, key: JobKey, requirements: &[String]) -> Result<Extension, PlanError> {
+        let mut graphs = self.graphs.lock().unwrap();
+        let cg = &mut graphs[key.cell];
+        let Some(new) = cg.extend(&self.repo, key.node, requirements)? else {
+            return Ok(Extension::Proceed);
+        };
+        if let Some(cycle) = cg
+            .cycles
+            .iter()
+            .find(|c| c.members.contains(&key.node) || c.members.iter().any(|m| new.contains(m)))
+        {
+            let steps: Vec<_> = cycle
+                .entry_path
+                .iter()
+                .chain(&cycle.loop_edges)
+                .copied()
+                .collect();
+            let start = steps
+                .first()
+                .map(|&e| cg.graph.source(e))
+                .unwrap_or(cycle.members[0]);
+            return Err(PlanError::Cycle(format!(
+                "what the backend asked for at build time closes a cycle: {}",
+                cg.graph.render_chain(start, &steps)
+            )));
+        }
+        let cg = &graphs[key.cell];
+        let mut planned = Vec::new();
+        let order: Vec<NodeIndex> = cg.graph.order().into_iter().map(|(n, _)| n).collect();
+        for node in order
+            .into_iter()
+            .filter(|n| new.contains(n) || *n == key.node)
+        {
+            planned.extend(self.plan_node(key.cell, cg, node)?);
+        }
+        Ok(Extension::Replan(planned))
+    }
+
+    fn plan_node(
+        &self,
+        c: usize,
+        cg: &CellGraph,
+        node: NodeIndex,
+    ) -> Result<Vec<Planned>, PlanError> {
+        let repo_err = |source: RepoError| PlanError::Repo {
+            cell: cg.cell.id.clone(),
+            source: Box::new(source),
+        };
+        let dist = &cg.dists[&node];
+        let Some(info) = &dist.sdist else {
+            return Ok(Vec::new());
+        };
+        let cycle_of = |n: NodeIndex| {
+            cg.cycles
+                .iter()
+                .position(|cy| cy.kind == CycleKind::Bootstrap && cy.members.contains(&n))
+        };
+        let sdist = self
+            .repo
+            .index
+            .fetch(&dist.file)
+            .map_err(|e| repo_err(e.into()))?;
+        let stages: Vec<u32> = if cycle_of(node).is_some() {
+            (1..=BOOTSTRAP_STAGES).collect()
+        } else {
+            vec![0]
+        };
+        let mut planned = Vec::new();
+        for stage in stages {
+            let mut env = Vec::new();
+            for &member in cg.build_env.get(&node).into_iter().flatten() {
+                let same_cycle = cycle_of(member).is_some() && cycle_of(member) == cycle_of(node);
+                let source = if cg.dists[&member].binary {
+                    Source::File(self.wheel(c, cg, member, false)?)
+                } else if same_cycle && stage == 1 {
+                    Source::File(self.wheel(c, cg, member, true)?)
+                } else if same_cycle {
+                    Source::Job(JobKey {
+                        cell: c,
+                        node: member,
+                        stage: stage - 1,
+                    })
+                } else if member == node {
+                    continue; // an in-tree backend: the source tree itself provides it
+                } else if cycle_of(member).is_some() {
+                    Source::Job(JobKey {
+                        cell: c,
+                        node: member,
+                        stage: BOOTSTRAP_STAGES,
+                    })
+                } else {
+                    Source::Job(JobKey {
+                        cell: c,
+                        node: member,
+                        stage: 0,
+                    })
+                };
+                env.push(source);
+            }
+            planned.push(Planned {
+                key: JobKey {
+                    cell: c,
+                    node,
+                    stage,
+                },
+                spec: JobSpec {
+                    cell: cg.cell.id.clone(),
+                    name: dist.name.to_string(),
+                    version: dist.version.to_string(),
+                    stage,
+                    sdist: sdist.clone(),
+                    sdist_sha256: dist.sha256.clone(),
+                    backend: info.build_backend.clone(),
+                    backend_path: info.backend_path.clone(),
+                    env: Vec::new(),
+                    settings: self.options.settings.clone(),
+                    timeout: self.options.timeout,
+                    limits: self.options.limits,
+                    proceed: false,
+                },
+                env,
+                is_final: stage == 0 || stage == BOOTSTRAP_STAGES,
+            });
+        }
+        Ok(planned)
+    }
+
+    /// A wheel not built here, fetched once: the index's wheel for `--allow-binary`, or a seed.
+    fn wheel(
+        &self,
+        c: usize,
+        cg: &CellGraph,
+        node: NodeIndex,
+        seed: bool,
+    ) -> Result<EnvWheel, PlanError> {
+        if let Some(w) = self.wheels.lock().unwrap().get(&(c, node, seed)) {
+            return Ok(w.clone());
+        }
+        let wheel = if seed {
+            seed_wheel(&self.repo, cg, node, self.options.seed_dir.as_deref())?
+        } else {
+            let path =
+                self.repo
+                    .index
+                    .fetch(&cg.dists[&node].file)
+                    .map_err(|e| PlanError::Repo {
+                        cell: cg.cell.id.clone(),
+                        source: Box::new(e.into()),
+                    })?;
+            env_wheel(cg, node, path).map_err(|e| PlanError::Repo {
+                cell: cg.cell.id.clone(),
+                source: Box::new(e),
+            })?
+        };
+        self.wheels
+            .lock()
+            .unwrap()
+            .insert((c, node, seed), wheel.clone());
+        Ok(wheel)
+    }
+}
+
+fn env_wheel(cg: &CellGraph, node: NodeIndex, path: PathBuf) -> Result<EnvWheel, RepoError> {
+    let bytes = std::fs::read(&path).map_err(|e| RepoError::BadWheel {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(EnvWheel {
+        name: cg.graph.graph[node].name.to_string(),
+        version: cg.graph.graph[node].version.to_string(),
+        sha256: sha256_hex(&bytes),
+        path,
+    })
+}
+
+/// Stage 0 of a bootstrap: a wheel that is not built here. `--seed-wheels DIR` first (same
+/// version preferred), else the index's wheel of the same version, checked against its hash.
+fn seed_wheel(
+    repo: &Repository,
+    cg: &CellGraph,
+    node: NodeIndex,
+    seed_dir: Option<&Path>,
+) -> Result<EnvWheel, PlanError> {
+    let name = &cg.graph.graph[node].name;
+    let version = &cg.graph.graph[node].version;
+    let no_seed = || PlanError::NoSeed {
+        cell: cg.cell.id.clone(),
+        name: name.to_string(),
+    };
+    let repo_err = |source: RepoError| PlanError::Repo {
+        cell: cg.cell.id.clone(),
+        source: Box::new(source),
+    };
+    if let Some(dir) = seed_dir {
+        let mut found: Vec<(bool, PathBuf)> = std::fs::read_dir(dir)
+            .map_err(|_| no_seed())?
+            .flatten()
+            .filter_map(|e| {
+                let file = e.file_name().to_string_lossy().into_owned();
+                let (n, v) = parse_wheel_filename(&file)?;
+                (&n == name).then(|| (&v == version, e.path()))
+            })
+            .collect();
+        found.sort();
+        if let Some((_, path)) = found.pop() {
+            return env_wheel(cg, node, path).map_err(repo_err);
+        }
+    }
+    let candidates = repo.candidates(name).map_err(repo_err)?;
+    let wheel = candidates
+        .iter()
+        .find(|c| &c.version == version)
+        .and_then(|c| c.wheel_for(&cg.cell))
+        .or_else(|| candidates.iter().find_map(|c| c.wheel_for(&cg.cell)))
+        .ok_or_else(no_seed)?;
+    let path = repo.index.fetch(wheel).map_err(|e| repo_err(e.into()))?;
+    env_wheel(cg, node, path).map_err(repo_err)
+}
