@@ -30,8 +30,22 @@ pub struct Outcome {
     pub reused: bool,
 }
 
+/// A wheel of the run, with the job that made it (environment included), for `check`.
+#[derive(Debug, Clone)]
+pub struct FinalJob {
+    pub spec: crate::job::JobSpec,
+    pub filename: String,
+    pub sha256: String,
+    pub path: PathBuf,
+    /// When the job ran, as seconds since the epoch (for attributing embedded times).
+    pub window: (i64, i64),
+    /// How the job saw its build folder.
+    pub build_path: PathBuf,
+}
+
 pub struct Summary {
     pub outcomes: Vec<Outcome>,
+    pub finals: Vec<FinalJob>,
     /// Bootstrap packages whose stage-2 and stage-3 wheels differ.
     pub no_fixpoint: Vec<String>,
     pub interrupted: bool,
@@ -58,6 +72,8 @@ struct Finished {
     fingerprint_sha256: String,
     result: Result<crate::job::JobOutput, JobError>,
     seconds: f64,
+    window: (i64, i64),
+    build_path: PathBuf,
 }
 
 /// The loop's bookkeeping: which jobs exist, which ran, what they gave.
@@ -68,6 +84,7 @@ struct Ledger {
     failed: HashMap<JobKey, String>,
     started: HashSet<JobKey>,
     outcomes: Vec<Outcome>,
+    finals: Vec<FinalJob>,
 }
 
 impl Ledger {
@@ -165,6 +182,7 @@ pub async fn execute(
         failed: HashMap::new(),
         started: HashSet::new(),
         outcomes: Vec::new(),
+        finals: Vec::new(),
     };
     let mut running: tokio::task::JoinSet<Finished> = tokio::task::JoinSet::new();
     let mut interrupted = *interrupt.borrow();
@@ -239,6 +257,17 @@ pub async fn execute(
                         path,
                     },
                 );
+                if planned.is_final {
+                    let now = jiff::Timestamp::now().as_second();
+                    ledger.finals.push(FinalJob {
+                        spec: spec.clone(),
+                        filename: filename.clone(),
+                        sha256: sha.clone(),
+                        path: store.blob_path(sha),
+                        window: (now, now),
+                        build_path: root.clone(),
+                    });
+                }
                 events.finished(
                     &spec.cell,
                     &spec.label(),
@@ -261,7 +290,9 @@ pub async fn execute(
             let backend = backend.clone();
             running.spawn(async move {
                 let start = Instant::now();
+                let began = jiff::Timestamp::now().as_second();
                 let result = backend.run(&spec, &dir).await;
+                let ended = jiff::Timestamp::now().as_second();
                 Finished {
                     key,
                     spec,
@@ -270,6 +301,8 @@ pub async fn execute(
                     fingerprint_sha256,
                     result,
                     seconds: start.elapsed().as_secs_f64(),
+                    window: (began, ended),
+                    build_path: root,
                 }
             });
         }
@@ -327,6 +360,7 @@ pub async fn execute(
     }
     Ok(Summary {
         outcomes: ledger.outcomes,
+        finals: ledger.finals,
         no_fixpoint,
         interrupted,
     })
@@ -351,6 +385,8 @@ async fn finish(
         fingerprint_sha256,
         result,
         seconds,
+        window,
+        build_path,
     } = done;
     if let Err(JobError::Needs(requirements)) = &result {
         if key.stage != 0 {
@@ -417,6 +453,14 @@ async fn finish(
             record.log_sha256 = Some(log_sha.clone());
             if ledger.jobs[&key].is_final {
                 write_output(&options.out_dir, &spec.cell, &filename, &bytes)?;
+                ledger.finals.push(FinalJob {
+                    spec: spec.clone(),
+                    filename: filename.clone(),
+                    sha256: sha.clone(),
+                    path: store.blob_path(&sha),
+                    window,
+                    build_path,
+                });
             }
             // Commit the row only once its files are in place: a kill leaves no dangling row.
             store.record_job(&record)?;

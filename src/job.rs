@@ -18,6 +18,14 @@ pub struct Settings {
     pub locale: String,
     pub timezone: String,
     pub hash_seed: String,
+    /// The hostname the build sees (a UTS namespace locally, the container's in docker).
+    pub hostname: String,
+    /// Extra environment variables (the `env` variation).
+    pub extra_env: Vec<(String, String)>,
+    /// The uid a container runs as (docker backend).
+    pub uid: u32,
+    /// A cpuset for the container, e.g. "0" (docker backend); all CPUs when unset.
+    pub cpus: Option<String>,
 }
 
 impl Default for Settings {
@@ -28,6 +36,10 @@ impl Default for Settings {
             locale: "C.UTF-8".into(),
             timezone: "UTC".into(),
             hash_seed: "0".into(),
+            hostname: "rewheel".into(),
+            extra_env: Vec::new(),
+            uid: 1000,
+            cpus: None,
         }
     }
 }
@@ -260,5 +272,6 @@ pub fn environment(settings: &Settings, root: &Path) -> Vec<(String, String)> {
     if let Some(epoch) = settings.source_date_epoch {
         env.push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
     }
+    env.extend(settings.extra_env.iter().cloned());
     env
 }

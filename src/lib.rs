@@ -31,4 +31,6 @@ pub mod requirements;
 pub mod resolve;
 pub mod setup_py;
 pub mod store;
+pub mod variation;
+pub mod wheel_diff;
 pub mod wheel_install;

@@ -16,15 +16,16 @@ use std::path::{Path, PathBuf};
 
 /// Every container of this process carries this label, so none can be left behind.
 pub const LABEL: &str = "rewheel.session";
-const ROOT: &str = "/build";
-/// Jobs run as this uid and gid, never as root.
-const UID: u32 = 1000;
+/// Where a job sees its folder, by default.
+pub const DEFAULT_ROOT: &str = "/build";
 
 pub struct DockerBackend {
     docker: Docker,
     /// Per cell: image reference, image id, python version inside.
     cells: HashMap<String, (String, String, String)>,
     build_root: PathBuf,
+    /// Where the job sees its folder inside the container.
+    root: PathBuf,
     session: String,
     pub memory_bytes: i64,
     pub pids: i64,
@@ -48,9 +49,23 @@ impl DockerBackend {
             docker,
             cells,
             build_root,
+            root: PathBuf::from(DEFAULT_ROOT),
             session,
             memory_bytes: 4 << 30,
             pids: 1024,
+        }
+    }
+
+    /// The same engine and images, another folder on both sides (the build-path variation).
+    pub fn with_roots(&self, build_root: PathBuf, root: PathBuf) -> Self {
+        Self {
+            docker: self.docker.clone(),
+            cells: self.cells.clone(),
+            build_root,
+            root,
+            session: self.session.clone(),
+            memory_bytes: self.memory_bytes,
+            pids: self.pids,
         }
     }
 
@@ -239,7 +254,7 @@ impl Backend for DockerBackend {
         };
         (
             self.build_root.join(&spec.cell).join(leaf),
-            PathBuf::from(ROOT),
+            self.root.clone(),
         )
     }
 
@@ -254,17 +269,19 @@ impl Backend for DockerBackend {
                 .cells
                 .get(&spec.cell)
                 .ok_or_else(|| JobError::Setup(format!("no image for cell {}", spec.cell)))?;
-            let root = Path::new(ROOT);
+            let root = self.root.as_path();
+            let r = root.display();
             job::prepare(spec, dir, root)?;
-            job::hand_over(dir, UID, UID).map_err(|e| {
-                JobError::Setup(format!("handing the build folder to uid {UID}: {e}"))
+            let uid = spec.settings.uid;
+            job::hand_over(dir, uid, uid).map_err(|e| {
+                JobError::Setup(format!("handing the build folder to uid {uid}: {e}"))
             })?;
             let env: Vec<String> = job::environment(&spec.settings, root)
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             let script = format!(
-                "umask {:03o} && exec python3 -S {ROOT}/frontend/frontend.py {ROOT}/request.json {ROOT}/result.json",
+                "umask {:03o} && exec python3 -S {r}/frontend/frontend.py {r}/request.json {r}/result.json",
                 spec.settings.umask
             );
             let mut tmpfs = HashMap::new();
@@ -273,15 +290,16 @@ impl Backend for DockerBackend {
                 image: Some(image.clone()),
                 cmd: Some(vec!["/bin/sh".into(), "-c".into(), script]),
                 env: Some(env),
-                user: Some(format!("{UID}:{UID}")),
-                working_dir: Some(ROOT.into()),
+                user: Some(format!("{0}:{0}", spec.settings.uid)),
+                hostname: Some(spec.settings.hostname.clone()),
+                working_dir: Some(r.to_string()),
                 network_disabled: Some(true),
                 host_config: Some(HostConfig {
                     binds: Some(vec![
-                        format!("{}:{ROOT}", dir.display()),
+                        format!("{}:{r}", dir.display()),
                         // The build environment and the frontend are inputs: read-only.
-                        format!("{}:{ROOT}/env:ro", dir.join("env").display()),
-                        format!("{}:{ROOT}/frontend:ro", dir.join("frontend").display()),
+                        format!("{}:{r}/env:ro", dir.join("env").display()),
+                        format!("{}:{r}/frontend:ro", dir.join("frontend").display()),
                     ]),
                     network_mode: Some("none".into()),
                     cap_drop: Some(vec!["ALL".into()]),
@@ -290,6 +308,7 @@ impl Backend for DockerBackend {
                     pids_limit: Some(self.pids),
                     readonly_rootfs: Some(true),
                     tmpfs: Some(tmpfs),
+                    cpuset_cpus: spec.settings.cpus.clone(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -303,6 +322,10 @@ impl Backend for DockerBackend {
             }
             job::collect(dir, log, code == 0)
         })
+    }
+
+    fn with_build_path(&self, host: PathBuf, inside: PathBuf) -> std::sync::Arc<dyn Backend> {
+        std::sync::Arc::new(self.with_roots(host, inside))
     }
 
     fn cleanup(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {

@@ -40,6 +40,14 @@ impl Local {
 }
 
 impl Backend for Local {
+    fn with_build_path(&self, host: PathBuf, _inside: PathBuf) -> std::sync::Arc<dyn Backend> {
+        std::sync::Arc::new(Self {
+            interpreters: self.interpreters.clone(),
+            build_root: host,
+            isolate_network: self.isolate_network,
+        })
+    }
+
     fn runtime(&self, cell: &str) -> Option<Runtime> {
         self.interpreters.get(cell).map(|i| Runtime {
             backend: "local",
@@ -77,8 +85,11 @@ impl Backend for Local {
                 .try_clone()
                 .map_err(|e| JobError::Setup(e.to_string()))?;
             let mut command = if self.isolate_network {
+                // A network namespace with nothing in it, and a UTS namespace for the hostname.
                 let mut c = tokio::process::Command::new("unshare");
-                c.arg("-rn").arg(&interpreter.path);
+                c.args(["-rnu", "/bin/sh", "-c", "hostname \"$0\" && exec \"$@\""])
+                    .arg(&spec.settings.hostname)
+                    .arg(&interpreter.path);
                 c
             } else {
                 tokio::process::Command::new(&interpreter.path)

@@ -24,6 +24,13 @@ pub trait Backend: Send + Sync {
         spec: &'a JobSpec,
         dir: &'a Path,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + Send + 'a>>;
+    /// The same backend building in another folder: `host` on the host, `inside` as the job
+    /// sees it (the build-path variation).
+    fn with_build_path(
+        &self,
+        host: std::path::PathBuf,
+        inside: std::path::PathBuf,
+    ) -> std::sync::Arc<dyn Backend>;
     /// Remove whatever the jobs of this process left running (after Ctrl-C).
     fn cleanup(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(async {})
