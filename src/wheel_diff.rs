@@ -294,7 +294,10 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn wheel(dir: &Path, name: &str, entries: &[(&str, &str, u32, (u16, u8, u8))]) -> Wheel {
+    /// (entry name, text, unix mode, (year, month, day))
+    type Spec<'a> = (&'a str, &'a str, u32, (u16, u8, u8));
+
+    fn wheel(dir: &Path, name: &str, entries: &[Spec]) -> Wheel {
         let path = dir.join(name);
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         for (entry, text, mode, (y, m, d)) in entries {
