@@ -118,11 +118,20 @@ impl Planner {
 
     /// Every job of every cell, in dependency order.
     pub fn plan_all(&self) -> Result<Vec<Planned>, PlanError> {
+        self.plan_all_with(&self.options.settings)
+    }
+
+    /// The same, with other settings (the second build of `check --independent`).
+    pub fn plan_all_with(&self, settings: &Settings) -> Result<Vec<Planned>, PlanError> {
         let graphs = self.graphs.lock().unwrap();
         let mut planned = Vec::new();
         for (c, cg) in graphs.iter().enumerate() {
             for (node, _) in cg.graph.order() {
-                planned.extend(self.plan_node(c, cg, node)?);
+                let mut jobs = self.plan_node(c, cg, node)?;
+                for job in &mut jobs {
+                    job.spec.settings = settings.clone();
+                }
+                planned.extend(jobs);
             }
         }
         Ok(planned)

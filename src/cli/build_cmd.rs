@@ -22,7 +22,7 @@ use std::time::Duration;
 #[derive(Args, Clone)]
 pub(crate) struct BuildArgs {
     #[command(flatten)]
-    input: InputArgs,
+    pub(crate) input: InputArgs,
     /// Where jobs run: `local` (host interpreters), `docker` (one container per job), or `auto`.
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     backend: BackendKind,
@@ -79,7 +79,79 @@ pub(crate) fn store_dir(explicit: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
         .context("no place for the run store; give --store DIR")
 }
 
-pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8> {
+/// A finished first build, with what `check` needs to build again.
+pub(crate) struct BuiltRun {
+    pub store: Store,
+    pub run_id: String,
+    pub summary: Summary,
+    pub backend: Arc<dyn Backend>,
+    pub runtime: tokio::runtime::Runtime,
+    pub planner: Arc<Planner>,
+    pub options: Arc<BuildOptions>,
+    pub interrupt: tokio::sync::watch::Receiver<bool>,
+    pub events: Arc<Display>,
+    pub args: BuildArgs,
+}
+
+pub(crate) enum Stage {
+    /// Stopped before or during the build, with this exit code.
+    Stopped(u8),
+    Built(Box<BuiltRun>),
+}
+
+pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8> {
+    let built = match build_run(args, argv, "build")? {
+        Stage::Stopped(code) => return Ok(code),
+        Stage::Built(built) => built,
+    };
+    Ok(built.conclude(true)?.unwrap_or(exit::SUCCESS))
+}
+
+pub(crate) fn print_summary_of(built: &BuiltRun) {
+    print_summary(&built.summary, &built.args.out);
+}
+
+impl BuildArgs {
+    pub(crate) fn build_path_arg(&self) -> &std::path::Path {
+        &self.build_path
+    }
+}
+
+impl BuiltRun {
+    pub fn store_root(&self) -> PathBuf {
+        store_dir(self.args.store.as_ref()).unwrap_or_else(|_| PathBuf::from("."))
+    }
+    /// Print the summary and record the run's end; `Some(code)` when the run did not succeed.
+    pub fn conclude(&self, print: bool) -> anyhow::Result<Option<u8>> {
+        self.events.clear();
+        if print {
+            print_summary(&self.summary, &self.args.out);
+        }
+        let status = if self.summary.interrupted {
+            "interrupted"
+        } else if self.summary.failures() > 0 {
+            "failed"
+        } else {
+            "built"
+        };
+        self.store.finish_run(&self.run_id, status)?;
+        if self.summary.interrupted {
+            eprintln!(
+                "interrupted: continue with `rewheel build --resume {}`",
+                self.run_id
+            );
+            return Ok(Some(130));
+        }
+        Ok((self.summary.failures() > 0).then_some(exit::BUILD_FAILED))
+    }
+}
+
+/// Resolve, plan and run every job once: `build` itself, and the first build of `check`.
+pub(crate) fn build_run(
+    mut args: BuildArgs,
+    argv: Vec<String>,
+    command: &str,
+) -> anyhow::Result<Stage> {
     let store = Store::open(&store_dir(args.store.as_ref())?)?;
     let run_id = match args.resume.clone() {
         Some(id) => {
@@ -88,9 +160,12 @@ pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
                 .ok_or_else(|| crate::store::StoreError::NoRun(id.clone()))?;
             // The interrupted run's own arguments decide what is built.
             let parsed = super::Cli::try_parse_from_argv(&run.argv)?;
-            let super::Command::Build(original) = parsed else {
-                bail!("run {id} was not a build");
+            let original = match parsed {
+                super::Command::Build(original) => original,
+                super::Command::Check(check) => check.build,
+                _ => bail!("run {id} was not a build"),
             };
+            let _ = command;
             let store_arg = args.store.clone();
             args = original;
             args.store = store_arg;
@@ -107,7 +182,7 @@ pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
             "error: a dependency cycle stops the build before it starts; see the ways out above"
         );
         store.finish_run(&run_id, "cycle")?;
-        return Ok(exit::CYCLE);
+        return Ok(Stage::Stopped(exit::CYCLE));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -122,7 +197,7 @@ pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
     let Some(backend) = make_backend(&args, &resolved, &runtime, interrupt.clone())? else {
         store.finish_run(&run_id, "interrupted")?;
         eprintln!("interrupted before any job started");
-        return Ok(130);
+        return Ok(Stage::Stopped(130));
     };
     let options = BuildOptions {
         jobs: args.jobs.unwrap_or_else(|| {
@@ -154,32 +229,25 @@ pub(crate) fn run_build(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
     let summary = runtime.block_on(execute(
         planner.clone(),
         planned,
-        backend,
+        backend.clone(),
         &store,
         &run_id,
         &options,
         events.clone(),
-        interrupt,
+        interrupt.clone(),
     ))?;
-    events.clear();
-    print_summary(&summary, &args.out);
-    let status = if summary.interrupted {
-        "interrupted"
-    } else if summary.failures() > 0 {
-        "failed"
-    } else {
-        "built"
-    };
-    store.finish_run(&run_id, status)?;
-    if summary.interrupted {
-        eprintln!("interrupted: continue with `rewheel build --resume {run_id}`");
-        return Ok(130);
-    }
-    Ok(if summary.failures() > 0 {
-        exit::BUILD_FAILED
-    } else {
-        exit::SUCCESS
-    })
+    Ok(Stage::Built(Box::new(BuiltRun {
+        store,
+        run_id,
+        summary,
+        backend,
+        runtime,
+        planner,
+        options,
+        interrupt,
+        events,
+        args,
+    })))
 }
 
 fn planned_counts(planned: &[Planned]) -> HashMap<String, u64> {
@@ -335,7 +403,7 @@ fn print_summary(summary: &Summary, out: &std::path::Path) {
 }
 
 /// Progress: a bar per cell and a line per running job on a terminal; plain lines otherwise.
-struct Display {
+pub(crate) struct Display {
     multi: Option<MultiProgress>,
     bars: HashMap<String, ProgressBar>,
     jobs: Mutex<HashMap<(String, String), ProgressBar>>,

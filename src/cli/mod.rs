@@ -2,6 +2,8 @@
 //! itself lives in the library modules.
 
 mod build_cmd;
+mod check_cmd;
+mod compare_cmd;
 mod images_cmd;
 mod runs_cmd;
 
@@ -71,6 +73,22 @@ enum Command {
     ///   rewheel build --resume 20261121-204906
     #[command(after_help = exit::TABLE, verbatim_doc_comment)]
     Build(build_cmd::BuildArgs),
+    /// Build every wheel twice, the second time under variations, and explain every difference.
+    ///
+    /// The second build reuses the first build's build-dependency wheels (`--independent`
+    /// rebuilds the whole closure), so a difference belongs to the package itself. Each
+    /// differing entry is searched for the values the variations set (build paths, hostnames,
+    /// times in the build window, locale names); `--find-culprit` rebuilds with one variation at
+    /// a time for the rest. Exit 0 when every wheel is reproducible, 1 when not.
+    ///
+    /// Examples:
+    ///   rewheel check -r lock.txt --python 3.11 --source-date-epoch 1700000000
+    ///   rewheel check -r lock.txt --matrix matrices/debian.toml --vary build-path,umask --html report.html
+    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    Check(check_cmd::CheckArgs),
+    /// Compare two runs, two folders of wheels, or two wheels, entry by entry.
+    #[command(after_help = exit::TABLE)]
+    Compare(compare_cmd::CompareArgs),
     /// Build images without a registry (debootstrap + import), and list them.
     #[command(subcommand)]
     Images(images_cmd::ImagesCommand),
@@ -204,6 +222,8 @@ pub fn main() -> u8 {
     let result = match cli.command {
         Command::Resolve(args) => run_resolve(args),
         Command::Build(args) => build_cmd::run_build(args, argv),
+        Command::Check(args) => check_cmd::run(args, argv),
+        Command::Compare(args) => compare_cmd::run(args),
         Command::Runs(command) => runs_cmd::run(command),
         Command::Images(command) => images_cmd::run(command),
     };
@@ -213,6 +233,15 @@ pub fn main() -> u8 {
             eprintln!("error: {err:#}");
             exit::INPUT
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }
 

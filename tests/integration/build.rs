@@ -38,10 +38,14 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     record.append(f"{info}/RECORD,,")
     files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
     filename = f"{dist}-{version}-py3-none-any.whl"
+    import time
+    # Two ways real backends leak the environment into the archive, switched on by a file.
+    stamp = time.localtime()[:6] if os.path.exists("clock_times.txt") else (1980, 1, 1, 0, 0, 0)
+    mode = os.stat("module.py").st_mode & 0o777 if os.path.exists("modes.txt") else 0o644
     with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as z:
         for path, data in files.items():
-            entry = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
-            entry.external_attr = 0o644 << 16
+            entry = zipfile.ZipInfo(path, date_time=stamp)
+            entry.external_attr = mode << 16
             z.writestr(entry, data)
     return filename
 "#;
@@ -63,7 +67,7 @@ pub fn package<'a>(
 }
 
 /// The host's real interpreter (not a shim), and its X.Y.
-fn host_python() -> (PathBuf, String) {
+pub fn host_python() -> (PathBuf, String) {
     let out = Command::new("python3")
         .args([
             "-c",
@@ -79,17 +83,17 @@ fn host_python() -> (PathBuf, String) {
     )
 }
 
-struct World {
+pub struct World {
     dir: tempfile::TempDir,
 }
 
 impl World {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         Self { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
@@ -122,7 +126,7 @@ impl World {
         run(command)
     }
 
-    fn wheels(&self) -> Vec<String> {
+    pub fn wheels(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.path().join("wheelhouse"))
             .into_iter()
             .flatten()

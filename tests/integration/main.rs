@@ -2,6 +2,7 @@
 //! served from a temporary find-links folder, so the core suite needs no network.
 
 mod build;
+mod check;
 mod docker;
 mod errors;
 mod fixtures;

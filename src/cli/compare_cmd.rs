@@ -1,0 +1,72 @@
+//! `rewheel compare A B` and the report options it shares with `check`.
+
+use super::build_cmd::store_dir;
+use crate::compare::{Clues, CompareReport, Side, compare_sides};
+use crate::compare_report;
+use crate::exit;
+use crate::store::Store;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub(crate) struct CompareArgs {
+    /// A run id in the store, a folder of wheels (DIR/<cell>/*.whl or DIR/*.whl), or a wheel.
+    a: String,
+    /// The same, for the other side.
+    b: String,
+    #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct ReportArgs {
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Also write JUnit XML (one test case per wheel and cell) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write one self-contained HTML page with the summary and every diff to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub(crate) enum ReportFormat {
+    Text,
+    Json,
+}
+
+pub(crate) fn emit_report(report: &CompareReport, args: &ReportArgs) -> anyhow::Result<()> {
+    match args.format {
+        ReportFormat::Text => print!("{}", compare_report::text(report)),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
+    }
+    if let Some(path) = &args.junit {
+        crate::fsutil::write_atomic(path, compare_report::junit(report).as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        crate::fsutil::write_atomic(path, compare_report::html(report).as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn run(args: CompareArgs) -> anyhow::Result<u8> {
+    let store = store_dir(args.store.as_ref())
+        .ok()
+        .and_then(|d| Store::open(&d).ok());
+    let a = Side::load(&args.a, store.as_ref())?;
+    let b = Side::load(&args.b, store.as_ref())?;
+    let report = compare_sides(&a, &b, &Clues::default())?;
+    emit_report(&report, &args.report)?;
+    Ok(if report.all_reproducible() {
+        exit::SUCCESS
+    } else {
+        exit::NOT_REPRODUCIBLE
+    })
+}

@@ -1,0 +1,473 @@
+//! Comparing two sets of wheels (two runs, two folders, or two wheels) by cell and filename:
+//! raw and stabilized hashes, a verdict per wheel, and, when the variations of the second build
+//! are known, which of them leaked into each difference.
+
+use crate::store::{Store, StoreError};
+use crate::variation::Variation;
+use crate::wheel_diff::{self, ArchiveAspect, Verdict, Wheel};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Bumped on breaking changes to the JSON report; see CHANGELOG.md.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Wheels by (cell, filename); a folder without cell subfolders has the cell "".
+#[derive(Debug, Default)]
+pub struct Side {
+    pub label: String,
+    pub wheels: BTreeMap<(String, String), PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("`{0}` is neither a run in the store, a folder of wheels, nor a wheel")]
+    Unknown(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Side {
+    /// A run id in the store, a folder (`DIR/<cell>/*.whl` or `DIR/*.whl`), or one wheel.
+    pub fn load(spec: &str, store: Option<&Store>) -> Result<Self, CompareError> {
+        let path = Path::new(spec);
+        let io = |source| CompareError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut side = Side {
+            label: spec.to_string(),
+            ..Side::default()
+        };
+        if path.is_file() && spec.ends_with(".whl") {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            side.wheels
+                .insert((String::new(), name), path.to_path_buf());
+            return Ok(side);
+        }
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).map_err(io)?.flatten() {
+                let p = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if p.is_dir() {
+                    for inner in std::fs::read_dir(&p).map_err(io)?.flatten() {
+                        let file = inner.file_name().to_string_lossy().into_owned();
+                        if file.ends_with(".whl") {
+                            side.wheels.insert((name.clone(), file), inner.path());
+                        }
+                    }
+                } else if name.ends_with(".whl") {
+                    side.wheels.insert((String::new(), name), p);
+                }
+            }
+            return Ok(side);
+        }
+        if let Some(store) = store
+            && store.run(spec)?.is_some()
+        {
+            let jobs = store.jobs(spec)?;
+            let last_stage = |cell: &str, name: &str| {
+                jobs.iter()
+                    .filter(|j| j.cell == cell && j.name == name)
+                    .map(|j| j.stage)
+                    .max()
+                    .unwrap_or(0)
+            };
+            for job in &jobs {
+                if job.status != "built" || job.stage != last_stage(&job.cell, &job.name) {
+                    continue;
+                }
+                if let (Some(file), Some(sha)) = (&job.wheel_filename, &job.wheel_sha256) {
+                    side.wheels
+                        .insert((job.cell.clone(), file.clone()), store.blob_path(sha));
+                }
+            }
+            return Ok(side);
+        }
+        Err(CompareError::Unknown(spec.to_string()))
+    }
+}
+
+/// What the variations of the second build set, per side, to look for in differing entries.
+#[derive(Debug, Clone, Default)]
+pub struct Clues {
+    /// (variation, value on side A, value on side B)
+    pub values: Vec<(Variation, String, String)>,
+    /// When each side's job ran, seconds since the epoch, per (cell, filename).
+    pub windows: BTreeMap<(String, String), [(i64, i64); 2]>,
+    /// Whether SOURCE_DATE_EPOCH pinned the time (then archive times cannot come from the clock).
+    pub source_date_epoch: bool,
+    /// Values that differ per wheel, like each job's build folder.
+    pub per_wheel: BTreeMap<(String, String), Vec<(Variation, String, String)>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Attribution {
+    /// The entry, or "(archive)" for archive-level differences.
+    pub entry: String,
+    /// The variation that explains it, when one was found.
+    pub variation: Option<Variation>,
+    pub evidence: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PairReport {
+    pub cell: String,
+    pub wheel: String,
+    pub a_sha256: String,
+    pub b_sha256: String,
+    pub a_stabilized_sha256: Option<String>,
+    pub b_stabilized_sha256: Option<String>,
+    /// What had to be normalized for the stabilized hashes to agree (empty when they do not,
+    /// or when the raw hashes already do).
+    pub normalizations: Vec<String>,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub attribution: Vec<Attribution>,
+}
+
+impl PairReport {
+    pub fn reproducible(&self) -> bool {
+        matches!(self.verdict, Verdict::Identical)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CompareReport {
+    pub schema_version: u32,
+    pub a: String,
+    pub b: String,
+    pub pairs: Vec<PairReport>,
+    pub only_in_a: Vec<String>,
+    pub only_in_b: Vec<String>,
+}
+
+impl CompareReport {
+    pub fn all_reproducible(&self) -> bool {
+        self.pairs.iter().all(PairReport::reproducible)
+            && self.only_in_a.is_empty()
+            && self.only_in_b.is_empty()
+    }
+}
+
+/// sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport, CompareError> {
+    // Two single wheels are compared whatever their names.
+    let pairs: Vec<((String, String), PathBuf, PathBuf)> =
+        if a.wheels.len() == 1 && b.wheels.len() == 1 && a.wheels.keys().all(|(c, _)| c.is_empty())
+        {
+            let (ka, pa) = a.wheels.iter().next().expect("one");
+            let (_, pb) = b.wheels.iter().next().expect("one");
+            vec![(ka.clone(), pa.clone(), pb.clone())]
+        } else {
+            a.wheels
+                .iter()
+                .filter_map(|(k, pa)| {
+                    b.wheels
+                        .get(k)
+                        .map(|pb| (k.clone(), pa.clone(), pb.clone()))
+                })
+                .collect()
+        };
+    let label = |(c, f): &(String, String)| {
+        if c.is_empty() {
+            f.clone()
+        } else {
+            format!("{c}/{f}")
+        }
+    };
+    let only_in_a = a
+        .wheels
+        .keys()
+        .filter(|k| !b.wheels.contains_key(*k))
+        .map(label)
+        .collect();
+    let only_in_b = b
+        .wheels
+        .keys()
+        .filter(|k| !a.wheels.contains_key(*k))
+        .map(label)
+        .collect();
+    // Hash everything on every core; open the zips only where the hashes differ.
+    let reports: Result<Vec<PairReport>, CompareError> = pairs
+        .par_iter()
+        .map(|(key, pa, pb)| {
+            let io = |path: &Path| {
+                let path = path.to_path_buf();
+                move |source| CompareError::Io { path, source }
+            };
+            let (ha, hb) = (
+                sha256_file(pa).map_err(io(pa))?,
+                sha256_file(pb).map_err(io(pb))?,
+            );
+            let mut report = PairReport {
+                cell: key.0.clone(),
+                wheel: key.1.clone(),
+                a_sha256: ha.clone(),
+                b_sha256: hb.clone(),
+                a_stabilized_sha256: None,
+                b_stabilized_sha256: None,
+                normalizations: Vec::new(),
+                verdict: Verdict::Identical,
+                attribution: Vec::new(),
+            };
+            if ha == hb {
+                return Ok(report);
+            }
+            let unreadable = |e: wheel_diff::WheelError| CompareError::Io {
+                path: PathBuf::from(&e.path),
+                source: std::io::Error::other(e.message),
+            };
+            let (wa, wb) = (
+                Wheel::read(pa).map_err(unreadable)?,
+                Wheel::read(pb).map_err(unreadable)?,
+            );
+            let (sa, sb) = (wa.stabilized_sha256(), wb.stabilized_sha256());
+            report.verdict = wheel_diff::compare(&wa, &wb);
+            if sa == sb {
+                report.normalizations = normalizations(&report.verdict);
+            }
+            report.a_stabilized_sha256 = Some(sa);
+            report.b_stabilized_sha256 = Some(sb);
+            let mut values = clues.per_wheel.get(key).cloned().unwrap_or_default();
+            values.extend(clues.values.iter().cloned());
+            report.attribution = attribute(
+                &report.verdict,
+                &wa,
+                &wb,
+                &values,
+                clues.source_date_epoch,
+                clues.windows.get(key),
+            );
+            Ok(report)
+        })
+        .collect();
+    Ok(CompareReport {
+        schema_version: SCHEMA_VERSION,
+        a: a.label.clone(),
+        b: b.label.clone(),
+        pairs: reports?,
+        only_in_a,
+        only_in_b,
+    })
+}
+
+fn normalizations(verdict: &Verdict) -> Vec<String> {
+    let mut out = Vec::new();
+    let (archive, record) = match verdict {
+        Verdict::Identical => return out,
+        Verdict::SameContent { archive } => (archive.clone(), false),
+        Verdict::ContentDiffers {
+            archive, changed, ..
+        } => (
+            archive.clone(),
+            changed
+                .iter()
+                .any(|c| c.follows_other_changes || c.entry.ends_with("RECORD")),
+        ),
+    };
+    out.extend(archive.iter().map(|a| a.describe().to_string()));
+    if record {
+        out.push("RECORD regenerated".into());
+    }
+    out
+}
+
+fn attribute(
+    verdict: &Verdict,
+    a: &Wheel,
+    b: &Wheel,
+    values: &[(Variation, String, String)],
+    source_date_epoch: bool,
+    window: Option<&[(i64, i64); 2]>,
+) -> Vec<Attribution> {
+    let mut out = Vec::new();
+    let (archive, changed): (&[ArchiveAspect], Vec<&str>) = match verdict {
+        Verdict::Identical => return out,
+        Verdict::SameContent { archive } => (archive, Vec::new()),
+        Verdict::ContentDiffers {
+            archive,
+            changed,
+            added,
+            removed,
+        } => {
+            let mut entries: Vec<&str> = changed
+                .iter()
+                .filter(|c| !c.follows_other_changes)
+                .map(|c| c.entry.as_str())
+                .collect();
+            entries.extend(added.iter().chain(removed).map(String::as_str));
+            (archive, entries)
+        }
+    };
+    for aspect in archive {
+        let (variation, evidence) = match aspect {
+            ArchiveAspect::EntryTimestamps if !source_date_epoch => (
+                Some(Variation::Time),
+                "zip entry timestamps follow the clock (SOURCE_DATE_EPOCH is not set)".to_string(),
+            ),
+            ArchiveAspect::EntryTimestamps => (
+                None,
+                "zip entry timestamps differ although SOURCE_DATE_EPOCH is set".into(),
+            ),
+            ArchiveAspect::Permissions => (
+                Some(Variation::Umask),
+                "entry permissions differ: the backend stored on-disk modes, which the umask sets"
+                    .into(),
+            ),
+            ArchiveAspect::EntryOrder => {
+                (None, "entry order differs (directory listing order)".into())
+            }
+            ArchiveAspect::Compression => (None, "compression methods differ".into()),
+            ArchiveAspect::ExtraFields => (None, "zip extra fields differ".into()),
+        };
+        out.push(Attribution {
+            entry: "(archive)".into(),
+            variation,
+            evidence,
+        });
+    }
+    for entry in changed {
+        let (da, db) = wheel_diff::entry_pair(a, b, entry);
+        let text_a = String::from_utf8_lossy(da.unwrap_or_default());
+        let text_b = String::from_utf8_lossy(db.unwrap_or_default());
+        let mut found = None;
+        for (variation, va, vb) in values {
+            if !va.is_empty() && text_a.contains(va.as_str()) {
+                found = Some((
+                    *variation,
+                    format!("contains {} `{va}` ({variation})", describe(*variation)),
+                ));
+            } else if !vb.is_empty() && text_b.contains(vb.as_str()) {
+                found = Some((
+                    *variation,
+                    format!("contains {} `{vb}` ({variation})", describe(*variation)),
+                ));
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        if found.is_none()
+            && let Some([wa, wb]) = window
+            && let Some(stamp) =
+                time_in_window(&text_a, *wa).or_else(|| time_in_window(&text_b, *wb))
+        {
+            found = Some((
+                Variation::Time,
+                format!("contains `{stamp}`, a time during its build (time)"),
+            ));
+        }
+        out.push(match found {
+            Some((variation, evidence)) => Attribution {
+                entry: entry.to_string(),
+                variation: Some(variation),
+                evidence,
+            },
+            None => Attribution {
+                entry: entry.to_string(),
+                variation: None,
+                evidence: "no value of a variation found in it; --find-culprit rebuilds with one variation at a time".into(),
+            },
+        });
+    }
+    out
+}
+
+fn describe(v: Variation) -> &'static str {
+    match v {
+        Variation::BuildPath => "the build path",
+        Variation::Hostname => "the hostname",
+        Variation::Locale => "the locale",
+        Variation::Timezone => "the timezone",
+        Variation::Env => "a noise variable",
+        _ => "a value",
+    }
+}
+
+/// A Unix time or an ISO date-time in the text that falls inside the build's window.
+fn time_in_window(text: &str, (start, end): (i64, i64)) -> Option<String> {
+    let (lo, hi) = (start - 5, end + 5);
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit()) {
+            let run = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let digits = &text[i..i + run];
+            if run == 10
+                && let Ok(secs) = digits.parse::<i64>()
+                && (lo..=hi).contains(&secs)
+            {
+                return Some(digits.to_string());
+            }
+            if run == 4 && i + 19 <= text.len() {
+                let candidate = &text[i..i + 19];
+                if let Ok(dt) = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", candidate)
+                    .or_else(|_| jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M:%S", candidate))
+                {
+                    // Local times may be in any zone up to 14 hours off.
+                    if let Ok(ts) = dt
+                        .to_zoned(jiff::tz::TimeZone::UTC)
+                        .map(|z| z.timestamp().as_second())
+                        && (lo - 14 * 3600..=hi + 14 * 3600).contains(&ts)
+                    {
+                        return Some(candidate.to_string());
+                    }
+                }
+            }
+            i += run;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_inside_the_build_window_are_found() {
+        let now = 1_795_000_000;
+        assert_eq!(
+            time_in_window("built = 1795000002.25\n", (now, now + 3)).as_deref(),
+            Some("1795000002")
+        );
+        assert_eq!(time_in_window("x = 1234567890", (now, now + 3)), None);
+        let iso = jiff::Timestamp::from_second(now)
+            .unwrap()
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        assert_eq!(
+            time_in_window(&format!("stamp: {iso}"), (now, now)).as_deref(),
+            Some(iso.as_str())
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! How a comparison is shown: a text table per cell, JUnit XML (a test case per wheel and cell),
+//! and one self-contained HTML page with the summary and every diff.
+
+use crate::compare::{CompareReport, PairReport};
+use crate::wheel_diff::Verdict;
+use std::fmt::Write;
+
+fn verdict_line(p: &PairReport) -> String {
+    match &p.verdict {
+        Verdict::Identical => "identical".into(),
+        Verdict::SameContent { archive } => format!(
+            "same content, different archive ({})",
+            archive
+                .iter()
+                .map(|a| a.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Verdict::ContentDiffers {
+            added,
+            removed,
+            changed,
+            ..
+        } => {
+            let real = changed.iter().filter(|c| !c.follows_other_changes).count();
+            format!(
+                "content differs: {real} changed, {} added, {} removed",
+                added.len(),
+                removed.len()
+            )
+        }
+    }
+}
+
+pub fn text(report: &CompareReport) -> String {
+    let mut out = String::new();
+    let mut cells: Vec<&str> = report.pairs.iter().map(|p| p.cell.as_str()).collect();
+    cells.sort();
+    cells.dedup();
+    for cell in cells {
+        let pairs: Vec<&PairReport> = report.pairs.iter().filter(|p| p.cell == cell).collect();
+        let same = pairs.iter().filter(|p| p.reproducible()).count();
+        let title = if cell.is_empty() { "wheels" } else { cell };
+        let _ = writeln!(out, "{title}: {same} of {} reproducible", pairs.len());
+        for p in &pairs {
+            let mark = if p.reproducible() { "ok  " } else { "DIFF" };
+            let _ = writeln!(out, "  {mark} {:<50} {}", p.wheel, verdict_line(p));
+            if p.reproducible() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "       raw sha256        {} ≠ {}",
+                &p.a_sha256[..16],
+                &p.b_sha256[..16]
+            );
+            if let (Some(a), Some(b)) = (&p.a_stabilized_sha256, &p.b_stabilized_sha256) {
+                let same = if a == b {
+                    format!("equal after normalizing {}", p.normalizations.join(", "))
+                } else {
+                    "differ".into()
+                };
+                let _ = writeln!(
+                    out,
+                    "       stabilized sha256 {} {} {} ({same})",
+                    &a[..16],
+                    if a == b { "=" } else { "≠" },
+                    &b[..16]
+                );
+            }
+            for attribution in &p.attribution {
+                let _ = writeln!(
+                    out,
+                    "       {}: {}",
+                    attribution.entry, attribution.evidence
+                );
+            }
+            if let Verdict::ContentDiffers { changed, .. } = &p.verdict {
+                for change in changed.iter().filter(|c| !c.follows_other_changes) {
+                    if let Some(diff) = &change.diff {
+                        for line in diff.lines().take(40) {
+                            let _ = writeln!(out, "         {line}");
+                        }
+                    } else if let (Some((sa, sb)), Some(at)) =
+                        (change.sizes, change.first_difference)
+                    {
+                        let _ = writeln!(
+                            out,
+                            "         {}: binary, {sa} vs {sb} bytes, first difference at offset {at}",
+                            change.entry
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for only in &report.only_in_a {
+        let _ = writeln!(out, "only in {}: {only}", report.a);
+    }
+    for only in &report.only_in_b {
+        let _ = writeln!(out, "only in {}: {only}", report.b);
+    }
+    out
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn junit(report: &CompareReport) -> String {
+    let failures = report.pairs.iter().filter(|p| !p.reproducible()).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"rewheel\" tests=\"{}\" failures=\"{failures}\">",
+        report.pairs.len()
+    );
+    let mut cells: Vec<&str> = report.pairs.iter().map(|p| p.cell.as_str()).collect();
+    cells.sort();
+    cells.dedup();
+    for cell in cells {
+        let pairs: Vec<&PairReport> = report.pairs.iter().filter(|p| p.cell == cell).collect();
+        let failed = pairs.iter().filter(|p| !p.reproducible()).count();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\">",
+            xml(cell),
+            pairs.len()
+        );
+        for p in pairs {
+            let _ = write!(
+                out,
+                "    <testcase classname=\"{}\" name=\"{}\"",
+                xml(cell),
+                xml(&p.wheel)
+            );
+            if p.reproducible() {
+                out.push_str("/>\n");
+                continue;
+            }
+            let details: Vec<String> = p
+                .attribution
+                .iter()
+                .map(|a| format!("{}: {}", a.entry, a.evidence))
+                .collect();
+            let _ = writeln!(
+                out,
+                ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                xml(&verdict_line(p)),
+                xml(&details.join("\n"))
+            );
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+pub fn html(report: &CompareReport) -> String {
+    let mut rows = String::new();
+    let mut details = String::new();
+    for (i, p) in report.pairs.iter().enumerate() {
+        let class = if p.reproducible() { "ok" } else { "diff" };
+        let _ = write!(
+            rows,
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            xml(&p.cell),
+            if p.reproducible() {
+                xml(&p.wheel)
+            } else {
+                format!("<a href=\"#w{i}\">{}</a>", xml(&p.wheel))
+            },
+            xml(&verdict_line(p)),
+            &p.a_sha256[..16],
+            &p.b_sha256[..16]
+        );
+        if p.reproducible() {
+            continue;
+        }
+        let _ = write!(
+            details,
+            "<section id=\"w{i}\"><h2>{} — {}</h2><p>{}</p><ul>",
+            xml(&p.cell),
+            xml(&p.wheel),
+            xml(&verdict_line(p))
+        );
+        for a in &p.attribution {
+            let _ = write!(
+                details,
+                "<li><code>{}</code>: {}</li>",
+                xml(&a.entry),
+                xml(&a.evidence)
+            );
+        }
+        details.push_str("</ul>");
+        if let Verdict::ContentDiffers { changed, .. } = &p.verdict {
+            for c in changed.iter().filter(|c| !c.follows_other_changes) {
+                match &c.diff {
+                    Some(diff) => {
+                        let mut pre = String::new();
+                        for line in diff.lines() {
+                            let class = if line.starts_with('+') && !line.starts_with("+++") {
+                                "add"
+                            } else if line.starts_with('-') && !line.starts_with("---") {
+                                "del"
+                            } else {
+                                "ctx"
+                            };
+                            let _ = writeln!(pre, "<span class=\"{class}\">{}</span>", xml(line));
+                        }
+                        let _ = write!(
+                            details,
+                            "<h3>{}</h3><pre class=\"diff\">{pre}</pre>",
+                            xml(&c.entry)
+                        );
+                    }
+                    None => {
+                        let _ = write!(
+                            details,
+                            "<h3>{}</h3><p>binary: {:?} bytes, first difference at offset {:?}</p>",
+                            xml(&c.entry),
+                            c.sizes,
+                            c.first_difference
+                        );
+                    }
+                }
+            }
+        }
+        details.push_str("</section>");
+    }
+    let total = report.pairs.len();
+    let same = report.pairs.iter().filter(|p| p.reproducible()).count();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rewheel: {same} of {total} reproducible</title>\n\
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:75em}}table{{border-collapse:collapse}}\
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}tr.ok td:nth-child(3){{color:#17702a}}\
+tr.diff td:nth-child(3){{color:#a31515;font-weight:bold}}pre.diff{{background:#f6f6f6;padding:.5em;overflow:auto}}\
+.add{{background:#e6ffec}}.del{{background:#ffebe9}}</style></head>\n<body><h1>rewheel: {same} of {total} wheels reproducible</h1>\
+<p>A: <code>{}</code> — B: <code>{}</code></p>\n<table id=\"summary\"><thead><tr><th>cell</th><th>wheel</th><th>verdict</th><th>A sha256</th><th>B sha256</th></tr></thead><tbody>{rows}</tbody></table>\n{details}\n</body></html>\n",
+        xml(&report.a),
+        xml(&report.b)
+    )
+}

@@ -1,0 +1,251 @@
+//! `rewheel check` on fixture sdists, one per cause of irreproducibility, on the local backend.
+
+use crate::build::{World, host_python, package};
+use crate::fixtures::{Run, run};
+use std::process::Command;
+
+fn check(world: &World, args: &[&str]) -> Run {
+    let (python, version) = host_python();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .arg("check")
+        .args(args)
+        .args([
+            "--python",
+            &version,
+            "--backend",
+            "local",
+            "--no-index",
+            "--find-links",
+        ])
+        .arg(world.path())
+        .arg("--python-path")
+        .arg(python)
+        .arg("--cache-dir")
+        .arg(world.path().join(".cache"))
+        .arg("--store")
+        .arg(world.path().join(".store"))
+        .arg("--out")
+        .arg(world.path().join("wheelhouse"))
+        .arg("--build-path")
+        .arg(world.path().join(".build"))
+        .env_remove("PIP_INDEX_URL");
+    run(command)
+}
+
+fn causes(world: &World) {
+    let dir = world.path();
+    package("embedpath", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "open('module.py', 'w').write(f'NAME = \"embedpath\"\\nWHERE = {os.getcwd()!r}\\n')",
+        )
+        .write(dir);
+    package("wallclock", "1.0", &[], &[])
+        .file("hook.py", "import time\nopen('module.py', 'w').write(f'NAME = \"wallclock\"\\nBUILT = {time.time()!r}\\n')")
+        .write(dir);
+    package("hashorder", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "names = {'alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'}\n\
+             open('module.py', 'w').write(f'NAME = \"hashorder\"\\nORDER = {list(names)!r}\\n')",
+        )
+        .write(dir);
+    // A file the build writes gets 0666 less the umask; the backend stores on-disk modes.
+    package("diskmodes", "1.0", &[], &[])
+        .file("modes.txt", "")
+        .file(
+            "hook.py",
+            "os.remove('module.py')\nopen('module.py', 'w').write('NAME = \"diskmodes\"\\n')",
+        )
+        .write(dir);
+    package("zipclock", "1.0", &[], &[])
+        .file("clock_times.txt", "")
+        .write(dir);
+    package("steady", "1.0", &[], &[]).write(dir);
+}
+
+fn line<'a>(out: &'a str, wheel: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.contains(wheel))
+        .unwrap_or_else(|| panic!("{wheel} missing in\n{out}"))
+}
+
+/// The lines reported under a wheel, up to the next wheel.
+fn block<'a>(out: &'a str, wheel: &str) -> String {
+    let mut lines = out.lines().skip_while(|l| !l.contains(wheel));
+    let mut text = String::from(lines.next().unwrap_or_default());
+    for l in lines.take_while(|l| !l.starts_with("  ok") && !l.starts_with("  DIFF")) {
+        text.push('\n');
+        text.push_str(l);
+    }
+    text
+}
+
+#[test]
+fn check_names_the_cause_and_the_variation_of_each_difference() {
+    let world = World::new();
+    causes(&world);
+    let html = world.path().join("report.html");
+    let junit = world.path().join("junit.xml");
+    let r = check(
+        &world,
+        &[
+            "embedpath==1.0",
+            "wallclock==1.0",
+            "hashorder==1.0",
+            "diskmodes==1.0",
+            "zipclock==1.0",
+            "steady==1.0",
+            "--find-culprit",
+            "--html",
+            html.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let out = &r.stdout;
+    assert!(line(out, "steady-1.0").contains("identical"), "{out}");
+
+    let path = block(out, "embedpath-1.0");
+    assert!(path.contains("content differs"), "{path}");
+    assert!(
+        path.contains("embedpath/__init__.py: contains the build path"),
+        "{path}"
+    );
+    assert!(path.contains("(build-path)"), "{path}");
+
+    let clock = block(out, "wallclock-1.0");
+    assert!(
+        clock.contains("wallclock/__init__.py: contains `1"),
+        "{clock}"
+    );
+    assert!(clock.contains("a time during its build (time)"), "{clock}");
+
+    let order = block(out, "hashorder-1.0");
+    assert!(order.contains("content differs"), "{order}");
+    assert!(
+        order.contains("varying only hash-seed reproduces the difference"),
+        "{order}"
+    );
+
+    let modes = block(out, "diskmodes-1.0");
+    assert!(
+        modes.contains("same content, different archive (permissions)"),
+        "{modes}"
+    );
+    assert!(
+        modes.contains("stored on-disk modes, which the umask sets"),
+        "{modes}"
+    );
+
+    let zipclock = block(out, "zipclock-1.0");
+    assert!(
+        zipclock.contains("same content, different archive (entry timestamps)"),
+        "{zipclock}"
+    );
+    assert!(
+        zipclock.contains("zip entry timestamps follow the clock"),
+        "{zipclock}"
+    );
+    assert!(
+        zipclock.contains("equal after normalizing entry timestamps"),
+        "{zipclock}"
+    );
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"6\" failures=\"5\""), "{xml}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("1 of 6 wheels reproducible"), "{page}");
+}
+
+#[test]
+fn a_reproducible_lock_checks_clean_and_matches_expected_hashes() {
+    let world = World::new();
+    package("steady", "1.0", &[], &[]).write(world.path());
+    package("calm", "2.0", &["steady"], &["steady"]).write(world.path());
+    let r = check(&world, &["calm==2.0", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    let pairs = doc["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 2);
+    assert!(pairs.iter().all(|p| p["verdict"] == "identical"));
+
+    // --expect: the hashes of this run match; a wrong one is reported and fails the check.
+    let digest = |p: &serde_json::Value| p["a_sha256"].as_str().unwrap().to_string();
+    let calm = pairs
+        .iter()
+        .find(|p| p["wheel"].as_str().unwrap().starts_with("calm"))
+        .unwrap();
+    let expect = world.path().join("expect.txt");
+    std::fs::write(
+        &expect,
+        format!(
+            "calm==2.0 --hash=sha256:{}\nsteady==1.0 --hash=sha256:{}\n",
+            digest(calm),
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let r = check(&world, &["calm==2.0", "--expect", expect.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("expect ok        cp3"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("expect MISMATCH") && r.stdout.contains("steady-1.0-py3-none-any.whl"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn compare_explains_two_folders() {
+    let world = World::new();
+    package("zipclock", "1.0", &[], &[])
+        .file("clock_times.txt", "")
+        .write(world.path());
+    let first = check(&world, &["zipclock==1.0", "--vary", "time"]);
+    assert_eq!(first.code, 1, "{}{}", first.stdout, first.stderr);
+    // The same two builds, through `compare` on the run's folder and a copy made by hand.
+    let (python, version) = host_python();
+    let out2 = world.path().join("again");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .args([
+            "build",
+            "zipclock==1.0",
+            "--python",
+            &version,
+            "--backend",
+            "local",
+            "--no-index",
+            "--find-links",
+        ])
+        .arg(world.path())
+        .arg("--python-path")
+        .arg(python)
+        .arg("--cache-dir")
+        .arg(world.path().join(".cache"))
+        .arg("--store")
+        .arg(world.path().join(".store"))
+        .arg("--out")
+        .arg(&out2)
+        .arg("--build-path")
+        .arg(world.path().join(".build"));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(run(command).code, 0);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .arg("compare")
+        .arg(world.path().join("wheelhouse"))
+        .arg(&out2);
+    let r = run(command);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("same content, different archive (entry timestamps)"),
+        "{}",
+        r.stdout
+    );
+}
