@@ -99,17 +99,20 @@ impl Side {
     }
 }
 
+/// A variation and the value it had on side A and on side B.
+pub type Clue = (Variation, String, String);
+
 /// What the variations of the second build set, per side, to look for in differing entries.
 #[derive(Debug, Clone, Default)]
 pub struct Clues {
     /// (variation, value on side A, value on side B)
-    pub values: Vec<(Variation, String, String)>,
+    pub values: Vec<Clue>,
     /// When each side's job ran, seconds since the epoch, per (cell, filename).
     pub windows: BTreeMap<(String, String), [(i64, i64); 2]>,
     /// Whether SOURCE_DATE_EPOCH pinned the time (then archive times cannot come from the clock).
     pub source_date_epoch: bool,
     /// Values that differ per wheel, like each job's build folder.
-    pub per_wheel: BTreeMap<(String, String), Vec<(Variation, String, String)>>,
+    pub per_wheel: BTreeMap<(String, String), Vec<Clue>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -303,7 +306,7 @@ fn attribute(
     verdict: &Verdict,
     a: &Wheel,
     b: &Wheel,
-    values: &[(Variation, String, String)],
+    values: &[Clue],
     source_date_epoch: bool,
     window: Option<&[(i64, i64); 2]>,
 ) -> Vec<Attribution> {

@@ -236,15 +236,6 @@ pub fn main() -> u8 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
-    }
-}
-
 fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -506,5 +497,14 @@ pub(crate) fn emit(text: &str, output: Option<&std::path::Path>) -> anyhow::Resu
             let _ = stdout.write_all(text.as_bytes());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }
