@@ -72,7 +72,7 @@ fn line<'a>(out: &'a str, wheel: &str) -> &'a str {
 }
 
 /// The lines reported under a wheel, up to the next wheel.
-fn block<'a>(out: &'a str, wheel: &str) -> String {
+fn block(out: &str, wheel: &str) -> String {
     let mut lines = out.lines().skip_while(|l| !l.contains(wheel));
     let mut text = String::from(lines.next().unwrap_or_default());
     for l in lines.take_while(|l| !l.starts_with("  ok") && !l.starts_with("  DIFF")) {
