@@ -109,6 +109,23 @@ pub fn resolve_env(
     roots: &[Requirement],
     constraints: &Constraints,
 ) -> Result<Resolution, ResolveError> {
+    // A requirement that no version can meet once constrained deserves a plain sentence, not
+    // a derivation.
+    for req in roots
+        .iter()
+        .filter(|r| r.evaluate_markers(cell.markers(), &[]))
+    {
+        if let Some(constraint) = constraints.0.get(&req.name)
+            && requirement_range(req).intersection(constraint).is_empty()
+        {
+            let mut bare = req.clone();
+            bare.marker = pep508_rs::MarkerTree::TRUE;
+            return Err(ResolveError::NoSolution(format!(
+                "`{bare}` conflicts with the constraint on {} ({constraint})\nhint: loosen the constraint, or pin the package that needs it too",
+                req.name
+            )));
+        }
+    }
     let provider = Provider {
         repo,
         cell,
@@ -134,7 +151,8 @@ pub fn resolve_env(
         Err(pubgrub::PubGrubError::NoSolution(mut tree)) => {
             tree.collapse_no_versions();
             let report =
-                <pubgrub::DefaultStringReporter as pubgrub::Reporter<_, _, _>>::report(&tree);
+                <pubgrub::DefaultStringReporter as pubgrub::Reporter<_, _, _>>::report(&tree)
+                    .replace("the requirements 0", "the requirements");
             Err(ResolveError::NoSolution(report))
         }
         Err(pubgrub::PubGrubError::ErrorRetrievingDependencies {

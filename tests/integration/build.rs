@@ -67,6 +67,17 @@ pub fn package<'a>(
 }
 
 /// The host's real interpreter (not a shim), and its X.Y.
+/// The real interpreter for X.Y on this host, if there is one.
+pub fn host_has_python(version: &str) -> Option<PathBuf> {
+    let out = Command::new(format!("python{version}"))
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
 pub fn host_python() -> (PathBuf, String) {
     let out = Command::new("python3")
         .args([

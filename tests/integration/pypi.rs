@@ -249,3 +249,120 @@ fn dateutil_closure_builds_in_debian_images() {
         );
     }
 }
+
+/// A real lock of pure-Python packages with its build toolchain pinned.
+fn real_lock(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let lock = dir.join("lock.txt");
+    std::fs::write(
+        &lock,
+        "six==1.16.0\npython-dateutil==2.8.2\nidna==3.7\npackaging==24.0\n",
+    )
+    .unwrap();
+    let constraints = dir.join("build-constraints.txt");
+    std::fs::write(
+        &constraints,
+        "setuptools==69.5.1\nwheel==0.43.0\nflit-core==3.9.0\nsetuptools-scm==8.0.4\npackaging==24.0\n\
+         typing-extensions==4.11.0\ntomli==2.0.1\n",
+    )
+    .unwrap();
+    (lock, constraints)
+}
+
+fn check_real(dir: &std::path::Path, extra: &[&str]) -> Run {
+    let (lock, constraints) = real_lock(dir);
+    let cache = std::env::temp_dir().join("rewheel-test-pypi-cache");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .arg("check")
+        .arg("-r")
+        .arg(&lock)
+        .arg("--build-constraints")
+        .arg(&constraints)
+        .args([
+            "--python",
+            "3.9",
+            "--python",
+            "3.11",
+            "--backend",
+            "local",
+            "--cache-dir",
+        ])
+        .arg(cache)
+        .arg("--store")
+        .arg(dir.join("store"))
+        .arg("--out")
+        .arg(dir.join("wheelhouse"))
+        .arg("--build-path")
+        .arg(dir.join("build"))
+        .args(extra)
+        .env_remove("PIP_INDEX_URL");
+    run(command)
+}
+
+#[test]
+fn a_pinned_real_lock_is_reproducible_across_runs_and_cells() {
+    require_index!();
+    if crate::build::host_has_python("3.9").is_none() {
+        eprintln!("SKIPPED: no Python 3.9 on this host for the second cell");
+        println!("SKIPPED: no Python 3.9 on this host for the second cell");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Every variation but the umask: setuptools' wheels store on-disk modes (see the next test).
+    let r = check_real(
+        dir.path(),
+        &["--source-date-epoch", "1700000000", "--vary", "-umask"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("cp39: 10 of 10 reproducible"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("cp311: 9 of 9 reproducible"),
+        "{}",
+        r.stdout
+    );
+    // Across cells: the same bytes from Python 3.9 and 3.11.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .arg("compare")
+        .arg(dir.path().join("wheelhouse/cp39"))
+        .arg(dir.path().join("wheelhouse/cp311"));
+    let across = run(command);
+    assert!(
+        across.stdout.contains("wheels: 9 of 9 reproducible"),
+        "{}",
+        across.stdout
+    );
+    assert!(
+        across.stdout.contains("only in") && across.stdout.contains("tomli"),
+        "{}",
+        across.stdout
+    );
+}
+
+#[test]
+fn without_source_date_epoch_the_report_says_entry_timestamps_differ() {
+    require_index!();
+    if crate::build::host_has_python("3.9").is_none() {
+        eprintln!("SKIPPED: no Python 3.9 on this host for the second cell");
+        println!("SKIPPED: no Python 3.9 on this host for the second cell");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = check_real(dir.path(), &["--vary", "time"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("python_dateutil-2.8.2-py2.py3-none-any.whl         same content, different archive (entry timestamps)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("zip entry timestamps follow the clock (SOURCE_DATE_EPOCH is not set)"),
+        "{}",
+        r.stdout
+    );
+}
