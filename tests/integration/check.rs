@@ -249,3 +249,69 @@ fn compare_explains_two_folders() {
         r.stdout
     );
 }
+
+/// The HTML report in a real headless browser: it loads, shows the summary table and a diff.
+#[test]
+fn the_html_report_renders_in_a_browser() {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(browser) = browser else {
+        eprintln!("SKIPPED: no headless browser (apt-get install chromium)");
+        println!("SKIPPED: no headless browser (apt-get install chromium)");
+        return;
+    };
+    let world = World::new();
+    causes(&world);
+    let html = world.path().join("report.html");
+    let r = check(
+        &world,
+        &[
+            "embedpath==1.0",
+            "steady==1.0",
+            "--vary",
+            "build-path",
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let out = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("<table id=\"summary\">"),
+        "{dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dom.contains("1 of 2 wheels reproducible"), "{dom}");
+    assert!(dom.contains("<span class=\"add\">+WHERE = "), "{dom}");
+    let shot = world.path().join("report.png");
+    let status = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1200,900",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success() && shot.is_file(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    if let Ok(keep) = std::env::var("REWHEEL_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+}
