@@ -112,9 +112,12 @@ impl Sink for Keep {
         }
         let mut buf = Vec::new();
         reader.take(MAX_WANTED + 1).read_to_end(&mut buf)?;
-        // The first copy wins, as it does for the build backend reading the unpacked tree.
+        // A later copy of the same path overwrites the earlier one when unpacked, so it is the
+        // one the backend will read: what we inspect must agree with what gets built.
         if buf.len() as u64 <= MAX_WANTED {
-            self.0.files.entry(rel).or_insert(buf);
+            self.0.files.insert(rel, buf);
+        } else {
+            self.0.files.remove(&rel);
         }
         Ok(())
     }
@@ -471,5 +474,41 @@ impl<R: Read> Read for Limited<R> {
             ));
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_copy_of_a_file_is_the_one_read_as_it_is_the_one_unpacked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("twice-1.0.tar.gz");
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        for text in [
+            "[build-system]\nrequires = [\"first\"]\n",
+            "[build-system]\nrequires = [\"second\"]\n",
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(text.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, "twice-1.0/pyproject.toml", text.as_bytes())
+                .unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+        let read = read_sdist(&path, Limits::default()).unwrap();
+        assert!(String::from_utf8_lossy(read.get("pyproject.toml").unwrap()).contains("second"));
+        let top = extract_sdist(&path, &dir.path().join("out"), Limits::default(), 0o022).unwrap();
+        assert!(
+            std::fs::read_to_string(top.join("pyproject.toml"))
+                .unwrap()
+                .contains("second")
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod backend;
+pub mod bisect;
 pub mod build;
 pub mod cell;
 pub mod check;

@@ -1,6 +1,7 @@
 //! The command line: argument parsing, turning arguments into inputs, and exit codes. The work
 //! itself lives in the library modules.
 
+mod bisect_cmd;
 mod build_cmd;
 mod check_cmd;
 mod compare_cmd;
@@ -86,6 +87,16 @@ enum Command {
     ///   rewheel check -r lock.txt --matrix matrices/debian.toml --vary build-path,umask --html report.html
     #[command(after_help = exit::TABLE, verbatim_doc_comment)]
     Check(check_cmd::CheckArgs),
+    /// Find which upload (between two dates) or which bump (between two locks) broke a
+    /// resolution, a build, reproducibility, or an expected hash.
+    ///
+    /// Examples:
+    ///   rewheel bisect --target python-dateutil==2.8.2 --python 3.7 --until resolves \
+    ///       --good-date 2022-06-01 --bad-date 2022-07-15
+    ///   rewheel bisect --target app --good-lock old.txt --bad-lock new.txt --python 3.11 \
+    ///       --until reproducible -- --backend local --vary build-path
+    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    Bisect(bisect_cmd::BisectArgs),
     /// Compare two runs, two folders of wheels, or two wheels, entry by entry.
     #[command(after_help = exit::TABLE)]
     Compare(compare_cmd::CompareArgs),
@@ -204,7 +215,7 @@ enum Format {
     Dot,
 }
 
-fn parse_instant(s: &str) -> Result<Timestamp, String> {
+pub(crate) fn parse_instant(s: &str) -> Result<Timestamp, String> {
     if let Ok(ts) = Timestamp::from_str(s) {
         return Ok(ts);
     }
@@ -224,6 +235,7 @@ pub fn main() -> u8 {
         Command::Build(args) => build_cmd::run_build(args, argv),
         Command::Check(args) => check_cmd::run(args, argv),
         Command::Compare(args) => compare_cmd::run(args),
+        Command::Bisect(args) => bisect_cmd::run(args),
         Command::Runs(command) => runs_cmd::run(command),
         Command::Images(command) => images_cmd::run(command),
     };

@@ -366,3 +366,65 @@ fn without_source_date_epoch_the_report_says_entry_timestamps_differ() {
         r.stdout
     );
 }
+
+#[test]
+fn a_date_bisection_names_the_setuptools_scm_upload_that_made_the_cycle() {
+    require_index!();
+    let cache = std::env::temp_dir().join("rewheel-test-pypi-cache");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .args([
+            "bisect",
+            "--target",
+            "python-dateutil==2.8.2",
+            "--python",
+            "3.7",
+            "--until",
+            "resolves",
+        ])
+        .args([
+            "--good-date",
+            "2022-06-01",
+            "--bad-date",
+            "2022-07-15",
+            "--cache-dir",
+        ])
+        .arg(cache)
+        .env_remove("PIP_INDEX_URL");
+    let r = run(command);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let first = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("first bad upload:"))
+        .unwrap_or_default();
+    assert!(
+        first.starts_with("first bad upload: setuptools-scm 7.0."),
+        "{}",
+        r.stdout
+    );
+    assert!(first.contains("(sdist uploaded 2022-06-"), "{}", r.stdout);
+    assert!(r.stdout.contains("+ importlib-metadata"), "{}", r.stdout);
+    // ⌈log2 N⌉ + 1 resolutions at most for the bisection itself.
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("probes: "))
+        .unwrap();
+    let probes: u32 = line["probes: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bound: u32 = line
+        .split("= ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(probes <= bound, "{line}");
+}
