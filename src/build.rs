@@ -131,6 +131,7 @@ impl Ledger {
                         version: dep.version.clone(),
                         sha256: b.sha256.clone(),
                         path: b.path.clone(),
+                        url: None,
                     }
                 }
             })

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub const FRONTEND: &str = include_str!("frontend.py");
 
 /// Inputs that change a build's bytes; all recorded in the fingerprint.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Settings {
     pub source_date_epoch: Option<u64>,
     pub umask: u32,
@@ -51,6 +51,9 @@ pub struct EnvWheel {
     pub sha256: String,
     #[serde(skip)]
     pub path: PathBuf,
+    /// Where a wheel not built here (a seed, a binary) can be fetched again, for CI plans.
+    #[serde(skip)]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone)]

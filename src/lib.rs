@@ -10,6 +10,7 @@ pub mod bisect;
 pub mod build;
 pub mod cell;
 pub mod check;
+pub mod ci_plan;
 pub mod cli;
 pub mod compare;
 pub mod compare_report;

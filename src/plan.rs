@@ -40,6 +40,11 @@ pub enum Source {
 pub struct Planned {
     pub key: JobKey,
     pub spec: JobSpec,
+    /// Where the sdist comes from, for CI jobs that fetch their own inputs.
+    pub sdist_url: String,
+    /// The cell's interpreter version and image, for CI jobs.
+    pub python: String,
+    pub image: Option<String>,
     pub env: Vec<Source>,
     /// Stage 0 and the last bootstrap stage are the wheels of the run; earlier stages are
     /// scaffolding.
@@ -243,6 +248,9 @@ impl Planner {
                     node,
                     stage,
                 },
+                sdist_url: dist.file.url.clone(),
+                python: cg.cell.python.clone(),
+                image: cg.cell.image.clone(),
                 spec: JobSpec {
                     cell: cg.cell.id.clone(),
                     name: dist.name.to_string(),
@@ -287,10 +295,12 @@ impl Planner {
                         cell: cg.cell.id.clone(),
                         source: Box::new(e.into()),
                     })?;
-            env_wheel(cg, node, path).map_err(|e| PlanError::Repo {
+            let mut found = env_wheel(cg, node, path).map_err(|e| PlanError::Repo {
                 cell: cg.cell.id.clone(),
                 source: Box::new(e),
-            })?
+            })?;
+            found.url = Some(cg.dists[&node].file.url.clone());
+            found
         };
         self.wheels
             .lock()
@@ -310,6 +320,7 @@ fn env_wheel(cg: &CellGraph, node: NodeIndex, path: PathBuf) -> Result<EnvWheel,
         version: cg.graph.graph[node].version.to_string(),
         sha256: sha256_hex(&bytes),
         path,
+        url: None,
     })
 }
 
@@ -354,5 +365,7 @@ fn seed_wheel(
         .or_else(|| candidates.iter().find_map(|c| c.wheel_for(&cg.cell)))
         .ok_or_else(no_seed)?;
     let path = repo.index.fetch(wheel).map_err(|e| repo_err(e.into()))?;
-    env_wheel(cg, node, path).map_err(repo_err)
+    let mut found = env_wheel(cg, node, path).map_err(repo_err)?;
+    found.url = Some(wheel.url.clone());
+    Ok(found)
 }

@@ -1,10 +1,11 @@
 //! `rewheel build`: resolve, plan, run the jobs, summarize.
 
-use super::{InputArgs, Resolved, has_error_cycle, resolve_inputs, resolve_report};
+use super::{InputArgs, has_error_cycle, resolve_inputs, resolve_report};
 use crate::backend::Backend;
 use crate::backend::docker::DockerBackend;
 use crate::backend::local::Local;
 use crate::build::{Events, Summary, execute};
+use crate::cell::Cell;
 use crate::exit;
 use crate::images::Image;
 use crate::job::Settings;
@@ -25,41 +26,50 @@ pub(crate) struct BuildArgs {
     pub(crate) input: InputArgs,
     /// Where jobs run: `local` (host interpreters), `docker` (one container per job), or `auto`.
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
-    backend: BackendKind,
+    pub(crate) backend: BackendKind,
     /// Jobs at once (default: the number of cores).
     #[arg(long, short = 'j', value_name = "N")]
-    jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// Wheels go to DIR/<cell>/.
     #[arg(long, default_value = "wheelhouse", value_name = "DIR")]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// The run store (SQLite plus content-addressed wheels and logs).
     #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
-    store: Option<PathBuf>,
+    pub(crate) store: Option<PathBuf>,
     /// Continue an interrupted run: its finished jobs are reused, the rest are built.
     #[arg(long, value_name = "RUN")]
-    resume: Option<String>,
+    pub(crate) resume: Option<String>,
     /// SOURCE_DATE_EPOCH for every job (unset by default, as for a plain pip build).
     #[arg(long, value_name = "SECONDS")]
-    source_date_epoch: Option<u64>,
+    pub(crate) source_date_epoch: Option<u64>,
     /// The umask jobs run with and sources are unpacked with, in octal.
     #[arg(long, default_value = "022", value_parser = parse_umask, value_name = "OCTAL")]
-    umask: u32,
+    pub(crate) umask: u32,
     /// Where jobs build (local backend): a fixed path, since C extensions embed it.
     #[arg(long, default_value = "/tmp/rewheel-build", value_name = "DIR")]
-    build_path: PathBuf,
+    pub(crate) build_path: PathBuf,
     /// Wheels to start the bootstrap from (stage 0); default: the index's wheels, by hash.
     #[arg(long, value_name = "DIR")]
-    seed_wheels: Option<PathBuf>,
+    pub(crate) seed_wheels: Option<PathBuf>,
     /// Give up on a job after this many seconds.
     #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
-    timeout: u64,
+    pub(crate) timeout: u64,
     /// An interpreter to use for the local backend (matched to cells by version). Repeatable.
     #[arg(long, value_name = "PATH")]
-    python_path: Vec<PathBuf>,
+    pub(crate) python_path: Vec<PathBuf>,
+    /// Run exactly one job of a plan (`rewheel plan`), as a CI job does: with --plan and --inputs.
+    #[arg(long, value_name = "ID", requires_all = ["plan_file", "inputs"])]
+    pub(crate) job: Option<String>,
+    /// The plan document that --job comes from.
+    #[arg(long = "plan", value_name = "FILE")]
+    pub(crate) plan_file: Option<PathBuf>,
+    /// What earlier jobs left (their wheels and result documents), searched recursively.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) inputs: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
-enum BackendKind {
+pub(crate) enum BackendKind {
     Auto,
     Local,
     Docker,
@@ -100,11 +110,34 @@ pub(crate) enum Stage {
 }
 
 pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8> {
+    if args.job.is_some() {
+        return super::job_cmd::run_one(&args);
+    }
     let built = match build_run(args, argv, "build")? {
         Stage::Stopped(code) => return Ok(code),
         Stage::Built(built) => built,
     };
     Ok(built.conclude(true)?.unwrap_or(exit::SUCCESS))
+}
+
+/// The build options the arguments ask for.
+pub(crate) fn options_of(args: &BuildArgs, limits: crate::archive::Limits) -> BuildOptions {
+    BuildOptions {
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }),
+        out_dir: args.out.clone(),
+        settings: Settings {
+            source_date_epoch: args.source_date_epoch,
+            umask: args.umask,
+            ..Settings::default()
+        },
+        timeout: Duration::from_secs(args.timeout),
+        seed_dir: args.seed_wheels.clone(),
+        limits,
+    }
 }
 
 pub(crate) fn print_summary_of(built: &BuiltRun) {
@@ -194,27 +227,17 @@ pub(crate) fn build_run(
             let _ = interrupt_tx.send(true);
         }
     });
-    let Some(backend) = make_backend(&args, &resolved, &runtime, interrupt.clone())? else {
+    let cells: Vec<Cell> = resolved
+        .graphs
+        .iter()
+        .map(|(cg, _)| cg.cell.clone())
+        .collect();
+    let Some(backend) = make_backend(&args, &cells, &runtime, interrupt.clone())? else {
         store.finish_run(&run_id, "interrupted")?;
         eprintln!("interrupted before any job started");
         return Ok(Stage::Stopped(130));
     };
-    let options = BuildOptions {
-        jobs: args.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        }),
-        out_dir: args.out.clone(),
-        settings: Settings {
-            source_date_epoch: args.source_date_epoch,
-            umask: args.umask,
-            ..Settings::default()
-        },
-        timeout: Duration::from_secs(args.timeout),
-        seed_dir: args.seed_wheels.clone(),
-        limits: resolved.limits,
-    };
+    let options = options_of(&args, resolved.limits);
     let options = Arc::new(options);
     let graphs: Vec<_> = resolved.graphs.into_iter().map(|(cg, _)| cg).collect();
     // Held here so that the repository (and its blocking HTTP client) is dropped outside the
@@ -258,16 +281,13 @@ fn planned_counts(planned: &[Planned]) -> HashMap<String, u64> {
     counts
 }
 
-fn make_backend(
+pub(crate) fn make_backend(
     args: &BuildArgs,
-    resolved: &Resolved,
+    cells: &[Cell],
     runtime: &tokio::runtime::Runtime,
     mut interrupt: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Arc<dyn Backend>>> {
-    let has_images = resolved
-        .graphs
-        .iter()
-        .all(|(cg, _)| cg.cell.image.is_some());
+    let has_images = cells.iter().all(|c| c.image.is_some());
     let kind = match args.backend {
         BackendKind::Auto if has_images && runtime.block_on(DockerBackend::connect()).is_ok() => {
             BackendKind::Docker
@@ -279,7 +299,7 @@ fn make_backend(
         let session = DockerBackend::new_session();
         return runtime.block_on(async {
             tokio::select! {
-                backend = docker_backend(args, resolved, session.clone()) => backend.map(Some),
+                backend = docker_backend(args, cells, session.clone()) => backend.map(Some),
                 _ = interrupt.changed() => {
                     if let Ok(docker) = DockerBackend::connect().await {
                         DockerBackend::remove_session(&docker, &session).await;
@@ -291,16 +311,13 @@ fn make_backend(
     }
     let mut interpreters = HashMap::new();
     let mut missing = Vec::new();
-    for (cg, _) in &resolved.graphs {
-        let release = cg.cell.python_version().release();
+    for cell in cells {
+        let release = cell.python_version().release();
         match crate::interpreter::find(release[0], release[1], &args.python_path) {
             Some(found) => {
-                interpreters.insert(cg.cell.id.clone(), found);
+                interpreters.insert(cell.id.clone(), found);
             }
-            None => missing.push(format!(
-                "{} (python{}.{})",
-                cg.cell.id, release[0], release[1]
-            )),
+            None => missing.push(format!("{} (python{}.{})", cell.id, release[0], release[1])),
         }
     }
     if !missing.is_empty() {
@@ -317,18 +334,18 @@ fn make_backend(
 
 async fn docker_backend(
     args: &BuildArgs,
-    resolved: &Resolved,
+    cells: &[Cell],
     session: String,
 ) -> anyhow::Result<Arc<dyn Backend>> {
     let docker = DockerBackend::connect().await.context(
         "the docker backend needs a Docker engine, and none answers\nhint: use --backend local",
     )?;
-    let mut cells = HashMap::new();
-    for (cg, _) in &resolved.graphs {
-        let Some(name) = &cg.cell.image else {
+    let mut images = HashMap::new();
+    for cell in cells {
+        let Some(name) = &cell.image else {
             bail!(
                 "cell {} names no image; the docker backend needs one (see matrices/debian.toml)",
-                cg.cell.id
+                cell.id
             );
         };
         let image = Image::named(name)?;
@@ -341,21 +358,21 @@ async fn docker_backend(
         let python = DockerBackend::probe_python(&docker, &image.reference(), &session)
             .await
             .map_err(|e| anyhow::anyhow!("cannot run python3 in {}: {e}", image.reference()))?;
-        let want = cg.cell.python_version().release();
+        let want = cell.python_version().release();
         if !python.starts_with(&format!("{}.{}.", want[0], want[1])) {
             bail!(
                 "cell {} wants Python {}.{} but image {} has {python}",
-                cg.cell.id,
+                cell.id,
                 want[0],
                 want[1],
                 image.reference()
             );
         }
-        cells.insert(cg.cell.id.clone(), (image.reference(), id, python));
+        images.insert(cell.id.clone(), (image.reference(), id, python));
     }
     Ok(Arc::new(DockerBackend::new(
         docker,
-        cells,
+        images,
         args.build_path.clone(),
         session,
     )))

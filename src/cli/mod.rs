@@ -6,6 +6,7 @@ mod build_cmd;
 mod check_cmd;
 mod compare_cmd;
 mod images_cmd;
+mod job_cmd;
 mod runs_cmd;
 
 use crate::archive::Limits;
@@ -97,6 +98,14 @@ enum Command {
     ///       --until reproducible -- --backend local --vary build-path
     #[command(after_help = exit::TABLE, verbatim_doc_comment)]
     Bisect(bisect_cmd::BisectArgs),
+    /// One CI job per wheel and cell: the plan as JSON, GitHub Actions matrices by level, or a
+    /// GitLab child pipeline with `needs:` edges. Each job runs with `rewheel build --plan FILE
+    /// --job ID --inputs DIR --out DIR`; `rewheel merge` joins the results into one run.
+    #[command(after_help = exit::TABLE)]
+    Plan(job_cmd::PlanArgs),
+    /// Join CI job results (`*.result.json` and their wheels) into one run of the store.
+    #[command(after_help = exit::TABLE)]
+    Merge(job_cmd::MergeArgs),
     /// Compare two runs, two folders of wheels, or two wheels, entry by entry.
     #[command(after_help = exit::TABLE)]
     Compare(compare_cmd::CompareArgs),
@@ -236,6 +245,8 @@ pub fn main() -> u8 {
         Command::Check(args) => check_cmd::run(args, argv),
         Command::Compare(args) => compare_cmd::run(args),
         Command::Bisect(args) => bisect_cmd::run(args),
+        Command::Plan(args) => job_cmd::plan(args),
+        Command::Merge(args) => job_cmd::merge(args, argv),
         Command::Runs(command) => runs_cmd::run(command),
         Command::Images(command) => images_cmd::run(command),
     };

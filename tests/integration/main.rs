@@ -4,6 +4,7 @@
 mod bisect;
 mod build;
 mod check;
+mod ci;
 mod docker;
 mod errors;
 mod fixtures;

@@ -1,0 +1,165 @@
+//! CI splitting: a whole plan run job by job, each in its own process with only the files a CI
+//! job would have (the plan, and the outputs of the jobs it needs), merged, and compared with a
+//! local build.
+
+use crate::build::{World, host_python, package};
+use crate::fixtures::run;
+use std::path::Path;
+use std::process::Command;
+
+fn rewheel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rewheel"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
+    let world = World::new();
+    let dir = world.path();
+    package("lib", "2.0", &[], &[]).write(dir);
+    package("tool", "1.0", &[], &["lib"]).write(dir);
+    package("app", "1.0", &["tool"], &["lib"])
+        .file(
+            "hook.py",
+            "open('module.py', 'a').write(f'WHERE = {os.getcwd()!r}\\n')",
+        )
+        .write(dir);
+    let (python, version) = host_python();
+    let common = |c: &mut Command| {
+        c.args([
+            "--python",
+            &version,
+            "--backend",
+            "local",
+            "--source-date-epoch",
+            "1700000000",
+            "--no-index",
+            "--find-links",
+        ])
+        .arg(dir)
+        .arg("--python-path")
+        .arg(&python)
+        .arg("--cache-dir")
+        .arg(dir.join(".cache"))
+        .arg("--build-path")
+        .arg(dir.join(".build"));
+    };
+    // The plan, in its three shapes.
+    let plan = dir.join("plan.json");
+    let mut c = rewheel();
+    c.args(["plan", "app==1.0", "-o"]).arg(&plan);
+    common(&mut c);
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    let levels = doc["levels"].as_array().unwrap();
+    for emit in ["github", "gitlab"] {
+        let mut c = rewheel();
+        c.args(["plan", "app==1.0", "--emit", emit]);
+        common(&mut c);
+        let r = run(c);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        match emit {
+            "github" => {
+                let gh: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+                assert_eq!(gh["stages"].as_array().unwrap().len(), levels.len());
+                assert!(gh["stages"][0]["matrix"]["include"][0]["job"].is_string());
+            }
+            _ => {
+                assert!(r.stdout.contains("needs:\n    - job: \""), "{}", r.stdout);
+                assert!(
+                    r.stdout.contains("rewheel build --plan plan.json --job"),
+                    "{}",
+                    r.stdout
+                );
+            }
+        }
+    }
+
+    // Every job in its own process, level by level, with only what its `needs` produced.
+    let jobs = doc["jobs"].as_array().unwrap();
+    let results = dir.join("results");
+    for level in levels {
+        for id in level.as_array().unwrap() {
+            let id = id.as_str().unwrap();
+            let job = jobs.iter().find(|j| j["id"] == id).unwrap();
+            let stem = id.replace('/', "__");
+            let inputs = dir.join("ci").join(&stem).join("inputs");
+            std::fs::create_dir_all(&inputs).unwrap();
+            for need in job["needs"].as_array().unwrap() {
+                let need = need.as_str().unwrap().replace('/', "__");
+                copy_dir(&results.join(&need), &inputs.join(&need));
+            }
+            let mut c = rewheel();
+            c.args(["build", "--plan"])
+                .arg(&plan)
+                .args(["--job", id, "--inputs"])
+                .arg(&inputs);
+            c.arg("--out").arg(results.join(&stem));
+            c.args(["--backend", "local", "--python-path"])
+                .arg(&python)
+                .arg("--build-path")
+                .arg(dir.join(".build"));
+            let r = run(c);
+            assert_eq!(r.code, 0, "{id}: {}{}", r.stdout, r.stderr);
+        }
+    }
+    // Merged into one run, and compared with the same build done locally in one go.
+    let mut c = rewheel();
+    c.arg("merge")
+        .arg(&results)
+        .arg("--plan")
+        .arg(&plan)
+        .arg("--store")
+        .arg(dir.join(".store"));
+    let merged = run(c);
+    assert_eq!(merged.code, 0, "{}{}", merged.stdout, merged.stderr);
+    let run_id = merged
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_string();
+    let mut c = rewheel();
+    c.args(["build", "app==1.0", "--out"])
+        .arg(dir.join("local"))
+        .arg("--store")
+        .arg(dir.join(".store"));
+    common(&mut c);
+    let local = run(c);
+    assert_eq!(local.code, 0, "{}{}", local.stdout, local.stderr);
+    let mut c = rewheel();
+    c.args(["compare", &run_id])
+        .arg(dir.join("local"))
+        .arg("--store")
+        .arg(dir.join(".store"));
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("3 of 3 reproducible"), "{}", r.stdout);
+
+    // A missing result is named.
+    std::fs::remove_dir_all(results.join(levels[0][0].as_str().unwrap().replace('/', "__")))
+        .unwrap();
+    let mut c = rewheel();
+    c.arg("merge")
+        .arg(&results)
+        .arg("--plan")
+        .arg(&plan)
+        .arg("--store")
+        .arg(dir.join(".store"));
+    let r = run(c);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("jobs of the plan without a result: "),
+        "{}",
+        r.stderr
+    );
+}
