@@ -3,7 +3,6 @@
 //! asks for more at build time grows the graph (see `plan`), and its job runs again.
 
 use crate::backend::Backend;
-use crate::fsutil::sha256_hex;
 use crate::job::{EnvWheel, Fingerprint, JobError};
 use crate::plan::{BOOTSTRAP_STAGES, BuildOptions, Extension, JobKey, Planned, Planner, Source};
 use crate::store::{JobRecord, Store, StoreError};
@@ -213,23 +212,8 @@ pub async fn execute(
             let mut spec = planned.spec.clone();
             spec.env = ledger.env_of(planned);
             let (dir, root) = backend.job_dir(&spec);
-            let runtime = backend.runtime(&spec.cell);
-            let (runtime_id, interpreter) = runtime
-                .as_ref()
-                .map(|r| (r.id.clone(), r.interpreter_version.clone()))
-                .unwrap_or_default();
-            let fingerprint = serde_json::to_string(&Fingerprint {
-                backend: runtime.as_ref().map(|r| r.backend).unwrap_or("none"),
-                runtime: &runtime_id,
-                interpreter_version: &interpreter,
-                sdist_sha256: &spec.sdist_sha256,
-                build_backend: &spec.backend,
-                build_env: &spec.env,
-                settings: &spec.settings,
-                build_path: root.display().to_string(),
-            })
-            .expect("fingerprints serialize");
-            let fingerprint_sha256 = sha256_hex(fingerprint.as_bytes());
+            let (fingerprint, fingerprint_sha256) =
+                Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &root);
             let record_key = (
                 spec.cell.clone(),
                 spec.name.clone(),

@@ -99,6 +99,32 @@ pub struct Fingerprint<'a> {
     pub build_path: String,
 }
 
+impl Fingerprint<'_> {
+    /// The fingerprint of a job about to run on a backend, as JSON and its sha256.
+    pub fn of(
+        spec: &JobSpec,
+        runtime: Option<&crate::backend::Runtime>,
+        root: &Path,
+    ) -> (String, String) {
+        let (id, interpreter) = runtime
+            .map(|r| (r.id.as_str(), r.interpreter_version.as_str()))
+            .unwrap_or_default();
+        let json = serde_json::to_string(&Fingerprint {
+            backend: runtime.map(|r| r.backend).unwrap_or("none"),
+            runtime: id,
+            interpreter_version: interpreter,
+            sdist_sha256: &spec.sdist_sha256,
+            build_backend: &spec.backend,
+            build_env: &spec.env,
+            settings: &spec.settings,
+            build_path: root.display().to_string(),
+        })
+        .expect("fingerprints serialize");
+        let sha = crate::fsutil::sha256_hex(json.as_bytes());
+        (json, sha)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("preparing the job: {0}")]

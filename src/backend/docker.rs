@@ -98,15 +98,7 @@ impl DockerBackend {
             }
             tracing::debug!("removing {} leftover containers", containers.len());
             for id in containers.into_iter().filter_map(|c| c.id) {
-                let _ = docker
-                    .remove_container(
-                        &id,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            ..Default::default()
-                        }),
-                    )
-                    .await;
+                force_remove(docker, &id).await;
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
@@ -199,19 +191,19 @@ struct RemoveOnDrop {
     id: Option<String>,
 }
 
+/// Remove a container, running or not; a container already gone is not an error here.
+async fn force_remove(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    let _ = docker.remove_container(id, Some(options)).await;
+}
+
 impl RemoveOnDrop {
     async fn remove(mut self) {
         if let Some(id) = self.id.take() {
-            let _ = self
-                .docker
-                .remove_container(
-                    &id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
+            force_remove(&self.docker, &id).await;
         }
     }
 }
@@ -223,17 +215,7 @@ impl Drop for RemoveOnDrop {
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
             let docker = self.docker.clone();
-            handle.spawn(async move {
-                let _ = docker
-                    .remove_container(
-                        &id,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            ..Default::default()
-                        }),
-                    )
-                    .await;
-            });
+            handle.spawn(async move { force_remove(&docker, &id).await });
         }
     }
 }

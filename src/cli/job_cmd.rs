@@ -221,21 +221,7 @@ pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<u8> {
         return Ok(130);
     };
     let (dir, root) = backend.job_dir(&spec);
-    let runtime_info = backend.runtime(&spec.cell);
-    let (runtime_id, interpreter) = runtime_info
-        .as_ref()
-        .map(|r| (r.id.clone(), r.interpreter_version.clone()))
-        .unwrap_or_default();
-    let fingerprint = serde_json::to_string(&Fingerprint {
-        backend: runtime_info.as_ref().map(|r| r.backend).unwrap_or("none"),
-        runtime: &runtime_id,
-        interpreter_version: &interpreter,
-        sdist_sha256: &spec.sdist_sha256,
-        build_backend: &spec.backend,
-        build_env: &spec.env,
-        settings: &spec.settings,
-        build_path: root.display().to_string(),
-    })?;
+    let (fingerprint, _) = Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &root);
     eprintln!("[{}] building {}", spec.cell, spec.label());
     let start = std::time::Instant::now();
     let result = runtime.block_on(backend.run(&spec, &dir));
