@@ -107,10 +107,13 @@ impl Backend for Local {
                 .stderr(log_err)
                 .kill_on_drop(true);
             let umask = spec.settings.umask;
-            // SAFETY: umask is async-signal-safe and touches only the child's own state.
+            // SAFETY: umask and prctl are async-signal-safe and touch only the child's own state.
             unsafe {
                 command.pre_exec(move || {
                     libc::umask(umask as libc::mode_t);
+                    // If rewheel is killed (even with SIGKILL), the build dies with it instead
+                    // of writing on into a folder a resumed run is about to reuse.
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                     Ok(())
                 });
             }

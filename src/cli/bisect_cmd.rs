@@ -53,6 +53,9 @@ pub(crate) struct BisectArgs {
     no_index: bool,
     #[arg(long, env = "REWHEEL_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Where the bisection's record is kept (the run store).
+    #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
     /// List the candidates and stop.
     #[arg(long)]
     dry_run: bool,
@@ -99,6 +102,8 @@ struct Prober<'a> {
     work: PathBuf,
     count: usize,
     seen: HashMap<String, (bool, String)>,
+    /// Every probe in the order it ran, for the record kept in the store.
+    log: Vec<(String, bool)>,
 }
 
 impl Prober<'_> {
@@ -205,6 +210,7 @@ impl Prober<'_> {
             if bad { "bad" } else { "good" }
         );
         self.seen.insert(probe.label.clone(), (bad, stdout.clone()));
+        self.log.push((probe.label.clone(), bad));
         Ok((bad, stdout))
     }
 }
@@ -252,8 +258,9 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
         work: work.path().to_path_buf(),
         count: 0,
         seen: HashMap::new(),
+        log: Vec::new(),
     };
-    match (
+    let outcome = match (
         &args.good_date,
         &args.bad_date,
         &args.good_lock,
@@ -262,6 +269,41 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
         (Some(good), Some(bad), _, _) => bisect_dates(&args, *good, *bad, &mut prober),
         (_, _, Some(good), Some(bad)) => bisect_locks(&args, good, bad, &mut prober),
         _ => bail!("give --good-date and --bad-date, or --good-lock and --bad-lock"),
+    };
+    keep_record(&args, &prober.log, &outcome);
+    outcome.map(|_| exit::SUCCESS)
+}
+
+/// Every bisection, its probes and its answer, in the store's `bisect/` folder.
+fn keep_record(args: &BisectArgs, probes: &[(String, bool)], outcome: &anyhow::Result<String>) {
+    let Ok(root) = super::build_cmd::store_dir(args.store.as_ref()) else {
+        return;
+    };
+    let record = serde_json::json!({
+        "schema_version": 1,
+        "target": args.target,
+        "until": format!("{:?}", args.until),
+        "good": args.good_date.map(|d| d.to_string()).or_else(|| args.good_lock.as_ref().map(|p| p.display().to_string())),
+        "bad": args.bad_date.map(|d| d.to_string()).or_else(|| args.bad_lock.as_ref().map(|p| p.display().to_string())),
+        "probes": probes.iter().map(|(label, bad)| serde_json::json!({ "state": label, "bad": bad })).collect::<Vec<_>>(),
+        "answer": match outcome {
+            Ok(answer) => answer.clone(),
+            Err(e) => format!("error: {e}"),
+        },
+    });
+    let path = root.join("bisect").join(format!(
+        "{}.json",
+        Timestamp::now().strftime("%Y%m%d-%H%M%S")
+    ));
+    if crate::fsutil::write_atomic(
+        &path,
+        serde_json::to_string_pretty(&record)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .is_ok()
+    {
+        println!("kept in {}", path.display());
     }
 }
 
@@ -277,7 +319,7 @@ fn bisect_dates(
     good: Timestamp,
     bad: Timestamp,
     prober: &mut Prober,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<String> {
     if good >= bad {
         bail!("--good-date must come before --bad-date");
     }
@@ -351,7 +393,7 @@ fn bisect_dates(
         for u in &uploads {
             println!("  {}  {} {}", u.time, u.name, u.version);
         }
-        return Ok(exit::SUCCESS);
+        return Ok("dry run".into());
     }
     if !matches!(args.until, Until::Resolves) {
         let (is_bad, _) = prober.run(&bad_probe, &args.target)?;
@@ -372,11 +414,14 @@ fn bisect_dates(
     };
     let probes = prober.count;
     println!();
+    let mut answer = Vec::new();
     for u in uploads.iter().filter(|u| u.time == instants[i]) {
-        println!(
+        let line = format!(
             "first bad upload: {} {} (sdist uploaded {})",
             u.name, u.version, u.time
         );
+        println!("{line}");
+        answer.push(line);
     }
     // What changed in the graph at that point.
     let before = if i == 0 { good } else { instants[i - 1] };
@@ -389,7 +434,7 @@ fn bisect_dates(
         probe_bound(instants.len()) + 1,
         prober.count
     );
-    Ok(exit::SUCCESS)
+    Ok(answer.join("; "))
 }
 
 /// The resolution of the target as of an instant, as JSON (cached with the probes when the
@@ -508,7 +553,7 @@ fn bisect_locks(
     good: &Path,
     bad: &Path,
     prober: &mut Prober,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<String> {
     let (a, b) = (lock_pins(good)?, lock_pins(bad)?);
     let target_name =
         PackageName::from_str(&args.target).context("--target: a package name in both locks")?;
@@ -539,7 +584,7 @@ fn bisect_locks(
         );
     }
     if args.dry_run {
-        return Ok(exit::SUCCESS);
+        return Ok("dry run".into());
     }
     // The state with the first `k` changes applied to the good lock.
     let state = |k: usize| -> Vec<String> {
@@ -572,17 +617,18 @@ fn bisect_locks(
         bail!("the locks do not differ")
     };
     let (name, from, to) = &changes[i];
-    println!();
-    println!(
+    let answer = format!(
         "first bad change: {name} {} → {}",
         from.as_deref().unwrap_or("(absent)"),
         to.as_deref().unwrap_or("(absent)")
     );
+    println!();
+    println!("{answer}");
     println!(
         "probes: {} (bound ⌈log2 {}⌉ + 1 = {})",
         prober.count,
         changes.len(),
         probe_bound(changes.len()) + 1
     );
-    Ok(exit::SUCCESS)
+    Ok(answer)
 }

@@ -60,6 +60,10 @@ pub(crate) struct BuildArgs {
     /// Run exactly one job of a plan (`rewheel plan`), as a CI job does: with --plan and --inputs.
     #[arg(long, value_name = "ID", requires_all = ["plan_file", "inputs"])]
     pub(crate) job: Option<String>,
+    /// Compare each built wheel with the sha256 hashes of a requirements file
+    /// (`name==ver --hash=sha256:…`, one hash per interpreter allowed); a mismatch exits 1.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) expect: Option<PathBuf>,
     /// The plan document that --job comes from.
     #[arg(long = "plan", value_name = "FILE")]
     pub(crate) plan_file: Option<PathBuf>,
@@ -117,7 +121,15 @@ pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8
         Stage::Stopped(code) => return Ok(code),
         Stage::Built(built) => built,
     };
-    Ok(built.conclude(true)?.unwrap_or(exit::SUCCESS))
+    if let Some(code) = built.conclude(true)? {
+        return Ok(code);
+    }
+    if let Some(file) = &built.args.expect
+        && !crate::expect::print(&crate::expect::check(file, &built.summary.finals)?)
+    {
+        return Ok(exit::NOT_REPRODUCIBLE);
+    }
+    Ok(exit::SUCCESS)
 }
 
 /// The build options the arguments ask for.

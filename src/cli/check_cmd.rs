@@ -26,9 +26,7 @@ pub(crate) struct CheckArgs {
     /// name those that reproduce it.
     #[arg(long)]
     find_culprit: bool,
-    /// Compare each built wheel with the sha256 hashes of a requirements file.
-    #[arg(long, value_name = "FILE")]
-    expect: Option<PathBuf>,
+
     #[command(flatten)]
     report: ReportArgs,
 }
@@ -187,7 +185,7 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
 
     emit_report(&report, &args.report)?;
     let mut ok = report.all_reproducible();
-    if let Some(file) = &args.expect {
+    if let Some(file) = &args.build.expect {
         ok &= crate::expect::print(&crate::expect::check(file, &finals)?);
     }
     Ok(if ok {

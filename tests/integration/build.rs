@@ -317,3 +317,141 @@ fn requirements_a_backend_names_at_build_time_are_built_first() {
         ["helper-1.0-py3-none-any.whl", "late-1.0-py3-none-any.whl"]
     );
 }
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_without_redoing_finished_jobs() {
+    let world = World::new();
+    package("quick", "1.0", &[], &[]).write(world.path());
+    package("sleepy", "1.0", &["quick"], &[])
+        .file("hook.py", "import time\ntime.sleep(30)\n")
+        .write(world.path());
+    let (python, version) = host_python();
+    let store = world.path().join(".store");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rewheel"))
+        .args([
+            "build",
+            "sleepy==1.0",
+            "--python",
+            &version,
+            "--backend",
+            "local",
+            "--no-index",
+            "--find-links",
+        ])
+        .arg(world.path())
+        .arg("--python-path")
+        .arg(&python)
+        .arg("--cache-dir")
+        .arg(world.path().join(".cache"))
+        .arg("--store")
+        .arg(&store)
+        .arg("--out")
+        .arg(world.path().join("wheelhouse"))
+        .arg("--build-path")
+        .arg(world.path().join(".build"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until quick's job is committed, then kill without warning.
+    let db = store.join("runs.sqlite3");
+    let start = std::time::Instant::now();
+    loop {
+        let done = rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM jobs WHERE name = 'quick' AND status = 'built'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .unwrap_or(0);
+        if done == 1 {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 60, "quick was never built");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok", "the store survives SIGKILL");
+    let run_id: String = conn
+        .query_row("SELECT id FROM runs", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    // The resumed run reuses quick; sleepy's hook is replaced so that it finishes quickly.
+    package("sleepy", "1.0", &["quick"], &[]).write(world.path());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .args(["build", "--resume", &run_id, "--store"])
+        .arg(&store);
+    let again = run(command);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(
+        again.stderr.contains("built quick 1.0 (0.0 s): reused"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("built sleepy 1.0"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn build_expect_reports_matches_and_mismatches() {
+    let world = World::new();
+    package("lib", "2.0", &[], &[]).write(world.path());
+    let first = world.build(&["lib==2.0", "--source-date-epoch", "1700000000"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let wheel = world
+        .path()
+        .join("wheelhouse")
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("lib-2.0-py3-none-any.whl");
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&wheel).unwrap()));
+    let expect = world.path().join("expect.txt");
+    std::fs::write(
+        &expect,
+        format!(
+            "lib==2.0 --hash=sha256:{} --hash=sha256:{digest}\n",
+            "f".repeat(64)
+        ),
+    )
+    .unwrap();
+    let again = world.build(&[
+        "lib==2.0",
+        "--source-date-epoch",
+        "1700000000",
+        "--expect",
+        expect.to_str().unwrap(),
+    ]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains("expect ok"), "{}", again.stdout);
+    std::fs::write(
+        &expect,
+        format!("lib==2.0 --hash=sha256:{}\n", "f".repeat(64)),
+    )
+    .unwrap();
+    let wrong = world.build(&[
+        "lib==2.0",
+        "--source-date-epoch",
+        "1700000000",
+        "--expect",
+        expect.to_str().unwrap(),
+    ]);
+    assert_eq!(wrong.code, 1, "{}{}", wrong.stdout, wrong.stderr);
+    assert!(wrong.stdout.contains("expect MISMATCH"), "{}", wrong.stdout);
+}
