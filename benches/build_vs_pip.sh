@@ -9,7 +9,7 @@ py=${PYTHON:-$(python3.11 -c 'import sys; print(sys.executable)')}
 version=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 lock=benches/lock-15.txt
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+[ -n "${KEEP:-}" ] && echo "work folder: $work" || trap 'rm -rf "$work"' EXIT
 export SOURCE_DATE_EPOCH=1700000000
 cargo build --release --quiet
 bin=target/release/rewheel
