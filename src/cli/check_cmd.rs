@@ -70,16 +70,32 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     );
     let rebuilt: Vec<Rebuilt> = if args.independent {
         let planned = built.planner.plan_all_with(&varied)?;
+        // A run of its own in the store, its wheels beside the first build's, not over them.
+        let second_run = built
+            .store
+            .new_run(&[format!("check {}: independent second build", built.run_id)])?;
+        let mut options = super::build_cmd::options_of(&built.args, built.options.limits);
+        options.settings = varied.clone();
+        options.out_dir = second_dir.join("wheelhouse");
         let summary = built.runtime.block_on(crate::build::execute(
             built.planner.clone(),
             planned,
             backend2.clone(),
             &built.store,
-            &format!("{}-independent", built.run_id),
-            &built.options,
+            &second_run,
+            &options,
             built.events.clone(),
             built.interrupt.clone(),
         ))?;
+        built.store.finish_run(
+            &second_run,
+            if summary.failures() > 0 {
+                "failed"
+            } else {
+                "built"
+            },
+        )?;
+        eprintln!("second build: run {second_run}");
         summary
             .finals
             .into_iter()

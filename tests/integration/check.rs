@@ -315,3 +315,40 @@ fn the_html_report_renders_in_a_browser() {
         std::fs::copy(&shot, keep).unwrap();
     }
 }
+
+#[test]
+fn an_independent_second_build_rebuilds_the_closure() {
+    let world = World::new();
+    package("steady", "1.0", &[], &[]).write(world.path());
+    package("calm", "2.0", &["steady"], &["steady"]).write(world.path());
+    causes(&world);
+    let r = check(
+        &world,
+        &[
+            "calm==2.0",
+            "embedpath==1.0",
+            "--independent",
+            "--vary",
+            "build-path,hash-seed",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("second build: run "), "{}", r.stderr);
+    // The build dependency was built again (a second `built steady` line), and compared.
+    assert_eq!(
+        r.stderr.matches("] built steady 1.0").count(),
+        2,
+        "{}",
+        r.stderr
+    );
+    assert!(
+        line(&r.stdout, "calm-2.0").contains("identical"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        block(&r.stdout, "embedpath-1.0").contains("(build-path)"),
+        "{}",
+        r.stdout
+    );
+}
