@@ -378,6 +378,14 @@ fn attribute(
             }
         }
         if found.is_none()
+            && let Some(path) = build_dir_in(&text_a).or_else(|| build_dir_in(&text_b))
+        {
+            found = Some((
+                Variation::BuildPath,
+                format!("contains what looks like a build folder `{path}` (build-path)"),
+            ));
+        }
+        if found.is_none()
             && let Some([wa, wb]) = window
             && let Some(stamp) =
                 time_in_window(&text_a, *wa).or_else(|| time_in_window(&text_b, *wb))
@@ -412,6 +420,27 @@ fn describe(v: Variation) -> &'static str {
         Variation::Env => "a noise variable",
         _ => "a value",
     }
+}
+
+/// Build folders that tools pick at random or by default, worth naming even when the two
+/// sides' folders are unknown (comparing with wheels built by pip, say).
+const BUILD_DIR_PREFIXES: &[&str] = &[
+    "/tmp/pip-wheel-",
+    "/tmp/pip-install-",
+    "/tmp/pip-req-build-",
+    "/tmp/build-via-sdist-",
+    "/tmp/rewheel-build/",
+];
+
+fn build_dir_in(text: &str) -> Option<String> {
+    BUILD_DIR_PREFIXES.iter().find_map(|prefix| {
+        let at = text.find(prefix)?;
+        let rest = &text[at..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "/._-".contains(c)))
+            .unwrap_or(rest.len());
+        Some(rest[..end].to_string())
+    })
 }
 
 /// A Unix time or an ISO date-time in the text that falls inside the build's window.
@@ -455,6 +484,15 @@ fn time_in_window(text: &str, (start, end): (i64, i64)) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_build_folders_are_recognised() {
+        assert_eq!(
+            build_dir_in("\0\0/tmp/pip-wheel-vrq5418g/markupsafe_0b\0rest").as_deref(),
+            Some("/tmp/pip-wheel-vrq5418g/markupsafe_0b")
+        );
+        assert_eq!(build_dir_in("nothing here"), None);
+    }
 
     #[test]
     fn times_inside_the_build_window_are_found() {
