@@ -14,9 +14,9 @@ pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub(crate) build: BuildArgs,
     /// What the second build varies: names to vary only those, `-name` to leave one out
-    /// (`build-path,umask` or `-time`). Default: all of build-path, time, umask, timezone,
+    /// (`--vary build-path,umask`, or `--vary=-time` with the `=`). Default: all of build-path, time, umask, timezone,
     /// locale, hostname, uid, hash-seed, env, num-cpus.
-    #[arg(long, default_value = "all", value_parser = parse_vary, value_name = "LIST")]
+    #[arg(long, default_value = "all", value_parser = parse_vary, value_name = "LIST", allow_hyphen_values = true)]
     vary: VarySet,
     /// Rebuild the whole closure the second time, not just each wheel with the first build's
     /// build dependencies.

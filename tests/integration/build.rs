@@ -67,15 +67,10 @@ pub fn package<'a>(
 }
 
 /// The host's real interpreter (not a shim), and its X.Y.
-/// The real interpreter for X.Y on this host, if there is one.
+/// The real interpreter for X.Y on this host, if there is one, found as rewheel finds it.
 pub fn host_has_python(version: &str) -> Option<PathBuf> {
-    let out = Command::new(format!("python{version}"))
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    let (major, minor) = version.split_once('.')?;
+    rewheel::interpreter::find(major.parse().ok()?, minor.parse().ok()?, &[]).map(|i| i.path)
 }
 
 pub fn host_python() -> (PathBuf, String) {

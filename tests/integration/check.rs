@@ -262,8 +262,7 @@ fn the_html_report_renders_in_a_browser() {
                 .is_ok_and(|o| o.status.success())
         });
     let Some(browser) = browser else {
-        eprintln!("SKIPPED: no headless browser (apt-get install chromium)");
-        println!("SKIPPED: no headless browser (apt-get install chromium)");
+        crate::fixtures::skip("no headless browser (apt-get install chromium)");
         return;
     };
     let world = World::new();

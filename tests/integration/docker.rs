@@ -40,8 +40,7 @@ fn unavailable() -> Option<String> {
 macro_rules! require_docker {
     () => {
         if let Some(reason) = unavailable() {
-            eprintln!("SKIPPED: {reason}");
-            println!("SKIPPED: {reason}");
+            crate::fixtures::skip(&reason);
             return;
         }
     };

@@ -230,3 +230,21 @@ pub fn run(mut command: Command) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Skip a gated test, saying why: on the terminal, and in the file `REWHEEL_SKIP_LOG` names,
+/// which `.ci/run` prints at the end (the test runner hides what passing tests print).
+pub fn skip(reason: &str) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    eprintln!("SKIPPED {test}: {reason}");
+    println!("SKIPPED {test}: {reason}");
+    if let Ok(path) = std::env::var("REWHEEL_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "SKIPPED {test}: {reason}");
+        }
+    }
+}
