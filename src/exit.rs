@@ -18,4 +18,5 @@ Exit codes:
   1  not reproducible, or a hash differs from --expect
   2  usage or input error (requirements, index, sdist, hash)
   3  build failure
-  4  dependency cycle in at least one cell";
+  4  dependency cycle in at least one cell
+  130  interrupted (Ctrl-C); `rewheel build --resume RUN` continues";
