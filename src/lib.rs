@@ -29,6 +29,7 @@ pub mod matrix;
 pub mod metadata;
 pub mod names;
 pub mod plan;
+pub mod prefetch;
 pub mod progress;
 pub mod provider;
 pub mod report;

@@ -88,8 +88,9 @@ pub fn resolve_cell(
         .iter()
         .filter(|e| e.requirement.evaluate_markers(cell.markers(), &[]))
         .collect();
-    check_roots_exist(repo, cell, &roots)?;
     let root_reqs: Vec<Requirement> = roots.iter().map(|e| e.requirement.clone()).collect();
+    crate::prefetch::warm(repo, cell, &root_reqs);
+    check_roots_exist(repo, cell, &roots)?;
     let target_constraints = Constraints::from_requirements(&input.constraints, cell);
     let target = resolve_env(repo, cell, &root_reqs, &target_constraints).map_err(|source| {
         CellError::Resolve {

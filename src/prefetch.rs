@@ -1,0 +1,90 @@
+//! Warming the repository before resolving: the resolver asks for one package at a time, so a
+//! cold resolution waits on one download after another. This crawl follows what the newest
+//! versions require (at run time and to build), fetching on several threads at once; the
+//! resolver then finds nearly everything in memory. A guess that the resolver does not take
+//! costs a download, never a wrong answer.
+
+use crate::cell::Cell;
+use crate::names::PackageName;
+use crate::repository::Repository;
+use pep508_rs::Requirement;
+use std::collections::{HashSet, VecDeque};
+use std::str::FromStr;
+use std::sync::Mutex;
+
+/// Threads fetching at once; the work is waiting on the network, not the CPU.
+const WORKERS: usize = 8;
+/// The crawl stops after this many packages, whatever it finds.
+const LIMIT: usize = 400;
+
+pub fn warm(repo: &Repository, cell: &Cell, roots: &[Requirement]) {
+    let queue: Mutex<(VecDeque<PackageName>, HashSet<PackageName>, usize)> = Mutex::new((
+        roots.iter().map(|r| r.name.clone()).collect(),
+        roots.iter().map(|r| r.name.clone()).collect(),
+        0,
+    ));
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS {
+            scope.spawn(|| {
+                loop {
+                    let next = {
+                        let mut q = queue.lock().unwrap();
+                        match q.0.pop_front() {
+                            Some(name) => {
+                                q.2 += 1;
+                                Some(name)
+                            }
+                            None if q.2 == 0 => None,
+                            None => {
+                                drop(q);
+                                std::thread::sleep(std::time::Duration::from_millis(5));
+                                continue;
+                            }
+                        }
+                    };
+                    let Some(name) = next else { break };
+                    let found = requirements_of_newest(repo, cell, &name);
+                    let mut q = queue.lock().unwrap();
+                    q.2 -= 1;
+                    for dep in found {
+                        if q.1.len() < LIMIT && q.1.insert(dep.clone()) {
+                            q.0.push_back(dep);
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// The names the newest fitting version of `name` requires here, fetching it on the way.
+fn requirements_of_newest(repo: &Repository, cell: &Cell, name: &PackageName) -> Vec<PackageName> {
+    let Ok(candidates) = repo.candidates(name) else {
+        return Vec::new();
+    };
+    let Some(newest) = candidates.iter().find(|c| {
+        c.sdist.is_some() && !c.yanked && c.fits_python(cell) && !c.version.any_prerelease()
+    }) else {
+        return Vec::new();
+    };
+    let Ok(dist) = repo.dist(name, &newest.version, cell) else {
+        return Vec::new();
+    };
+    let mut names: Vec<PackageName> = dist
+        .requires_dist
+        .iter()
+        .filter(|r| r.evaluate_markers(cell.markers(), &[]))
+        .map(|r| r.name.clone())
+        .collect();
+    if let Some(info) = &dist.sdist {
+        names.extend(
+            info.build_requires
+                .iter()
+                .chain(&info.setup_requires)
+                .filter_map(|r| Requirement::<pep508_rs::VerbatimUrl>::from_str(r).ok())
+                .filter(|r| r.evaluate_markers(cell.markers(), &[]))
+                .map(|r| r.name),
+        );
+    }
+    names
+}
