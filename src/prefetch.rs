@@ -10,7 +10,7 @@ use crate::repository::Repository;
 use pep508_rs::Requirement;
 use std::collections::{HashSet, VecDeque};
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 /// Threads fetching at once; the work is waiting on the network, not the CPU.
 const WORKERS: usize = 8;
@@ -23,26 +23,26 @@ pub fn warm(repo: &Repository, cell: &Cell, roots: &[Requirement]) {
         roots.iter().map(|r| r.name.clone()).collect(),
         0,
     ));
+    // Woken when work is queued or the last busy worker finishes.
+    let changed = Condvar::new();
     std::thread::scope(|scope| {
         for _ in 0..WORKERS {
             scope.spawn(|| {
                 loop {
-                    let next = {
+                    let name = {
                         let mut q = queue.lock().unwrap();
-                        match q.0.pop_front() {
-                            Some(name) => {
+                        loop {
+                            if let Some(name) = q.0.pop_front() {
                                 q.2 += 1;
-                                Some(name)
+                                break Some(name);
                             }
-                            None if q.2 == 0 => None,
-                            None => {
-                                drop(q);
-                                std::thread::sleep(std::time::Duration::from_millis(5));
-                                continue;
+                            if q.2 == 0 {
+                                break None;
                             }
+                            q = changed.wait(q).unwrap();
                         }
                     };
-                    let Some(name) = next else { break };
+                    let Some(name) = name else { break };
                     let found = requirements_of_newest(repo, cell, &name);
                     let mut q = queue.lock().unwrap();
                     q.2 -= 1;
@@ -51,6 +51,7 @@ pub fn warm(repo: &Repository, cell: &Cell, roots: &[Requirement]) {
                             q.0.push_back(dep);
                         }
                     }
+                    changed.notify_all();
                 }
             });
         }
