@@ -117,7 +117,7 @@ pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8
     if args.job.is_some() {
         return super::job_cmd::run_one(&args);
     }
-    let built = match build_run(args, argv, "build")? {
+    let built = match build_run(args, argv)? {
         Stage::Stopped(code) => return Ok(code),
         Stage::Built(built) => built,
     };
@@ -192,11 +192,7 @@ impl BuiltRun {
 }
 
 /// Resolve, plan and run every job once: `build` itself, and the first build of `check`.
-pub(crate) fn build_run(
-    mut args: BuildArgs,
-    argv: Vec<String>,
-    command: &str,
-) -> anyhow::Result<Stage> {
+pub(crate) fn build_run(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Result<Stage> {
     let store = Store::open(&store_dir(args.store.as_ref())?)?;
     let run_id = match args.resume.clone() {
         Some(id) => {
@@ -210,7 +206,7 @@ pub(crate) fn build_run(
                 super::Command::Check(check) => check.build,
                 _ => bail!("run {id} was not a build"),
             };
-            let _ = command;
+
             let store_arg = args.store.clone();
             args = original;
             args.store = store_arg;

@@ -41,7 +41,7 @@ fn parse_vary(s: &str) -> Result<VarySet, String> {
 
 pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     let set = args.vary.0.clone();
-    let built = match build_run(args.build.clone(), argv, "check")? {
+    let built = match build_run(args.build.clone(), argv)? {
         Stage::Stopped(code) => return Ok(code),
         Stage::Built(built) => built,
     };
