@@ -146,6 +146,12 @@ impl Planner {
     pub fn extend(&self, key: JobKey, requirements: &[String]) -> Result<Extension, PlanError> {
         let mut graphs = self.graphs.lock().unwrap();
         let cg = &mut graphs[key.cell];
+        crate::resolve::learn_requirements(
+            &self.repo,
+            &cg.dists[&key.node],
+            &cg.cell,
+            requirements,
+        );
         let Some(new) = cg.extend(&self.repo, key.node, requirements)? else {
             return Ok(Extension::Proceed);
         };

@@ -173,6 +173,17 @@ impl CellGraph {
                     self.want(&mut wanted, &dist, kind, text, origin)?;
                 }
             }
+            // What this sdist's backend asked for when it was built before, here or elsewhere
+            // on this cache: the graph knows it now, so plans made from it are complete.
+            for text in learned_requirements(repo, &dist, &self.cell) {
+                self.want(
+                    &mut wanted,
+                    &dist,
+                    EdgeKind::BuildBackend,
+                    &text,
+                    "an earlier build's hook",
+                )?;
+            }
             let mut env = self.resolve_wanted(repo, &dist, &wanted)?;
             if setuptools_hook_wants_wheel(&dist, info, &env) {
                 self.want(
@@ -383,6 +394,39 @@ impl CellGraph {
         }
         Ok(new)
     }
+}
+
+/// The cache kind for requirements backends named at build time, by sdist sha256.
+pub const LEARNED: &str = "hook-requires-v1";
+
+/// Hooks answer for the interpreter they run on (`tomli; python_version < "3.11"` comes back
+/// resolved), so what was learned is kept per sdist and interpreter version.
+fn learned_key(dist: &Dist, cell: &Cell) -> String {
+    let release = cell.python_version().release();
+    format!("{}-py{}.{}", dist.sha256, release[0], release[1])
+}
+
+fn learned_requirements(repo: &Repository, dist: &Dist, cell: &Cell) -> Vec<String> {
+    if dist.sha256.is_empty() {
+        return Vec::new();
+    }
+    repo.index
+        .cache()
+        .derived::<Vec<String>>(LEARNED, &learned_key(dist, cell))
+        .unwrap_or_default()
+}
+
+/// Remember what a backend named at build time for this sdist, for later resolutions.
+pub fn learn_requirements(repo: &Repository, dist: &Dist, cell: &Cell, requirements: &[String]) {
+    let mut known = learned_requirements(repo, dist, cell);
+    for r in requirements {
+        if !known.contains(r) {
+            known.push(r.clone());
+        }
+    }
+    repo.index
+        .cache()
+        .store_derived(LEARNED, &learned_key(dist, cell), &known);
 }
 
 /// setuptools' `get_requires_for_build_wheel` answers `wheel` before 70.1, whose bdist_wheel

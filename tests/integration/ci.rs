@@ -163,3 +163,78 @@ fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
         r.stderr
     );
 }
+
+#[test]
+fn requirements_learned_at_build_time_are_in_later_plans() {
+    let world = World::new();
+    let dir = world.path();
+    package("helper", "1.0", &[], &[]).write(dir);
+    package("late", "1.0", &[], &[])
+        .file("dynamic.txt", "helper")
+        .file("needs.txt", "helper")
+        .write(dir);
+    let (python, version) = host_python();
+    let plan = |name: &str| {
+        let mut c = rewheel();
+        c.args([
+            "plan",
+            "late==1.0",
+            "--python",
+            &version,
+            "--no-index",
+            "--find-links",
+        ])
+        .arg(dir)
+        .arg("--cache-dir")
+        .arg(dir.join(".cache"))
+        .arg("-o")
+        .arg(dir.join(name));
+        assert_eq!(run(c).code, 0);
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+        doc["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // Before any build, nobody knows that late's backend asks for helper.
+    assert_eq!(plan("before.json").len(), 1);
+    let mut c = rewheel();
+    c.args([
+        "build",
+        "late==1.0",
+        "--python",
+        &version,
+        "--backend",
+        "local",
+        "--no-index",
+        "--find-links",
+    ])
+    .arg(dir)
+    .arg("--python-path")
+    .arg(&python)
+    .arg("--cache-dir")
+    .arg(dir.join(".cache"))
+    .arg("--store")
+    .arg(dir.join(".store"))
+    .arg("--out")
+    .arg(dir.join("wheelhouse"))
+    .arg("--build-path")
+    .arg(dir.join(".build"));
+    let built = run(c);
+    assert_eq!(built.code, 0, "{}{}", built.stdout, built.stderr);
+    // After it, the plan has helper's job, and late's job needs it.
+    let jobs = plan("after.json");
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("after.json")).unwrap()).unwrap();
+    let late = doc["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "late")
+        .unwrap();
+    assert_eq!(late["needs"].as_array().unwrap().len(), 1, "{late}");
+}
