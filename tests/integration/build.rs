@@ -103,11 +103,18 @@ impl World {
         self.dir.path()
     }
 
-    fn build(&self, args: &[&str]) -> Run {
+    /// `rewheel SUB ARGS` on the local backend, with this world's find-links folder, cache,
+    /// store, wheelhouse and build folder, and the host's interpreter as the cell.
+    pub fn command(&self, sub: &str, args: &[&str]) -> Command {
+        self.command_out(sub, args, &self.path().join("wheelhouse"))
+    }
+
+    /// The same, with the wheels going to `out`.
+    pub fn command_out(&self, sub: &str, args: &[&str], out: &Path) -> Command {
         let (python, version) = host_python();
         let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
         command
-            .arg("build")
+            .arg(sub)
             .args(args)
             .args([
                 "--python",
@@ -125,11 +132,15 @@ impl World {
             .arg("--store")
             .arg(self.path().join(".store"))
             .arg("--out")
-            .arg(self.path().join("wheelhouse"))
+            .arg(out)
             .arg("--build-path")
             .arg(self.path().join(".build"))
             .env_remove("PIP_INDEX_URL");
-        run(command)
+        command
+    }
+
+    pub fn build(&self, args: &[&str]) -> Run {
+        run(self.command("build", args))
     }
 
     pub fn wheels(&self) -> Vec<String> {
@@ -320,30 +331,9 @@ fn a_run_killed_with_sigkill_resumes_without_redoing_finished_jobs() {
     package("sleepy", "1.0", &["quick"], &[])
         .file("hook.py", "import time\ntime.sleep(30)\n")
         .write(world.path());
-    let (python, version) = host_python();
     let store = world.path().join(".store");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rewheel"))
-        .args([
-            "build",
-            "sleepy==1.0",
-            "--python",
-            &version,
-            "--backend",
-            "local",
-            "--no-index",
-            "--find-links",
-        ])
-        .arg(world.path())
-        .arg("--python-path")
-        .arg(&python)
-        .arg("--cache-dir")
-        .arg(world.path().join(".cache"))
-        .arg("--store")
-        .arg(&store)
-        .arg("--out")
-        .arg(world.path().join("wheelhouse"))
-        .arg("--build-path")
-        .arg(world.path().join(".build"))
+    let mut child = world
+        .command("build", &["sleepy==1.0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -1,36 +1,11 @@
 //! `rewheel check` on fixture sdists, one per cause of irreproducibility, on the local backend.
 
-use crate::build::{World, host_python, package};
+use crate::build::{World, package};
 use crate::fixtures::{Run, run};
 use std::process::Command;
 
 fn check(world: &World, args: &[&str]) -> Run {
-    let (python, version) = host_python();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
-    command
-        .arg("check")
-        .args(args)
-        .args([
-            "--python",
-            &version,
-            "--backend",
-            "local",
-            "--no-index",
-            "--find-links",
-        ])
-        .arg(world.path())
-        .arg("--python-path")
-        .arg(python)
-        .arg("--cache-dir")
-        .arg(world.path().join(".cache"))
-        .arg("--store")
-        .arg(world.path().join(".store"))
-        .arg("--out")
-        .arg(world.path().join("wheelhouse"))
-        .arg("--build-path")
-        .arg(world.path().join(".build"))
-        .env_remove("PIP_INDEX_URL");
-    run(command)
+    run(world.command("check", args))
 }
 
 fn causes(world: &World) {
@@ -207,32 +182,9 @@ fn compare_explains_two_folders() {
         .write(world.path());
     let first = check(&world, &["zipclock==1.0", "--vary", "time"]);
     assert_eq!(first.code, 1, "{}{}", first.stdout, first.stderr);
-    // The same two builds, through `compare` on the run's folder and a copy made by hand.
-    let (python, version) = host_python();
+    // The same two builds, through `compare` on the run's folder and a second build's.
     let out2 = world.path().join("again");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
-    command
-        .args([
-            "build",
-            "zipclock==1.0",
-            "--python",
-            &version,
-            "--backend",
-            "local",
-            "--no-index",
-            "--find-links",
-        ])
-        .arg(world.path())
-        .arg("--python-path")
-        .arg(python)
-        .arg("--cache-dir")
-        .arg(world.path().join(".cache"))
-        .arg("--store")
-        .arg(world.path().join(".store"))
-        .arg("--out")
-        .arg(&out2)
-        .arg("--build-path")
-        .arg(world.path().join(".build"));
+    let command = world.command_out("build", &["zipclock==1.0"], &out2);
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(run(command).code, 0);
     let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));

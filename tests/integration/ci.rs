@@ -30,41 +30,20 @@ fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
             "open('module.py', 'a').write(f'WHERE = {os.getcwd()!r}\\n')",
         )
         .write(dir);
-    let (python, version) = host_python();
-    let common = |c: &mut Command| {
-        c.args([
-            "--python",
-            &version,
-            "--backend",
-            "local",
-            "--source-date-epoch",
-            "1700000000",
-            "--no-index",
-            "--find-links",
-        ])
-        .arg(dir)
-        .arg("--python-path")
-        .arg(&python)
-        .arg("--cache-dir")
-        .arg(dir.join(".cache"))
-        .arg("--build-path")
-        .arg(dir.join(".build"));
-    };
+    let (python, _) = host_python();
+    let sde = ["--source-date-epoch", "1700000000"];
     // The plan, in its three shapes.
     let plan = dir.join("plan.json");
-    let mut c = rewheel();
-    c.args(["plan", "app==1.0", "-o"]).arg(&plan);
-    common(&mut c);
-    let r = run(c);
+    let r = run(world.command(
+        "plan",
+        &["app==1.0", "-o", plan.to_str().unwrap(), sde[0], sde[1]],
+    ));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
     assert_eq!(doc["schema_version"], 1);
     let levels = doc["levels"].as_array().unwrap();
     for emit in ["github", "gitlab"] {
-        let mut c = rewheel();
-        c.args(["plan", "app==1.0", "--emit", emit]);
-        common(&mut c);
-        let r = run(c);
+        let r = run(world.command("plan", &["app==1.0", "--emit", emit, sde[0], sde[1]]));
         assert_eq!(r.code, 0, "{}", r.stderr);
         match emit {
             "github" => {
@@ -128,13 +107,7 @@ fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
         .unwrap()
         .trim_end_matches(':')
         .to_string();
-    let mut c = rewheel();
-    c.args(["build", "app==1.0", "--out"])
-        .arg(dir.join("local"))
-        .arg("--store")
-        .arg(dir.join(".store"));
-    common(&mut c);
-    let local = run(c);
+    let local = run(world.command_out("build", &["app==1.0", sde[0], sde[1]], &dir.join("local")));
     assert_eq!(local.code, 0, "{}{}", local.stdout, local.stderr);
     let mut c = rewheel();
     c.args(["compare", &run_id])
@@ -173,25 +146,13 @@ fn requirements_learned_at_build_time_are_in_later_plans() {
         .file("dynamic.txt", "helper")
         .file("needs.txt", "helper")
         .write(dir);
-    let (python, version) = host_python();
     let plan = |name: &str| {
-        let mut c = rewheel();
-        c.args([
-            "plan",
-            "late==1.0",
-            "--python",
-            &version,
-            "--no-index",
-            "--find-links",
-        ])
-        .arg(dir)
-        .arg("--cache-dir")
-        .arg(dir.join(".cache"))
-        .arg("-o")
-        .arg(dir.join(name));
-        assert_eq!(run(c).code, 0);
-        let doc: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+        let out = dir.join(name);
+        assert_eq!(
+            run(world.command("plan", &["late==1.0", "-o", out.to_str().unwrap()])).code,
+            0
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
         doc["jobs"]
             .as_array()
             .unwrap()
@@ -201,29 +162,7 @@ fn requirements_learned_at_build_time_are_in_later_plans() {
     };
     // Before any build, nobody knows that late's backend asks for helper.
     assert_eq!(plan("before.json").len(), 1);
-    let mut c = rewheel();
-    c.args([
-        "build",
-        "late==1.0",
-        "--python",
-        &version,
-        "--backend",
-        "local",
-        "--no-index",
-        "--find-links",
-    ])
-    .arg(dir)
-    .arg("--python-path")
-    .arg(&python)
-    .arg("--cache-dir")
-    .arg(dir.join(".cache"))
-    .arg("--store")
-    .arg(dir.join(".store"))
-    .arg("--out")
-    .arg(dir.join("wheelhouse"))
-    .arg("--build-path")
-    .arg(dir.join(".build"));
-    let built = run(c);
+    let built = world.build(&["late==1.0"]);
     assert_eq!(built.code, 0, "{}{}", built.stdout, built.stderr);
     // After it, the plan has helper's job, and late's job needs it.
     let jobs = plan("after.json");
