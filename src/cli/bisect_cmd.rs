@@ -475,20 +475,13 @@ fn resolve_json(
 }
 
 fn graph_names(json: &str) -> BTreeSet<PackageName> {
-    let doc: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-    doc["cells"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|c| c["nodes"].as_array().cloned().unwrap_or_default())
-        .filter_map(|n| {
-            n["name"]
-                .as_str()
-                .and_then(|s| PackageName::from_str(s).ok())
-        })
+    nodes(json)
+        .keys()
+        .filter_map(|name| PackageName::from_str(name).ok())
         .collect()
 }
 
+/// name → version of every node of a `resolve --format json` report.
 fn nodes(json: &str) -> BTreeMap<String, String> {
     let doc: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
     doc["cells"]
