@@ -2,10 +2,10 @@
 //! resolution, a build, reproducibility, or an expected hash. Every probe is a real run of
 //! rewheel itself, printed as it is tried and remembered for the rest of the bisection.
 
-use super::{DEFAULT_INDEX, parse_instant};
+use super::parse_instant;
 use crate::bisect::{first_bad, probe_bound};
 use crate::exit;
-use crate::index::{Index, IndexConfig};
+use crate::index::Index;
 use crate::names::{PackageName, parse_sdist_filename};
 use crate::requirements::Requirements;
 use anyhow::{Context, bail};
@@ -45,14 +45,9 @@ pub(crate) struct BisectArgs {
     /// A bare interpreter version instead of a cell (enough for `--until resolves`).
     #[arg(long, value_name = "X.Y")]
     python: Option<String>,
-    #[arg(long, short = 'i', env = "PIP_INDEX_URL", value_name = "URL")]
-    index_url: Option<String>,
-    #[arg(long, short = 'f', value_name = "DIR")]
-    find_links: Vec<PathBuf>,
-    #[arg(long)]
-    no_index: bool,
-    #[arg(long, env = "REWHEEL_CACHE_DIR", value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
+    /// The index flags `resolve` takes (each probe sets its own --exclude-newer).
+    #[command(flatten)]
+    index: super::IndexArgs,
     /// Where the bisection's record is kept (the run store).
     #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
     store: Option<PathBuf>,
@@ -122,19 +117,25 @@ impl Prober<'_> {
     }
 
     fn index_args(&self) -> Vec<String> {
+        let index = &self.args.index;
         let mut out = Vec::new();
-        if let Some(url) = &self.args.index_url {
+        if let Some(url) = &index.index_url {
             out.extend(["--index-url".into(), url.clone()]);
         }
-        for dir in &self.args.find_links {
+        for dir in &index.find_links {
             out.extend(["--find-links".into(), dir.display().to_string()]);
         }
-        if self.args.no_index {
+        if index.no_index {
             out.push("--no-index".into());
         }
-        if let Some(cache) = &self.args.cache_dir {
+        if index.offline {
+            out.push("--offline".into());
+        }
+        if let Some(cache) = &index.cache_dir {
             out.extend(["--cache-dir".into(), cache.display().to_string()]);
         }
+        out.extend(["--retries".into(), index.retries.to_string()]);
+        out.extend(["--max-sdist-size".into(), index.max_sdist_size.to_string()]);
         out
     }
 
@@ -242,6 +243,9 @@ fn wheel_hashes(out: &Path, target: &str) -> Vec<String> {
 }
 
 pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
+    if args.index.exclude_newer.is_some() {
+        bail!("--exclude-newer is what bisect varies; give --good-date and --bad-date instead");
+    }
     if args.python.is_none() && args.cell.is_none() {
         bail!("name the cell: --python X.Y, or --cell ID with --matrix FILE");
     }
@@ -343,26 +347,7 @@ fn bisect_dates(
             graph_names(&json)
         }
     };
-    let index = Index::new(IndexConfig {
-        index_url: if args.no_index {
-            None
-        } else {
-            Some(
-                args.index_url
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_INDEX.into()),
-            )
-        },
-        find_links: args.find_links.clone(),
-        cache_dir: args
-            .cache_dir
-            .clone()
-            .or_else(|| dirs::cache_dir().map(|d| d.join("rewheel")))
-            .context("no cache directory")?,
-        offline: false,
-        attempts: 4,
-        exclude_newer: Some(bad),
-    })?;
+    let index = Index::new(super::index_config(&args.index, None, Some(bad))?)?;
     let mut uploads = Vec::new();
     for name in &names {
         for file in index.project(name)?.iter() {

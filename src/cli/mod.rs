@@ -189,32 +189,32 @@ struct CellArgs {
 }
 
 #[derive(Args, Clone)]
-struct IndexArgs {
+pub(crate) struct IndexArgs {
     /// The simple-API index (PEP 691 JSON, PEP 503 HTML).
     #[arg(long, short = 'i', env = "PIP_INDEX_URL", value_name = "URL")]
-    index_url: Option<String>,
+    pub(crate) index_url: Option<String>,
     /// A local folder of sdists (and wheels) to use beside the index. Repeatable.
     #[arg(long, short = 'f', value_name = "DIR")]
-    find_links: Vec<PathBuf>,
+    pub(crate) find_links: Vec<PathBuf>,
     /// Use no index, only --find-links folders.
     #[arg(long)]
-    no_index: bool,
+    pub(crate) no_index: bool,
     /// Where index pages, sdists and their inspections are cached.
     #[arg(long, env = "REWHEEL_CACHE_DIR", value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// Use only what is in the cache; fetch nothing.
     #[arg(long)]
-    offline: bool,
+    pub(crate) offline: bool,
     /// Resolve as the index stood at this instant (RFC 3339, or a date meaning its midnight UTC),
     /// from upload times.
     #[arg(long, value_name = "DATE", value_parser = parse_instant)]
-    exclude_newer: Option<Timestamp>,
+    pub(crate) exclude_newer: Option<Timestamp>,
     /// Attempts per HTTP request before giving up (with exponential backoff).
     #[arg(long, default_value_t = 4, value_name = "N")]
-    retries: u32,
+    pub(crate) retries: u32,
     /// Reject sdists that expand past this many bytes.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
-    max_sdist_size: u64,
+    pub(crate) max_sdist_size: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -347,34 +347,15 @@ fn resolve_inputs(args: &InputArgs, explain: bool) -> anyhow::Result<Resolved> {
         build.read_constraints_file(file)?;
     }
 
-    let index_url = if args.index.no_index {
-        None
-    } else {
-        Some(
-            args.index
-                .index_url
-                .clone()
-                .or_else(|| reqs.index_url.clone())
-                .or_else(|| matrix.as_ref().and_then(|m| m.index_url.clone()))
-                .unwrap_or_else(|| DEFAULT_INDEX.to_string()),
-        )
-    };
-    let cache_dir = args
+    let index_url = args
         .index
-        .cache_dir
+        .index_url
         .clone()
-        .or_else(|| dirs::cache_dir().map(|d| d.join("rewheel")))
-        .context("no cache directory; give --cache-dir")?;
-    let mut find_links = args.index.find_links.clone();
-    find_links.extend(reqs.find_links.iter().cloned());
-    let index = Index::new(IndexConfig {
-        index_url,
-        find_links,
-        cache_dir,
-        offline: args.index.offline,
-        attempts: args.index.retries,
-        exclude_newer: args.index.exclude_newer,
-    })?;
+        .or_else(|| reqs.index_url.clone())
+        .or_else(|| matrix.as_ref().and_then(|m| m.index_url.clone()));
+    let mut config = index_config(&args.index, index_url, args.index.exclude_newer)?;
+    config.find_links.extend(reqs.find_links.iter().cloned());
+    let index = Index::new(config)?;
     let progress = Progress::stderr(true);
     let limits = Limits {
         max_unpacked: args.index.max_sdist_size,
@@ -443,6 +424,31 @@ fn resolve_inputs(args: &InputArgs, explain: bool) -> anyhow::Result<Resolved> {
         exclude_newer: args.index.exclude_newer,
         bootstrap: args.bootstrap.clone(),
         limits,
+    })
+}
+
+/// The index, cache and retry settings the flags ask for; `index_url` is the first of the
+/// flag, a requirements file's and a matrix file's, and the default index after those.
+pub(crate) fn index_config(
+    index: &IndexArgs,
+    index_url: Option<String>,
+    exclude_newer: Option<Timestamp>,
+) -> anyhow::Result<IndexConfig> {
+    Ok(IndexConfig {
+        index_url: (!index.no_index).then(|| {
+            index_url
+                .or_else(|| index.index_url.clone())
+                .unwrap_or_else(|| DEFAULT_INDEX.to_string())
+        }),
+        find_links: index.find_links.clone(),
+        cache_dir: index
+            .cache_dir
+            .clone()
+            .or_else(|| dirs::cache_dir().map(|d| d.join("rewheel")))
+            .context("no cache directory; give --cache-dir")?,
+        offline: index.offline,
+        attempts: index.retries,
+        exclude_newer,
     })
 }
 
