@@ -37,8 +37,8 @@ pub(crate) struct BisectArgs {
     /// (a wheel that is not), or `matches=SHA256` (the target's wheel hashes otherwise).
     #[arg(long, value_parser = parse_until)]
     until: Until,
-    /// A cell of --matrix.
-    #[arg(long, requires = "matrix")]
+    /// A cell of --matrix; without a matrix, `cpXY` (or `cpXY-anything`) means Python X.Y.
+    #[arg(long)]
     cell: Option<String>,
     #[arg(long)]
     matrix: Option<PathBuf>,
@@ -109,6 +109,8 @@ impl Prober<'_> {
             if let Some(cell) = &self.args.cell {
                 out.extend(["--cells".into(), cell.clone()]);
             }
+        } else if let Some(python) = self.args.cell.as_deref().and_then(python_of_cell) {
+            out.extend(["--python".into(), python]);
         }
         if let Some(python) = &self.args.python {
             out.extend(["--python".into(), python.clone()]);
@@ -216,6 +218,15 @@ impl Prober<'_> {
     }
 }
 
+/// `cp37` or `cp311-bookworm` → `3.7` or `3.11`.
+fn python_of_cell(id: &str) -> Option<String> {
+    let digits = id.strip_prefix("cp")?.split('-').next()?;
+    if digits.len() < 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!("{}.{}", &digits[..1], &digits[1..]))
+}
+
 /// sha256 of the target's wheels in a probe's output folder.
 fn wheel_hashes(out: &Path, target: &str) -> Vec<String> {
     let name = target
@@ -247,7 +258,12 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
         bail!("--exclude-newer is what bisect varies; give --good-date and --bad-date instead");
     }
     if args.python.is_none() && args.cell.is_none() {
-        bail!("name the cell: --python X.Y, or --cell ID with --matrix FILE");
+        bail!("name the cell: --python X.Y, --cell cpXY, or --cell ID with --matrix FILE");
+    }
+    if let (Some(cell), None) = (&args.cell, &args.matrix)
+        && python_of_cell(cell).is_none()
+    {
+        bail!("--cell {cell}: without --matrix, a cell is named cpXY (e.g. cp37)");
     }
     if args.python.is_some()
         && !matches!(args.until, Until::Resolves)

@@ -373,8 +373,8 @@ fn a_date_bisection_names_the_setuptools_scm_upload_that_made_the_cycle() {
             "bisect",
             "--target",
             "python-dateutil==2.8.2",
-            "--python",
-            "3.7",
+            "--cell",
+            "cp37",
             "--until",
             "resolves",
         ])
