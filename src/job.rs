@@ -76,6 +76,15 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// The job's folder under the build root: fixed per package, so paths that builds embed
+    /// repeat across runs; bootstrap stages, which may run side by side, get one each.
+    pub fn folder_name(&self) -> String {
+        match self.stage {
+            0 => format!("{}-{}", self.name, self.version),
+            stage => format!("{}-{}.stage{stage}", self.name, self.version),
+        }
+    }
+
     pub fn label(&self) -> String {
         match self.stage {
             0 => format!("{} {}", self.name, self.version),
@@ -238,24 +247,19 @@ pub fn collect(dir: &Path, log: Vec<u8>, exit_ok: bool) -> Result<JobOutput, Job
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let requires = result["requires"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    if exit_ok && result["phase"] == "needs" {
-        let missing = result["missing"]
+    let strings = |key: &str| -> Vec<String> {
+        result[key]
             .as_array()
             .map(|a| {
                 a.iter()
                     .filter_map(|v| v.as_str().map(String::from))
                     .collect()
             })
-            .unwrap_or_default();
-        return Err(JobError::Needs(missing));
+            .unwrap_or_default()
+    };
+    let requires = strings("requires");
+    if exit_ok && result["phase"] == "needs" {
+        return Err(JobError::Needs(strings("missing")));
     }
     if !exit_ok || result["phase"] != "done" {
         let message = match result["error"].as_str() {

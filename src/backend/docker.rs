@@ -230,10 +230,7 @@ impl Backend for DockerBackend {
     }
 
     fn job_dir(&self, spec: &JobSpec) -> (PathBuf, PathBuf) {
-        let leaf = match spec.stage {
-            0 => format!("{}-{}", spec.name, spec.version),
-            stage => format!("{}-{}.stage{stage}", spec.name, spec.version),
-        };
+        let leaf = spec.folder_name();
         (
             self.build_root.join(&spec.cell).join(leaf),
             self.root.clone(),

@@ -57,11 +57,7 @@ impl Backend for Local {
     }
 
     fn job_dir(&self, spec: &JobSpec) -> (PathBuf, PathBuf) {
-        // Stages of a bootstrap build may run side by side: each has its own folder.
-        let leaf = match spec.stage {
-            0 => format!("{}-{}", spec.name, spec.version),
-            stage => format!("{}-{}.stage{stage}", spec.name, spec.version),
-        };
+        let leaf = spec.folder_name();
         let dir = self.build_root.join(&spec.cell).join(leaf);
         (dir.clone(), dir)
     }
