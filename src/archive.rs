@@ -1,11 +1,22 @@
-//! Reading sdists, which are untrusted: every entry is checked before anything is believed.
+//! Reading and unpacking sdists, which are hostile data until proven otherwise.
 //!
-//! An archive is rejected when an entry escapes its folder (`..`, absolute paths, links that
-//! point outside), is a device file or FIFO, or when it expands past a size limit.
+//! One walker checks every entry for both uses (`read_sdist` for `resolve`, `extract_sdist` for
+//! a job), so what is inspected is what gets built. The walker keeps a model of the tree the
+//! archive makes (directories, files, links) and refuses an entry that would be written through
+//! a link or that replaces a directory; every link is resolved against that model, following
+//! the links it passes as the kernel would, and must land inside the folder. Unpacking then goes
+//! through a directory handle (`cap-std`, `openat2(RESOLVE_BENEATH)` where the kernel has it), so
+//! even a bug in the model cannot make a write land outside: two locks, not one.
+//!
+//! Hard links are copies of a regular file the same archive already wrote, never of whatever is
+//! on disk under that name. Sizes count what comes out: file bytes, copies, and for tars the raw
+//! stream, so GNU long names and pax headers (which the tar reader holds in memory) are bounded.
 
-use std::collections::BTreeMap;
-use std::io::Read;
+use cap_std::fs::{Dir, OpenOptions, PermissionsExt};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -35,10 +46,32 @@ pub enum ArchiveError {
     },
     #[error("{}: rejected: expands past the limit of {limit} bytes (a decompression bomb?)", path.display())]
     TooLarge { path: PathBuf, limit: u64 },
+    #[error("{}: rejected: `{entry}` is over {limit} bytes, too large for a file that describes the build", path.display())]
+    ConfigTooLarge {
+        path: PathBuf,
+        entry: String,
+        limit: u64,
+    },
+    #[error("{}: rejected: tar headers of more than {limit} bytes before one entry (long names or pax records)", path.display())]
+    HugeHeaders { path: PathBuf, limit: u64 },
     #[error("{}: rejected: more than {limit} entries", path.display())]
     TooManyEntries { path: PathBuf, limit: usize },
     #[error("{}: unsupported archive format; sdists are .tar.gz or .zip", path.display())]
     Unsupported { path: PathBuf },
+    /// Writing the unpacked tree failed for a reason of the host (disk full, permissions).
+    #[error("unpacking {} into {}: {source}", path.display(), dest.display())]
+    Write {
+        path: PathBuf,
+        dest: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ArchiveError {
+    /// True when the archive itself is at fault (hostile or broken), not the host.
+    pub fn is_input(&self) -> bool {
+        !matches!(self, ArchiveError::Write { .. })
+    }
 }
 
 /// The small files of an sdist that say how it builds, by path relative to its top folder.
@@ -62,8 +95,15 @@ fn wanted(rel: &str) -> bool {
         && (rel.ends_with(".egg-info/requires.txt") || rel.ends_with(".egg-info/PKG-INFO")))
 }
 
-/// Wanted files larger than this are not configuration; they are skipped, not read.
-const MAX_WANTED: u64 = 4 << 20;
+/// A file that describes the build and is larger than this is refused, by `resolve` and by the
+/// job alike: skipping it would make the two disagree about how the package builds.
+pub const MAX_WANTED: u64 = 4 << 20;
+
+/// Bytes of tar headers (long names, pax records) allowed before one entry's data.
+const MAX_HEADERS: u64 = 1 << 20;
+
+/// Links followed while resolving one link target, as the kernel's limit.
+const MAX_HOPS: u32 = 40;
 
 /// Read the files that describe the build, checking every entry of the archive.
 pub fn read_sdist(path: &Path, limits: Limits) -> Result<SdistFiles, ArchiveError> {
@@ -81,8 +121,15 @@ pub fn extract_sdist(
     limits: Limits,
     umask: u32,
 ) -> Result<PathBuf, ArchiveError> {
-    let mut sink = Extract {
+    let write_error = |source| ArchiveError::Write {
+        path: path.to_path_buf(),
         dest: dest.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dest).map_err(write_error)?;
+    let dir = Dir::open_ambient_dir(dest, cap_std::ambient_authority()).map_err(write_error)?;
+    let mut sink = Extract {
+        dir,
         umask,
         top: None,
     };
@@ -90,15 +137,33 @@ pub fn extract_sdist(
     Ok(dest.join(sink.top.unwrap_or_default()))
 }
 
-/// What to do with each checked entry.
+/// What the archive has made so far at a path.
+#[derive(Debug, Clone)]
+enum Node {
+    Dir,
+    File { size: u64, mode: u32 },
+    Link { target: String },
+}
+
+/// What to do with each checked entry. `parts` never hold `..`, never pass through a link, and
+/// whatever was at `parts` before (a file or a link) has been removed with `remove`.
 trait Sink {
     fn dir(&mut self, parts: &[String], mode: u32) -> std::io::Result<()>;
     fn file(&mut self, parts: &[String], reader: &mut dyn Read, mode: u32) -> std::io::Result<()>;
-    fn link(&mut self, parts: &[String], target: &str, hard: bool) -> std::io::Result<()>;
+    fn symlink(&mut self, parts: &[String], target: &str) -> std::io::Result<()>;
+    /// A copy of `source`, a regular file this archive wrote.
+    fn copy(&mut self, parts: &[String], source: &[String], mode: u32) -> std::io::Result<()>;
+    fn remove(&mut self, parts: &[String]) -> std::io::Result<()>;
 }
 
 #[derive(Default)]
 struct Keep(SdistFiles);
+
+impl Keep {
+    fn rel(parts: &[String]) -> Option<String> {
+        (parts.len() >= 2).then(|| parts[1..].join("/"))
+    }
+}
 
 impl Sink for Keep {
     fn dir(&mut self, _: &[String], _: u32) -> std::io::Result<()> {
@@ -106,84 +171,115 @@ impl Sink for Keep {
     }
 
     fn file(&mut self, parts: &[String], reader: &mut dyn Read, _: u32) -> std::io::Result<()> {
-        let rel = parts[1.min(parts.len())..].join("/");
-        if parts.len() < 2 || !wanted(&rel) {
-            return Ok(());
+        match Self::rel(parts).filter(|rel| wanted(rel)) {
+            Some(rel) => {
+                let mut buf = Vec::new();
+                reader.read_to_end(&mut buf)?;
+                self.0.files.insert(rel, buf);
+            }
+            None => {
+                std::io::copy(reader, &mut std::io::sink())?;
+            }
         }
-        let mut buf = Vec::new();
-        reader.take(MAX_WANTED + 1).read_to_end(&mut buf)?;
-        // A later copy of the same path overwrites the earlier one when unpacked, so it is the
-        // one the backend will read: what we inspect must agree with what gets built.
-        if buf.len() as u64 <= MAX_WANTED {
-            self.0.files.insert(rel, buf);
-        } else {
+        Ok(())
+    }
+
+    fn symlink(&mut self, _: &[String], _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn copy(&mut self, parts: &[String], source: &[String], _: u32) -> std::io::Result<()> {
+        if let (Some(rel), Some(from)) = (Self::rel(parts), Self::rel(source))
+            && wanted(&rel)
+            && let Some(bytes) = self.0.files.get(&from).cloned()
+        {
+            self.0.files.insert(rel, bytes);
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, parts: &[String]) -> std::io::Result<()> {
+        if let Some(rel) = Self::rel(parts) {
             self.0.files.remove(&rel);
         }
         Ok(())
     }
-
-    fn link(&mut self, _: &[String], _: &str, _: bool) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
+/// Unpacks through a directory handle: every path is resolved beneath it by cap-std.
 struct Extract {
-    dest: PathBuf,
+    dir: Dir,
     umask: u32,
     top: Option<String>,
 }
 
 impl Extract {
-    fn path(&mut self, parts: &[String]) -> PathBuf {
+    fn rel(&mut self, parts: &[String]) -> PathBuf {
         if self.top.is_none() {
             self.top = parts.first().cloned();
         }
-        let mut path = self.dest.clone();
-        path.extend(parts);
-        path
-    }
-}
-
-impl Sink for Extract {
-    fn dir(&mut self, parts: &[String], mode: u32) -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.path(parts);
-        std::fs::create_dir_all(&path)?;
-        std::fs::set_permissions(
-            &path,
-            std::fs::Permissions::from_mode((mode | 0o700) & 0o777 & !self.umask),
-        )
+        parts.iter().collect()
     }
 
-    fn file(&mut self, parts: &[String], reader: &mut dyn Read, mode: u32) -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.path(parts);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+    fn parent(&mut self, parts: &[String]) -> std::io::Result<PathBuf> {
+        let rel = self.rel(parts);
+        if parts.len() > 1 {
+            self.dir
+                .create_dir_all(rel.parent().expect("has a parent"))?;
         }
-        let mut file = std::fs::File::create(&path)?;
-        std::io::copy(reader, &mut file)?;
+        Ok(rel)
+    }
+
+    fn file_mode(&self, mode: u32) -> u32 {
         let mode = if mode & 0o777 == 0 {
             0o644
         } else {
             mode & 0o777
         };
-        file.set_permissions(std::fs::Permissions::from_mode(
-            (mode | 0o600) & !self.umask,
-        ))
+        (mode | 0o600) & !self.umask
+    }
+}
+
+impl Sink for Extract {
+    fn dir(&mut self, parts: &[String], mode: u32) -> std::io::Result<()> {
+        let rel = self.rel(parts);
+        self.dir.create_dir_all(&rel)?;
+        self.dir.set_permissions(
+            &rel,
+            cap_std::fs::Permissions::from_mode((mode | 0o700) & 0o777 & !self.umask),
+        )
     }
 
-    fn link(&mut self, parts: &[String], target: &str, hard: bool) -> std::io::Result<()> {
-        let path = self.path(parts);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        if hard {
-            // Checked to stay inside; a copy avoids linking to anything outside `dest`.
-            std::fs::copy(self.dest.join(target), &path).map(|_| ())
-        } else {
-            std::os::unix::fs::symlink(target, &path)
-        }
+    fn file(&mut self, parts: &[String], reader: &mut dyn Read, mode: u32) -> std::io::Result<()> {
+        let rel = self.parent(parts)?;
+        // create_new: never open through whatever might sit at the name.
+        let mut file = self
+            .dir
+            .open_with(&rel, OpenOptions::new().write(true).create_new(true))?
+            .into_std();
+        std::io::copy(reader, &mut file)?;
+        file.flush()?;
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(self.file_mode(mode)))
+    }
+
+    fn symlink(&mut self, parts: &[String], target: &str) -> std::io::Result<()> {
+        let rel = self.parent(parts)?;
+        self.dir.symlink(target, &rel)
+    }
+
+    fn copy(&mut self, parts: &[String], source: &[String], mode: u32) -> std::io::Result<()> {
+        let from: PathBuf = source.iter().collect();
+        let mut reader = self
+            .dir
+            .open_with(&from, OpenOptions::new().read(true))?
+            .into_std();
+        self.file(parts, &mut reader, mode)
+    }
+
+    fn remove(&mut self, parts: &[String]) -> std::io::Result<()> {
+        let rel = self.rel(parts);
+        self.dir.remove_file(rel)
     }
 }
 
@@ -198,23 +294,39 @@ fn walk(path: &Path, limits: Limits, sink: &mut dyn Sink) -> Result<(), ArchiveE
     })?;
     let mut checker = Checker::new(path, limits);
     if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        walk_tar(&mut checker, flate2::read::GzDecoder::new(file), sink)
+        walk_tar(&mut checker, flate2::read::GzDecoder::new(file), sink)?;
     } else if name.ends_with(".tar") {
-        walk_tar(&mut checker, file, sink)
+        walk_tar(&mut checker, file, sink)?;
     } else if name.ends_with(".zip") {
-        walk_zip(&mut checker, file, sink)
+        walk_zip(&mut checker, file, sink)?;
     } else {
-        Err(ArchiveError::Unsupported {
+        return Err(ArchiveError::Unsupported {
             path: path.to_path_buf(),
-        })
+        });
     }
+    checker.check_all_links()
 }
 
+/// Every check, and the model of the tree the archive makes.
 struct Checker<'a> {
     path: &'a Path,
     limits: Limits,
+    /// Bytes written: file contents and copies.
     total: u64,
     entries: usize,
+    tree: HashMap<Vec<String>, Node>,
+}
+
+/// How a write through the sink failed.
+enum Failure {
+    Archive(ArchiveError),
+    Io(std::io::Error),
+}
+
+impl From<ArchiveError> for Failure {
+    fn from(err: ArchiveError) -> Self {
+        Failure::Archive(err)
+    }
 }
 
 impl<'a> Checker<'a> {
@@ -224,6 +336,7 @@ impl<'a> Checker<'a> {
             limits,
             total: 0,
             entries: 0,
+            tree: HashMap::new(),
         }
     }
 
@@ -242,23 +355,19 @@ impl<'a> Checker<'a> {
         }
     }
 
+    fn too_large(&self) -> ArchiveError {
+        ArchiveError::TooLarge {
+            path: self.path.to_path_buf(),
+            limit: self.limits.max_unpacked,
+        }
+    }
+
     fn count_entry(&mut self) -> Result<(), ArchiveError> {
         self.entries += 1;
         if self.entries > self.limits.max_entries {
             return Err(ArchiveError::TooManyEntries {
                 path: self.path.to_path_buf(),
                 limit: self.limits.max_entries,
-            });
-        }
-        Ok(())
-    }
-
-    fn add_bytes(&mut self, n: u64) -> Result<(), ArchiveError> {
-        self.total = self.total.saturating_add(n);
-        if self.total > self.limits.max_unpacked {
-            return Err(ArchiveError::TooLarge {
-                path: self.path.to_path_buf(),
-                limit: self.limits.max_unpacked,
             });
         }
         Ok(())
@@ -285,60 +394,339 @@ impl<'a> Checker<'a> {
         Ok(parts)
     }
 
-    /// A link's target must stay inside the archive's folder once resolved from where it sits.
-    fn check_link(
-        &self,
-        entry: &str,
-        parts: &[String],
-        target: &str,
-        hard: bool,
-    ) -> Result<(), ArchiveError> {
-        if target.starts_with('/') {
-            return Err(self.unsafe_entry(entry, format!("links to the absolute path `{target}`")));
-        }
-        // Symlinks resolve from the link's folder, hard links from the archive root.
-        let mut depth: Vec<&str> = if hard {
-            Vec::new()
-        } else {
-            parts[..parts.len().saturating_sub(1)]
-                .iter()
-                .map(String::as_str)
-                .collect()
-        };
-        for component in Path::new(target).components() {
-            match component {
-                Component::Normal(p) => depth.push(p.to_str().unwrap_or("?")),
-                Component::CurDir => {}
-                Component::ParentDir => {
-                    if depth.pop().is_none() {
-                        return Err(self.unsafe_entry(
-                            entry,
-                            format!("links outside the archive (`{target}`)"),
-                        ));
-                    }
+    /// Entries are written where they say, never through a link an earlier entry made.
+    fn check_parents(&self, entry: &str, parts: &[String]) -> Result<(), ArchiveError> {
+        for end in 1..parts.len() {
+            match self.tree.get(&parts[..end]) {
+                Some(Node::Link { .. }) => {
+                    return Err(self.unsafe_entry(
+                        entry,
+                        format!(
+                            "would be written through the link `{}`",
+                            parts[..end].join("/")
+                        ),
+                    ));
                 }
-                _ => {
-                    return Err(self.unsafe_entry(entry, format!("links to `{target}`")));
+                Some(Node::File { .. }) => {
+                    return Err(self.unsafe_entry(
+                        entry,
+                        format!("is below `{}`, which is a file", parts[..end].join("/")),
+                    ));
                 }
+                Some(Node::Dir) | None => {}
             }
         }
         Ok(())
     }
 
-    fn too_large(&self) -> ArchiveError {
-        ArchiveError::TooLarge {
-            path: self.path.to_path_buf(),
-            limit: self.limits.max_unpacked,
+    /// Check an entry about to be placed at `parts` and record it; returns whether something
+    /// (a file or a link) was there and must be removed first.
+    fn place(&mut self, entry: &str, parts: &[String], node: Node) -> Result<bool, ArchiveError> {
+        self.check_parents(entry, parts)?;
+        if !matches!(node, Node::Dir) && wanted_parts(parts) {
+            match &node {
+                Node::Link { .. } => {
+                    return Err(self.unsafe_entry(
+                        entry,
+                        "is a link; the files that describe a build must be regular files",
+                    ));
+                }
+                Node::File { size, .. } if *size > MAX_WANTED => {
+                    return Err(ArchiveError::ConfigTooLarge {
+                        path: self.path.to_path_buf(),
+                        entry: entry.to_string(),
+                        limit: MAX_WANTED,
+                    });
+                }
+                _ => {}
+            }
+        }
+        for end in 1..parts.len() {
+            self.tree.entry(parts[..end].to_vec()).or_insert(Node::Dir);
+        }
+        let replaced = match (self.tree.get(parts), &node) {
+            (Some(Node::Dir), Node::Dir) => false,
+            (Some(Node::Dir), _) => {
+                return Err(self.unsafe_entry(entry, "replaces a directory"));
+            }
+            (Some(_), _) => true,
+            (None, _) => false,
+        };
+        self.tree.insert(parts.to_vec(), node);
+        Ok(replaced)
+    }
+
+    /// Resolve `target` from the folder `from` in the model, following links as the kernel
+    /// would (a `..` after a link leaves the link's target, not the link's folder).
+    fn resolve(
+        &self,
+        from: &[String],
+        target: &str,
+        hops: &mut u32,
+    ) -> Result<Vec<String>, String> {
+        if target.starts_with('/') {
+            return Err(format!("links to the absolute path `{target}`"));
+        }
+        let mut at = from.to_vec();
+        for component in Path::new(target).components() {
+            match component {
+                Component::Normal(part) => {
+                    at.push(part.to_string_lossy().into_owned());
+                    if let Some(Node::Link { target: next }) = self.tree.get(&at) {
+                        *hops += 1;
+                        if *hops > MAX_HOPS {
+                            return Err(format!("links in a loop (`{target}`)"));
+                        }
+                        let folder = at[..at.len() - 1].to_vec();
+                        at = self.resolve(&folder, next, hops)?;
+                    }
+                }
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if at.pop().is_none() {
+                        return Err(format!("links outside the archive (`{target}`)"));
+                    }
+                }
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(format!("links to the absolute path `{target}`"));
+                }
+            }
+        }
+        Ok(at)
+    }
+
+    fn check_symlink(
+        &self,
+        entry: &str,
+        parts: &[String],
+        target: &str,
+    ) -> Result<(), ArchiveError> {
+        self.resolve(&parts[..parts.len() - 1], target, &mut 0)
+            .map(|_| ())
+            .map_err(|reason| self.unsafe_entry(entry, reason))
+    }
+
+    /// Once the tree is complete, every link must still land inside: a link checked when it
+    /// was written can be redirected by links written after it.
+    fn check_all_links(&self) -> Result<(), ArchiveError> {
+        let mut links: Vec<(&Vec<String>, &String)> = self
+            .tree
+            .iter()
+            .filter_map(|(parts, node)| match node {
+                Node::Link { target } => Some((parts, target)),
+                _ => None,
+            })
+            .collect();
+        links.sort();
+        for (parts, target) in links {
+            self.check_symlink(&parts.join("/"), parts, target)?;
+        }
+        Ok(())
+    }
+
+    /// A hard link names, from the archive's root, a regular file this archive already wrote.
+    fn hardlink_source(
+        &self,
+        entry: &str,
+        target: &str,
+    ) -> Result<(Vec<String>, u64), ArchiveError> {
+        let not_a_file = || {
+            self.unsafe_entry(
+                entry,
+                format!("hard-links to `{target}`, which is not a regular file of this archive"),
+            )
+        };
+        let parts = self.check_path(target).map_err(|_| not_a_file())?;
+        self.check_parents(target, &parts)
+            .map_err(|_| not_a_file())?;
+        match self.tree.get(&parts) {
+            Some(Node::File { size, .. }) => Ok((parts, *size)),
+            _ => Err(not_a_file()),
         }
     }
 
-    /// An I/O error from the sink: the size limit tripping, or the archive or disk failing.
-    fn sink_error(&self, err: std::io::Error) -> ArchiveError {
-        if err.kind() == std::io::ErrorKind::FileTooLarge {
-            self.too_large()
-        } else {
-            self.invalid(err)
+    fn add_bytes(&mut self, n: u64) -> Result<(), ArchiveError> {
+        self.total = self.total.saturating_add(n);
+        if self.total > self.limits.max_unpacked {
+            return Err(self.too_large());
         }
+        Ok(())
+    }
+
+    /// Place and write a regular file from `reader`, counting what really comes out of it.
+    fn write_file(
+        &mut self,
+        sink: &mut dyn Sink,
+        entry: &str,
+        parts: &[String],
+        declared: u64,
+        mode: u32,
+        reader: &mut dyn Read,
+    ) -> Result<(), Failure> {
+        let replaced = self.place(
+            entry,
+            parts,
+            Node::File {
+                size: declared,
+                mode,
+            },
+        )?;
+        if replaced {
+            sink.remove(parts).map_err(Failure::Io)?;
+        }
+        let config = wanted_parts(parts);
+        let budget = self.limits.max_unpacked.saturating_sub(self.total);
+        let mut limited = Limited {
+            inner: reader,
+            remaining: if config {
+                budget.min(MAX_WANTED)
+            } else {
+                budget
+            },
+            read: 0,
+        };
+        let result = sink.file(parts, &mut limited, mode);
+        let read = limited.read;
+        match result {
+            Err(err) if err.kind() == std::io::ErrorKind::FileTooLarge => {
+                if config && read > MAX_WANTED {
+                    return Err(Failure::Archive(ArchiveError::ConfigTooLarge {
+                        path: self.path.to_path_buf(),
+                        entry: entry.to_string(),
+                        limit: MAX_WANTED,
+                    }));
+                }
+                return Err(Failure::Archive(self.too_large()));
+            }
+            Err(err) => return Err(Failure::Io(err)),
+            Ok(()) => {}
+        }
+        // A zip's declared size can lie; the model keeps what was really written.
+        self.tree
+            .insert(parts.to_vec(), Node::File { size: read, mode });
+        self.add_bytes(read)?;
+        Ok(())
+    }
+
+    fn write_dir(
+        &mut self,
+        sink: &mut dyn Sink,
+        entry: &str,
+        parts: &[String],
+        mode: u32,
+    ) -> Result<(), Failure> {
+        if self.place(entry, parts, Node::Dir)? {
+            sink.remove(parts).map_err(Failure::Io)?;
+        }
+        sink.dir(parts, mode).map_err(Failure::Io)
+    }
+
+    fn write_symlink(
+        &mut self,
+        sink: &mut dyn Sink,
+        entry: &str,
+        parts: &[String],
+        target: &str,
+    ) -> Result<(), Failure> {
+        if target.is_empty() {
+            return Err(self
+                .unsafe_entry(entry, "is a link with an empty target")
+                .into());
+        }
+        let replaced = self.place(
+            entry,
+            parts,
+            Node::Link {
+                target: target.to_string(),
+            },
+        )?;
+        self.check_symlink(entry, parts, target)?;
+        if replaced {
+            sink.remove(parts).map_err(Failure::Io)?;
+        }
+        sink.symlink(parts, target).map_err(Failure::Io)
+    }
+
+    fn write_hardlink(
+        &mut self,
+        sink: &mut dyn Sink,
+        entry: &str,
+        parts: &[String],
+        target: &str,
+    ) -> Result<(), Failure> {
+        let (source, size) = self.hardlink_source(entry, target)?;
+        let mode = match self.tree.get(&source) {
+            Some(Node::File { mode, .. }) => *mode,
+            _ => 0o644,
+        };
+        if source == parts {
+            return Ok(());
+        }
+        self.add_bytes(size)?;
+        if self.place(entry, parts, Node::File { size, mode })? {
+            sink.remove(parts).map_err(Failure::Io)?;
+        }
+        sink.copy(parts, &source, mode).map_err(Failure::Io)
+    }
+
+    fn failure(&self, failure: Failure) -> ArchiveError {
+        match failure {
+            Failure::Archive(err) => err,
+            Failure::Io(err) if err.kind() == std::io::ErrorKind::FileTooLarge => self.too_large(),
+            Failure::Io(err) => self.invalid(err),
+        }
+    }
+}
+
+fn wanted_parts(parts: &[String]) -> bool {
+    parts.len() >= 2 && wanted(&parts[1..].join("/"))
+}
+
+/// Counts the raw tar stream (headers included) and refuses to run far past the current
+/// entry's data: the tar reader keeps long names and pax records in memory.
+struct Metered<R> {
+    inner: R,
+    state: Rc<std::cell::Cell<MeterState>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct MeterState {
+    position: u64,
+    /// Reading past this means headers beyond `MAX_HEADERS`.
+    allowed_until: u64,
+    total_limit: u64,
+    tripped: Option<Trip>,
+}
+
+#[derive(Clone, Copy)]
+enum Trip {
+    Total,
+    Headers,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut state = self.state.get();
+        state.position += n as u64;
+        let trip = if state.position > state.total_limit {
+            Some(Trip::Total)
+        } else if state.position > state.allowed_until {
+            Some(Trip::Headers)
+        } else {
+            None
+        };
+        if trip.is_some() {
+            state.tripped = trip;
+        }
+        self.state.set(state);
+        if trip.is_some() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "size limit",
+            ));
+        }
+        Ok(n)
     }
 }
 
@@ -347,10 +735,35 @@ fn walk_tar<R: Read>(
     reader: R,
     sink: &mut dyn Sink,
 ) -> Result<(), ArchiveError> {
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(|err| checker.invalid(err))?;
+    let state = Rc::new(std::cell::Cell::new(MeterState {
+        allowed_until: MAX_HEADERS,
+        total_limit: checker.limits.max_unpacked,
+        ..MeterState::default()
+    }));
+    let metered = Metered {
+        inner: reader,
+        state: state.clone(),
+    };
+    let tripped = |checker: &Checker, other: ArchiveError| match state.get().tripped {
+        Some(Trip::Total) => checker.too_large(),
+        Some(Trip::Headers) => ArchiveError::HugeHeaders {
+            path: checker.path.to_path_buf(),
+            limit: MAX_HEADERS,
+        },
+        None => other,
+    };
+    let mut archive = tar::Archive::new(metered);
+    let entries = archive
+        .entries()
+        .map_err(|err| tripped(checker, checker.invalid(err)))?;
     for entry in entries {
-        let mut entry = entry.map_err(|err| checker.invalid(err))?;
+        let mut entry = entry.map_err(|err| tripped(checker, checker.invalid(err)))?;
+        let mut now = state.get();
+        now.allowed_until = now
+            .position
+            .saturating_add(entry.size().div_ceil(512) * 512)
+            .saturating_add(MAX_HEADERS);
+        state.set(now);
         checker.count_entry()?;
         let name = entry
             .path()
@@ -364,38 +777,36 @@ fn walk_tar<R: Read>(
         let header = entry.header();
         let mode = header.mode().unwrap_or(0o644);
         let kind = header.entry_type();
-        match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {}
-            tar::EntryType::Directory => {
-                sink.dir(&parts, mode).map_err(|e| checker.sink_error(e))?;
-                continue;
+        let result = match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                let size = entry.size();
+                checker.write_file(sink, &name, &parts, size, mode, &mut entry)
             }
+            tar::EntryType::Directory => checker.write_dir(sink, &name, &parts, mode),
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = entry
                     .link_name()
                     .map_err(|err| checker.invalid(err))?
                     .map(|t| t.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let hard = kind == tar::EntryType::Link;
-                checker.check_link(&name, &parts, &target, hard)?;
-                sink.link(&parts, &target, hard)
-                    .map_err(|e| checker.sink_error(e))?;
-                continue;
+                if kind == tar::EntryType::Link {
+                    checker.write_hardlink(sink, &name, &parts, &target)
+                } else {
+                    checker.write_symlink(sink, &name, &parts, &target)
+                }
             }
             tar::EntryType::Char | tar::EntryType::Block => {
-                return Err(checker.unsafe_entry(&name, "is a device file"));
+                Err(checker.unsafe_entry(&name, "is a device file").into())
             }
-            tar::EntryType::Fifo => return Err(checker.unsafe_entry(&name, "is a FIFO")),
-            other => {
-                return Err(
-                    checker.unsafe_entry(&name, format!("has an unsupported type {other:?}"))
-                );
-            }
-        }
-        // A tar entry holds exactly its declared size, so the limit can be checked up front.
-        checker.add_bytes(entry.size())?;
-        sink.file(&parts, &mut entry, mode)
-            .map_err(|e| checker.sink_error(e))?;
+            tar::EntryType::Fifo => Err(checker.unsafe_entry(&name, "is a FIFO").into()),
+            other => Err(checker
+                .unsafe_entry(&name, format!("has an unsupported type {other:?}"))
+                .into()),
+        };
+        result.map_err(|failure| {
+            let err = checker.failure(failure);
+            tripped(checker, err)
+        })?;
     }
     Ok(())
 }
@@ -426,44 +837,32 @@ fn walk_zip(
             0o140000 => return Err(checker.unsafe_entry(&name, "is a socket")),
             _ => {}
         }
-        if entry.is_dir() {
-            sink.dir(&parts, mode).map_err(|e| checker.sink_error(e))?;
-            continue;
-        }
-        if entry.is_symlink() {
+        let result = if entry.is_dir() {
+            checker.write_dir(sink, &name, &parts, mode)
+        } else if entry.is_symlink() {
             let mut target = String::new();
             (&mut entry)
                 .take(4096)
                 .read_to_string(&mut target)
                 .map_err(|err| checker.invalid(err))?;
-            checker.check_link(&name, &parts, &target, false)?;
-            sink.link(&parts, &target, false)
-                .map_err(|e| checker.sink_error(e))?;
-            continue;
-        }
-        // Declared sizes can lie; count what actually comes out of the decompressor.
-        let mut limited = Limited {
-            inner: &mut entry,
-            remaining: checker.limits.max_unpacked.saturating_sub(checker.total),
-            read: 0,
+            checker.write_symlink(sink, &name, &parts, &target)
+        } else {
+            let declared = entry.size();
+            checker.write_file(sink, &name, &parts, declared, mode, &mut entry)
         };
-        sink.file(&parts, &mut limited, mode)
-            .map_err(|e| checker.sink_error(e))?;
-        std::io::copy(&mut limited, &mut std::io::sink()).map_err(|e| checker.sink_error(e))?;
-        let read = limited.read;
-        checker.add_bytes(read)?;
+        result.map_err(|failure| checker.failure(failure))?;
     }
     Ok(())
 }
 
 /// A reader that fails once more than `remaining` bytes come out of it.
-struct Limited<R> {
-    inner: R,
+struct Limited<'r> {
+    inner: &'r mut dyn Read,
     remaining: u64,
     read: u64,
 }
 
-impl<R: Read> Read for Limited<R> {
+impl Read for Limited<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
@@ -478,37 +877,4 @@ impl<R: Read> Read for Limited<R> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_later_copy_of_a_file_is_the_one_read_as_it_is_the_one_unpacked() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("twice-1.0.tar.gz");
-        let gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(&path).unwrap(),
-            flate2::Compression::fast(),
-        );
-        let mut tar = tar::Builder::new(gz);
-        for text in [
-            "[build-system]\nrequires = [\"first\"]\n",
-            "[build-system]\nrequires = [\"second\"]\n",
-        ] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(text.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            tar.append_data(&mut header, "twice-1.0/pyproject.toml", text.as_bytes())
-                .unwrap();
-        }
-        tar.into_inner().unwrap().finish().unwrap();
-        let read = read_sdist(&path, Limits::default()).unwrap();
-        assert!(String::from_utf8_lossy(read.get("pyproject.toml").unwrap()).contains("second"));
-        let top = extract_sdist(&path, &dir.path().join("out"), Limits::default(), 0o022).unwrap();
-        assert!(
-            std::fs::read_to_string(top.join("pyproject.toml"))
-                .unwrap()
-                .contains("second")
-        );
-    }
-}
+mod tests;

@@ -27,6 +27,8 @@ pub struct Outcome {
     pub log_tail: Vec<String>,
     pub seconds: f64,
     pub reused: bool,
+    /// The failure lies in the job's inputs (an unsafe sdist), not in its build.
+    pub input_error: bool,
 }
 
 /// A wheel of the run, with the job that made it (environment included), for `check`.
@@ -53,6 +55,11 @@ pub struct Summary {
 impl Summary {
     pub fn failures(&self) -> usize {
         self.outcomes.iter().filter(|o| o.result.is_err()).count()
+    }
+
+    /// Failures whose cause is an input (an unsafe sdist) rather than a build.
+    pub fn input_failures(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.input_error).count()
     }
 }
 
@@ -112,6 +119,7 @@ impl Ledger {
             log_tail: tail,
             seconds,
             reused: false,
+            input_error: false,
         });
     }
 
@@ -268,6 +276,7 @@ pub async fn execute(
                     log_tail: Vec::new(),
                     seconds: 0.0,
                     reused: true,
+                    input_error: false,
                 });
                 continue;
             }
@@ -420,16 +429,8 @@ async fn finish(
     };
     match result {
         Ok(output) => {
-            let bytes = std::fs::read(&output.wheel).map_err(|source| StoreError::Io {
-                path: output.wheel.clone(),
-                source,
-            })?;
-            let filename = output
-                .wheel
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+            let bytes = output.wheel;
+            let filename = output.wheel_filename;
             let sha = store.put_blob(&bytes)?;
             let log_sha = store.put_blob(&output.log)?;
             record.status = "built".into();
@@ -467,6 +468,7 @@ async fn finish(
                 log_tail: Vec::new(),
                 seconds,
                 reused: false,
+                input_error: false,
             });
         }
         Err(err) => {
@@ -482,6 +484,7 @@ async fn finish(
                 .iter()
                 .map(|l| l.to_string())
                 .collect();
+            let input_error = matches!(err, JobError::Input(_));
             let why = match err {
                 JobError::Setup(m) => m,
                 other => other.to_string(),
@@ -494,6 +497,9 @@ async fn finish(
                 tail,
                 seconds,
             );
+            if let Some(last) = ledger.outcomes.last_mut() {
+                last.input_error = input_error;
+            }
         }
     }
     Ok(())

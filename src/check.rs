@@ -106,7 +106,7 @@ pub async fn rebuild(
             let window = (began, jiff::Timestamp::now().as_second());
             let result = match result {
                 Ok(output) => {
-                    let bytes = std::fs::read(&output.wheel).unwrap_or_default();
+                    let bytes = output.wheel;
                     let sha = crate::fsutil::sha256_hex(&bytes);
                     let path = out_dir.join(&cell).join(&filename);
                     let kept = crate::fsutil::write_atomic(&path, &bytes).map(|()| (path, sha));

@@ -15,9 +15,13 @@ import traceback
 
 
 def load_backend(spec, source_dir, backend_path):
-    # PEP 517: backend-path entries come first on sys.path and must stay inside the tree.
+    # PEP 517: backend-path entries come first on sys.path and must stay inside the tree, also
+    # once links are followed.
+    root = os.path.realpath(source_dir)
     for entry in reversed(backend_path):
-        path = os.path.abspath(os.path.join(source_dir, entry))
+        path = os.path.realpath(os.path.join(source_dir, entry))
+        if os.path.commonpath([root, path]) != root:
+            raise RuntimeError(f"backend-path entry {entry!r} leaves the source tree")
         sys.path.insert(0, path)
     module_name, _, attrs = spec.partition(":")
     backend = importlib.import_module(module_name.strip())

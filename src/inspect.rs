@@ -80,6 +80,23 @@ pub fn inspect(files: &SdistFiles) -> Result<SdistInfo, InspectError> {
         Some(value) => string_list(value, "pyproject.toml", "build-system.backend-path")?,
         None => Vec::new(),
     };
+    // PEP 517: backend-path entries are relative to the source tree and must stay inside it.
+    for entry in &backend_path {
+        let escapes = std::path::Path::new(entry).components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+        if escapes || entry.contains('\0') {
+            return Err(InspectError {
+                file: "pyproject.toml".into(),
+                message: format!(
+                    "build-system.backend-path entry `{entry}` leaves the source tree; PEP 517 requires it to stay inside"
+                ),
+            });
+        }
+    }
 
     let (setup_requires, setup_requires_source) =
         if build_backend.starts_with("setuptools.build_meta") {

@@ -138,6 +138,10 @@ impl Fingerprint<'_> {
 pub enum JobError {
     #[error("preparing the job: {0}")]
     Setup(String),
+    /// The job's inputs are at fault (an unsafe or broken sdist): an input error, not a build
+    /// failure.
+    #[error("{0}")]
+    Input(String),
     #[error("{message}")]
     Failed { message: String, log: Vec<u8> },
     #[error("timed out after {0:?}")]
@@ -150,18 +154,28 @@ pub enum JobError {
 impl JobError {
     pub fn log(&self) -> &[u8] {
         match self {
-            JobError::Setup(_) | JobError::Needs(_) => &[],
+            JobError::Setup(_) | JobError::Input(_) | JobError::Needs(_) => &[],
             JobError::Failed { log, .. } | JobError::Timeout(_, log) => log,
         }
     }
 }
 
+/// What a job hands back, checked: the wheel's bytes were read from a regular file of the
+/// job's output folder (never through a link), parse as a zip, and its filename names the job's
+/// package and version.
 pub struct JobOutput {
-    pub wheel: PathBuf,
+    pub wheel_filename: String,
+    pub wheel: Vec<u8>,
     pub log: Vec<u8>,
     /// What the backend's get_requires_for_build_wheel hook answered.
     pub requires: Vec<String>,
 }
+
+/// A wheel larger than this is not taken from a job (the store holds wheels whole).
+pub const MAX_WHEEL: u64 = 2 << 30;
+
+/// The most of a build log that is kept: its head and its tail, with a line saying what was cut.
+pub const MAX_LOG: u64 = 4 << 20;
 
 /// The job folder, laid out the same for every backend:
 /// `src/<sdist top>/`, `env/` (the build environment), `out/`, `frontend/`, `tmp/`, `home/`.
@@ -186,7 +200,10 @@ pub fn prepare(spec: &JobSpec, dir: &Path, root: &Path) -> Result<Prepared, JobE
         spec.limits,
         spec.settings.umask,
     )
-    .map_err(|e| setup("unpacking the sdist", &e))?;
+    .map_err(|e| match e.is_input() {
+        true => JobError::Input(e.to_string()),
+        false => setup("unpacking the sdist", &e),
+    })?;
     let source_top = top
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -241,10 +258,31 @@ fn installed_names(spec: &JobSpec) -> Vec<String> {
     names
 }
 
-/// Read what the frontend reported and find the wheel it wrote.
-pub fn collect(dir: &Path, log: Vec<u8>, exit_ok: bool) -> Result<JobOutput, JobError> {
-    let result: serde_json::Value = std::fs::read(dir.join("result.json"))
-        .ok()
+/// A small file the job wrote, read without following links.
+fn read_capped(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.file_type().is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// Read what the frontend reported and take the wheel it names, checked.
+pub fn collect(
+    spec: &JobSpec,
+    dir: &Path,
+    log: Vec<u8>,
+    exit_ok: bool,
+) -> Result<JobOutput, JobError> {
+    let result: serde_json::Value = read_capped(&dir.join("result.json"), 1 << 20)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let strings = |key: &str| -> Vec<String> {
@@ -272,20 +310,105 @@ pub fn collect(dir: &Path, log: Vec<u8>, exit_ok: bool) -> Result<JobOutput, Job
         return Err(JobError::Failed { message, log });
     }
     let wheel_name = result["wheel"].as_str().unwrap_or_default();
-    let wheel = dir.join("out").join(wheel_name);
-    if wheel_name.is_empty() || wheel_name.contains('/') || !wheel.is_file() {
-        return Err(JobError::Failed {
-            message: format!(
-                "the backend reported `{wheel_name}`, which is not a wheel in the output folder"
-            ),
+    match read_wheel(spec, &dir.join("out"), wheel_name) {
+        Ok(wheel) => Ok(JobOutput {
+            wheel_filename: wheel_name.to_string(),
+            wheel,
             log,
-        });
+            requires,
+        }),
+        Err(why) => Err(JobError::Failed {
+            message: format!("the backend's wheel `{wheel_name}` was refused: {why}"),
+            log,
+        }),
     }
-    Ok(JobOutput {
-        wheel,
-        log,
-        requires,
-    })
+}
+
+/// Read what the job says is its wheel as untrusted: a plain name in `out`, a regular file opened
+/// without following links, bounded in size, a zip whose filename names this job's package.
+pub fn read_wheel(spec: &JobSpec, out: &Path, filename: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    if filename.is_empty()
+        || filename.contains('/')
+        || filename.contains('\0')
+        || filename == "."
+        || filename == ".."
+    {
+        return Err("not a file name in the output folder".into());
+    }
+    let (name, version) = crate::names::parse_wheel_filename(filename)
+        .ok_or("the name does not parse as a wheel filename (NAME-VERSION-PY-ABI-PLATFORM.whl)")?;
+    let expected_name = crate::names::PackageName::new(spec.name.clone()).ok();
+    let expected_version = spec.version.parse::<pep508_rs::pep440_rs::Version>().ok();
+    if expected_name.as_ref() != Some(&name) || expected_version.as_ref() != Some(&version) {
+        return Err(format!(
+            "it names {name} {version}, but this job builds {} {}",
+            spec.name, spec.version
+        ));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(out.join(filename))
+        .map_err(|err| match err.raw_os_error() {
+            Some(libc::ELOOP) => "it is a link, not a file".to_string(),
+            _ => format!("it cannot be opened: {err}"),
+        })?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err("it is not a regular file".into());
+    }
+    if meta.len() > MAX_WHEEL {
+        return Err(format!("it is over {MAX_WHEEL} bytes"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_WHEEL + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_WHEEL {
+        return Err(format!("it is over {MAX_WHEEL} bytes"));
+    }
+    zip::ZipArchive::new(std::io::Cursor::new(bytes.as_slice()))
+        .map_err(|err| format!("it is not a zip archive ({err})"))?;
+    Ok(bytes)
+}
+
+/// Read a job's log as untrusted: never through a link, and at most `MAX_LOG` bytes kept,
+/// the head and the tail, with the cut said in between.
+pub fn read_log(path: &Path) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return Vec::new();
+    };
+    let len = match file.metadata() {
+        Ok(meta) if meta.file_type().is_file() => meta.len(),
+        _ => return Vec::new(),
+    };
+    if len <= MAX_LOG {
+        let mut bytes = Vec::new();
+        let _ = file.take(MAX_LOG).read_to_end(&mut bytes);
+        return bytes;
+    }
+    let half = MAX_LOG / 2;
+    let mut bytes = Vec::with_capacity(MAX_LOG as usize + 128);
+    let _ = (&mut file).take(half).read_to_end(&mut bytes);
+    bytes.extend_from_slice(
+        format!(
+            "\n[rewheel: {} bytes of this log were cut; the first and last {half} are kept]\n",
+            len - 2 * half
+        )
+        .as_bytes(),
+    );
+    if file.seek(SeekFrom::End(-(half as i64))).is_ok() {
+        let _ = file.take(half).read_to_end(&mut bytes);
+    }
+    bytes
 }
 
 /// The environment a job sees: an allow-list, nothing inherited.

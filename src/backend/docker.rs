@@ -299,7 +299,7 @@ impl Backend for DockerBackend {
             if timed_out {
                 return Err(JobError::Timeout(spec.timeout, log));
             }
-            job::collect(dir, log, code == 0)
+            job::collect(spec, dir, log, code == 0)
         })
     }
 

@@ -1,40 +1,58 @@
-//! The local backend: the cell's interpreter on the host, a fresh folder per job, an allow-listed
-//! environment, and no network where the kernel gives the job a namespace of its own.
+//! The local backend: the cell's interpreter on the host, confined by `sandbox` (bubblewrap
+//! where present), a fresh folder per job, an allow-listed environment, resource limits.
 
+use super::sandbox::{self, Confinement, Isolation, ResourceLimits};
 use super::{Backend, Runtime};
 use crate::interpreter::Interpreter;
 use crate::job::{self, JobError, JobOutput, JobSpec};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Local {
     /// Interpreter per cell id.
     interpreters: HashMap<String, Interpreter>,
-    /// Fixed per (cell, package) so that paths embedded by builds repeat across runs.
+    /// The fixed build path: jobs see `<root>/<cell>/<name>-<version>`, so that paths embedded
+    /// by builds repeat across runs.
     build_root: PathBuf,
-    /// `unshare -rn` works here: jobs get an empty network namespace.
-    isolate_network: bool,
+    isolation: Isolation,
+    limits: ResourceLimits,
+    /// Numbers the host folders of this process's jobs.
+    sequence: AtomicU64,
 }
 
 impl Local {
     pub fn new(interpreters: HashMap<String, Interpreter>, build_root: PathBuf) -> Self {
-        let isolate_network = std::process::Command::new("unshare")
-            .args(["-rn", "true"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !isolate_network {
-            tracing::warn!(
-                "this kernel does not let rewheel give jobs a network namespace (`unshare -rn` failed); \
-                 local builds can reach the network"
-            );
+        let isolation = Isolation::probe();
+        if isolation == Isolation::Bwrap {
+            tracing::info!("local jobs are confined by {}", isolation.describe());
+        } else {
+            tracing::warn!("local jobs are confined by {}", isolation.describe());
         }
         Self {
             interpreters,
             build_root,
-            isolate_network,
+            isolation,
+            limits: ResourceLimits::default(),
+            sequence: AtomicU64::new(0),
+        }
+    }
+
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// Where a job sees its folder: the fixed build path.
+    fn fixed_dir(&self, spec: &JobSpec) -> PathBuf {
+        self.build_root.join(&spec.cell).join(spec.folder_name())
+    }
+
+    /// The job's folder on the host and as the job sees it.
+    fn paths(&self, spec: &JobSpec, host: &Path) -> (PathBuf, PathBuf) {
+        match self.isolation {
+            Isolation::Bwrap => (host.to_path_buf(), self.fixed_dir(spec)),
+            _ => (host.to_path_buf(), host.to_path_buf()),
         }
     }
 }
@@ -44,7 +62,9 @@ impl Backend for Local {
         std::sync::Arc::new(Self {
             interpreters: self.interpreters.clone(),
             build_root: host,
-            isolate_network: self.isolate_network,
+            isolation: self.isolation,
+            limits: self.limits,
+            sequence: AtomicU64::new(0),
         })
     }
 
@@ -57,9 +77,20 @@ impl Backend for Local {
     }
 
     fn job_dir(&self, spec: &JobSpec) -> (PathBuf, PathBuf) {
-        let leaf = spec.folder_name();
-        let dir = self.build_root.join(&spec.cell).join(leaf);
-        (dir.clone(), dir)
+        let inside = self.fixed_dir(spec);
+        if self.isolation != Isolation::Bwrap {
+            return (inside.clone(), inside);
+        }
+        // Each job gets a folder of its own, mounted at the fixed path only inside its sandbox:
+        // two runs building the same package at once cannot touch each other's files.
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let host = self.build_root.join(".jobs").join(format!(
+            "{}-{n}-{}-{}",
+            std::process::id(),
+            spec.cell,
+            spec.folder_name()
+        ));
+        (host, inside)
     }
 
     fn run<'a>(
@@ -73,61 +104,71 @@ impl Backend for Local {
                 .interpreters
                 .get(&spec.cell)
                 .ok_or_else(|| JobError::Setup(format!("no interpreter for cell {}", spec.cell)))?;
-            job::prepare(spec, dir, dir)?;
+            let (_, inside) = self.paths(spec, dir);
+            job::prepare(spec, dir, &inside)?;
+            if self.isolation == Isolation::Bwrap {
+                // The mount point must exist where the host view is read-only.
+                std::fs::create_dir_all(&inside)
+                    .map_err(|e| JobError::Setup(format!("creating {}: {e}", inside.display())))?;
+            }
             let log_path = dir.join("build.log");
             let log =
                 std::fs::File::create(&log_path).map_err(|e| JobError::Setup(e.to_string()))?;
             let log_err = log
                 .try_clone()
                 .map_err(|e| JobError::Setup(e.to_string()))?;
-            let mut command = if self.isolate_network {
-                // A network namespace with nothing in it, and a UTS namespace for the hostname.
-                let mut c = tokio::process::Command::new("unshare");
-                c.args(["-rnu", "/bin/sh", "-c", "hostname \"$0\" && exec \"$@\""])
-                    .arg(&spec.settings.hostname)
-                    .arg(&interpreter.path);
-                c
-            } else {
-                tokio::process::Command::new(&interpreter.path)
-            };
+            let frontend = [
+                interpreter.path.display().to_string(),
+                "-S".into(),
+                inside.join("frontend/frontend.py").display().to_string(),
+                inside.join("request.json").display().to_string(),
+                inside.join("result.json").display().to_string(),
+            ];
+            let argv = sandbox::wrap(
+                &Confinement {
+                    isolation: self.isolation,
+                    host_dir: dir,
+                    inside_dir: &inside,
+                    interpreter: &interpreter.path,
+                    hostname: &spec.settings.hostname,
+                },
+                &frontend,
+            );
+            let mut command = tokio::process::Command::new(&argv[0]);
             command
-                .arg("-S")
-                .arg(dir.join("frontend/frontend.py"))
-                .arg(dir.join("request.json"))
-                .arg(dir.join("result.json"))
+                .args(&argv[1..])
                 .current_dir(dir)
                 .env_clear()
-                .envs(job::environment(&spec.settings, dir))
+                .envs(job::environment(&spec.settings, &inside))
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(log_err)
                 .kill_on_drop(true);
             let umask = spec.settings.umask;
-            // SAFETY: umask and prctl are async-signal-safe and touch only the child's own state.
+            let limits = self.limits;
+            // SAFETY: umask, prctl and setrlimit are async-signal-safe and touch only the
+            // child's own state.
             unsafe {
                 command.pre_exec(move || {
                     libc::umask(umask as libc::mode_t);
-                    // If rewheel is killed (even with SIGKILL), the build dies with it instead
-                    // of writing on into a folder a resumed run is about to reuse.
+                    // If rewheel is killed (even with SIGKILL), the sandbox dies with it, and
+                    // with the sandbox's first process every process of the job.
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
+                    sandbox::apply_limits(limits)
                 });
             }
-            let mut child = command.spawn().map_err(|e| {
-                JobError::Setup(format!("starting {}: {e}", interpreter.path.display()))
-            })?;
+            let mut child = command
+                .spawn()
+                .map_err(|e| JobError::Setup(format!("starting {}: {e}", argv[0])))?;
             let status = match tokio::time::timeout(spec.timeout, child.wait()).await {
                 Ok(status) => status.map_err(|e| JobError::Setup(e.to_string()))?,
                 Err(_) => {
                     let _ = child.kill().await;
-                    return Err(JobError::Timeout(
-                        spec.timeout,
-                        std::fs::read(&log_path).unwrap_or_default(),
-                    ));
+                    return Err(JobError::Timeout(spec.timeout, job::read_log(&log_path)));
                 }
             };
-            let log = std::fs::read(&log_path).unwrap_or_default();
-            job::collect(dir, log, status.success())
+            let log = job::read_log(&log_path);
+            job::collect(spec, dir, log, status.success())
         })
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod docker;
 pub mod local;
+pub mod sandbox;
 
 use crate::job::{JobError, JobOutput, JobSpec};
 use std::path::Path;

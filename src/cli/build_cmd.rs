@@ -187,6 +187,9 @@ impl BuiltRun {
             );
             return Ok(Some(130));
         }
+        if self.summary.input_failures() > 0 {
+            return Ok(Some(exit::INPUT));
+        }
         Ok((self.summary.failures() > 0).then_some(exit::BUILD_FAILED))
     }
 }

@@ -243,13 +243,8 @@ pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<u8> {
     };
     let code = match result {
         Ok(output) => {
-            let bytes = std::fs::read(&output.wheel)?;
-            let filename = output
-                .wheel
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+            let bytes = output.wheel;
+            let filename = output.wheel_filename;
             write_atomic(&out.join(&filename), &bytes)?;
             write_atomic(&out.join(format!("{stem}.log")), &output.log)?;
             doc.wheel_sha256 = Some(sha256_hex(&bytes));

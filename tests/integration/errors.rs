@@ -201,7 +201,7 @@ fn hostile_sdists_are_rejected_with_the_reason() {
     );
     hostile(
         &[pkg_info(), link(tar::EntryType::Link, "../outside")],
-        "links outside the archive",
+        "hard-links to `../outside`, which is not a regular file of this archive",
         &[],
     );
     let device = RawEntry {

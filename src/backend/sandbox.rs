@@ -1,0 +1,236 @@
+//! How a local job is confined. With bubblewrap (`bwrap`): its own user, PID, network, IPC and
+//! UTS namespaces; a read-only view of the host with the places secrets live hidden (`/root`,
+//! `/home`, `/run` and its Docker socket, `/etc/shadow`); a private `/tmp`; the job folder the
+//! only writable path, mounted at the fixed build path so that jobs sharing one path never see
+//! each other. The namespace's first process is the job: when it ends, or rewheel dies, the
+//! kernel ends every process left in it. Without bwrap, `unshare` gives the network, UTS and PID
+//! namespaces only, and the job can read and write what rewheel can.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// Limits set on the job's processes before they start (rlimits survive exec).
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceLimits {
+    /// Address space, bytes (RLIMIT_AS).
+    pub memory: u64,
+    /// Processes of the job's user (RLIMIT_NPROC); see SECURITY.md for when it binds.
+    pub processes: u64,
+    /// Largest file the job may write, bytes (RLIMIT_FSIZE): logs and wheels included.
+    pub file_size: u64,
+}
+
+impl Default for ResourceLimits {
+    fn default() -> Self {
+        Self {
+            memory: 16 << 30,
+            processes: 4096,
+            file_size: 8 << 30,
+        }
+    }
+}
+
+/// What confines a local job on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    Bwrap,
+    /// `unshare -rnu --pid --fork --kill-child`: no network, own hostname, own PID namespace.
+    Unshare,
+    None,
+}
+
+impl Isolation {
+    /// The strongest isolation that works here (each is tried for real, not guessed).
+    pub fn probe() -> Self {
+        let works = |program: &str, args: &[&str]| {
+            std::process::Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if std::env::var_os("REWHEEL_NO_BWRAP").is_none()
+            && works(
+                "bwrap",
+                &[
+                    "--unshare-all",
+                    "--unshare-user",
+                    "--die-with-parent",
+                    "--ro-bind",
+                    "/",
+                    "/",
+                    "--proc",
+                    "/proc",
+                    "true",
+                ],
+            )
+        {
+            Isolation::Bwrap
+        } else if works(
+            "unshare",
+            &["-rnu", "--pid", "--fork", "--kill-child", "true"],
+        ) {
+            Isolation::Unshare
+        } else {
+            Isolation::None
+        }
+    }
+
+    /// Said once per run, so that nobody mistakes the fallback for a sandbox.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Isolation::Bwrap => {
+                "bubblewrap: own user, PID, network and hostname namespaces; read-only host with /root, /home, /run hidden; only the job folder writable"
+            }
+            Isolation::Unshare => {
+                "unshare (no bubblewrap found): no network, own hostname and PID namespace; the job can still read and write what rewheel can (install bubblewrap)"
+            }
+            Isolation::None => {
+                "none (neither bubblewrap nor unshare work here): jobs can reach the network and everything rewheel can"
+            }
+        }
+    }
+}
+
+/// Folders hidden from a bwrap job (each replaced by an empty tmpfs), and files masked.
+const HIDDEN_DIRS: &[&str] = &[
+    "/root", "/home", "/run", "/tmp", "/var/tmp", "/mnt", "/media",
+];
+const MASKED_FILES: &[&str] = &["/etc/shadow", "/etc/gshadow", "/etc/sudoers"];
+
+/// Everything a sandboxed command needs to know.
+pub struct Confinement<'a> {
+    pub isolation: Isolation,
+    /// The job folder on the host, and where the job sees it.
+    pub host_dir: &'a Path,
+    pub inside_dir: &'a Path,
+    /// The interpreter, whose installation must stay visible.
+    pub interpreter: &'a Path,
+    pub hostname: &'a str,
+}
+
+/// The program and arguments that run `command` confined.
+pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
+    let mut argv: Vec<String> = Vec::new();
+    let s = |p: &Path| p.display().to_string();
+    match c.isolation {
+        Isolation::Bwrap => {
+            argv.extend(
+                [
+                    "bwrap",
+                    "--unshare-all",
+                    "--unshare-user",
+                    "--die-with-parent",
+                    "--new-session",
+                    "--ro-bind",
+                    "/",
+                    "/",
+                    "--dev",
+                    "/dev",
+                    "--proc",
+                    "/proc",
+                ]
+                .map(String::from),
+            );
+            for dir in HIDDEN_DIRS {
+                if Path::new(dir).is_dir() && !Path::new(dir).is_symlink() {
+                    argv.extend(["--tmpfs".into(), dir.to_string()]);
+                }
+            }
+            for file in MASKED_FILES.iter().filter(|f| Path::new(f).is_file()) {
+                argv.extend(["--ro-bind".into(), "/dev/null".into(), file.to_string()]);
+            }
+            if let Some(prefix) = install_prefix(c.interpreter)
+                && HIDDEN_DIRS.iter().any(|d| prefix.starts_with(d))
+            {
+                argv.extend(["--ro-bind".into(), s(&prefix), s(&prefix)]);
+            }
+            argv.extend([
+                "--bind".into(),
+                s(c.host_dir),
+                s(c.inside_dir),
+                "--chdir".into(),
+                s(c.inside_dir),
+                "--hostname".into(),
+                c.hostname.to_string(),
+                "--uid".into(),
+                "1000".into(),
+                "--gid".into(),
+                "1000".into(),
+                "--".into(),
+            ]);
+        }
+        Isolation::Unshare => {
+            argv.extend(
+                [
+                    "unshare",
+                    "-rnu",
+                    "--pid",
+                    "--fork",
+                    "--kill-child",
+                    "/bin/sh",
+                    "-c",
+                    "hostname \"$0\" && exec \"$@\"",
+                ]
+                .map(String::from),
+            );
+            argv.push(c.hostname.to_string());
+        }
+        Isolation::None => {}
+    }
+    argv.extend(command.iter().cloned());
+    argv
+}
+
+/// The folder an interpreter is installed under (`…/bin/python3.X` → `…`), links resolved.
+fn install_prefix(interpreter: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(interpreter).ok()?;
+    let bin = real.parent()?;
+    Some(bin.parent().unwrap_or(bin).to_path_buf())
+}
+
+/// Set the limits in the child, between fork and exec.
+pub fn apply_limits(limits: ResourceLimits) -> std::io::Result<()> {
+    let set = |resource, value: u64| {
+        let limit = libc::rlimit {
+            rlim_cur: value as libc::rlim_t,
+            rlim_max: value as libc::rlim_t,
+        };
+        // SAFETY: setrlimit reads the struct and touches only this process.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    set(libc::RLIMIT_AS, limits.memory)?;
+    set(libc::RLIMIT_NPROC, limits.processes)?;
+    set(libc::RLIMIT_FSIZE, limits.file_size)?;
+    set(libc::RLIMIT_CORE, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bwrap_job_sees_its_folder_at_the_fixed_path_and_the_interpreter_it_needs() {
+        let argv = wrap(
+            &Confinement {
+                isolation: Isolation::Bwrap,
+                host_dir: Path::new("/var/lib/x/.jobs/1"),
+                inside_dir: Path::new("/tmp/rewheel-build/cp311/six-1.0"),
+                interpreter: Path::new("/bin/sh"),
+                hostname: "rewheel",
+            },
+            &["python".into()],
+        );
+        let text = argv.join(" ");
+        assert!(text.contains("--bind /var/lib/x/.jobs/1 /tmp/rewheel-build/cp311/six-1.0"));
+        assert!(text.contains("--tmpfs /run"));
+        // The bind comes after the tmpfs over /tmp, or the tmpfs would hide it.
+        assert!(text.find("--tmpfs /tmp").unwrap() < text.find("--bind").unwrap());
+        assert!(text.ends_with("-- python"));
+    }
+}
