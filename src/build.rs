@@ -232,14 +232,11 @@ pub async fn execute(
                 .get(&record_key)
                 .filter(|r| r.fingerprint_sha256 == fingerprint_sha256)
                 && let (Some(filename), Some(sha)) = (&record.wheel_filename, &record.wheel_sha256)
-                && store.blob_path(sha).is_file()
+                && reusable_blob(store, sha)
             {
                 let path = store.blob_path(sha);
                 if planned.is_final {
-                    let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
+                    let bytes = store.read_blob(sha)?;
                     write_output(&options.out_dir, &spec.cell, filename, &bytes)?;
                 }
                 ledger.built.insert(
@@ -503,6 +500,19 @@ async fn finish(
         }
     }
     Ok(())
+}
+
+/// A stored wheel may be reused only when its bytes still match its name; a damaged one is
+/// built again (and the new build replaces the blob).
+fn reusable_blob(store: &Store, sha256: &str) -> bool {
+    match store.verify_blob(sha256) {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!("not reusing a stored wheel: {err}");
+            eprintln!("warning: not reusing a stored wheel: {err}");
+            false
+        }
+    }
 }
 
 /// A wheel of the run into `--out DIR/<cell>/`.

@@ -89,6 +89,8 @@ impl Side {
                     continue;
                 }
                 if let (Some(file), Some(sha)) = (&job.wheel_filename, &job.wheel_sha256) {
+                    // A run's wheels are compared as recorded, or not at all.
+                    store.verify_blob(sha)?;
                     side.wheels
                         .insert((job.cell.clone(), file.clone()), store.blob_path(sha));
                 }
@@ -128,6 +130,9 @@ pub struct Attribution {
 pub struct PairReport {
     pub cell: String,
     pub wheel: String,
+    /// The other side's filename, when two single wheels with different names are compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub b_wheel: Option<String>,
     pub a_sha256: String,
     pub b_sha256: String,
     pub a_stabilized_sha256: Option<String>,
@@ -182,11 +187,15 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport, CompareError> {
     // Two single wheels are compared whatever their names.
+    let mut b_name = None;
     let pairs: Vec<((String, String), PathBuf, PathBuf)> =
         if a.wheels.len() == 1 && b.wheels.len() == 1 && a.wheels.keys().all(|(c, _)| c.is_empty())
         {
             let (ka, pa) = a.wheels.iter().next().expect("one");
-            let (_, pb) = b.wheels.iter().next().expect("one");
+            let (kb, pb) = b.wheels.iter().next().expect("one");
+            if ka.1 != kb.1 {
+                b_name = Some(kb.1.clone());
+            }
             vec![(ka.clone(), pa.clone(), pb.clone())]
         } else {
             a.wheels
@@ -232,6 +241,7 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
             let mut report = PairReport {
                 cell: key.0.clone(),
                 wheel: key.1.clone(),
+                b_wheel: b_name.clone(),
                 a_sha256: ha.clone(),
                 b_sha256: hb.clone(),
                 a_stabilized_sha256: None,
@@ -358,8 +368,8 @@ fn attribute(
     }
     for entry in changed {
         let (da, db) = wheel_diff::entry_pair(a, b, entry);
-        let text_a = String::from_utf8_lossy(da.unwrap_or_default());
-        let text_b = String::from_utf8_lossy(db.unwrap_or_default());
+        let text_a = String::from_utf8_lossy(da.as_deref().unwrap_or_default());
+        let text_b = String::from_utf8_lossy(db.as_deref().unwrap_or_default());
         let mut found = None;
         for (variation, va, vb) in values {
             if !va.is_empty() && text_a.contains(va.as_str()) {

@@ -45,6 +45,18 @@ pub fn text(report: &CompareReport) -> String {
         for p in &pairs {
             let mark = if p.reproducible() { "ok  " } else { "DIFF" };
             let _ = writeln!(out, "  {mark} {:<50} {}", p.wheel, verdict_line(p));
+            if let Some(other) = &p.b_wheel {
+                let _ = writeln!(
+                    out,
+                    "       the two files have different names: {} and {other}{}",
+                    p.wheel,
+                    if p.reproducible() {
+                        "; their bytes are identical"
+                    } else {
+                        ""
+                    }
+                );
+            }
             if p.reproducible() {
                 continue;
             }

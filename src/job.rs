@@ -209,6 +209,17 @@ pub fn prepare(spec: &JobSpec, dir: &Path, root: &Path) -> Result<Prepared, JobE
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| JobError::Setup("the sdist has no top folder".into()))?;
     for wheel in &spec.env {
+        // The fingerprint names this hash: what is installed must be exactly that.
+        let actual = std::fs::File::open(&wheel.path)
+            .and_then(crate::fsutil::sha256_reader)
+            .map_err(|e| setup(&format!("reading {}", wheel.path.display()), &e))?;
+        if actual != wheel.sha256 {
+            return Err(JobError::Setup(format!(
+                "the build-environment wheel {} has sha256 {actual}, not the {} it was recorded with (changed on disk?)",
+                wheel.path.display(),
+                wheel.sha256
+            )));
+        }
         install_wheel(&wheel.path, &dir.join("env"))
             .map_err(|e| setup("installing the build environment", &e))?;
     }
@@ -372,6 +383,45 @@ pub fn read_wheel(spec: &JobSpec, out: &Path, filename: &str) -> Result<Vec<u8>,
     zip::ZipArchive::new(std::io::Cursor::new(bytes.as_slice()))
         .map_err(|err| format!("it is not a zip archive ({err})"))?;
     Ok(bytes)
+}
+
+/// A log arriving in pieces (from the Engine API), kept as `read_log` keeps a file: the head
+/// and the tail, never more than `MAX_LOG` in memory.
+#[derive(Default)]
+pub struct CappedLog {
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    cut: u64,
+}
+
+impl CappedLog {
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        let half = (MAX_LOG / 2) as usize;
+        let room = half.saturating_sub(self.head.len());
+        let (now, rest) = bytes.split_at(room.min(bytes.len()));
+        self.head.extend_from_slice(now);
+        bytes = rest;
+        self.tail.extend(bytes);
+        let over = self.tail.len().saturating_sub(half);
+        self.tail.drain(..over);
+        self.cut += over as u64;
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = self.head;
+        if self.cut > 0 {
+            out.extend_from_slice(
+                format!(
+                    "\n[rewheel: {} bytes of this log were cut; the first and last {} are kept]\n",
+                    self.cut,
+                    MAX_LOG / 2
+                )
+                .as_bytes(),
+            );
+        }
+        out.extend(self.tail);
+        out
+    }
 }
 
 /// Read a job's log as untrusted: never through a link, and at most `MAX_LOG` bytes kept,

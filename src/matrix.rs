@@ -74,6 +74,12 @@ impl Matrix {
         let base = path.parent().unwrap_or(Path::new("."));
         let mut cells = Vec::new();
         for (id, spec) in file.cells {
+            // Cell ids become folder names (`--out DIR/<cell>/`, build folders): plain names only.
+            if !valid_cell_id(&id) {
+                return Err(invalid(format!(
+                    "cell id `{id}` must be letters, digits, `.`, `_` or `-`, not starting with `.` (it names folders)"
+                )));
+            }
             let cell = Cell::new(id.clone(), &spec.python, spec.image)
                 .map_err(|err| invalid(format!("cells.{id}.python: {err}")))?;
             cells.push(cell);
@@ -127,9 +133,27 @@ impl Matrix {
     }
 }
 
+pub fn valid_cell_id(id: &str) -> bool {
+    !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cell_ids_that_would_leave_a_folder_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "[cells.\"../../escaped\"]\npython = \"3.11\"\n").unwrap();
+        let err = Matrix::load(&path).unwrap_err().to_string();
+        assert!(err.contains("cell id `../../escaped`"), "{err}");
+        assert!(valid_cell_id("cp311-bookworm") && !valid_cell_id("..") && !valid_cell_id("a/b"));
+    }
 
     fn load(text: &str) -> Result<Matrix, MatrixError> {
         let dir = tempfile::tempdir().unwrap();

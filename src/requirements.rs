@@ -51,6 +51,28 @@ pub enum RequirementsError {
     Line { origin: Origin, message: String },
 }
 
+/// Lock files of tens of thousands of hashed pins stay far below this; `/dev/zero` does not.
+const MAX_REQUIREMENTS_FILE: u64 = 64 << 20;
+
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_REQUIREMENTS_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_REQUIREMENTS_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "larger than {} MiB; not a requirements file",
+                MAX_REQUIREMENTS_FILE >> 20
+            ),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 impl Requirements {
     /// Read a requirements file and everything it includes.
     pub fn read_file(&mut self, path: &Path) -> Result<(), RequirementsError> {
@@ -76,7 +98,7 @@ impl Requirements {
         as_constraints: bool,
         seen: &mut HashSet<PathBuf>,
     ) -> Result<(), RequirementsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RequirementsError::Read {
+        let text = read_capped(path).map_err(|source| RequirementsError::Read {
             path: path.to_path_buf(),
             source,
         })?;

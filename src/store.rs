@@ -22,6 +22,8 @@ pub enum StoreError {
     },
     #[error("no run `{0}` in the store; `rewheel runs list` shows them")]
     NoRun(String),
+    #[error("run store {}: the blob's content has sha256 {actual}, not its name; it was changed after it was written\nhint: `rewheel runs verify` lists every damaged blob; rebuilding replaces it", path.display())]
+    Corrupt { path: PathBuf, actual: String },
 }
 
 pub struct Store {
@@ -114,14 +116,92 @@ impl Store {
         }
     }
 
-    /// Keep bytes under their sha256; returns the digest.
+    /// Keep bytes under their sha256; returns the digest. A blob already there is kept only
+    /// if its content still matches its name; a damaged one is replaced.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String, StoreError> {
         let sha = crate::fsutil::sha256_hex(bytes);
         let path = self.blob_path(&sha);
-        if !path.exists() {
+        let intact = match hash_file(&path) {
+            Ok(actual) => actual == sha,
+            Err(_) => false,
+        };
+        if !intact {
             write_atomic(&path, bytes).map_err(|source| StoreError::Io { path, source })?;
         }
         Ok(sha)
+    }
+
+    /// A blob's bytes, checked against its name: the store never hands over a changed byte.
+    pub fn read_blob(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.blob_path(sha256);
+        let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let actual = crate::fsutil::sha256_hex(&bytes);
+        if actual != sha256 {
+            return Err(StoreError::Corrupt { path, actual });
+        }
+        Ok(bytes)
+    }
+
+    /// Check a blob in place without keeping its bytes.
+    pub fn verify_blob(&self, sha256: &str) -> Result<(), StoreError> {
+        let path = self.blob_path(sha256);
+        let actual = hash_file(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if actual != sha256 {
+            return Err(StoreError::Corrupt { path, actual });
+        }
+        Ok(())
+    }
+
+    /// fsck: job rows whose blobs are missing or damaged, and runs still marked running.
+    pub fn verify(&self) -> Result<Vec<Problem>, StoreError> {
+        let mut problems = Vec::new();
+        let mut checked = std::collections::HashMap::new();
+        for run in self.runs()? {
+            if run.status == "running" {
+                problems.push(Problem {
+                    run: run.id.clone(),
+                    job: None,
+                    what: "marked running, but no rewheel is finishing it (killed?); `rewheel build --resume` continues it".into(),
+                });
+            }
+            for job in self.jobs(&run.id)? {
+                for (kind, sha) in [("wheel", &job.wheel_sha256), ("log", &job.log_sha256)] {
+                    let Some(sha) = sha else { continue };
+                    let verdict = checked
+                        .entry(sha.clone())
+                        .or_insert_with(|| match self.verify_blob(sha) {
+                            Ok(()) => None,
+                            Err(StoreError::Io { source, .. })
+                                if source.kind() == std::io::ErrorKind::NotFound =>
+                            {
+                                Some("is missing".to_string())
+                            }
+                            Err(StoreError::Corrupt { actual, .. }) => {
+                                Some(format!("does not match its name (content sha256 {actual})"))
+                            }
+                            Err(other) => Some(other.to_string()),
+                        })
+                        .clone();
+                    if let Some(what) = verdict {
+                        problems.push(Problem {
+                            run: run.id.clone(),
+                            job: Some(format!(
+                                "{} {} {} stage {}",
+                                job.cell, job.name, job.version, job.stage
+                            )),
+                            what: format!("{kind} blob {} {what}", &sha[..16.min(sha.len())]),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(problems)
     }
 
     pub fn blob_path(&self, sha256: &str) -> PathBuf {
@@ -131,24 +211,30 @@ impl Store {
     pub fn new_run(&self, argv: &[String]) -> Result<String, StoreError> {
         let now = jiff::Timestamp::now();
         let id = format!("{}", now.strftime("%Y%m%d-%H%M%S"));
-        // Two runs in one second get a suffix.
-        let mut candidate = id.clone();
-        let mut n = 1;
-        while self.run(&candidate)?.is_some() {
-            n += 1;
-            candidate = format!("{id}-{n}");
+        // Two runs in one second (also from two processes) get a suffix: the insert itself
+        // decides, so there is no window between looking and taking.
+        for n in 1.. {
+            let candidate = if n == 1 {
+                id.clone()
+            } else {
+                format!("{id}-{n}")
+            };
+            let inserted = self
+                .db
+                .execute(
+                    "INSERT OR IGNORE INTO runs (id, started, status, argv) VALUES (?1, ?2, 'running', ?3)",
+                    params![
+                        candidate,
+                        now.to_string(),
+                        serde_json::to_string(argv).unwrap()
+                    ],
+                )
+                .map_err(self.sql())?;
+            if inserted == 1 {
+                return Ok(candidate);
+            }
         }
-        self.db
-            .execute(
-                "INSERT INTO runs (id, started, status, argv) VALUES (?1, ?2, 'running', ?3)",
-                params![
-                    candidate,
-                    now.to_string(),
-                    serde_json::to_string(argv).unwrap()
-                ],
-            )
-            .map_err(self.sql())?;
-        Ok(candidate)
+        unreachable!("some suffix is free")
     }
 
     pub fn finish_run(&self, id: &str, status: &str) -> Result<(), StoreError> {
@@ -239,6 +325,18 @@ impl Store {
     }
 }
 
+/// Something `rewheel runs verify` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub run: String,
+    pub job: Option<String>,
+    pub what: String,
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    crate::fsutil::sha256_reader(std::fs::File::open(path)?)
+}
+
 fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
     let argv: String = row.get(4)?;
     Ok(RunRecord {
@@ -253,6 +351,34 @@ fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_blob_is_refused_on_read_and_replaced_on_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let sha = store.put_blob(b"the real wheel").unwrap();
+        std::fs::write(store.blob_path(&sha), b"tampered").unwrap();
+        let err = store.read_blob(&sha).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        store.put_blob(b"the real wheel").unwrap();
+        assert_eq!(store.read_blob(&sha).unwrap(), b"the real wheel");
+    }
+
+    #[test]
+    fn runs_started_in_the_same_second_by_two_processes_get_their_own_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<String> = (0..4)
+            .map(|_| {
+                let root = dir.path().to_path_buf();
+                std::thread::spawn(move || Store::open(&root).unwrap().new_run(&[]).unwrap())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), 4, "{ids:?}");
+    }
 
     #[test]
     fn runs_and_jobs_round_trip() {

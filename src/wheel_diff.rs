@@ -7,13 +7,16 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// One entry of a wheel as read from its zip.
+/// One entry of a wheel as read from its zip: hashed in full, its bytes left in the file.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub name: String,
-    pub data: Vec<u8>,
+    /// Position in the zip's central directory, to read the entry again.
+    pub index: usize,
+    /// Bytes the entry decompresses to (counted, not as declared).
+    pub size: u64,
     pub sha256: [u8; 32],
     /// DOS date and time as stored.
     pub modified: Option<(u16, u8, u8, u8, u8, u8)>,
@@ -24,6 +27,7 @@ pub struct Entry {
 
 #[derive(Debug)]
 pub struct Wheel {
+    pub path: PathBuf,
     pub sha256: String,
     pub entries: Vec<Entry>,
 }
@@ -35,8 +39,12 @@ pub struct WheelError {
     pub message: String,
 }
 
-/// Entries larger than this are hashed but not kept for diffing.
-const MAX_KEPT: u64 = 64 << 20;
+/// Entries up to this size on both sides get a text diff; larger ones are compared as bytes,
+/// streamed. Memory stays bounded by buffers of this order, whatever the wheel holds.
+pub const MAX_DIFFED: u64 = 1 << 20;
+/// How much of a differing entry is searched for the values a variation set.
+pub const MAX_SEARCHED: u64 = 16 << 20;
+const CHUNK: usize = 1 << 16;
 
 impl Wheel {
     pub fn read(path: &Path) -> Result<Self, WheelError> {
@@ -44,13 +52,13 @@ impl Wheel {
             path: path.display().to_string(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let mut zip =
-            zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| fail(e.to_string()))?;
+        let open = || std::fs::File::open(path).map_err(|e| fail(e.to_string()));
+        let sha256 = crate::fsutil::sha256_reader(open()?).map_err(|e| fail(e.to_string()))?;
+        let mut zip = zip::ZipArchive::new(open()?).map_err(|e| fail(e.to_string()))?;
         let mut entries = Vec::with_capacity(zip.len());
-        for i in 0..zip.len() {
-            let mut file = zip.by_index(i).map_err(|e| fail(e.to_string()))?;
+        let mut buf = vec![0u8; CHUNK];
+        for index in 0..zip.len() {
+            let mut file = zip.by_index(index).map_err(|e| fail(e.to_string()))?;
             let name = file.name().map_err(|e| fail(e.to_string()))?.into_owned();
             let modified = file.last_modified().map(|d| {
                 (
@@ -65,23 +73,44 @@ impl Wheel {
             let mode = file.unix_mode();
             let compression = format!("{:?}", file.compression());
             let extra_len = file.extra_data().map(|e| e.len()).unwrap_or(0);
-            let mut data = Vec::new();
-            (&mut file)
-                .take(MAX_KEPT)
-                .read_to_end(&mut data)
-                .map_err(|e| fail(format!("{name}: {e}")))?;
-            let sha256 = Sha256::digest(&data).into();
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .map_err(|e| fail(format!("{name}: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                size += n as u64;
+            }
             entries.push(Entry {
                 name,
-                data,
-                sha256,
+                index,
+                size,
+                sha256: hasher.finalize().into(),
                 modified,
                 mode,
                 compression,
                 extra_len,
             });
         }
-        Ok(Self { sha256, entries })
+        Ok(Self {
+            path: path.to_path_buf(),
+            sha256,
+            entries,
+        })
+    }
+
+    /// The first `max` bytes of an entry, read again from the file.
+    pub fn entry_head(&self, entry: &Entry, max: u64) -> std::io::Result<Vec<u8>> {
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&self.path)?)
+            .map_err(std::io::Error::other)?;
+        let file = zip.by_index(entry.index).map_err(std::io::Error::other)?;
+        let mut data = Vec::new();
+        file.take(max).read_to_end(&mut data)?;
+        Ok(data)
     }
 
     /// A hash of what the wheel means: entries sorted by name, their content, and whether they
@@ -150,9 +179,9 @@ pub struct Change {
     pub diff: Option<String>,
     /// For binary entries: the sizes and where they first differ.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sizes: Option<(usize, usize)>,
+    pub sizes: Option<(u64, u64)>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_difference: Option<usize>,
+    pub first_difference: Option<u64>,
     /// True when only RECORD changed because other entries did.
     pub follows_other_changes: bool,
 }
@@ -197,7 +226,7 @@ pub fn compare(a: &Wheel, b: &Wheel) -> Verdict {
             archive.insert(ArchiveAspect::ExtraFields);
         }
         if ea.sha256 != eb.sha256 {
-            changed.push(describe_change(ea, eb));
+            changed.push(describe_change(a, ea, b, eb));
         }
     }
     let order_a: Vec<&String> = a
@@ -237,14 +266,27 @@ fn is_record(name: &str) -> bool {
     name.ends_with(".dist-info/RECORD")
 }
 
-fn describe_change(a: &Entry, b: &Entry) -> Change {
+fn describe_change(wa: &Wheel, a: &Entry, wb: &Wheel, b: &Entry) -> Change {
+    let binary = |first_difference: Option<u64>| Change {
+        entry: a.name.clone(),
+        diff: None,
+        sizes: Some((a.size, b.size)),
+        first_difference,
+        follows_other_changes: false,
+    };
+    if a.size > MAX_DIFFED || b.size > MAX_DIFFED {
+        return binary(first_difference(wa, a, wb, b).ok());
+    }
+    let (Ok(da), Ok(db)) = (wa.entry_head(a, MAX_DIFFED), wb.entry_head(b, MAX_DIFFED)) else {
+        return binary(None);
+    };
     let text = |d: &[u8]| {
         std::str::from_utf8(d)
             .ok()
             .filter(|t| !t.contains('\0'))
             .map(str::to_string)
     };
-    match (text(&a.data), text(&b.data)) {
+    match (text(&da), text(&db)) {
         (Some(ta), Some(tb)) => {
             let diff = similar::TextDiff::from_lines(&ta, &tb)
                 .unified_diff()
@@ -259,32 +301,58 @@ fn describe_change(a: &Entry, b: &Entry) -> Change {
                 follows_other_changes: false,
             }
         }
-        _ => Change {
-            entry: a.name.clone(),
-            diff: None,
-            sizes: Some((a.data.len(), b.data.len())),
-            first_difference: a
-                .data
-                .iter()
-                .zip(&b.data)
+        _ => binary(Some(
+            da.iter()
+                .zip(&db)
                 .position(|(x, y)| x != y)
-                .or(Some(a.data.len().min(b.data.len()))),
-            follows_other_changes: false,
-        },
+                .unwrap_or(da.len().min(db.len())) as u64,
+        )),
     }
 }
 
-/// The bytes of an entry on each side, for attribution.
-pub fn entry_pair<'a>(
-    a: &'a Wheel,
-    b: &'a Wheel,
-    name: &str,
-) -> (Option<&'a [u8]>, Option<&'a [u8]>) {
-    let find = |w: &'a Wheel| {
+/// Where two entries first differ, both streamed side by side: memory is two buffers.
+fn first_difference(wa: &Wheel, a: &Entry, wb: &Wheel, b: &Entry) -> std::io::Result<u64> {
+    let open = |w: &Wheel| -> std::io::Result<zip::ZipArchive<std::fs::File>> {
+        zip::ZipArchive::new(std::fs::File::open(&w.path)?).map_err(std::io::Error::other)
+    };
+    let (mut za, mut zb) = (open(wa)?, open(wb)?);
+    let mut ra = za.by_index(a.index).map_err(std::io::Error::other)?;
+    let mut rb = zb.by_index(b.index).map_err(std::io::Error::other)?;
+    let (mut ba, mut bb) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let mut offset = 0u64;
+    loop {
+        let na = read_full(&mut ra, &mut ba)?;
+        let nb = read_full(&mut rb, &mut bb)?;
+        let n = na.min(nb);
+        if let Some(at) = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y) {
+            return Ok(offset + at as u64);
+        }
+        if na != nb || n == 0 {
+            return Ok(offset + n as u64);
+        }
+        offset += n as u64;
+    }
+}
+
+/// Fill `buf` as far as the reader goes.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// The first bytes of an entry on each side, for attribution.
+pub fn entry_pair(a: &Wheel, b: &Wheel, name: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let find = |w: &Wheel| {
         w.entries
             .iter()
             .find(|e| e.name == name)
-            .map(|e| e.data.as_slice())
+            .and_then(|e| w.entry_head(e, MAX_SEARCHED).ok())
     };
     (find(a), find(b))
 }
@@ -389,5 +457,43 @@ mod tests {
                 .follows_other_changes
         );
         assert_ne!(a.stabilized_sha256(), b.stabilized_sha256());
+    }
+
+    /// A stored entry of `len` zeros with one byte changed at `at`: the difference is found
+    /// however deep it lies, reading in chunks.
+    fn zeros(dir: &Path, name: &str, len: usize, at: Option<usize>) -> Wheel {
+        let path = dir.join(name);
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("big.bin", options).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        let mut written = 0;
+        while written < len {
+            let n = chunk.len().min(len - written);
+            let mut part = chunk[..n].to_vec();
+            if let Some(at) = at
+                && (written..written + n).contains(&at)
+            {
+                part[at - written] = 1;
+            }
+            zip.write_all(&part).unwrap();
+            written += n;
+        }
+        zip.finish().unwrap();
+        Wheel::read(&path).unwrap()
+    }
+
+    #[test]
+    fn a_difference_past_64_mib_is_found_and_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let len = 80 << 20;
+        let a = zeros(dir.path(), "a.whl", len, None);
+        let b = zeros(dir.path(), "b.whl", len, Some(73_400_320));
+        let Verdict::ContentDiffers { changed, .. } = compare(&a, &b) else {
+            panic!("a difference at byte 73,400,320 must be seen")
+        };
+        assert_eq!(changed[0].first_difference, Some(73_400_320));
+        assert_eq!(changed[0].sizes, Some((len as u64, len as u64)));
     }
 }

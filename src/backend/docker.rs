@@ -175,11 +175,11 @@ async fn run_to_end(
                 ..Default::default()
             }),
         );
-        let mut text = Vec::new();
+        let mut text = job::CappedLog::default();
         while let Some(chunk) = logs.next().await {
-            text.extend_from_slice(&chunk?.into_bytes());
+            text.push(&chunk?.into_bytes());
         }
-        Ok((code, text, timed_out))
+        Ok((code, text.finish(), timed_out))
     }
     .await;
     guard.remove().await;

@@ -46,7 +46,7 @@ pub(crate) struct BuildArgs {
     #[arg(long, default_value = "022", value_parser = parse_umask, value_name = "OCTAL")]
     pub(crate) umask: u32,
     /// Where jobs build (local backend): a fixed path, since C extensions embed it.
-    #[arg(long, default_value = "/tmp/rewheel-build", value_name = "DIR")]
+    #[arg(long, default_value = "/tmp/rewheel-build", value_name = "DIR", value_parser = absolute_path)]
     pub(crate) build_path: PathBuf,
     /// Wheels to start the bootstrap from (stage 0); default: the index's wheels, by hash.
     #[arg(long, value_name = "DIR")]
@@ -77,6 +77,14 @@ pub(crate) enum BackendKind {
     Auto,
     Local,
     Docker,
+}
+
+/// Jobs run in other folders than rewheel: a relative path is made absolute once, here.
+fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("an empty path".into());
+    }
+    std::path::absolute(s).map_err(|e| format!("`{s}`: {e}"))
 }
 
 fn parse_umask(s: &str) -> Result<u32, String> {
@@ -218,7 +226,17 @@ pub(crate) fn build_run(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
         None => store.new_run(&argv)?,
     };
     eprintln!("run {run_id}");
+    let store_root = store_dir(args.store.as_ref())?;
+    let id = run_id.clone();
+    run_in(store, run_id, args).inspect_err(|_| {
+        // A run that ends in an error (resolution, planning, the engine) says so in the store.
+        if let Ok(store) = Store::open(&store_root) {
+            let _ = store.finish_run(&id, "failed");
+        }
+    })
+}
 
+fn run_in(store: Store, run_id: String, args: BuildArgs) -> anyhow::Result<Stage> {
     let resolved = resolve_inputs(&args.input, true)?;
     if has_error_cycle(&resolved) {
         print!("{}", crate::report::text(&resolve_report(&resolved)));

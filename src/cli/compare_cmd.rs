@@ -57,9 +57,26 @@ pub(crate) fn emit_report(report: &CompareReport, args: &ReportArgs) -> anyhow::
 }
 
 pub(crate) fn run(args: CompareArgs) -> anyhow::Result<u8> {
-    let store = store_dir(args.store.as_ref())
-        .ok()
-        .and_then(|d| Store::open(&d).ok());
+    // Files and folders are compared without the store: it is neither created nor opened.
+    let needs_store = [&args.a, &args.b]
+        .iter()
+        .any(|s| !std::path::Path::new(s).exists());
+    let store = if needs_store {
+        let dir = store_dir(args.store.as_ref())?;
+        if !dir.join("runs.sqlite3").is_file() {
+            anyhow::bail!(
+                "`{}` is neither a file, a folder nor a run: there is no run store at {}",
+                [&args.a, &args.b]
+                    .into_iter()
+                    .find(|s| !std::path::Path::new(s).exists())
+                    .expect("one is missing"),
+                dir.display()
+            );
+        }
+        Some(Store::open(&dir)?)
+    } else {
+        None
+    };
     let a = Side::load(&args.a, store.as_ref())?;
     let b = Side::load(&args.b, store.as_ref())?;
     let report = compare_sides(&a, &b, &Clues::default())?;

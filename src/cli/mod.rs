@@ -112,7 +112,7 @@ enum Command {
     /// Build images without a registry (debootstrap + import), and list them.
     #[command(subcommand)]
     Images(images_cmd::ImagesCommand),
-    /// The run store: `runs list`, `runs show RUN`.
+    /// The run store: `runs list`, `runs show RUN`, `runs verify` (check every blob against its hash).
     #[command(subcommand)]
     Runs(runs_cmd::RunsCommand),
 }

@@ -1,4 +1,4 @@
-//! `rewheel runs list|show`: read the run store.
+//! `rewheel runs list|show|verify`: read and check the run store.
 
 use super::build_cmd::store_dir;
 use crate::exit;
@@ -22,10 +22,42 @@ pub(crate) enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check the store (fsck): every job's wheel and log blob is there and still hashes to its
+    /// name, and no run is left marked running. Exit 0 when clean, 1 when something is wrong.
+    Verify {
+        #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Print the findings as JSON (`schema_version` 1).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
     match command {
+        RunsCommand::Verify { store, json } => {
+            let store = Store::open(&store_dir(store.as_ref())?)?;
+            let problems = store.verify()?;
+            if json {
+                let doc = serde_json::json!({ "schema_version": 1, "problems": problems });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else if problems.is_empty() {
+                println!("the store is consistent: every blob matches its name");
+            } else {
+                for p in &problems {
+                    match &p.job {
+                        Some(job) => println!("run {}: {job}: {}", p.run, p.what),
+                        None => println!("run {}: {}", p.run, p.what),
+                    }
+                }
+                println!("{} problem(s)", problems.len());
+            }
+            return Ok(if problems.is_empty() {
+                exit::SUCCESS
+            } else {
+                exit::NOT_REPRODUCIBLE
+            });
+        }
         RunsCommand::List { store } => {
             let store = Store::open(&store_dir(store.as_ref())?)?;
             for run in store.runs()? {
