@@ -214,16 +214,21 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
             format!("{c}/{f}")
         }
     };
+    let paired = |side: &Side, k: &(String, String)| {
+        pairs
+            .iter()
+            .any(|(key, pa, pb)| key == k || side.wheels.get(k).is_some_and(|p| p == pa || p == pb))
+    };
     let only_in_a = a
         .wheels
         .keys()
-        .filter(|k| !b.wheels.contains_key(*k))
+        .filter(|k| !b.wheels.contains_key(*k) && !paired(a, k))
         .map(label)
         .collect();
     let only_in_b = b
         .wheels
         .keys()
-        .filter(|k| !a.wheels.contains_key(*k))
+        .filter(|k| !a.wheels.contains_key(*k) && !paired(b, k))
         .map(label)
         .collect();
     // Hash everything on every core; open the zips only where the hashes differ.

@@ -6,10 +6,8 @@ use crate::names::PackageName;
 use crate::provider::{Constraints, VersionRange};
 use crate::repository::Repository;
 use crate::resolve::{CellGraph, ResolveInput, resolve_cell};
-use pep508_rs::Requirement;
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::str::FromStr;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -155,7 +153,7 @@ fn version_avoiding(
                 info.build_requires
                     .iter()
                     .chain(&info.setup_requires)
-                    .filter_map(|r| Requirement::<pep508_rs::VerbatimUrl>::from_str(r).ok())
+                    .filter_map(|r| crate::names::parse_requirement(r).ok())
                     .any(|r| &r.name == avoid && r.evaluate_markers(cell.markers(), &[]))
             }
         };
@@ -173,7 +171,7 @@ fn verify_pin(
     pin: &str,
     members: &BTreeSet<PackageName>,
 ) -> bool {
-    let Ok(req) = Requirement::<pep508_rs::VerbatimUrl>::from_str(pin) else {
+    let Ok(req) = crate::names::parse_requirement(pin) else {
         return false;
     };
     let extra = Constraints::default().with(

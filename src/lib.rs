@@ -31,6 +31,8 @@ pub mod names;
 pub mod plan;
 pub mod prefetch;
 pub mod progress;
+#[cfg(test)]
+mod proptests;
 pub mod provider;
 pub mod report;
 pub mod repository;

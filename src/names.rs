@@ -46,6 +46,32 @@ pub fn parse_wheel_filename(filename: &str) -> Option<(PackageName, Version)> {
     Some((name, version))
 }
 
+/// Parse a PEP 508 requirement. pep508_rs 0.9 panics on a name or an extra that ends in `-`,
+/// `.` or `_` (`foo-=1`, `foo[h-]`, found by the property tests), so both are checked first:
+/// untrusted metadata must get an error, not a crash.
+pub fn parse_requirement(text: &str) -> Result<pep508_rs::Requirement, String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let trimmed = text.trim_start();
+    let name_end = trimmed.find(|c: char| !is_name(c)).unwrap_or(trimmed.len());
+    let name = &trimmed[..name_end];
+    if !name.is_empty() {
+        PackageName::from_str(name).map_err(|err| err.to_string())?;
+    }
+    if let Some(extras) = trimmed[name_end..].trim_start().strip_prefix('[') {
+        let extras = extras.split(']').next().unwrap_or_default();
+        for extra in extras.split(',') {
+            let extra = extra.trim_start();
+            let run = &extra[..extra.find(|c: char| !is_name(c)).unwrap_or(extra.len())];
+            if !run.is_empty() {
+                pep508_rs::ExtraName::from_str(run).map_err(|err| err.to_string())?;
+            }
+        }
+    }
+    // Only the message: the error's own Display slices its input by bytes as if by characters
+    // and panics on non-ASCII text (also found by the property tests).
+    pep508_rs::Requirement::from_str(text).map_err(|err| err.message.to_string())
+}
+
 pub fn is_sdist_filename(filename: &str) -> bool {
     SDIST_SUFFIXES
         .iter()
@@ -63,6 +89,22 @@ mod tests {
 
     fn name(s: &str) -> PackageName {
         PackageName::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn names_that_would_crash_the_pep508_parser_are_errors() {
+        for text in [
+            "foo-=1",
+            "h.=a",
+            "x_>=2",
+            "a-",
+            "foo[h-]",
+            "foo [ok, h-]>=1",
+            "h[a \u{a1}",
+        ] {
+            assert!(parse_requirement(text).is_err(), "{text}");
+        }
+        assert!(parse_requirement("foo-bar>=1; python_version < '3.8'").is_ok());
     }
 
     #[test]

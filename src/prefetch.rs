@@ -9,7 +9,6 @@ use crate::names::PackageName;
 use crate::repository::Repository;
 use pep508_rs::Requirement;
 use std::collections::{HashSet, VecDeque};
-use std::str::FromStr;
 use std::sync::{Condvar, Mutex};
 
 /// Threads fetching at once; the work is waiting on the network, not the CPU.
@@ -82,7 +81,7 @@ fn requirements_of_newest(repo: &Repository, cell: &Cell, name: &PackageName) ->
             info.build_requires
                 .iter()
                 .chain(&info.setup_requires)
-                .filter_map(|r| Requirement::<pep508_rs::VerbatimUrl>::from_str(r).ok())
+                .filter_map(|r| crate::names::parse_requirement(r).ok())
                 .filter(|r| r.evaluate_markers(cell.markers(), &[]))
                 .map(|r| r.name),
         );

@@ -354,7 +354,7 @@ fn parse_requirements(
 ) -> Result<Vec<Requirement>, RepoError> {
     reqs.iter()
         .map(|r| {
-            Requirement::from_str(r).map_err(|err| RepoError::BadRequirement {
+            crate::names::parse_requirement(r).map_err(|err| RepoError::BadRequirement {
                 name: name.clone(),
                 version: version.clone(),
                 requirement: r.clone(),

@@ -5,7 +5,6 @@ use pep508_rs::{Requirement, VersionOrUrl};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 /// Where a requirement was written, for error messages and `--why`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +179,7 @@ fn parse_requirement(
     origin: Origin,
 ) -> Result<Entry, RequirementsError> {
     let requirement =
-        Requirement::from_str(spec.trim()).map_err(|err| RequirementsError::Line {
+        crate::names::parse_requirement(spec.trim()).map_err(|err| RequirementsError::Line {
             origin: origin.clone(),
             message: format!(
                 "invalid requirement `{}`: {}",
@@ -240,12 +239,16 @@ fn strip_comment(line: &str) -> &str {
 }
 
 fn split_option(line: &str) -> (&str, Option<&str>) {
-    let (option, rest) = match line.find(|c: char| c == '=' || c.is_whitespace()) {
-        Some(at) => (&line[..at], line[at + 1..].trim()),
+    // Split on characters, not bytes: the line may hold any Unicode (found by property tests).
+    let (option, rest) = match line
+        .char_indices()
+        .find(|(_, c)| *c == '=' || c.is_whitespace())
+    {
+        Some((at, c)) => (&line[..at], line[at + c.len_utf8()..].trim()),
         None => (line, ""),
     };
     // `-rfile.txt` is valid pip syntax too.
-    if option.len() > 2 && !option.starts_with("--") {
+    if option.len() > 2 && !option.starts_with("--") && option.is_char_boundary(2) {
         return (&option[..2], Some(line[2..].trim()));
     }
     (option, (!rest.is_empty()).then_some(rest))

@@ -211,7 +211,7 @@ impl CellGraph {
         text: &str,
         origin: &str,
     ) -> Result<bool, CellError> {
-        let requirement = Requirement::from_str(text).map_err(|err| {
+        let requirement = crate::names::parse_requirement(text).map_err(|err| {
             self.repo_err()(RepoError::BadRequirement {
                 name: dist.name.clone(),
                 version: dist.version.clone(),

@@ -343,7 +343,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #![proptest_config(crate::proptests::config())]
         /// Whatever an archive holds, unpacking writes nothing outside its folder and never
         /// panics; and resolve's reader agrees with the unpacker on accepting it.
         #[test]

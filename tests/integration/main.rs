@@ -8,5 +8,6 @@ mod ci;
 mod docker;
 mod errors;
 mod fixtures;
+mod hostile;
 mod pypi;
 mod resolve;

@@ -1,0 +1,100 @@
+//! Property tests for every reader of untrusted bytes: whatever comes in, an answer or an error
+//! comes out, never a panic or an abort. `PROPTEST_CASES` raises the number of cases; the long
+//! mode (`benches/fuzz_long.sh`) runs them for half an hour.
+
+use proptest::prelude::*;
+
+/// Cases per property: 256 by default, `PROPTEST_CASES` when set.
+pub fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Text made of the characters these formats care about, so cases reach deep into parsers.
+fn texty(alphabet: &'static str) -> impl Strategy<Value = String> {
+    let chars: Vec<char> = alphabet.chars().collect();
+    proptest::collection::vec(
+        prop_oneof![
+            4 => proptest::sample::select(chars),
+            1 => any::<char>(),
+        ],
+        0..400,
+    )
+    .prop_map(|v| v.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn requirements_files_never_panic(text in texty("abc-_.=<>!~;[],()'\" \\\n\t#-rc--hash=sha256:0123456789python_version<\"3.8\"")) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.txt");
+        std::fs::write(&path, &text).unwrap();
+        let mut requirements = crate::requirements::Requirements::default();
+        let _ = requirements.read_file(&path);
+    }
+
+    #[test]
+    fn core_metadata_never_panics(text in texty("Metadata-Version: 2.1\nName: Requires-Dist: ; extra == \"x\"\nDynamic: Requires-Python: >=3.8 \t")) {
+        let meta = crate::metadata::CoreMetadata::parse(text.as_bytes());
+        let _ = meta.requires_dist_is_reliable();
+        let _ = crate::metadata::parse_requires_txt(text.as_bytes());
+    }
+
+    #[test]
+    fn setup_py_inspection_never_panics(text in texty("setup(setup_requires=['a', \"b\"]) REQS = [] if else: def f(x):\n    ()[]{}+-*\"'\\#")) {
+        let _ = crate::setup_py::setup_requires(&text);
+    }
+
+    #[test]
+    fn inspection_of_any_configuration_never_panics(
+        pyproject in texty("[build-system]\nrequires = [\"a\", 'b']\nbuild-backend = \"x:y\"\nbackend-path = [\"..\", \".\"]\n{}=,"),
+        cfg in texty("[options]\nsetup_requires =\n    a>=1\n; #"),
+    ) {
+        let mut files = crate::archive::SdistFiles::default();
+        files.files.insert("pyproject.toml".into(), pyproject.into_bytes());
+        files.files.insert("setup.cfg".into(), cfg.into_bytes());
+        let _ = crate::inspect::inspect(&files);
+    }
+
+    #[test]
+    fn wheel_reading_and_diffing_never_panic(
+        a in proptest::collection::vec(any::<u8>(), 0..2048),
+        entries in proptest::collection::vec(("[a-z./]{1,12}", proptest::collection::vec(any::<u8>(), 0..64)), 0..6),
+        flip in any::<usize>(),
+    ) {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        // Random bytes, and a real zip with one byte flipped.
+        let garbage = dir.path().join("g.whl");
+        std::fs::write(&garbage, &a).unwrap();
+        let _ = crate::wheel_diff::Wheel::read(&garbage);
+        let good = dir.path().join("a.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&good).unwrap());
+        for (name, data) in &entries {
+            if zip.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).is_ok() {
+                zip.write_all(data).unwrap();
+            }
+        }
+        zip.finish().unwrap();
+        let mut bytes = std::fs::read(&good).unwrap();
+        if !bytes.is_empty() {
+            let at = flip % bytes.len();
+            bytes[at] ^= 0x5a;
+        }
+        let bad = dir.path().join("b.whl");
+        std::fs::write(&bad, &bytes).unwrap();
+        if let (Ok(wa), Ok(wb)) = (crate::wheel_diff::Wheel::read(&good), crate::wheel_diff::Wheel::read(&bad)) {
+            let _ = crate::wheel_diff::compare(&wa, &wb);
+            let _ = wb.stabilized_sha256();
+        }
+    }
+}
