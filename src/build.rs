@@ -147,7 +147,11 @@ impl Ledger {
 
     /// Jobs from a grown graph: the asking job is replaced, new ones are queued.
     fn merge(&mut self, asking: JobKey, planned: Vec<Planned>) {
+        // The planner knows the first build's settings; the jobs of this run keep its own (the
+        // varied ones in `check --independent`).
+        let settings = self.jobs[&asking].spec.settings.clone();
         for mut p in planned {
+            p.spec.settings = settings.clone();
             if p.key == asking {
                 // Its environment now holds what the hook named; do not ask again.
                 p.spec.proceed = true;
@@ -193,6 +197,8 @@ pub async fn execute(
         finals: Vec::new(),
     };
     let mut running: tokio::task::JoinSet<Finished> = tokio::task::JoinSet::new();
+    // Which job each task runs: a task that panics hands back only its id.
+    let mut tasks: HashMap<tokio::task::Id, JobKey> = HashMap::new();
     let mut interrupted = *interrupt.borrow();
 
     while !interrupted {
@@ -279,7 +285,7 @@ pub async fn execute(
             }
             events.started(&spec.cell, &spec.label());
             let backend = backend.clone();
-            running.spawn(async move {
+            let handle = running.spawn(async move {
                 let start = Instant::now();
                 let began = jiff::Timestamp::now().as_second();
                 let result = backend.run(&spec, &dir).await;
@@ -296,6 +302,7 @@ pub async fn execute(
                     build_path: root,
                 }
             });
+            tasks.insert(handle.id(), key);
         }
         if running.is_empty() {
             break;
@@ -310,8 +317,26 @@ pub async fn execute(
                 break;
             }
         };
-        let Some(Ok(done)) = joined else {
-            continue;
+        let done = match joined {
+            Some(Ok(done)) => done,
+            // A job that panicked is a failed job, and its dependents fail with it: never a
+            // silent drop that leaves the run "built".
+            Some(Err(err)) => {
+                let Some(key) = tasks.remove(&err.id()) else {
+                    continue;
+                };
+                let why = if err.is_panic() {
+                    format!(
+                        "rewheel failed while running this job (a bug): {}",
+                        panic_message(err.into_panic())
+                    )
+                } else {
+                    "the job was cancelled".to_string()
+                };
+                ledger.fail(key, why, events.as_ref(), None, Vec::new(), 0.0);
+                continue;
+            }
+            None => continue,
         };
         finish(
             done,
@@ -502,6 +527,14 @@ async fn finish(
     Ok(())
 }
 
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
 /// A stored wheel may be reused only when its bytes still match its name; a damaged one is
 /// built again (and the new build replaces the blob).
 fn reusable_blob(store: &Store, sha256: &str) -> bool {
@@ -524,4 +557,333 @@ fn write_output(
 ) -> Result<(), StoreError> {
     let path = out_dir.join(cell).join(filename);
     crate::fsutil::write_atomic(&path, bytes).map_err(|source| StoreError::Io { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The executor with a fake backend: what it does with failures, panics, interrupts,
+    //! reuse and bootstrap stages, without Python or a sandbox.
+    use super::*;
+    use crate::backend::Runtime;
+    use crate::job::{JobOutput, JobSpec};
+    use petgraph::graph::NodeIndex;
+    use std::sync::Mutex;
+
+    /// Builds a tiny zip per job; `boom` panics, `bad` fails, `slow` waits; `stage3` differs.
+    struct Fake {
+        runs: Mutex<Vec<String>>,
+    }
+
+    impl Backend for Fake {
+        fn runtime(&self, _: &str) -> Option<Runtime> {
+            Some(Runtime {
+                backend: "fake",
+                id: "fake".into(),
+                interpreter_version: "3.11.0".into(),
+            })
+        }
+        fn job_dir(&self, spec: &JobSpec) -> (PathBuf, PathBuf) {
+            let dir = std::env::temp_dir().join(format!("rewheel-fake-{}", spec.folder_name()));
+            (dir.clone(), dir)
+        }
+        fn run<'a>(
+            &'a self,
+            spec: &'a JobSpec,
+            _: &'a Path,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + Send + 'a>,
+        > {
+            Box::pin(async move {
+                self.runs.lock().unwrap().push(spec.label());
+                match spec.name.as_str() {
+                    "boom" => panic!("the fake backend panics"),
+                    "bad" => {
+                        return Err(JobError::Failed {
+                            message: "it does not build".into(),
+                            log: b"log".to_vec(),
+                        });
+                    }
+                    "slow" => tokio::time::sleep(std::time::Duration::from_secs(30)).await,
+                    _ => {}
+                }
+                let mut bytes = std::io::Cursor::new(Vec::new());
+                let mut zip = zip::ZipWriter::new(&mut bytes);
+                let body = if spec.stage == 3 { "third" } else { "same" };
+                zip.start_file("x", zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                std::io::Write::write_all(&mut zip, body.as_bytes()).unwrap();
+                zip.finish().unwrap();
+                Ok(JobOutput {
+                    wheel_filename: format!("{}-{}-py3-none-any.whl", spec.name, spec.version),
+                    wheel: bytes.into_inner(),
+                    log: Vec::new(),
+                    requires: Vec::new(),
+                })
+            })
+        }
+        fn with_build_path(&self, _: PathBuf, _: PathBuf) -> Arc<dyn Backend> {
+            unreachable!()
+        }
+    }
+
+    struct Quiet;
+    impl Events for Quiet {
+        fn started(&self, _: &str, _: &str) {}
+        fn finished(&self, _: &str, _: &str, _: bool, _: f64, _: &str) {}
+    }
+
+    fn job(node: usize, stage: u32, name: &str, deps: &[(usize, u32)]) -> Planned {
+        Planned {
+            key: JobKey {
+                cell: 0,
+                node: NodeIndex::new(node),
+                stage,
+            },
+            spec: JobSpec {
+                cell: "cp311".into(),
+                name: name.into(),
+                version: "1.0".into(),
+                stage,
+                sdist: PathBuf::from("/nonexistent.tar.gz"),
+                sdist_sha256: format!("{name}{stage}"),
+                backend: "fake".into(),
+                backend_path: Vec::new(),
+                env: Vec::new(),
+                settings: crate::job::Settings::default(),
+                timeout: std::time::Duration::from_secs(60),
+                limits: crate::archive::Limits::default(),
+                proceed: false,
+            },
+            sdist_url: String::new(),
+            python: "3.11".into(),
+            image: None,
+            env: deps
+                .iter()
+                .map(|(n, s)| {
+                    Source::Job(JobKey {
+                        cell: 0,
+                        node: NodeIndex::new(*n),
+                        stage: *s,
+                    })
+                })
+                .collect(),
+            is_final: stage == 0 || stage == BOOTSTRAP_STAGES,
+        }
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        store: Store,
+        run: String,
+        planner: Arc<Planner>,
+        options: BuildOptions,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let index = crate::index::Index::new(crate::index::IndexConfig {
+            index_url: None,
+            find_links: Vec::new(),
+            cache_dir: dir.path().join("cache"),
+            offline: true,
+            attempts: 1,
+            exclude_newer: None,
+        })
+        .unwrap();
+        let repo = crate::repository::Repository::new(
+            index,
+            crate::repository::RepoConfig {
+                exclude_newer: None,
+                limits: crate::archive::Limits::default(),
+                allow_binary: Default::default(),
+            },
+            crate::progress::Progress::hidden(),
+        );
+        let options = || BuildOptions {
+            jobs: 2,
+            out_dir: dir.path().join("out"),
+            settings: crate::job::Settings::default(),
+            timeout: std::time::Duration::from_secs(60),
+            seed_dir: None,
+            limits: crate::archive::Limits::default(),
+        };
+        let planner = Arc::new(Planner::new(
+            Arc::new(repo),
+            Vec::new(),
+            Arc::new(options()),
+        ));
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let run = store.new_run(&[]).unwrap();
+        Setup {
+            options: options(),
+            _dir: dir,
+            store,
+            run,
+            planner,
+        }
+    }
+
+    fn go(s: &Setup, fake: Arc<Fake>, jobs: Vec<Planned>, interrupt: bool) -> Summary {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            if interrupt {
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    tx.send(true).unwrap();
+                });
+            } else {
+                std::mem::forget(tx);
+            }
+            execute(
+                s.planner.clone(),
+                jobs,
+                fake,
+                &s.store,
+                &s.run,
+                &s.options,
+                Arc::new(Quiet),
+                rx,
+            )
+            .await
+            .unwrap()
+        })
+    }
+
+    fn fake() -> Arc<Fake> {
+        Arc::new(Fake {
+            runs: Mutex::default(),
+        })
+    }
+
+    fn result_of<'a>(summary: &'a Summary, label: &str) -> &'a Result<(String, String), String> {
+        &summary
+            .outcomes
+            .iter()
+            .find(|o| o.label == label)
+            .unwrap_or_else(|| panic!("no outcome for {label}"))
+            .result
+    }
+
+    #[test]
+    fn a_failure_fails_its_dependents_only() {
+        let s = setup();
+        let summary = go(
+            &s,
+            fake(),
+            vec![
+                job(0, 0, "bad", &[]),
+                job(1, 0, "app", &[(0, 0)]),
+                job(2, 0, "fine", &[]),
+            ],
+            false,
+        );
+        assert!(result_of(&summary, "fine 1.0").is_ok());
+        assert_eq!(
+            result_of(&summary, "bad 1.0").as_ref().unwrap_err(),
+            "it does not build"
+        );
+        assert!(
+            result_of(&summary, "app 1.0")
+                .as_ref()
+                .unwrap_err()
+                .contains("not built: bad 1.0 failed")
+        );
+        assert_eq!(summary.failures(), 2);
+    }
+
+    #[test]
+    fn a_panicking_job_is_a_failure_and_its_dependents_fail_too() {
+        let s = setup();
+        let summary = go(
+            &s,
+            fake(),
+            vec![
+                job(0, 0, "boom", &[]),
+                job(1, 0, "app", &[(0, 0)]),
+                job(2, 0, "fine", &[]),
+            ],
+            false,
+        );
+        let err = result_of(&summary, "boom 1.0").as_ref().unwrap_err();
+        assert!(err.contains("the fake backend panics"), "{err}");
+        assert!(result_of(&summary, "app 1.0").is_err());
+        assert!(result_of(&summary, "fine 1.0").is_ok());
+        assert_eq!(summary.outcomes.len(), 3, "no job is dropped");
+    }
+
+    #[test]
+    fn an_interrupt_stops_the_run_and_says_so() {
+        let s = setup();
+        let summary = go(&s, fake(), vec![job(0, 0, "slow", &[])], true);
+        assert!(summary.interrupted);
+        assert!(summary.outcomes.is_empty());
+    }
+
+    #[test]
+    fn a_second_pass_over_the_same_run_reuses_finished_jobs() {
+        let s = setup();
+        let first = fake();
+        go(
+            &s,
+            first.clone(),
+            vec![job(0, 0, "lib", &[]), job(1, 0, "app", &[(0, 0)])],
+            false,
+        );
+        assert_eq!(first.runs.lock().unwrap().len(), 2);
+        let second = fake();
+        let summary = go(
+            &s,
+            second.clone(),
+            vec![job(0, 0, "lib", &[]), job(1, 0, "app", &[(0, 0)])],
+            false,
+        );
+        assert!(second.runs.lock().unwrap().is_empty(), "{:?}", second.runs);
+        assert!(summary.outcomes.iter().all(|o| o.reused));
+    }
+
+    #[test]
+    fn jobs_a_hook_adds_keep_the_settings_of_their_run() {
+        let mut asking = job(0, 0, "late", &[]);
+        asking.spec.settings.hostname = "varied".into();
+        let mut ledger = Ledger {
+            order: vec![asking.key],
+            jobs: [(asking.key, asking.clone())].into_iter().collect(),
+            built: HashMap::new(),
+            failed: HashMap::new(),
+            started: [asking.key].into_iter().collect(),
+            outcomes: Vec::new(),
+            finals: Vec::new(),
+        };
+        // What the planner hands back carries the first build's (default) settings.
+        ledger.merge(
+            asking.key,
+            vec![job(0, 0, "late", &[(1, 0)]), job(1, 0, "helper", &[])],
+        );
+        for p in ledger.jobs.values() {
+            assert_eq!(p.spec.settings.hostname, "varied", "{}", p.spec.label());
+        }
+        assert!(ledger.jobs[&asking.key].spec.proceed);
+    }
+
+    #[test]
+    fn bootstrap_stages_that_differ_are_reported_as_no_fixpoint() {
+        let s = setup();
+        let summary = go(
+            &s,
+            fake(),
+            vec![
+                job(0, 1, "setuptools", &[]),
+                job(0, 2, "setuptools", &[(0, 1)]),
+                job(0, 3, "setuptools", &[(0, 2)]),
+            ],
+            false,
+        );
+        assert_eq!(summary.failures(), 0);
+        assert_eq!(summary.no_fixpoint.len(), 1, "{:?}", summary.no_fixpoint);
+        assert!(summary.no_fixpoint[0].contains("stage 2"));
+    }
 }

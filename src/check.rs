@@ -86,13 +86,15 @@ pub async fn rebuild(
 ) -> Vec<Rebuilt> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut names = std::collections::HashMap::new();
     for f in finals {
         let mut spec = f.spec.clone();
         spec.settings = settings.clone();
         spec.proceed = true;
         let (backend, semaphore, out_dir) = (backend.clone(), semaphore.clone(), out_dir.clone());
         let (ended, cell, filename) = (f.window.1, f.spec.cell.clone(), f.filename.clone());
-        tasks.spawn(async move {
+        let what = (cell.clone(), filename.clone());
+        let handle = tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await.expect("never closed");
             if vary_time {
                 let wait = ended + 2 - jiff::Timestamp::now().as_second();
@@ -124,11 +126,24 @@ pub async fn rebuild(
                 build_path: root,
             }
         });
+        names.insert(handle.id(), what);
     }
     let mut out = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        if let Ok(r) = done {
-            out.push(r);
+        match done {
+            Ok(r) => out.push(r),
+            // A rebuild that panicked is a failed rebuild of that wheel, not a missing wheel.
+            Err(err) => {
+                if let Some((cell, filename)) = names.remove(&err.id()) {
+                    out.push(Rebuilt {
+                        cell,
+                        filename,
+                        result: Err(format!("rewheel failed while rebuilding it (a bug): {err}")),
+                        window: (0, 0),
+                        build_path: PathBuf::new(),
+                    });
+                }
+            }
         }
     }
     out

@@ -444,7 +444,7 @@ const BUILD_DIR_PREFIXES: &[&str] = &[
     "/tmp/pip-install-",
     "/tmp/pip-req-build-",
     "/tmp/build-via-sdist-",
-    "/tmp/rewheel-build/",
+    crate::job::DEFAULT_BUILD_ROOT_SLASH,
 ];
 
 fn build_dir_in(text: &str) -> Option<String> {

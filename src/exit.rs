@@ -11,6 +11,45 @@ pub const INPUT: u8 = 2;
 pub const BUILD_FAILED: u8 = 3;
 /// A dependency cycle in at least one cell.
 pub const CYCLE: u8 = 4;
+/// rewheel itself could not work: the run store, the Docker engine, the disk. Not the input's
+/// fault, and not a build's.
+pub const ENVIRONMENT: u8 = 5;
+/// Interrupted (Ctrl-C); a build continues with `--resume`.
+pub const INTERRUPTED: u8 = 130;
+
+/// The exit code of a command that failed with `err`, decided from the types in its chain:
+/// the first error rewheel knows the kind of decides.
+pub fn of_error(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(crate::images::ImageError::Unknown(_)) = cause.downcast_ref() {
+            return INPUT;
+        }
+        if let Some(crate::store::StoreError::NoRun(_)) = cause.downcast_ref() {
+            return INPUT;
+        }
+        if cause.is::<crate::store::StoreError>()
+            || cause.is::<bollard::errors::Error>()
+            || cause.is::<crate::images::ImageError>()
+        {
+            return ENVIRONMENT;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull
+                    | std::io::ErrorKind::ReadOnlyFilesystem
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::QuotaExceeded
+            )
+        {
+            return ENVIRONMENT;
+        }
+        if cause.is::<crate::plan::PlanError>() || cause.is::<crate::repository::RepoError>() {
+            return INPUT;
+        }
+    }
+    INPUT
+}
 
 pub const TABLE: &str = "\
 Exit codes:
@@ -19,4 +58,27 @@ Exit codes:
   2  usage or input error (requirements, index, sdist, hash)
   3  build failure
   4  dependency cycle in at least one cell
+  5  rewheel could not work: the run store, the Docker engine, the disk
   130  interrupted (Ctrl-C); `rewheel build --resume RUN` continues";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kind_of_error_decides_the_code() {
+        let store = anyhow::Error::new(crate::store::StoreError::Corrupt {
+            path: "blob".into(),
+            actual: "0".into(),
+        });
+        assert_eq!(of_error(&store), ENVIRONMENT);
+        let run = anyhow::Error::new(crate::store::StoreError::NoRun("x".into()));
+        assert_eq!(of_error(&run), INPUT);
+        let full = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::StorageFull))
+            .context("writing a wheel");
+        assert_eq!(of_error(&full), ENVIRONMENT);
+        let unknown = anyhow::Error::new(crate::images::ImageError::Unknown("sid".into()));
+        assert_eq!(of_error(&unknown), INPUT);
+        assert_eq!(of_error(&anyhow::anyhow!("a bad requirements line")), INPUT);
+    }
+}

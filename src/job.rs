@@ -7,6 +7,11 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Where jobs build by default: a fixed path, since C extensions embed it.
+pub const DEFAULT_BUILD_ROOT: &str = "/tmp/rewheel-build";
+/// The same with a trailing slash, as it appears inside built files.
+pub const DEFAULT_BUILD_ROOT_SLASH: &str = "/tmp/rewheel-build/";
+
 /// The shipped PEP 517 frontend, written into every job.
 pub const FRONTEND: &str = include_str!("frontend.py");
 

@@ -317,13 +317,28 @@ impl Planner {
 }
 
 fn env_wheel(cg: &CellGraph, node: NodeIndex, path: PathBuf) -> Result<EnvWheel, RepoError> {
+    labelled_wheel(
+        cg.graph.graph[node].name.as_ref(),
+        &cg.graph.graph[node].version.to_string(),
+        path,
+    )
+}
+
+/// A wheel for a build environment, labelled with the version its filename says: a seed of
+/// another version than the node's must not be recorded (fingerprint, CI plan) as the node's.
+fn labelled_wheel(name: &str, node_version: &str, path: PathBuf) -> Result<EnvWheel, RepoError> {
     let bytes = std::fs::read(&path).map_err(|e| RepoError::BadWheel {
         file: path.display().to_string(),
         message: e.to_string(),
     })?;
+    let version = path
+        .file_name()
+        .and_then(|f| parse_wheel_filename(&f.to_string_lossy()))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| node_version.to_string());
     Ok(EnvWheel {
-        name: cg.graph.graph[node].name.to_string(),
-        version: cg.graph.graph[node].version.to_string(),
+        name: name.to_string(),
+        version,
         sha256: sha256_hex(&bytes),
         path,
         url: None,
@@ -374,4 +389,16 @@ fn seed_wheel(
     let mut found = env_wheel(cg, node, path).map_err(repo_err)?;
     found.url = Some(wheel.url.clone());
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_seed_of_another_version_is_labelled_with_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("setuptools-69.0.0-py3-none-any.whl");
+        std::fs::write(&path, b"zip").unwrap();
+        let wheel = super::labelled_wheel("setuptools", "70.0", path).unwrap();
+        assert_eq!(wheel.version, "69.0.0");
+    }
 }

@@ -186,17 +186,23 @@ impl Prober<'_> {
         }
         command.args(&self.args.probe_args);
         let output = command.output().context("cannot run a probe")?;
-        let code = output.status.code().unwrap_or(-1);
+        let code = output
+            .status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(u8::MAX);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let bad = match (&self.args.until, code) {
-            (Until::Resolves, 0) => false,
-            (Until::Resolves, 4) => true,
-            (Until::Builds, 0) => false,
-            (Until::Builds, 3 | 4) => true,
-            (Until::Reproducible, 0) => false,
-            (Until::Reproducible, 1) => true,
-            (Until::Matches(want), 0) => !wheel_hashes(&out_dir, target).iter().any(|h| h == want),
-            (Until::Matches(_), 3 | 4) => true,
+            (Until::Resolves, exit::SUCCESS) => false,
+            (Until::Resolves, exit::CYCLE) => true,
+            (Until::Builds, exit::SUCCESS) => false,
+            (Until::Builds, exit::BUILD_FAILED | exit::CYCLE) => true,
+            (Until::Reproducible, exit::SUCCESS) => false,
+            (Until::Reproducible, exit::NOT_REPRODUCIBLE) => true,
+            (Until::Matches(want), exit::SUCCESS) => {
+                !wheel_hashes(&out_dir, target).iter().any(|h| h == want)
+            }
+            (Until::Matches(_), exit::BUILD_FAILED | exit::CYCLE) => true,
             (_, code) => bail!(
                 "probe {} failed (exit {code}): {}",
                 probe.label,
@@ -470,7 +476,7 @@ fn resolve_json(
         ])
         .output()?;
     Ok((
-        out.status.code() == Some(4),
+        out.status.code() == Some(exit::CYCLE.into()),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     ))
 }

@@ -46,7 +46,7 @@ pub(crate) struct BuildArgs {
     #[arg(long, default_value = "022", value_parser = parse_umask, value_name = "OCTAL")]
     pub(crate) umask: u32,
     /// Where jobs build (local backend): a fixed path, since C extensions embed it.
-    #[arg(long, default_value = "/tmp/rewheel-build", value_name = "DIR", value_parser = absolute_path)]
+    #[arg(long, default_value = crate::job::DEFAULT_BUILD_ROOT, value_name = "DIR", value_parser = absolute_path)]
     pub(crate) build_path: PathBuf,
     /// Wheels to start the bootstrap from (stage 0); default: the index's wheels, by hash.
     #[arg(long, value_name = "DIR")]
@@ -193,7 +193,7 @@ impl BuiltRun {
                 "interrupted: continue with `rewheel build --resume {}`",
                 self.run_id
             );
-            return Ok(Some(130));
+            return Ok(Some(exit::INTERRUPTED));
         }
         if self.summary.input_failures() > 0 {
             return Ok(Some(exit::INPUT));
@@ -264,7 +264,7 @@ fn run_in(store: Store, run_id: String, args: BuildArgs) -> anyhow::Result<Stage
     let Some(backend) = make_backend(&args, &cells, &runtime, interrupt.clone())? else {
         store.finish_run(&run_id, "interrupted")?;
         eprintln!("interrupted before any job started");
-        return Ok(Stage::Stopped(130));
+        return Ok(Stage::Stopped(exit::INTERRUPTED));
     };
     let options = options_of(&args, resolved.limits);
     let options = Arc::new(options);

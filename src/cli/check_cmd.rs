@@ -68,6 +68,7 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         finals.len(),
         names(&set)
     );
+    let mut second_failures = 0;
     let rebuilt: Vec<Rebuilt> = if args.independent {
         let planned = built.planner.plan_all_with(&varied)?;
         // A run of its own in the store, its wheels beside the first build's, not over them.
@@ -96,6 +97,7 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
             },
         )?;
         eprintln!("second build: run {second_run}");
+        second_failures = summary.failures();
         summary
             .finals
             .into_iter()
@@ -200,6 +202,11 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     }
 
     emit_report(&report, &args.report)?;
+    // A second build that failed proves nothing about reproducibility: it is a build failure.
+    if second_failures > 0 || rebuilt.iter().any(|r| r.result.is_err()) {
+        eprintln!("error: the second build did not finish for every wheel; see above");
+        return Ok(exit::BUILD_FAILED);
+    }
     let mut ok = report.all_reproducible();
     if let Some(file) = &args.build.expect {
         ok &= crate::expect::print(&crate::expect::check(file, &finals)?);

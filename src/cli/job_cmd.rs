@@ -209,7 +209,7 @@ pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<u8> {
         env,
         settings: job.settings.clone(),
         timeout: Duration::from_secs(job.timeout_secs),
-        limits: crate::archive::Limits::default(),
+        limits: super::limits_of(&args.input.index),
         proceed: false,
     };
     let cell = Cell::new(job.cell.clone(), &job.python, job.image.clone())?;
@@ -218,7 +218,7 @@ pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<u8> {
         .build()?;
     let (_tx, interrupt) = tokio::sync::watch::channel(false);
     let Some(backend) = make_backend(args, &[cell], &runtime, interrupt)? else {
-        return Ok(130);
+        return Ok(exit::INTERRUPTED);
     };
     let (dir, root) = backend.job_dir(&spec);
     let (fingerprint, _) = Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &root);

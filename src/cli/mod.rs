@@ -30,6 +30,14 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+/// The archive limits the index flags set, for every command that reads sdists.
+pub(crate) fn limits_of(index: &IndexArgs) -> Limits {
+    Limits {
+        max_unpacked: index.max_sdist_size,
+        ..Limits::default()
+    }
+}
+
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
 
 #[derive(Parser)]
@@ -254,7 +262,7 @@ pub fn main() -> u8 {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", error_chain(&err));
-            exit::INPUT
+            exit::of_error(&err)
         }
     }
 }
@@ -357,10 +365,7 @@ fn resolve_inputs(args: &InputArgs, explain: bool) -> anyhow::Result<Resolved> {
     config.find_links.extend(reqs.find_links.iter().cloned());
     let index = Index::new(config)?;
     let progress = Progress::stderr(true);
-    let limits = Limits {
-        max_unpacked: args.index.max_sdist_size,
-        ..Limits::default()
-    };
+    let limits = limits_of(&args.index);
     let repo = Repository::new(
         index,
         RepoConfig {

@@ -303,3 +303,17 @@ fn an_independent_second_build_rebuilds_the_closure() {
         r.stdout
     );
 }
+
+#[test]
+fn a_second_build_that_fails_is_a_build_failure_not_a_verdict() {
+    let world = World::new();
+    package("fragile", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "import socket\nif socket.gethostname() != 'rewheel':\n    raise SystemExit('this build only works on one host')\n",
+        )
+        .write(world.path());
+    let r = check(&world, &["fragile==1.0", "--vary", "hostname"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("second build of fragile"), "{}", r.stderr);
+}

@@ -177,3 +177,37 @@ fn requirements_learned_at_build_time_are_in_later_plans() {
         .unwrap();
     assert_eq!(late["needs"].as_array().unwrap().len(), 1, "{late}");
 }
+
+#[test]
+fn a_ci_job_honours_the_sdist_size_limit() {
+    let world = World::new();
+    let dir = world.path();
+    package("lib", "2.0", &[], &[])
+        .file("big.txt", "x".repeat(200_000))
+        .write(dir);
+    let plan = dir.join("plan.json");
+    let r = run(world.command("plan", &["lib==2.0", "-o", plan.to_str().unwrap()]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
+    let (python, _) = host_python();
+    let mut c = rewheel();
+    c.args(["build", "--plan"])
+        .arg(&plan)
+        .args(["--job", &id, "--max-sdist-size", "100000", "--out"])
+        .arg(dir.join("out"))
+        .arg("--inputs")
+        .arg(dir.join("inputs"))
+        .args(["--backend", "local", "--python-path"])
+        .arg(&python)
+        .arg("--build-path")
+        .arg(dir.join(".build"));
+    let r = run(c);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("expands past the limit of 100000 bytes"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
