@@ -5,7 +5,7 @@
 
 use pep508_rs::PackageName;
 use pep508_rs::pep440_rs::Version;
-use rewheel::graph::{BuildGraph, Edge, EdgeKind};
+use rewheel::resolve::graph::{BuildGraph, Edge, EdgeKind};
 use std::collections::HashSet;
 use std::str::FromStr;
 

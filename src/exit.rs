@@ -21,7 +21,7 @@ pub const INTERRUPTED: u8 = 130;
 /// the first error rewheel knows the kind of decides.
 pub fn of_error(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if let Some(crate::images::ImageError::Unknown(_)) = cause.downcast_ref() {
+        if let Some(crate::build::images::ImageError::Unknown(_)) = cause.downcast_ref() {
             return INPUT;
         }
         if let Some(crate::store::StoreError::NoRun(_)) = cause.downcast_ref() {
@@ -29,7 +29,7 @@ pub fn of_error(err: &anyhow::Error) -> u8 {
         }
         if cause.is::<crate::store::StoreError>()
             || cause.is::<bollard::errors::Error>()
-            || cause.is::<crate::images::ImageError>()
+            || cause.is::<crate::build::images::ImageError>()
         {
             return ENVIRONMENT;
         }
@@ -44,7 +44,9 @@ pub fn of_error(err: &anyhow::Error) -> u8 {
         {
             return ENVIRONMENT;
         }
-        if cause.is::<crate::plan::PlanError>() || cause.is::<crate::repository::RepoError>() {
+        if cause.is::<crate::build::plan::PlanError>()
+            || cause.is::<crate::resolve::repository::RepoError>()
+        {
             return INPUT;
         }
     }
@@ -77,7 +79,7 @@ mod tests {
         let full = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::StorageFull))
             .context("writing a wheel");
         assert_eq!(of_error(&full), ENVIRONMENT);
-        let unknown = anyhow::Error::new(crate::images::ImageError::Unknown("sid".into()));
+        let unknown = anyhow::Error::new(crate::build::images::ImageError::Unknown("sid".into()));
         assert_eq!(of_error(&unknown), INPUT);
         assert_eq!(of_error(&anyhow::anyhow!("a bad requirements line")), INPUT);
     }

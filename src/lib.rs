@@ -1,45 +1,31 @@
 //! rewheel: rebuild Python wheels from source across an interpreter × distro matrix and prove
 //! whether they are reproducible.
 //!
-//! Data flows one way: requirements and matrix → index → inspect → resolve (per cell) → graph →
-//! cycles and order → report.
+//! Data flows one way: requirements and matrix → `resolve` (index, inspect, one graph per
+//! cell, cycles, order) → `build` (plan, jobs on a backend) → `store` (runs, jobs, blobs) →
+//! `verify` (check, compare, reports); `ci` splits a build into CI jobs and merges them back,
+//! and `bisect` drives whole runs to find which upload or bump broke one.
 
-pub mod archive;
-pub mod backend;
+// Vocabulary, at the bottom: names, cells, matrices, requirements files, small helpers.
+pub mod cell;
+pub mod exit;
+pub mod fsutil;
+pub mod http;
+pub mod matrix;
+pub mod names;
+pub mod progress;
+pub mod requirements;
+
+// The stages, in the order data flows through them.
 pub mod bisect;
 pub mod build;
-pub mod cell;
-pub mod check;
-pub mod ci_plan;
+pub mod ci;
+pub mod resolve;
+pub mod store;
+pub mod verify;
+
+// The command line: arguments become settings, then one call into a stage.
 pub mod cli;
-pub mod compare;
-pub mod compare_report;
-pub mod exit;
-pub mod expect;
-pub mod explain;
-pub mod fsutil;
-pub mod graph;
-pub mod http;
-pub mod images;
-pub mod index;
-pub mod inspect;
-pub mod interpreter;
-pub mod job;
-pub mod matrix;
-pub mod metadata;
-pub mod names;
-pub mod plan;
-pub mod prefetch;
-pub mod progress;
+
 #[cfg(test)]
 mod proptests;
-pub mod provider;
-pub mod report;
-pub mod repository;
-pub mod requirements;
-pub mod resolve;
-pub mod setup_py;
-pub mod store;
-pub mod variation;
-pub mod wheel_diff;
-pub mod wheel_install;

@@ -44,14 +44,14 @@ proptest! {
 
     #[test]
     fn core_metadata_never_panics(text in texty("Metadata-Version: 2.1\nName: Requires-Dist: ; extra == \"x\"\nDynamic: Requires-Python: >=3.8 \t")) {
-        let meta = crate::metadata::CoreMetadata::parse(text.as_bytes());
+        let meta = crate::resolve::metadata::CoreMetadata::parse(text.as_bytes());
         let _ = meta.requires_dist_is_reliable();
-        let _ = crate::metadata::parse_requires_txt(text.as_bytes());
+        let _ = crate::resolve::metadata::parse_requires_txt(text.as_bytes());
     }
 
     #[test]
     fn setup_py_inspection_never_panics(text in texty("setup(setup_requires=['a', \"b\"]) REQS = [] if else: def f(x):\n    ()[]{}+-*\"'\\#")) {
-        let _ = crate::setup_py::setup_requires(&text);
+        let _ = crate::resolve::setup_py::setup_requires(&text);
     }
 
     #[test]
@@ -59,10 +59,10 @@ proptest! {
         pyproject in texty("[build-system]\nrequires = [\"a\", 'b']\nbuild-backend = \"x:y\"\nbackend-path = [\"..\", \".\"]\n{}=,"),
         cfg in texty("[options]\nsetup_requires =\n    a>=1\n; #"),
     ) {
-        let mut files = crate::archive::SdistFiles::default();
+        let mut files = crate::resolve::archive::SdistFiles::default();
         files.files.insert("pyproject.toml".into(), pyproject.into_bytes());
         files.files.insert("setup.cfg".into(), cfg.into_bytes());
-        let _ = crate::inspect::inspect(&files);
+        let _ = crate::resolve::inspect::inspect(&files);
     }
 
     #[test]
@@ -76,7 +76,7 @@ proptest! {
         // Random bytes, and a real zip with one byte flipped.
         let garbage = dir.path().join("g.whl");
         std::fs::write(&garbage, &a).unwrap();
-        let _ = crate::wheel_diff::Wheel::read(&garbage);
+        let _ = crate::verify::wheel_diff::Wheel::read(&garbage);
         let good = dir.path().join("a.whl");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&good).unwrap());
         for (name, data) in &entries {
@@ -92,8 +92,8 @@ proptest! {
         }
         let bad = dir.path().join("b.whl");
         std::fs::write(&bad, &bytes).unwrap();
-        if let (Ok(wa), Ok(wb)) = (crate::wheel_diff::Wheel::read(&good), crate::wheel_diff::Wheel::read(&bad)) {
-            let _ = crate::wheel_diff::compare(&wa, &wb);
+        if let (Ok(wa), Ok(wb)) = (crate::verify::wheel_diff::Wheel::read(&good), crate::verify::wheel_diff::Wheel::read(&bad)) {
+            let _ = crate::verify::wheel_diff::compare(&wa, &wb);
             let _ = wb.stabilized_sha256();
         }
     }

@@ -5,9 +5,9 @@
 use super::parse_instant;
 use crate::bisect::{first_bad, probe_bound};
 use crate::exit;
-use crate::index::Index;
 use crate::names::{PackageName, parse_sdist_filename};
 use crate::requirements::Requirements;
+use crate::resolve::index::Index;
 use anyhow::{Context, bail};
 use clap::Args;
 use jiff::Timestamp;
@@ -250,7 +250,7 @@ fn wheel_hashes(out: &Path, target: &str) -> Vec<String> {
         {
             let file = wheel.file_name().to_string_lossy().to_ascii_lowercase();
             if file.starts_with(&format!("{name}-"))
-                && let Ok(h) = crate::compare::sha256_file(&wheel.path())
+                && let Ok(h) = crate::verify::compare::sha256_file(&wheel.path())
             {
                 hashes.push(h);
             }

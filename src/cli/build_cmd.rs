@@ -1,15 +1,15 @@
 //! `rewheel build`: resolve, plan, run the jobs, summarize.
 
 use super::{InputArgs, has_error_cycle, resolve_inputs, resolve_report};
-use crate::backend::Backend;
-use crate::backend::docker::DockerBackend;
-use crate::backend::local::Local;
+use crate::build::backend::Backend;
+use crate::build::backend::docker::DockerBackend;
+use crate::build::backend::local::Local;
+use crate::build::images::Image;
+use crate::build::job::Settings;
+use crate::build::plan::{BuildOptions, Planned, Planner};
 use crate::build::{Events, Summary, execute};
 use crate::cell::Cell;
 use crate::exit;
-use crate::images::Image;
-use crate::job::Settings;
-use crate::plan::{BuildOptions, Planned, Planner};
 use crate::store::Store;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -46,7 +46,7 @@ pub(crate) struct BuildArgs {
     #[arg(long, default_value = "022", value_parser = parse_umask, value_name = "OCTAL")]
     pub(crate) umask: u32,
     /// Where jobs build (local backend): a fixed path, since C extensions embed it.
-    #[arg(long, default_value = crate::job::DEFAULT_BUILD_ROOT, value_name = "DIR", value_parser = absolute_path)]
+    #[arg(long, default_value = crate::build::job::DEFAULT_BUILD_ROOT, value_name = "DIR", value_parser = absolute_path)]
     pub(crate) build_path: PathBuf,
     /// Wheels to start the bootstrap from (stage 0); default: the index's wheels, by hash.
     #[arg(long, value_name = "DIR")]
@@ -133,7 +133,10 @@ pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8
         return Ok(code);
     }
     if let Some(file) = &built.args.expect
-        && !crate::expect::print(&crate::expect::check(file, &built.summary.finals)?)
+        && !crate::verify::expect::print(&crate::verify::expect::check(
+            file,
+            &built.summary.finals,
+        )?)
     {
         return Ok(exit::NOT_REPRODUCIBLE);
     }
@@ -141,7 +144,10 @@ pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8
 }
 
 /// The build options the arguments ask for.
-pub(crate) fn options_of(args: &BuildArgs, limits: crate::archive::Limits) -> BuildOptions {
+pub(crate) fn options_of(
+    args: &BuildArgs,
+    limits: crate::resolve::archive::Limits,
+) -> BuildOptions {
     BuildOptions {
         jobs: args.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -239,7 +245,10 @@ pub(crate) fn build_run(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
 fn run_in(store: Store, run_id: String, args: BuildArgs) -> anyhow::Result<Stage> {
     let resolved = resolve_inputs(&args.input, true)?;
     if has_error_cycle(&resolved) {
-        print!("{}", crate::report::text(&resolve_report(&resolved)));
+        print!(
+            "{}",
+            crate::resolve::report::text(&resolve_report(&resolved))
+        );
         eprintln!(
             "error: a dependency cycle stops the build before it starts; see the ways out above"
         );
@@ -342,7 +351,7 @@ pub(crate) fn make_backend(
     let mut missing = Vec::new();
     for cell in cells {
         let release = cell.python_version().release();
-        match crate::interpreter::find(release[0], release[1], &args.python_path) {
+        match crate::build::interpreter::find(release[0], release[1], &args.python_path) {
             Some(found) => {
                 interpreters.insert(cell.id.clone(), found);
             }

@@ -2,10 +2,10 @@
 
 use super::build_cmd::{BuildArgs, Stage, build_run};
 use super::compare_cmd::{ReportArgs, emit_report};
-use crate::check::{Rebuilt, clues, per_wheel_clues, rebuild, vary};
-use crate::compare::{Attribution, Clues, Side, compare_sides};
 use crate::exit;
-use crate::variation::{Variation, parse_set};
+use crate::verify::check::{Rebuilt, clues, per_wheel_clues, rebuild, vary};
+use crate::verify::compare::{Attribution, Clues, Side, compare_sides};
+use crate::verify::variation::{Variation, parse_set};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -209,7 +209,7 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     }
     let mut ok = report.all_reproducible();
     if let Some(file) = &args.build.expect {
-        ok &= crate::expect::print(&crate::expect::check(file, &finals)?);
+        ok &= crate::verify::expect::print(&crate::verify::expect::check(file, &finals)?);
     }
     Ok(if ok {
         exit::SUCCESS

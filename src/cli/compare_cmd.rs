@@ -1,10 +1,10 @@
 //! `rewheel compare A B` and the report options it shares with `check`.
 
 use super::build_cmd::store_dir;
-use crate::compare::{Clues, CompareReport, Side, compare_sides};
-use crate::compare_report;
 use crate::exit;
 use crate::store::Store;
+use crate::verify::compare::{Clues, CompareReport, Side, compare_sides};
+use crate::verify::report as compare_report;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;

@@ -1,8 +1,8 @@
 //! `rewheel images build|list`: build images offline (debootstrap + import), show them.
 
-use crate::backend::docker::DockerBackend;
+use crate::build::backend::docker::DockerBackend;
+use crate::build::images::Image;
 use crate::exit;
-use crate::images::Image;
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;

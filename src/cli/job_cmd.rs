@@ -2,12 +2,12 @@
 //! from its inputs), and `rewheel merge` (results into one run of the store).
 
 use super::build_cmd::{BuildArgs, make_backend, store_dir};
+use crate::build::job::{EnvWheel, Fingerprint, JobError, JobSpec};
+use crate::build::plan::Planner;
 use crate::cell::Cell;
-use crate::ci_plan::{self, EnvEntry, JobResult, PlanDoc, file_stem};
+use crate::ci::plan_doc::{self as ci_plan, EnvEntry, JobResult, PlanDoc, file_stem};
 use crate::exit;
 use crate::fsutil::{sha256_hex, write_atomic};
-use crate::job::{EnvWheel, Fingerprint, JobError, JobSpec};
-use crate::plan::Planner;
 use crate::store::{JobRecord, Store};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -51,7 +51,10 @@ pub(crate) struct MergeArgs {
 pub(crate) fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     let resolved = super::resolve_inputs(&args.build.input, true)?;
     if super::has_error_cycle(&resolved) {
-        print!("{}", crate::report::text(&super::resolve_report(&resolved)));
+        print!(
+            "{}",
+            crate::resolve::report::text(&super::resolve_report(&resolved))
+        );
         return Ok(exit::CYCLE);
     }
     let options = Arc::new(super::build_cmd::options_of(&args.build, resolved.limits));
@@ -100,15 +103,15 @@ fn obtain(
         .iter()
         .filter(|p| p.file_name().is_some_and(|n| n == filename))
     {
-        if crate::compare::sha256_file(path).ok().as_deref() == Some(sha256) {
+        if crate::verify::compare::sha256_file(path).ok().as_deref() == Some(sha256) {
             return Ok(path.clone());
         }
     }
     let Some(url) = url else {
         bail!("{filename} (sha256 {sha256}) is not among the inputs");
     };
-    if let Some(path) = crate::index::local_path(url) {
-        let got = crate::compare::sha256_file(&path)
+    if let Some(path) = crate::resolve::index::local_path(url) {
+        let got = crate::verify::compare::sha256_file(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         if got != sha256 {
             bail!("hash mismatch for {filename}: expected sha256 {sha256}, got {got}");
@@ -366,7 +369,7 @@ pub(crate) fn merge(args: MergeArgs, argv: Vec<String>) -> anyhow::Result<u8> {
                 .iter()
                 .find(|p| {
                     p.file_name().is_some_and(|n| n == filename.as_str())
-                        && crate::compare::sha256_file(p).ok().as_deref() == Some(sha)
+                        && crate::verify::compare::sha256_file(p).ok().as_deref() == Some(sha)
                 })
                 .with_context(|| {
                     format!("{id}: its wheel {filename} (sha256 {sha}) is not beside its result")

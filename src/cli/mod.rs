@@ -9,19 +9,19 @@ mod images_cmd;
 mod job_cmd;
 mod runs_cmd;
 
-use crate::archive::Limits;
 use crate::cell::Cell;
 use crate::exit;
-use crate::explain::ways_out;
-use crate::graph::CycleKind;
-use crate::index::{Index, IndexConfig};
 use crate::matrix::Matrix;
 use crate::names::PackageName;
 use crate::progress::Progress;
-use crate::provider::Constraints;
-use crate::report::{self, ResolveReport, SCHEMA_VERSION};
-use crate::repository::{RepoConfig, Repository};
 use crate::requirements::Requirements;
+use crate::resolve::archive::Limits;
+use crate::resolve::explain::ways_out;
+use crate::resolve::graph::CycleKind;
+use crate::resolve::index::{Index, IndexConfig};
+use crate::resolve::provider::Constraints;
+use crate::resolve::report::{self, ResolveReport, SCHEMA_VERSION};
+use crate::resolve::repository::{RepoConfig, Repository};
 use crate::resolve::{CellGraph, ResolveInput, resolve_cell};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -310,7 +310,7 @@ fn names(list: &[String], flag: &str) -> anyhow::Result<HashSet<PackageName>> {
 /// Everything resolution produced, for the commands that go on from it.
 pub(crate) struct Resolved {
     pub repo: Repository,
-    pub graphs: Vec<(CellGraph, Vec<Vec<crate::explain::WayOut>>)>,
+    pub graphs: Vec<(CellGraph, Vec<Vec<crate::resolve::explain::WayOut>>)>,
     pub exclude_newer: Option<Timestamp>,
     pub bootstrap: Vec<String>,
     pub limits: Limits,
@@ -392,7 +392,7 @@ fn resolve_inputs(args: &InputArgs, explain: bool) -> anyhow::Result<Resolved> {
     };
 
     // Cells are independent; the repository's caches are shared between them.
-    type CellResult = anyhow::Result<(CellGraph, Vec<Vec<crate::explain::WayOut>>)>;
+    type CellResult = anyhow::Result<(CellGraph, Vec<Vec<crate::resolve::explain::WayOut>>)>;
     let results: Vec<CellResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = cells
             .iter()
@@ -500,7 +500,7 @@ fn run_resolve(args: ResolveArgs) -> anyhow::Result<u8> {
 }
 
 fn print_why(
-    graphs: &[(CellGraph, Vec<Vec<crate::explain::WayOut>>)],
+    graphs: &[(CellGraph, Vec<Vec<crate::resolve::explain::WayOut>>)],
     name: &PackageName,
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<u8> {

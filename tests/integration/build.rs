@@ -70,7 +70,7 @@ pub fn package<'a>(
 /// The real interpreter for X.Y on this host, if there is one, found as rewheel finds it.
 pub fn host_has_python(version: &str) -> Option<PathBuf> {
     let (major, minor) = version.split_once('.')?;
-    rewheel::interpreter::find(major.parse().ok()?, minor.parse().ok()?, &[]).map(|i| i.path)
+    rewheel::build::interpreter::find(major.parse().ok()?, minor.parse().ok()?, &[]).map(|i| i.path)
 }
 
 pub fn host_python() -> (PathBuf, String) {

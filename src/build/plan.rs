@@ -5,12 +5,12 @@
 //! synchronous; the executor calls it from a blocking task when a backend's hook extends the
 //! graph at build time.
 
-use crate::archive::Limits;
+use crate::build::job::{EnvWheel, JobSpec, Settings};
 use crate::fsutil::sha256_hex;
-use crate::graph::CycleKind;
-use crate::job::{EnvWheel, JobSpec, Settings};
 use crate::names::parse_wheel_filename;
-use crate::repository::{RepoError, Repository};
+use crate::resolve::archive::Limits;
+use crate::resolve::graph::CycleKind;
+use crate::resolve::repository::{RepoError, Repository};
 use crate::resolve::{CellError, CellGraph};
 use petgraph::graph::NodeIndex;
 use std::collections::HashMap;

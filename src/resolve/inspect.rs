@@ -1,9 +1,9 @@
 //! What an sdist says about how it builds and what it needs, read from its files without running
 //! any of its code.
 
-use crate::archive::SdistFiles;
-use crate::metadata::{CoreMetadata, parse_requires_txt};
-use crate::setup_py::{SetupRequires, setup_requires};
+use crate::resolve::archive::SdistFiles;
+use crate::resolve::metadata::{CoreMetadata, parse_requires_txt};
+use crate::resolve::setup_py::{SetupRequires, setup_requires};
 use serde::{Deserialize, Serialize};
 
 /// What PEP 517 prescribes for a project that declares no build system.

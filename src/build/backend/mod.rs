@@ -4,7 +4,7 @@ pub mod docker;
 pub mod local;
 pub mod sandbox;
 
-use crate::job::{JobError, JobOutput, JobSpec};
+use crate::build::job::{JobError, JobOutput, JobSpec};
 use std::path::Path;
 
 /// What a backend tells the fingerprint about the runtime of a cell.

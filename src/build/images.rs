@@ -8,10 +8,16 @@ use std::path::Path;
 
 /// The recipes shipped in `images/`, compiled in so the binary works outside the repository.
 const RECIPES: &[(&str, &str)] = &[
-    ("bullseye", include_str!("../images/bullseye/recipe.toml")),
-    ("bookworm", include_str!("../images/bookworm/recipe.toml")),
-    ("trixie", include_str!("../images/trixie/recipe.toml")),
-    ("forky", include_str!("../images/forky/recipe.toml")),
+    (
+        "bullseye",
+        include_str!("../../images/bullseye/recipe.toml"),
+    ),
+    (
+        "bookworm",
+        include_str!("../../images/bookworm/recipe.toml"),
+    ),
+    ("trixie", include_str!("../../images/trixie/recipe.toml")),
+    ("forky", include_str!("../../images/forky/recipe.toml")),
 ];
 
 pub const REPOSITORY: &str = "rewheel";

@@ -6,7 +6,7 @@
 
 use crate::cell::Cell;
 use crate::names::PackageName;
-use crate::repository::Repository;
+use crate::resolve::repository::Repository;
 use pep508_rs::Requirement;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Condvar, Mutex};

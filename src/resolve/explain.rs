@@ -1,10 +1,10 @@
 //! Ways out of a cycle, each checked against the index (and, for pins, by resolving again).
 
 use crate::cell::Cell;
-use crate::graph::{CycleKind, EdgeKind};
 use crate::names::PackageName;
-use crate::provider::{Constraints, VersionRange};
-use crate::repository::Repository;
+use crate::resolve::graph::{CycleKind, EdgeKind};
+use crate::resolve::provider::{Constraints, VersionRange};
+use crate::resolve::repository::Repository;
 use crate::resolve::{CellGraph, ResolveInput, resolve_cell};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -176,7 +176,7 @@ fn verify_pin(
     };
     let extra = Constraints::default().with(
         req.name.clone(),
-        VersionRange::from(crate::provider::requirement_range(&req)),
+        VersionRange::from(crate::resolve::provider::requirement_range(&req)),
     );
     match resolve_cell(repo, cell, input, &extra) {
         Ok(again) => !again.cycles.iter().any(|c| {

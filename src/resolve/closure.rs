@@ -2,11 +2,13 @@
 //! until every node that must be built from source is known.
 
 use crate::cell::Cell;
-use crate::graph::{BuildGraph, Cycle, Edge, EdgeKind};
 use crate::names::PackageName;
-use crate::provider::{Constraints, Resolution, ResolveError, requirement_range, resolve_env};
-use crate::repository::{Dist, RepoError, Repository};
 use crate::requirements::Entry;
+use crate::resolve::graph::{BuildGraph, Cycle, Edge, EdgeKind};
+use crate::resolve::provider::{
+    Constraints, Resolution, ResolveError, requirement_range, resolve_env,
+};
+use crate::resolve::repository::{Dist, RepoError, Repository};
 use pep508_rs::{MarkerTree, Requirement};
 use petgraph::graph::NodeIndex;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -89,7 +91,7 @@ pub fn resolve_cell(
         .filter(|e| e.requirement.evaluate_markers(cell.markers(), &[]))
         .collect();
     let root_reqs: Vec<Requirement> = roots.iter().map(|e| e.requirement.clone()).collect();
-    crate::prefetch::warm(repo, cell, &root_reqs);
+    crate::resolve::prefetch::warm(repo, cell, &root_reqs);
     check_roots_exist(repo, cell, &roots)?;
     let target_constraints = Constraints::from_requirements(&input.constraints, cell);
     let target = resolve_env(repo, cell, &root_reqs, &target_constraints).map_err(|source| {
@@ -433,7 +435,7 @@ pub fn learn_requirements(repo: &Repository, dist: &Dist, cell: &Cell, requireme
 /// it needed; knowing it here puts the edge in the graph before any build runs.
 fn setuptools_hook_wants_wheel(
     dist: &Dist,
-    info: &crate::inspect::SdistInfo,
+    info: &crate::resolve::inspect::SdistInfo,
     env: &Resolution,
 ) -> bool {
     if !info.build_backend.starts_with("setuptools.build_meta") {

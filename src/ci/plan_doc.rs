@@ -2,8 +2,8 @@
 //! schedule (GitHub Actions matrices by level, GitLab `needs:`), and the result document each
 //! job leaves for the jobs after it and for `merge`.
 
-use crate::job::Settings;
-use crate::plan::{JobKey, Planned, Source};
+use crate::build::job::Settings;
+use crate::build::plan::{JobKey, Planned, Source};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 

@@ -2,9 +2,11 @@
 //! dependency built once and reused; a failure fails only what depends on it; a backend that
 //! asks for more at build time grows the graph (see `plan`), and its job runs again.
 
-use crate::backend::Backend;
-use crate::job::{EnvWheel, Fingerprint, JobError};
-use crate::plan::{BOOTSTRAP_STAGES, BuildOptions, Extension, JobKey, Planned, Planner, Source};
+use crate::build::backend::Backend;
+use crate::build::job::{EnvWheel, Fingerprint, JobError};
+use crate::build::plan::{
+    BOOTSTRAP_STAGES, BuildOptions, Extension, JobKey, Planned, Planner, Source,
+};
 use crate::store::{JobRecord, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -34,7 +36,7 @@ pub struct Outcome {
 /// A wheel of the run, with the job that made it (environment included), for `check`.
 #[derive(Debug, Clone)]
 pub struct FinalJob {
-    pub spec: crate::job::JobSpec,
+    pub spec: crate::build::job::JobSpec,
     pub filename: String,
     pub sha256: String,
     pub path: PathBuf,
@@ -72,11 +74,11 @@ pub trait Events: Send + Sync {
 /// What a finished job task hands back to the loop.
 struct Finished {
     key: JobKey,
-    spec: crate::job::JobSpec,
+    spec: crate::build::job::JobSpec,
     dir: PathBuf,
     fingerprint: String,
     fingerprint_sha256: String,
-    result: Result<crate::job::JobOutput, JobError>,
+    result: Result<crate::build::job::JobOutput, JobError>,
     seconds: f64,
     window: (i64, i64),
     build_path: PathBuf,
@@ -564,8 +566,8 @@ mod tests {
     //! The executor with a fake backend: what it does with failures, panics, interrupts,
     //! reuse and bootstrap stages, without Python or a sandbox.
     use super::*;
-    use crate::backend::Runtime;
-    use crate::job::{JobOutput, JobSpec};
+    use crate::build::backend::Runtime;
+    use crate::build::job::{JobOutput, JobSpec};
     use petgraph::graph::NodeIndex;
     use std::sync::Mutex;
 
@@ -649,9 +651,9 @@ mod tests {
                 backend: "fake".into(),
                 backend_path: Vec::new(),
                 env: Vec::new(),
-                settings: crate::job::Settings::default(),
+                settings: crate::build::job::Settings::default(),
                 timeout: std::time::Duration::from_secs(60),
-                limits: crate::archive::Limits::default(),
+                limits: crate::resolve::archive::Limits::default(),
                 proceed: false,
             },
             sdist_url: String::new(),
@@ -681,7 +683,7 @@ mod tests {
 
     fn setup() -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let index = crate::index::Index::new(crate::index::IndexConfig {
+        let index = crate::resolve::index::Index::new(crate::resolve::index::IndexConfig {
             index_url: None,
             find_links: Vec::new(),
             cache_dir: dir.path().join("cache"),
@@ -690,11 +692,11 @@ mod tests {
             exclude_newer: None,
         })
         .unwrap();
-        let repo = crate::repository::Repository::new(
+        let repo = crate::resolve::repository::Repository::new(
             index,
-            crate::repository::RepoConfig {
+            crate::resolve::repository::RepoConfig {
                 exclude_newer: None,
-                limits: crate::archive::Limits::default(),
+                limits: crate::resolve::archive::Limits::default(),
                 allow_binary: Default::default(),
             },
             crate::progress::Progress::hidden(),
@@ -702,10 +704,10 @@ mod tests {
         let options = || BuildOptions {
             jobs: 2,
             out_dir: dir.path().join("out"),
-            settings: crate::job::Settings::default(),
+            settings: crate::build::job::Settings::default(),
             timeout: std::time::Duration::from_secs(60),
             seed_dir: None,
-            limits: crate::archive::Limits::default(),
+            limits: crate::resolve::archive::Limits::default(),
         };
         let planner = Arc::new(Planner::new(
             Arc::new(repo),

@@ -1,8 +1,8 @@
 //! How a comparison is shown: a text table per cell, JUnit XML (a test case per wheel and cell),
 //! and one self-contained HTML page with the summary and every diff.
 
-use crate::compare::{CompareReport, PairReport};
-use crate::wheel_diff::Verdict;
+use crate::verify::compare::{CompareReport, PairReport};
+use crate::verify::wheel_diff::Verdict;
 use std::fmt::Write;
 
 fn verdict_line(p: &PairReport) -> String {

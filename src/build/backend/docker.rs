@@ -3,7 +3,7 @@
 //! a read-only root and build environment, a timeout, and the container always removed.
 
 use super::{Backend, Runtime};
-use crate::job::{self, JobError, JobOutput, JobSpec};
+use crate::build::job::{self, JobError, JobOutput, JobSpec};
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{

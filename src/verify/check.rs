@@ -1,11 +1,11 @@
 //! The second build of `check`: every wheel of the first build built again under variations,
 //! with the same build-dependency wheels, so that a difference belongs to the package itself.
 
-use crate::backend::Backend;
 use crate::build::FinalJob;
-use crate::compare::Clues;
-use crate::job::{JobError, Settings};
-use crate::variation::Variation;
+use crate::build::backend::Backend;
+use crate::build::job::{JobError, Settings};
+use crate::verify::compare::Clues;
+use crate::verify::variation::Variation;
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 
 use crate::cell::Cell;
 use crate::names::PackageName;
-use crate::repository::{Candidate, RepoError, Repository};
+use crate::resolve::repository::{Candidate, RepoError, Repository};
 use pep508_rs::pep440_rs::Version;
 use pep508_rs::{ExtraName, Requirement, VersionOrUrl};
 use pubgrub::{

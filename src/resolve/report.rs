@@ -1,9 +1,9 @@
 //! What `resolve` prints: text for people, JSON (a versioned contract) for programs, DOT for
 //! graph viewers. Data comes in resolved; nothing here fetches or decides.
 
-use crate::explain::WayOut;
-use crate::graph::{BuildGraph, CycleKind};
 use crate::resolve::CellGraph;
+use crate::resolve::explain::WayOut;
+use crate::resolve::graph::{BuildGraph, CycleKind};
 use petgraph::graph::{EdgeIndex, NodeIndex};
 use serde::Serialize;
 use std::collections::HashSet;

@@ -1,8 +1,8 @@
 //! One build job: an sdist, the wheels of its build environment and the settings that matter for
 //! reproducibility, in; a wheel and a log, out. Backends only differ in where the job runs.
 
-use crate::archive::{self, Limits};
-use crate::wheel_install::install_wheel;
+use crate::build::wheel_install::install_wheel;
+use crate::resolve::archive::{self, Limits};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -117,7 +117,7 @@ impl Fingerprint<'_> {
     /// The fingerprint of a job about to run on a backend, as JSON and its sha256.
     pub fn of(
         spec: &JobSpec,
-        runtime: Option<&crate::backend::Runtime>,
+        runtime: Option<&crate::build::backend::Runtime>,
         root: &Path,
     ) -> (String, String) {
         let (id, interpreter) = runtime

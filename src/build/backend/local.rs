@@ -3,8 +3,8 @@
 
 use super::sandbox::{self, Confinement, Isolation, ResourceLimits};
 use super::{Backend, Runtime};
-use crate::interpreter::Interpreter;
-use crate::job::{self, JobError, JobOutput, JobSpec};
+use crate::build::interpreter::Interpreter;
+use crate::build::job::{self, JobError, JobOutput, JobSpec};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

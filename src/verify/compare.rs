@@ -3,8 +3,8 @@
 //! are known, which of them leaked into each difference.
 
 use crate::store::{Store, StoreError};
-use crate::variation::Variation;
-use crate::wheel_diff::{self, ArchiveAspect, Verdict, Wheel};
+use crate::verify::variation::Variation;
+use crate::verify::wheel_diff::{self, ArchiveAspect, Verdict, Wheel};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -444,7 +444,7 @@ const BUILD_DIR_PREFIXES: &[&str] = &[
     "/tmp/pip-install-",
     "/tmp/pip-req-build-",
     "/tmp/build-via-sdist-",
-    crate::job::DEFAULT_BUILD_ROOT_SLASH,
+    crate::build::job::DEFAULT_BUILD_ROOT_SLASH,
 ];
 
 fn build_dir_in(text: &str) -> Option<String> {

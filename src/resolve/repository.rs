@@ -1,14 +1,14 @@
 //! What the resolver asks of the world: which versions of a project exist (as the index stood at
 //! `--exclude-newer`), and what a given version needs, read from its sdist or its wheel metadata.
 
-use crate::archive::{self, Limits};
 use crate::cell::Cell;
 use crate::fsutil::sha256_hex;
-use crate::index::{Index, IndexError, IndexFile};
-use crate::inspect::{InspectError, SdistInfo, inspect};
-use crate::metadata::CoreMetadata;
 use crate::names::{PackageName, parse_sdist_filename, parse_wheel_filename};
 use crate::progress::Progress;
+use crate::resolve::archive::{self, Limits};
+use crate::resolve::index::{Index, IndexError, IndexFile};
+use crate::resolve::inspect::{InspectError, SdistInfo, inspect};
+use crate::resolve::metadata::CoreMetadata;
 use jiff::Timestamp;
 use pep508_rs::Requirement;
 use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
@@ -236,7 +236,7 @@ impl Repository {
             None => {
                 self.progress.message(format!("fetching {}", file.filename));
                 let path = self.index.fetch(&file)?;
-                let bytes = std::fs::read(&path).map_err(crate::index::io_error(&path))?;
+                let bytes = std::fs::read(&path).map_err(crate::resolve::index::io_error(&path))?;
                 let sha256 = sha256_hex(&bytes);
                 if let Some(expected) = &file.sha256
                     && expected != &sha256

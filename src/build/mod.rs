@@ -1,0 +1,14 @@
+//! Stage 2, build: from graphs to wheels. `plan` turns each cell's graph into jobs, `job` is
+//! one job's folder, settings and fingerprint (with `frontend.py`, the PEP 517 frontend it
+//! runs), `backend` runs it (local in bubblewrap, or docker), `executor` runs them all in
+//! dependency order into the store. `interpreter` and `images` find and make what backends run.
+
+pub mod backend;
+pub mod executor;
+pub mod images;
+pub mod interpreter;
+pub mod job;
+pub mod plan;
+pub mod wheel_install;
+
+pub use executor::*;

@@ -1,0 +1,10 @@
+//! Stage 3, verify: is a wheel reproducible, and if not, why. `check` builds again under
+//! `variation`s, `compare` pairs and hashes two sides, `wheel_diff` explains one pair entry by
+//! entry, `expect` checks hashes against a requirements file, `report` renders it all.
+
+pub mod check;
+pub mod compare;
+pub mod expect;
+pub mod report;
+pub mod variation;
+pub mod wheel_diff;
