@@ -15,7 +15,7 @@ end=$(( $(date +%s) + minutes * 60 ))
 rounds=0
 start=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
-  if ! PROPTEST_CASES="$cases" "$copy" proptests archive::tests::properties -q >/tmp/fuzz_long.last 2>&1; then
+  if ! RUST_BACKTRACE=0 PROPTEST_CASES="$cases" "$copy" proptests archive::tests::properties -q >/tmp/fuzz_long.last 2>&1; then
     cat /tmp/fuzz_long.last
     echo "FAILED after $rounds rounds"
     exit 1

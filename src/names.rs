@@ -50,6 +50,15 @@ pub fn parse_wheel_filename(filename: &str) -> Option<(PackageName, Version)> {
 /// `.` or `_` (`foo-=1`, `foo[h-]`, found by the property tests), so both are checked first:
 /// untrusted metadata must get an error, not a crash.
 pub fn parse_requirement(text: &str) -> Result<pep508_rs::Requirement, String> {
+    // The parser's cursor also slices markers by bytes where it counted characters, so any
+    // non-ASCII text can crash it (`h;""<''¡`, found by the long property run). Requirements
+    // are ASCII by PEP 508's grammar in all but exotic URLs and marker values: refuse the rest.
+    if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "the non-ASCII character `{c}` (U+{:04X}); requirements are ASCII",
+            c as u32
+        ));
+    }
     let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     let trimmed = text.trim_start();
     let name_end = trimmed.find(|c: char| !is_name(c)).unwrap_or(trimmed.len());
@@ -101,6 +110,7 @@ mod tests {
             "foo[h-]",
             "foo [ok, h-]>=1",
             "h[a \u{a1}",
+            "h;\"\"<''\u{a1}\t",
         ] {
             assert!(parse_requirement(text).is_err(), "{text}");
         }
