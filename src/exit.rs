@@ -27,6 +27,9 @@ pub fn of_error(err: &anyhow::Error) -> u8 {
         if let Some(crate::store::StoreError::NoRun(_)) = cause.downcast_ref() {
             return INPUT;
         }
+        if let Some(crate::build::backend::OpenError::NoEngine(_)) = cause.downcast_ref() {
+            return ENVIRONMENT;
+        }
         if cause.is::<crate::store::StoreError>()
             || cause.is::<bollard::errors::Error>()
             || cause.is::<crate::build::images::ImageError>()

@@ -181,7 +181,7 @@ pub async fn execute(
     let reusable: HashMap<(String, String, String, u32), JobRecord> = store
         .jobs(run_id)?
         .into_iter()
-        .filter(|j| j.status == "built")
+        .filter(|j| j.status == crate::store::JobStatus::Built)
         .map(|j| {
             (
                 (j.cell.clone(), j.name.clone(), j.version.clone(), j.stage),
@@ -442,7 +442,7 @@ async fn finish(
         name: spec.name.clone(),
         version: spec.version.clone(),
         stage: spec.stage,
-        status: String::new(),
+        status: crate::store::JobStatus::Failed,
         wheel_filename: None,
         wheel_sha256: None,
         log_sha256: None,
@@ -457,7 +457,7 @@ async fn finish(
             let filename = output.wheel_filename;
             let sha = store.put_blob(&bytes)?;
             let log_sha = store.put_blob(&output.log)?;
-            record.status = "built".into();
+            record.status = crate::store::JobStatus::Built;
             record.wheel_filename = Some(filename.clone());
             record.wheel_sha256 = Some(sha.clone());
             record.log_sha256 = Some(log_sha.clone());
@@ -498,7 +498,7 @@ async fn finish(
         Err(err) => {
             let log = err.log().to_vec();
             let log_sha = store.put_blob(&log)?;
-            record.status = "failed".into();
+            record.status = crate::store::JobStatus::Failed;
             record.error = Some(err.to_string());
             record.log_sha256 = Some(log_sha.clone());
             store.record_job(&record)?;

@@ -75,7 +75,7 @@ pub struct JobResult {
     pub name: String,
     pub version: String,
     pub stage: u32,
-    pub status: String,
+    pub status: crate::store::JobStatus,
     pub wheel_filename: Option<String>,
     pub wheel_sha256: Option<String>,
     pub log_file: Option<String>,

@@ -2,9 +2,6 @@
 
 use super::{InputArgs, has_error_cycle, resolve_inputs, resolve_report};
 use crate::build::backend::Backend;
-use crate::build::backend::docker::DockerBackend;
-use crate::build::backend::local::Local;
-use crate::build::images::Image;
 use crate::build::job::Settings;
 use crate::build::plan::{BuildOptions, Planned, Planner};
 use crate::build::{Events, Summary, execute};
@@ -97,7 +94,7 @@ fn parse_umask(s: &str) -> Result<u32, String> {
 pub(crate) fn store_dir(explicit: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
     explicit
         .cloned()
-        .or_else(|| dirs::data_dir().map(|d| d.join("rewheel")))
+        .or_else(Store::default_root)
         .context("no place for the run store; give --store DIR")
 }
 
@@ -187,11 +184,11 @@ impl BuiltRun {
             print_summary(&self.summary, &self.args.out);
         }
         let status = if self.summary.interrupted {
-            "interrupted"
+            crate::store::RunStatus::Interrupted
         } else if self.summary.failures() > 0 {
-            "failed"
+            crate::store::RunStatus::Failed
         } else {
-            "built"
+            crate::store::RunStatus::Built
         };
         self.store.finish_run(&self.run_id, status)?;
         if self.summary.interrupted {
@@ -237,7 +234,7 @@ pub(crate) fn build_run(mut args: BuildArgs, argv: Vec<String>) -> anyhow::Resul
     run_in(store, run_id, args).inspect_err(|_| {
         // A run that ends in an error (resolution, planning, the engine) says so in the store.
         if let Ok(store) = Store::open(&store_root) {
-            let _ = store.finish_run(&id, "failed");
+            let _ = store.finish_run(&id, crate::store::RunStatus::Failed);
         }
     })
 }
@@ -252,7 +249,7 @@ fn run_in(store: Store, run_id: String, args: BuildArgs) -> anyhow::Result<Stage
         eprintln!(
             "error: a dependency cycle stops the build before it starts; see the ways out above"
         );
-        store.finish_run(&run_id, "cycle")?;
+        store.finish_run(&run_id, crate::store::RunStatus::Cycle)?;
         return Ok(Stage::Stopped(exit::CYCLE));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -270,8 +267,10 @@ fn run_in(store: Store, run_id: String, args: BuildArgs) -> anyhow::Result<Stage
         .iter()
         .map(|(cg, _)| cg.cell.clone())
         .collect();
-    let Some(backend) = make_backend(&args, &cells, &runtime, interrupt.clone())? else {
-        store.finish_run(&run_id, "interrupted")?;
+    let Some(backend) =
+        crate::build::backend::open(&backend_request(&args), &cells, &runtime, interrupt.clone())?
+    else {
+        store.finish_run(&run_id, crate::store::RunStatus::Interrupted)?;
         eprintln!("interrupted before any job started");
         return Ok(Stage::Stopped(exit::INTERRUPTED));
     };
@@ -319,101 +318,17 @@ fn planned_counts(planned: &[Planned]) -> HashMap<String, u64> {
     counts
 }
 
-pub(crate) fn make_backend(
-    args: &BuildArgs,
-    cells: &[Cell],
-    runtime: &tokio::runtime::Runtime,
-    mut interrupt: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Option<Arc<dyn Backend>>> {
-    let has_images = cells.iter().all(|c| c.image.is_some());
-    let kind = match args.backend {
-        BackendKind::Auto if has_images && runtime.block_on(DockerBackend::connect()).is_ok() => {
-            BackendKind::Docker
-        }
-        BackendKind::Auto => BackendKind::Local,
-        other => other,
-    };
-    if kind == BackendKind::Docker {
-        let session = DockerBackend::new_session();
-        return runtime.block_on(async {
-            tokio::select! {
-                backend = docker_backend(args, cells, session.clone()) => backend.map(Some),
-                _ = interrupt.changed() => {
-                    if let Ok(docker) = DockerBackend::connect().await {
-                        DockerBackend::remove_session(&docker, &session).await;
-                    }
-                    Ok(None)
-                }
-            }
-        });
+/// The backend settings of these arguments, once.
+pub(crate) fn backend_request(args: &BuildArgs) -> crate::build::backend::BackendRequest {
+    crate::build::backend::BackendRequest {
+        kind: match args.backend {
+            BackendKind::Auto => crate::build::backend::BackendKind::Auto,
+            BackendKind::Local => crate::build::backend::BackendKind::Local,
+            BackendKind::Docker => crate::build::backend::BackendKind::Docker,
+        },
+        build_path: args.build_path.clone(),
+        python_paths: args.python_path.clone(),
     }
-    let mut interpreters = HashMap::new();
-    let mut missing = Vec::new();
-    for cell in cells {
-        let release = cell.python_version().release();
-        match crate::build::interpreter::find(release[0], release[1], &args.python_path) {
-            Some(found) => {
-                interpreters.insert(cell.id.clone(), found);
-            }
-            None => missing.push(format!("{} (python{}.{})", cell.id, release[0], release[1])),
-        }
-    }
-    if !missing.is_empty() {
-        bail!(
-            "no interpreter on this host for {}\nhint: install it, or name one with --python-path",
-            missing.join(", ")
-        );
-    }
-    Ok(Some(Arc::new(Local::new(
-        interpreters,
-        args.build_path.clone(),
-    ))))
-}
-
-async fn docker_backend(
-    args: &BuildArgs,
-    cells: &[Cell],
-    session: String,
-) -> anyhow::Result<Arc<dyn Backend>> {
-    let docker = DockerBackend::connect().await.context(
-        "the docker backend needs a Docker engine, and none answers\nhint: use --backend local",
-    )?;
-    let mut images = HashMap::new();
-    for cell in cells {
-        let Some(name) = &cell.image else {
-            bail!(
-                "cell {} names no image; the docker backend needs one (see matrices/debian.toml)",
-                cell.id
-            );
-        };
-        let image = Image::named(name)?;
-        let Some(id) = image.id(&docker).await else {
-            bail!(
-                "image {} is not in the engine\nhint: rewheel images build {name}",
-                image.reference()
-            );
-        };
-        let python = DockerBackend::probe_python(&docker, &image.reference(), &session)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot run python3 in {}: {e}", image.reference()))?;
-        let want = cell.python_version().release();
-        if !python.starts_with(&format!("{}.{}.", want[0], want[1])) {
-            bail!(
-                "cell {} wants Python {}.{} but image {} has {python}",
-                cell.id,
-                want[0],
-                want[1],
-                image.reference()
-            );
-        }
-        images.insert(cell.id.clone(), (image.reference(), id, python));
-    }
-    Ok(Arc::new(DockerBackend::new(
-        docker,
-        images,
-        args.build_path.clone(),
-        session,
-    )))
 }
 
 fn print_summary(summary: &Summary, out: &std::path::Path) {

@@ -91,9 +91,9 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         built.store.finish_run(
             &second_run,
             if summary.failures() > 0 {
-                "failed"
+                crate::store::RunStatus::Failed
             } else {
-                "built"
+                crate::store::RunStatus::Built
             },
         )?;
         eprintln!("second build: run {second_run}");

@@ -1,7 +1,7 @@
 //! CI splitting: `rewheel plan` (one job per wheel and cell), `rewheel build --job ID` (one job
 //! from its inputs), and `rewheel merge` (results into one run of the store).
 
-use super::build_cmd::{BuildArgs, make_backend, store_dir};
+use super::build_cmd::{BuildArgs, backend_request, store_dir};
 use crate::build::job::{EnvWheel, Fingerprint, JobError, JobSpec};
 use crate::build::plan::Planner;
 use crate::cell::Cell;
@@ -220,7 +220,9 @@ pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     let (_tx, interrupt) = tokio::sync::watch::channel(false);
-    let Some(backend) = make_backend(args, &[cell], &runtime, interrupt)? else {
+    let Some(backend) =
+        crate::build::backend::open(&backend_request(args), &[cell], &runtime, interrupt)?
+    else {
         return Ok(exit::INTERRUPTED);
     };
     let (dir, root) = backend.job_dir(&spec);
@@ -236,7 +238,7 @@ pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<u8> {
         name: spec.name.clone(),
         version: spec.version.clone(),
         stage: spec.stage,
-        status: "built".into(),
+        status: crate::store::JobStatus::Built,
         wheel_filename: None,
         wheel_sha256: None,
         log_file: Some(format!("{stem}.log")),
@@ -263,7 +265,7 @@ pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<u8> {
         }
         Err(err) => {
             write_atomic(&out.join(format!("{stem}.log")), err.log())?;
-            doc.status = "failed".into();
+            doc.status = crate::store::JobStatus::Failed;
             doc.error = Some(match &err {
                 JobError::Needs(r) => format!(
                     "the backend asks for {r:?} at build time, which the plan did not know; a local `rewheel build` finds such requirements and adds them"
@@ -355,7 +357,7 @@ pub(crate) fn merge(args: MergeArgs, argv: Vec<String>) -> anyhow::Result<u8> {
             name: doc.name.clone(),
             version: doc.version.clone(),
             stage: doc.stage,
-            status: doc.status.clone(),
+            status: doc.status,
             wheel_filename: doc.wheel_filename.clone(),
             wheel_sha256: None,
             log_sha256: None,
@@ -381,10 +383,17 @@ pub(crate) fn merge(args: MergeArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         {
             record.log_sha256 = Some(store.put_blob(&bytes)?);
         }
-        failed += usize::from(doc.status != "built");
+        failed += usize::from(doc.status != crate::store::JobStatus::Built);
         store.record_job(&record)?;
     }
-    store.finish_run(&run_id, if failed > 0 { "failed" } else { "built" })?;
+    store.finish_run(
+        &run_id,
+        if failed > 0 {
+            crate::store::RunStatus::Failed
+        } else {
+            crate::store::RunStatus::Built
+        },
+    )?;
     println!(
         "run {run_id}: {} job results merged, {failed} failed",
         results.len()

@@ -62,7 +62,10 @@ pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
             let store = Store::open(&store_dir(store.as_ref())?)?;
             for run in store.runs()? {
                 let jobs = store.jobs(&run.id)?;
-                let built = jobs.iter().filter(|j| j.status == "built").count();
+                let built = jobs
+                    .iter()
+                    .filter(|j| j.status == crate::store::JobStatus::Built)
+                    .count();
                 println!(
                     "{}  {:<11}  {built}/{} jobs built  {}",
                     run.id,

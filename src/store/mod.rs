@@ -26,6 +26,65 @@ pub enum StoreError {
     Corrupt { path: PathBuf, actual: String },
 }
 
+/// What became of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Built,
+    Failed,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Built,
+    Failed,
+    Interrupted,
+    /// Stopped before any build by a dependency cycle.
+    Cycle,
+}
+
+macro_rules! text_enum {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+        impl rusqlite::types::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                match value.as_str()? {
+                    $($s => Ok(Self::$v),)*
+                    other => Err(rusqlite::types::FromSqlError::Other(
+                        format!("unknown status `{other}`").into(),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(JobStatus { Built => "built", Failed => "failed" });
+text_enum!(RunStatus {
+    Running => "running",
+    Built => "built",
+    Failed => "failed",
+    Interrupted => "interrupted",
+    Cycle => "cycle",
+});
+
 pub struct Store {
     root: PathBuf,
     db: Connection,
@@ -39,7 +98,7 @@ pub struct JobRecord {
     pub version: String,
     /// 0 for an ordinary build; 1..=3 for the stages of a bootstrap build.
     pub stage: u32,
-    pub status: String,
+    pub status: JobStatus,
     pub wheel_filename: Option<String>,
     pub wheel_sha256: Option<String>,
     pub log_sha256: Option<String>,
@@ -54,7 +113,7 @@ pub struct RunRecord {
     pub id: String,
     pub started: String,
     pub finished: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub argv: Vec<String>,
 }
 
@@ -85,6 +144,11 @@ CREATE TABLE IF NOT EXISTS jobs (
 ";
 
 impl Store {
+    /// Where the store lives unless told otherwise: `$XDG_DATA_HOME/rewheel`.
+    pub fn default_root() -> Option<PathBuf> {
+        dirs::data_dir().map(|d| d.join("rewheel"))
+    }
+
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let io = |source| StoreError::Io {
             path: root.to_path_buf(),
@@ -163,7 +227,7 @@ impl Store {
         let mut problems = Vec::new();
         let mut checked = std::collections::HashMap::new();
         for run in self.runs()? {
-            if run.status == "running" {
+            if run.status == RunStatus::Running {
                 problems.push(Problem {
                     run: run.id.clone(),
                     job: None,
@@ -237,7 +301,7 @@ impl Store {
         unreachable!("some suffix is free")
     }
 
-    pub fn finish_run(&self, id: &str, status: &str) -> Result<(), StoreError> {
+    pub fn finish_run(&self, id: &str, status: RunStatus) -> Result<(), StoreError> {
         self.db
             .execute(
                 "UPDATE runs SET status = ?2, finished = ?3 WHERE id = ?1",
@@ -396,7 +460,7 @@ mod tests {
                 name: "six".into(),
                 version: "1.16.0".into(),
                 stage: 0,
-                status: "built".into(),
+                status: JobStatus::Built,
                 wheel_filename: Some("six-1.16.0-py2.py3-none-any.whl".into()),
                 wheel_sha256: Some(sha),
                 log_sha256: None,

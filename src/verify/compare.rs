@@ -85,7 +85,9 @@ impl Side {
                     .unwrap_or(0)
             };
             for job in &jobs {
-                if job.status != "built" || job.stage != last_stage(&job.cell, &job.name) {
+                if job.status != crate::store::JobStatus::Built
+                    || job.stage != last_stage(&job.cell, &job.name)
+                {
                     continue;
                 }
                 if let (Some(file), Some(sha)) = (&job.wheel_filename, &job.wheel_sha256) {

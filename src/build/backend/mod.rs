@@ -2,6 +2,9 @@
 
 pub mod docker;
 pub mod local;
+pub mod open;
+
+pub use open::{BackendKind, BackendRequest, OpenError, open};
 pub mod sandbox;
 
 use crate::build::job::{JobError, JobOutput, JobSpec};
