@@ -53,6 +53,7 @@ pub enum IndexError {
     },
 }
 
+#[derive(Debug, Clone)]
 pub struct IndexConfig {
     /// The simple API root; `None` with `--no-index`.
     pub index_url: Option<String>,
