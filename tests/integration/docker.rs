@@ -227,3 +227,40 @@ fn ctrl_c_leaves_no_container_behind() {
         "the interrupted job's container was removed"
     );
 }
+
+#[test]
+fn a_daemon_started_in_a_container_ends_with_the_job() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("rewheel-docker-daemon-{}", std::process::id());
+    package("daemonic", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            format!(
+                "import subprocess, sys\n\
+                 subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', '{marker}'], start_new_session=True)\n"
+            ),
+        )
+        .write(dir.path());
+    let child = build(dir.path(), &["daemonic==1.0"]).spawn().unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // The container is gone, and with it (its PID namespace) every process the build started.
+    assert_eq!(containers_of(pid, false), 0);
+    let start = Instant::now();
+    loop {
+        let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        });
+        if !alive {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the daemon outlived its container"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -665,3 +665,23 @@ fn a_relative_build_path_and_hostile_cell_ids() {
     assert_refused(&r, 2, "cell id `../../escaped`");
     assert!(!world.path().join("../escaped").exists());
 }
+
+#[test]
+fn endless_input_files_and_failed_runs_are_bounded_and_recorded() {
+    let world = World::new();
+    let r = crate::fixtures::rewheel(
+        world.path(),
+        &["resolve", "-r", "/dev/zero", "--python", "3.11"],
+    );
+    assert_refused(&r, 2, "not a requirements file");
+    // A run that fails while resolving is marked failed in the store, not left running.
+    let r = world.build(&["nothing-here==1.0"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let verify = runs_verify(&world);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    let mut list = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    list.args(["runs", "list", "--store"])
+        .arg(world.path().join(".store"));
+    let listed = run(list);
+    assert!(listed.stdout.contains("failed"), "{}", listed.stdout);
+}
