@@ -1,7 +1,7 @@
 //! `rewheel bisect` over two locks, hermetic: a build tool whose version 2 embeds the build path.
 
-use crate::build::{TINYBUILD, World, host_python, package};
-use crate::fixtures::run;
+use crate::common::run;
+use crate::common::{TINYBUILD, World, host_python, package};
 use std::process::Command;
 
 #[test]

@@ -1,7 +1,7 @@
 //! `rewheel check` on fixture sdists, one per cause of irreproducibility, on the local backend.
 
-use crate::build::{World, package};
-use crate::fixtures::{Run, run};
+use crate::common::{Run, run};
+use crate::common::{World, package};
 use std::process::Command;
 
 fn check(world: &World, args: &[&str]) -> Run {
@@ -214,7 +214,7 @@ fn the_html_report_renders_in_a_browser() {
                 .is_ok_and(|o| o.status.success())
         });
     let Some(browser) = browser else {
-        crate::fixtures::skip("no headless browser (apt-get install chromium)");
+        crate::common::skip("no headless browser (apt-get install chromium)");
         return;
     };
     let world = World::new();

@@ -2,8 +2,8 @@
 //! job would have (the plan, and the outputs of the jobs it needs), merged, and compared with a
 //! local build.
 
-use crate::build::{World, host_python, package};
-use crate::fixtures::run;
+use crate::common::run;
+use crate::common::{World, host_python, package};
 use std::path::Path;
 use std::process::Command;
 

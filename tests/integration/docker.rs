@@ -2,8 +2,8 @@
 //! image (`rewheel images build bookworm`, which `.ci/run` does); without them it prints why it
 //! skips.
 
-use crate::build::package;
-use crate::fixtures::{Run, run};
+use crate::common::package;
+use crate::common::{Run, run};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -40,7 +40,7 @@ fn unavailable() -> Option<String> {
 macro_rules! require_docker {
     () => {
         if let Some(reason) = unavailable() {
-            crate::fixtures::skip(&reason);
+            crate::common::skip(&reason);
             return;
         }
     };

@@ -1,10 +1,10 @@
 //! Bad input: one clear line naming the place, exit 2, nothing half-written. Hostile sdists are
 //! rejected with the reason.
 
-use crate::fixtures::{RawEntry, Sdist, rewheel, run, world, write_raw_tar_gz};
+use crate::common::{RawEntry, Sdist, rewheel, run, world, write_raw_tar_gz};
 use std::path::Path;
 
-fn assert_input_error(run: &crate::fixtures::Run, needle: &str) {
+fn assert_input_error(run: &crate::common::Run, needle: &str) {
     assert_eq!(
         run.code, 2,
         "stdout: {}\nstderr: {}",

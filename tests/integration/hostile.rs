@@ -2,8 +2,8 @@
 //! and that a sentinel folder outside the job is untouched. Archives are made by hand (tar and
 //! zip), backends are a few lines of Python that misbehave on purpose.
 
-use crate::build::{World, package};
-use crate::fixtures::{RawEntry, Run, run, skip, write_raw_tar_gz};
+use crate::common::{RawEntry, Run, run, skip, write_raw_tar_gz};
+use crate::common::{World, package};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,8 +87,8 @@ fn symlink<'a>(path: &'a str, target: &'a str) -> RawEntry<'a> {
 }
 
 fn resolve(world: &World, spec: &str) -> Run {
-    let (_, version) = crate::build::host_python();
-    crate::fixtures::rewheel(world.path(), &["resolve", spec, "--python", &version])
+    let (_, version) = crate::common::host_python();
+    crate::common::rewheel(world.path(), &["resolve", spec, "--python", &version])
 }
 
 fn runs_verify(world: &World) -> Run {
@@ -584,7 +584,7 @@ fn a_pathological_setup_py_is_a_warning_not_a_crash() {
     let world = World::new();
     let nested = format!("x = {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
     let chain = format!("y = 1{}\n", "+1".repeat(10_000));
-    crate::fixtures::Sdist::new("deep", "1.0")
+    crate::common::Sdist::new("deep", "1.0")
         .file(
             "setup.py",
             format!("{nested}{chain}from setuptools import setup\nsetup()\n"),
@@ -604,7 +604,7 @@ fn a_pathological_setup_py_is_a_warning_not_a_crash() {
 #[test]
 fn compare_of_files_leaves_the_store_alone_and_names_renamed_twins() {
     let world = World::new();
-    let a = crate::fixtures::write_wheel(world.path(), "twin", "1.0", &[]);
+    let a = crate::common::write_wheel(world.path(), "twin", "1.0", &[]);
     let b = world.path().join("copy-1.0-py3-none-any.whl");
     std::fs::copy(&a, &b).unwrap();
     let store = world.path().join("never-made");
@@ -630,7 +630,7 @@ fn compare_of_files_leaves_the_store_alone_and_names_renamed_twins() {
 fn a_relative_build_path_and_hostile_cell_ids() {
     let world = World::new();
     package("rel", "1.0", &[], &[]).write(world.path());
-    let (python, version) = crate::build::host_python();
+    let (python, version) = crate::common::host_python();
     let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
     command
         .current_dir(world.path())
@@ -658,7 +658,7 @@ fn a_relative_build_path_and_hostile_cell_ids() {
 
     let matrix = world.path().join("m.toml");
     std::fs::write(&matrix, "[cells.\"../../escaped\"]\npython = \"3.11\"\n").unwrap();
-    let r = crate::fixtures::rewheel(
+    let r = crate::common::rewheel(
         world.path(),
         &["build", "rel==1.0", "--matrix", matrix.to_str().unwrap()],
     );
@@ -669,7 +669,7 @@ fn a_relative_build_path_and_hostile_cell_ids() {
 #[test]
 fn endless_input_files_and_failed_runs_are_bounded_and_recorded() {
     let world = World::new();
-    let r = crate::fixtures::rewheel(
+    let r = crate::common::rewheel(
         world.path(),
         &["resolve", "-r", "/dev/zero", "--python", "3.11"],
     );

@@ -1,7 +1,7 @@
 //! The real 2022 case against PyPI. These need the network: each checks that the index answers
 //! first and, when it does not, prints why it skips.
 
-use crate::fixtures::{Run, run};
+use crate::common::{Run, run};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ fn index_unreachable() -> Option<String> {
 macro_rules! require_index {
     () => {
         if let Some(reason) = index_unreachable() {
-            crate::fixtures::skip(&format!("the package index is unreachable ({reason})"));
+            crate::common::skip(&format!("the package index is unreachable ({reason})"));
             return;
         }
     };
@@ -193,7 +193,7 @@ fn dateutil_closure_builds_in_debian_images() {
             let reason = format!(
                 "image {image} is not built, or no Docker engine answers (rewheel images build {image})"
             );
-            crate::fixtures::skip(&reason);
+            crate::common::skip(&reason);
             return;
         }
     }
@@ -300,8 +300,8 @@ fn check_real(dir: &std::path::Path, extra: &[&str]) -> Run {
 #[test]
 fn a_pinned_real_lock_is_reproducible_across_runs_and_cells() {
     require_index!();
-    if crate::build::host_has_python("3.9").is_none() {
-        crate::fixtures::skip("no Python 3.9 on this host for the second cell");
+    if crate::common::host_has_python("3.9").is_none() {
+        crate::common::skip("no Python 3.9 on this host for the second cell");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -343,8 +343,8 @@ fn a_pinned_real_lock_is_reproducible_across_runs_and_cells() {
 #[test]
 fn without_source_date_epoch_the_report_says_entry_timestamps_differ() {
     require_index!();
-    if crate::build::host_has_python("3.9").is_none() {
-        crate::fixtures::skip("no Python 3.9 on this host for the second cell");
+    if crate::common::host_has_python("3.9").is_none() {
+        crate::common::skip("no Python 3.9 on this host for the second cell");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

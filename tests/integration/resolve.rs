@@ -1,6 +1,6 @@
 //! `rewheel resolve` on the fixture world, offline.
 
-use crate::fixtures::{rewheel, world, write_wheel};
+use crate::common::{rewheel, world, write_wheel};
 
 fn world_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

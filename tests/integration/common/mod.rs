@@ -1,4 +1,6 @@
-//! Tiny sdists (and one wheel) written by the tests, and a way to run the binary on them.
+//! What every integration test shares: tiny sdists (and one wheel) written by the tests, a
+//! one-file PEP 517 backend (`TINYBUILD`), the `World` a local-backend test runs in, and ways
+//! to run the binary and to skip a gated test.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -246,5 +248,156 @@ pub fn skip(reason: &str) {
         {
             let _ = writeln!(f, "SKIPPED {test}: {reason}");
         }
+    }
+}
+
+/// A PEP 517 backend in one file: imports what `needs.txt` names (so a missing build
+/// dependency fails the build), runs `hook.py` if present, writes a wheel with fixed times.
+pub const TINYBUILD: &str = r#"
+import importlib, os, zipfile, hashlib, base64
+
+def _meta():
+    name, version = open("NAME").read().split()
+    return name, version
+
+def get_requires_for_build_wheel(config_settings=None):
+    # What the backend decides at build time, as hatchling's own in-tree hook does.
+    return open("dynamic.txt").read().split() if os.path.exists("dynamic.txt") else []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name, version = _meta()
+    for module in open("needs.txt").read().split():
+        importlib.import_module(module)
+    if os.path.exists("hook.py"):
+        exec(open("hook.py").read())
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    files = {
+        f"{dist}/__init__.py": open("module.py", "rb").read(),
+        f"{info}/METADATA": open("PKG-INFO", "rb").read(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tinybuild\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    filename = f"{dist}-{version}-py3-none-any.whl"
+    import time
+    # Two ways real backends leak the environment into the archive, switched on by a file.
+    stamp = time.localtime()[:6] if os.path.exists("clock_times.txt") else (1980, 1, 1, 0, 0, 0)
+    mode = os.stat("module.py").st_mode & 0o777 if os.path.exists("modes.txt") else 0o644
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as z:
+        for path, data in files.items():
+            entry = zipfile.ZipInfo(path, date_time=stamp)
+            entry.external_attr = mode << 16
+            z.writestr(entry, data)
+    return filename
+"#;
+
+pub fn package<'a>(
+    name: &'a str,
+    version: &'a str,
+    build_requires: &[&str],
+    runtime: &[&str],
+) -> Sdist<'a> {
+    let needs: Vec<String> = build_requires.iter().map(|r| r.replace('-', "_")).collect();
+    Sdist::new(name, version)
+        .pyproject(build_requires, "tinybuild", Some("."))
+        .pkg_info("2.2", runtime)
+        .file("tinybuild.py", TINYBUILD)
+        .file("NAME", format!("{name} {version}"))
+        .file("needs.txt", needs.join("\n"))
+        .file("module.py", format!("NAME = {name:?}\n"))
+}
+
+/// The host's real interpreter (not a shim), and its X.Y.
+/// The real interpreter for X.Y on this host, if there is one, found as rewheel finds it.
+pub fn host_has_python(version: &str) -> Option<PathBuf> {
+    let (major, minor) = version.split_once('.')?;
+    rewheel::build::interpreter::find(major.parse().ok()?, minor.parse().ok()?, &[]).map(|i| i.path)
+}
+
+pub fn host_python() -> (PathBuf, String) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])",
+        ])
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    (
+        PathBuf::from(lines.next().unwrap()),
+        lines.next().unwrap().to_string(),
+    )
+}
+
+pub struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `rewheel SUB ARGS` on the local backend, with this world's find-links folder, cache,
+    /// store, wheelhouse and build folder, and the host's interpreter as the cell.
+    pub fn command(&self, sub: &str, args: &[&str]) -> Command {
+        self.command_out(sub, args, &self.path().join("wheelhouse"))
+    }
+
+    /// The same, with the wheels going to `out`.
+    pub fn command_out(&self, sub: &str, args: &[&str], out: &Path) -> Command {
+        let (python, version) = host_python();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        command
+            .arg(sub)
+            .args(args)
+            .args([
+                "--python",
+                &version,
+                "--backend",
+                "local",
+                "--no-index",
+                "--find-links",
+            ])
+            .arg(self.path())
+            .arg("--python-path")
+            .arg(python)
+            .arg("--cache-dir")
+            .arg(self.path().join(".cache"))
+            .arg("--store")
+            .arg(self.path().join(".store"))
+            .arg("--out")
+            .arg(out)
+            .arg("--build-path")
+            .arg(self.path().join(".build"))
+            .env_remove("PIP_INDEX_URL");
+        command
+    }
+
+    pub fn build(&self, args: &[&str]) -> Run {
+        run(self.command("build", args))
+    }
+
+    pub fn wheels(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path().join("wheelhouse"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|cell| std::fs::read_dir(cell.path()).unwrap().flatten())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 }
