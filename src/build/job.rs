@@ -274,18 +274,28 @@ fn installed_names(spec: &JobSpec) -> Vec<String> {
     names
 }
 
-/// A small file the job wrote, read without following links.
-fn read_capped(path: &Path, max: u64) -> Option<Vec<u8>> {
-    use std::io::Read;
+/// Open a file a job wrote as untrusted: never through a link (`O_NOFOLLOW`), never blocking on
+/// a FIFO, and only if it is a regular file (`InvalidInput` otherwise).
+fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    if !file.metadata().ok()?.file_type().is_file() {
-        return None;
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
     }
+    Ok((file, meta))
+}
+
+/// A small file the job wrote, read without following links.
+fn read_capped(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let (file, _) = open_regular(path).ok()?;
     let mut bytes = Vec::new();
     file.take(max).read_to_end(&mut bytes).ok()?;
     Some(bytes)
@@ -344,7 +354,6 @@ pub fn collect(
 /// without following links, bounded in size, a zip whose filename names this job's package.
 pub fn read_wheel(spec: &JobSpec, out: &Path, filename: &str) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     if filename.is_empty()
         || filename.contains('/')
         || filename.contains('\0')
@@ -363,18 +372,14 @@ pub fn read_wheel(spec: &JobSpec, out: &Path, filename: &str) -> Result<Vec<u8>,
             spec.name, spec.version
         ));
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(out.join(filename))
-        .map_err(|err| match err.raw_os_error() {
+    let (file, meta) =
+        open_regular(&out.join(filename)).map_err(|err| match err.raw_os_error() {
             Some(libc::ELOOP) => "it is a link, not a file".to_string(),
+            _ if err.kind() == std::io::ErrorKind::InvalidInput => {
+                "it is not a regular file".into()
+            }
             _ => format!("it cannot be opened: {err}"),
         })?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.file_type().is_file() {
-        return Err("it is not a regular file".into());
-    }
     if meta.len() > MAX_WHEEL {
         return Err(format!("it is over {MAX_WHEEL} bytes"));
     }
@@ -433,18 +438,10 @@ impl CappedLog {
 /// the head and the tail, with the cut said in between.
 pub fn read_log(path: &Path) -> Vec<u8> {
     use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::fs::OpenOptionsExt;
-    let Ok(mut file) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    else {
+    let Ok((mut file, meta)) = open_regular(path) else {
         return Vec::new();
     };
-    let len = match file.metadata() {
-        Ok(meta) if meta.file_type().is_file() => meta.len(),
-        _ => return Vec::new(),
-    };
+    let len = meta.len();
     if len <= MAX_LOG {
         let mut bytes = Vec::new();
         let _ = file.take(MAX_LOG).read_to_end(&mut bytes);
