@@ -420,18 +420,19 @@ impl CappedLog {
     pub fn finish(self) -> Vec<u8> {
         let mut out = self.head;
         if self.cut > 0 {
-            out.extend_from_slice(
-                format!(
-                    "\n[rewheel: {} bytes of this log were cut; the first and last {} are kept]\n",
-                    self.cut,
-                    MAX_LOG / 2
-                )
-                .as_bytes(),
-            );
+            out.extend_from_slice(cut_notice(self.cut).as_bytes());
         }
         out.extend(self.tail);
         out
     }
+}
+
+/// The line that stands where a log was cut, the same for files and for streams.
+fn cut_notice(cut: u64) -> String {
+    format!(
+        "\n[rewheel: {cut} bytes of this log were cut; the first and last {} are kept]\n",
+        MAX_LOG / 2
+    )
 }
 
 /// Read a job's log as untrusted: never through a link, and at most `MAX_LOG` bytes kept,
@@ -450,13 +451,7 @@ pub fn read_log(path: &Path) -> Vec<u8> {
     let half = MAX_LOG / 2;
     let mut bytes = Vec::with_capacity(MAX_LOG as usize + 128);
     let _ = (&mut file).take(half).read_to_end(&mut bytes);
-    bytes.extend_from_slice(
-        format!(
-            "\n[rewheel: {} bytes of this log were cut; the first and last {half} are kept]\n",
-            len - 2 * half
-        )
-        .as_bytes(),
-    );
+    bytes.extend_from_slice(cut_notice(len - 2 * half).as_bytes());
     if file.seek(SeekFrom::End(-(half as i64))).is_ok() {
         let _ = file.take(half).read_to_end(&mut bytes);
     }

@@ -456,6 +456,20 @@ impl<'a> Checker<'a> {
         Ok(replaced)
     }
 
+    /// `place`, then clear whatever the sink has at `parts` (a file or a link it replaces).
+    fn place_and_clear(
+        &mut self,
+        sink: &mut dyn Sink,
+        entry: &str,
+        parts: &[String],
+        node: Node,
+    ) -> Result<(), Failure> {
+        if self.place(entry, parts, node)? {
+            sink.remove(parts).map_err(Failure::Io)?;
+        }
+        Ok(())
+    }
+
     /// Resolve `target` from the folder `from` in the model, following links as the kernel
     /// would (a `..` after a link leaves the link's target, not the link's folder).
     fn resolve(
@@ -563,17 +577,11 @@ impl<'a> Checker<'a> {
         mode: u32,
         reader: &mut dyn Read,
     ) -> Result<(), Failure> {
-        let replaced = self.place(
-            entry,
-            parts,
-            Node::File {
-                size: declared,
-                mode,
-            },
-        )?;
-        if replaced {
-            sink.remove(parts).map_err(Failure::Io)?;
-        }
+        let node = Node::File {
+            size: declared,
+            mode,
+        };
+        self.place_and_clear(sink, entry, parts, node)?;
         let config = wanted_parts(parts);
         let budget = self.limits.max_unpacked.saturating_sub(self.total);
         let mut limited = Limited {
@@ -615,9 +623,7 @@ impl<'a> Checker<'a> {
         parts: &[String],
         mode: u32,
     ) -> Result<(), Failure> {
-        if self.place(entry, parts, Node::Dir)? {
-            sink.remove(parts).map_err(Failure::Io)?;
-        }
+        self.place_and_clear(sink, entry, parts, Node::Dir)?;
         sink.dir(parts, mode).map_err(Failure::Io)
     }
 
@@ -633,17 +639,13 @@ impl<'a> Checker<'a> {
                 .unsafe_entry(entry, "is a link with an empty target")
                 .into());
         }
-        let replaced = self.place(
-            entry,
-            parts,
-            Node::Link {
-                target: target.to_string(),
-            },
-        )?;
+        let node = Node::Link {
+            target: target.to_string(),
+        };
+        self.place_and_clear(sink, entry, parts, node)?;
+        // Any refusal aborts the whole archive, so checking after the model has the link is
+        // enough (it needs the link in the model to resolve loops through itself).
         self.check_symlink(entry, parts, target)?;
-        if replaced {
-            sink.remove(parts).map_err(Failure::Io)?;
-        }
         sink.symlink(parts, target).map_err(Failure::Io)
     }
 
@@ -663,9 +665,7 @@ impl<'a> Checker<'a> {
             return Ok(());
         }
         self.add_bytes(size)?;
-        if self.place(entry, parts, Node::File { size, mode })? {
-            sink.remove(parts).map_err(Failure::Io)?;
-        }
+        self.place_and_clear(sink, entry, parts, Node::File { size, mode })?;
         sink.copy(parts, &source, mode).map_err(Failure::Io)
     }
 
