@@ -38,3 +38,8 @@ pub fn sha256_reader(mut reader: impl std::io::Read) -> std::io::Result<String> 
     }
     Ok(hex::encode(hasher.finalize()))
 }
+
+/// The sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    sha256_reader(std::fs::File::open(path)?)
+}

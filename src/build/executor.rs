@@ -7,7 +7,7 @@ use crate::build::job::{EnvWheel, Fingerprint, JobError};
 use crate::build::plan::{
     BOOTSTRAP_STAGES, BuildOptions, Extension, JobKey, Planned, Planner, Source,
 };
-use crate::store::{JobRecord, Store, StoreError};
+use crate::store::{JobOutcome, JobRecord, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,11 +65,7 @@ impl Summary {
     }
 }
 
-/// Reports progress; the CLI decides how it looks.
-pub trait Events: Send + Sync {
-    fn started(&self, cell: &str, label: &str);
-    fn finished(&self, cell: &str, label: &str, ok: bool, seconds: f64, note: &str);
-}
+pub use crate::progress::Events;
 
 /// What a finished job task hands back to the loop.
 struct Finished {
@@ -77,7 +73,6 @@ struct Finished {
     spec: crate::build::job::JobSpec,
     dir: PathBuf,
     fingerprint: String,
-    fingerprint_sha256: String,
     result: Result<crate::build::job::JobOutput, JobError>,
     seconds: f64,
     window: (i64, i64),
@@ -167,17 +162,36 @@ impl Ledger {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn execute(
-    planner: Arc<Planner>,
-    planned: Vec<Planned>,
-    backend: Arc<dyn Backend>,
-    store: &Store,
-    run_id: &str,
-    options: &BuildOptions,
-    events: Arc<dyn Events>,
-    mut interrupt: tokio::sync::watch::Receiver<bool>,
-) -> Result<Summary, StoreError> {
+/// One run's jobs and where they go: the planner (which grows graphs when a hook asks for
+/// more), the backend they run on, the store that keeps what they give.
+pub struct Executor<'a> {
+    pub planner: Arc<Planner>,
+    pub backend: Arc<dyn Backend>,
+    pub store: &'a Store,
+    pub run_id: &'a str,
+    pub options: &'a BuildOptions,
+    pub events: Arc<dyn Events>,
+    pub interrupt: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Executor<'_> {
+    /// Run `planned` to the end (or to an interrupt): every job built, failed, or failed
+    /// because something it needs failed.
+    pub async fn run(self, planned: Vec<Planned>) -> Result<Summary, StoreError> {
+        execute(self, planned).await
+    }
+}
+
+async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summary, StoreError> {
+    let Executor {
+        planner,
+        backend,
+        store,
+        run_id,
+        options,
+        events,
+        mut interrupt,
+    } = executor;
     let reusable: HashMap<(String, String, String, u32), JobRecord> = store
         .jobs(run_id)?
         .into_iter()
@@ -297,7 +311,6 @@ pub async fn execute(
                     spec,
                     dir,
                     fingerprint,
-                    fingerprint_sha256,
                     result,
                     seconds: start.elapsed().as_secs_f64(),
                     window: (began, ended),
@@ -400,7 +413,6 @@ async fn finish(
         spec,
         dir,
         fingerprint,
-        fingerprint_sha256,
         result,
         seconds,
         window,
@@ -436,31 +448,12 @@ async fn finish(
         }
         return Ok(());
     }
-    let mut record = JobRecord {
-        run_id: run_id.to_string(),
-        cell: spec.cell.clone(),
-        name: spec.name.clone(),
-        version: spec.version.clone(),
-        stage: spec.stage,
-        status: crate::store::JobStatus::Failed,
-        wheel_filename: None,
-        wheel_sha256: None,
-        log_sha256: None,
-        fingerprint,
-        fingerprint_sha256,
-        error: None,
-        seconds,
-    };
     match result {
         Ok(output) => {
             let bytes = output.wheel;
             let filename = output.wheel_filename;
             let sha = store.put_blob(&bytes)?;
             let log_sha = store.put_blob(&output.log)?;
-            record.status = crate::store::JobStatus::Built;
-            record.wheel_filename = Some(filename.clone());
-            record.wheel_sha256 = Some(sha.clone());
-            record.log_sha256 = Some(log_sha.clone());
             if ledger.jobs[&key].is_final {
                 write_output(&options.out_dir, &spec.cell, &filename, &bytes)?;
                 ledger.finals.push(FinalJob {
@@ -473,7 +466,13 @@ async fn finish(
                 });
             }
             // Commit the row only once its files are in place: a kill leaves no dangling row.
-            store.record_job(&record)?;
+            let outcome = JobOutcome::built(
+                spec.identity(),
+                fingerprint,
+                seconds,
+                (filename.clone(), sha.clone()),
+            );
+            store.record_job(&JobRecord::new(run_id, outcome, Some(log_sha.clone())))?;
             ledger.built.insert(
                 key,
                 Built {
@@ -498,10 +497,9 @@ async fn finish(
         Err(err) => {
             let log = err.log().to_vec();
             let log_sha = store.put_blob(&log)?;
-            record.status = crate::store::JobStatus::Failed;
-            record.error = Some(err.to_string());
-            record.log_sha256 = Some(log_sha.clone());
-            store.record_job(&record)?;
+            let outcome =
+                JobOutcome::failed(spec.identity(), fingerprint, seconds, err.to_string());
+            store.record_job(&JobRecord::new(run_id, outcome, Some(log_sha.clone())))?;
             let text = String::from_utf8_lossy(&log);
             let lines: Vec<&str> = text.lines().collect();
             let tail = lines[lines.len().saturating_sub(15)..]
@@ -740,16 +738,16 @@ mod tests {
             } else {
                 std::mem::forget(tx);
             }
-            execute(
-                s.planner.clone(),
-                jobs,
-                fake,
-                &s.store,
-                &s.run,
-                &s.options,
-                Arc::new(Quiet),
-                rx,
-            )
+            Executor {
+                planner: s.planner.clone(),
+                backend: fake,
+                store: &s.store,
+                run_id: &s.run,
+                options: &s.options,
+                events: Arc::new(Quiet),
+                interrupt: rx,
+            }
+            .run(jobs)
             .await
             .unwrap()
         })

@@ -90,12 +90,31 @@ impl JobSpec {
         }
     }
 
+    /// Which job this is, as the store and the CI result name it.
+    pub fn identity(&self) -> crate::store::JobIdentity {
+        crate::store::JobIdentity {
+            cell: self.cell.clone(),
+            name: self.name.clone(),
+            version: self.version.clone(),
+            stage: self.stage,
+        }
+    }
+
     pub fn label(&self) -> String {
         match self.stage {
             0 => format!("{} {}", self.name, self.version),
             s => format!("{} {} (bootstrap stage {s})", self.name, self.version),
         }
     }
+}
+
+/// What a backend tells the fingerprint about the runtime of a cell.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub backend: &'static str,
+    /// Image id or interpreter path.
+    pub id: String,
+    pub interpreter_version: String,
 }
 
 /// Everything that decides a job's output, as recorded in the store: equal fingerprints mean a
@@ -115,11 +134,7 @@ pub struct Fingerprint<'a> {
 
 impl Fingerprint<'_> {
     /// The fingerprint of a job about to run on a backend, as JSON and its sha256.
-    pub fn of(
-        spec: &JobSpec,
-        runtime: Option<&crate::build::backend::Runtime>,
-        root: &Path,
-    ) -> (String, String) {
+    pub fn of(spec: &JobSpec, runtime: Option<&Runtime>, root: &Path) -> (String, String) {
         let (id, interpreter) = runtime
             .map(|r| (r.id.as_str(), r.interpreter_version.as_str()))
             .unwrap_or_default();

@@ -1,7 +1,8 @@
 //! Stage 2, build: from graphs to wheels. `plan` turns each cell's graph into jobs, `job` is
 //! one job's folder, settings and fingerprint (with `frontend.py`, the PEP 517 frontend it
 //! runs), `backend` runs it (local in bubblewrap, or docker), `executor` runs them all in
-//! dependency order into the store. `interpreter` and `images` find and make what backends run.
+//! dependency order into the store, and `run` is one whole run from settings to its
+//! recorded ending. `interpreter` and `images` find and make what backends run.
 
 pub mod backend;
 pub mod executor;
@@ -9,6 +10,7 @@ pub mod images;
 pub mod interpreter;
 pub mod job;
 pub mod plan;
+pub mod run;
 pub mod wheel_install;
 
 pub use executor::*;

@@ -60,6 +60,7 @@ impl Planned {
     }
 }
 
+#[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub jobs: usize,
     pub out_dir: PathBuf,

@@ -71,17 +71,9 @@ pub struct PlanJob {
 pub struct JobResult {
     pub schema_version: u32,
     pub job: String,
-    pub cell: String,
-    pub name: String,
-    pub version: String,
-    pub stage: u32,
-    pub status: crate::store::JobStatus,
-    pub wheel_filename: Option<String>,
-    pub wheel_sha256: Option<String>,
+    #[serde(flatten)]
+    pub outcome: crate::store::JobOutcome,
     pub log_file: Option<String>,
-    pub fingerprint: String,
-    pub seconds: f64,
-    pub error: Option<String>,
 }
 
 /// `cp311-bookworm/six-1.16.0` (and `.stage2` for bootstrap stages).

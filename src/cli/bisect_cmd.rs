@@ -2,58 +2,11 @@
 //! resolution, a build, reproducibility, or an expected hash. Every probe is a real run of
 //! rewheel itself, printed as it is tried and remembered for the rest of the bisection.
 
-use super::parse_instant;
-use crate::bisect::engine::{
-    Prober, Settings, Until, bisect_dates, bisect_locks, parse_until, python_of_cell,
-};
+use super::args::BisectArgs;
+use crate::bisect::engine::{Prober, Settings, Until, bisect_dates, bisect_locks, python_of_cell};
 use crate::exit;
 use anyhow::bail;
-use clap::Args;
 use jiff::Timestamp;
-use std::path::PathBuf;
-
-#[derive(Args)]
-pub(crate) struct BisectArgs {
-    /// What to watch: `name==version` (dates) or a package name in both locks (locks).
-    #[arg(long)]
-    target: String,
-    /// The last instant known good (RFC 3339 or a date).
-    #[arg(long, value_parser = parse_instant, requires = "bad_date", conflicts_with = "good_lock")]
-    good_date: Option<Timestamp>,
-    /// The first instant known bad.
-    #[arg(long, value_parser = parse_instant, requires = "good_date")]
-    bad_date: Option<Timestamp>,
-    /// A lock (pip requirements with pins) known good.
-    #[arg(long, requires = "bad_lock")]
-    good_lock: Option<PathBuf>,
-    /// A lock known bad.
-    #[arg(long, requires = "good_lock")]
-    bad_lock: Option<PathBuf>,
-    /// What "bad" means: `resolves` (a cycle), `builds` (a failed build), `reproducible`
-    /// (a wheel that is not), or `matches=SHA256` (the target's wheel hashes otherwise).
-    #[arg(long, value_parser = parse_until)]
-    until: Until,
-    /// A cell of --matrix; without a matrix, `cpXY` (or `cpXY-anything`) means Python X.Y.
-    #[arg(long)]
-    cell: Option<String>,
-    #[arg(long)]
-    matrix: Option<PathBuf>,
-    /// A bare interpreter version instead of a cell (enough for `--until resolves`).
-    #[arg(long, value_name = "X.Y")]
-    python: Option<String>,
-    /// The index flags `resolve` takes (each probe sets its own --exclude-newer).
-    #[command(flatten)]
-    index: super::IndexArgs,
-    /// Where the bisection's record is kept (the run store).
-    #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
-    store: Option<PathBuf>,
-    /// List the candidates and stop.
-    #[arg(long)]
-    dry_run: bool,
-    /// Arguments passed to every probe (e.g. `-- --backend local --vary build-path`).
-    #[arg(last = true)]
-    probe_args: Vec<String>,
-}
 
 pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
     if args.index.exclude_newer.is_some() {
@@ -79,7 +32,7 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
         until: args.until.clone(),
         cell_args: cell_args(&args),
         index_args: index_args(&args.index),
-        index: super::index_config(&args.index, None, None)?,
+        index: super::settings::index(&args.index)?.config(None),
         probe_args: args.probe_args.clone(),
         dry_run: args.dry_run,
     };
@@ -101,7 +54,7 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
 
 /// Every bisection, its probes and its answer, in the store's `bisect/` folder.
 fn keep_record(args: &BisectArgs, probes: &[(String, bool)], outcome: &anyhow::Result<String>) {
-    let Ok(root) = super::build_cmd::store_dir(args.store.as_ref()) else {
+    let Ok(root) = super::settings::store_root(args.store.as_ref()) else {
         return;
     };
     let record = serde_json::json!({
@@ -150,7 +103,7 @@ fn cell_args(args: &BisectArgs) -> Vec<String> {
 }
 
 /// The index arguments every probe gets.
-fn index_args(index: &super::IndexArgs) -> Vec<String> {
+fn index_args(index: &super::args::IndexArgs) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(url) = &index.index_url {
         out.extend(["--index-url".into(), url.clone()]);

@@ -1,44 +1,12 @@
 //! `rewheel compare A B` and the report options it shares with `check`.
 
-use super::build_cmd::store_dir;
+use super::args::{CompareArgs, ReportArgs, ReportFormat};
+use super::settings::store_root as store_dir;
 use crate::exit;
 use crate::store::Store;
 use crate::verify::compare::{Clues, CompareReport, Side, compare_sides};
 use crate::verify::report as compare_report;
 use anyhow::Context;
-use clap::{Args, ValueEnum};
-use std::path::PathBuf;
-
-#[derive(Args)]
-pub(crate) struct CompareArgs {
-    /// A run id in the store, a folder of wheels (DIR/<cell>/*.whl or DIR/*.whl), or a wheel.
-    a: String,
-    /// The same, for the other side.
-    b: String,
-    #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
-    store: Option<PathBuf>,
-    #[command(flatten)]
-    report: ReportArgs,
-}
-
-#[derive(Args, Clone)]
-pub(crate) struct ReportArgs {
-    /// Output format on standard output.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    pub format: ReportFormat,
-    /// Also write JUnit XML (one test case per wheel and cell) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// Also write one self-contained HTML page with the summary and every diff to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-pub(crate) enum ReportFormat {
-    Text,
-    Json,
-}
 
 pub(crate) fn emit_report(report: &CompareReport, args: &ReportArgs) -> anyhow::Result<()> {
     match args.format {

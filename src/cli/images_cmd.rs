@@ -1,31 +1,11 @@
 //! `rewheel images build|list`: build images offline (debootstrap + import), show them.
 
+use super::args::ImagesCommand;
 use crate::build::backend::docker::DockerBackend;
 use crate::build::images::Image;
 use crate::exit;
 use anyhow::Context;
-use clap::Subcommand;
-use std::path::PathBuf;
 use std::time::Instant;
-
-#[derive(Subcommand)]
-pub(crate) enum ImagesCommand {
-    /// Make images in the local engine from Debian's archive (no registry needed):
-    /// debootstrap the suite with python3 and a C toolchain, then import its root filesystem.
-    /// An image whose recipe digest is already in the engine is kept.
-    Build {
-        /// bullseye, bookworm, trixie, forky (default: all).
-        names: Vec<String>,
-        /// Where the root filesystems are made (about 400 MB each, removed after import).
-        #[arg(long, default_value = "/var/tmp/rewheel-images", value_name = "DIR")]
-        scratch: PathBuf,
-        /// Build again even when the engine has the image.
-        #[arg(long)]
-        force: bool,
-    },
-    /// The images rewheel knows, their recipe digests, and whether the engine has them.
-    List,
-}
 
 pub(crate) fn run(command: ImagesCommand) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread()

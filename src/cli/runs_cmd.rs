@@ -1,37 +1,9 @@
 //! `rewheel runs list|show|verify`: read and check the run store.
 
-use super::build_cmd::store_dir;
+use super::args::RunsCommand;
+use super::settings::store_root as store_dir;
 use crate::exit;
 use crate::store::{Store, StoreError};
-use clap::Subcommand;
-use std::path::PathBuf;
-
-#[derive(Subcommand)]
-pub(crate) enum RunsCommand {
-    /// Every run in the store, oldest first.
-    List {
-        #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
-        store: Option<PathBuf>,
-    },
-    /// One run's jobs: status, wheel, hash, time, and the fingerprint of their inputs.
-    Show {
-        run: String,
-        #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
-        store: Option<PathBuf>,
-        /// Print the run as JSON (`schema_version` 1).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check the store (fsck): every job's wheel and log blob is there and still hashes to its
-    /// name, and no run is left marked running. Exit 0 when clean, 1 when something is wrong.
-    Verify {
-        #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
-        store: Option<PathBuf>,
-        /// Print the findings as JSON (`schema_version` 1).
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
     match command {

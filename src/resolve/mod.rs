@@ -17,6 +17,7 @@ pub mod prefetch;
 pub mod provider;
 pub mod report;
 pub mod repository;
+pub mod session;
 pub mod setup_py;
 
 pub use closure::*;

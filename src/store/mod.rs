@@ -90,9 +90,10 @@ pub struct Store {
     db: Connection,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct JobRecord {
-    pub run_id: String,
+/// What became of one job. The store's row (`JobRecord`) and the CI result document
+/// (`ci::plan_doc::JobResult`) are both this, plus where each keeps the log.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct JobOutcome {
     pub cell: String,
     pub name: String,
     pub version: String,
@@ -101,11 +102,104 @@ pub struct JobRecord {
     pub status: JobStatus,
     pub wheel_filename: Option<String>,
     pub wheel_sha256: Option<String>,
-    pub log_sha256: Option<String>,
     pub fingerprint: String,
-    pub fingerprint_sha256: String,
-    pub error: Option<String>,
     pub seconds: f64,
+    pub error: Option<String>,
+}
+
+impl JobOutcome {
+    /// A job that built `wheel_filename` with these bytes' `wheel_sha256`.
+    pub fn built(
+        job: JobIdentity,
+        fingerprint: String,
+        seconds: f64,
+        wheel: (String, String),
+    ) -> Self {
+        Self::of(
+            job,
+            fingerprint,
+            seconds,
+            JobStatus::Built,
+            Some(wheel),
+            None,
+        )
+    }
+
+    /// A job that failed, and why.
+    pub fn failed(job: JobIdentity, fingerprint: String, seconds: f64, error: String) -> Self {
+        Self::of(
+            job,
+            fingerprint,
+            seconds,
+            JobStatus::Failed,
+            None,
+            Some(error),
+        )
+    }
+
+    fn of(
+        job: JobIdentity,
+        fingerprint: String,
+        seconds: f64,
+        status: JobStatus,
+        wheel: Option<(String, String)>,
+        error: Option<String>,
+    ) -> Self {
+        let (wheel_filename, wheel_sha256) = wheel.unzip();
+        Self {
+            cell: job.cell,
+            name: job.name,
+            version: job.version,
+            stage: job.stage,
+            status,
+            wheel_filename,
+            wheel_sha256,
+            fingerprint,
+            seconds,
+            error,
+        }
+    }
+
+    pub fn fingerprint_sha256(&self) -> String {
+        crate::fsutil::sha256_hex(self.fingerprint.as_bytes())
+    }
+}
+
+/// Which job: cell, package, version and bootstrap stage.
+#[derive(Debug, Clone)]
+pub struct JobIdentity {
+    pub cell: String,
+    pub name: String,
+    pub version: String,
+    pub stage: u32,
+}
+
+/// A job's row in the store: its outcome, the run it belongs to, and its log's blob.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRecord {
+    pub run_id: String,
+    #[serde(flatten)]
+    pub outcome: JobOutcome,
+    pub log_sha256: Option<String>,
+    pub fingerprint_sha256: String,
+}
+
+impl JobRecord {
+    pub fn new(run_id: &str, outcome: JobOutcome, log_sha256: Option<String>) -> Self {
+        Self {
+            run_id: run_id.to_string(),
+            fingerprint_sha256: outcome.fingerprint_sha256(),
+            outcome,
+            log_sha256,
+        }
+    }
+}
+
+impl std::ops::Deref for JobRecord {
+    type Target = JobOutcome;
+    fn deref(&self) -> &JobOutcome {
+        &self.outcome
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -370,18 +464,20 @@ impl Store {
             .query_map(params![run_id], |row| {
                 Ok(JobRecord {
                     run_id: row.get(0)?,
-                    cell: row.get(1)?,
-                    name: row.get(2)?,
-                    version: row.get(3)?,
-                    stage: row.get(4)?,
-                    status: row.get(5)?,
-                    wheel_filename: row.get(6)?,
-                    wheel_sha256: row.get(7)?,
+                    outcome: JobOutcome {
+                        cell: row.get(1)?,
+                        name: row.get(2)?,
+                        version: row.get(3)?,
+                        stage: row.get(4)?,
+                        status: row.get(5)?,
+                        wheel_filename: row.get(6)?,
+                        wheel_sha256: row.get(7)?,
+                        fingerprint: row.get(9)?,
+                        error: row.get(11)?,
+                        seconds: row.get(12)?,
+                    },
                     log_sha256: row.get(8)?,
-                    fingerprint: row.get(9)?,
                     fingerprint_sha256: row.get(10)?,
-                    error: row.get(11)?,
-                    seconds: row.get(12)?,
                 })
             })
             .map_err(self.sql())?;
@@ -454,21 +550,21 @@ mod tests {
         let sha = store.put_blob(b"wheel bytes").unwrap();
         assert!(store.blob_path(&sha).is_file());
         store
-            .record_job(&JobRecord {
-                run_id: run.clone(),
-                cell: "cp311".into(),
-                name: "six".into(),
-                version: "1.16.0".into(),
-                stage: 0,
-                status: JobStatus::Built,
-                wheel_filename: Some("six-1.16.0-py2.py3-none-any.whl".into()),
-                wheel_sha256: Some(sha),
-                log_sha256: None,
-                fingerprint: "{}".into(),
-                fingerprint_sha256: "f".into(),
-                error: None,
-                seconds: 1.5,
-            })
+            .record_job(&JobRecord::new(
+                &run,
+                JobOutcome::built(
+                    JobIdentity {
+                        cell: "cp311".into(),
+                        name: "six".into(),
+                        version: "1.16.0".into(),
+                        stage: 0,
+                    },
+                    "{}".into(),
+                    1.5,
+                    ("six-1.16.0-py2.py3-none-any.whl".into(), sha),
+                ),
+                None,
+            ))
             .unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();

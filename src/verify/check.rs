@@ -4,10 +4,202 @@
 use crate::build::FinalJob;
 use crate::build::backend::Backend;
 use crate::build::job::{JobError, Settings};
-use crate::verify::compare::Clues;
+use crate::build::run::BuiltRun;
+use crate::store::RunStatus;
+use crate::verify::compare::{Attribution, Clues, CompareReport, Side, compare_sides};
 use crate::verify::variation::Variation;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// What the second build does, as plain settings.
+#[derive(Debug, Clone)]
+pub struct CheckSettings {
+    pub vary: Vec<Variation>,
+    /// Rebuild the whole closure, not only each wheel over the first build's environment.
+    pub independent: bool,
+    /// Rebuild one variation at a time for differences no value explains.
+    pub find_culprit: bool,
+}
+
+/// What `check` found after the first build succeeded.
+pub struct Checked {
+    pub report: CompareReport,
+    /// Wheels the second build could not make: a build failure, which proves nothing about
+    /// reproducibility.
+    pub second_failures: usize,
+}
+
+/// The variations' names, comma-separated.
+pub fn names(set: &[Variation]) -> String {
+    set.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// Build every wheel of `built` again under the variations, compare, attribute, and (when
+/// asked) find the culprit of what no variation value explains.
+pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Checked> {
+    let set = &settings.vary;
+    let base = built.options.settings.clone();
+    let varied = vary(&base, set);
+    let build_path_varies = set.contains(&Variation::BuildPath);
+    let backend2 = if build_path_varies {
+        let host = PathBuf::from(format!(
+            "{}-varied",
+            built.settings.backend.build_path.display()
+        ));
+        built
+            .backend
+            .with_build_path(host, PathBuf::from("/build-varied/tree"))
+    } else {
+        built.backend.clone()
+    };
+    let finals = &built.summary.finals;
+    let second_dir = built.settings.store_root.join("check").join(&built.run_id);
+    eprintln!(
+        "second build of {} wheels, varying {}",
+        finals.len(),
+        names(set)
+    );
+    let mut second_failures = 0;
+    let rebuilt: Vec<Rebuilt> = if settings.independent {
+        let planned = built.planner.plan_all_with(&varied)?;
+        // A run of its own in the store, its wheels beside the first build's, not over them.
+        let second_run = built
+            .store
+            .new_run(&[format!("check {}: independent second build", built.run_id)])?;
+        let mut options = built.settings.options.clone();
+        options.settings = varied.clone();
+        options.out_dir = second_dir.join("wheelhouse");
+        let summary = built.execute(planned, backend2.clone(), &second_run, &options)?;
+        built.store.finish_run(
+            &second_run,
+            if summary.failures() > 0 {
+                RunStatus::Failed
+            } else {
+                RunStatus::Built
+            },
+        )?;
+        eprintln!("second build: run {second_run}");
+        second_failures = summary.failures();
+        summary
+            .finals
+            .into_iter()
+            .map(|f| Rebuilt {
+                cell: f.spec.cell.clone(),
+                filename: f.filename.clone(),
+                result: Ok((f.path.clone(), f.sha256.clone())),
+                window: f.window,
+                build_path: f.build_path.clone(),
+            })
+            .collect()
+    } else {
+        built.runtime.block_on(rebuild(
+            finals,
+            backend2.clone(),
+            &varied,
+            built.options.jobs,
+            set.contains(&Variation::Time),
+            second_dir.clone(),
+        ))
+    };
+    for r in &rebuilt {
+        if let Err(e) = &r.result {
+            eprintln!("[{}] second build of {} failed: {e}", r.cell, r.filename);
+        }
+    }
+    second_failures += rebuilt.iter().filter(|r| r.result.is_err()).count();
+
+    let mut a = Side {
+        label: format!("run {}", built.run_id),
+        ..Side::default()
+    };
+    for f in finals {
+        a.wheels
+            .insert((f.spec.cell.clone(), f.filename.clone()), f.path.clone());
+    }
+    let mut b = Side {
+        label: format!("run {} varied ({})", built.run_id, names(set)),
+        ..Side::default()
+    };
+    for r in &rebuilt {
+        if let Ok((path, _)) = &r.result {
+            b.wheels
+                .insert((r.cell.clone(), r.filename.clone()), path.clone());
+        }
+    }
+    let mut clue = Clues {
+        values: clues(&base, &varied, set),
+        source_date_epoch: base.source_date_epoch.is_some(),
+        ..Clues::default()
+    };
+    per_wheel_clues(finals, &rebuilt, &mut clue, build_path_varies);
+    let mut report = compare_sides(&a, &b, &clue)?;
+    if settings.find_culprit {
+        find_culprits(built, &mut report, set, &backend2, &second_dir);
+    }
+    Ok(Checked {
+        report,
+        second_failures,
+    })
+}
+
+/// For each differing wheel that no variation value explains, rebuild it with one variation
+/// at a time and name those that reproduce the difference.
+fn find_culprits(
+    built: &BuiltRun,
+    report: &mut CompareReport,
+    set: &[Variation],
+    varied_backend: &Arc<dyn Backend>,
+    second_dir: &std::path::Path,
+) {
+    let base = &built.options.settings;
+    for pair in report.pairs.iter_mut().filter(|p| !p.reproducible()) {
+        if pair.attribution.iter().all(|a| a.variation.is_some()) {
+            continue;
+        }
+        let Some(first) = built
+            .summary
+            .finals
+            .iter()
+            .find(|f| f.spec.cell == pair.cell && f.filename == pair.wheel)
+        else {
+            continue;
+        };
+        let mut culprits = Vec::new();
+        for &v in set {
+            let backend = if v == Variation::BuildPath {
+                varied_backend.clone()
+            } else {
+                built.backend.clone()
+            };
+            let one = built.runtime.block_on(rebuild(
+                std::slice::from_ref(first),
+                backend,
+                &vary(base, &[v]),
+                1,
+                v == Variation::Time,
+                second_dir.join(format!("culprit-{v}")),
+            ));
+            if let Some(Ok((_, sha))) = one.first().map(|r| &r.result)
+                && sha != &first.sha256
+            {
+                culprits.push(v);
+            }
+        }
+        pair.attribution.retain(|a| a.variation.is_some());
+        pair.attribution.push(Attribution {
+            entry: "(rebuilt one variation at a time)".into(),
+            variation: culprits.first().copied().filter(|_| culprits.len() == 1),
+            evidence: match culprits.len() {
+                0 => "no single variation reproduces the difference; only their combination does"
+                    .into(),
+                _ => format!(
+                    "varying only {} reproduces the difference",
+                    names(&culprits)
+                ),
+            },
+        });
+    }
+}
 
 /// The second build's settings: each variation in `set` changes its input.
 pub fn vary(base: &Settings, set: &[Variation]) -> Settings {

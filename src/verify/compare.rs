@@ -8,7 +8,6 @@ use crate::verify::wheel_diff::{self, ArchiveAspect, Verdict, Wheel};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Bumped on breaking changes to the JSON report; see CHANGELOG.md.
@@ -171,21 +170,7 @@ impl CompareReport {
     }
 }
 
-/// sha256 of a file, streamed.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
+pub use crate::fsutil::sha256_file;
 
 pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport, CompareError> {
     // Two single wheels are compared whatever their names.

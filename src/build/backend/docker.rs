@@ -2,7 +2,7 @@
 //! network, a non-root uid, all capabilities dropped, no-new-privileges, memory and pids limits,
 //! a read-only root and build environment, a timeout, and the container always removed.
 
-use super::{Backend, Runtime};
+use super::contract::{Backend, Runtime};
 use crate::build::job::{self, JobError, JobOutput, JobSpec};
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};

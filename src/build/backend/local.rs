@@ -1,8 +1,8 @@
 //! The local backend: the cell's interpreter on the host, confined by `sandbox` (bubblewrap
 //! where present), a fresh folder per job, an allow-listed environment, resource limits.
 
+use super::contract::{Backend, Runtime};
 use super::sandbox::{self, Confinement, Isolation, ResourceLimits};
-use super::{Backend, Runtime};
 use crate::build::interpreter::Interpreter;
 use crate::build::job::{self, JobError, JobOutput, JobSpec};
 use std::collections::HashMap;

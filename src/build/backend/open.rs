@@ -1,7 +1,7 @@
 //! Choosing and opening the backend for a set of cells: what `build`, `check`, a CI job and a
 //! bisection probe all do the same way.
 
-use super::Backend;
+use super::contract::Backend;
 use super::docker::DockerBackend;
 use super::local::Local;
 use crate::build::images::{Image, ImageError};

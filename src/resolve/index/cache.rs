@@ -1,7 +1,7 @@
 //! The on-disk cache: index pages by URL, artifacts and metadata by content hash, and whatever
 //! derived data other modules choose to keep there (sdist inspections).
 
-use super::{IndexError, IndexFile};
+use super::file::{IndexError, IndexFile};
 use crate::fsutil::{sha256_hex, write_atomic};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,7 @@ impl Cache {
             }
         }
         let path = self.artifact_path(file);
-        write_atomic(&path, bytes).map_err(super::io_error(&path))?;
+        write_atomic(&path, bytes).map_err(super::file::io_error(&path))?;
         Ok(path)
     }
 

@@ -1,6 +1,6 @@
 //! A local folder of distributions, like pip's `--find-links DIR`.
 
-use super::{IndexError, IndexFile, io_error};
+use super::file::{IndexError, IndexFile, io_error};
 use crate::names::{PackageName, is_sdist_filename, parse_sdist_filename, parse_wheel_filename};
 use std::path::{Path, PathBuf};
 

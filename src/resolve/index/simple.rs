@@ -1,6 +1,6 @@
 //! The simple repository API: PEP 691 JSON first, PEP 503 HTML as the fallback.
 
-use super::{IndexError, IndexFile};
+use super::file::{IndexError, IndexFile};
 use crate::http::Response;
 use jiff::Timestamp;
 use serde::Deserialize;

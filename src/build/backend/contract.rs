@@ -1,0 +1,27 @@
+//! What every backend does: run one job in a folder and say what it runs on.
+
+pub use crate::build::job::Runtime;
+use crate::build::job::{JobError, JobOutput, JobSpec};
+use std::path::Path;
+
+pub trait Backend: Send + Sync {
+    fn runtime(&self, cell: &str) -> Option<Runtime>;
+    /// The folder a job runs in on the host, and how the job sees it.
+    fn job_dir(&self, spec: &JobSpec) -> (std::path::PathBuf, std::path::PathBuf);
+    fn run<'a>(
+        &'a self,
+        spec: &'a JobSpec,
+        dir: &'a Path,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + Send + 'a>>;
+    /// The same backend building in another folder: `host` on the host, `inside` as the job
+    /// sees it (the build-path variation).
+    fn with_build_path(
+        &self,
+        host: std::path::PathBuf,
+        inside: std::path::PathBuf,
+    ) -> std::sync::Arc<dyn Backend>;
+    /// Remove whatever the jobs of this process left running (after Ctrl-C).
+    fn cleanup(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
+}

@@ -1,0 +1,205 @@
+//! One build run from plain settings, start to end: a run in the store (new or resumed),
+//! resolution, the backend, the plan, the executor, and the run's recorded ending. `build`
+//! and the first side of `check` are this; what each prints is the command line's business.
+
+use super::backend::{self, Backend, BackendRequest};
+use super::executor::{Executor, Summary};
+use super::plan::{BuildOptions, Planned, Planner};
+use crate::progress::JobDisplay;
+use crate::resolve::report::ResolveReport;
+use crate::resolve::session::{ResolveSettings, resolve};
+use crate::store::{RunStatus, Store, StoreError};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything a build run needs, decided once at the edge.
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    pub resolve: ResolveSettings,
+    pub backend: BackendRequest,
+    pub options: BuildOptions,
+    pub store_root: PathBuf,
+}
+
+/// Which run of the store this is.
+pub enum RunRef {
+    /// A new run, recorded with the command line that asked for it (for `--resume`).
+    New(Vec<String>),
+    /// An interrupted run continued: its finished jobs are reused.
+    Resume(String),
+}
+
+/// How a build run stopped before building anything.
+pub enum Stage {
+    /// A cycle no bootstrap resolves: the report says where and the ways out.
+    Cycle(Box<ResolveReport>),
+    /// Ctrl-C while the backend was being opened.
+    Interrupted,
+    Built(Box<BuiltRun>),
+}
+
+/// How a finished run ended, as the store records it and the exit code says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Built,
+    Interrupted,
+    /// A job's input was refused (an unsafe sdist): the input's fault, not a build's.
+    InputRefused,
+    BuildFailed,
+}
+
+/// A finished build, with what `check` needs to build again.
+pub struct BuiltRun {
+    pub store: Store,
+    pub run_id: String,
+    pub summary: Summary,
+    pub backend: Arc<dyn Backend>,
+    pub runtime: tokio::runtime::Runtime,
+    pub planner: Arc<Planner>,
+    pub options: Arc<BuildOptions>,
+    pub interrupt: tokio::sync::watch::Receiver<bool>,
+    pub events: Arc<JobDisplay>,
+    pub settings: BuildSettings,
+}
+
+impl BuiltRun {
+    /// Record the run's end in the store (and clear the progress display).
+    pub fn finish(&self) -> Result<Ending, StoreError> {
+        self.events.clear();
+        let (status, ending) = if self.summary.interrupted {
+            (RunStatus::Interrupted, Ending::Interrupted)
+        } else if self.summary.input_failures() > 0 {
+            (RunStatus::Failed, Ending::InputRefused)
+        } else if self.summary.failures() > 0 {
+            (RunStatus::Failed, Ending::BuildFailed)
+        } else {
+            (RunStatus::Built, Ending::Built)
+        };
+        self.store.finish_run(&self.run_id, status)?;
+        Ok(ending)
+    }
+
+    /// Another pass of jobs on this run's runtime, backend and display: `check`'s second
+    /// build.
+    pub fn execute(
+        &self,
+        planned: Vec<Planned>,
+        backend: Arc<dyn Backend>,
+        run_id: &str,
+        options: &BuildOptions,
+    ) -> Result<Summary, StoreError> {
+        self.runtime.block_on(
+            Executor {
+                planner: self.planner.clone(),
+                backend,
+                store: &self.store,
+                run_id,
+                options,
+                events: self.events.clone(),
+                interrupt: self.interrupt.clone(),
+            }
+            .run(planned),
+        )
+    }
+}
+
+/// Resolve, plan and run every job once; `on_run` hears the run id as soon as it exists.
+pub fn build(
+    settings: BuildSettings,
+    run: RunRef,
+    on_run: impl FnOnce(&str),
+) -> anyhow::Result<Stage> {
+    let store = Store::open(&settings.store_root)?;
+    let run_id = match run {
+        RunRef::Resume(id) => id,
+        RunRef::New(argv) => store.new_run(&argv)?,
+    };
+    on_run(&run_id);
+    let store_root = settings.store_root.clone();
+    let id = run_id.clone();
+    build_in(store, run_id, settings).inspect_err(|_| {
+        // A run that ends in an error (resolution, planning, the engine) says so in the store.
+        if let Ok(store) = Store::open(&store_root) {
+            let _ = store.finish_run(&id, RunStatus::Failed);
+        }
+    })
+}
+
+fn build_in(store: Store, run_id: String, settings: BuildSettings) -> anyhow::Result<Stage> {
+    let resolved = resolve(&settings.resolve, true)?;
+    if resolved.has_error_cycle() {
+        store.finish_run(&run_id, RunStatus::Cycle)?;
+        return Ok(Stage::Cycle(Box::new(resolved.report())));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // Ctrl-C from here on stops the jobs and removes their containers.
+    let (interrupt_tx, interrupt) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = interrupt_tx.send(true);
+        }
+    });
+    let Some(backend) = backend::open(
+        &settings.backend,
+        &resolved.cells(),
+        &runtime,
+        interrupt.clone(),
+    )?
+    else {
+        store.finish_run(&run_id, RunStatus::Interrupted)?;
+        return Ok(Stage::Interrupted);
+    };
+    let options = Arc::new(settings.options.clone());
+    let (repo, graphs) = resolved.into_parts();
+    // Held here so that the repository (and its blocking HTTP client) is dropped outside the
+    // async runtime.
+    let planner = Arc::new(Planner::new(Arc::new(repo), graphs, options.clone()));
+    let planned = planner.plan_all()?;
+    let events = Arc::new(JobDisplay::new(&planner.cells(), &planned_counts(&planned)));
+    let summary = runtime.block_on(
+        Executor {
+            planner: planner.clone(),
+            backend: backend.clone(),
+            store: &store,
+            run_id: &run_id,
+            options: &options,
+            events: events.clone(),
+            interrupt: interrupt.clone(),
+        }
+        .run(planned),
+    )?;
+    Ok(Stage::Built(Box::new(BuiltRun {
+        store,
+        run_id,
+        summary,
+        backend,
+        runtime,
+        planner,
+        options,
+        interrupt,
+        events,
+        settings,
+    })))
+}
+
+fn planned_counts(planned: &[Planned]) -> HashMap<String, u64> {
+    let mut counts = HashMap::new();
+    for p in planned {
+        *counts.entry(p.spec.cell.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The plan of a build without running it: `rewheel plan`. `Err` holds the report of a cycle.
+pub fn plan(settings: &BuildSettings) -> anyhow::Result<Result<Vec<Planned>, Box<ResolveReport>>> {
+    let resolved = resolve(&settings.resolve, true)?;
+    if resolved.has_error_cycle() {
+        return Ok(Err(Box::new(resolved.report())));
+    }
+    let (repo, graphs) = resolved.into_parts();
+    let planner = Planner::new(Arc::new(repo), graphs, Arc::new(settings.options.clone()));
+    Ok(Ok(planner.plan_all()?))
+}

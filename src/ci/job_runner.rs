@@ -1,0 +1,255 @@
+//! One job of a plan, as a CI job runs it: its inputs found wherever CI put them (or fetched
+//! and checked by hash), the job run on a backend, and its wheel, log and result document
+//! written for the jobs after it and for `merge`.
+
+use super::plan_doc::{EnvEntry, JobResult, PlanDoc, SCHEMA_VERSION, file_stem};
+use crate::build::backend::{self, BackendRequest};
+use crate::build::job::{EnvWheel, Fingerprint, JobError, JobSpec};
+use crate::cell::Cell;
+use crate::fsutil::{sha256_file, sha256_hex, write_atomic};
+use crate::resolve::archive::Limits;
+use crate::store::JobOutcome;
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One CI job, as plain settings.
+#[derive(Debug, Clone)]
+pub struct JobRunSettings {
+    pub plan_file: PathBuf,
+    pub job: String,
+    /// What earlier jobs left, searched recursively.
+    pub inputs: PathBuf,
+    pub out: PathBuf,
+    pub backend: BackendRequest,
+    pub limits: Limits,
+}
+
+/// How the job ended; its result document is written either way.
+pub enum JobRun {
+    Built {
+        wheel: PathBuf,
+    },
+    Failed {
+        error: String,
+    },
+    /// Ctrl-C while the backend was being opened: nothing was written.
+    Interrupted,
+}
+
+/// Every file below `root` (or `root` itself), for finding a job's inputs wherever CI put them.
+pub fn files_below(root: &Path) -> Vec<PathBuf> {
+    if root.is_file() {
+        return vec![root.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A file with this name and hash among the inputs, else fetched from `url` and checked.
+fn obtain(
+    inputs: &[PathBuf],
+    filename: &str,
+    sha256: &str,
+    url: Option<&str>,
+    scratch: &Path,
+) -> anyhow::Result<PathBuf> {
+    for path in inputs
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == filename))
+    {
+        if sha256_file(path).ok().as_deref() == Some(sha256) {
+            return Ok(path.clone());
+        }
+    }
+    let Some(url) = url else {
+        bail!("{filename} (sha256 {sha256}) is not among the inputs");
+    };
+    if let Some(path) = crate::resolve::index::local_path(url) {
+        let got = sha256_file(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        if got != sha256 {
+            bail!("hash mismatch for {filename}: expected sha256 {sha256}, got {got}");
+        }
+        return Ok(path);
+    }
+    let response = crate::http::Http::new(4).get(url, "*/*")?;
+    let got = sha256_hex(&response.body);
+    if got != sha256 {
+        bail!("hash mismatch for {filename}: expected sha256 {sha256}, got {got}");
+    }
+    let path = scratch.join(filename);
+    write_atomic(&path, &response.body)?;
+    Ok(path)
+}
+
+/// The wheel an earlier job of the plan built, through its result document.
+fn wheel_of_job(
+    inputs: &[PathBuf],
+    dep: &str,
+    scratch: &Path,
+) -> anyhow::Result<(PathBuf, String)> {
+    let result_name = format!("{}.result.json", file_stem(dep));
+    let result_path = inputs
+        .iter()
+        .find(|p| p.file_name().is_some_and(|n| n == result_name.as_str()))
+        .with_context(|| {
+            format!("the result of `{dep}` is not among the inputs ({result_name})")
+        })?;
+    let result: JobResult = serde_json::from_slice(&std::fs::read(result_path)?)
+        .with_context(|| format!("{}: not a job result", result_path.display()))?;
+    let (Some(filename), Some(sha)) = (result.outcome.wheel_filename, result.outcome.wheel_sha256)
+    else {
+        bail!("`{dep}` did not build a wheel");
+    };
+    Ok((obtain(inputs, &filename, &sha, None, scratch)?, sha))
+}
+
+/// `rewheel build --plan PLAN --job ID --inputs DIR --out DIR`.
+pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
+    let (id, plan_file, out) = (&settings.job, &settings.plan_file, &settings.out);
+    let plan: PlanDoc = serde_json::from_slice(
+        &std::fs::read(plan_file)
+            .with_context(|| format!("cannot read {}", plan_file.display()))?,
+    )
+    .with_context(|| format!("{}: not a rewheel plan", plan_file.display()))?;
+    let job = plan
+        .jobs
+        .iter()
+        .find(|j| &j.id == id)
+        .with_context(|| format!("no job `{id}` in {}", plan_file.display()))?;
+    std::fs::create_dir_all(out)?;
+    let scratch = out.join(".inputs");
+    std::fs::create_dir_all(&scratch)?;
+    let inputs = files_below(&settings.inputs);
+    let sdist = obtain(
+        &inputs,
+        &job.sdist.filename,
+        &job.sdist.sha256,
+        Some(&job.sdist.url),
+        &scratch,
+    )?;
+    let mut env = Vec::new();
+    for entry in &job.build_env {
+        env.push(match entry {
+            EnvEntry::Job {
+                job: dep,
+                name,
+                version,
+            } => {
+                let (path, sha256) = wheel_of_job(&inputs, dep, &scratch)?;
+                EnvWheel {
+                    name: name.clone(),
+                    version: version.clone(),
+                    path,
+                    sha256,
+                    url: None,
+                }
+            }
+            EnvEntry::Wheel {
+                name,
+                version,
+                filename,
+                url,
+                sha256,
+            } => EnvWheel {
+                name: name.clone(),
+                version: version.clone(),
+                path: obtain(&inputs, filename, sha256, url.as_deref(), &scratch)?,
+                sha256: sha256.clone(),
+                url: url.clone(),
+            },
+        });
+    }
+    let spec = JobSpec {
+        cell: job.cell.clone(),
+        name: job.name.clone(),
+        version: job.version.clone(),
+        stage: job.stage,
+        sdist,
+        sdist_sha256: job.sdist.sha256.clone(),
+        backend: job.build_backend.clone(),
+        backend_path: job.backend_path.clone(),
+        env,
+        settings: job.settings.clone(),
+        timeout: Duration::from_secs(job.timeout_secs),
+        limits: settings.limits,
+        proceed: false,
+    };
+    let cell = Cell::new(job.cell.clone(), &job.python, job.image.clone())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (_tx, interrupt) = tokio::sync::watch::channel(false);
+    let Some(backend) = backend::open(&settings.backend, &[cell], &runtime, interrupt)? else {
+        return Ok(JobRun::Interrupted);
+    };
+    let (dir, root) = backend.job_dir(&spec);
+    let (fingerprint, _) = Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &root);
+    eprintln!("[{}] building {}", spec.cell, spec.label());
+    let start = std::time::Instant::now();
+    let result = runtime.block_on(backend.run(&spec, &dir));
+    let seconds = start.elapsed().as_secs_f64();
+    let stem = file_stem(id);
+    let log_file = format!("{stem}.log");
+    let (outcome, run) = match result {
+        Ok(output) => {
+            let wheel = out.join(&output.wheel_filename);
+            write_atomic(&wheel, &output.wheel)?;
+            write_atomic(&out.join(&log_file), &output.log)?;
+            let _ = std::fs::remove_dir_all(&dir);
+            let sha = sha256_hex(&output.wheel);
+            eprintln!(
+                "[{}] built {} → {}",
+                spec.cell,
+                spec.label(),
+                wheel.display()
+            );
+            (
+                JobOutcome::built(
+                    spec.identity(),
+                    fingerprint,
+                    seconds,
+                    (output.wheel_filename, sha),
+                ),
+                JobRun::Built { wheel },
+            )
+        }
+        Err(err) => {
+            write_atomic(&out.join(&log_file), err.log())?;
+            let error = match &err {
+                JobError::Needs(r) => format!(
+                    "the backend asks for {r:?} at build time, which the plan did not know; a local `rewheel build` finds such requirements and adds them"
+                ),
+                other => other.to_string(),
+            };
+            (
+                JobOutcome::failed(spec.identity(), fingerprint, seconds, error.clone()),
+                JobRun::Failed { error },
+            )
+        }
+    };
+    let doc = JobResult {
+        schema_version: SCHEMA_VERSION,
+        job: id.to_string(),
+        outcome,
+        log_file: Some(log_file),
+    };
+    write_atomic(
+        &out.join(format!("{stem}.result.json")),
+        serde_json::to_string_pretty(&doc)?.as_bytes(),
+    )?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(run)
+}

@@ -1,0 +1,468 @@
+//! Every flag of every command, as clap sees it (the "low" arguments). `settings` turns them
+//! into library settings; the `*_cmd` modules call the library and print.
+
+use crate::bisect::engine::{Until, parse_until};
+use crate::exit;
+use crate::verify::variation::{Variation, parse_set};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+#[derive(Parser)]
+#[command(
+    name = "rewheel",
+    version,
+    about = "Rebuild Python wheels from source across an interpreter × distro matrix, and prove whether they are reproducible.",
+    after_help = exit::TABLE
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+    /// More log output (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Resolve the build-dependency graph of each cell, find and explain cycles, print the build order.
+    ///
+    /// Every sdist is fetched and read (never run) to learn its [build-system] requires, its
+    /// setup_requires and its runtime requirements; each build environment is resolved on its own
+    /// with markers evaluated for the cell, recursively, until every package that must be built
+    /// from source is known.
+    ///
+    /// Examples:
+    ///   rewheel resolve python-dateutil==2.8.2 --python 3.7 --exclude-newer 2022-07-15
+    ///   rewheel resolve -r requirements.txt --matrix matrices/debian.toml --cells 'cp3{9,11}-*'
+    ///   rewheel resolve -r lock.txt --python 3.11 --why setuptools-scm
+    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    Resolve(ResolveArgs),
+    /// Build every wheel of each cell from source, each in an isolated job, in dependency order.
+    ///
+    /// Resolves as `resolve` does, then runs one job per (package, version, cell), many at once;
+    /// every build dependency is built once and installed (unpacked) into the build environments
+    /// that need it. Cycles of the bootstrap set (setuptools, wheel, flit-core) are built in three
+    /// stages from a seed; stage 2 and 3 must give the same wheels.
+    ///
+    /// Examples:
+    ///   rewheel build python-dateutil==2.8.2 --python 3.11 --backend local
+    ///   rewheel build -r lock.txt --matrix matrices/debian.toml --cells 'cp3{9,11}-*'
+    ///   rewheel build --resume 20261121-204906
+    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    Build(BuildArgs),
+    /// Build every wheel twice, the second time under variations, and explain every difference.
+    ///
+    /// The second build reuses the first build's build-dependency wheels (`--independent`
+    /// rebuilds the whole closure), so a difference belongs to the package itself. Each
+    /// differing entry is searched for the values the variations set (build paths, hostnames,
+    /// times in the build window, locale names); `--find-culprit` rebuilds with one variation at
+    /// a time for the rest. Exit 0 when every wheel is reproducible, 1 when not.
+    ///
+    /// Examples:
+    ///   rewheel check -r lock.txt --python 3.11 --source-date-epoch 1700000000
+    ///   rewheel check -r lock.txt --matrix matrices/debian.toml --vary build-path,umask --html report.html
+    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    Check(CheckArgs),
+    /// Find which upload (between two dates) or which bump (between two locks) broke a
+    /// resolution, a build, reproducibility, or an expected hash.
+    ///
+    /// Examples:
+    ///   rewheel bisect --target python-dateutil==2.8.2 --python 3.7 --until resolves \
+    ///       --good-date 2022-06-01 --bad-date 2022-07-15
+    ///   rewheel bisect --target app --good-lock old.txt --bad-lock new.txt --python 3.11 \
+    ///       --until reproducible -- --backend local --vary build-path
+    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    Bisect(BisectArgs),
+    /// One CI job per wheel and cell: the plan as JSON, GitHub Actions matrices by level, or a
+    /// GitLab child pipeline with `needs:` edges. Each job runs with `rewheel build --plan FILE
+    /// --job ID --inputs DIR --out DIR`; `rewheel merge` joins the results into one run.
+    #[command(after_help = exit::TABLE)]
+    Plan(PlanArgs),
+    /// Join CI job results (`*.result.json` and their wheels) into one run of the store.
+    #[command(after_help = exit::TABLE)]
+    Merge(MergeArgs),
+    /// Compare two runs, two folders of wheels, or two wheels, entry by entry.
+    #[command(after_help = exit::TABLE)]
+    Compare(CompareArgs),
+    /// Build images without a registry (debootstrap + import), and list them.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+    /// The run store: `runs list`, `runs show RUN`, `runs verify` (check every blob against its hash).
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+impl Cli {
+    /// Parse a stored command line (for `--resume`).
+    pub(crate) fn try_parse_from_argv(argv: &[String]) -> anyhow::Result<Command> {
+        Ok(Cli::try_parse_from(argv)
+            .map_err(|e| anyhow::anyhow!("the stored command line no longer parses: {e}"))?
+            .command)
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct ResolveArgs {
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    /// Explain why a package is in each cell's graph: the chain of edges from a root.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) why: Option<String>,
+    /// Write the report to FILE (atomically) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Do not look for ways out of cycles (each is checked by resolving again, which fetches
+    /// older sdists).
+    #[arg(long)]
+    pub(crate) no_explain: bool,
+}
+
+/// What to resolve, for which cells, from where: shared by every command that resolves.
+#[derive(Args, Clone)]
+pub(crate) struct InputArgs {
+    /// Requirements like `python-dateutil==2.8.2`.
+    pub(crate) specs: Vec<String>,
+    /// pip requirements file (pins, markers, --hash, -r/-c includes). Repeatable.
+    #[arg(short = 'r', long = "requirement", value_name = "FILE")]
+    pub(crate) requirement_files: Vec<PathBuf>,
+    /// Constraints for the requested packages (pip's -c). Repeatable.
+    #[arg(short = 'c', long = "constraint", value_name = "FILE")]
+    pub(crate) constraint_files: Vec<PathBuf>,
+    /// Pins that apply to every build environment, like uv's --build-constraint. Repeatable.
+    #[arg(
+        long = "build-constraints",
+        alias = "build-constraint",
+        value_name = "FILE"
+    )]
+    pub(crate) build_constraints: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) cells: CellArgs,
+    #[command(flatten)]
+    pub(crate) index: IndexArgs,
+    /// Take this package as a wheel from the index instead of building it (breaks cycles).
+    #[arg(long = "allow-binary", value_name = "NAME")]
+    pub(crate) allow_binary: Vec<String>,
+    /// The bootstrap set: cycles among only these are built in stages, not errors.
+    #[arg(long, value_name = "NAME", num_args = 1.., default_values = ["setuptools", "wheel", "flit-core"])]
+    pub(crate) bootstrap: Vec<String>,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct CellArgs {
+    /// A bare interpreter version to resolve for (cell `cpXY`), e.g. 3.7 or 3.11.2. Repeatable.
+    #[arg(long, value_name = "X.Y")]
+    pub(crate) python: Vec<String>,
+    /// A matrix file naming cells (and optionally requirements and an index).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) matrix: Option<PathBuf>,
+    /// Select cells of the matrix by glob, e.g. 'cp3{9,11}-*'.
+    #[arg(long, value_name = "GLOB", requires = "matrix")]
+    pub(crate) cells: Option<String>,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct IndexArgs {
+    /// The simple-API index (PEP 691 JSON, PEP 503 HTML).
+    #[arg(long, short = 'i', env = "PIP_INDEX_URL", value_name = "URL")]
+    pub(crate) index_url: Option<String>,
+    /// A local folder of sdists (and wheels) to use beside the index. Repeatable.
+    #[arg(long, short = 'f', value_name = "DIR")]
+    pub(crate) find_links: Vec<PathBuf>,
+    /// Use no index, only --find-links folders.
+    #[arg(long)]
+    pub(crate) no_index: bool,
+    /// Where index pages, sdists and their inspections are cached.
+    #[arg(long, env = "REWHEEL_CACHE_DIR", value_name = "DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// Use only what is in the cache; fetch nothing.
+    #[arg(long)]
+    pub(crate) offline: bool,
+    /// Resolve as the index stood at this instant (RFC 3339, or a date meaning its midnight UTC),
+    /// from upload times.
+    #[arg(long, value_name = "DATE", value_parser = parse_instant)]
+    pub(crate) exclude_newer: Option<Timestamp>,
+    /// Attempts per HTTP request before giving up (with exponential backoff).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub(crate) retries: u32,
+    /// Reject sdists that expand past this many bytes.
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
+    pub(crate) max_sdist_size: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub(crate) enum Format {
+    Text,
+    Json,
+    Dot,
+}
+
+pub(crate) fn parse_instant(s: &str) -> Result<Timestamp, String> {
+    if let Ok(ts) = Timestamp::from_str(s) {
+        return Ok(ts);
+    }
+    jiff::civil::Date::from_str(s)
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
+        .map(|z| z.timestamp())
+        .map_err(|_| format!("`{s}` is neither an RFC 3339 instant (2022-07-15T00:00:00Z) nor a date (2022-07-15)"))
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct BuildArgs {
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+    /// Where jobs run: `local` (host interpreters), `docker` (one container per job), or `auto`.
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+    pub(crate) backend: BackendKind,
+    /// Jobs at once (default: the number of cores).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+    /// Wheels go to DIR/<cell>/.
+    #[arg(long, default_value = "wheelhouse", value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// The run store (SQLite plus content-addressed wheels and logs).
+    #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+    /// Continue an interrupted run: its finished jobs are reused, the rest are built.
+    #[arg(long, value_name = "RUN")]
+    pub(crate) resume: Option<String>,
+    /// SOURCE_DATE_EPOCH for every job (unset by default, as for a plain pip build).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) source_date_epoch: Option<u64>,
+    /// The umask jobs run with and sources are unpacked with, in octal.
+    #[arg(long, default_value = "022", value_parser = parse_umask, value_name = "OCTAL")]
+    pub(crate) umask: u32,
+    /// Where jobs build (local backend): a fixed path, since C extensions embed it.
+    #[arg(long, default_value = crate::build::job::DEFAULT_BUILD_ROOT, value_name = "DIR", value_parser = absolute_path)]
+    pub(crate) build_path: PathBuf,
+    /// Wheels to start the bootstrap from (stage 0); default: the index's wheels, by hash.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) seed_wheels: Option<PathBuf>,
+    /// Give up on a job after this many seconds.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub(crate) timeout: u64,
+    /// An interpreter to use for the local backend (matched to cells by version). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) python_path: Vec<PathBuf>,
+    /// Run exactly one job of a plan (`rewheel plan`), as a CI job does: with --plan and --inputs.
+    #[arg(long, value_name = "ID", requires_all = ["plan_file", "inputs"])]
+    pub(crate) job: Option<String>,
+    /// Compare each built wheel with the sha256 hashes of a requirements file
+    /// (`name==ver --hash=sha256:…`, one hash per interpreter allowed); a mismatch exits 1.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) expect: Option<PathBuf>,
+    /// The plan document that --job comes from.
+    #[arg(long = "plan", value_name = "FILE")]
+    pub(crate) plan_file: Option<PathBuf>,
+    /// What earlier jobs left (their wheels and result documents), searched recursively.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) inputs: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
+pub(crate) enum BackendKind {
+    Auto,
+    Local,
+    Docker,
+}
+
+/// Jobs run in other folders than rewheel: a relative path is made absolute once, here.
+fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("an empty path".into());
+    }
+    std::path::absolute(s).map_err(|e| format!("`{s}`: {e}"))
+}
+
+fn parse_umask(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("`{s}` is not an octal umask like 022"))
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    pub(crate) build: BuildArgs,
+    /// What the second build varies: names to vary only those, `-name` to leave one out
+    /// (`--vary build-path,umask`, or `--vary=-time` with the `=`). Default: all of build-path, time, umask, timezone,
+    /// locale, hostname, uid, hash-seed, env, num-cpus.
+    #[arg(long, default_value = "all", value_parser = parse_vary, value_name = "LIST", allow_hyphen_values = true)]
+    pub(crate) vary: VarySet,
+    /// Rebuild the whole closure the second time, not just each wheel with the first build's
+    /// build dependencies.
+    #[arg(long)]
+    pub(crate) independent: bool,
+    /// For differences no variation value explains, rebuild with one variation at a time and
+    /// name those that reproduce it.
+    #[arg(long)]
+    pub(crate) find_culprit: bool,
+
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
+}
+
+/// The variations of the second build, as `--vary` named them.
+#[derive(Clone, Debug)]
+pub(crate) struct VarySet(pub(crate) Vec<Variation>);
+
+fn parse_vary(s: &str) -> Result<VarySet, String> {
+    parse_set(s).map(VarySet)
+}
+
+#[derive(Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub(crate) build: BuildArgs,
+    /// `json`: the plan itself; `github`: a matrix per level for `strategy.matrix`; `gitlab`: a
+    /// child pipeline with `needs:` edges.
+    #[arg(long, value_enum, default_value_t = Emit::Json)]
+    pub(crate) emit: Emit,
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Emit {
+    Json,
+    Github,
+    Gitlab,
+}
+
+#[derive(Args)]
+pub(crate) struct MergeArgs {
+    /// Result documents (`*.result.json`) or folders holding them and their wheels.
+    #[arg(required = true)]
+    pub(crate) results: Vec<PathBuf>,
+    /// The plan the results come from: every job must be there, once.
+    #[arg(long = "plan", value_name = "FILE")]
+    pub(crate) plan_file: Option<PathBuf>,
+    #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct CompareArgs {
+    /// A run id in the store, a folder of wheels (DIR/<cell>/*.whl or DIR/*.whl), or a wheel.
+    pub(crate) a: String,
+    /// The same, for the other side.
+    pub(crate) b: String,
+    #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct ReportArgs {
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Also write JUnit XML (one test case per wheel and cell) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write one self-contained HTML page with the summary and every diff to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub(crate) enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub(crate) struct BisectArgs {
+    /// What to watch: `name==version` (dates) or a package name in both locks (locks).
+    #[arg(long)]
+    pub(crate) target: String,
+    /// The last instant known good (RFC 3339 or a date).
+    #[arg(long, value_parser = parse_instant, requires = "bad_date", conflicts_with = "good_lock")]
+    pub(crate) good_date: Option<Timestamp>,
+    /// The first instant known bad.
+    #[arg(long, value_parser = parse_instant, requires = "good_date")]
+    pub(crate) bad_date: Option<Timestamp>,
+    /// A lock (pip requirements with pins) known good.
+    #[arg(long, requires = "bad_lock")]
+    pub(crate) good_lock: Option<PathBuf>,
+    /// A lock known bad.
+    #[arg(long, requires = "good_lock")]
+    pub(crate) bad_lock: Option<PathBuf>,
+    /// What "bad" means: `resolves` (a cycle), `builds` (a failed build), `reproducible`
+    /// (a wheel that is not), or `matches=SHA256` (the target's wheel hashes otherwise).
+    #[arg(long, value_parser = parse_until)]
+    pub(crate) until: Until,
+    /// A cell of --matrix; without a matrix, `cpXY` (or `cpXY-anything`) means Python X.Y.
+    #[arg(long)]
+    pub(crate) cell: Option<String>,
+    #[arg(long)]
+    pub(crate) matrix: Option<PathBuf>,
+    /// A bare interpreter version instead of a cell (enough for `--until resolves`).
+    #[arg(long, value_name = "X.Y")]
+    pub(crate) python: Option<String>,
+    /// The index flags `resolve` takes (each probe sets its own --exclude-newer).
+    #[command(flatten)]
+    pub(crate) index: IndexArgs,
+    /// Where the bisection's record is kept (the run store).
+    #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+    /// List the candidates and stop.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Arguments passed to every probe (e.g. `-- --backend local --vary build-path`).
+    #[arg(last = true)]
+    pub(crate) probe_args: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RunsCommand {
+    /// Every run in the store, oldest first.
+    List {
+        #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+        store: Option<PathBuf>,
+    },
+    /// One run's jobs: status, wheel, hash, time, and the fingerprint of their inputs.
+    Show {
+        run: String,
+        #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Print the run as JSON (`schema_version` 1).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the store (fsck): every job's wheel and log blob is there and still hashes to its
+    /// name, and no run is left marked running. Exit 0 when clean, 1 when something is wrong.
+    Verify {
+        #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Print the findings as JSON (`schema_version` 1).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ImagesCommand {
+    /// Make images in the local engine from Debian's archive (no registry needed):
+    /// debootstrap the suite with python3 and a C toolchain, then import its root filesystem.
+    /// An image whose recipe digest is already in the engine is kept.
+    Build {
+        /// bullseye, bookworm, trixie, forky (default: all).
+        names: Vec<String>,
+        /// Where the root filesystems are made (about 400 MB each, removed after import).
+        #[arg(long, default_value = "/var/tmp/rewheel-images", value_name = "DIR")]
+        scratch: PathBuf,
+        /// Build again even when the engine has the image.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The images rewheel knows, their recipe digests, and whether the engine has them.
+    List,
+}

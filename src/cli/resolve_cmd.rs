@@ -1,0 +1,70 @@
+//! `rewheel resolve`: each cell's graph, its cycles and their ways out, or why a package is in it.
+
+use super::args::{Format, ResolveArgs};
+use super::output::emit;
+use crate::exit;
+use crate::names::PackageName;
+use crate::resolve::CellGraph;
+use crate::resolve::explain::WayOut;
+use crate::resolve::report;
+use crate::resolve::session::resolve;
+use anyhow::{Context, bail};
+use std::str::FromStr;
+
+pub(crate) fn run(args: ResolveArgs) -> anyhow::Result<u8> {
+    let resolved = resolve(&super::settings::resolve(&args.input)?, !args.no_explain)?;
+    if let Some(name) = &args.why {
+        let name = PackageName::from_str(name)
+            .with_context(|| format!("--why {name}: not a package name"))?;
+        return print_why(&resolved.graphs, &name, args.output.as_deref());
+    }
+    let report = resolved.report();
+    let text = match args.format {
+        Format::Text => report::text(&report),
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Dot => report::dot(&report),
+    };
+    emit(&text, args.output.as_deref())?;
+    Ok(if resolved.has_error_cycle() {
+        exit::CYCLE
+    } else {
+        exit::SUCCESS
+    })
+}
+
+fn print_why(
+    graphs: &[(CellGraph, Vec<Vec<WayOut>>)],
+    name: &PackageName,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<u8> {
+    let mut text = String::new();
+    let mut found = false;
+    for (cg, _) in graphs {
+        let paths = cg.graph.why(name);
+        if paths.is_empty() {
+            text.push_str(&format!(
+                "{}: {name} is not in this cell's graph\n",
+                cg.cell.id
+            ));
+        }
+        for (node, path) in paths {
+            found = true;
+            let start = path.first().map(|&e| cg.graph.source(e)).unwrap_or(node);
+            let what = if path.is_empty() {
+                " (asked for directly)"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "{}: {}{what}\n",
+                cg.cell.id,
+                cg.graph.render_chain(start, &path)
+            ));
+        }
+    }
+    emit(&text, output)?;
+    if !found {
+        bail!("{name} is in no cell's graph");
+    }
+    Ok(exit::SUCCESS)
+}

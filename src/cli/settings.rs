@@ -1,0 +1,109 @@
+//! Arguments become library settings here, once: nothing below `cli/` sees a clap type.
+
+use super::args::{BackendKind, BuildArgs, IndexArgs, InputArgs};
+use crate::build::backend::{self, BackendRequest};
+use crate::build::job::Settings;
+use crate::build::plan::BuildOptions;
+use crate::build::run::BuildSettings;
+use crate::names::PackageName;
+use crate::resolve::archive::Limits;
+use crate::resolve::session::{IndexSettings, ResolveSettings};
+use crate::store::Store;
+use anyhow::Context;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub(crate) fn store_root(explicit: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    explicit
+        .cloned()
+        .or_else(Store::default_root)
+        .context("no place for the run store; give --store DIR")
+}
+
+pub(crate) fn index(args: &IndexArgs) -> anyhow::Result<IndexSettings> {
+    Ok(IndexSettings {
+        index_url: args.index_url.clone(),
+        no_index: args.no_index,
+        find_links: args.find_links.clone(),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .or_else(|| dirs::cache_dir().map(|d| d.join("rewheel")))
+            .context("no cache directory; give --cache-dir")?,
+        offline: args.offline,
+        attempts: args.retries,
+        exclude_newer: args.exclude_newer,
+        limits: Limits {
+            max_unpacked: args.max_sdist_size,
+            ..Limits::default()
+        },
+    })
+}
+
+fn names(list: &[String], flag: &str) -> anyhow::Result<Vec<(String, PackageName)>> {
+    list.iter()
+        .map(|n| {
+            PackageName::from_str(n)
+                .map(|name| (n.clone(), name))
+                .with_context(|| format!("{flag} {n}: not a package name"))
+        })
+        .collect()
+}
+
+pub(crate) fn resolve(args: &InputArgs) -> anyhow::Result<ResolveSettings> {
+    Ok(ResolveSettings {
+        specs: args.specs.clone(),
+        requirement_files: args.requirement_files.clone(),
+        constraint_files: args.constraint_files.clone(),
+        build_constraint_files: args.build_constraints.clone(),
+        pythons: args.cells.python.clone(),
+        matrix: args.cells.matrix.clone(),
+        cells: args.cells.cells.clone(),
+        index: index(&args.index)?,
+        allow_binary: names(&args.allow_binary, "--allow-binary")?
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect::<HashSet<_>>(),
+        bootstrap: names(&args.bootstrap, "--bootstrap")?,
+    })
+}
+
+pub(crate) fn backend_request(args: &BuildArgs) -> BackendRequest {
+    BackendRequest {
+        kind: match args.backend {
+            BackendKind::Auto => backend::BackendKind::Auto,
+            BackendKind::Local => backend::BackendKind::Local,
+            BackendKind::Docker => backend::BackendKind::Docker,
+        },
+        build_path: args.build_path.clone(),
+        python_paths: args.python_path.clone(),
+    }
+}
+
+pub(crate) fn build(args: &BuildArgs) -> anyhow::Result<BuildSettings> {
+    let resolve = resolve(&args.input)?;
+    let options = BuildOptions {
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }),
+        out_dir: args.out.clone(),
+        settings: Settings {
+            source_date_epoch: args.source_date_epoch,
+            umask: args.umask,
+            ..Settings::default()
+        },
+        timeout: Duration::from_secs(args.timeout),
+        seed_dir: args.seed_wheels.clone(),
+        limits: resolve.index.limits,
+    };
+    Ok(BuildSettings {
+        backend: backend_request(args),
+        options,
+        store_root: store_root(args.store.as_ref())?,
+        resolve,
+    })
+}
