@@ -2,14 +2,96 @@
 
 use pep508_rs::pep440_rs::Version;
 use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::str::FromStr;
+
+/// A cell's identifier, cibuildwheel-style: `cp39-bullseye`, `cp311-bookworm`, or `cp37` for a
+/// bare interpreter version given with `--python`. It names folders (`--out DIR/<cell>/`,
+/// build folders), so only letters, digits, `.`, `_` and `-`, not starting with `.`: checked
+/// when made, also when read back from a CI plan.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CellId(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cell id `{0}` must be letters, digits, `.`, `_` or `-`, not starting with `.` (it names folders)"
+)]
+pub struct BadCellId(pub String);
+
+impl CellId {
+    pub fn new(id: impl Into<String>) -> Result<Self, BadCellId> {
+        let id = id.into();
+        let valid = !id.is_empty()
+            && !id.starts_with('.')
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if valid {
+            Ok(Self(id))
+        } else {
+            Err(BadCellId(id))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CellId {
+    type Error = BadCellId;
+    fn try_from(id: String) -> Result<Self, BadCellId> {
+        Self::new(id)
+    }
+}
+
+impl From<CellId> for String {
+    fn from(id: CellId) -> String {
+        id.0
+    }
+}
+
+impl std::ops::Deref for CellId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for CellId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for CellId {
+    fn as_ref(&self) -> &std::path::Path {
+        std::path::Path::new(&self.0)
+    }
+}
+
+impl std::fmt::Display for CellId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl PartialEq<str> for CellId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for CellId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
-    /// cibuildwheel-style identifier: `cp39-bullseye`, `cp311-bookworm`, or `cp37` for a bare
-    /// interpreter version given with `--python`.
-    pub id: String,
+    pub id: CellId,
     /// The full interpreter version markers see (`python_full_version`).
     pub python: String,
     /// The build image this cell runs in, when it runs in one.
@@ -41,11 +123,11 @@ impl Cell {
         if version.epoch() != 0 || !(2..=3).contains(&release.len()) || release[0] < 2 {
             return Err(bad());
         }
-        let id = format!("cp{}{}", release[0], release[1]);
+        let id = CellId::new(format!("cp{}{}", release[0], release[1])).expect("a plain cell id");
         Self::new(id, given, None)
     }
 
-    pub fn new(id: String, python: &str, image: Option<String>) -> Result<Self, BadPythonVersion> {
+    pub fn new(id: CellId, python: &str, image: Option<String>) -> Result<Self, BadPythonVersion> {
         let bad = || BadPythonVersion {
             given: python.to_string(),
         };
@@ -105,6 +187,21 @@ mod tests {
         .unwrap();
         assert!(req.evaluate_markers(cell.markers(), &[]));
         assert!(!req.evaluate_markers(Cell::for_python("3.9").unwrap().markers(), &[]));
+    }
+
+    #[test]
+    fn cell_ids_name_folders_and_nothing_else() {
+        assert!(CellId::new("cp311-bookworm").is_ok());
+        for bad in ["", ".", "..", ".hidden", "a/b", "cp3 11", "cé"] {
+            assert!(CellId::new(bad).is_err(), "{bad}");
+        }
+        let read: Result<CellId, _> = serde_json::from_str("\"../etc\"");
+        assert!(
+            read.is_err(),
+            "a plan cannot smuggle a path in as a cell id"
+        );
+        let id: CellId = serde_json::from_str("\"cp39-bullseye\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"cp39-bullseye\"");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Matrix files (`matrices/*.toml`): the cells to work on and the inputs they share.
 
-use crate::cell::Cell;
+use crate::cell::{Cell, CellId};
 use globset::GlobBuilder;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -75,12 +75,8 @@ impl Matrix {
         let mut cells = Vec::new();
         for (id, spec) in file.cells {
             // Cell ids become folder names (`--out DIR/<cell>/`, build folders): plain names only.
-            if !valid_cell_id(&id) {
-                return Err(invalid(format!(
-                    "cell id `{id}` must be letters, digits, `.`, `_` or `-`, not starting with `.` (it names folders)"
-                )));
-            }
-            let cell = Cell::new(id.clone(), &spec.python, spec.image)
+            let cell_id = CellId::new(id.clone()).map_err(|err| invalid(err.to_string()))?;
+            let cell = Cell::new(cell_id, &spec.python, spec.image)
                 .map_err(|err| invalid(format!("cells.{id}.python: {err}")))?;
             cells.push(cell);
         }
@@ -134,11 +130,7 @@ impl Matrix {
 }
 
 pub fn valid_cell_id(id: &str) -> bool {
-    !id.is_empty()
-        && !id.starts_with('.')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    CellId::new(id).is_ok()
 }
 
 #[cfg(test)]

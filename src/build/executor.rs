@@ -7,6 +7,7 @@ use crate::build::job::{EnvWheel, Fingerprint, JobError};
 use crate::build::plan::{
     BOOTSTRAP_STAGES, BuildOptions, Extension, JobKey, Planned, Planner, Source,
 };
+use crate::cell::CellId;
 use crate::store::{JobOutcome, JobRecord, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ struct Built {
 }
 
 pub struct Outcome {
-    pub cell: String,
+    pub cell: CellId,
     pub label: String,
     pub result: Result<(String, String), String>,
     pub log: Option<PathBuf>,
@@ -192,7 +193,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
         events,
         mut interrupt,
     } = executor;
-    let reusable: HashMap<(String, String, String, u32), JobRecord> = store
+    let reusable: HashMap<(CellId, String, String, u32), JobRecord> = store
         .jobs(run_id)?
         .into_iter()
         .filter(|j| j.status == crate::store::JobStatus::Built)
@@ -640,7 +641,7 @@ mod tests {
                 stage,
             },
             spec: JobSpec {
-                cell: "cp311".into(),
+                cell: CellId::new("cp311").unwrap(),
                 name: name.into(),
                 version: "1.0".into(),
                 stage,
@@ -655,8 +656,7 @@ mod tests {
                 proceed: false,
             },
             sdist_url: String::new(),
-            python: "3.11".into(),
-            image: None,
+            cell: crate::cell::Cell::for_python("3.11").unwrap(),
             env: deps
                 .iter()
                 .map(|(n, s)| {

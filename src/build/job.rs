@@ -63,7 +63,7 @@ pub struct EnvWheel {
 
 #[derive(Debug, Clone)]
 pub struct JobSpec {
-    pub cell: String,
+    pub cell: crate::cell::CellId,
     pub name: String,
     pub version: String,
     pub stage: u32,

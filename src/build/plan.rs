@@ -42,9 +42,8 @@ pub struct Planned {
     pub spec: JobSpec,
     /// Where the sdist comes from, for CI jobs that fetch their own inputs.
     pub sdist_url: String,
-    /// The cell's interpreter version and image, for CI jobs.
-    pub python: String,
-    pub image: Option<String>,
+    /// The cell (interpreter version, image), for CI jobs.
+    pub cell: crate::cell::Cell,
     pub env: Vec<Source>,
     /// Stage 0 and the last bootstrap stage are the wheels of the run; earlier stages are
     /// scaffolding.
@@ -118,7 +117,7 @@ impl Planner {
             .lock()
             .unwrap()
             .iter()
-            .map(|g| g.cell.id.clone())
+            .map(|g| g.cell.id.to_string())
             .collect()
     }
 
@@ -195,7 +194,7 @@ impl Planner {
         node: NodeIndex,
     ) -> Result<Vec<Planned>, PlanError> {
         let repo_err = |source: RepoError| PlanError::Repo {
-            cell: cg.cell.id.clone(),
+            cell: cg.cell.id.to_string(),
             source: Box::new(source),
         };
         let dist = &cg.dists[&node];
@@ -256,8 +255,7 @@ impl Planner {
                     stage,
                 },
                 sdist_url: dist.file.url.clone(),
-                python: cg.cell.python.clone(),
-                image: cg.cell.image.clone(),
+                cell: cg.cell.clone(),
                 spec: JobSpec {
                     cell: cg.cell.id.clone(),
                     name: dist.name.to_string(),
@@ -299,11 +297,11 @@ impl Planner {
                     .index
                     .fetch(&cg.dists[&node].file)
                     .map_err(|e| PlanError::Repo {
-                        cell: cg.cell.id.clone(),
+                        cell: cg.cell.id.to_string(),
                         source: Box::new(e.into()),
                     })?;
             let mut found = env_wheel(cg, node, path).map_err(|e| PlanError::Repo {
-                cell: cg.cell.id.clone(),
+                cell: cg.cell.id.to_string(),
                 source: Box::new(e),
             })?;
             found.url = Some(cg.dists[&node].file.url.clone());
@@ -357,11 +355,11 @@ fn seed_wheel(
     let name = &cg.graph.graph[node].name;
     let version = &cg.graph.graph[node].version;
     let no_seed = || PlanError::NoSeed {
-        cell: cg.cell.id.clone(),
+        cell: cg.cell.id.to_string(),
         name: name.to_string(),
     };
     let repo_err = |source: RepoError| PlanError::Repo {
-        cell: cg.cell.id.clone(),
+        cell: cg.cell.id.to_string(),
         source: Box::new(source),
     };
     if let Some(dir) = seed_dir {

@@ -188,7 +188,7 @@ fn build_in(store: Store, run_id: String, settings: BuildSettings) -> anyhow::Re
 fn planned_counts(planned: &[Planned]) -> HashMap<String, u64> {
     let mut counts = HashMap::new();
     for p in planned {
-        *counts.entry(p.spec.cell.clone()).or_insert(0) += 1;
+        *counts.entry(p.spec.cell.to_string()).or_insert(0) += 1;
     }
     counts
 }

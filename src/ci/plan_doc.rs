@@ -48,7 +48,7 @@ pub enum EnvEntry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanJob {
     pub id: String,
-    pub cell: String,
+    pub cell: crate::cell::CellId,
     pub python: String,
     pub image: Option<String>,
     pub name: String,
@@ -147,8 +147,8 @@ pub fn document(planned: &[Planned]) -> PlanDoc {
             PlanJob {
                 id: ids[&p.key].clone(),
                 cell: p.spec.cell.clone(),
-                python: p.python.clone(),
-                image: p.image.clone(),
+                python: p.cell.python.clone(),
+                image: p.cell.image.clone(),
                 name: p.spec.name.clone(),
                 version: p.spec.version.clone(),
                 stage: p.key.stage,

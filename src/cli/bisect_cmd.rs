@@ -4,9 +4,9 @@
 
 use super::args::BisectArgs;
 use crate::bisect::engine::{Prober, Settings, Until, bisect_dates, bisect_locks, python_of_cell};
+use crate::bisect::record::keep;
 use crate::exit;
 use anyhow::bail;
-use jiff::Timestamp;
 
 pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
     if args.index.exclude_newer.is_some() {
@@ -48,44 +48,22 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
         (_, _, Some(good), Some(bad)) => bisect_locks(&settings, good, bad, &mut prober),
         _ => bail!("give --good-date and --bad-date, or --good-lock and --bad-lock"),
     };
-    keep_record(&args, prober.log(), &outcome);
-    outcome.map(|_| exit::SUCCESS)
-}
-
-/// Every bisection, its probes and its answer, in the store's `bisect/` folder.
-fn keep_record(args: &BisectArgs, probes: &[(String, bool)], outcome: &anyhow::Result<String>) {
-    let Ok(root) = super::settings::store_root(args.store.as_ref()) else {
-        return;
-    };
-    let record = serde_json::json!({
-        "schema_version": 1,
-        "target": args.target,
-        "until": format!("{:?}", args.until),
-        "good": args.good_date.map(|d| d.to_string()).or_else(|| args.good_lock.as_ref().map(|p| p.display().to_string())),
-        "bad": args.bad_date.map(|d| d.to_string()).or_else(|| args.bad_lock.as_ref().map(|p| p.display().to_string())),
-        "probes": probes.iter().map(|(label, bad)| serde_json::json!({ "state": label, "bad": bad })).collect::<Vec<_>>(),
-        "answer": match outcome {
-            Ok(answer) => answer.clone(),
-            Err(e) => format!("error: {e}"),
-        },
-    });
-    let path = root.join("bisect").join(format!(
-        "{}.json",
-        Timestamp::now().strftime("%Y%m%d-%H%M%S")
-    ));
-    if crate::fsutil::write_atomic(
-        &path,
-        serde_json::to_string_pretty(&record)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-    .is_ok()
+    let good = args
+        .good_date
+        .map(|d| d.to_string())
+        .or_else(|| args.good_lock.as_ref().map(|p| p.display().to_string()));
+    let bad = args
+        .bad_date
+        .map(|d| d.to_string())
+        .or_else(|| args.bad_lock.as_ref().map(|p| p.display().to_string()));
+    if let Ok(root) = super::settings::store_root(args.store.as_ref())
+        && let Some(path) = keep(&root, &settings, (good, bad), prober.log(), &outcome)
     {
         println!("kept in {}", path.display());
     }
+    outcome.map(|_| exit::SUCCESS)
 }
 
-/// The cell arguments every probe gets.
 fn cell_args(args: &BisectArgs) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(matrix) = &args.matrix {

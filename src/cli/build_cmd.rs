@@ -88,42 +88,5 @@ pub(crate) fn conclude(built: &BuiltRun) -> anyhow::Result<Option<u8>> {
 }
 
 pub(crate) fn print_summary(summary: &Summary, out: &std::path::Path) {
-    let mut cells: Vec<&str> = summary.outcomes.iter().map(|o| o.cell.as_str()).collect();
-    cells.dedup();
-    cells.sort();
-    cells.dedup();
-    for cell in cells {
-        let of_cell: Vec<_> = summary.outcomes.iter().filter(|o| o.cell == cell).collect();
-        let ok = of_cell.iter().filter(|o| o.result.is_ok()).count();
-        let reused = of_cell.iter().filter(|o| o.reused).count();
-        println!(
-            "{cell}: {ok} built{}, {} failed → {}",
-            if reused > 0 {
-                format!(" ({reused} reused)")
-            } else {
-                String::new()
-            },
-            of_cell.len() - ok,
-            out.join(cell).display()
-        );
-        for o in &of_cell {
-            if let Ok((filename, sha)) = &o.result {
-                println!("  ok    {:<40} {filename} sha256:{}", o.label, &sha[..16]);
-            }
-        }
-        for o in &of_cell {
-            if let Err(why) = &o.result {
-                println!("  FAIL  {:<40} {why}", o.label);
-                for line in &o.log_tail {
-                    println!("        | {line}");
-                }
-                if let Some(log) = &o.log {
-                    println!("        log: {}", log.display());
-                }
-            }
-        }
-    }
-    for line in &summary.no_fixpoint {
-        println!("bootstrap did not reach a fixpoint: {line}");
-    }
+    print!("{}", crate::build::report::text(summary, out));
 }

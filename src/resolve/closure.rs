@@ -96,7 +96,7 @@ pub fn resolve_cell(
     let target_constraints = Constraints::from_requirements(&input.constraints, cell);
     let target = resolve_env(repo, cell, &root_reqs, &target_constraints).map_err(|source| {
         CellError::Resolve {
-            cell: cell.id.clone(),
+            cell: cell.id.to_string(),
             what: "cannot resolve the requirements".into(),
             source,
         }
@@ -142,7 +142,7 @@ impl CellGraph {
 
     fn repo_err(&self) -> impl Fn(RepoError) -> CellError + '_ {
         move |source| CellError::Repo {
-            cell: self.cell.id.clone(),
+            cell: self.cell.id.to_string(),
             source: Box::new(source),
         }
     }
@@ -252,7 +252,7 @@ impl CellGraph {
         let env =
             resolve_env(repo, &self.cell, &reqs, &self.build_constraints).map_err(|source| {
                 CellError::Resolve {
-                    cell: self.cell.id.clone(),
+                    cell: self.cell.id.to_string(),
                     what: format!(
                         "cannot resolve the build environment of {} {} ({})",
                         dist.name,
@@ -470,7 +470,7 @@ fn check_roots_exist(repo: &Repository, cell: &Cell, roots: &[&Entry]) -> Result
         let candidates = repo
             .candidates(&req.name)
             .map_err(|source| CellError::Repo {
-                cell: cell.id.clone(),
+                cell: cell.id.to_string(),
                 source: Box::new(source),
             })?;
         let range = requirement_range(req);
@@ -483,7 +483,7 @@ fn check_roots_exist(repo: &Repository, cell: &Cell, roots: &[&Entry]) -> Result
             let mut bare = req.clone();
             bare.marker = MarkerTree::TRUE;
             return Err(CellError::NoSuchVersion {
-                cell: cell.id.clone(),
+                cell: cell.id.to_string(),
                 requirement: bare.to_string(),
                 origin: entry.origin.to_string(),
                 newest,

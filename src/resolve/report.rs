@@ -138,7 +138,7 @@ pub fn cell_report(cg: &CellGraph, ways: &[Vec<WayOut>]) -> CellReport {
         })
         .collect();
     CellReport {
-        id: cg.cell.id.clone(),
+        id: cg.cell.id.to_string(),
         python: cg.cell.python.clone(),
         image: cg.cell.image.clone(),
         build_environments: cg.build_envs(),

@@ -3,6 +3,7 @@
 //! Every finished job is one committed row (WAL mode), written after its files are in place, so
 //! a run killed at any instant leaves a consistent store that `--resume` continues from.
 
+use crate::cell::CellId;
 use crate::fsutil::write_atomic;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -85,6 +86,18 @@ text_enum!(RunStatus {
     Cycle => "cycle",
 });
 
+impl rusqlite::types::ToSql for CellId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for CellId {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        CellId::new(value.as_str()?).map_err(|err| rusqlite::types::FromSqlError::Other(err.into()))
+    }
+}
+
 pub struct Store {
     root: PathBuf,
     db: Connection,
@@ -94,7 +107,7 @@ pub struct Store {
 /// (`ci::plan_doc::JobResult`) are both this, plus where each keeps the log.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct JobOutcome {
-    pub cell: String,
+    pub cell: CellId,
     pub name: String,
     pub version: String,
     /// 0 for an ordinary build; 1..=3 for the stages of a bootstrap build.
@@ -168,7 +181,7 @@ impl JobOutcome {
 /// Which job: cell, package, version and bootstrap stage.
 #[derive(Debug, Clone)]
 pub struct JobIdentity {
-    pub cell: String,
+    pub cell: CellId,
     pub name: String,
     pub version: String,
     pub stage: u32,
@@ -554,7 +567,7 @@ mod tests {
                 &run,
                 JobOutcome::built(
                     JobIdentity {
-                        cell: "cp311".into(),
+                        cell: CellId::new("cp311").unwrap(),
                         name: "six".into(),
                         version: "1.16.0".into(),
                         stage: 0,

@@ -113,8 +113,10 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
         ..Side::default()
     };
     for f in finals {
-        a.wheels
-            .insert((f.spec.cell.clone(), f.filename.clone()), f.path.clone());
+        a.wheels.insert(
+            (f.spec.cell.to_string(), f.filename.clone()),
+            f.path.clone(),
+        );
     }
     let mut b = Side {
         label: format!("run {} varied ({})", built.run_id, names(set)),
@@ -123,7 +125,7 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
     for r in &rebuilt {
         if let Ok((path, _)) = &r.result {
             b.wheels
-                .insert((r.cell.clone(), r.filename.clone()), path.clone());
+                .insert((r.cell.to_string(), r.filename.clone()), path.clone());
         }
     }
     let mut clue = Clues {
@@ -160,7 +162,7 @@ fn find_culprits(
             .summary
             .finals
             .iter()
-            .find(|f| f.spec.cell == pair.cell && f.filename == pair.wheel)
+            .find(|f| f.spec.cell.as_str() == pair.cell && f.filename == pair.wheel)
         else {
             continue;
         };
@@ -259,7 +261,7 @@ pub fn clues(
 
 /// One wheel built again.
 pub struct Rebuilt {
-    pub cell: String,
+    pub cell: crate::cell::CellId,
     pub filename: String,
     pub result: Result<(PathBuf, String), String>,
     pub window: (i64, i64),
@@ -355,7 +357,7 @@ pub fn per_wheel_clues(
         else {
             continue;
         };
-        let key = (r.cell.clone(), r.filename.clone());
+        let key = (r.cell.to_string(), r.filename.clone());
         clues.windows.insert(key.clone(), [f.window, r.window]);
         if build_path_varies {
             clues.per_wheel.insert(

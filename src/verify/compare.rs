@@ -93,7 +93,7 @@ impl Side {
                     // A run's wheels are compared as recorded, or not at all.
                     store.verify_blob(sha)?;
                     side.wheels
-                        .insert((job.cell.clone(), file.clone()), store.blob_path(sha));
+                        .insert((job.cell.to_string(), file.clone()), store.blob_path(sha));
                 }
             }
             return Ok(side);

@@ -53,7 +53,7 @@ pub fn check(
             Some(e) => ("mismatch", e.hashes.clone()),
         };
         out.push(Expectation {
-            cell: f.spec.cell.clone(),
+            cell: f.spec.cell.to_string(),
             wheel: f.filename.clone(),
             sha256: f.sha256.clone(),
             status,

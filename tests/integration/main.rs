@@ -1,6 +1,7 @@
 //! Integration tests: they drive the real `rewheel` binary on sdists the tests make themselves,
 //! served from a temporary find-links folder, so the core suite needs no network.
 
+mod architecture;
 mod bisect;
 mod build;
 mod check;

@@ -4,6 +4,7 @@
 
 use super::contract::{Backend, Runtime};
 use crate::build::job::{self, JobError, JobOutput, JobSpec};
+use crate::cell::CellId;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -22,7 +23,7 @@ pub const DEFAULT_ROOT: &str = "/build";
 pub struct DockerBackend {
     docker: Docker,
     /// Per cell: image reference, image id, python version inside.
-    cells: HashMap<String, (String, String, String)>,
+    cells: HashMap<CellId, (String, String, String)>,
     build_root: PathBuf,
     /// Where the job sees its folder inside the container.
     root: PathBuf,
@@ -41,7 +42,7 @@ impl DockerBackend {
 
     pub fn new(
         docker: Docker,
-        cells: HashMap<String, (String, String, String)>,
+        cells: HashMap<CellId, (String, String, String)>,
         build_root: PathBuf,
         session: String,
     ) -> Self {

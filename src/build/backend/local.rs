@@ -5,6 +5,7 @@ use super::contract::{Backend, Runtime};
 use super::sandbox::{self, Confinement, Isolation, ResourceLimits};
 use crate::build::interpreter::Interpreter;
 use crate::build::job::{self, JobError, JobOutput, JobSpec};
+use crate::cell::CellId;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Local {
     /// Interpreter per cell id.
-    interpreters: HashMap<String, Interpreter>,
+    interpreters: HashMap<CellId, Interpreter>,
     /// The fixed build path: jobs see `<root>/<cell>/<name>-<version>`, so that paths embedded
     /// by builds repeat across runs.
     build_root: PathBuf,
@@ -23,7 +24,7 @@ pub struct Local {
 }
 
 impl Local {
-    pub fn new(interpreters: HashMap<String, Interpreter>, build_root: PathBuf) -> Self {
+    pub fn new(interpreters: HashMap<CellId, Interpreter>, build_root: PathBuf) -> Self {
         let isolation = Isolation::probe();
         if isolation == Isolation::Bwrap {
             tracing::info!("local jobs are confined by {}", isolation.describe());

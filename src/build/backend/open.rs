@@ -116,7 +116,7 @@ async fn docker(
     let mut images = HashMap::new();
     for cell in cells {
         let Some(name) = &cell.image else {
-            return Err(OpenError::NoImage(cell.id.clone()));
+            return Err(OpenError::NoImage(cell.id.to_string()));
         };
         let image = Image::named(name)?;
         let Some(id) = image.id(&docker).await else {
@@ -134,7 +134,7 @@ async fn docker(
         let want = cell.python_version().release();
         if !python.starts_with(&format!("{}.{}.", want[0], want[1])) {
             return Err(OpenError::WrongPython {
-                cell: cell.id.clone(),
+                cell: cell.id.to_string(),
                 want: format!("{}.{}", want[0], want[1]),
                 reference: image.reference(),
                 found: python,
