@@ -56,6 +56,22 @@ pub fn of_error(err: &anyhow::Error) -> u8 {
     INPUT
 }
 
+/// The error and its causes, each said once: our errors already include their cause in their
+/// message, while context added at the edge does not.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+    }
+    text
+}
+
 pub const TABLE: &str = "\
 Exit codes:
   0  success (for check: everything reproducible)

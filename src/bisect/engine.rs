@@ -7,6 +7,7 @@ use crate::exit;
 use crate::names::{PackageName, parse_sdist_filename};
 use crate::requirements::Requirements;
 use crate::resolve::index::{Index, IndexConfig};
+use crate::resolve::session::IndexSettings;
 use anyhow::{Context, bail};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,6 +30,51 @@ pub struct Settings {
     pub probe_args: Vec<String>,
     /// List the candidates and stop.
     pub dry_run: bool,
+}
+
+/// The `--matrix`/`--cells`/`--python` arguments that select the bisected cell in every probe.
+pub fn probe_cell_args(
+    matrix: Option<&Path>,
+    cell: Option<&str>,
+    python: Option<&str>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(matrix) = matrix {
+        out.extend(["--matrix".into(), matrix.display().to_string()]);
+        if let Some(cell) = cell {
+            out.extend(["--cells".into(), cell.to_string()]);
+        }
+    } else if let Some(python) = cell.and_then(python_of_cell) {
+        out.extend(["--python".into(), python]);
+    }
+    if let Some(python) = python {
+        out.extend(["--python".into(), python.to_string()]);
+    }
+    out
+}
+
+/// The index arguments every probe gets (each probe adds its own `--exclude-newer`).
+pub fn probe_index_args(index: &IndexSettings) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(url) = &index.index_url {
+        out.extend(["--index-url".into(), url.clone()]);
+    }
+    for dir in &index.find_links {
+        out.extend(["--find-links".into(), dir.display().to_string()]);
+    }
+    if index.no_index {
+        out.push("--no-index".into());
+    }
+    if index.offline {
+        out.push("--offline".into());
+    }
+    out.extend(["--cache-dir".into(), index.cache_dir.display().to_string()]);
+    out.extend(["--retries".into(), index.attempts.to_string()]);
+    out.extend([
+        "--max-sdist-size".into(),
+        index.limits.max_unpacked.to_string(),
+    ]);
+    out
 }
 
 #[derive(Clone, Debug)]

@@ -251,12 +251,36 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                 spec.version.clone(),
                 spec.stage,
             );
-            if let Some(record) = reusable
+            // This run's own finished job (a resumed run), else the job cache: the newest
+            // finished job anywhere in the store with the same inputs.
+            let own = reusable
                 .get(&record_key)
                 .filter(|r| r.fingerprint_sha256 == fingerprint_sha256)
+                .cloned();
+            let found = match own {
+                Some(record) => Some(record),
+                None if options.rebuild.may_reuse(&spec.name) => {
+                    store.find_built(&fingerprint_sha256)?
+                }
+                None => None,
+            };
+            if let Some(record) = found
                 && let (Some(filename), Some(sha)) = (&record.wheel_filename, &record.wheel_sha256)
                 && reusable_blob(store, sha)
+                && record
+                    .log_sha256
+                    .as_deref()
+                    .is_none_or(|log| reusable_blob(store, log))
             {
+                if record.run_id != run_id {
+                    store.record_job(&record.reused_by(run_id))?;
+                }
+                let from = record.reused_from.as_deref().unwrap_or(&record.run_id);
+                let note = if from == run_id {
+                    "reused from the interrupted run".to_string()
+                } else {
+                    format!("reused from run {from}")
+                };
                 let path = store.blob_path(sha);
                 if planned.is_final {
                     let bytes = store.read_blob(sha)?;
@@ -281,13 +305,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                         build_path: root.clone(),
                     });
                 }
-                events.finished(
-                    &spec.cell,
-                    &spec.label(),
-                    true,
-                    0.0,
-                    "reused from the interrupted run",
-                );
+                events.finished(&spec.cell, &spec.label(), true, 0.0, &note);
                 ledger.outcomes.push(Outcome {
                     cell: spec.cell.clone(),
                     label: spec.label(),
@@ -700,6 +718,7 @@ mod tests {
             crate::progress::Progress::hidden(),
         );
         let options = || BuildOptions {
+            rebuild: Default::default(),
             jobs: 2,
             out_dir: dir.path().join("out"),
             settings: crate::build::job::Settings::default(),
@@ -724,6 +743,17 @@ mod tests {
     }
 
     fn go(s: &Setup, fake: Arc<Fake>, jobs: Vec<Planned>, interrupt: bool) -> Summary {
+        go_in(s, &s.run, &s.options, fake, jobs, interrupt)
+    }
+
+    fn go_in(
+        s: &Setup,
+        run: &str,
+        options: &BuildOptions,
+        fake: Arc<Fake>,
+        jobs: Vec<Planned>,
+        interrupt: bool,
+    ) -> Summary {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -742,8 +772,8 @@ mod tests {
                 planner: s.planner.clone(),
                 backend: fake,
                 store: &s.store,
-                run_id: &s.run,
-                options: &s.options,
+                run_id: run,
+                options,
                 events: Arc::new(Quiet),
                 interrupt: rx,
             }
@@ -843,6 +873,100 @@ mod tests {
         );
         assert!(second.runs.lock().unwrap().is_empty(), "{:?}", second.runs);
         assert!(summary.outcomes.iter().all(|o| o.reused));
+    }
+
+    fn lib_and_app() -> Vec<Planned> {
+        vec![job(0, 0, "lib", &[]), job(1, 0, "app", &[(0, 0)])]
+    }
+
+    #[test]
+    fn a_later_run_reuses_what_an_earlier_run_built_and_records_where_from() {
+        let s = setup();
+        go(&s, fake(), lib_and_app(), false);
+        let later = s.store.new_run(&[]).unwrap();
+        let second = fake();
+        let summary = go_in(&s, &later, &s.options, second.clone(), lib_and_app(), false);
+        assert!(second.runs.lock().unwrap().is_empty(), "{:?}", second.runs);
+        assert!(
+            summary
+                .outcomes
+                .iter()
+                .all(|o| o.reused && o.result.is_ok())
+        );
+        let rows = s.store.jobs(&later).unwrap();
+        assert_eq!(rows.len(), 2, "the later run lists the jobs it reused");
+        assert!(
+            rows.iter()
+                .all(|r| r.reused_from.as_deref() == Some(s.run.as_str()))
+        );
+        assert!(
+            s.options
+                .out_dir
+                .join("cp311/app-1.0-py3-none-any.whl")
+                .is_file(),
+            "a reused final wheel is still written out"
+        );
+    }
+
+    #[test]
+    fn rebuild_builds_everything_or_the_named_packages_again() {
+        let s = setup();
+        go(&s, fake(), lib_and_app(), false);
+        let mut options = s.options.clone();
+        options.rebuild = crate::build::plan::Rebuild::All;
+        let all = fake();
+        go_in(
+            &s,
+            &s.store.new_run(&[]).unwrap(),
+            &options,
+            all.clone(),
+            lib_and_app(),
+            false,
+        );
+        assert_eq!(all.runs.lock().unwrap().len(), 2);
+        options.rebuild = crate::build::plan::Rebuild::Packages(
+            [<crate::names::PackageName as std::str::FromStr>::from_str("LIB").unwrap()].into(),
+        );
+        let named = fake();
+        let summary = go_in(
+            &s,
+            &s.store.new_run(&[]).unwrap(),
+            &options,
+            named.clone(),
+            lib_and_app(),
+            false,
+        );
+        // lib is built again; its wheel has the same bytes, so app's inputs are unchanged.
+        assert_eq!(*named.runs.lock().unwrap(), vec!["lib 1.0".to_string()]);
+        assert!(
+            summary
+                .outcomes
+                .iter()
+                .any(|o| o.label == "app 1.0" && o.reused)
+        );
+    }
+
+    #[test]
+    fn a_damaged_cached_wheel_is_built_again_not_reused() {
+        let s = setup();
+        let first = go(&s, fake(), vec![job(0, 0, "lib", &[])], false);
+        let (_, sha) = first.outcomes[0].result.clone().unwrap();
+        std::fs::write(s.store.blob_path(&sha), b"changed on disk").unwrap();
+        let again = fake();
+        let summary = go_in(
+            &s,
+            &s.store.new_run(&[]).unwrap(),
+            &s.options,
+            again.clone(),
+            vec![job(0, 0, "lib", &[])],
+            false,
+        );
+        assert_eq!(again.runs.lock().unwrap().len(), 1);
+        assert!(!summary.outcomes[0].reused);
+        assert!(
+            s.store.verify_blob(&sha).is_ok(),
+            "the rebuild replaced the blob"
+        );
     }
 
     #[test]

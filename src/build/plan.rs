@@ -59,9 +59,37 @@ impl Planned {
     }
 }
 
+/// Which finished jobs of the store a run may take over instead of building them again. A
+/// resumed run always takes over its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Rebuild {
+    /// Reuse any finished job whose fingerprint matches (the job cache).
+    #[default]
+    Nothing,
+    /// Build everything again.
+    All,
+    /// Build these packages again; reuse the rest.
+    Packages(std::collections::HashSet<crate::names::PackageName>),
+}
+
+impl Rebuild {
+    /// May a finished job of package `name` from another run stand in for this one?
+    pub fn may_reuse(&self, name: &str) -> bool {
+        match self {
+            Rebuild::Nothing => true,
+            Rebuild::All => false,
+            Rebuild::Packages(names) => {
+                <crate::names::PackageName as std::str::FromStr>::from_str(name)
+                    .is_ok_and(|n| !names.contains(&n))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub jobs: usize,
+    pub rebuild: Rebuild,
     pub out_dir: PathBuf,
     pub settings: Settings,
     pub timeout: Duration,

@@ -242,6 +242,12 @@ pub(crate) struct BuildArgs {
     /// Wheels to start the bootstrap from (stage 0); default: the index's wheels, by hash.
     #[arg(long, value_name = "DIR")]
     pub(crate) seed_wheels: Option<PathBuf>,
+    /// Build again instead of reusing finished jobs from the store: `--rebuild` for every
+    /// job, `--rebuild=NAME,…` for those packages. By default a job whose inputs (sdist, build
+    /// environment, interpreter or image, settings, build path) match a finished job of any
+    /// earlier run reuses its wheel, after checking its hash.
+    #[arg(long, value_name = "NAMES", num_args = 0..=1, require_equals = true, value_delimiter = ',', default_missing_value = ":all:")]
+    pub(crate) rebuild: Option<Vec<String>>,
     /// Give up on a job after this many seconds.
     #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
     pub(crate) timeout: u64,
@@ -437,6 +443,34 @@ pub(crate) enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove old runs and every wheel and log no remaining run needs (the job cache shrinks
+    /// with them). Runs still running are kept, and so is any blob written in the last hour.
+    ///
+    /// Examples:
+    ///   rewheel runs gc --keep 10
+    ///   rewheel runs gc --older-than 30d --dry-run
+    #[command(verbatim_doc_comment)]
+    Gc {
+        #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Keep the newest N runs.
+        #[arg(
+            long,
+            value_name = "N",
+            required_unless_present = "older_than",
+            conflicts_with = "older_than"
+        )]
+        keep: Option<usize>,
+        /// Remove runs started longer ago than this (`30d`, `12h`, `2w`).
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Say what would go, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what was removed as JSON (`schema_version` 1).
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the store (fsck): every job's wheel and log blob is there and still hashes to its
     /// name, and no run is left marked running. Exit 0 when clean, 1 when something is wrong.
     Verify {
@@ -465,4 +499,19 @@ pub(crate) enum ImagesCommand {
     },
     /// The images rewheel knows, their recipe digests, and whether the engine has them.
     List,
+}
+
+/// `30d`, `12h`, `90m`, `2w`: an age for `runs gc --older-than`.
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("`{s}` is not an age like 30d, 12h, 90m or 2w");
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(std::time::Duration::from_secs(n * seconds))
 }

@@ -3,7 +3,10 @@
 //! rewheel itself, printed as it is tried and remembered for the rest of the bisection.
 
 use super::args::BisectArgs;
-use crate::bisect::engine::{Prober, Settings, Until, bisect_dates, bisect_locks, python_of_cell};
+use crate::bisect::engine::{
+    Prober, Settings, Until, bisect_dates, bisect_locks, probe_cell_args, probe_index_args,
+    python_of_cell,
+};
 use crate::bisect::record::keep;
 use crate::exit;
 use anyhow::bail;
@@ -27,12 +30,17 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
     {
         eprintln!("note: building for a bare --python uses the host's interpreter (local backend)");
     }
+    let index = super::settings::index(&args.index)?;
     let settings = Settings {
         target: args.target.clone(),
         until: args.until.clone(),
-        cell_args: cell_args(&args),
-        index_args: index_args(&args.index),
-        index: super::settings::index(&args.index)?.config(None),
+        cell_args: probe_cell_args(
+            args.matrix.as_deref(),
+            args.cell.as_deref(),
+            args.python.as_deref(),
+        ),
+        index_args: probe_index_args(&index),
+        index: index.config(None),
         probe_args: args.probe_args.clone(),
         dry_run: args.dry_run,
     };
@@ -62,43 +70,4 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
         println!("kept in {}", path.display());
     }
     outcome.map(|_| exit::SUCCESS)
-}
-
-fn cell_args(args: &BisectArgs) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(matrix) = &args.matrix {
-        out.extend(["--matrix".into(), matrix.display().to_string()]);
-        if let Some(cell) = &args.cell {
-            out.extend(["--cells".into(), cell.clone()]);
-        }
-    } else if let Some(python) = args.cell.as_deref().and_then(python_of_cell) {
-        out.extend(["--python".into(), python]);
-    }
-    if let Some(python) = &args.python {
-        out.extend(["--python".into(), python.clone()]);
-    }
-    out
-}
-
-/// The index arguments every probe gets.
-fn index_args(index: &super::args::IndexArgs) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(url) = &index.index_url {
-        out.extend(["--index-url".into(), url.clone()]);
-    }
-    for dir in &index.find_links {
-        out.extend(["--find-links".into(), dir.display().to_string()]);
-    }
-    if index.no_index {
-        out.push("--no-index".into());
-    }
-    if index.offline {
-        out.push("--offline".into());
-    }
-    if let Some(cache) = &index.cache_dir {
-        out.extend(["--cache-dir".into(), cache.display().to_string()]);
-    }
-    out.extend(["--retries".into(), index.retries.to_string()]);
-    out.extend(["--max-sdist-size".into(), index.max_sdist_size.to_string()]);
-    out
 }

@@ -44,7 +44,7 @@ pub(crate) fn start(
             // The interrupted run's own arguments decide what is built.
             let mut original = match Cli::try_parse_from_argv(&stored.argv)? {
                 Command::Build(original) => original,
-                Command::Check(check) => check.build,
+                Command::Check(check) => check.first_side(),
                 _ => bail!("run {id} was not a build"),
             };
             original.store = args.store.clone();

@@ -6,13 +6,24 @@ use super::compare_cmd::emit_report;
 use crate::exit;
 use crate::verify::check::{CheckSettings, check};
 
+impl CheckArgs {
+    /// The first build: it may reuse finished jobs, unless both sides must be independent.
+    pub(crate) fn first_side(&self) -> super::args::BuildArgs {
+        let mut build = self.build.clone();
+        if self.independent {
+            build.rebuild = Some(vec![":all:".into()]);
+        }
+        build
+    }
+}
+
 pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     let settings = CheckSettings {
         vary: args.vary.0.clone(),
         independent: args.independent,
         find_culprit: args.find_culprit,
     };
-    let built = match start(args.build.clone(), argv)? {
+    let built = match start(args.first_side(), argv)? {
         Ok(built) => built,
         Err(code) => return Ok(code),
     };

@@ -39,26 +39,10 @@ pub fn main() -> u8 {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", error_chain(&err));
+            eprintln!("error: {}", exit::describe(&err));
             exit::of_error(&err)
         }
     }
-}
-
-/// The error and its causes, each said once: our errors already include their cause in their
-/// message, while context added at the edge does not.
-fn error_chain(err: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in err.chain() {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&message);
-        }
-    }
-    text
 }
 
 fn init_tracing(verbose: u8) {

@@ -3,6 +3,7 @@
 use super::args::RunsCommand;
 use super::settings::store_root as store_dir;
 use crate::exit;
+use crate::store::gc::Keep;
 use crate::store::{Store, StoreError};
 
 pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
@@ -16,13 +17,7 @@ pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
             } else if problems.is_empty() {
                 println!("the store is consistent: every blob matches its name");
             } else {
-                for p in &problems {
-                    match &p.job {
-                        Some(job) => println!("run {}: {job}: {}", p.run, p.what),
-                        None => println!("run {}: {}", p.run, p.what),
-                    }
-                }
-                println!("{} problem(s)", problems.len());
+                print!("{}", crate::store::report::problems_text(&problems));
             }
             return Ok(if problems.is_empty() {
                 exit::SUCCESS
@@ -30,20 +25,46 @@ pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
                 exit::NOT_REPRODUCIBLE
             });
         }
+        RunsCommand::Gc {
+            store,
+            keep,
+            older_than,
+            dry_run,
+            json,
+        } => {
+            let store = Store::open(&store_dir(store.as_ref())?)?;
+            let keep = match (keep, older_than) {
+                (Some(n), _) => Keep::Last(n),
+                (None, Some(age)) => Keep::Since(
+                    jiff::Timestamp::now().checked_sub(jiff::SignedDuration::try_from(age)?)?,
+                ),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let collected = store.gc(keep, dry_run)?;
+            if json {
+                let doc = serde_json::json!({ "schema_version": 1, "dry_run": dry_run, "removed": collected });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                let verb = if dry_run { "would remove" } else { "removed" };
+                println!(
+                    "{verb} {} runs and {} blobs ({})",
+                    collected.runs.len(),
+                    collected.blobs,
+                    crate::store::report::human_bytes(collected.bytes)
+                );
+            }
+        }
         RunsCommand::List { store } => {
             let store = Store::open(&store_dir(store.as_ref())?)?;
+            let (blobs, bytes) = store.size();
+            println!(
+                "store: {blobs} blobs, {}",
+                crate::store::report::human_bytes(bytes)
+            );
             for run in store.runs()? {
-                let jobs = store.jobs(&run.id)?;
-                let built = jobs
-                    .iter()
-                    .filter(|j| j.status == crate::store::JobStatus::Built)
-                    .count();
                 println!(
-                    "{}  {:<11}  {built}/{} jobs built  {}",
-                    run.id,
-                    run.status,
-                    jobs.len(),
-                    run.argv.get(1..).unwrap_or_default().join(" ")
+                    "{}",
+                    crate::store::report::list_line(&run, &store.jobs(&run.id)?)
                 );
             }
         }
@@ -58,30 +79,7 @@ pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&doc)?);
                 return Ok(exit::SUCCESS);
             }
-            println!(
-                "run {} ({}) started {}",
-                record.id, record.status, record.started
-            );
-            println!("  {}", record.argv.join(" "));
-            for job in jobs {
-                let stage = if job.stage > 0 {
-                    format!(" stage {}", job.stage)
-                } else {
-                    String::new()
-                };
-                println!(
-                    "  {:<14} {:<7} {} {}{stage}  {}  {:.1} s",
-                    job.cell,
-                    job.status,
-                    job.name,
-                    job.version,
-                    job.wheel_sha256.as_deref().map(|s| &s[..16]).unwrap_or("-"),
-                    job.seconds
-                );
-                if let Some(error) = &job.error {
-                    println!("      {error}");
-                }
-            }
+            print!("{}", crate::store::report::run_text(&record, &jobs));
         }
     }
     Ok(exit::SUCCESS)

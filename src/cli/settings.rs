@@ -3,7 +3,7 @@
 use super::args::{BackendKind, BuildArgs, IndexArgs, InputArgs};
 use crate::build::backend::{self, BackendRequest};
 use crate::build::job::Settings;
-use crate::build::plan::BuildOptions;
+use crate::build::plan::{BuildOptions, Rebuild};
 use crate::build::run::BuildSettings;
 use crate::names::PackageName;
 use crate::resolve::archive::Limits;
@@ -84,7 +84,18 @@ pub(crate) fn backend_request(args: &BuildArgs) -> BackendRequest {
 
 pub(crate) fn build(args: &BuildArgs) -> anyhow::Result<BuildSettings> {
     let resolve = resolve(&args.input)?;
+    let rebuild = match args.rebuild.as_deref() {
+        None => Rebuild::Nothing,
+        Some(names) if names.iter().any(|n| n == ":all:") => Rebuild::All,
+        Some(list) => Rebuild::Packages(
+            names(list, "--rebuild")?
+                .into_iter()
+                .map(|(_, n)| n)
+                .collect(),
+        ),
+    };
     let options = BuildOptions {
+        rebuild,
         jobs: args.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())

@@ -3,6 +3,9 @@
 //! Every finished job is one committed row (WAL mode), written after its files are in place, so
 //! a run killed at any instant leaves a consistent store that `--resume` continues from.
 
+pub mod gc;
+pub mod report;
+
 use crate::cell::CellId;
 use crate::fsutil::write_atomic;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -195,6 +198,8 @@ pub struct JobRecord {
     pub outcome: JobOutcome,
     pub log_sha256: Option<String>,
     pub fingerprint_sha256: String,
+    /// The run whose job this one reused (same fingerprint), when it was not built again.
+    pub reused_from: Option<String>,
 }
 
 impl JobRecord {
@@ -204,7 +209,16 @@ impl JobRecord {
             fingerprint_sha256: outcome.fingerprint_sha256(),
             outcome,
             log_sha256,
+            reused_from: None,
         }
+    }
+
+    /// This finished job, taken over by `run_id` without building it again.
+    pub fn reused_by(&self, run_id: &str) -> Self {
+        let mut record = self.clone();
+        record.reused_from = Some(self.reused_from.clone().unwrap_or(self.run_id.clone()));
+        record.run_id = run_id.to_string();
+        record
     }
 }
 
@@ -248,6 +262,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     seconds REAL NOT NULL,
     PRIMARY KEY (run_id, cell, name, version, stage)
 );
+CREATE INDEX IF NOT EXISTS jobs_by_fingerprint ON jobs (fingerprint_sha256, status);
 ";
 
 impl Store {
@@ -274,6 +289,19 @@ impl Store {
         db.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
         db.execute_batch(SCHEMA).map_err(sql)?;
+        // Stores made before the job cache lack the column that says a job was reused.
+        let has_reused: bool = db
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'reused_from'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(sql)?
+            > 0;
+        if !has_reused {
+            db.execute_batch("ALTER TABLE jobs ADD COLUMN reused_from TEXT")
+                .map_err(sql)?;
+        }
         Ok(Self {
             root: root.to_path_buf(),
             db,
@@ -442,8 +470,8 @@ impl Store {
         self.db
             .execute(
                 "INSERT OR REPLACE INTO jobs (run_id, cell, name, version, stage, status, wheel_filename,
-                 wheel_sha256, log_sha256, fingerprint, fingerprint_sha256, error, seconds)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 wheel_sha256, log_sha256, fingerprint, fingerprint_sha256, error, seconds, reused_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     job.run_id,
                     job.cell,
@@ -457,7 +485,8 @@ impl Store {
                     job.fingerprint,
                     job.fingerprint_sha256,
                     job.error,
-                    job.seconds
+                    job.seconds,
+                    job.reused_from
                 ],
             )
             .map_err(self.sql())?;
@@ -465,16 +494,50 @@ impl Store {
     }
 
     pub fn jobs(&self, run_id: &str) -> Result<Vec<JobRecord>, StoreError> {
+        self.select_jobs("WHERE run_id = ?1 ORDER BY cell, rowid", params![run_id])
+    }
+
+    /// The newest finished job anywhere in the store whose inputs had this fingerprint: the
+    /// job cache. Its blobs are the caller's to verify before use.
+    pub fn find_built(&self, fingerprint_sha256: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self
+            .select_jobs(
+                "WHERE fingerprint_sha256 = ?1 AND status = 'built' AND wheel_sha256 IS NOT NULL
+                 ORDER BY rowid DESC LIMIT 1",
+                params![fingerprint_sha256],
+            )?
+            .pop())
+    }
+
+    /// Seconds the newest finished build of this package took in this cell, for scheduling.
+    pub fn last_seconds(&self, cell: &str, name: &str, version: &str) -> Option<f64> {
+        self.db
+            .query_row(
+                "SELECT seconds FROM jobs WHERE cell = ?1 AND name = ?2 AND version = ?3
+                 AND status = 'built' AND reused_from IS NULL ORDER BY rowid DESC LIMIT 1",
+                params![cell, name, version],
+                |row| row.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    fn select_jobs(
+        &self,
+        filter: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<JobRecord>, StoreError> {
         let mut stmt = self
             .db
-            .prepare(
+            .prepare(&format!(
                 "SELECT run_id, cell, name, version, stage, status, wheel_filename, wheel_sha256,
-                 log_sha256, fingerprint, fingerprint_sha256, error, seconds
-                 FROM jobs WHERE run_id = ?1 ORDER BY cell, rowid",
-            )
+                 log_sha256, fingerprint, fingerprint_sha256, error, seconds, reused_from
+                 FROM jobs {filter}"
+            ))
             .map_err(self.sql())?;
         let rows = stmt
-            .query_map(params![run_id], |row| {
+            .query_map(args, |row| {
                 Ok(JobRecord {
                     run_id: row.get(0)?,
                     outcome: JobOutcome {
@@ -491,6 +554,7 @@ impl Store {
                     },
                     log_sha256: row.get(8)?,
                     fingerprint_sha256: row.get(10)?,
+                    reused_from: row.get(13)?,
                 })
             })
             .map_err(self.sql())?;

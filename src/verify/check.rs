@@ -68,6 +68,7 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
             .new_run(&[format!("check {}: independent second build", built.run_id)])?;
         let mut options = built.settings.options.clone();
         options.settings = varied.clone();
+        options.rebuild = crate::build::plan::Rebuild::All;
         options.out_dir = second_dir.join("wheelhouse");
         let summary = built.execute(planned, backend2.clone(), &second_run, &options)?;
         built.store.finish_run(

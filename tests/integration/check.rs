@@ -184,7 +184,8 @@ fn compare_explains_two_folders() {
     assert_eq!(first.code, 1, "{}{}", first.stdout, first.stderr);
     // The same two builds, through `compare` on the run's folder and a second build's.
     let out2 = world.path().join("again");
-    let command = world.command_out("build", &["zipclock==1.0"], &out2);
+    // `--rebuild`: the job cache would hand back the first wheel, timestamps and all.
+    let command = world.command_out("build", &["zipclock==1.0", "--rebuild"], &out2);
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(run(command).code, 0);
     let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));

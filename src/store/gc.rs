@@ -1,0 +1,206 @@
+//! Cache hygiene: drop old runs and every blob no kept run names. A blob is shared by every
+//! run that built or reused the same wheel, so only the rows that remain decide what stays.
+
+use super::{RunStatus, Store, StoreError};
+use rusqlite::params;
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// Which runs survive.
+#[derive(Debug, Clone, Copy)]
+pub enum Keep {
+    /// The newest N runs.
+    Last(usize),
+    /// Runs started at or after this instant.
+    Since(jiff::Timestamp),
+}
+
+/// What a collection removed (or would remove, in a dry run).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Collected {
+    pub runs: Vec<String>,
+    pub blobs: usize,
+    pub bytes: u64,
+}
+
+/// A blob this young may belong to a job whose row is not committed yet (rows follow their
+/// blobs): never collected.
+const FRESH: Duration = Duration::from_secs(3600);
+
+impl Store {
+    /// Remove the runs `keep` does not keep (never one still running), their rows, their
+    /// `check/` folders, and every blob that no remaining job names.
+    pub fn gc(&self, keep: Keep, dry_run: bool) -> Result<Collected, StoreError> {
+        let runs = self.runs()?;
+        let newest_first: Vec<_> = runs.iter().rev().collect();
+        let doomed: Vec<String> = newest_first
+            .iter()
+            .enumerate()
+            .filter(|(i, run)| {
+                run.status != RunStatus::Running
+                    && match keep {
+                        Keep::Last(n) => *i >= n,
+                        Keep::Since(t) => run
+                            .started
+                            .parse::<jiff::Timestamp>()
+                            .is_ok_and(|started| started < t),
+                    }
+            })
+            .map(|(_, run)| run.id.clone())
+            .collect();
+        let mut collected = Collected {
+            runs: doomed.clone(),
+            ..Collected::default()
+        };
+        if !dry_run {
+            let tx = self.db.unchecked_transaction().map_err(self.sql())?;
+            for id in &doomed {
+                tx.execute("DELETE FROM jobs WHERE run_id = ?1", params![id])
+                    .map_err(self.sql())?;
+                tx.execute("DELETE FROM runs WHERE id = ?1", params![id])
+                    .map_err(self.sql())?;
+            }
+            tx.commit().map_err(self.sql())?;
+            for id in &doomed {
+                let _ = std::fs::remove_dir_all(self.root.join("check").join(id));
+            }
+        }
+        let mut needed: HashSet<String> = HashSet::new();
+        for run in self.runs()? {
+            if dry_run && doomed.contains(&run.id) {
+                continue;
+            }
+            for job in self.jobs(&run.id)? {
+                needed.extend(job.wheel_sha256.clone());
+                needed.extend(job.log_sha256.clone());
+            }
+        }
+        let now = SystemTime::now();
+        for (path, name, meta) in blobs(&self.root.join("blobs")) {
+            let fresh = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_none_or(|age| age < FRESH);
+            if needed.contains(&name) || fresh {
+                continue;
+            }
+            if dry_run || std::fs::remove_file(&path).is_ok() {
+                collected.blobs += 1;
+                collected.bytes += meta.len();
+            }
+        }
+        Ok(collected)
+    }
+
+    /// How many blobs the store holds and their bytes.
+    pub fn size(&self) -> (usize, u64) {
+        blobs(&self.root.join("blobs"))
+            .iter()
+            .fold((0, 0), |(n, bytes), (_, _, meta)| {
+                (n + 1, bytes + meta.len())
+            })
+    }
+}
+
+/// Every blob file: `blobs/<2 hex>/<sha256>`.
+fn blobs(root: &Path) -> Vec<(std::path::PathBuf, String, std::fs::Metadata)> {
+    let mut out = Vec::new();
+    for shard in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(shard.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            if let Ok(meta) = entry.metadata()
+                && meta.is_file()
+            {
+                out.push((entry.path(), name, meta));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::CellId;
+    use crate::store::{JobIdentity, JobOutcome, JobRecord};
+
+    fn age(path: &Path) {
+        let old = SystemTime::now() - Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+
+    fn job(store: &Store, run: &str, name: &str, wheel: &[u8]) -> String {
+        let sha = store.put_blob(wheel).unwrap();
+        age(&store.blob_path(&sha));
+        let identity = JobIdentity {
+            cell: CellId::new("cp311").unwrap(),
+            name: name.into(),
+            version: "1".into(),
+            stage: 0,
+        };
+        let outcome = JobOutcome::built(
+            identity,
+            name.into(),
+            1.0,
+            (format!("{name}.whl"), sha.clone()),
+        );
+        store
+            .record_job(&JobRecord::new(run, outcome, None))
+            .unwrap();
+        sha
+    }
+
+    #[test]
+    fn gc_keeps_every_blob_a_kept_run_needs_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = store.new_run(&[]).unwrap();
+        let shared = job(&store, &old, "shared", b"both runs use this wheel");
+        let only_old = job(&store, &old, "gone", b"only the old run built this");
+        store.finish_run(&old, RunStatus::Built).unwrap();
+        let new = store.new_run(&[]).unwrap();
+        // The new run reused the shared wheel: its row names the same blob.
+        let reused = store
+            .find_built(&crate::fsutil::sha256_hex(b"shared"))
+            .unwrap();
+        store.record_job(&reused.unwrap().reused_by(&new)).unwrap();
+        store.finish_run(&new, RunStatus::Built).unwrap();
+        let fresh = store
+            .put_blob(b"written a moment ago, row not yet committed")
+            .unwrap();
+
+        let dry = store.gc(Keep::Last(1), true).unwrap();
+        assert_eq!(dry.runs, vec![old.clone()]);
+        assert_eq!(dry.blobs, 1);
+        assert!(
+            store.blob_path(&only_old).is_file(),
+            "a dry run removes nothing"
+        );
+
+        let done = store.gc(Keep::Last(1), false).unwrap();
+        assert_eq!((done.runs.len(), done.blobs), (1, 1));
+        assert!(store.blob_path(&shared).is_file());
+        assert!(!store.blob_path(&only_old).exists());
+        assert!(
+            store.blob_path(&fresh).is_file(),
+            "young blobs are left alone"
+        );
+        assert!(store.run(&old).unwrap().is_none());
+        assert_eq!(store.jobs(&new).unwrap().len(), 1);
+        assert!(store.verify().unwrap().is_empty());
+    }
+}
