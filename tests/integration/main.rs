@@ -3,6 +3,7 @@
 
 mod architecture;
 mod bisect;
+mod cache;
 mod build;
 mod check;
 mod ci;
