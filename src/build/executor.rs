@@ -143,6 +143,47 @@ impl Ledger {
             .collect()
     }
 
+    /// Every job, the one with the longest chain of work hanging on it (itself included) first;
+    /// ties keep the planned order.
+    fn by_critical_path(&self, cost: &HashMap<JobKey, f64>) -> Vec<JobKey> {
+        let mut dependents: HashMap<JobKey, Vec<JobKey>> = HashMap::new();
+        for (key, planned) in &self.jobs {
+            for dep in planned.deps() {
+                dependents.entry(dep).or_default().push(*key);
+            }
+        }
+        fn chain(
+            key: JobKey,
+            dependents: &HashMap<JobKey, Vec<JobKey>>,
+            cost: &HashMap<JobKey, f64>,
+            memo: &mut HashMap<JobKey, f64>,
+        ) -> f64 {
+            if let Some(&c) = memo.get(&key) {
+                return c;
+            }
+            // Marked first: a cycle (which planning rules out) cannot recurse forever.
+            memo.insert(key, 0.0);
+            let after = dependents
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .map(|d| chain(*d, dependents, cost, memo))
+                .fold(0.0, f64::max);
+            let total = cost.get(&key).copied().unwrap_or(1.0) + after;
+            memo.insert(key, total);
+            total
+        }
+        let mut memo = HashMap::new();
+        let mut order: Vec<(usize, f64, JobKey)> = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i, chain(*k, &dependents, cost, &mut memo), *k))
+            .collect();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        order.into_iter().map(|(_, _, k)| k).collect()
+    }
+
     /// Jobs from a grown graph: the asking job is replaced, new ones are queued.
     fn merge(&mut self, asking: JobKey, planned: Vec<Planned>) {
         // The planner knows the first build's settings; the jobs of this run keep its own (the
@@ -218,9 +259,24 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
     let mut tasks: HashMap<tokio::task::Id, JobKey> = HashMap::new();
     let mut interrupted = *interrupt.borrow();
 
+    // What earlier runs say each job costs, for putting long chains first.
+    let mut cost: HashMap<JobKey, f64> = HashMap::new();
     while !interrupted {
-        // Start what is ready, dependencies first, up to --jobs at once.
-        for key in ledger.order.clone() {
+        // Start what is ready, up to --jobs at once: the head of the longest remaining chain
+        // first (bootstrap stages and slow C builds early), so the run ends with the last
+        // job of the critical path rather than behind it.
+        for key in ledger
+            .order
+            .iter()
+            .filter(|k| !cost.contains_key(k))
+            .copied()
+            .collect::<Vec<_>>()
+        {
+            let spec = &ledger.jobs[&key].spec;
+            let seconds = store.last_seconds(&spec.cell, &spec.name, &spec.version);
+            cost.insert(key, seconds.unwrap_or(1.0).max(0.01));
+        }
+        for key in ledger.by_critical_path(&cost) {
             if ledger.started.contains(&key) {
                 continue;
             }
@@ -967,6 +1023,27 @@ mod tests {
             s.store.verify_blob(&sha).is_ok(),
             "the rebuild replaced the blob"
         );
+    }
+
+    #[test]
+    fn the_head_of_the_longest_chain_starts_first() {
+        let s = setup();
+        let mut options = s.options.clone();
+        options.jobs = 1;
+        let fake = fake();
+        // Planned order puts the loose jobs first; a → b → c is the critical path.
+        let jobs = vec![
+            job(3, 0, "loose", &[]),
+            job(4, 0, "free", &[]),
+            job(0, 0, "a", &[]),
+            job(1, 0, "b", &[(0, 0)]),
+            job(2, 0, "c", &[(1, 0)]),
+        ];
+        go_in(&s, &s.run, &options, fake.clone(), jobs, false);
+        let runs = fake.runs.lock().unwrap().clone();
+        assert_eq!(runs[0], "a 1.0", "{runs:?}");
+        // b became ready after a and heads a longer chain than the loose jobs.
+        assert_eq!(runs[1], "b 1.0", "{runs:?}");
     }
 
     #[test]

@@ -99,7 +99,11 @@ fn gc_keeps_what_the_kept_runs_need_and_they_still_verify() {
     let store = world.path().join(".store");
     let runs_gc = |args: &[&str]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
-        command.args(["runs", "gc"]).args(args).arg("--store").arg(&store);
+        command
+            .args(["runs", "gc"])
+            .args(args)
+            .arg("--store")
+            .arg(&store);
         run(command)
     };
     // Blobs are fresh (under an hour old): nothing goes but the older run's rows.
@@ -110,7 +114,11 @@ fn gc_keeps_what_the_kept_runs_need_and_they_still_verify() {
     let mut verify = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
     verify.args(["runs", "verify", "--store"]).arg(&store);
     let v = run(verify);
-    assert_eq!(v.code, 0, "the kept run reused the removed run's wheels: {}", v.stdout);
+    assert_eq!(
+        v.code, 0,
+        "the kept run reused the removed run's wheels: {}",
+        v.stdout
+    );
     // The kept run's jobs still serve as a cache.
     let third = world.build(&["top==1.0", "--build-constraints", &old]);
     assert!(built(&third.stderr).is_empty(), "{}", third.stderr);

@@ -3,8 +3,8 @@
 
 mod architecture;
 mod bisect;
-mod cache;
 mod build;
+mod cache;
 mod check;
 mod ci;
 mod common;
