@@ -30,6 +30,9 @@ pub struct Settings {
     pub probe_args: Vec<String>,
     /// List the candidates and stop.
     pub dry_run: bool,
+    /// The run store every build probe shares, so that a probe reuses every job an earlier
+    /// probe (or an earlier run) finished with the same inputs.
+    pub store: PathBuf,
 }
 
 /// The `--matrix`/`--cells`/`--python` arguments that select the bisected cell in every probe.
@@ -172,6 +175,8 @@ impl<'a> Prober<'a> {
             }
             _ => {
                 command
+                    .arg("--store")
+                    .arg(&self.settings.store)
                     .arg("--out")
                     .arg(&out_dir)
                     .arg("--build-path")

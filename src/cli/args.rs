@@ -325,19 +325,40 @@ fn parse_vary(s: &str) -> Result<VarySet, String> {
 pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub(crate) build: BuildArgs,
-    /// `json`: the plan itself; `github`: a matrix per level for `strategy.matrix`; `gitlab`: a
-    /// child pipeline with `needs:` edges.
+    /// `json`: the plan itself; `gitlab`: a child pipeline with `needs:` edges; `github-workflow`:
+    /// a complete GitHub Actions workflow; `github`: only the matrices, one per level.
     #[arg(long, value_enum, default_value_t = Emit::Json)]
     pub(crate) emit: Emit,
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
+    /// Compare with a committed FILE instead of writing: exit 1 when the lock has moved on.
+    #[arg(long, value_name = "FILE", conflicts_with = "output")]
+    pub(crate) check: Option<PathBuf>,
+    /// A CI job's image, with {cell}, {python}, {python_short} and {suite} filled in (default:
+    /// python:{python_short}-{suite}). It must hold the cell's Python, a C compiler, rewheel.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub(crate) ci_image: Option<String>,
+    /// A shell line that installs rewheel in each CI job, before it builds. Repeatable.
+    #[arg(long, value_name = "COMMAND")]
+    pub(crate) ci_setup: Vec<String>,
+    /// GitLab: the parent pipeline's job that keeps plan.json as an artifact.
+    #[arg(long, default_value = "rewheel-plan", value_name = "NAME")]
+    pub(crate) ci_plan_job: String,
+    /// GitHub: where the workflow is committed (its plan job checks it is current).
+    #[arg(
+        long,
+        default_value = ".github/workflows/rewheel.yml",
+        value_name = "PATH"
+    )]
+    pub(crate) ci_workflow_path: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum Emit {
     Json,
     Github,
+    GithubWorkflow,
     Gitlab,
 }
 

@@ -31,6 +31,7 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
         eprintln!("note: building for a bare --python uses the host's interpreter (local backend)");
     }
     let index = super::settings::index(&args.index)?;
+    let store_root = super::settings::store_root(args.store.as_ref())?;
     let settings = Settings {
         target: args.target.clone(),
         until: args.until.clone(),
@@ -43,6 +44,7 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
         index: index.config(None),
         probe_args: args.probe_args.clone(),
         dry_run: args.dry_run,
+        store: store_root.clone(),
     };
     let work = tempfile::tempdir()?;
     let mut prober = Prober::new(&settings, work.path().to_path_buf());
@@ -64,9 +66,7 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
         .bad_date
         .map(|d| d.to_string())
         .or_else(|| args.bad_lock.as_ref().map(|p| p.display().to_string()));
-    if let Ok(root) = super::settings::store_root(args.store.as_ref())
-        && let Some(path) = keep(&root, &settings, (good, bad), prober.log(), &outcome)
-    {
+    if let Some(path) = keep(&store_root, &settings, (good, bad), prober.log(), &outcome) {
         println!("kept in {}", path.display());
     }
     outcome.map(|_| exit::SUCCESS)

@@ -3,12 +3,14 @@
 
 use super::args::{BuildArgs, Emit, MergeArgs, PlanArgs};
 use super::output::emit;
+use crate::ci::emit as ci_emit;
 use crate::ci::job_runner::{JobRun, JobRunSettings, run_job};
 use crate::ci::plan_doc as ci_plan;
 use crate::exit;
+use anyhow::Context;
 use anyhow::bail;
 
-pub(crate) fn plan(args: PlanArgs) -> anyhow::Result<u8> {
+pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> anyhow::Result<u8> {
     let planned = match crate::build::run::plan(&super::settings::build(&args.build)?)? {
         Ok(planned) => planned,
         Err(cycle) => {
@@ -17,11 +19,31 @@ pub(crate) fn plan(args: PlanArgs) -> anyhow::Result<u8> {
         }
     };
     let doc = ci_plan::document(&planned);
+    let ci = super::settings::ci_options(&args, argv);
     let text = match args.emit {
         Emit::Json => serde_json::to_string_pretty(&doc)? + "\n",
         Emit::Github => serde_json::to_string_pretty(&ci_plan::github(&doc))? + "\n",
-        Emit::Gitlab => ci_plan::gitlab(&doc),
+        Emit::GithubWorkflow => ci_emit::github_workflow(&doc, &ci),
+        Emit::Gitlab => ci_emit::gitlab(&doc, &ci),
     };
+    if let Some(file) = &args.check {
+        let committed = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        return Ok(match ci_emit::stale(&committed, &text) {
+            None => {
+                eprintln!("{} matches the plan", file.display());
+                exit::SUCCESS
+            }
+            Some(why) => {
+                eprintln!(
+                    "error: {} no longer matches the plan: {why}\nhint: regenerate it: the same command with `-o {}` instead of `--check`",
+                    file.display(),
+                    file.display()
+                );
+                exit::NOT_REPRODUCIBLE
+            }
+        });
+    }
     emit(&text, args.output.as_deref())?;
     Ok(exit::SUCCESS)
 }

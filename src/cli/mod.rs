@@ -31,7 +31,7 @@ pub fn main() -> u8 {
         Command::Check(args) => check_cmd::run(args, argv),
         Command::Compare(args) => compare_cmd::run(args),
         Command::Bisect(args) => bisect_cmd::run(args),
-        Command::Plan(args) => job_cmd::plan(args),
+        Command::Plan(args) => job_cmd::plan(args, &argv),
         Command::Merge(args) => job_cmd::merge(args, argv),
         Command::Runs(command) => runs_cmd::run(command),
         Command::Images(command) => images_cmd::run(command),

@@ -1,10 +1,11 @@
 //! Arguments become library settings here, once: nothing below `cli/` sees a clap type.
 
-use super::args::{BackendKind, BuildArgs, IndexArgs, InputArgs};
+use super::args::{BackendKind, BuildArgs, IndexArgs, InputArgs, PlanArgs};
 use crate::build::backend::{self, BackendRequest};
 use crate::build::job::Settings;
 use crate::build::plan::{BuildOptions, Rebuild};
 use crate::build::run::BuildSettings;
+use crate::ci::emit::CiOptions;
 use crate::names::PackageName;
 use crate::resolve::archive::Limits;
 use crate::resolve::session::{IndexSettings, ResolveSettings};
@@ -117,4 +118,28 @@ pub(crate) fn build(args: &BuildArgs) -> anyhow::Result<BuildSettings> {
         store_root: store_root(args.store.as_ref())?,
         resolve,
     })
+}
+
+/// How emitted CI files run: images, setup, where the plan lives. The plan arguments are the
+/// command line's own, less what says where this one output goes.
+pub(crate) fn ci_options(args: &PlanArgs, argv: &[String]) -> CiOptions {
+    let mut plan_args = Vec::new();
+    let mut words = argv.iter().skip(2);
+    while let Some(word) = words.next() {
+        let flag = word.split('=').next().unwrap_or(word);
+        if ["--emit", "-o", "--output", "--check"].contains(&flag) {
+            if !word.contains('=') {
+                words.next();
+            }
+            continue;
+        }
+        plan_args.push(word.clone());
+    }
+    CiOptions {
+        plan_args,
+        image: args.ci_image.clone(),
+        setup: args.ci_setup.clone(),
+        plan_job: args.ci_plan_job.clone(),
+        workflow_path: args.ci_workflow_path.clone(),
+    }
 }

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The job cache, measured against the tools people use, in one run on one machine:
+#   cold  — every tool with empty caches (PIP_CACHE_DIR, UV_CACHE_DIR and fromager's folders
+#           fresh, since pip's build subprocess writes to ~/.cache/pip otherwise);
+#   warm  — the same lock again with the caches each tool kept;
+#   bump  — one pin of the lock changed (six 1.16.0 → 1.15.0), then the lock again.
+# Prints the times, the ratios, how many jobs rewheel built and reused, and rewheel's harness
+# overhead: wall time against max(total job time / cores, longest job).
+# Needs: python3.11, network to the index. uv and fromager go into a venv of their own.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=${PYTHON:-$(python3.11 -c 'import sys; print(sys.executable)')}
+version=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+lock=benches/lock-15.txt
+rounds=${ROUNDS:-1}
+work=$(mktemp -d)
+[ -n "${KEEP:-}" ] && echo "work folder: $work" || trap 'rm -rf "$work"' EXIT
+export SOURCE_DATE_EPOCH=1700000000
+cargo build --release --quiet
+bin=$PWD/target/release/rewheel
+tools=${TOOLS:-$work/tools}
+[ -x "$tools/bin/uv" ] || { "$py" -m venv "$tools" && "$tools/bin/pip" install -q uv fromager; }
+sed 's/^six==1.16.0$/six==1.15.0/' "$lock" >"$work/bumped.txt"
+cores=$(nproc)
+
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc; }
+
+rw() { # rewheel LOCK STORE OUT
+  "$bin" build -r "$1" --python "$version" --python-path "$py" --backend local \
+    --source-date-epoch "$SOURCE_DATE_EPOCH" --cache-dir "$work/rw-cache" --store "$2" \
+    --out "$3" --build-path "$work/rw-build" >"$work/rw.log" 2>&1 || { tail -30 "$work/rw.log"; exit 1; }
+}
+uvi() { # uv LOCK CACHE
+  rm -rf "$work/uv-target"
+  UV_CACHE_DIR="$2" "$tools/bin/uv" pip install --no-binary :all: -r "$1" --python "$py" \
+    --target "$work/uv-target" -q >"$work/uv.log" 2>&1 || { tail -30 "$work/uv.log"; exit 1; }
+}
+pipw() { # pip LOCK CACHE
+  PIP_CACHE_DIR="$2" "$py" -m pip wheel --no-binary :all: -r "$1" -w "$work/pip-out" \
+    --disable-pip-version-check -q >"$work/pip.log" 2>&1 || { tail -30 "$work/pip.log"; exit 1; }
+}
+fro() { # fromager LOCK DIR
+  (cd "$2" && PATH="$tools/bin:$PATH" "$tools/bin/fromager" --sdists-repo sdists --wheels-repo wheels --work-dir work \
+    bootstrap -r "$1" >"$work/fromager.log" 2>&1) || { tail -30 "$work/fromager.log"; exit 1; }
+}
+count() { grep -c "$1" "$work/rw.log" || true; }
+
+for round in $(seq "$rounds"); do
+  store=$work/store-$round; rm -rf "$work/rw-cache"
+  uvc=$work/uv-cache-$round pipc=$work/pip-cache-$round fdir=$work/fromager-$round
+  mkdir -p "$fdir"
+  t=$(now); rw "$lock" "$store" "$work/rw-$round"; rw_cold=$(secs "$t" "$(now)")
+  built_cold=$(count '\] built .*s)$'); reused_cold=$(count 'reused from run')
+  run_id=$(sed -n 's/^run //p' "$work/rw.log" | head -1)
+  t=$(now); rw "$lock" "$store" "$work/rw-$round"; rw_warm=$(secs "$t" "$(now)")
+  built_warm=$(count '\] built .*s)$'); reused_warm=$(count 'reused from run')
+  t=$(now); rw "$work/bumped.txt" "$store" "$work/rw-$round"; rw_bump=$(secs "$t" "$(now)")
+  built_bump=$(count '\] built .*s)$'); reused_bump=$(count 'reused from run')
+  bump_job=$(sed -n 's/.*\] built six 1.15.0 (\([0-9.]*\) s).*/\1/p' "$work/rw.log")
+  # Overhead of the cold run, from its own job times in the store.
+  read -r total longest < <("$bin" runs show "$run_id" --json --store "$store" | "$py" -c '
+import json, sys
+jobs = json.load(sys.stdin)["jobs"]
+print(sum(j["seconds"] for j in jobs), max(j["seconds"] for j in jobs))')
+  bound=$(echo "b = $total / $cores; if ($longest > b) b = $longest; b" | bc -l)
+
+  t=$(now); uvi "$lock" "$uvc"; uv_cold=$(secs "$t" "$(now)")
+  t=$(now); uvi "$lock" "$uvc"; uv_warm=$(secs "$t" "$(now)")
+  t=$(now); uvi "$work/bumped.txt" "$uvc"; uv_bump=$(secs "$t" "$(now)")
+  t=$(now); pipw "$lock" "$pipc"; pip_cold=$(secs "$t" "$(now)")
+  rm -rf "$work/pip-out"
+  t=$(now); pipw "$lock" "$pipc"; pip_warm=$(secs "$t" "$(now)")
+  if [ -z "${NO_FROMAGER:-}" ]; then
+    t=$(now); fro "$PWD/$lock" "$fdir"; fro_cold=$(secs "$t" "$(now)")
+    t=$(now); fro "$PWD/$lock" "$fdir"; fro_warm=$(secs "$t" "$(now)")
+  else
+    fro_cold=nan fro_warm=nan
+  fi
+
+  echo "round $round ($cores cores, $(basename "$lock"), CPython $version)"
+  printf '  %-34s %8s %8s %8s\n' "" cold warm bump
+  printf '  %-34s %8.2f %8.2f %8.2f\n' "rewheel build" "$rw_cold" "$rw_warm" "$rw_bump"
+  printf '  %-34s %8.2f %8.2f %8.2f\n' "uv pip install --no-binary :all:" "$uv_cold" "$uv_warm" "$uv_bump"
+  printf '  %-34s %8.2f %8.2f\n' "pip wheel --no-binary :all:" "$pip_cold" "$pip_warm"
+  printf '  %-34s %8.2f %8.2f\n' "fromager bootstrap" "$fro_cold" "$fro_warm"
+  echo "  rewheel jobs built/reused: cold $built_cold/$reused_cold, warm $built_warm/$reused_warm, bump $built_bump/$reused_bump"
+  echo "  ratios (tool / rewheel): cold uv $(echo "scale=2; $uv_cold / $rw_cold" | bc)x pip $(echo "scale=2; $pip_cold / $rw_cold" | bc)x, warm uv $(echo "scale=2; $uv_warm / $rw_warm" | bc)x"
+  [ "$fro_cold" != nan ] && echo "  fromager / rewheel cold: $(echo "scale=2; $fro_cold / $rw_cold" | bc)x"
+  echo "  bump: ${rw_bump} s against ${bump_job:-?} s for the one job it had to build"
+  echo "  harness overhead (cold): wall ${rw_cold} s / max(job time ${total} s / $cores cores, longest job ${longest} s) = $(echo "scale=2; $rw_cold / $bound" | bc)"
+done

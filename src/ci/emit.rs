@@ -1,0 +1,410 @@
+//! The plan as CI files that run as written: a GitLab child pipeline (each job reads the
+//! artifacts of the jobs it `needs` where GitLab puts them, and the plan from the parent
+//! pipeline) and a complete GitHub Actions workflow (a plan job, one job per level with its
+//! matrix, one artifact per plan job, a download of exactly the needed ones, a merge).
+
+use super::plan_doc::{PlanDoc, PlanJob, file_stem};
+use serde_norway::{Mapping, Value};
+
+/// How the emitted files get rewheel, images and the plan.
+#[derive(Debug, Clone)]
+pub struct CiOptions {
+    /// The `rewheel plan` arguments that make this plan: the GitHub plan job runs them again
+    /// (and `--check`s the workflow with them).
+    pub plan_args: Vec<String>,
+    /// The image of a cell's jobs, with `{cell}`, `{python}` (X.Y.Z), `{python_short}` (X.Y)
+    /// and `{suite}` filled in; by default `python:{python_short}-{suite}` (or
+    /// `python:{python_short}` for a cell without an image).
+    pub image: Option<String>,
+    /// Shell lines that put rewheel on the PATH in a job, before anything else runs.
+    pub setup: Vec<String>,
+    /// GitLab: the parent pipeline's job that keeps `plan.json` as an artifact.
+    pub plan_job: String,
+    /// GitHub: where the workflow is committed (the plan job checks it is current).
+    pub workflow_path: String,
+}
+
+impl Default for CiOptions {
+    fn default() -> Self {
+        Self {
+            plan_args: Vec::new(),
+            image: None,
+            setup: Vec::new(),
+            plan_job: "rewheel-plan".into(),
+            workflow_path: ".github/workflows/rewheel.yml".into(),
+        }
+    }
+}
+
+impl CiOptions {
+    pub fn image_of(&self, job: &PlanJob) -> String {
+        let short = job.python.split('.').take(2).collect::<Vec<_>>().join(".");
+        let suite = job.image.clone().unwrap_or_default();
+        let template = self.image.clone().unwrap_or_else(|| {
+            if suite.is_empty() {
+                "python:{python_short}".into()
+            } else {
+                "python:{python_short}-{suite}".into()
+            }
+        });
+        template
+            .replace("{cell}", &job.cell)
+            .replace("{python_short}", &short)
+            .replace("{python}", &job.python)
+            .replace("{suite}", &suite)
+    }
+}
+
+/// A word for `sh`: left alone when it has nothing the shell would read, else single-quoted.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./=:,+-@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+fn words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| shell_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    let mut m = Mapping::new();
+    for (k, v) in entries {
+        m.insert(Value::String(k.into()), v);
+    }
+    Value::Mapping(m)
+}
+
+fn s(text: impl Into<String>) -> Value {
+    Value::String(text.into())
+}
+
+fn list(items: impl IntoIterator<Item = Value>) -> Value {
+    Value::Sequence(items.into_iter().collect())
+}
+
+fn strings<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Value {
+    list(items.into_iter().map(|i| s(i)))
+}
+
+fn yaml(header: &str, value: &Value) -> String {
+    let body = serde_norway::to_string(value).expect("CI documents serialize");
+    format!("{header}{body}")
+}
+
+/// The build command of one plan job, as both systems run it.
+fn build_line(job: &str, inputs: &str, out: &str) -> String {
+    format!(
+        "rewheel build --plan plan.json --job {} --inputs {inputs} --out {out} --backend local",
+        shell_word(job)
+    )
+}
+
+/// GitLab's limit on `needs:` entries per job (the default of self-managed and SaaS).
+const GITLAB_NEEDS_LIMIT: usize = 50;
+
+/// A GitLab child pipeline: one job per plan job with `needs:` edges, its artifacts at
+/// `out/<stem>/`, which is where the jobs after it find them (`--inputs out`); `plan.json`
+/// comes from the parent pipeline's plan job; a merge job at the end.
+pub fn gitlab(plan: &PlanDoc, options: &CiOptions) -> String {
+    let mut root = Mapping::new();
+    root.insert(s("stages"), strings(["build", "merge"]));
+    if !options.setup.is_empty() {
+        root.insert(
+            s("default"),
+            map([("before_script", strings(options.setup.clone()))]),
+        );
+    }
+    let plan_need = map([
+        ("pipeline", s("$PARENT_PIPELINE_ID")),
+        ("job", s(options.plan_job.clone())),
+    ]);
+    for j in &plan.jobs {
+        let stem = file_stem(&j.id);
+        let mut needs = vec![plan_need.clone()];
+        needs.extend(
+            j.needs
+                .iter()
+                .map(|n| map([("job", s(n.clone())), ("artifacts", Value::Bool(true))])),
+        );
+        root.insert(
+            s(j.id.clone()),
+            map([
+                ("stage", s("build")),
+                ("image", s(options.image_of(j))),
+                ("needs", list(needs)),
+                (
+                    "script",
+                    strings([build_line(&j.id, "out", &format!("out/{stem}"))]),
+                ),
+                (
+                    "artifacts",
+                    map([
+                        ("when", s("always")),
+                        ("paths", strings([format!("out/{stem}/")])),
+                    ]),
+                ),
+            ]),
+        );
+    }
+    // Within GitLab's limit the merge job needs every job (and gets their artifacts that way);
+    // past it, it runs in the later stage and takes the artifacts of every earlier job, but
+    // then the plan cannot come from the parent, and merge checks only what it finds.
+    let merge_script;
+    let mut merge = Mapping::new();
+    merge.insert(s("stage"), s("merge"));
+    if let Some(first) = plan.jobs.first() {
+        merge.insert(s("image"), s(options.image_of(first)));
+    }
+    if plan.jobs.len() < GITLAB_NEEDS_LIMIT {
+        let mut needs = vec![plan_need];
+        needs.extend(
+            plan.jobs
+                .iter()
+                .map(|j| map([("job", s(j.id.clone())), ("artifacts", Value::Bool(true))])),
+        );
+        merge.insert(s("needs"), list(needs));
+        merge_script = "rewheel merge out --plan plan.json".to_string();
+    } else {
+        merge_script = "rewheel merge out".to_string();
+    }
+    merge.insert(s("when"), s("always"));
+    merge.insert(s("script"), strings([merge_script]));
+    root.insert(s("rewheel-merge"), Value::Mapping(merge));
+    yaml(
+        &format!(
+            "# Generated by `rewheel plan --emit gitlab`: a child pipeline, triggered by a job that\n\
+             # passes PARENT_PIPELINE_ID and runs after `{}` kept plan.json as an artifact.\n\
+             # Each job's image must hold the cell's Python, a C compiler, and rewheel (or set\n\
+             # --ci-setup to install it).\n",
+            options.plan_job
+        ),
+        &Value::Mapping(root),
+    )
+}
+
+/// The artifact name of a plan job's results.
+pub fn artifact_name(id: &str) -> String {
+    format!("result-{}", file_stem(id))
+}
+
+/// A `download-artifact` pattern that matches exactly these artifacts (minimatch braces).
+fn pattern_of(needs: &[String]) -> String {
+    match needs {
+        [] => String::new(),
+        [one] => artifact_name(one),
+        many => format!(
+            "result-{{{}}}",
+            many.iter()
+                .map(|n| file_stem(n))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+fn checkout() -> Value {
+    map([("uses", s("actions/checkout@v4"))])
+}
+
+fn run(line: impl Into<String>) -> Value {
+    map([("run", s(line))])
+}
+
+/// A complete GitHub Actions workflow for this plan.
+pub fn github_workflow(plan: &PlanDoc, options: &CiOptions) -> String {
+    let setup: Vec<Value> = options.setup.iter().map(|l| run(l.clone())).collect();
+    let plan_args = words(&options.plan_args);
+    let mut plan_steps = vec![checkout()];
+    plan_steps.extend(setup.clone());
+    plan_steps.push(run(format!("rewheel plan {plan_args} -o plan.json")));
+    plan_steps.push(run(format!(
+        "rewheel plan {plan_args} --emit github-workflow --check {}",
+        shell_word(&options.workflow_path)
+    )));
+    plan_steps.push(map([
+        ("uses", s("actions/upload-artifact@v4")),
+        (
+            "with",
+            map([("name", s("rewheel-plan")), ("path", s("plan.json"))]),
+        ),
+    ]));
+    let mut jobs = Mapping::new();
+    jobs.insert(
+        s("plan"),
+        map([("runs-on", s("ubuntu-latest")), ("steps", list(plan_steps))]),
+    );
+    let mut level_names = Vec::new();
+    for (level, ids) in plan.levels.iter().enumerate() {
+        let include: Vec<Value> = plan
+            .jobs
+            .iter()
+            .filter(|j| ids.contains(&j.id))
+            .map(|j| {
+                map([
+                    ("job", s(j.id.clone())),
+                    ("stem", s(file_stem(&j.id))),
+                    ("image", s(options.image_of(j))),
+                    ("needs", s(pattern_of(&j.needs))),
+                ])
+            })
+            .collect();
+        let mut steps = vec![checkout()];
+        steps.extend(setup.clone());
+        steps.push(map([
+            ("uses", s("actions/download-artifact@v4")),
+            ("with", map([("name", s("rewheel-plan")), ("path", s("."))])),
+        ]));
+        steps.push(map([
+            ("if", s("matrix.needs != ''")),
+            ("uses", s("actions/download-artifact@v4")),
+            (
+                "with",
+                map([("pattern", s("${{ matrix.needs }}")), ("path", s("inputs"))]),
+            ),
+        ]));
+        steps.push(run(format!(
+            "mkdir -p inputs && {}",
+            build_line("${{ matrix.job }}", "inputs", "'out/${{ matrix.stem }}'")
+        )));
+        steps.push(map([
+            ("if", s("always()")),
+            ("uses", s("actions/upload-artifact@v4")),
+            (
+                "with",
+                map([
+                    ("name", s("result-${{ matrix.stem }}")),
+                    ("path", s("out/${{ matrix.stem }}")),
+                ]),
+            ),
+        ]));
+        let mut needs = vec!["plan".to_string()];
+        needs.extend(level_names.iter().cloned());
+        let name = format!("level-{level}");
+        jobs.insert(
+            s(name.clone()),
+            map([
+                ("needs", strings(needs)),
+                // Later levels run when an earlier job failed: their jobs that need it fail
+                // with a clear message, the rest still build.
+                ("if", s("${{ !cancelled() }}")),
+                ("runs-on", s("ubuntu-latest")),
+                ("container", s("${{ matrix.image }}")),
+                (
+                    "strategy",
+                    map([
+                        ("fail-fast", Value::Bool(false)),
+                        ("matrix", map([("include", list(include))])),
+                    ]),
+                ),
+                ("steps", list(steps)),
+            ]),
+        );
+        level_names.push(name);
+    }
+    let mut merge_steps = vec![checkout()];
+    merge_steps.extend(setup);
+    merge_steps.push(map([
+        ("uses", s("actions/download-artifact@v4")),
+        ("with", map([("name", s("rewheel-plan")), ("path", s("."))])),
+    ]));
+    merge_steps.push(map([
+        ("uses", s("actions/download-artifact@v4")),
+        (
+            "with",
+            map([("pattern", s("result-*")), ("path", s("results"))]),
+        ),
+    ]));
+    merge_steps.push(run("rewheel merge results --plan plan.json"));
+    let mut needs = vec!["plan".to_string()];
+    needs.extend(level_names);
+    let mut merge = Mapping::new();
+    merge.insert(s("needs"), strings(needs));
+    merge.insert(s("if"), s("${{ !cancelled() }}"));
+    merge.insert(s("runs-on"), s("ubuntu-latest"));
+    if let Some(first) = plan.jobs.first() {
+        merge.insert(s("container"), s(options.image_of(first)));
+    }
+    merge.insert(s("steps"), list(merge_steps));
+    jobs.insert(s("merge"), Value::Mapping(merge));
+    let root = map([
+        ("name", s("rewheel")),
+        (
+            "on",
+            map([("push", Value::Null), ("workflow_dispatch", Value::Null)]),
+        ),
+        ("jobs", Value::Mapping(jobs)),
+    ]);
+    yaml(
+        &format!(
+            "# Generated by `rewheel plan {plan_args} --emit github-workflow`; the plan job fails\n\
+             # when this file no longer matches the lock: regenerate it then.\n"
+        ),
+        &root,
+    )
+}
+
+/// What `--check FILE` says when a committed CI file is not what the plan gives now.
+pub fn stale(committed: &str, current: &str) -> Option<String> {
+    if committed == current {
+        return None;
+    }
+    let levels = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("  level-") && l.ends_with(':'))
+            .count()
+    };
+    let (before, now) = (levels(committed), levels(current));
+    let first = committed
+        .lines()
+        .zip(current.lines())
+        .position(|(a, b)| a != b)
+        .map(|i| i + 1)
+        .unwrap_or(committed.lines().count().min(current.lines().count()) + 1);
+    let mut why = format!("it differs from what the plan gives now from line {first}");
+    if before != now {
+        why = format!("the plan now has {now} levels, the file {before}; {why}");
+    }
+    Some(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_survive_the_shell() {
+        assert_eq!(shell_word("cp311/six-1.16.0"), "cp311/six-1.16.0");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn patterns_match_exactly_the_needed_artifacts() {
+        assert_eq!(pattern_of(&[]), "");
+        assert_eq!(pattern_of(&["cp311/a-1".into()]), "result-cp311__a-1");
+        assert_eq!(
+            pattern_of(&["cp311/a-1".into(), "cp311/b-2".into()]),
+            "result-{cp311__a-1,cp311__b-2}"
+        );
+    }
+
+    #[test]
+    fn a_new_level_makes_the_check_say_so() {
+        let old = "jobs:\n  level-0:\n    x: 1\n";
+        let new = "jobs:\n  level-0:\n    x: 1\n  level-1:\n    x: 2\n";
+        assert!(stale(old, old).is_none());
+        let why = stale(old, new).unwrap();
+        assert!(why.contains("now has 2 levels, the file 1"), "{why}");
+    }
+}
