@@ -159,13 +159,12 @@ pub fn gitlab(plan: &PlanDoc, options: &CiOptions) -> String {
     // Within GitLab's limit the merge job needs every job (and gets their artifacts that way);
     // past it, it runs in the later stage and takes the artifacts of every earlier job, but
     // then the plan cannot come from the parent, and merge checks only what it finds.
-    let merge_script;
     let mut merge = Mapping::new();
     merge.insert(s("stage"), s("merge"));
     if let Some(first) = plan.jobs.first() {
         merge.insert(s("image"), s(options.image_of(first)));
     }
-    if plan.jobs.len() < GITLAB_NEEDS_LIMIT {
+    let merge_script = if plan.jobs.len() < GITLAB_NEEDS_LIMIT {
         let mut needs = vec![plan_need];
         needs.extend(
             plan.jobs
@@ -173,10 +172,10 @@ pub fn gitlab(plan: &PlanDoc, options: &CiOptions) -> String {
                 .map(|j| map([("job", s(j.id.clone())), ("artifacts", Value::Bool(true))])),
         );
         merge.insert(s("needs"), list(needs));
-        merge_script = "rewheel merge out --plan plan.json".to_string();
+        "rewheel merge out --plan plan.json"
     } else {
-        merge_script = "rewheel merge out".to_string();
-    }
+        "rewheel merge out"
+    };
     merge.insert(s("when"), s("always"));
     merge.insert(s("script"), strings([merge_script]));
     root.insert(s("rewheel-merge"), Value::Mapping(merge));
