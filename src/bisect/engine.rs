@@ -174,9 +174,16 @@ impl<'a> Prober<'a> {
                 command.args(["--format", "json", "--no-explain"]);
             }
             _ => {
+                // A store named after `--` (for the probes alone) wins over the bisection's.
+                let own_store = self
+                    .settings
+                    .probe_args
+                    .iter()
+                    .any(|a| a == "--store" || a.starts_with("--store="));
+                if !own_store {
+                    command.arg("--store").arg(&self.settings.store);
+                }
                 command
-                    .arg("--store")
-                    .arg(&self.settings.store)
                     .arg("--out")
                     .arg(&out_dir)
                     .arg("--build-path")

@@ -288,6 +288,9 @@ impl Store {
         db.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
         db.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
+        // Schema and migration in one write transaction: several processes opening a new or
+        // old store at once take turns (busy_timeout) instead of racing to alter it.
+        db.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
         db.execute_batch(SCHEMA).map_err(sql)?;
         // Stores made before the job cache lack the column that says a job was reused.
         let has_reused: bool = db
@@ -302,6 +305,7 @@ impl Store {
             db.execute_batch("ALTER TABLE jobs ADD COLUMN reused_from TEXT")
                 .map_err(sql)?;
         }
+        db.execute_batch("COMMIT").map_err(sql)?;
         Ok(Self {
             root: root.to_path_buf(),
             db,

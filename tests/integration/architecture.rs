@@ -206,17 +206,16 @@ fn clap_stays_in_the_command_line_and_the_command_line_stays_thin() {
         .collect();
     assert!(below.is_empty(), "clap below cli/: {below:?}");
     let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli");
+    // The flag definitions (`args.rs`, mostly help text) grow with every option; what must
+    // stay small is the rest: settings, dispatch and printing.
     let lines: usize = std::fs::read_dir(&root)
         .unwrap()
-        .map(|e| {
-            std::fs::read_to_string(e.unwrap().path())
-                .unwrap()
-                .lines()
-                .count()
-        })
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "args.rs"))
+        .map(|p| std::fs::read_to_string(p).unwrap().lines().count())
         .sum();
     assert!(
-        lines <= 1300,
-        "cli/ has {lines} lines; move engine code into its stage"
+        lines <= 900,
+        "cli/ has {lines} lines besides its flags; move engine code into its stage"
     );
 }

@@ -426,3 +426,132 @@ fn the_simulated_pattern_matching_is_minimatch_enough() {
     assert!(!matches("result-*", "rewheel-plan"));
     assert!(matches("rewheel-plan", "rewheel-plan"));
 }
+
+/// check-jsonschema (from PyPI; `.ci/run` installs it), when this host has it.
+fn check_jsonschema() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("REWHEEL_CHECK_JSONSCHEMA") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("check-jsonschema"))
+            .find(|p| p.is_file())
+    })
+}
+
+#[test]
+fn the_emitted_files_validate_against_the_published_schemas() {
+    let Some(checker) = check_jsonschema() else {
+        skip("ci_layout: schema validation (no check-jsonschema; pip install check-jsonschema)");
+        return;
+    };
+    let world = world();
+    let cells = cells();
+    for (emit, schema) in [
+        ("gitlab", "vendor.gitlab-ci"),
+        ("github-workflow", "vendor.github-workflows"),
+    ] {
+        let file = format!("{emit}.yml");
+        let r = in_world(
+            &world,
+            "plan",
+            &args(
+                &cells,
+                &[
+                    "--emit",
+                    emit,
+                    "-o",
+                    &file,
+                    "--ci-setup",
+                    "pip install rewheel",
+                ],
+            ),
+        );
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let mut c = Command::new(&checker);
+        c.args(["--builtin-schema", schema])
+            .arg(world.path().join(&file));
+        let r = run(c);
+        assert_eq!(
+            r.code, 0,
+            "{emit} against {schema}: {}{}",
+            r.stdout, r.stderr
+        );
+    }
+    // The checker rejects what is not a pipeline, so the pass above means something.
+    std::fs::write(world.path().join("bad.yml"), "jobs: 3\non: [push]\n").unwrap();
+    let mut c = Command::new(&checker);
+    c.args(["--builtin-schema", "vendor.github-workflows"])
+        .arg(world.path().join("bad.yml"));
+    assert_ne!(run(c).code, 0);
+}
+
+/// Words of a command line as `sh` splits them (plain words and single quotes are enough here).
+fn shell_split(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut started = false;
+    for c in line.chars() {
+        match (c, quoted) {
+            ('\'', _) => {
+                quoted = !quoted;
+                started = true;
+            }
+            (' ', false) => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            (c, _) => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+#[test]
+fn the_readme_shows_the_emitted_files_as_they_are() {
+    let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).unwrap();
+    let world = world();
+    let mut fresh = String::new();
+    let mut rest = readme.as_str();
+    let mut blocks = 0;
+    while let Some(at) = rest.find("<!-- emitted: ") {
+        let (before, from) = rest.split_at(at);
+        fresh.push_str(before);
+        let header_end = from.find(" -->\n").unwrap() + " -->\n".len();
+        let header = &from[..header_end];
+        let command = header
+            .trim_start_matches("<!-- emitted: ")
+            .trim_end_matches(" -->\n");
+        let words = shell_split(command);
+        assert_eq!(&words[..2], ["rewheel", "plan"], "{command}");
+        let args: Vec<&str> = words[2..].iter().map(String::as_str).collect();
+        let r = in_world(&world, "plan", &args);
+        assert_eq!(r.code, 0, "{command}: {}", r.stderr);
+        let end = from.find("<!-- /emitted -->").unwrap();
+        fresh.push_str(header);
+        fresh.push_str("```yaml\n");
+        fresh.push_str(&r.stdout);
+        fresh.push_str("```\n");
+        rest = &from[end..];
+        blocks += 1;
+    }
+    fresh.push_str(rest);
+    assert_eq!(blocks, 2, "the README shows a GitLab and a GitHub example");
+    if std::env::var_os("REWHEEL_BLESS").is_some() {
+        std::fs::write(&readme_path, &fresh).unwrap();
+    }
+    assert!(
+        fresh == readme,
+        "README.md's CI examples differ from what rewheel emits now; REWHEEL_BLESS=1 rewrites them"
+    );
+}
