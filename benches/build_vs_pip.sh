@@ -21,13 +21,15 @@ t0=$(now)
   --source-date-epoch "$SOURCE_DATE_EPOCH" --cache-dir "$work/rw-cache" --store "$work/rw-store" \
   --out "$work/rw" --build-path "$work/rw-build" >"$work/rw.log" 2>&1 || { tail -30 "$work/rw.log"; exit 1; }
 t1=$(now)
-"$py" -m pip wheel --no-binary :all: -r "$lock" -w "$work/pip" --cache-dir "$work/pip-cache" \
+# pip's build subprocess writes to ~/.cache/pip whatever --cache-dir says: a fresh
+# PIP_CACHE_DIR keeps every pip run after the first on this machine from being warm.
+PIP_CACHE_DIR="$work/pip-cache" "$py" -m pip wheel --no-binary :all: -r "$lock" -w "$work/pip" --cache-dir "$work/pip-cache" \
   --disable-pip-version-check -q >"$work/pip.log" 2>&1 || { tail -30 "$work/pip.log"; exit 1; }
 t2=$(now)
 t3=$(now)
 "$bin" build -r "$lock" --python "$version" --python-path "$py" --backend local \
   --source-date-epoch "$SOURCE_DATE_EPOCH" --cache-dir "$work/rw-cache" --store "$work/rw-store2" \
-  --out "$work/rw2" --build-path "$work/rw-build" >"$work/rw2.log" 2>&1
+  --out "$work/rw2" --build-path "$work/rw-build" --rebuild >"$work/rw2.log" 2>&1
 t4=$(now)
 
 rw=$(echo "$t1 - $t0" | bc); pip=$(echo "$t2 - $t1" | bc); warm=$(echo "$t4 - $t3" | bc)

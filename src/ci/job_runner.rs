@@ -116,6 +116,52 @@ fn wheel_of_job(
     Ok((obtain(inputs, &filename, &sha, None, scratch)?, sha))
 }
 
+/// A finished result of this very job among the inputs (a CI cache restored there), built from
+/// the same inputs: its wheel (checked by hash), log and result document go to `out` as they
+/// are, and nothing is built.
+fn reuse(
+    inputs: &[PathBuf],
+    id: &str,
+    fingerprint: &str,
+    out: &Path,
+    scratch: &Path,
+) -> anyhow::Result<Option<PathBuf>> {
+    let stem = file_stem(id);
+    let name = format!("{stem}.result.json");
+    for path in inputs
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == name.as_str()))
+    {
+        let Ok(doc) = serde_json::from_slice::<JobResult>(&std::fs::read(path)?) else {
+            continue;
+        };
+        let outcome = &doc.outcome;
+        let (Some(filename), Some(sha)) = (&outcome.wheel_filename, &outcome.wheel_sha256) else {
+            continue;
+        };
+        if doc.job != id
+            || outcome.status != crate::store::JobStatus::Built
+            || outcome.fingerprint != fingerprint
+        {
+            continue;
+        }
+        let Ok(wheel) = obtain(inputs, filename, sha, None, scratch) else {
+            continue;
+        };
+        let bytes = std::fs::read(&wheel)?;
+        let kept = out.join(filename);
+        write_atomic(&kept, &bytes)?;
+        let log = path.with_file_name(format!("{stem}.log"));
+        write_atomic(
+            &out.join(format!("{stem}.log")),
+            &std::fs::read(&log).unwrap_or_default(),
+        )?;
+        write_atomic(&out.join(&name), &std::fs::read(path)?)?;
+        return Ok(Some(kept));
+    }
+    Ok(None)
+}
+
 /// `rewheel build --plan PLAN --job ID --inputs DIR --out DIR`.
 pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
     let (id, plan_file, out) = (&settings.job, &settings.plan_file, &settings.out);
@@ -197,6 +243,15 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
     };
     let (dir, root) = backend.job_dir(&spec);
     let (fingerprint, _) = Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &root);
+    if let Some(wheel) = reuse(&inputs, id, &fingerprint, out, &scratch)? {
+        eprintln!(
+            "[{}] reused {}: a result of this job with the same inputs is under --inputs",
+            spec.cell,
+            spec.label()
+        );
+        let _ = std::fs::remove_dir_all(&scratch);
+        return Ok(JobRun::Built { wheel });
+    }
     eprintln!("[{}] building {}", spec.cell, spec.label());
     let start = std::time::Instant::now();
     let result = runtime.block_on(backend.run(&spec, &dir));

@@ -219,3 +219,68 @@ fn a_ci_job_honours_the_sdist_size_limit() {
         r.stderr
     );
 }
+
+#[test]
+fn a_ci_job_reuses_a_cached_result_with_the_same_inputs_and_only_then() {
+    let world = World::new();
+    let dir = world.path();
+    package("lib", "2.0", &[], &[]).write(dir);
+    let (python, _) = host_python();
+    let job = |plan: &Path, inputs: &Path, out: &Path| {
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
+        let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
+        let mut c = rewheel();
+        c.args(["build", "--plan"])
+            .arg(plan)
+            .args(["--job", &id, "--inputs"])
+            .arg(inputs)
+            .arg("--out")
+            .arg(out)
+            .args(["--backend", "local", "--python-path"])
+            .arg(&python)
+            .arg("--build-path")
+            .arg(dir.join(".build"));
+        run(c)
+    };
+    let plan = dir.join("plan.json");
+    let r = run(world.command("plan", &["lib==2.0", "-o", plan.to_str().unwrap()]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let first = job(&plan, &dir.join("none"), &dir.join("cache/lib"));
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first.stderr.contains("building lib 2.0"),
+        "{}",
+        first.stderr
+    );
+
+    // The CI cache restored under --inputs: the same job with the same inputs is not built.
+    let again = job(&plan, &dir.join("cache"), &dir.join("out"));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("reused lib 2.0"), "{}", again.stderr);
+    assert!(!again.stderr.contains("building"), "{}", again.stderr);
+    let names = |d: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&dir.join("out")), names(&dir.join("cache/lib")));
+
+    // Other settings, another fingerprint: built again.
+    let other = dir.join("other.json");
+    let r = run(world.command(
+        "plan",
+        &["lib==2.0", "--umask", "002", "-o", other.to_str().unwrap()],
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let changed = job(&other, &dir.join("cache"), &dir.join("out2"));
+    assert_eq!(changed.code, 0, "{}", changed.stderr);
+    assert!(
+        changed.stderr.contains("building lib 2.0"),
+        "{}",
+        changed.stderr
+    );
+}
