@@ -97,6 +97,9 @@ pub struct Cell {
     /// The build image this cell runs in, when it runs in one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The image CI jobs of this cell run in, when the matrix names one (`ci-image`).
+    #[serde(skip)]
+    pub ci_image: Option<String>,
     #[serde(skip)]
     markers: MarkerEnvironment,
     #[serde(skip)]
@@ -157,6 +160,7 @@ impl Cell {
             full_version: Version::from_str(&full).map_err(|_| bad())?,
             python: full,
             image,
+            ci_image: None,
             markers,
         })
     }

@@ -22,12 +22,15 @@ struct MatrixFile {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct CellSpec {
     /// Full interpreter version of the cell (what the image's python3 reports).
     python: String,
     #[serde(default)]
     image: Option<String>,
+    /// The image this cell's CI jobs run in (emitted GitLab and GitHub files).
+    #[serde(default)]
+    ci_image: Option<String>,
 }
 
 #[derive(Debug)]
@@ -76,8 +79,9 @@ impl Matrix {
         for (id, spec) in file.cells {
             // Cell ids become folder names (`--out DIR/<cell>/`, build folders): plain names only.
             let cell_id = CellId::new(id.clone()).map_err(|err| invalid(err.to_string()))?;
-            let cell = Cell::new(cell_id, &spec.python, spec.image)
+            let mut cell = Cell::new(cell_id, &spec.python, spec.image)
                 .map_err(|err| invalid(format!("cells.{id}.python: {err}")))?;
+            cell.ci_image = spec.ci_image;
             cells.push(cell);
         }
         Ok(Self {

@@ -12,7 +12,7 @@ pub struct CiOptions {
     /// The `rewheel plan` arguments that make this plan: the GitHub plan job runs them again
     /// (and `--check`s the workflow with them).
     pub plan_args: Vec<String>,
-    /// The image of a cell's jobs, with `{cell}`, `{python}` (X.Y.Z), `{python_short}` (X.Y)
+    /// The image of a cell's jobs (unless the matrix names one), with `{cell}`, `{python}` (X.Y.Z), `{python_short}` (X.Y)
     /// and `{suite}` filled in; by default `python:{python_short}-{suite}` (or
     /// `python:{python_short}` for a cell without an image).
     pub image: Option<String>,
@@ -37,7 +37,11 @@ impl Default for CiOptions {
 }
 
 impl CiOptions {
+    /// A job's image: the matrix's `ci-image` for its cell, else the template.
     pub fn image_of(&self, job: &PlanJob) -> String {
+        if let Some(image) = &job.ci_image {
+            return image.clone();
+        }
         let short = job.python.split('.').take(2).collect::<Vec<_>>().join(".");
         let suite = job.image.clone().unwrap_or_default();
         let template = self.image.clone().unwrap_or_else(|| {
@@ -396,6 +400,36 @@ mod tests {
             pattern_of(&["cp311/a-1".into(), "cp311/b-2".into()]),
             "result-{cp311__a-1,cp311__b-2}"
         );
+    }
+
+    fn job(cell: &str, python: &str, image: Option<&str>, ci_image: Option<&str>) -> PlanJob {
+        let mut doc = serde_json::json!({
+            "id": format!("{cell}/six-1.16.0"), "cell": cell, "python": python, "image": image,
+            "name": "six", "version": "1.16.0", "stage": 0, "level": 0, "is_final": true,
+            "sdist": { "filename": "six-1.16.0.tar.gz", "url": "file:///x", "sha256": "0" },
+            "build_backend": "setuptools.build_meta", "backend_path": [], "build_env": [],
+            "needs": [], "timeout_secs": 60,
+            "settings": serde_json::to_value(crate::build::job::Settings::default()).unwrap(),
+        });
+        if let Some(ci) = ci_image {
+            doc["ci_image"] = ci.into();
+        }
+        serde_json::from_value(doc).unwrap()
+    }
+
+    #[test]
+    fn a_job_image_comes_from_the_matrix_then_the_template_then_the_default() {
+        let mut options = CiOptions::default();
+        let bookworm = job("cp311-bookworm", "3.11.2", Some("bookworm"), None);
+        assert_eq!(options.image_of(&bookworm), "python:3.11-bookworm");
+        assert_eq!(
+            options.image_of(&job("cp37", "3.7.0", None, None)),
+            "python:3.7"
+        );
+        options.image = Some("ci/{cell}:{python}".into());
+        assert_eq!(options.image_of(&bookworm), "ci/cp311-bookworm:3.11.2");
+        let named = job("cp311-bookworm", "3.11.2", Some("bookworm"), Some("mine:1"));
+        assert_eq!(options.image_of(&named), "mine:1");
     }
 
     #[test]

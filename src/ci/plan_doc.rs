@@ -51,6 +51,9 @@ pub struct PlanJob {
     pub cell: crate::cell::CellId,
     pub python: String,
     pub image: Option<String>,
+    /// The image this cell's CI jobs run in, from the matrix's `ci-image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_image: Option<String>,
     pub name: String,
     pub version: String,
     pub stage: u32,
@@ -149,6 +152,7 @@ pub fn document(planned: &[Planned]) -> PlanDoc {
                 cell: p.spec.cell.clone(),
                 python: p.cell.python.clone(),
                 image: p.cell.image.clone(),
+                ci_image: p.cell.ci_image.clone(),
                 name: p.spec.name.clone(),
                 version: p.spec.version.clone(),
                 stage: p.key.stage,
