@@ -15,8 +15,17 @@ pub const DEFAULT_BUILD_ROOT_SLASH: &str = "/tmp/rewheel-build/";
 /// The shipped PEP 517 frontend, written into every job.
 pub const FRONTEND: &str = include_str!("frontend.py");
 
-/// Inputs that change a build's bytes; all recorded in the fingerprint.
+/// The `PATH` every job gets; the `exec-path` variation reverses it.
+pub const JOB_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Where Debian's libfaketime lives, on the host and in the images (`time` variation).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Inputs that change a build's bytes; all recorded in the fingerprint. Fields added after
+/// the first release are left out of it at their default, so fingerprints (and the job
+/// cache) of builds that do not use them stay as they were, and older plans still read.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Settings {
     pub source_date_epoch: Option<u64>,
     pub umask: u32,
@@ -31,6 +40,76 @@ pub struct Settings {
     pub uid: u32,
     /// A cpuset for the container, e.g. "0" (docker backend); all CPUs when unset.
     pub cpus: Option<String>,
+    /// The gid the build runs as (both backends).
+    #[serde(skip_serializing_if = "is_default_gid")]
+    pub gid: u32,
+    /// `$HOME`, a folder of this name in the job's folder (the `home` variation).
+    #[serde(skip_serializing_if = "is_default_home")]
+    pub home: String,
+    /// `$PATH` (the `exec-path` variation: the same folders in another order).
+    #[serde(skip_serializing_if = "is_default_path")]
+    pub path: String,
+    /// `uname -r` says 2.6.x (`setarch --uname-2.6`; the `kernel` variation).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub uname_2_6: bool,
+    /// Address-space randomization off (`setarch -R`; the `aslr` variation, local backend).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub aslr_off: bool,
+    /// A clock moved by this libfaketime offset (`+3650d`), `SOURCE_DATE_EPOCH` untouched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faketime: Option<String>,
+}
+
+fn is_default_gid(gid: &u32) -> bool {
+    *gid == 1000
+}
+
+fn is_default_home(home: &String) -> bool {
+    home == "home"
+}
+
+fn is_default_path(path: &String) -> bool {
+    path == JOB_PATH
+}
+
+impl Settings {
+    /// The program and arguments that run `command` with this build's personality (the
+    /// `kernel` and `aslr` variations), found on the host or in the image.
+    pub fn personality(&self, command: Vec<String>) -> Vec<String> {
+        if !self.uname_2_6 && !self.aslr_off {
+            return command;
+        }
+        let mut argv = vec!["setarch".to_string(), std::env::consts::ARCH.to_string()];
+        if self.uname_2_6 {
+            argv.push("--uname-2.6".into());
+        }
+        if self.aslr_off {
+            argv.push("-R".into());
+        }
+        argv.extend(command);
+        argv
+    }
+
+    /// Seconds the faked clock is ahead (`+3650d` → 315,360,000), for attribution.
+    pub fn clock_offset(&self) -> i64 {
+        let Some(offset) = &self.faketime else {
+            return 0;
+        };
+        let (number, unit) = offset.trim_start_matches('+').split_at(
+            offset
+                .trim_start_matches('+')
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(offset.len() - 1),
+        );
+        let n: i64 = number.parse().unwrap_or(0);
+        n * match unit {
+            "d" => 86_400,
+            "h" => 3600,
+            "m" => 60,
+            "y" => 365 * 86_400,
+            _ => 1,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -45,6 +124,12 @@ impl Default for Settings {
             extra_env: Vec::new(),
             uid: 1000,
             cpus: None,
+            gid: 1000,
+            home: "home".into(),
+            path: JOB_PATH.into(),
+            uname_2_6: false,
+            aslr_off: false,
+            faketime: None,
         }
     }
 }
@@ -210,7 +295,21 @@ pub fn prepare(spec: &JobSpec, dir: &Path, root: &Path) -> Result<Prepared, JobE
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| setup("clearing the build folder", &e))?;
     }
-    for sub in ["src", "env", "out", "frontend", "tmp", "home"] {
+    // A plan from elsewhere names the home folder: a plain name in the job's folder only.
+    if crate::cell::CellId::new(spec.settings.home.as_str()).is_err() {
+        return Err(JobError::Input(format!(
+            "home folder `{}` is not a plain folder name",
+            spec.settings.home
+        )));
+    }
+    for sub in [
+        "src",
+        "env",
+        "out",
+        "frontend",
+        "tmp",
+        spec.settings.home.as_str(),
+    ] {
         std::fs::create_dir_all(dir.join(sub))
             .map_err(|e| setup("creating the build folder", &e))?;
     }
@@ -476,8 +575,11 @@ pub fn read_log(path: &Path) -> Vec<u8> {
 /// The environment a job sees: an allow-list, nothing inherited.
 pub fn environment(settings: &Settings, root: &Path) -> Vec<(String, String)> {
     let mut env = vec![
-        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
-        ("HOME".into(), root.join("home").display().to_string()),
+        ("PATH".into(), settings.path.clone()),
+        (
+            "HOME".into(),
+            root.join(&settings.home).display().to_string(),
+        ),
         ("TMPDIR".into(), root.join("tmp").display().to_string()),
         ("LANG".into(), settings.locale.clone()),
         ("LC_ALL".into(), settings.locale.clone()),
@@ -489,6 +591,12 @@ pub fn environment(settings: &Settings, root: &Path) -> Vec<(String, String)> {
     ];
     if let Some(epoch) = settings.source_date_epoch {
         env.push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
+    }
+    if let Some(offset) = &settings.faketime {
+        // The wall clock only: timeouts and asyncio keep the real monotonic clock.
+        env.push(("LD_PRELOAD".into(), LIBFAKETIME.into()));
+        env.push(("FAKETIME".into(), offset.clone()));
+        env.push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
     }
     env.extend(settings.extra_env.iter().cloned());
     env

@@ -3,7 +3,7 @@
 
 use crate::build::FinalJob;
 use crate::build::backend::Backend;
-use crate::build::job::{JobError, Settings};
+use crate::build::job::{JobError, LIBFAKETIME, Settings};
 use crate::build::run::BuiltRun;
 use crate::store::RunStatus;
 use crate::verify::compare::{Attribution, Clues, CompareReport, Side, compare_sides};
@@ -37,9 +37,25 @@ pub fn names(set: &[Variation]) -> String {
 /// Build every wheel of `built` again under the variations, compare, attribute, and (when
 /// asked) find the culprit of what no variation value explains.
 pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Checked> {
-    let set = &settings.vary;
+    let finals = &built.summary.finals;
+    let local = finals
+        .first()
+        .and_then(|f| built.backend.runtime(&f.spec.cell))
+        .is_some_and(|r| r.backend == "local");
+    let mut set = settings.vary.clone();
+    if !local && set.contains(&Variation::Aslr) {
+        eprintln!("note: aslr is not varied in docker (the engine's seccomp profile forbids it)");
+        set.retain(|v| *v != Variation::Aslr);
+    }
+    let set = &set;
     let base = built.options.settings.clone();
-    let varied = vary(&base, set);
+    let mut varied = vary(&base, set);
+    if varied.faketime.is_some() && local && !std::path::Path::new(LIBFAKETIME).is_file() {
+        eprintln!(
+            "note: no libfaketime on this host ({LIBFAKETIME}): the time variation only starts the second build later\nhint: apt-get install libfaketime"
+        );
+        varied.faketime = None;
+    }
     let build_path_varies = set.contains(&Variation::BuildPath);
     let backend2 = if build_path_varies {
         let host = PathBuf::from(format!(
@@ -52,7 +68,6 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
     } else {
         built.backend.clone()
     };
-    let finals = &built.summary.finals;
     let second_dir = built.settings.store_root.join("check").join(&built.run_id);
     eprintln!(
         "second build of {} wheels, varying {}",
@@ -134,7 +149,7 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
         source_date_epoch: base.source_date_epoch.is_some(),
         ..Clues::default()
     };
-    per_wheel_clues(finals, &rebuilt, &mut clue, build_path_varies);
+    per_wheel_clues(finals, &rebuilt, &mut clue, (&base, &varied), set);
     let mut report = compare_sides(&a, &b, &clue)?;
     if settings.find_culprit {
         find_culprits(built, &mut report, set, &backend2, &second_dir);
@@ -204,6 +219,9 @@ fn find_culprits(
     }
 }
 
+/// How far the `time` variation moves the clock (libfaketime's syntax).
+pub const TEN_YEARS: &str = "+3650d";
+
 /// The second build's settings: each variation in `set` changes its input.
 pub fn vary(base: &Settings, set: &[Variation]) -> Settings {
     let mut s = base.clone();
@@ -213,14 +231,24 @@ pub fn vary(base: &Settings, set: &[Variation]) -> Settings {
             Variation::Timezone => s.timezone = "XXX-14".into(),
             Variation::Locale => s.locale = "en_US.UTF-8".into(),
             Variation::Hostname => s.hostname = format!("{}-varied", base.hostname),
-            Variation::Uid => s.uid = base.uid + 1,
+            Variation::Uid => {
+                s.uid = base.uid + 1;
+                s.gid = base.gid + 1;
+            }
+            Variation::Home => s.home = format!("{}-varied", base.home),
+            Variation::ExecPath => {
+                s.path = base.path.split(':').rev().collect::<Vec<_>>().join(":");
+            }
+            Variation::Kernel => s.uname_2_6 = true,
+            Variation::Aslr => s.aslr_off = true,
+            Variation::Time => s.faketime = Some(TEN_YEARS.into()),
             Variation::HashSeed => s.hash_seed = "1234567".into(),
             Variation::Env => s
                 .extra_env
                 .push(("REWHEEL_NOISE".into(), "rewheel-variation-noise".into())),
             Variation::NumCpus => s.cpus = Some("0".into()),
-            // The build path is the backend's folder; time is when the build runs.
-            Variation::BuildPath | Variation::Time => {}
+            // The build path is the backend's folder.
+            Variation::BuildPath => {}
         }
     }
     s
@@ -249,6 +277,16 @@ pub fn clues(
     }
     if set.contains(&Variation::Timezone) {
         out.push((Variation::Timezone, String::new(), varied.timezone.clone()));
+    }
+    if set.contains(&Variation::ExecPath) {
+        // The first folder of PATH, as a build that records "where tools are" leaks it.
+        let first = |p: &str| p.split(':').next().unwrap_or_default().to_string();
+        out.push((Variation::ExecPath, first(&base.path), String::new()));
+    }
+    if set.contains(&Variation::Kernel)
+        && let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+    {
+        out.push((Variation::Kernel, release.trim().to_string(), String::new()));
     }
     if set.contains(&Variation::Env) {
         out.push((
@@ -344,13 +382,16 @@ pub async fn rebuild(
     out
 }
 
-/// Clues per wheel from both builds: the build folders and the windows.
+/// Clues per wheel from both builds: the build folders, home folders and windows (the second
+/// moved by the faked clock's offset).
 pub fn per_wheel_clues(
     finals: &[FinalJob],
     rebuilt: &[Rebuilt],
     clues: &mut Clues,
-    build_path_varies: bool,
+    (base, varied): (&Settings, &Settings),
+    set: &[Variation],
 ) {
+    let offset = varied.clock_offset();
     for r in rebuilt {
         let Some(f) = finals
             .iter()
@@ -359,16 +400,26 @@ pub fn per_wheel_clues(
             continue;
         };
         let key = (r.cell.to_string(), r.filename.clone());
-        clues.windows.insert(key.clone(), [f.window, r.window]);
-        if build_path_varies {
-            clues.per_wheel.insert(
-                key,
-                vec![(
-                    Variation::BuildPath,
-                    f.build_path.display().to_string(),
-                    r.build_path.display().to_string(),
-                )],
-            );
+        let moved = (r.window.0 + offset, r.window.1 + offset);
+        clues.windows.insert(key.clone(), [f.window, moved]);
+        let mut values = Vec::new();
+        // The more specific first: a home folder lies inside the build folder.
+        if set.contains(&Variation::Home) {
+            values.push((
+                Variation::Home,
+                f.build_path.join(&base.home).display().to_string(),
+                r.build_path.join(&varied.home).display().to_string(),
+            ));
+        }
+        if set.contains(&Variation::BuildPath) {
+            values.push((
+                Variation::BuildPath,
+                f.build_path.display().to_string(),
+                r.build_path.display().to_string(),
+            ));
+        }
+        if !values.is_empty() {
+            clues.per_wheel.insert(key, values);
         }
     }
 }

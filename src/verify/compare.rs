@@ -420,6 +420,9 @@ fn describe(v: Variation) -> &'static str {
         Variation::Locale => "the locale",
         Variation::Timezone => "the timezone",
         Variation::Env => "a noise variable",
+        Variation::Home => "the home folder",
+        Variation::ExecPath => "the first PATH folder",
+        Variation::Kernel => "the kernel release",
         _ => "a value",
     }
 }

@@ -10,8 +10,9 @@ use std::str::FromStr;
 pub enum Variation {
     /// Another build folder (C extensions and some version files embed it).
     BuildPath,
-    /// The wall clock: the second build runs later (no clock faking); entry times and
-    /// embedded dates move unless SOURCE_DATE_EPOCH pins them.
+    /// The wall clock: ten years ahead through libfaketime (and the second build starts at
+    /// least 2 s after the first); entry times and embedded dates move unless
+    /// SOURCE_DATE_EPOCH pins them, which stays as it was.
     Time,
     /// umask 002 instead of 022, applied to the unpacked sources and the build.
     Umask,
@@ -21,7 +22,7 @@ pub enum Variation {
     Locale,
     /// Another hostname (a UTS namespace locally, the container's hostname in docker).
     Hostname,
-    /// Another uid (docker backend).
+    /// Another uid and gid (reprotest's user_group).
     Uid,
     /// Another PYTHONHASHSEED: set and dict ordering of strings changes.
     HashSeed,
@@ -29,6 +30,14 @@ pub enum Variation {
     Env,
     /// One CPU instead of all (docker backend, cpuset).
     NumCpus,
+    /// Another `$HOME`.
+    Home,
+    /// The same `PATH` folders in another order.
+    ExecPath,
+    /// Another kernel release in `uname` (`setarch --uname-2.6`).
+    Kernel,
+    /// Address-space randomization off for the second build (`setarch -R`; local backend).
+    Aslr,
 }
 
 pub const ALL: &[Variation] = &[
@@ -42,6 +51,10 @@ pub const ALL: &[Variation] = &[
     Variation::HashSeed,
     Variation::Env,
     Variation::NumCpus,
+    Variation::Home,
+    Variation::ExecPath,
+    Variation::Kernel,
+    Variation::Aslr,
 ];
 
 impl Variation {
@@ -57,6 +70,10 @@ impl Variation {
             Variation::HashSeed => "hash-seed",
             Variation::Env => "env",
             Variation::NumCpus => "num-cpus",
+            Variation::Home => "home",
+            Variation::ExecPath => "exec-path",
+            Variation::Kernel => "kernel",
+            Variation::Aslr => "aslr",
         }
     }
 }

@@ -264,3 +264,67 @@ fn a_daemon_started_in_a_container_ends_with_the_job() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let leak = |name: &str, expression: &str| {
+        package(name, "1.0", &[], &[])
+            .file(
+                "hook.py",
+                format!(
+                    "import os, platform, time\nopen('module.py', 'w').write(f'NAME = \"{name}\"\\nLEAK = {{{expression}!r}}\\n')"
+                ),
+            )
+            .write(dir.path());
+    };
+    leak("clockleak", "int(time.time()) // 86400");
+    leak("kernelleak", "platform.release()");
+    leak("userleak", "(os.getuid(), os.getgid())");
+    leak("homeleak", r#"os.environ["HOME"]"#);
+    package("steady", "1.0", &[], &[]).write(dir.path());
+    let command = build(
+        dir.path(),
+        &[
+            "clockleak==1.0",
+            "kernelleak==1.0",
+            "userleak==1.0",
+            "homeleak==1.0",
+            "steady==1.0",
+        ],
+    );
+    // `check` takes build's arguments: the same command, another subcommand.
+    let args: Vec<std::ffi::OsString> = command.get_args().skip(1).map(Into::into).collect();
+    let mut check = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    check
+        .arg("check")
+        .args(args)
+        .args(["--source-date-epoch", "1700000000"])
+        .env_remove("PIP_INDEX_URL");
+    let r = run(check);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("aslr is not varied in docker"),
+        "{}",
+        r.stderr
+    );
+    let row = |wheel: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.contains(wheel))
+            .unwrap_or_else(|| panic!("{wheel} missing: {}", r.stdout))
+            .to_string()
+    };
+    assert!(row("steady-1.0").contains("identical"), "{}", r.stdout);
+    // Each leak differs: the variation reached the container (the clock through the image's
+    // libfaketime, the kernel release through setarch, the user, the home folder).
+    for wheel in [
+        "clockleak-1.0",
+        "kernelleak-1.0",
+        "userleak-1.0",
+        "homeleak-1.0",
+    ] {
+        assert!(!row(wheel).contains("identical"), "{wheel}: {}", r.stdout);
+    }
+}

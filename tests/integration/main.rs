@@ -14,3 +14,4 @@ mod errors;
 mod hostile;
 mod pypi;
 mod resolve;
+mod variations;

@@ -252,17 +252,35 @@ impl Backend for DockerBackend {
             let root = self.root.as_path();
             let r = root.display();
             job::prepare(spec, dir, root)?;
-            let uid = spec.settings.uid;
-            job::hand_over(dir, uid, uid).map_err(|e| {
+            let (uid, gid) = (spec.settings.uid, spec.settings.gid);
+            if spec.settings.aslr_off {
+                // The engine's default seccomp profile refuses this personality.
+                return Err(JobError::Setup(
+                    "the aslr variation needs the local backend\nhint: --vary=-aslr".into(),
+                ));
+            }
+            job::hand_over(dir, uid, gid).map_err(|e| {
                 JobError::Setup(format!("handing the build folder to uid {uid}: {e}"))
             })?;
             let env: Vec<String> = job::environment(&spec.settings, root)
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
+            let frontend = spec.settings.personality(
+                ["python3", "-S"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain([
+                        format!("{r}/frontend/frontend.py"),
+                        format!("{r}/request.json"),
+                        format!("{r}/result.json"),
+                    ])
+                    .collect(),
+            );
             let script = format!(
-                "umask {:03o} && exec python3 -S {r}/frontend/frontend.py {r}/request.json {r}/result.json",
-                spec.settings.umask
+                "umask {:03o} && exec {}",
+                spec.settings.umask,
+                frontend.join(" ")
             );
             let mut tmpfs = HashMap::new();
             tmpfs.insert("/tmp".to_string(), "rw,size=1g".to_string());
@@ -270,7 +288,7 @@ impl Backend for DockerBackend {
                 image: Some(image.clone()),
                 cmd: Some(vec!["/bin/sh".into(), "-c".into(), script]),
                 env: Some(env),
-                user: Some(format!("{0}:{0}", spec.settings.uid)),
+                user: Some(format!("{uid}:{gid}")),
                 hostname: Some(spec.settings.hostname.clone()),
                 working_dir: Some(r.to_string()),
                 network_disabled: Some(true),

@@ -118,13 +118,19 @@ impl Backend for Local {
             let log_err = log
                 .try_clone()
                 .map_err(|e| JobError::Setup(e.to_string()))?;
-            let frontend = [
+            if spec.settings.faketime.is_some() && !Path::new(job::LIBFAKETIME).is_file() {
+                return Err(JobError::Setup(format!(
+                    "the time variation needs libfaketime ({} is missing)\nhint: apt-get install libfaketime, or --vary=-time",
+                    job::LIBFAKETIME
+                )));
+            }
+            let frontend = spec.settings.personality(vec![
                 interpreter.path.display().to_string(),
                 "-S".into(),
                 inside.join("frontend/frontend.py").display().to_string(),
                 inside.join("request.json").display().to_string(),
                 inside.join("result.json").display().to_string(),
-            ];
+            ]);
             let argv = sandbox::wrap(
                 &Confinement {
                     isolation: self.isolation,
@@ -132,6 +138,8 @@ impl Backend for Local {
                     inside_dir: &inside,
                     interpreter: &interpreter.path,
                     hostname: &spec.settings.hostname,
+                    uid: spec.settings.uid,
+                    gid: spec.settings.gid,
                 },
                 &frontend,
             );

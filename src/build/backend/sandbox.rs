@@ -109,6 +109,9 @@ pub struct Confinement<'a> {
     /// The interpreter, whose installation must stay visible.
     pub interpreter: &'a Path,
     pub hostname: &'a str,
+    /// The uid and gid the job runs as (bubblewrap).
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// The program and arguments that run `command` confined.
@@ -156,9 +159,9 @@ pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
                 "--hostname".into(),
                 c.hostname.to_string(),
                 "--uid".into(),
-                "1000".into(),
+                c.uid.to_string(),
                 "--gid".into(),
-                "1000".into(),
+                c.gid.to_string(),
                 "--".into(),
             ]);
         }
@@ -223,6 +226,8 @@ mod tests {
                 inside_dir: Path::new("/tmp/rewheel-build/cp311/six-1.0"),
                 interpreter: Path::new("/bin/sh"),
                 hostname: "rewheel",
+                uid: 1000,
+                gid: 1000,
             },
             &["python".into()],
         );
