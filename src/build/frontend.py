@@ -9,6 +9,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import site
 import sys
 import traceback
@@ -38,6 +39,22 @@ def normalize(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def copy_in_listing_order(source, target):
+    # A tmpfs lists a folder newest first: entries created in the order the unpacked tree's
+    # filesystem lists them come back reversed, so builds that walk folders unsorted see
+    # another order than the first build did.
+    for name in os.listdir(source):
+        s, t = os.path.join(source, name), os.path.join(target, name)
+        if os.path.islink(s):
+            os.symlink(os.readlink(s), t)
+        elif os.path.isdir(s):
+            os.mkdir(t)
+            shutil.copystat(s, t)
+            copy_in_listing_order(s, t)
+        else:
+            shutil.copy2(s, t)
+
+
 def main():
     request_path, result_path = sys.argv[1], sys.argv[2]
     with open(request_path) as f:
@@ -54,6 +71,9 @@ def main():
             # addsitedir processes .pth files, as an installed environment would.
             site.addsitedir(directory)
         source_dir = request["source_dir"]
+        if request.get("order_from"):
+            result["phase"] = "file-order"
+            copy_in_listing_order(request["order_from"], request["order_to"])
         os.chdir(source_dir)
         result["phase"] = "load-backend"
         backend = load_backend(request["backend"], source_dir, request["backend_path"])

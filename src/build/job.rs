@@ -15,6 +15,10 @@ pub const DEFAULT_BUILD_ROOT_SLASH: &str = "/tmp/rewheel-build/";
 /// The shipped PEP 517 frontend, written into every job.
 pub const FRONTEND: &str = include_str!("frontend.py");
 
+/// Where the unpacked sources are mounted when the file-order variation copies them onto a
+/// tmpfs at `src`.
+pub const STAGED_SRC: &str = "src-staged";
+
 /// The `PATH` every job gets; the `exec-path` variation reverses it.
 pub const JOB_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
@@ -58,6 +62,10 @@ pub struct Settings {
     /// A clock moved by this libfaketime offset (`+3650d`), `SOURCE_DATE_EPOCH` untouched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faketime: Option<String>,
+    /// The sources listed in reverse directory order (the `file-order` variation): the job
+    /// copies them onto a tmpfs, which lists a folder newest first.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub file_order_reversed: bool,
 }
 
 fn is_default_gid(gid: &u32) -> bool {
@@ -130,6 +138,7 @@ impl Default for Settings {
             uname_2_6: false,
             aslr_off: false,
             faketime: None,
+            file_order_reversed: false,
         }
     }
 }
@@ -353,6 +362,14 @@ pub fn prepare(spec: &JobSpec, dir: &Path, root: &Path) -> Result<Prepared, JobE
         "installed": installed_names(spec),
         "proceed": spec.proceed,
     });
+    let mut request = request;
+    if spec.settings.file_order_reversed {
+        // The backend mounts the unpacked tree read-only here and a tmpfs at `src`.
+        std::fs::create_dir_all(dir.join(STAGED_SRC))
+            .map_err(|e| setup("creating the staging folder", &e))?;
+        request["order_from"] = serde_json::json!(root.join(STAGED_SRC));
+        request["order_to"] = serde_json::json!(root.join("src"));
+    }
     std::fs::write(dir.join("request.json"), request.to_string())
         .map_err(|e| setup("writing the request", &e))?;
     Ok(Prepared { source_top })

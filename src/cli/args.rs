@@ -297,7 +297,8 @@ pub(crate) struct CheckArgs {
     pub(crate) build: BuildArgs,
     /// What the second build varies: names to vary only those, `-name` to leave one out
     /// (`--vary build-path,umask`, or `--vary=-time` with the `=`). Default: all of build-path, time, umask, timezone,
-    /// locale, hostname, uid, hash-seed, env, num-cpus, home, exec-path, kernel, aslr.
+    /// locale, hostname, uid, hash-seed, env, num-cpus, home, exec-path, kernel, aslr,
+    /// file-order.
     #[arg(long, default_value = "all", value_parser = parse_vary, value_name = "LIST", allow_hyphen_values = true)]
     pub(crate) vary: VarySet,
     /// Rebuild the whole closure the second time, not just each wheel with the first build's

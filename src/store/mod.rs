@@ -265,6 +265,25 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_fingerprint ON jobs (fingerprint_sha256, status);
 ";
 
+/// WAL, the schema, and the migrations of older stores, in one write transaction: several
+/// processes opening a new or old store at once take turns instead of racing to alter it.
+fn init(db: &Connection) -> rusqlite::Result<()> {
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "NORMAL")?;
+    db.execute_batch("BEGIN IMMEDIATE")?;
+    db.execute_batch(SCHEMA)?;
+    // Stores made before the job cache lack the column that says a job was reused.
+    let has_reused = db.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'reused_from'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )? > 0;
+    if !has_reused {
+        db.execute_batch("ALTER TABLE jobs ADD COLUMN reused_from TEXT")?;
+    }
+    db.execute_batch("COMMIT")
+}
+
 impl Store {
     /// Where the store lives unless told otherwise: `$XDG_DATA_HOME/rewheel`.
     pub fn default_root() -> Option<PathBuf> {
@@ -285,27 +304,22 @@ impl Store {
         let db = Connection::open(&path).map_err(sql)?;
         db.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
-        db.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        db.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sql)?;
-        // Schema and migration in one write transaction: several processes opening a new or
-        // old store at once take turns (busy_timeout) instead of racing to alter it.
-        db.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
-        db.execute_batch(SCHEMA).map_err(sql)?;
-        // Stores made before the job cache lack the column that says a job was reused.
-        let has_reused: bool = db
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'reused_from'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .map_err(sql)?
-            > 0;
-        if !has_reused {
-            db.execute_batch("ALTER TABLE jobs ADD COLUMN reused_from TEXT")
-                .map_err(sql)?;
+        // Switching a new database to WAL takes an exclusive lock and does not wait for a
+        // busy one: when several processes open a fresh store at once, the losers retry.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match init(&db) {
+                Ok(()) => break,
+                Err(err)
+                    if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    let _ = db.execute_batch("ROLLBACK");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(err) => return Err(sql(err)),
+            }
         }
-        db.execute_batch("COMMIT").map_err(sql)?;
         Ok(Self {
             root: root.to_path_buf(),
             db,

@@ -241,6 +241,7 @@ pub fn vary(base: &Settings, set: &[Variation]) -> Settings {
             }
             Variation::Kernel => s.uname_2_6 = true,
             Variation::Aslr => s.aslr_off = true,
+            Variation::FileOrder => s.file_order_reversed = true,
             Variation::Time => s.faketime = Some(TEN_YEARS.into()),
             Variation::HashSeed => s.hash_seed = "1234567".into(),
             Variation::Env => s

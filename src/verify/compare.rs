@@ -346,9 +346,10 @@ fn attribute(
                 "entry permissions differ: the backend stored on-disk modes, which the umask sets"
                     .into(),
             ),
-            ArchiveAspect::EntryOrder => {
-                (None, "entry order differs (directory listing order)".into())
-            }
+            ArchiveAspect::EntryOrder => (
+                Some(Variation::FileOrder),
+                "entry order differs: the backend wrote entries in directory listing order".into(),
+            ),
             ArchiveAspect::Compression => (None, "compression methods differ".into()),
             ArchiveAspect::ExtraFields => (None, "zip extra fields differ".into()),
         };
@@ -363,7 +364,17 @@ fn attribute(
         let text_a = String::from_utf8_lossy(da.as_deref().unwrap_or_default());
         let text_b = String::from_utf8_lossy(db.as_deref().unwrap_or_default());
         let mut found = None;
+        if entry.ends_with(".dist-info/RECORD") && same_lines(&text_a, &text_b) {
+            found = Some((
+                Variation::FileOrder,
+                "the same lines in another order: RECORD follows directory listing order (file-order)"
+                    .to_string(),
+            ));
+        }
         for (variation, va, vb) in values {
+            if found.is_some() {
+                break;
+            }
             if !va.is_empty() && text_a.contains(va.as_str()) {
                 found = Some((
                     *variation,
@@ -411,6 +422,14 @@ fn attribute(
         });
     }
     out
+}
+
+fn same_lines(a: &str, b: &str) -> bool {
+    let mut a: Vec<&str> = a.lines().collect();
+    let mut b: Vec<&str> = b.lines().collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
 }
 
 fn describe(v: Variation) -> &'static str {

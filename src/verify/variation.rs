@@ -38,6 +38,9 @@ pub enum Variation {
     Kernel,
     /// Address-space randomization off for the second build (`setarch -R`; local backend).
     Aslr,
+    /// The sources listed in reverse directory order (copied onto a tmpfs in the order the
+    /// first build's filesystem listed them).
+    FileOrder,
 }
 
 pub const ALL: &[Variation] = &[
@@ -55,6 +58,7 @@ pub const ALL: &[Variation] = &[
     Variation::ExecPath,
     Variation::Kernel,
     Variation::Aslr,
+    Variation::FileOrder,
 ];
 
 impl Variation {
@@ -74,6 +78,7 @@ impl Variation {
             Variation::ExecPath => "exec-path",
             Variation::Kernel => "kernel",
             Variation::Aslr => "aslr",
+            Variation::FileOrder => "file-order",
         }
     }
 }

@@ -283,6 +283,7 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
     leak("kernelleak", "platform.release()");
     leak("userleak", "(os.getuid(), os.getgid())");
     leak("homeleak", r#"os.environ["HOME"]"#);
+    leak("walker", r#"os.listdir(".")"#);
     package("steady", "1.0", &[], &[]).write(dir.path());
     let command = build(
         dir.path(),
@@ -291,6 +292,7 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
             "kernelleak==1.0",
             "userleak==1.0",
             "homeleak==1.0",
+            "walker==1.0",
             "steady==1.0",
         ],
     );
@@ -318,7 +320,8 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
     };
     assert!(row("steady-1.0").contains("identical"), "{}", r.stdout);
     // Each leak differs: the variation reached the container (the clock through the image's
-    // libfaketime, the kernel release through setarch, the user, the home folder).
+    // libfaketime, the kernel release through setarch, the user, the home folder, the order
+    // of the sources on a tmpfs).
     for wheel in [
         "clockleak-1.0",
         "kernelleak-1.0",

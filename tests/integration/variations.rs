@@ -144,3 +144,22 @@ fn address_randomization_off_is_caught_by_rebuilding_with_it_alone() {
         "{addr}"
     );
 }
+
+#[test]
+fn file_order_reverses_what_an_unsorted_walk_of_the_sources_sees() {
+    let world = World::new();
+    leak(&world, "walker", r#"os.listdir(".")"#);
+    let r = check(
+        &world,
+        &["walker==1.0", "--vary", "file-order", "--find-culprit"],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let walk = block(&r.stdout, "walker-1.0");
+    assert!(
+        walk.contains("varying only file-order reproduces the difference"),
+        "{walk}"
+    );
+    // The same names, another order: the tree was copied whole.
+    let control = check(&world, &["walker==1.0", "--vary", "hash-seed"]);
+    assert_eq!(control.code, 0, "{}{}", control.stdout, control.stderr);
+}

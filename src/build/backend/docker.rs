@@ -6,7 +6,10 @@ use super::contract::{Backend, Runtime};
 use crate::build::job::{self, JobError, JobOutput, JobSpec};
 use crate::cell::CellId;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions,
+    MountVolumeOptionsDriverConfig,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
     WaitContainerOptions,
@@ -196,6 +199,8 @@ struct RemoveOnDrop {
 async fn force_remove(docker: &Docker, id: &str) {
     let options = RemoveContainerOptions {
         force: true,
+        // Anonymous volumes (the file-order tmpfs) go with their container.
+        v: true,
         ..Default::default()
     };
     let _ = docker.remove_container(id, Some(options)).await;
@@ -284,6 +289,39 @@ impl Backend for DockerBackend {
             );
             let mut tmpfs = HashMap::new();
             tmpfs.insert("/tmp".to_string(), "rw,size=1g".to_string());
+            let mut binds = vec![
+                format!("{}:{r}", dir.display()),
+                // The build environment and the frontend are inputs: read-only.
+                format!("{}:{r}/env:ro", dir.join("env").display()),
+                format!("{}:{r}/frontend:ro", dir.join("frontend").display()),
+            ];
+            let mut mounts = Vec::new();
+            if spec.settings.file_order_reversed {
+                binds.push(format!(
+                    "{}:{r}/{}:ro",
+                    dir.join("src").display(),
+                    job::STAGED_SRC
+                ));
+                // A tmpfs at `src`, inside the job's bind: the engine mounts plain tmpfs
+                // mounts before binds (the bind would hide it), but orders volumes with them,
+                // so an anonymous volume backed by tmpfs (removed with the container).
+                mounts.push(Mount {
+                    target: Some(format!("{r}/src")),
+                    typ: Some(MountType::VOLUME),
+                    volume_options: Some(MountVolumeOptions {
+                        driver_config: Some(MountVolumeOptionsDriverConfig {
+                            name: Some("local".into()),
+                            options: Some(HashMap::from([
+                                ("type".to_string(), "tmpfs".to_string()),
+                                ("device".to_string(), "tmpfs".to_string()),
+                                ("o".to_string(), "size=2g,mode=1777".to_string()),
+                            ])),
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            }
             let body = ContainerCreateBody {
                 image: Some(image.clone()),
                 cmd: Some(vec!["/bin/sh".into(), "-c".into(), script]),
@@ -293,12 +331,8 @@ impl Backend for DockerBackend {
                 working_dir: Some(r.to_string()),
                 network_disabled: Some(true),
                 host_config: Some(HostConfig {
-                    binds: Some(vec![
-                        format!("{}:{r}", dir.display()),
-                        // The build environment and the frontend are inputs: read-only.
-                        format!("{}:{r}/env:ro", dir.join("env").display()),
-                        format!("{}:{r}/frontend:ro", dir.join("frontend").display()),
-                    ]),
+                    binds: Some(binds),
+                    mounts: (!mounts.is_empty()).then_some(mounts),
                     network_mode: Some("none".into()),
                     cap_drop: Some(vec!["ALL".into()]),
                     security_opt: Some(vec!["no-new-privileges".into()]),

@@ -118,6 +118,11 @@ impl Backend for Local {
             let log_err = log
                 .try_clone()
                 .map_err(|e| JobError::Setup(e.to_string()))?;
+            if spec.settings.file_order_reversed && self.isolation != Isolation::Bwrap {
+                return Err(JobError::Setup(
+                    "the file-order variation needs bubblewrap (a mount namespace for the tmpfs)\nhint: apt-get install bubblewrap, or --vary=-file-order".into(),
+                ));
+            }
             if spec.settings.faketime.is_some() && !Path::new(job::LIBFAKETIME).is_file() {
                 return Err(JobError::Setup(format!(
                     "the time variation needs libfaketime ({} is missing)\nhint: apt-get install libfaketime, or --vary=-time",
@@ -140,6 +145,7 @@ impl Backend for Local {
                     hostname: &spec.settings.hostname,
                     uid: spec.settings.uid,
                     gid: spec.settings.gid,
+                    reorder_sources: spec.settings.file_order_reversed,
                 },
                 &frontend,
             );

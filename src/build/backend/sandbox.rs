@@ -112,6 +112,8 @@ pub struct Confinement<'a> {
     /// The uid and gid the job runs as (bubblewrap).
     pub uid: u32,
     pub gid: u32,
+    /// The file-order variation: the unpacked tree read-only at `src-staged`, a tmpfs at `src`.
+    pub reorder_sources: bool,
 }
 
 /// The program and arguments that run `command` confined.
@@ -150,10 +152,18 @@ pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
             {
                 argv.extend(["--ro-bind".into(), s(&prefix), s(&prefix)]);
             }
+            argv.extend(["--bind".into(), s(c.host_dir), s(c.inside_dir)]);
+            if c.reorder_sources {
+                use crate::build::job::STAGED_SRC;
+                argv.extend([
+                    "--ro-bind".into(),
+                    s(&c.host_dir.join("src")),
+                    s(&c.inside_dir.join(STAGED_SRC)),
+                    "--tmpfs".into(),
+                    s(&c.inside_dir.join("src")),
+                ]);
+            }
             argv.extend([
-                "--bind".into(),
-                s(c.host_dir),
-                s(c.inside_dir),
                 "--chdir".into(),
                 s(c.inside_dir),
                 "--hostname".into(),
@@ -228,6 +238,7 @@ mod tests {
                 hostname: "rewheel",
                 uid: 1000,
                 gid: 1000,
+                reorder_sources: false,
             },
             &["python".into()],
         );
