@@ -284,3 +284,33 @@ fn a_ci_job_reuses_a_cached_result_with_the_same_inputs_and_only_then() {
         changed.stderr
     );
 }
+
+#[test]
+fn a_ci_job_builds_on_when_what_the_hook_names_does_not_apply_to_its_cell() {
+    let world = World::new();
+    let dir = world.path();
+    // The hook names an extra's requirement, as pyparsing's flit hook does.
+    package("marked", "1.0", &[], &[])
+        .file("dynamic.txt", r#"helper;extra=="diagrams""#)
+        .write(dir);
+    let plan = dir.join("plan.json");
+    let r = run(world.command("plan", &["marked==1.0", "-o", plan.to_str().unwrap()]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
+    let (python, _) = host_python();
+    let mut c = rewheel();
+    c.args(["build", "--plan"])
+        .arg(&plan)
+        .args(["--job", &id, "--inputs"])
+        .arg(dir.join("none"))
+        .arg("--out")
+        .arg(dir.join("out"))
+        .args(["--backend", "local", "--python-path"])
+        .arg(&python)
+        .arg("--build-path")
+        .arg(dir.join(".build"));
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(dir.join("out/marked-1.0-py3-none-any.whl").is_file());
+}
