@@ -219,7 +219,7 @@ fn simulate_gitlab(lock: &Lock, world: &World, cells: &[&str]) {
     // The parent pipeline's plan job: its artifact is plan.json at the top of the checkout.
     let r = in_world(
         lock,
-        &world,
+        world,
         "plan",
         &args(lock, &cells, &["-o", "plan.json"]),
     );
@@ -227,7 +227,7 @@ fn simulate_gitlab(lock: &Lock, world: &World, cells: &[&str]) {
     let parent: Artifact = collect(&world.path().join("plan.json"), world.path());
     let r = in_world(
         lock,
-        &world,
+        world,
         "plan",
         &args(lock, &cells, &["--emit", "gitlab", "-o", "child.yml"]),
     );
@@ -289,7 +289,7 @@ fn simulate_gitlab(lock: &Lock, world: &World, cells: &[&str]) {
         lines.extend(strs(&job["script"]));
         let r = sh(lock, &dir, &lines, &store);
         if name == "rewheel-merge" {
-            compare_with_local(lock, &world, &r, &store, &cells);
+            compare_with_local(lock, world, &r, &store, &cells);
             continue;
         }
         assert_eq!(r.code, 0, "{name}: {}{}", r.stdout, r.stderr);
@@ -414,7 +414,7 @@ fn simulate_github(lock: &Lock, world: &World, cells: &[&str]) -> &'static str {
 
     let r = in_world(
         lock,
-        &world,
+        world,
         "plan",
         &args(lock, &cells, &["--emit", "github-workflow", "-o", workflow]),
     );
@@ -459,7 +459,7 @@ fn simulate_github(lock: &Lock, world: &World, cells: &[&str]) -> &'static str {
                 &store,
             );
             if name == "merge" {
-                compare_with_local(lock, &world, &r, &store, &cells);
+                compare_with_local(lock, world, &r, &store, &cells);
             } else {
                 assert_eq!(r.code, 0, "{name} {entry:?}: {}{}", r.stdout, r.stderr);
             }
