@@ -45,6 +45,11 @@ pub struct FinalJob {
     pub window: (i64, i64),
     /// How the job saw its build folder.
     pub build_path: PathBuf,
+    /// Where the sdist came from, and the job's fingerprint (its inputs), for provenance.
+    pub sdist_url: String,
+    pub fingerprint: String,
+    /// The run whose job this one reused, when it was not built again.
+    pub reused_from: Option<String>,
 }
 
 pub struct Summary {
@@ -359,6 +364,9 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                         path: store.blob_path(sha),
                         window: (now, now),
                         build_path: root.clone(),
+                        sdist_url: planned.sdist_url.clone(),
+                        fingerprint: fingerprint.clone(),
+                        reused_from: Some(from.to_string()),
                     });
                 }
                 events.finished(&spec.cell, &spec.label(), true, 0.0, &note);
@@ -538,6 +546,9 @@ async fn finish(
                     path: store.blob_path(&sha),
                     window,
                     build_path,
+                    sdist_url: ledger.jobs[&key].sdist_url.clone(),
+                    fingerprint: fingerprint.clone(),
+                    reused_from: None,
                 });
             }
             // Commit the row only once its files are in place: a kill leaves no dangling row.

@@ -10,6 +10,7 @@ pub mod images;
 pub mod interpreter;
 pub mod job;
 pub mod plan;
+pub mod provenance;
 pub mod report;
 pub mod run;
 pub mod wheel_install;

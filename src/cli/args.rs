@@ -261,6 +261,11 @@ pub(crate) struct BuildArgs {
     /// (`name==ver --hash=sha256:…`, one hash per interpreter allowed); a mismatch exits 1.
     #[arg(long, value_name = "FILE")]
     pub(crate) expect: Option<PathBuf>,
+    /// Write an in-toto statement with a SLSA v1 provenance predicate for every wheel
+    /// (DIR/<cell>/<wheel>.intoto.json) and each cell's sha256sums.txt; `rewheel compare
+    /// STATEMENT WHEEL` checks a wheel against its statement.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) provenance: Option<PathBuf>,
     /// The plan document that --job comes from.
     #[arg(long = "plan", value_name = "FILE")]
     pub(crate) plan_file: Option<PathBuf>,

@@ -9,12 +9,14 @@ use anyhow::bail;
 
 pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     let expect = args.expect.clone();
+    let provenance = args.provenance.clone();
     let built = match start(args, argv)? {
         Ok(built) => built,
         Err(code) => return Ok(code),
     };
     built.events.clear();
     print_summary(&built.summary, &built.settings.options.out_dir);
+    write_provenance(&built, provenance.as_deref())?;
     if let Some(code) = conclude(&built)? {
         return Ok(code);
     }
@@ -69,6 +71,19 @@ pub(crate) fn start(
             Ok(Err(exit::INTERRUPTED))
         }
     }
+}
+
+/// The run's statements and checksums, when `--provenance DIR` asks for them.
+pub(crate) fn write_provenance(
+    built: &BuiltRun,
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(dir) = dir {
+        let files = crate::build::provenance::write_all(dir, &built.summary.finals, &built.run_id)
+            .map_err(|e| anyhow::anyhow!("cannot write provenance in {}: {e}", dir.display()))?;
+        eprintln!("provenance: {} files in {}", files.len(), dir.display());
+    }
+    Ok(())
 }
 
 /// Record the run's end; `Some(code)` when it did not succeed.

@@ -32,6 +32,7 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         eprintln!("error: the first build did not succeed; nothing to check");
         return Ok(code);
     }
+    super::build_cmd::write_provenance(&built, args.build.provenance.as_deref())?;
     let checked = check(&built, &settings)?;
     emit_report(&checked.report, &args.report)?;
     // A second build that failed proves nothing about reproducibility: it is a build failure.

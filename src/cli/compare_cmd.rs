@@ -8,6 +8,27 @@ use crate::verify::compare::{Clues, CompareReport, Side, compare_sides};
 use crate::verify::report as compare_report;
 use anyhow::Context;
 
+/// `rewheel compare STATEMENT.intoto.json WHEEL`: is the wheel the statement's subject?
+fn verify_statement(statement: &str, wheel: &str) -> anyhow::Result<u8> {
+    let doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(statement).with_context(|| format!("cannot read {statement}"))?,
+    )
+    .with_context(|| format!("{statement}: not JSON"))?;
+    let path = std::path::Path::new(wheel);
+    let sha = crate::fsutil::sha256_file(path).with_context(|| format!("cannot read {wheel}"))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    match crate::build::provenance::verify(&doc, &name, &sha) {
+        Ok(()) => {
+            println!("{wheel} is the subject of {statement} (sha256 {sha})");
+            Ok(exit::SUCCESS)
+        }
+        Err(why) => {
+            println!("{wheel} does not match {statement}: {why}");
+            Ok(exit::NOT_REPRODUCIBLE)
+        }
+    }
+}
+
 pub(crate) fn emit_report(report: &CompareReport, args: &ReportArgs) -> anyhow::Result<()> {
     match args.format {
         ReportFormat::Text => print!("{}", compare_report::text(report)),
@@ -25,6 +46,9 @@ pub(crate) fn emit_report(report: &CompareReport, args: &ReportArgs) -> anyhow::
 }
 
 pub(crate) fn run(args: CompareArgs) -> anyhow::Result<u8> {
+    if args.a.ends_with(".intoto.json") {
+        return verify_statement(&args.a, &args.b);
+    }
     // Files and folders are compared without the store: it is neither created nor opened.
     let needs_store = [&args.a, &args.b]
         .iter()

@@ -288,3 +288,83 @@ fn build_expect_reports_matches_and_mismatches() {
     assert_eq!(wrong.code, 1, "{}{}", wrong.stdout, wrong.stderr);
     assert!(wrong.stdout.contains("expect MISMATCH"), "{}", wrong.stdout);
 }
+
+#[test]
+fn provenance_names_every_input_and_checks_against_the_wheel() {
+    let world = World::new();
+    package("helper", "1.0", &[], &[]).write(world.path());
+    package("app", "1.0", &["helper"], &[]).write(world.path());
+    let attest = world.path().join("attest");
+    let r = world.build(&["app==1.0", "--provenance", attest.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let cell = std::fs::read_dir(world.path().join("wheelhouse"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let wheel = world
+        .path()
+        .join("wheelhouse")
+        .join(&cell)
+        .join("app-1.0-py3-none-any.whl");
+    let statement = attest
+        .join(&cell)
+        .join("app-1.0-py3-none-any.whl.intoto.json");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&statement).unwrap()).unwrap();
+    assert_eq!(doc["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(doc["predicateType"], "https://slsa.dev/provenance/v1");
+    let deps = doc["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    assert!(
+        deps[0]["uri"].as_str().unwrap().ends_with("app-1.0.tar.gz"),
+        "{deps:?}"
+    );
+    assert!(
+        deps.iter()
+            .any(|d| d["name"] == "helper==1.0" && d["digest"]["sha256"].is_string()),
+        "the build environment by digest: {deps:?}"
+    );
+    assert_eq!(
+        doc["predicate"]["runDetails"]["builder"]["id"],
+        "urn:rewheel:builder:local"
+    );
+
+    // The checksums are what `sha256sum -c` reads, next to the wheels.
+    let sums = std::fs::read_to_string(attest.join(&cell).join("sha256sums.txt")).unwrap();
+    assert_eq!(sums.lines().count(), 2, "{sums}");
+    let check = Command::new("sha256sum")
+        .arg("-c")
+        .arg(attest.join(&cell).join("sha256sums.txt"))
+        .current_dir(world.path().join("wheelhouse").join(&cell))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // compare checks a wheel against its statement.
+    let compare = |w: &std::path::Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        c.arg("compare").arg(&statement).arg(w);
+        run(c)
+    };
+    let ok = compare(&wheel);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    let other = world
+        .path()
+        .join("wheelhouse")
+        .join(&cell)
+        .join("helper-1.0-py3-none-any.whl");
+    let bad = compare(&other);
+    assert_eq!(bad.code, 1, "{}{}", bad.stdout, bad.stderr);
+    assert!(
+        bad.stdout.contains("no subject has sha256"),
+        "{}",
+        bad.stdout
+    );
+}

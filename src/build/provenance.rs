@@ -1,0 +1,163 @@
+//! What a run built, as release teams and verifiers read it: per wheel, an in-toto statement
+//! with a SLSA v1 provenance predicate (subject: the wheel by sha256; build definition: the
+//! sdist by URL and digest, the cell, the runtime, every build-environment wheel by digest,
+//! the settings; run details: rewheel's version, start and end), and per cell a
+//! `sha256sums.txt` that `sha256sum -c` reads.
+
+use super::executor::FinalJob;
+use crate::fsutil::write_atomic;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+/// What kind of build the parameters describe (a URN: it names a schema, not a place).
+pub const BUILD_TYPE: &str = "urn:rewheel:wheel-from-sdist:v1";
+
+fn rfc3339(seconds: i64) -> String {
+    jiff::Timestamp::from_second(seconds)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// The statement for one wheel of run `run_id`.
+pub fn statement(job: &FinalJob, run_id: &str) -> Value {
+    let spec = &job.spec;
+    // The fingerprint is the job's inputs as rewheel keys them: backend, runtime (image id or
+    // interpreter path), interpreter version, build path.
+    let inputs: Value = serde_json::from_str(&job.fingerprint).unwrap_or(Value::Null);
+    let mut dependencies = vec![json!({
+        "name": spec.sdist.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "uri": job.sdist_url,
+        "digest": { "sha256": spec.sdist_sha256 },
+    })];
+    for wheel in &spec.env {
+        dependencies.push(json!({
+            "name": format!("{}=={}", wheel.name, wheel.version),
+            "digest": { "sha256": wheel.sha256 },
+        }));
+    }
+    if inputs["backend"] == "docker" {
+        dependencies.push(json!({
+            "name": "image",
+            "digest": { "sha256": inputs["runtime"].as_str().unwrap_or_default().trim_start_matches("sha256:") },
+        }));
+    }
+    let mut metadata = json!({
+        "invocationId": format!("{run_id}/{}", spec.label()),
+        "startedOn": rfc3339(job.window.0),
+        "finishedOn": rfc3339(job.window.1),
+    });
+    if let Some(from) = &job.reused_from {
+        // Not built in this run: its times are when it was taken over, and this says whose.
+        metadata["reusedFromRun"] = json!(from);
+    }
+    json!({
+        "_type": STATEMENT_TYPE,
+        "subject": [{ "name": job.filename, "digest": { "sha256": job.sha256 } }],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "package": spec.name,
+                    "version": spec.version,
+                    "cell": spec.cell,
+                    "settings": spec.settings,
+                    "buildBackend": spec.backend,
+                    "buildPath": job.build_path,
+                },
+                "internalParameters": {
+                    "backend": inputs["backend"],
+                    "runtime": inputs["runtime"],
+                    "interpreterVersion": inputs["interpreter_version"],
+                    "bootstrapStage": spec.stage,
+                },
+                "resolvedDependencies": dependencies,
+            },
+            "runDetails": {
+                "builder": {
+                    "id": format!("urn:rewheel:builder:{}", inputs["backend"].as_str().unwrap_or("none")),
+                    "version": { "rewheel": env!("CARGO_PKG_VERSION") },
+                },
+                "metadata": metadata,
+            },
+        },
+    })
+}
+
+/// Write every wheel's statement (`DIR/<cell>/<wheel>.intoto.json`) and each cell's
+/// `sha256sums.txt`; returns the files written.
+pub fn write_all(dir: &Path, finals: &[FinalJob], run_id: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let mut sums: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for job in finals {
+        let cell_dir = dir.join(job.spec.cell.as_str());
+        let path = cell_dir.join(format!("{}.intoto.json", job.filename));
+        let text = serde_json::to_string_pretty(&statement(job, run_id)).expect("JSON");
+        write_atomic(&path, text.as_bytes())?;
+        written.push(path);
+        sums.entry(job.spec.cell.to_string())
+            .or_default()
+            .insert(job.filename.clone(), job.sha256.clone());
+    }
+    for (cell, wheels) in sums {
+        let text: String = wheels
+            .iter()
+            .map(|(name, sha)| format!("{sha}  {name}\n"))
+            .collect();
+        let path = dir.join(cell).join("sha256sums.txt");
+        write_atomic(&path, text.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Does this statement name these bytes as its subject? `Err` says why not.
+pub fn verify(statement: &Value, filename: &str, sha256: &str) -> Result<(), String> {
+    if statement["_type"] != STATEMENT_TYPE || statement["predicateType"] != PREDICATE_TYPE {
+        return Err("not an in-toto statement with a SLSA v1 provenance predicate".into());
+    }
+    let subjects = statement["subject"].as_array().cloned().unwrap_or_default();
+    let subject = subjects
+        .iter()
+        .find(|s| s["digest"]["sha256"] == sha256)
+        .ok_or_else(|| {
+            format!(
+                "no subject has sha256 {sha256}; the statement names {}",
+                subjects
+                    .iter()
+                    .map(|s| format!("{} ({})", s["name"], s["digest"]["sha256"]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+    if subject["name"] != filename {
+        return Err(format!(
+            "the digest matches, but the statement names it {}, not {filename}",
+            subject["name"]
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_verifies_its_subject_and_nothing_else() {
+        let statement = json!({
+            "_type": STATEMENT_TYPE,
+            "predicateType": PREDICATE_TYPE,
+            "subject": [{ "name": "six-1.16.0-py2.py3-none-any.whl", "digest": { "sha256": "ab" } }],
+        });
+        assert!(verify(&statement, "six-1.16.0-py2.py3-none-any.whl", "ab").is_ok());
+        let other = verify(&statement, "six-1.16.0-py2.py3-none-any.whl", "cd").unwrap_err();
+        assert!(other.contains("no subject has sha256 cd"), "{other}");
+        let renamed = verify(&statement, "six.whl", "ab").unwrap_err();
+        assert!(renamed.contains("names it"), "{renamed}");
+        assert!(verify(&json!({}), "x", "ab").is_err());
+    }
+}
