@@ -45,6 +45,8 @@ pub struct FinalJob {
     pub window: (i64, i64),
     /// How the job saw its build folder.
     pub build_path: PathBuf,
+    /// Where the job saw the sdist's top folder unpacked (`--build-path DIR`).
+    pub source_parent: PathBuf,
     /// Where the sdist came from, and the job's fingerprint (its inputs), for provenance.
     pub sdist_url: String,
     pub fingerprint: String,
@@ -83,6 +85,7 @@ struct Finished {
     seconds: f64,
     window: (i64, i64),
     build_path: PathBuf,
+    source_parent: PathBuf,
 }
 
 /// The loop's bookkeeping: which jobs exist, which ran, what they gave.
@@ -304,8 +307,10 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
             let mut spec = planned.spec.clone();
             spec.env = ledger.env_of(planned);
             let (dir, root) = backend.job_dir(&spec);
+            // Where the sources are is what builds embed: the fingerprint's build path.
+            let sources = backend.source_parent().unwrap_or_else(|| root.join("src"));
             let (fingerprint, fingerprint_sha256) =
-                Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &root);
+                Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &sources);
             let record_key = (
                 spec.cell.clone(),
                 spec.name.clone(),
@@ -364,6 +369,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                         path: store.blob_path(sha),
                         window: (now, now),
                         build_path: root.clone(),
+                        source_parent: sources.clone(),
                         sdist_url: planned.sdist_url.clone(),
                         fingerprint: fingerprint.clone(),
                         reused_from: Some(from.to_string()),
@@ -398,6 +404,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                     seconds: start.elapsed().as_secs_f64(),
                     window: (began, ended),
                     build_path: root,
+                    source_parent: sources,
                 }
             });
             tasks.insert(handle.id(), key);
@@ -500,6 +507,7 @@ async fn finish(
         seconds,
         window,
         build_path,
+        source_parent,
     } = done;
     if let Err(JobError::Needs(requirements)) = &result {
         if key.stage != 0 {
@@ -546,6 +554,7 @@ async fn finish(
                     path: store.blob_path(&sha),
                     window,
                     build_path,
+                    source_parent,
                     sdist_url: ledger.jobs[&key].sdist_url.clone(),
                     fingerprint: fingerprint.clone(),
                     reused_from: None,

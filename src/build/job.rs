@@ -299,7 +299,12 @@ pub struct Prepared {
 
 /// Fill `dir` (the host side of the build path) for a job. `root` is how the job itself sees
 /// `dir` (the same path for local jobs, the mount point inside a container).
-pub fn prepare(spec: &JobSpec, dir: &Path, root: &Path) -> Result<Prepared, JobError> {
+pub fn prepare(
+    spec: &JobSpec,
+    dir: &Path,
+    root: &Path,
+    source_parent: Option<&Path>,
+) -> Result<Prepared, JobError> {
     let setup = |what: &str, err: &dyn std::fmt::Display| JobError::Setup(format!("{what}: {err}"));
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| setup("clearing the build folder", &e))?;
@@ -353,8 +358,13 @@ pub fn prepare(spec: &JobSpec, dir: &Path, root: &Path) -> Result<Prepared, JobE
     }
     std::fs::write(dir.join("frontend/frontend.py"), FRONTEND)
         .map_err(|e| setup("writing the frontend", &e))?;
+    // With a source parent (`--build-path DIR`), the tree is where `tar -xf SDIST -C DIR` puts
+    // it: the backend mounts it at DIR/<Name-Version>.
+    let parent = source_parent
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root.join("src"));
     let request = serde_json::json!({
-        "source_dir": root.join("src").join(&source_top),
+        "source_dir": parent.join(&source_top),
         "out_dir": root.join("out"),
         "backend": spec.backend,
         "backend_path": spec.backend_path,
@@ -368,7 +378,7 @@ pub fn prepare(spec: &JobSpec, dir: &Path, root: &Path) -> Result<Prepared, JobE
         std::fs::create_dir_all(dir.join(STAGED_SRC))
             .map_err(|e| setup("creating the staging folder", &e))?;
         request["order_from"] = serde_json::json!(root.join(STAGED_SRC));
-        request["order_to"] = serde_json::json!(root.join("src"));
+        request["order_to"] = serde_json::json!(parent);
     }
     std::fs::write(dir.join("request.json"), request.to_string())
         .map_err(|e| setup("writing the request", &e))?;

@@ -66,7 +66,7 @@ pub fn statement(job: &FinalJob, run_id: &str) -> Value {
                     "cell": spec.cell,
                     "settings": spec.settings,
                     "buildBackend": spec.backend,
-                    "buildPath": job.build_path,
+                    "buildPath": job.source_parent,
                 },
                 "internalParameters": {
                     "backend": inputs["backend"],

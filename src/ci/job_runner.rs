@@ -251,7 +251,8 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
         return Ok(JobRun::Interrupted);
     };
     let (dir, root) = backend.job_dir(&spec);
-    let (fingerprint, _) = Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &root);
+    let sources = backend.source_parent().unwrap_or_else(|| root.join("src"));
+    let (fingerprint, _) = Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &sources);
     if let Some(wheel) = reuse(&inputs, id, &fingerprint, out, &scratch)? {
         eprintln!(
             "[{}] reused {}: a result of this job with the same inputs is under --inputs",

@@ -105,6 +105,7 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
                 result: Ok((f.path.clone(), f.sha256.clone())),
                 window: f.window,
                 build_path: f.build_path.clone(),
+                source_parent: f.source_parent.clone(),
             })
             .collect()
     } else {
@@ -306,6 +307,8 @@ pub struct Rebuilt {
     pub result: Result<(PathBuf, String), String>,
     pub window: (i64, i64),
     pub build_path: PathBuf,
+    /// Where it saw the sdist's top folder unpacked.
+    pub source_parent: PathBuf,
 }
 
 /// Build each final wheel again with `settings` on `backend`, `jobs` at a time. With the time
@@ -337,6 +340,7 @@ pub async fn rebuild(
                 }
             }
             let (dir, root) = backend.job_dir(&spec);
+            let sources = backend.source_parent().unwrap_or_else(|| root.join("src"));
             let began = jiff::Timestamp::now().as_second();
             let result = backend.run(&spec, &dir).await;
             let window = (began, jiff::Timestamp::now().as_second());
@@ -358,6 +362,7 @@ pub async fn rebuild(
                 result,
                 window,
                 build_path: root,
+                source_parent: sources,
             }
         });
         names.insert(handle.id(), what);
@@ -375,6 +380,7 @@ pub async fn rebuild(
                         result: Err(format!("rewheel failed while rebuilding it (a bug): {err}")),
                         window: (0, 0),
                         build_path: PathBuf::new(),
+                        source_parent: PathBuf::new(),
                     });
                 }
             }
@@ -415,8 +421,8 @@ pub fn per_wheel_clues(
         if set.contains(&Variation::BuildPath) {
             values.push((
                 Variation::BuildPath,
-                f.build_path.display().to_string(),
-                r.build_path.display().to_string(),
+                f.source_parent.display().to_string(),
+                r.source_parent.display().to_string(),
             ));
         }
         if !values.is_empty() {

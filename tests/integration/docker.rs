@@ -331,3 +331,118 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
         assert!(!row(wheel).contains("identical"), "{wheel}: {}", r.stdout);
     }
 }
+
+#[test]
+fn build_path_means_the_same_folder_in_docker_and_locally() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    // A C object compiled with debug information records the folder it was compiled in; the
+    // hook keeps it in the wheel (hex, so that the test can read it back).
+    package("cext", "1.0", &[], &[])
+        .file("ext.c", "int answer(void) { return 42; }\n")
+        .file(
+            "hook.py",
+            "import subprocess\nsubprocess.run(['gcc', '-g', '-O0', '-c', 'ext.c', '-o', 'ext.o'], check=True)\n\
+             open('module.py', 'a').write(f'OBJ = {open(\"ext.o\", \"rb\").read().hex()!r}\\n')",
+        )
+        .write(dir.path());
+    // One folder name for both, outside the job folders, as `tar -xf SDIST -C DIR` would use.
+    let path = std::env::temp_dir().join(format!("rewheel-one-path-{}", std::process::id()));
+    let build_path = path.display().to_string();
+    let object = |wheel: &Path| -> Vec<u8> {
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel).unwrap()).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name("cext/__init__.py").unwrap(), &mut text)
+            .unwrap();
+        let hex = text
+            .split("OBJ = '")
+            .nth(1)
+            .unwrap()
+            .split('\'')
+            .next()
+            .unwrap();
+        hex::decode(hex).unwrap()
+    };
+    let contains = |haystack: &[u8], needle: &str| {
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
+
+    let docker = build(dir.path(), &["cext==1.0"]);
+    let args: Vec<std::ffi::OsString> = docker.get_args().map(Into::into).collect();
+    let mut docker_build = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    // The same command with the build path replaced (the helper names its own).
+    let mut skip_next = false;
+    for arg in args {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        if arg == "--build-path" {
+            skip_next = true;
+            continue;
+        }
+        docker_build.arg(arg);
+    }
+    docker_build
+        .args(["--build-path", &build_path])
+        .env_remove("PIP_INDEX_URL");
+    let r = run(docker_build);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let in_docker = dir
+        .path()
+        .join("wheelhouse/cp311-bookworm/cext-1.0-py3-none-any.whl");
+
+    let (python, version) = crate::common::host_python();
+    let mut local = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    local
+        .args([
+            "build",
+            "cext==1.0",
+            "--python",
+            &version,
+            "--backend",
+            "local",
+        ])
+        .arg("--python-path")
+        .arg(&python)
+        .args(["--no-index", "--find-links"])
+        .arg(dir.path())
+        .arg("--cache-dir")
+        .arg(dir.path().join(".cache"))
+        .arg("--store")
+        .arg(dir.path().join(".store"))
+        .arg("--out")
+        .arg(dir.path().join("local"))
+        .args(["--build-path", &build_path])
+        .env_remove("PIP_INDEX_URL");
+    let r = run(local);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let cell = format!("cp{}", version.replace('.', ""));
+    let on_host = dir
+        .path()
+        .join("local")
+        .join(cell)
+        .join("cext-1.0-py3-none-any.whl");
+
+    let expected = format!("{build_path}/cext-1.0");
+    for (side, wheel) in [("docker", &in_docker), ("local", &on_host)] {
+        let obj = object(wheel);
+        assert!(
+            contains(&obj, &expected),
+            "{side}: {expected} is not in the object"
+        );
+    }
+    // The same gcc in the image and on this Debian host: the same bytes.
+    let same_compiler =
+        std::fs::read_to_string("/etc/debian_version").is_ok_and(|v| v.starts_with("12"));
+    if same_compiler {
+        assert_eq!(
+            std::fs::read(&in_docker).unwrap(),
+            std::fs::read(&on_host).unwrap(),
+            "the wheels differ although both compilers are bookworm's"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&path);
+}

@@ -8,6 +8,12 @@ pub trait Backend: Send + Sync {
     fn runtime(&self, cell: &str) -> Option<Runtime>;
     /// The folder a job runs in on the host, and how the job sees it.
     fn job_dir(&self, spec: &JobSpec) -> (std::path::PathBuf, std::path::PathBuf);
+    /// Where a job sees the sdist's top folder unpacked (`DIR` of `--build-path DIR`, as
+    /// `tar -xf SDIST -C DIR` would): the same in both backends; `None` when the backend can
+    /// only build in the job's own folder.
+    fn source_parent(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     fn run<'a>(
         &'a self,
         spec: &'a JobSpec,

@@ -227,6 +227,11 @@ impl Drop for RemoveOnDrop {
 }
 
 impl Backend for DockerBackend {
+    /// Each container mounts its sources at `--build-path DIR/<Name-Version>`.
+    fn source_parent(&self) -> Option<PathBuf> {
+        Some(self.build_root.clone())
+    }
+
     fn runtime(&self, cell: &str) -> Option<Runtime> {
         self.cells.get(cell).map(|(_, id, python)| Runtime {
             backend: "docker",
@@ -256,7 +261,8 @@ impl Backend for DockerBackend {
                 .ok_or_else(|| JobError::Setup(format!("no image for cell {}", spec.cell)))?;
             let root = self.root.as_path();
             let r = root.display();
-            job::prepare(spec, dir, root)?;
+            let parent = self.build_root.clone();
+            let prepared = job::prepare(spec, dir, root, Some(&parent))?;
             let (uid, gid) = (spec.settings.uid, spec.settings.gid);
             if spec.settings.aslr_off {
                 // The engine's default seccomp profile refuses this personality.
@@ -296,7 +302,14 @@ impl Backend for DockerBackend {
                 format!("{}:{r}/frontend:ro", dir.join("frontend").display()),
             ];
             let mut mounts = Vec::new();
-            if spec.settings.file_order_reversed {
+            if !spec.settings.file_order_reversed {
+                // The sources where `tar -xf SDIST -C DIR` puts them, DIR the build path.
+                binds.push(format!(
+                    "{}:{}",
+                    dir.join("src").join(&prepared.source_top).display(),
+                    parent.join(&prepared.source_top).display()
+                ));
+            } else {
                 binds.push(format!(
                     "{}:{r}/{}:ro",
                     dir.join("src").display(),
@@ -306,7 +319,7 @@ impl Backend for DockerBackend {
                 // mounts before binds (the bind would hide it), but orders volumes with them,
                 // so an anonymous volume backed by tmpfs (removed with the container).
                 mounts.push(Mount {
-                    target: Some(format!("{r}/src")),
+                    target: Some(parent.display().to_string()),
                     typ: Some(MountType::VOLUME),
                     volume_options: Some(MountVolumeOptions {
                         driver_config: Some(MountVolumeOptionsDriverConfig {

@@ -69,6 +69,13 @@ impl Backend for Local {
         })
     }
 
+    /// In bubblewrap each job mounts its sources at `--build-path DIR/<Name-Version>` in its
+    /// own mount namespace, so jobs that share the path never see each other's; without it,
+    /// jobs build in their own folders under DIR.
+    fn source_parent(&self) -> Option<PathBuf> {
+        (self.isolation == Isolation::Bwrap).then(|| self.build_root.clone())
+    }
+
     fn runtime(&self, cell: &str) -> Option<Runtime> {
         self.interpreters.get(cell).map(|i| Runtime {
             backend: "local",
@@ -106,11 +113,23 @@ impl Backend for Local {
                 .get(&spec.cell)
                 .ok_or_else(|| JobError::Setup(format!("no interpreter for cell {}", spec.cell)))?;
             let (_, inside) = self.paths(spec, dir);
-            job::prepare(spec, dir, &inside)?;
+            let parent = self.source_parent();
+            let prepared = job::prepare(spec, dir, &inside, parent.as_deref())?;
+            let source = parent.as_ref().map(|p| {
+                (
+                    dir.join("src").join(&prepared.source_top),
+                    p.join(&prepared.source_top),
+                )
+            });
             if self.isolation == Isolation::Bwrap {
-                // The mount point must exist where the host view is read-only.
-                std::fs::create_dir_all(&inside)
-                    .map_err(|e| JobError::Setup(format!("creating {}: {e}", inside.display())))?;
+                // Mount points must exist where the host view is read-only.
+                let mut points = vec![inside.clone()];
+                points.extend(source.as_ref().map(|(_, at)| at.clone()));
+                for point in points {
+                    std::fs::create_dir_all(&point).map_err(|e| {
+                        JobError::Setup(format!("creating {}: {e}", point.display()))
+                    })?;
+                }
             }
             let log_path = dir.join("build.log");
             let log =
@@ -146,6 +165,7 @@ impl Backend for Local {
                     uid: spec.settings.uid,
                     gid: spec.settings.gid,
                     reorder_sources: spec.settings.file_order_reversed,
+                    source: source.as_ref().map(|(h, i)| (h.as_path(), i.as_path())),
                 },
                 &frontend,
             );

@@ -112,8 +112,11 @@ pub struct Confinement<'a> {
     /// The uid and gid the job runs as (bubblewrap).
     pub uid: u32,
     pub gid: u32,
-    /// The file-order variation: the unpacked tree read-only at `src-staged`, a tmpfs at `src`.
+    /// The file-order variation: the unpacked tree read-only at `src-staged`, a tmpfs where the
+    /// sources go.
     pub reorder_sources: bool,
+    /// The unpacked tree on the host and where the job sees it (`DIR/<Name-Version>`).
+    pub source: Option<(&'a Path, &'a Path)>,
 }
 
 /// The program and arguments that run `command` confined.
@@ -152,6 +155,14 @@ pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
             {
                 argv.extend(["--ro-bind".into(), s(&prefix), s(&prefix)]);
             }
+            let source_parent = c.source.and_then(|(_, inside)| inside.parent());
+            if c.reorder_sources {
+                // The tmpfs first: the job's own folder may lie below it.
+                let at = source_parent
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| c.inside_dir.join("src"));
+                argv.extend(["--tmpfs".into(), s(&at)]);
+            }
             argv.extend(["--bind".into(), s(c.host_dir), s(c.inside_dir)]);
             if c.reorder_sources {
                 use crate::build::job::STAGED_SRC;
@@ -159,9 +170,9 @@ pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
                     "--ro-bind".into(),
                     s(&c.host_dir.join("src")),
                     s(&c.inside_dir.join(STAGED_SRC)),
-                    "--tmpfs".into(),
-                    s(&c.inside_dir.join("src")),
                 ]);
+            } else if let Some((host, inside)) = c.source {
+                argv.extend(["--bind".into(), s(host), s(inside)]);
             }
             argv.extend([
                 "--chdir".into(),
@@ -239,11 +250,17 @@ mod tests {
                 uid: 1000,
                 gid: 1000,
                 reorder_sources: false,
+                source: Some((
+                    Path::new("/var/lib/x/.jobs/1/src/six-1.0"),
+                    Path::new("/tmp/rewheel-build/six-1.0"),
+                )),
             },
             &["python".into()],
         );
         let text = argv.join(" ");
         assert!(text.contains("--bind /var/lib/x/.jobs/1 /tmp/rewheel-build/cp311/six-1.0"));
+        // The sources where `tar -xf SDIST -C /tmp/rewheel-build` would put them.
+        assert!(text.contains("--bind /var/lib/x/.jobs/1/src/six-1.0 /tmp/rewheel-build/six-1.0"));
         assert!(text.contains("--tmpfs /run"));
         // The bind comes after the tmpfs over /tmp, or the tmpfs would hide it.
         assert!(text.find("--tmpfs /tmp").unwrap() < text.find("--bind").unwrap());
