@@ -199,6 +199,8 @@ pub(crate) enum Format {
     Text,
     Json,
     Dot,
+    /// One cell's build closure as a pip requirements file (pins, hashes, `# via`).
+    Requirements,
 }
 
 pub(crate) fn parse_instant(s: &str) -> Result<Timestamp, String> {

@@ -23,6 +23,13 @@ pub(crate) fn run(args: ResolveArgs) -> anyhow::Result<u8> {
         Format::Text => report::text(&report),
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Dot => report::dot(&report),
+        Format::Requirements => match report.cells.as_slice() {
+            [cell] => report::requirements(cell),
+            cells => bail!(
+                "--format requirements writes one cell's closure, and {} cells were resolved\nhint: name one with --python X.Y or --cells ID",
+                cells.len()
+            ),
+        },
     };
     emit(&text, args.output.as_deref())?;
     Ok(if resolved.has_error_cycle() {

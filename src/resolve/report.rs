@@ -263,3 +263,57 @@ pub fn dot(report: &ResolveReport) -> String {
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+/// One cell's whole build closure as a pip requirements file, the `build-requirements.txt`
+/// release teams keep: every package built from source (or taken as a binary) pinned to its
+/// file by hash, with `# via` lines naming who needs it and through which edge.
+pub fn requirements(cell: &CellReport) -> String {
+    use std::fmt::Write;
+    let mut text = format!(
+        "# The build closure of cell {} (Python {}), as rewheel {} resolved it: every\n\
+         # package built for it, pinned to the file it is built from.\n",
+        cell.id,
+        cell.python,
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut nodes: Vec<&NodeReport> = cell.nodes.iter().collect();
+    nodes.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    for node in nodes {
+        let _ = write!(text, "{}=={}", node.name, node.version);
+        if !node.sha256.is_empty() {
+            let _ = write!(text, " \\\n    --hash=sha256:{}", node.sha256);
+        }
+        text.push('\n');
+        let mut via: Vec<String> = cell
+            .edges
+            .iter()
+            .filter(|e| e.to == node.id)
+            .map(|e| {
+                let from = cell.nodes.iter().find(|n| n.id == e.from);
+                let name = from.map(|n| n.name.as_str()).unwrap_or(e.from.as_str());
+                format!("{name} ({})", e.kind)
+            })
+            .collect();
+        via.sort();
+        via.dedup();
+        if node.root {
+            via.insert(0, "the requirements".to_string());
+        }
+        if node.binary {
+            via.push("(taken as a binary: --allow-binary)".to_string());
+        }
+        match via.as_slice() {
+            [] => {}
+            [one] => {
+                let _ = writeln!(text, "    # via {one}");
+            }
+            many => {
+                let _ = writeln!(text, "    # via");
+                for v in many {
+                    let _ = writeln!(text, "    #   {v}");
+                }
+            }
+        }
+    }
+    text
+}

@@ -377,3 +377,84 @@ fn the_shipped_matrices_load_and_select() {
         );
     }
 }
+
+#[test]
+fn the_build_closure_as_a_requirements_file_pins_by_hash_and_says_why() {
+    let dir = world_dir();
+    let run = rewheel(
+        dir.path(),
+        &[
+            "resolve",
+            "dateapp==1.0",
+            "--python",
+            "3.9",
+            "--format",
+            "requirements",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let text = &run.stdout;
+    assert!(
+        text.contains("dateapp==1.0 \\\n    --hash=sha256:"),
+        "{text}"
+    );
+    assert!(text.contains("scm-tool=="), "{text}");
+    assert!(text.contains("(build-system)"), "{text}");
+    assert!(text.contains("# via the requirements"), "{text}");
+    // Every pin carries a hash: pip reads it with --require-hashes.
+    let pins = text.lines().filter(|l| l.contains("==")).count();
+    let hashes = text
+        .lines()
+        .filter(|l| l.contains("--hash=sha256:"))
+        .count();
+    assert_eq!(pins, hashes, "{text}");
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-deps",
+            "--no-index",
+            "--require-hashes",
+            "-r",
+            "/dev/stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        });
+    if let Ok(out) = parsed {
+        // pip reads the file; it fails only for want of an index, never on the file itself.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("Invalid requirement") && !err.contains("line "),
+            "{err}"
+        );
+    }
+    // Two cells cannot share one requirements file.
+    let two = rewheel(
+        dir.path(),
+        &[
+            "resolve",
+            "dateapp==1.0",
+            "--python",
+            "3.9",
+            "--python",
+            "3.7",
+            "--format",
+            "requirements",
+        ],
+    );
+    assert_eq!(two.code, 2, "{}", two.stderr);
+    assert!(
+        two.stderr.contains("writes one cell's closure"),
+        "{}",
+        two.stderr
+    );
+}
