@@ -332,7 +332,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
             };
             if let Some(record) = found
                 && let (Some(filename), Some(sha)) = (&record.wheel_filename, &record.wheel_sha256)
-                && reusable_blob(store, sha)
+                && let Some(bytes) = reusable_wheel(store, sha, planned.is_final)
                 && record
                     .log_sha256
                     .as_deref()
@@ -348,8 +348,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                     format!("reused from run {from}")
                 };
                 let path = store.blob_path(sha);
-                if planned.is_final {
-                    let bytes = store.read_blob(sha)?;
+                if let Some(bytes) = bytes {
                     write_output(&options.out_dir, &spec.cell, filename, &bytes)?;
                 }
                 ledger.built.insert(
@@ -651,7 +650,30 @@ fn write_output(
     bytes: &[u8],
 ) -> Result<(), StoreError> {
     let path = out_dir.join(cell).join(filename);
+    // A wheel already there with these very bytes stays: no write, no sync (warm re-runs).
+    let same = std::fs::symlink_metadata(&path)
+        .is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+        && crate::fsutil::sha256_file(&path).ok() == Some(crate::fsutil::sha256_hex(bytes));
+    if same {
+        return Ok(());
+    }
     crate::fsutil::write_atomic(&path, bytes).map_err(|source| StoreError::Io { path, source })
+}
+
+/// A stored wheel to reuse, checked against its name once: its bytes when they go to the
+/// wheelhouse (`Some(Some)`), only the check otherwise (`Some(None)`); `None` when damaged.
+fn reusable_wheel(store: &Store, sha256: &str, is_final: bool) -> Option<Option<Vec<u8>>> {
+    if !is_final {
+        return reusable_blob(store, sha256).then_some(None);
+    }
+    match store.read_blob(sha256) {
+        Ok(bytes) => Some(Some(bytes)),
+        Err(err) => {
+            tracing::warn!("not reusing a stored wheel: {err}");
+            eprintln!("warning: not reusing a stored wheel: {err}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
