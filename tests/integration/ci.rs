@@ -18,6 +18,32 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `rewheel build --plan PLAN --job ID` for the plan's first job, as a CI job runs it here.
+fn first_job(
+    dir: &Path,
+    plan: &Path,
+    inputs: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> crate::common::Run {
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
+    let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
+    let (python, _) = host_python();
+    let mut c = rewheel();
+    c.args(["build", "--plan"])
+        .arg(plan)
+        .args(["--job", &id, "--inputs"])
+        .arg(inputs)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .args(["--backend", "local", "--python-path"])
+        .arg(&python)
+        .arg("--build-path")
+        .arg(dir.join(".build"));
+    run(c)
+}
+
 fn doc_jobs(plan: &Path) -> usize {
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
     doc["jobs"].as_array().unwrap().len()
@@ -196,21 +222,13 @@ fn a_ci_job_honours_the_sdist_size_limit() {
     let plan = dir.join("plan.json");
     let r = run(world.command("plan", &["lib==2.0", "-o", plan.to_str().unwrap()]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
-    let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
-    let (python, _) = host_python();
-    let mut c = rewheel();
-    c.args(["build", "--plan"])
-        .arg(&plan)
-        .args(["--job", &id, "--max-sdist-size", "100000", "--out"])
-        .arg(dir.join("out"))
-        .arg("--inputs")
-        .arg(dir.join("inputs"))
-        .args(["--backend", "local", "--python-path"])
-        .arg(&python)
-        .arg("--build-path")
-        .arg(dir.join(".build"));
-    let r = run(c);
+    let r = first_job(
+        dir,
+        &plan,
+        &dir.join("inputs"),
+        &dir.join("out"),
+        &["--max-sdist-size", "100000"],
+    );
     assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
         format!("{}{}", r.stdout, r.stderr).contains("expands past the limit of 100000 bytes"),
@@ -225,23 +243,7 @@ fn a_ci_job_reuses_a_cached_result_with_the_same_inputs_and_only_then() {
     let world = World::new();
     let dir = world.path();
     package("lib", "2.0", &[], &[]).write(dir);
-    let (python, _) = host_python();
-    let job = |plan: &Path, inputs: &Path, out: &Path| {
-        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
-        let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
-        let mut c = rewheel();
-        c.args(["build", "--plan"])
-            .arg(plan)
-            .args(["--job", &id, "--inputs"])
-            .arg(inputs)
-            .arg("--out")
-            .arg(out)
-            .args(["--backend", "local", "--python-path"])
-            .arg(&python)
-            .arg("--build-path")
-            .arg(dir.join(".build"));
-        run(c)
-    };
+    let job = |plan: &Path, inputs: &Path, out: &Path| first_job(dir, plan, inputs, out, &[]);
     let plan = dir.join("plan.json");
     let r = run(world.command("plan", &["lib==2.0", "-o", plan.to_str().unwrap()]));
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -296,21 +298,7 @@ fn a_ci_job_builds_on_when_what_the_hook_names_does_not_apply_to_its_cell() {
     let plan = dir.join("plan.json");
     let r = run(world.command("plan", &["marked==1.0", "-o", plan.to_str().unwrap()]));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
-    let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
-    let (python, _) = host_python();
-    let mut c = rewheel();
-    c.args(["build", "--plan"])
-        .arg(&plan)
-        .args(["--job", &id, "--inputs"])
-        .arg(dir.join("none"))
-        .arg("--out")
-        .arg(dir.join("out"))
-        .args(["--backend", "local", "--python-path"])
-        .arg(&python)
-        .arg("--build-path")
-        .arg(dir.join(".build"));
-    let r = run(c);
+    let r = first_job(dir, &plan, &dir.join("none"), &dir.join("out"), &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(dir.join("out/marked-1.0-py3-none-any.whl").is_file());
 }
