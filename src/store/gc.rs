@@ -60,6 +60,11 @@ impl Store {
                     .map_err(self.sql())?;
                 tx.execute("DELETE FROM runs WHERE id = ?1", params![id])
                     .map_err(self.sql())?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO collected_runs (id) VALUES (?1)",
+                    params![id],
+                )
+                .map_err(self.sql())?;
             }
             tx.commit().map_err(self.sql())?;
             for id in &doomed {
@@ -202,5 +207,9 @@ mod tests {
         assert!(store.run(&old).unwrap().is_none());
         assert_eq!(store.jobs(&new).unwrap().len(), 1);
         assert!(store.verify().unwrap().is_empty());
+        // A run started now never takes the collected run's id, which the kept rows name.
+        for _ in 0..3 {
+            assert_ne!(store.new_run(&[]).unwrap(), old);
+        }
     }
 }

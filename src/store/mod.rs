@@ -246,6 +246,9 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     argv TEXT NOT NULL
 );
+-- Ids of runs `runs gc` removed: never given out again, since other runs' rows name them
+-- (`reused_from`) and a recycled id would make them lie.
+CREATE TABLE IF NOT EXISTS collected_runs (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS jobs (
     run_id TEXT NOT NULL REFERENCES runs(id),
     cell TEXT NOT NULL,
@@ -439,7 +442,9 @@ impl Store {
             let inserted = self
                 .db
                 .execute(
-                    "INSERT OR IGNORE INTO runs (id, started, status, argv) VALUES (?1, ?2, 'running', ?3)",
+                    "INSERT OR IGNORE INTO runs (id, started, status, argv)
+                     SELECT ?1, ?2, 'running', ?3
+                     WHERE NOT EXISTS (SELECT 1 FROM collected_runs WHERE id = ?1)",
                     params![
                         candidate,
                         now.to_string(),
