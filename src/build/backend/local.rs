@@ -132,11 +132,6 @@ impl Backend for Local {
                 }
             }
             let log_path = dir.join("build.log");
-            let log =
-                std::fs::File::create(&log_path).map_err(|e| JobError::Setup(e.to_string()))?;
-            let log_err = log
-                .try_clone()
-                .map_err(|e| JobError::Setup(e.to_string()))?;
             if spec.settings.file_order_reversed && self.isolation != Isolation::Bwrap {
                 return Err(JobError::Setup(
                     "the file-order variation needs bubblewrap (a mount namespace for the tmpfs)\nhint: apt-get install bubblewrap, or --vary=-file-order".into(),
@@ -169,41 +164,84 @@ impl Backend for Local {
                 },
                 &frontend,
             );
-            let mut command = tokio::process::Command::new(&argv[0]);
-            command
-                .args(&argv[1..])
-                .current_dir(dir)
-                .env_clear()
-                .envs(job::environment(&spec.settings, &inside))
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log_err)
-                .kill_on_drop(true);
-            let umask = spec.settings.umask;
-            let limits = self.limits;
-            // SAFETY: umask, prctl and setrlimit are async-signal-safe and touch only the
-            // child's own state.
-            unsafe {
-                command.pre_exec(move || {
-                    libc::umask(umask as libc::mode_t);
-                    // If rewheel is killed (even with SIGKILL), the sandbox dies with it, and
-                    // with the sandbox's first process every process of the job.
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    sandbox::apply_limits(limits)
-                });
-            }
-            let mut child = command
-                .spawn()
-                .map_err(|e| JobError::Setup(format!("starting {}: {e}", argv[0])))?;
-            let status = match tokio::time::timeout(spec.timeout, child.wait()).await {
-                Ok(status) => status.map_err(|e| JobError::Setup(e.to_string()))?,
-                Err(_) => {
-                    let _ = child.kill().await;
-                    return Err(JobError::Timeout(spec.timeout, job::read_log(&log_path)));
+            // bubblewrap's read-only bind of `/` remounts every mount below it; one that goes
+            // away meanwhile (a container's overlay ending) fails the setup with EINVAL before
+            // anything of the job ran. That is the host moving, not the build: try again.
+            let mut attempt = 0;
+            let status = loop {
+                attempt += 1;
+                let log =
+                    std::fs::File::create(&log_path).map_err(|e| JobError::Setup(e.to_string()))?;
+                let log_err = log
+                    .try_clone()
+                    .map_err(|e| JobError::Setup(e.to_string()))?;
+                let mut command = tokio::process::Command::new(&argv[0]);
+                command
+                    .args(&argv[1..])
+                    .current_dir(dir)
+                    .env_clear()
+                    .envs(job::environment(&spec.settings, &inside))
+                    .stdin(Stdio::null())
+                    .stdout(log)
+                    .stderr(log_err)
+                    .kill_on_drop(true);
+                let umask = spec.settings.umask;
+                let limits = self.limits;
+                // SAFETY: umask, prctl and setrlimit are async-signal-safe and touch only the
+                // child's own state.
+                unsafe {
+                    command.pre_exec(move || {
+                        libc::umask(umask as libc::mode_t);
+                        // If rewheel is killed (even with SIGKILL), the sandbox dies with it, and
+                        // with the sandbox's first process every process of the job.
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        sandbox::apply_limits(limits)
+                    });
                 }
+                let mut child = command
+                    .spawn()
+                    .map_err(|e| JobError::Setup(format!("starting {}: {e}", argv[0])))?;
+                let status = match tokio::time::timeout(spec.timeout, child.wait()).await {
+                    Ok(status) => status.map_err(|e| JobError::Setup(e.to_string()))?,
+                    Err(_) => {
+                        let _ = child.kill().await;
+                        return Err(JobError::Timeout(spec.timeout, job::read_log(&log_path)));
+                    }
+                };
+                let raced = !status.success()
+                    && self.isolation == Isolation::Bwrap
+                    && setup_raced(&job::read_log(&log_path));
+                if !raced || attempt == 3 {
+                    break status;
+                }
+                tracing::warn!(
+                    "bubblewrap's setup raced a mount going away; starting the job again"
+                );
             };
             let log = job::read_log(&log_path);
             job::collect(spec, dir, log, status.success())
         })
+    }
+}
+
+/// bubblewrap failed to set the sandbox up because a mount under `/` changed while it
+/// remounted them read-only (its own message, before anything of the job ran).
+fn setup_raced(log: &[u8]) -> bool {
+    let lines = log.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    lines == 1 && log.starts_with(b"bwrap: Can't bind mount /oldroot/")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_sandbox_setup_race_is_retried() {
+        let raced = b"bwrap: Can't bind mount /oldroot/ on /newroot/: Unable to apply mount flags: remount \"/newroot/var/lib/docker/fuse-overlayfs/c86c/merged\": Invalid argument\n";
+        assert!(super::setup_raced(raced));
+        assert!(!super::setup_raced(
+            b"Traceback (most recent call last):\nbwrap: Can't bind mount /oldroot/\n"
+        ));
+        assert!(!super::setup_raced(
+            b"bwrap: Can't bind mount /oldroot/ on /newroot/\nerror: the build ran and failed\n"
+        ));
     }
 }
