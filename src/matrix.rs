@@ -133,10 +133,6 @@ impl Matrix {
     }
 }
 
-pub fn valid_cell_id(id: &str) -> bool {
-    CellId::new(id).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,7 +144,8 @@ mod tests {
         std::fs::write(&path, "[cells.\"../../escaped\"]\npython = \"3.11\"\n").unwrap();
         let err = Matrix::load(&path).unwrap_err().to_string();
         assert!(err.contains("cell id `../../escaped`"), "{err}");
-        assert!(valid_cell_id("cp311-bookworm") && !valid_cell_id("..") && !valid_cell_id("a/b"));
+        let valid = |id: &str| CellId::new(id).is_ok();
+        assert!(valid("cp311-bookworm") && !valid("..") && !valid("a/b"));
     }
 
     fn load(text: &str) -> Result<Matrix, MatrixError> {

@@ -256,7 +256,7 @@ fn wheel_hashes(out: &Path, target: &str) -> Vec<String> {
         {
             let file = wheel.file_name().to_string_lossy().to_ascii_lowercase();
             if file.starts_with(&format!("{name}-"))
-                && let Ok(h) = crate::verify::compare::sha256_file(&wheel.path())
+                && let Ok(h) = crate::fsutil::sha256_file(&wheel.path())
             {
                 hashes.push(h);
             }

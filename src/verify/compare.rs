@@ -170,8 +170,6 @@ impl CompareReport {
     }
 }
 
-pub use crate::fsutil::sha256_file;
-
 pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport, CompareError> {
     // Two single wheels are compared whatever their names.
     let mut b_name = None;
@@ -227,8 +225,8 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
                 move |source| CompareError::Io { path, source }
             };
             let (ha, hb) = (
-                sha256_file(pa).map_err(io(pa))?,
-                sha256_file(pb).map_err(io(pb))?,
+                crate::fsutil::sha256_file(pa).map_err(io(pa))?,
+                crate::fsutil::sha256_file(pb).map_err(io(pb))?,
             );
             let mut report = PairReport {
                 cell: key.0.clone(),
