@@ -446,3 +446,31 @@ fn build_path_means_the_same_folder_in_docker_and_locally() {
     }
     let _ = std::fs::remove_dir_all(&path);
 }
+
+#[test]
+fn two_docker_runs_on_one_build_path_at_once_both_succeed() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    // Each build sleeps a little, so the two runs overlap and would share a fixed job folder.
+    package("slowpoke", "1.0", &[], &[])
+        .file("hook.py", "import time\ntime.sleep(1)")
+        .write(dir.path());
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = build(dir.path(), &["slowpoke==1.0", "--rebuild"]);
+            c.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -33,6 +33,8 @@ pub struct DockerBackend {
     session: String,
     pub memory_bytes: i64,
     pub pids: i64,
+    /// Numbers each job's host folder, so that two runs on one build path never share one.
+    sequence: std::sync::atomic::AtomicU64,
 }
 
 impl DockerBackend {
@@ -57,6 +59,7 @@ impl DockerBackend {
             session,
             memory_bytes: 4 << 30,
             pids: 1024,
+            sequence: Default::default(),
         }
     }
 
@@ -70,6 +73,7 @@ impl DockerBackend {
             session: self.session.clone(),
             memory_bytes: self.memory_bytes,
             pids: self.pids,
+            sequence: Default::default(),
         }
     }
 
@@ -241,11 +245,18 @@ impl Backend for DockerBackend {
     }
 
     fn job_dir(&self, spec: &JobSpec) -> (PathBuf, PathBuf) {
-        let leaf = spec.folder_name();
-        (
-            self.build_root.join(&spec.cell).join(leaf),
-            self.root.clone(),
-        )
+        // The container sees the same paths whatever the host folder is called: a folder of
+        // its own per job, as the local backend has, keeps concurrent runs apart.
+        let n = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let host = self.build_root.join(".jobs").join(format!(
+            "{}-{n}-{}-{}",
+            std::process::id(),
+            spec.cell,
+            spec.folder_name()
+        ));
+        (host, self.root.clone())
     }
 
     fn run<'a>(
