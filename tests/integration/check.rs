@@ -1,7 +1,7 @@
 //! `rewheel check` on fixture sdists, one per cause of irreproducibility, on the local backend.
 
 use crate::common::{Run, run};
-use crate::common::{World, package};
+use crate::common::{World, block, package};
 use std::process::Command;
 
 fn check(world: &World, args: &[&str]) -> Run {
@@ -44,17 +44,6 @@ fn line<'a>(out: &'a str, wheel: &str) -> &'a str {
     out.lines()
         .find(|l| l.contains(wheel))
         .unwrap_or_else(|| panic!("{wheel} missing in\n{out}"))
-}
-
-/// The lines reported under a wheel, up to the next wheel.
-fn block(out: &str, wheel: &str) -> String {
-    let mut lines = out.lines().skip_while(|l| !l.contains(wheel));
-    let mut text = String::from(lines.next().unwrap_or_default());
-    for l in lines.take_while(|l| !l.starts_with("  ok") && !l.starts_with("  DIFF")) {
-        text.push('\n');
-        text.push_str(l);
-    }
-    text
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! local build.
 
 use crate::common::run;
-use crate::common::{World, host_python, package};
+use crate::common::{World, host_python, package, three_package_closure};
 use std::path::Path;
 use std::process::Command;
 
@@ -53,14 +53,7 @@ fn doc_jobs(plan: &Path) -> usize {
 fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
     let world = World::new();
     let dir = world.path();
-    package("lib", "2.0", &[], &[]).write(dir);
-    package("tool", "1.0", &[], &["lib"]).write(dir);
-    package("app", "1.0", &["tool"], &["lib"])
-        .file(
-            "hook.py",
-            "open('module.py', 'a').write(f'WHERE = {os.getcwd()!r}\\n')",
-        )
-        .write(dir);
+    three_package_closure(dir);
     let (python, _) = host_python();
     let sde = ["--source-date-epoch", "1700000000"];
     // The plan, in its three shapes.

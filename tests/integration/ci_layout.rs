@@ -3,7 +3,7 @@
 //! artifacts kept as the system keeps them; then the merge job, then `compare` against a
 //! local build. A simulator that meets a step it does not model fails the test.
 
-use crate::common::{World, host_has_python, package, run, skip};
+use crate::common::{World, host_has_python, package, run, skip, three_package_closure};
 use serde_norway::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -103,15 +103,7 @@ fn cells() -> Vec<&'static str> {
 /// jobs and the local build must agree on it too.
 fn world() -> World {
     let world = World::new();
-    let dir = world.path();
-    package("lib", "2.0", &[], &[]).write(dir);
-    package("tool", "1.0", &[], &["lib"]).write(dir);
-    package("app", "1.0", &["tool"], &["lib"])
-        .file(
-            "hook.py",
-            "open('module.py', 'a').write(f'WHERE = {os.getcwd()!r}\\n')",
-        )
-        .write(dir);
+    three_package_closure(world.path());
     world
 }
 

@@ -3,21 +3,10 @@
 //! `check` says "not reproducible" and names the variation, from the value it finds or by
 //! rebuilding with one variation at a time.
 
-use crate::common::{Run, World, package, run, skip};
+use crate::common::{Run, World, block, package, run, skip};
 
 fn check(world: &World, args: &[&str]) -> Run {
     run(world.command("check", args))
-}
-
-/// The lines reported under a wheel, up to the next wheel.
-fn block(out: &str, wheel: &str) -> String {
-    let mut lines = out.lines().skip_while(|l| !l.contains(wheel));
-    let mut text = String::from(lines.next().unwrap_or_default());
-    for l in lines.take_while(|l| !l.starts_with("  ok") && !l.starts_with("  DIFF")) {
-        text.push('\n');
-        text.push_str(l);
-    }
-    text
 }
 
 fn leak(world: &World, name: &str, expression: &str) {

@@ -401,3 +401,27 @@ impl World {
         names
     }
 }
+
+/// A three-package closure (`lib`; `tool` needing `lib`; `app` built with `tool`) whose `app`
+/// embeds its build folder, so builds elsewhere must agree on that folder too.
+pub fn three_package_closure(dir: &Path) {
+    package("lib", "2.0", &[], &[]).write(dir);
+    package("tool", "1.0", &[], &["lib"]).write(dir);
+    package("app", "1.0", &["tool"], &["lib"])
+        .file(
+            "hook.py",
+            "open('module.py', 'a').write(f'WHERE = {os.getcwd()!r}\\n')",
+        )
+        .write(dir);
+}
+
+/// The lines a check or compare report gives under a wheel, up to the next wheel.
+pub fn block(out: &str, wheel: &str) -> String {
+    let mut lines = out.lines().skip_while(|l| !l.contains(wheel));
+    let mut text = String::from(lines.next().unwrap_or_default());
+    for l in lines.take_while(|l| !l.starts_with("  ok") && !l.starts_with("  DIFF")) {
+        text.push('\n');
+        text.push_str(l);
+    }
+    text
+}
