@@ -97,6 +97,8 @@ struct Ledger {
     started: HashSet<JobKey>,
     outcomes: Vec<Outcome>,
     finals: Vec<FinalJob>,
+    /// Bumped whenever the set of jobs or their dependencies changes.
+    revision: u64,
 }
 
 impl Ledger {
@@ -192,7 +194,8 @@ impl Ledger {
         order.into_iter().map(|(_, _, k)| k).collect()
     }
 
-    /// Jobs from a grown graph: the asking job is replaced, new ones are queued.
+    /// Jobs from a grown graph: the asking job is replaced, new ones are queued (and the
+    /// revision moves, so the order is computed again).
     fn merge(&mut self, asking: JobKey, planned: Vec<Planned>) {
         // The planner knows the first build's settings; the jobs of this run keep its own (the
         // varied ones in `check --independent`).
@@ -209,6 +212,7 @@ impl Ledger {
             }
         }
         self.started.remove(&asking);
+        self.revision += 1;
     }
 }
 
@@ -261,6 +265,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
         started: HashSet::new(),
         outcomes: Vec::new(),
         finals: Vec::new(),
+        revision: 0,
     };
     let mut running: tokio::task::JoinSet<Finished> = tokio::task::JoinSet::new();
     // Which job each task runs: a task that panics hands back only its id.
@@ -269,6 +274,8 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
 
     // What earlier runs say each job costs, for putting long chains first.
     let mut cost: HashMap<JobKey, f64> = HashMap::new();
+    // The order changes only when the graph grows: computed again then, not on every pass.
+    let mut order: (u64, Vec<JobKey>) = (u64::MAX, Vec::new());
     while !interrupted {
         // Start what is ready, up to --jobs at once: the head of the longest remaining chain
         // first (bootstrap stages and slow C builds early), so the run ends with the last
@@ -284,7 +291,10 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
             let seconds = store.last_seconds(&spec.cell, &spec.name, &spec.version);
             cost.insert(key, seconds.unwrap_or(1.0).max(0.01));
         }
-        for key in ledger.by_critical_path(&cost) {
+        if order.0 != ledger.revision {
+            order = (ledger.revision, ledger.by_critical_path(&cost));
+        }
+        for key in order.1.clone() {
             if ledger.started.contains(&key) {
                 continue;
             }
@@ -1100,6 +1110,7 @@ mod tests {
             started: [asking.key].into_iter().collect(),
             outcomes: Vec::new(),
             finals: Vec::new(),
+            revision: 0,
         };
         // What the planner hands back carries the first build's (default) settings.
         ledger.merge(

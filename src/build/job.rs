@@ -103,12 +103,11 @@ impl Settings {
         let Some(offset) = &self.faketime else {
             return 0;
         };
-        let (number, unit) = offset.trim_start_matches('+').split_at(
-            offset
-                .trim_start_matches('+')
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(offset.len() - 1),
-        );
+        let offset = offset.trim_start_matches('+');
+        let digits = offset
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(offset.len());
+        let (number, unit) = offset.split_at(digits);
         let n: i64 = number.parse().unwrap_or(0);
         n * match unit {
             "d" => 86_400,
@@ -627,4 +626,24 @@ pub fn environment(settings: &Settings, root: &Path) -> Vec<(String, String)> {
     }
     env.extend(settings.extra_env.iter().cloned());
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    #[test]
+    fn the_faked_clock_offset_reads_libfaketime_syntax() {
+        let offset = |f: &str| {
+            Settings {
+                faketime: Some(f.into()),
+                ..Settings::default()
+            }
+            .clock_offset()
+        };
+        assert_eq!(offset("+3650d"), 3650 * 86_400);
+        assert_eq!(offset("2h"), 7200);
+        assert_eq!(offset("+90"), 90);
+        assert_eq!(Settings::default().clock_offset(), 0);
+    }
 }
