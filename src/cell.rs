@@ -100,6 +100,10 @@ pub struct Cell {
     /// The image CI jobs of this cell run in, when the matrix names one (`ci-image`).
     #[serde(skip)]
     pub ci_image: Option<String>,
+    /// Debian packages this cell's builds need beyond its image (from per-package settings):
+    /// the docker backend runs the cell in its image with them added.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<String>,
     #[serde(skip)]
     markers: MarkerEnvironment,
     #[serde(skip)]
@@ -161,6 +165,7 @@ impl Cell {
             python: full,
             image,
             ci_image: None,
+            system: Vec::new(),
             markers,
         })
     }

@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod http;
 pub mod matrix;
 pub mod names;
+pub mod packages;
 pub mod progress;
 pub mod requirements;
 

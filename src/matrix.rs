@@ -19,6 +19,9 @@ struct MatrixFile {
     #[serde(default)]
     index_url: Option<String>,
     cells: BTreeMap<String, CellSpec>,
+    /// Per-package build settings, as a `--settings` file has them.
+    #[serde(default)]
+    packages: BTreeMap<String, crate::packages::PackageSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +44,7 @@ pub struct Matrix {
     pub build_constraints: Vec<PathBuf>,
     pub index_url: Option<String>,
     pub cells: Vec<Cell>,
+    pub packages: crate::packages::PackageSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,8 @@ pub enum MatrixError {
     },
     #[error("{}: {}", path.display(), message.trim_end())]
     Invalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Packages(#[from] crate::packages::PackagesError),
     #[error("`--cells {glob}` is not a valid pattern: {message}")]
     BadGlob { glob: String, message: String },
     #[error("`--cells {glob}` matches no cell of {}; it has: {available}", path.display())]
@@ -95,6 +101,7 @@ impl Matrix {
                 .collect(),
             index_url: file.index_url,
             cells,
+            packages: crate::packages::PackageSettings::from_specs(path, file.packages)?,
         })
     }
 

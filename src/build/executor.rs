@@ -777,6 +777,7 @@ mod tests {
                 backend_path: Vec::new(),
                 env: Vec::new(),
                 settings: crate::build::job::Settings::default(),
+                recipe: Default::default(),
                 timeout: std::time::Duration::from_secs(60),
                 limits: crate::resolve::archive::Limits::default(),
                 proceed: false,

@@ -79,7 +79,9 @@ def main():
         backend = load_backend(request["backend"], source_dir, request["backend_path"])
         result["phase"] = "get_requires_for_build_wheel"
         hook = getattr(backend, "get_requires_for_build_wheel", None)
-        result["requires"] = list(hook({})) if hook else []
+        # PEP 517 config_settings from the package's settings (strings or lists of strings).
+        config = request.get("config_settings") or {}
+        result["requires"] = list(hook(config)) if hook else []
         # Requirements the backend adds at build time that are not installed: stop, so rewheel
         # can build them and run this job again with them (markers are its business).
         installed = set(request.get("installed", []))
@@ -91,7 +93,7 @@ def main():
             return
         write()
         result["phase"] = "build_wheel"
-        result["wheel"] = backend.build_wheel(request["out_dir"], {})
+        result["wheel"] = backend.build_wheel(request["out_dir"], config)
         result["phase"] = "done"
         write()
     except BaseException as error:  # noqa: BLE001 - any failure is reported, not raised

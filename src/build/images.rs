@@ -22,6 +22,9 @@ const RECIPES: &[(&str, &str)] = &[
 
 pub const REPOSITORY: &str = "rewheel";
 
+/// Where root filesystems are debootstrapped before import (removed after).
+pub const SCRATCH: &str = "/var/tmp/rewheel-images";
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
@@ -58,6 +61,8 @@ pub struct Image {
     pub name: &'static str,
     pub recipe: Recipe,
     pub digest: String,
+    /// Packages added to the shipped recipe (per-package `system` settings).
+    pub extra: Vec<String>,
 }
 
 impl Image {
@@ -71,7 +76,34 @@ impl Image {
             name,
             recipe,
             digest: crate::fsutil::sha256_hex(text.as_bytes())[..12].to_string(),
+            extra: Vec::new(),
         })
+    }
+
+    /// This image with more Debian packages: another recipe, so another tag (the digest covers
+    /// the whole package list), so another image id in every fingerprint.
+    pub fn with_packages(mut self, extra: &[String]) -> Self {
+        let mut added: Vec<String> = extra
+            .iter()
+            .filter(|p| !self.recipe.packages.contains(p))
+            .cloned()
+            .collect();
+        added.sort();
+        added.dedup();
+        if added.is_empty() {
+            return self;
+        }
+        self.recipe.packages.extend(added.iter().cloned());
+        let whole = format!(
+            "{}\n{}\n{}\n{}",
+            self.recipe.suite,
+            self.recipe.variant,
+            self.recipe.mirror,
+            self.recipe.packages.join(",")
+        );
+        self.digest = crate::fsutil::sha256_hex(whole.as_bytes())[..12].to_string();
+        self.extra = added;
+        self
     }
 
     pub fn all() -> Vec<Self> {
@@ -109,7 +141,7 @@ impl Image {
         if which.is_err() && !Path::new("/usr/sbin/debootstrap").exists() {
             return Err(ImageError::NoDebootstrap);
         }
-        let root = scratch.join(self.name);
+        let root = scratch.join(format!("{}-{}", self.name, self.digest));
         if root.exists() {
             std::fs::remove_dir_all(&root)?;
         }

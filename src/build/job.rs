@@ -2,8 +2,10 @@
 //! reproducibility, in; a wheel and a log, out. Backends only differ in where the job runs.
 
 use crate::build::wheel_install::install_wheel;
+use crate::packages::{ConfigValue, PackageConfig, Patch};
 use crate::resolve::archive::{self, Limits};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -142,6 +144,54 @@ impl Default for Settings {
     }
 }
 
+/// What a package's settings (`[packages.NAME]`) add to its job. All of it changes bytes, so
+/// all of it is in the fingerprint (patches by hash) and in CI plans.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Recipe {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_settings: BTreeMap<String, ConfigValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<Patch>,
+    /// Debian packages the image carries for this build (the docker backend builds an image
+    /// with them; the local backend checks the host has them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<String>,
+}
+
+impl Recipe {
+    pub fn of(config: &PackageConfig) -> Self {
+        Self {
+            env: config.env.clone(),
+            config_settings: config.config_settings.clone(),
+            patches: config.patches.clone(),
+            system: config.system.clone(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The recipe as the fingerprint records it: patches by name and hash, not their text.
+    fn fingerprint(&self) -> Option<serde_json::Value> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut value = serde_json::to_value(self).expect("recipes serialize");
+        if let Some(patches) = value.get_mut("patches").and_then(|p| p.as_array_mut()) {
+            for patch in patches {
+                if let Some(patch) = patch.as_object_mut() {
+                    patch.remove("text");
+                }
+            }
+        }
+        Some(value)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EnvWheel {
     pub name: String,
@@ -166,6 +216,8 @@ pub struct JobSpec {
     pub backend_path: Vec<String>,
     pub env: Vec<EnvWheel>,
     pub settings: Settings,
+    /// What the package's own settings add (env, config settings, patches, system packages).
+    pub recipe: Recipe,
     pub timeout: Duration,
     pub limits: Limits,
     /// Build even if the backend's hook names requirements that are not installed (set once
@@ -223,6 +275,9 @@ pub struct Fingerprint<'a> {
     pub build_env: &'a [EnvWheel],
     pub settings: &'a Settings,
     pub build_path: String,
+    /// Left out when the package has no settings, so such jobs keep their fingerprints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<serde_json::Value>,
 }
 
 impl Fingerprint<'_> {
@@ -240,6 +295,7 @@ impl Fingerprint<'_> {
             build_env: &spec.env,
             settings: &spec.settings,
             build_path: root.display().to_string(),
+            recipe: spec.recipe.fingerprint(),
         })
         .expect("fingerprints serialize");
         let sha = crate::fsutil::sha256_hex(json.as_bytes());
@@ -340,6 +396,9 @@ pub fn prepare(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| JobError::Setup("the sdist has no top folder".into()))?;
+    for patch in &spec.recipe.patches {
+        crate::build::patch::apply(&top, patch).map_err(JobError::Input)?;
+    }
     for wheel in &spec.env {
         // The fingerprint names this hash: what is installed must be exactly that.
         let actual = std::fs::File::open(&wheel.path)
@@ -370,6 +429,7 @@ pub fn prepare(
         "site_dirs": [root.join("env")],
         "installed": installed_names(spec),
         "proceed": spec.proceed,
+        "config_settings": spec.recipe.config_settings,
     });
     let mut request = request;
     if spec.settings.file_order_reversed {
@@ -598,8 +658,10 @@ pub fn read_log(path: &Path) -> Vec<u8> {
     bytes
 }
 
-/// The environment a job sees: an allow-list, nothing inherited.
-pub fn environment(settings: &Settings, root: &Path) -> Vec<(String, String)> {
+/// The environment a job sees: an allow-list, nothing inherited, then what the package's
+/// settings set (which wins: a per-package pin is how a remedy holds against a variation).
+pub fn environment(spec: &JobSpec, root: &Path) -> Vec<(String, String)> {
+    let settings = &spec.settings;
     let mut env = vec![
         ("PATH".into(), settings.path.clone()),
         (
@@ -625,6 +687,10 @@ pub fn environment(settings: &Settings, root: &Path) -> Vec<(String, String)> {
         env.push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
     }
     env.extend(settings.extra_env.iter().cloned());
+    for (key, value) in &spec.recipe.env {
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value.clone()));
+    }
     env
 }
 

@@ -9,6 +9,7 @@ pub mod executor;
 pub mod images;
 pub mod interpreter;
 pub mod job;
+pub mod patch;
 pub mod plan;
 pub mod provenance;
 pub mod report;

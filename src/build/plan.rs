@@ -295,6 +295,11 @@ impl Planner {
                     backend_path: info.backend_path.clone(),
                     env: Vec::new(),
                     settings: self.options.settings.clone(),
+                    recipe: cg
+                        .packages
+                        .get(&dist.name)
+                        .map(crate::build::job::Recipe::of)
+                        .unwrap_or_default(),
                     timeout: self.options.timeout,
                     limits: self.options.limits,
                     proceed: false,

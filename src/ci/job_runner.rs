@@ -237,11 +237,13 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
         backend_path: job.backend_path.clone(),
         env,
         settings: job.settings.clone(),
+        recipe: job.recipe.clone(),
         timeout: Duration::from_secs(job.timeout_secs),
         limits: settings.limits,
         proceed: false,
     };
-    let cell = Cell::new(job.cell.clone(), &job.python, job.image.clone())?;
+    let mut cell = Cell::new(job.cell.clone(), &job.python, job.image.clone())?;
+    cell.system = job.recipe.system.clone();
     let cell_of = cell.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -2,7 +2,7 @@
 //! schedule (GitHub Actions matrices by level, GitLab `needs:`), and the result document each
 //! job leaves for the jobs after it and for `merge`.
 
-use crate::build::job::Settings;
+use crate::build::job::{Recipe, Settings};
 use crate::build::plan::{JobKey, Planned, Source};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -66,6 +66,10 @@ pub struct PlanJob {
     pub build_env: Vec<EnvEntry>,
     pub needs: Vec<String>,
     pub settings: Settings,
+    /// The package's own settings (`[packages.NAME]`): env, config settings, patches (with
+    /// their text, so the job needs no file besides the plan), system packages.
+    #[serde(default, skip_serializing_if = "Recipe::is_empty")]
+    pub recipe: Recipe,
     pub timeout_secs: u64,
 }
 
@@ -174,6 +178,7 @@ pub fn document(planned: &[Planned]) -> PlanDoc {
                 build_env,
                 needs: p.deps().map(|d| ids[&d].clone()).collect(),
                 settings: p.spec.settings.clone(),
+                recipe: p.spec.recipe.clone(),
                 timeout_secs: p.spec.timeout.as_secs(),
             }
         })

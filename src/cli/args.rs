@@ -147,6 +147,11 @@ pub(crate) struct InputArgs {
     /// Take this package as a wheel from the index instead of building it (breaks cycles).
     #[arg(long = "allow-binary", value_name = "NAME")]
     pub(crate) allow_binary: Vec<String>,
+    /// Per-package build settings: a TOML file of `[packages.NAME]` tables (system packages,
+    /// env, config-settings, build-requires, patches, allow-binary), as a matrix file may also
+    /// hold. Repeatable; one package in two files is an error.
+    #[arg(long = "settings", value_name = "FILE")]
+    pub(crate) settings_files: Vec<PathBuf>,
     /// The bootstrap set: cycles among only these are built in stages, not errors.
     #[arg(long, value_name = "NAME", num_args = 1.., default_values = ["setuptools", "wheel", "flit-core"])]
     pub(crate) bootstrap: Vec<String>,
@@ -520,7 +525,7 @@ pub(crate) enum ImagesCommand {
         /// bullseye, bookworm, trixie, forky (default: all).
         names: Vec<String>,
         /// Where the root filesystems are made (about 400 MB each, removed after import).
-        #[arg(long, default_value = "/var/tmp/rewheel-images", value_name = "DIR")]
+        #[arg(long, default_value = crate::build::images::SCRATCH, value_name = "DIR")]
         scratch: PathBuf,
         /// Build again even when the engine has the image.
         #[arg(long)]

@@ -68,6 +68,7 @@ pub(crate) fn resolve(args: &InputArgs) -> anyhow::Result<ResolveSettings> {
             .map(|(_, n)| n)
             .collect::<HashSet<_>>(),
         bootstrap: names(&args.bootstrap, "--bootstrap")?,
+        settings_files: args.settings_files.clone(),
     })
 }
 
@@ -80,6 +81,7 @@ pub(crate) fn backend_request(args: &BuildArgs) -> BackendRequest {
         },
         build_path: args.build_path.clone(),
         python_paths: args.python_path.clone(),
+        image_scratch: PathBuf::from(crate::build::images::SCRATCH),
     }
 }
 

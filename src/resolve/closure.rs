@@ -3,6 +3,7 @@
 
 use crate::cell::Cell;
 use crate::names::PackageName;
+use crate::packages::PackageSettings;
 use crate::requirements::Entry;
 use crate::resolve::graph::{BuildGraph, Cycle, Edge, EdgeKind};
 use crate::resolve::provider::{
@@ -23,6 +24,8 @@ pub struct ResolveInput {
     /// `--build-constraints`: apply to every build environment.
     pub build_constraints: Vec<Requirement>,
     pub bootstrap: HashSet<PackageName>,
+    /// Per-package build settings: extra build requirements here, the rest for the jobs.
+    pub packages: Arc<PackageSettings>,
 }
 
 pub struct CellGraph {
@@ -38,6 +41,8 @@ pub struct CellGraph {
     envs: HashMap<Vec<String>, Resolution>,
     build_constraints: Constraints,
     bootstrap: HashSet<PackageName>,
+    /// What the settings say each package needs (system packages, env, patches, …).
+    pub packages: Arc<PackageSettings>,
 }
 
 /// One requirement of a build environment, with the kind of edge it makes and its text.
@@ -115,6 +120,7 @@ pub fn resolve_cell(
         envs: HashMap::new(),
         build_constraints,
         bootstrap: input.bootstrap.clone(),
+        packages: input.packages.clone(),
     };
     let queue: VecDeque<NodeIndex> = cg.add_environment(repo, &target)?.into();
     for &ix in &queue {
@@ -135,6 +141,23 @@ pub fn resolve_cell(
 }
 
 impl CellGraph {
+    /// The cell, with the union of the system packages its packages' settings name (for the
+    /// nodes built here, not those taken as wheels).
+    pub fn cell_with_system(&self) -> Cell {
+        let mut cell = self.cell.clone();
+        let mut system: Vec<String> = self
+            .dists
+            .values()
+            .filter(|d| !d.binary)
+            .filter_map(|d| self.packages.get(&d.name))
+            .flat_map(|c| c.system.iter().cloned())
+            .collect();
+        system.sort();
+        system.dedup();
+        cell.system = system;
+        cell
+    }
+
     /// Distinct build environments resolved.
     pub fn build_envs(&self) -> usize {
         self.envs.len()
@@ -174,6 +197,11 @@ impl CellGraph {
                 for text in reqs {
                     self.want(&mut wanted, &dist, kind, text, origin)?;
                 }
+            }
+            let settings = self.packages.get(&dist.name).cloned().unwrap_or_default();
+            for text in &settings.build_requires {
+                let origin = format!("build-requires in {}", settings.origin.display());
+                self.want(&mut wanted, &dist, EdgeKind::BuildBackend, text, &origin)?;
             }
             // What this sdist's backend asked for when it was built before, here or elsewhere
             // on this cache: the graph knows it now, so plans made from it are complete.

@@ -54,6 +54,74 @@ pub struct NodeReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build_requires_source: Option<String>,
     pub requires_source: String,
+    /// What the package's settings (`[packages.NAME]`) add to its build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<NodeSettings>,
+}
+
+/// A package's settings as `resolve` shows them: patches by name and hash.
+#[derive(Serialize)]
+pub struct NodeSettings {
+    pub origin: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub config_settings: std::collections::BTreeMap<String, crate::packages::ConfigValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub build_requires: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<PatchReport>,
+}
+
+#[derive(Serialize)]
+pub struct PatchReport {
+    pub name: String,
+    pub sha256: String,
+}
+
+impl NodeSettings {
+    fn of(config: &crate::packages::PackageConfig) -> Self {
+        Self {
+            origin: config.origin.display().to_string(),
+            system: config.system.clone(),
+            env: config.env.clone(),
+            config_settings: config.config_settings.clone(),
+            build_requires: config.build_requires.clone(),
+            patches: config
+                .patches
+                .iter()
+                .map(|p| PatchReport {
+                    name: p.name.clone(),
+                    sha256: p.sha256.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// One line for text and DOT: what the build gets besides its sdist.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.system.is_empty() {
+            parts.push(format!("system: {}", self.system.join(" ")));
+        }
+        if !self.env.is_empty() {
+            let keys: Vec<&str> = self.env.keys().map(String::as_str).collect();
+            parts.push(format!("env: {}", keys.join(" ")));
+        }
+        if !self.config_settings.is_empty() {
+            parts.push(format!("config-settings: {}", self.config_settings.len()));
+        }
+        if !self.build_requires.is_empty() {
+            parts.push(format!("build-requires: {}", self.build_requires.join(" ")));
+        }
+        if !self.patches.is_empty() {
+            let names: Vec<&str> = self.patches.iter().map(|p| p.name.as_str()).collect();
+            parts.push(format!("patches: {}", names.join(" ")));
+        }
+        parts.join("; ")
+    }
 }
 
 #[derive(Serialize)]
@@ -118,6 +186,9 @@ pub fn cell_report(cg: &CellGraph, ways: &[Vec<WayOut>]) -> CellReport {
                 in_tree_backend: info.is_some_and(|i| !i.backend_path.is_empty()),
                 build_requires_source: info.map(|i| i.build_requires_source.clone()),
                 requires_source: dist.requires_source.clone(),
+                settings: (!dist.binary)
+                    .then(|| cg.packages.get(&dist.name).map(NodeSettings::of))
+                    .flatten(),
             }
         })
         .collect();
@@ -199,10 +270,17 @@ pub fn text(report: &ResolveReport) -> String {
             .map(|n| n.id.as_str())
             .collect();
         for (i, entry) in cell.order.iter().enumerate() {
+            let settings = cell
+                .nodes
+                .iter()
+                .find(|n| n.id == entry.id)
+                .and_then(|n| n.settings.as_ref());
             let note = if binary.contains(entry.id.as_str()) {
-                "  (wheel from the index)"
+                "  (wheel from the index)".to_string()
+            } else if let Some(settings) = settings {
+                format!("  ({})", settings.summary())
             } else {
-                ""
+                String::new()
             };
             let _ = writeln!(
                 out,
@@ -232,11 +310,16 @@ pub fn dot(report: &ResolveReport) -> String {
         );
         for node in &cell.nodes {
             let style = if node.root { ", style=bold" } else { "" };
+            let mut label = format!("{} {}", node.name, node.version);
+            if let Some(settings) = &node.settings {
+                label.push('\n');
+                label.push_str(&settings.summary());
+            }
             let _ = writeln!(
                 out,
                 "    {} [label={}{style}];",
                 quote(&format!("{}/{}", cell.id, node.id)),
-                quote(&format!("{} {}", node.name, node.version))
+                quote(&label)
             );
         }
         for edge in &cell.edges {

@@ -13,12 +13,14 @@ use super::{CellGraph, ResolveInput, resolve_cell};
 use crate::cell::Cell;
 use crate::matrix::Matrix;
 use crate::names::PackageName;
+use crate::packages::PackageSettings;
 use crate::progress::Progress;
 use crate::requirements::Requirements;
 use anyhow::bail;
 use jiff::Timestamp;
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
 
@@ -73,6 +75,8 @@ pub struct ResolveSettings {
     pub allow_binary: HashSet<PackageName>,
     /// The bootstrap set as given (the report repeats it) and as names.
     pub bootstrap: Vec<(String, PackageName)>,
+    /// Per-package build settings files (`--settings`); the matrix may hold more.
+    pub settings_files: Vec<PathBuf>,
 }
 
 /// Everything resolution produced, for the stages that go on from it.
@@ -82,6 +86,7 @@ pub struct Resolved {
     pub exclude_newer: Option<Timestamp>,
     pub bootstrap: Vec<String>,
     pub limits: Limits,
+    pub packages: Arc<PackageSettings>,
 }
 
 impl Resolved {
@@ -106,8 +111,12 @@ impl Resolved {
             .any(|(cg, _)| cg.cycles.iter().any(|c| c.kind == CycleKind::Error))
     }
 
+    /// The cells, each with the system packages its builds need.
     pub fn cells(&self) -> Vec<Cell> {
-        self.graphs.iter().map(|(cg, _)| cg.cell.clone()).collect()
+        self.graphs
+            .iter()
+            .map(|(cg, _)| cg.cell_with_system())
+            .collect()
     }
 
     /// The graphs alone, for planning; the repository goes with them.
@@ -133,6 +142,15 @@ pub fn resolve(settings: &ResolveSettings, explain: bool) -> anyhow::Result<Reso
     if cells.is_empty() {
         bail!("no cell to resolve for\nhint: give --python X.Y or --matrix FILE");
     }
+
+    let mut packages = PackageSettings::default();
+    for file in &settings.settings_files {
+        packages.merge(PackageSettings::load(file)?)?;
+    }
+    if let Some(matrix) = &matrix {
+        packages.merge(matrix.packages.clone())?;
+    }
+    let packages = Arc::new(packages);
 
     let mut reqs = Requirements::default();
     for spec in &settings.specs {
@@ -174,7 +192,12 @@ pub fn resolve(settings: &ResolveSettings, explain: bool) -> anyhow::Result<Reso
         RepoConfig {
             exclude_newer: settings.index.exclude_newer,
             limits,
-            allow_binary: settings.allow_binary.clone(),
+            allow_binary: settings
+                .allow_binary
+                .iter()
+                .chain(packages.allow_binary())
+                .cloned()
+                .collect(),
         },
         progress.clone(),
     );
@@ -192,6 +215,7 @@ pub fn resolve(settings: &ResolveSettings, explain: bool) -> anyhow::Result<Reso
             .map(|e| e.requirement)
             .collect(),
         bootstrap: settings.bootstrap.iter().map(|(_, n)| n.clone()).collect(),
+        packages: packages.clone(),
     };
 
     // Cells are independent; the repository's caches are shared between them.
@@ -232,5 +256,6 @@ pub fn resolve(settings: &ResolveSettings, explain: bool) -> anyhow::Result<Reso
         exclude_newer: settings.index.exclude_newer,
         bootstrap: settings.bootstrap.iter().map(|(s, _)| s.clone()).collect(),
         limits,
+        packages,
     })
 }

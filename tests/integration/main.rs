@@ -12,6 +12,7 @@ mod common;
 mod docker;
 mod errors;
 mod hostile;
+mod packages;
 mod pypi;
 mod resolve;
 mod variations;

@@ -284,7 +284,7 @@ impl Backend for DockerBackend {
             job::hand_over(dir, uid, gid).map_err(|e| {
                 JobError::Setup(format!("handing the build folder to uid {uid}: {e}"))
             })?;
-            let env: Vec<String> = job::environment(&spec.settings, root)
+            let env: Vec<String> = job::environment(spec, root)
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();

@@ -180,7 +180,7 @@ impl Backend for Local {
                     .args(&argv[1..])
                     .current_dir(dir)
                     .env_clear()
-                    .envs(job::environment(&spec.settings, &inside))
+                    .envs(job::environment(spec, &inside))
                     .stdin(Stdio::null())
                     .stdout(log)
                     .stderr(log_err)

@@ -26,6 +26,8 @@ pub struct BackendRequest {
     pub build_path: PathBuf,
     /// Interpreters to prefer for the local backend.
     pub python_paths: Vec<PathBuf>,
+    /// Where derived images (a base plus system packages) are debootstrapped.
+    pub image_scratch: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,56 @@ pub enum OpenError {
     NoInterpreter(String),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(
+        "the packages' settings name system packages this host lacks: {0}\nhint: apt-get install {0}, or use --backend docker, whose images get them"
+    )]
+    HostLacks(String),
+    #[error(
+        "cannot ask dpkg which system packages this host has ({0})\nhint: use --backend docker"
+    )]
+    NoDpkg(String),
+}
+
+/// Which of `packages` the host has not installed, as dpkg sees it.
+fn host_lacks(packages: &[String]) -> Result<Vec<String>, OpenError> {
+    if packages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let output = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f", "${Package} ${db:Status-Status}\n"])
+        .args(packages)
+        .output()
+        .map_err(|e| OpenError::NoDpkg(e.to_string()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let installed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, status)| *status == "installed")
+        .map(|(p, _)| p.split(':').next().unwrap_or(p))
+        .collect();
+    Ok(packages
+        .iter()
+        .filter(|p| !installed.contains(&p.as_str()))
+        .cloned()
+        .collect())
+}
+
+/// Build a derived image (base recipe plus system packages) and say so on stderr.
+async fn derive(
+    docker: &bollard::Docker,
+    image: &Image,
+    scratch: &std::path::Path,
+) -> Result<String, OpenError> {
+    std::fs::create_dir_all(scratch).map_err(ImageError::Io)?;
+    let log = scratch.join(format!("{}-{}.log", image.name, image.digest));
+    eprintln!(
+        "{}: building {} with {} (debootstrap, once; log: {})",
+        image.reference(),
+        image.name,
+        image.extra.join(" "),
+        log.display()
+    );
+    Ok(image.build(docker, scratch, &log).await?)
 }
 
 /// Open the backend for `cells`; `None` when `interrupt` fired while the engine was being
@@ -99,6 +151,13 @@ pub fn open(
     if !missing.is_empty() {
         return Err(OpenError::NoInterpreter(missing.join(", ")));
     }
+    let mut wanted: Vec<String> = cells.iter().flat_map(|c| c.system.clone()).collect();
+    wanted.sort();
+    wanted.dedup();
+    let absent = host_lacks(&wanted)?;
+    if !absent.is_empty() {
+        return Err(OpenError::HostLacks(absent.join(" ")));
+    }
     Ok(Some(Arc::new(Local::new(
         interpreters,
         request.build_path.clone(),
@@ -118,12 +177,18 @@ async fn docker(
         let Some(name) = &cell.image else {
             return Err(OpenError::NoImage(cell.id.to_string()));
         };
-        let image = Image::named(name)?;
-        let Some(id) = image.id(&docker).await else {
-            return Err(OpenError::ImageMissing {
-                reference: image.reference(),
-                name: name.clone(),
-            });
+        let image = Image::named(name)?.with_packages(&cell.system);
+        let id = match image.id(&docker).await {
+            Some(id) => id,
+            None if image.extra.is_empty() => {
+                return Err(OpenError::ImageMissing {
+                    reference: image.reference(),
+                    name: name.clone(),
+                });
+            }
+            // The base image plus what the packages' settings name: made here, once, offline
+            // as the base was, since no command could name it ahead of the resolution.
+            None => derive(&docker, &image, &request.image_scratch).await?,
         };
         let python = DockerBackend::probe_python(&docker, &image.reference(), &session)
             .await

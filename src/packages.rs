@@ -1,0 +1,313 @@
+//! Per-package build settings: what a package needs beyond its sdist to build, written as
+//! `[packages.NAME]` in a matrix file or in a settings file (`--settings FILE`) that `resolve`,
+//! `build`, `check`, `plan` and `bisect` share.
+//!
+//! ```toml
+//! [packages.cffi]
+//! system = ["libffi-dev", "pkg-config"]       # Debian packages the image must carry
+//! env = { CFLAGS = "-O2" }                    # set in the build (wins over variations)
+//! config-settings = { "--build-option" = ["--no-cython"] }   # PEP 517 config_settings
+//! build-requires = ["setuptools-rust>=1.7"]   # added to the build environment
+//! patches = ["patches/cffi-no-network.patch"] # applied to the unpacked source (-p1)
+//! allow-binary = false                        # take the index's wheel instead of building
+//! ```
+//!
+//! Everything here that changes bytes (env, config settings, patches by hash, system
+//! packages) is part of a job's fingerprint; patches are read and hashed once, here.
+
+use crate::names::PackageName;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A PEP 517 config setting's value: a string, or a list of strings for repeated options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// One `[packages.NAME]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PackageSpec {
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub config_settings: BTreeMap<String, ConfigValue>,
+    #[serde(default)]
+    pub build_requires: Vec<String>,
+    #[serde(default)]
+    pub patches: Vec<PathBuf>,
+    #[serde(default)]
+    pub system: Vec<String>,
+    #[serde(default)]
+    pub allow_binary: bool,
+}
+
+/// A settings file: only `[packages.*]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    #[serde(default)]
+    packages: BTreeMap<String, PackageSpec>,
+}
+
+/// A patch as read from its file: its bytes are part of the fingerprint through `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Patch {
+    /// The file name, for messages.
+    pub name: String,
+    pub sha256: String,
+    pub text: String,
+}
+
+/// One package's settings, checked and with its patches read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PackageConfig {
+    pub env: BTreeMap<String, String>,
+    pub config_settings: BTreeMap<String, ConfigValue>,
+    pub build_requires: Vec<String>,
+    pub patches: Vec<Patch>,
+    pub system: Vec<String>,
+    pub allow_binary: bool,
+    /// The file that said so, for messages.
+    pub origin: PathBuf,
+}
+
+/// Every package's settings, by normalized name.
+#[derive(Debug, Clone, Default)]
+pub struct PackageSettings {
+    packages: BTreeMap<PackageName, PackageConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackagesError {
+    #[error("{}: cannot read settings file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {}", path.display(), message.trim_end())]
+    Invalid { path: PathBuf, message: String },
+    #[error(
+        "{}: packages.{name}.patches: cannot read {}: {source}",
+        path.display(),
+        patch.display()
+    )]
+    Patch {
+        path: PathBuf,
+        name: String,
+        patch: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "package {name} has settings in both {} and {}\nhint: keep one table per package",
+        first.display(),
+        second.display()
+    )]
+    Twice {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+}
+
+/// Debian package names: what `--include` and apt take, nothing a shell or an option could
+/// read as something else.
+fn is_debian_package(name: &str) -> bool {
+    name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
+}
+
+/// Variables a job's sandbox owns: setting them per package would break the job itself.
+const RESERVED_ENV: &[&str] = &["LD_PRELOAD", "FAKETIME", "TMPDIR", "PYTHONNOUSERSITE"];
+
+impl PackageSettings {
+    /// Read a settings file (`--settings FILE`).
+    pub fn load(path: &Path) -> Result<Self, PackagesError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PackagesError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: SettingsFile = toml::from_str(&text).map_err(|err| PackagesError::Invalid {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        })?;
+        Self::from_specs(path, file.packages)
+    }
+
+    /// Check tables read from `path` (a settings or matrix file): names, system packages,
+    /// environment names; read patches relative to the file.
+    pub fn from_specs(
+        path: &Path,
+        specs: BTreeMap<String, PackageSpec>,
+    ) -> Result<Self, PackagesError> {
+        let invalid = |message: String| PackagesError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut packages = BTreeMap::new();
+        for (key, spec) in specs {
+            let name = PackageName::from_str(&key)
+                .map_err(|_| invalid(format!("packages.{key}: not a package name")))?;
+            if let Some(bad) = spec.system.iter().find(|p| !is_debian_package(p)) {
+                return Err(invalid(format!(
+                    "packages.{key}.system: `{bad}` is not a Debian package name"
+                )));
+            }
+            for var in spec.env.keys() {
+                let plain = !var.is_empty()
+                    && !var.starts_with(|c: char| c.is_ascii_digit())
+                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !plain {
+                    return Err(invalid(format!(
+                        "packages.{key}.env: `{var}` is not an environment variable name"
+                    )));
+                }
+                if RESERVED_ENV.contains(&var.as_str()) {
+                    return Err(invalid(format!(
+                        "packages.{key}.env: `{var}` is set by rewheel for every job and cannot be changed per package"
+                    )));
+                }
+            }
+            for requirement in &spec.build_requires {
+                crate::names::parse_requirement(requirement).map_err(|err| {
+                    invalid(format!(
+                        "packages.{key}.build-requires: `{requirement}`: {}",
+                        err.to_string().lines().next().unwrap_or_default()
+                    ))
+                })?;
+            }
+            let mut patches = Vec::new();
+            for rel in &spec.patches {
+                let file = base.join(rel);
+                let text =
+                    std::fs::read_to_string(&file).map_err(|source| PackagesError::Patch {
+                        path: path.to_path_buf(),
+                        name: key.clone(),
+                        patch: file.clone(),
+                        source,
+                    })?;
+                patches.push(Patch {
+                    name: rel.display().to_string(),
+                    sha256: crate::fsutil::sha256_hex(text.as_bytes()),
+                    text,
+                });
+            }
+            let mut system = spec.system;
+            system.sort();
+            system.dedup();
+            packages.insert(
+                name,
+                PackageConfig {
+                    env: spec.env,
+                    config_settings: spec.config_settings,
+                    build_requires: spec.build_requires,
+                    patches,
+                    system,
+                    allow_binary: spec.allow_binary,
+                    origin: path.to_path_buf(),
+                },
+            );
+        }
+        Ok(Self { packages })
+    }
+
+    /// Take another file's tables; one package configured in two files is an error, not a
+    /// silent override.
+    pub fn merge(&mut self, other: PackageSettings) -> Result<(), PackagesError> {
+        for (name, config) in other.packages {
+            if let Some(first) = self.packages.get(&name) {
+                return Err(PackagesError::Twice {
+                    name: name.to_string(),
+                    first: first.origin.clone(),
+                    second: config.origin,
+                });
+            }
+            self.packages.insert(name, config);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &PackageName) -> Option<&PackageConfig> {
+        self.packages.get(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packages.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&PackageName, &PackageConfig)> {
+        self.packages.iter()
+    }
+
+    /// Packages to take as wheels from the index (`allow-binary = true`).
+    pub fn allow_binary(&self) -> impl Iterator<Item = &PackageName> {
+        self.packages
+            .iter()
+            .filter(|(_, c)| c.allow_binary)
+            .map(|(n, _)| n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<PackageSettings, PackagesError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("fix.patch"), "--- a/x\n+++ b/x\n").unwrap();
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, text).unwrap();
+        PackageSettings::load(&path)
+    }
+
+    #[test]
+    fn reads_every_key_and_normalizes_names() {
+        let s = load(
+            "[packages.Foo_Bar]\nsystem = [\"pkg-config\", \"libffi-dev\", \"pkg-config\"]\n\
+             env = { CFLAGS = \"-O2\" }\nconfig-settings = { a = \"1\", b = [\"x\", \"y\"] }\n\
+             build-requires = [\"cython>=3\"]\npatches = [\"fix.patch\"]\nallow-binary = true\n",
+        )
+        .unwrap();
+        let c = s.get(&PackageName::from_str("foo-bar").unwrap()).unwrap();
+        assert_eq!(c.system, ["libffi-dev", "pkg-config"]);
+        assert_eq!(c.env["CFLAGS"], "-O2");
+        assert_eq!(
+            c.config_settings["b"],
+            ConfigValue::Many(vec!["x".into(), "y".into()])
+        );
+        assert_eq!(c.patches[0].name, "fix.patch");
+        assert_eq!(c.patches[0].sha256.len(), 64);
+        assert_eq!(s.allow_binary().count(), 1);
+    }
+
+    #[test]
+    fn refuses_what_would_be_misread() {
+        let err = |text: &str| load(text).unwrap_err().to_string();
+        let e = err("[packages.cffi]\nsytem = [\"libffi-dev\"]\n");
+        assert!(e.contains("line 2, column 1") && e.contains("sytem"), "{e}");
+        let e = err("[packages.cffi]\nsystem = [\"--force-yes\"]\n");
+        assert!(e.contains("not a Debian package name"), "{e}");
+        let e = err("[packages.cffi]\nenv = { LD_PRELOAD = \"x\" }\n");
+        assert!(e.contains("set by rewheel"), "{e}");
+        let e = err("[packages.cffi]\npatches = [\"missing.patch\"]\n");
+        assert!(e.contains("missing.patch"), "{e}");
+        let e = err("[packages.cffi]\nbuild-requires = [\"not a requirement!\"]\n");
+        assert!(e.contains("build-requires"), "{e}");
+    }
+
+    #[test]
+    fn one_package_in_two_files_is_an_error() {
+        let mut a = load("[packages.cffi]\nsystem = [\"libffi-dev\"]\n").unwrap();
+        let b = load("[packages.CFFI]\nenv = { X = \"1\" }\n").unwrap();
+        assert!(a.merge(b).unwrap_err().to_string().contains("both"));
+    }
+}
