@@ -778,6 +778,7 @@ mod tests {
                 env: Vec::new(),
                 settings: crate::build::job::Settings::default(),
                 recipe: Default::default(),
+                crates: Vec::new(),
                 timeout: std::time::Duration::from_secs(60),
                 limits: crate::resolve::archive::Limits::default(),
                 proceed: false,

@@ -4,6 +4,7 @@
 use crate::build::wheel_install::install_wheel;
 use crate::packages::{ConfigValue, PackageConfig, Patch};
 use crate::resolve::archive::{self, Limits};
+use crate::resolve::crates::CrateRef;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -192,6 +193,17 @@ impl Recipe {
     }
 }
 
+/// A crate archive on this host, for the job's vendor folder.
+#[derive(Debug, Clone)]
+pub struct VendoredCrate {
+    pub krate: CrateRef,
+    pub path: PathBuf,
+}
+
+/// Where a job finds vendored crates and cargo's configuration, under its folder.
+pub const VENDOR: &str = "vendor";
+pub const CARGO_HOME: &str = "cargo-home";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EnvWheel {
     pub name: String,
@@ -218,6 +230,8 @@ pub struct JobSpec {
     pub settings: Settings,
     /// What the package's own settings add (env, config settings, patches, system packages).
     pub recipe: Recipe,
+    /// Rust crates its `Cargo.lock` files pin, fetched and verified, vendored into the job.
+    pub crates: Vec<VendoredCrate>,
     pub timeout: Duration,
     pub limits: Limits,
     /// Build even if the backend's hook names requirements that are not installed (set once
@@ -278,6 +292,8 @@ pub struct Fingerprint<'a> {
     /// Left out when the package has no settings, so such jobs keep their fingerprints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recipe: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub crates: Vec<&'a CrateRef>,
 }
 
 impl Fingerprint<'_> {
@@ -296,6 +312,7 @@ impl Fingerprint<'_> {
             settings: &spec.settings,
             build_path: root.display().to_string(),
             recipe: spec.recipe.fingerprint(),
+            crates: spec.crates.iter().map(|c| &c.krate).collect(),
         })
         .expect("fingerprints serialize");
         let sha = crate::fsutil::sha256_hex(json.as_bytes());
@@ -414,6 +431,9 @@ pub fn prepare(
         install_wheel(&wheel.path, &dir.join("env"))
             .map_err(|e| setup("installing the build environment", &e))?;
     }
+    if !spec.crates.is_empty() {
+        vendor(spec, dir, root)?;
+    }
     std::fs::write(dir.join("frontend/frontend.py"), FRONTEND)
         .map_err(|e| setup("writing the frontend", &e))?;
     // With a source parent (`--build-path DIR`), the tree is where `tar -xf SDIST -C DIR` puts
@@ -442,6 +462,49 @@ pub fn prepare(
     std::fs::write(dir.join("request.json"), request.to_string())
         .map_err(|e| setup("writing the request", &e))?;
     Ok(Prepared { source_top })
+}
+
+/// Unpack every crate (hostile data, as an sdist is) into `vendor/<name>-<version>`, with the
+/// checksum file cargo checks against the lock, and point cargo at it, offline.
+fn vendor(spec: &JobSpec, dir: &Path, root: &Path) -> Result<(), JobError> {
+    let setup = |what: &str, err: &dyn std::fmt::Display| JobError::Setup(format!("{what}: {err}"));
+    let vendor = dir.join(VENDOR);
+    for c in &spec.crates {
+        let krate = &c.krate;
+        let actual = std::fs::File::open(&c.path)
+            .and_then(crate::fsutil::sha256_reader)
+            .map_err(|e| setup(&format!("reading {}", c.path.display()), &e))?;
+        if actual != krate.sha256 {
+            return Err(JobError::Setup(format!(
+                "crate {} {} has sha256 {actual}, not the {} its Cargo.lock names",
+                krate.name, krate.version, krate.sha256
+            )));
+        }
+        let top = archive::extract_sdist(&c.path, &vendor, spec.limits, 0o022)
+            .map_err(|e| JobError::Input(format!("crate {} {}: {e}", krate.name, krate.version)))?;
+        let expected = format!("{}-{}", krate.name, krate.version);
+        if top.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
+            return Err(JobError::Input(format!(
+                "crate {} {} unpacks to {}, not {expected}",
+                krate.name,
+                krate.version,
+                top.display()
+            )));
+        }
+        // No per-file sums: the archive's own sha256 was checked above and cargo checks the
+        // package sum against Cargo.lock.
+        let sums = serde_json::json!({ "files": {}, "package": krate.sha256 });
+        std::fs::write(top.join(".cargo-checksum.json"), sums.to_string())
+            .map_err(|e| setup("writing a crate checksum file", &e))?;
+    }
+    let home = dir.join(CARGO_HOME);
+    std::fs::create_dir_all(&home).map_err(|e| setup("creating CARGO_HOME", &e))?;
+    let config = format!(
+        "[source.crates-io]\nreplace-with = \"vendored\"\n\n[source.vendored]\ndirectory = {:?}\n\n[net]\noffline = true\n",
+        root.join(VENDOR).display().to_string()
+    );
+    std::fs::write(home.join("config.toml"), config)
+        .map_err(|e| setup("writing cargo's config", &e))
 }
 
 /// Give the job folder to the uid a container runs as, so the backend can write into the
@@ -677,6 +740,13 @@ pub fn environment(spec: &JobSpec, root: &Path) -> Vec<(String, String)> {
         ("PYTHONNOUSERSITE".into(), "1".into()),
         ("PIP_NO_INDEX".into(), "1".into()),
     ];
+    if !spec.crates.is_empty() {
+        env.push((
+            "CARGO_HOME".into(),
+            root.join(CARGO_HOME).display().to_string(),
+        ));
+        env.push(("CARGO_NET_OFFLINE".into(), "true".into()));
+    }
     if let Some(epoch) = settings.source_date_epoch {
         env.push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
     }

@@ -239,6 +239,18 @@ impl Planner {
             .index
             .fetch(&dist.file)
             .map_err(|e| repo_err(e.into()))?;
+        let crates = info
+            .crates
+            .iter()
+            .map(|krate| {
+                Ok(crate::build::job::VendoredCrate {
+                    krate: krate.clone(),
+                    path: krate
+                        .fetch(&self.repo.index)
+                        .map_err(|e| repo_err(e.into()))?,
+                })
+            })
+            .collect::<Result<Vec<_>, PlanError>>()?;
         let stages: Vec<u32> = if cycle_of(node).is_some() {
             (1..=BOOTSTRAP_STAGES).collect()
         } else {
@@ -300,6 +312,7 @@ impl Planner {
                         .get(&dist.name)
                         .map(crate::build::job::Recipe::of)
                         .unwrap_or_default(),
+                    crates: crates.clone(),
                     timeout: self.options.timeout,
                     limits: self.options.limits,
                     proceed: false,

@@ -238,6 +238,23 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
         env,
         settings: job.settings.clone(),
         recipe: job.recipe.clone(),
+        crates: job
+            .crates
+            .iter()
+            .map(|krate| {
+                let filename = format!("{}-{}.crate.tar.gz", krate.name, krate.version);
+                Ok(crate::build::job::VendoredCrate {
+                    krate: krate.clone(),
+                    path: obtain(
+                        &inputs,
+                        &filename,
+                        &krate.sha256,
+                        Some(&krate.url()),
+                        &scratch,
+                    )?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
         timeout: Duration::from_secs(job.timeout_secs),
         limits: settings.limits,
         proceed: false,

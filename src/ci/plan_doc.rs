@@ -70,6 +70,10 @@ pub struct PlanJob {
     /// their text, so the job needs no file besides the plan), system packages.
     #[serde(default, skip_serializing_if = "Recipe::is_empty")]
     pub recipe: Recipe,
+    /// Rust crates the sdist's Cargo.lock pins: fetched by the job runner before the job (which
+    /// has no network), each checked against its sha256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crates: Vec<crate::resolve::crates::CrateRef>,
     pub timeout_secs: u64,
 }
 
@@ -179,6 +183,7 @@ pub fn document(planned: &[Planned]) -> PlanDoc {
                 needs: p.deps().map(|d| ids[&d].clone()).collect(),
                 settings: p.spec.settings.clone(),
                 recipe: p.spec.recipe.clone(),
+                crates: p.spec.crates.iter().map(|c| c.krate.clone()).collect(),
                 timeout_secs: p.spec.timeout.as_secs(),
             }
         })

@@ -29,6 +29,10 @@ pub struct SdistInfo {
     pub pkg_info_requires_dist: Vec<String>,
     pub requires_python: Option<String>,
     pub warnings: Vec<String>,
+    /// Registry crates the sdist's `Cargo.lock` files name, each with its checksum: vendored
+    /// into the job, which has no network.
+    #[serde(default)]
+    pub crates: Vec<crate::resolve::crates::CrateRef>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +148,7 @@ pub fn inspect(files: &SdistFiles) -> Result<SdistInfo, InspectError> {
         requires_dist_source,
         pkg_info_requires_dist: pkg_info.requires_dist,
         requires_python: pkg_info.requires_python,
+        crates: crate::resolve::crates::from_lockfiles(files, &mut warnings)?,
         warnings,
     })
 }

@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod closure;
+pub mod crates;
 pub mod explain;
 pub mod graph;
 pub mod index;

@@ -57,6 +57,9 @@ pub struct NodeReport {
     /// What the package's settings (`[packages.NAME]`) add to its build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settings: Option<NodeSettings>,
+    /// Rust crates its Cargo.lock pins, vendored into its job by hash.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub crates: Vec<crate::resolve::crates::CrateRef>,
 }
 
 /// A package's settings as `resolve` shows them: patches by name and hash.
@@ -186,6 +189,7 @@ pub fn cell_report(cg: &CellGraph, ways: &[Vec<WayOut>]) -> CellReport {
                 in_tree_backend: info.is_some_and(|i| !i.backend_path.is_empty()),
                 build_requires_source: info.map(|i| i.build_requires_source.clone()),
                 requires_source: dist.requires_source.clone(),
+                crates: info.map(|i| i.crates.clone()).unwrap_or_default(),
                 settings: (!dist.binary)
                     .then(|| cg.packages.get(&dist.name).map(NodeSettings::of))
                     .flatten(),
@@ -275,10 +279,15 @@ pub fn text(report: &ResolveReport) -> String {
                 .iter()
                 .find(|n| n.id == entry.id)
                 .and_then(|n| n.settings.as_ref());
+            let node = cell.nodes.iter().find(|n| n.id == entry.id);
+            let mut parts: Vec<String> = settings.map(NodeSettings::summary).into_iter().collect();
+            if let Some(node) = node.filter(|n| !n.crates.is_empty()) {
+                parts.push(format!("crates: {} vendored", node.crates.len()));
+            }
             let note = if binary.contains(entry.id.as_str()) {
                 "  (wheel from the index)".to_string()
-            } else if let Some(settings) = settings {
-                format!("  ({})", settings.summary())
+            } else if !parts.is_empty() {
+                format!("  ({})", parts.join("; "))
             } else {
                 String::new()
             };

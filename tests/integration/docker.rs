@@ -474,3 +474,67 @@ fn two_docker_runs_on_one_build_path_at_once_both_succeed() {
         );
     }
 }
+
+#[test]
+fn system_packages_make_a_derived_image_in_which_native_builds_work() {
+    require_docker!();
+    if !Path::new("/usr/sbin/debootstrap").exists() {
+        return crate::common::skip("debootstrap is not installed (derived images need it)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A C extension that needs a header from a Debian package the base image lacks.
+    package("ffiext", "1.0", &[], &[])
+        .file(
+            "ffi.c",
+            "#include <ffi.h>\nint abi(void) { return FFI_DEFAULT_ABI; }\n",
+        )
+        .file(
+            "hook.py",
+            "import subprocess\nsubprocess.run(['gcc', '-c', 'ffi.c', '-o', 'ffi.o'], check=True)\n",
+        )
+        .write(dir.path());
+    let without = run(build(dir.path(), &["ffiext==1.0"]));
+    assert_eq!(without.code, 3, "{}{}", without.stdout, without.stderr);
+    assert!(
+        without.stderr.contains("ffi.h"),
+        "the log names the missing header: {}",
+        without.stderr
+    );
+
+    // The Rust extension too when the registry answers: Debian's cargo from the same image.
+    let rust = crate::packages::crates_io_answers();
+    if rust {
+        crate::packages::rust_extension(dir.path());
+    }
+    let matrix = dir.path().join("matrix.toml");
+    std::fs::write(
+        &matrix,
+        "[cells.cp311-bookworm]\npython = \"3.11.2\"\nimage = \"bookworm\"\n\n\
+         [packages.ffiext]\nsystem = [\"libffi-dev\"]\n\n\
+         [packages.rustext]\nsystem = [\"cargo\"]\n",
+    )
+    .unwrap();
+    let mut command = build(dir.path(), &["ffiext==1.0"]);
+    if rust {
+        command.arg("rustext==0.1.0");
+    }
+    // `build` wrote the plain matrix; this one names the packages.
+    let args: Vec<std::ffi::OsString> = command.get_args().map(Into::into).collect();
+    let mut with = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    let mut next_is_matrix = false;
+    for arg in args {
+        if next_is_matrix {
+            with.arg(&matrix);
+            next_is_matrix = false;
+            continue;
+        }
+        next_is_matrix = arg == "--matrix";
+        with.arg(arg);
+    }
+    with.env_remove("PIP_INDEX_URL");
+    let out = run(with);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    if !rust {
+        crate::common::skip("the crate registry does not answer; the Rust half did not run");
+    }
+}

@@ -213,3 +213,132 @@ fn a_patch_cannot_write_outside_the_source_tree() {
         "the file outside the job is untouched"
     );
 }
+
+/// A PEP 517 backend that builds a Rust cdylib with cargo, offline, and wheels it.
+const RUSTBUILD: &str = r#"
+import base64, hashlib, os, subprocess, zipfile
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    subprocess.run(["cargo", "build", "--release", "--locked"], check=True)
+    files = {
+        "rustext/__init__.py": b"",
+        "rustext/_native.so": open("target/release/librustext.so", "rb").read(),
+        "rustext-0.1.0.dist-info/METADATA": open("PKG-INFO", "rb").read(),
+        "rustext-0.1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: rustbuild\nRoot-Is-Purelib: false\nTag: py3-none-linux_x86_64\n",
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append("rustext-0.1.0.dist-info/RECORD,,")
+    files["rustext-0.1.0.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
+    name = "rustext-0.1.0-py3-none-linux_x86_64.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        for path, data in files.items():
+            z.writestr(zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return name
+"#;
+
+/// A tiny Rust extension whose Cargo.lock pins one small crate from the registry.
+pub fn rust_extension(dir: &std::path::Path) {
+    crate::common::Sdist::new("rustext", "0.1.0")
+        .pyproject(&[], "rustbuild", Some("."))
+        .pkg_info("2.2", &[])
+        .file("rustbuild.py", RUSTBUILD)
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"rustext\"\nversion = \"0.1.0\"\nedition = \"2018\"\n\n\
+             [lib]\ncrate-type = [\"cdylib\"]\npath = \"lib.rs\"\n\n\
+             [dependencies]\nitoa = \"=1.0.11\"\n",
+        )
+        .file(
+            "Cargo.lock",
+            "version = 3\n\n[[package]]\nname = \"itoa\"\nversion = \"1.0.11\"\n\
+             source = \"registry+https://github.com/rust-lang/crates.io-index\"\n\
+             checksum = \"49f1f14873335454500d59611f1cf4a4b0f786f9ac11f4312a78e4cf2566695b\"\n\n\
+             [[package]]\nname = \"rustext\"\nversion = \"0.1.0\"\ndependencies = [\n \"itoa\",\n]\n",
+        )
+        .file(
+            "lib.rs",
+            "#[no_mangle]\npub extern \"C\" fn answer_len() -> usize {\n    itoa::Buffer::new().format(42u32).len()\n}\n",
+        )
+        .write(dir);
+}
+
+pub fn crates_io_answers() -> bool {
+    std::process::Command::new("curl")
+        .args([
+            "-sfI",
+            "--max-time",
+            "10",
+            &format!(
+                "{}/itoa/itoa-1.0.11.crate",
+                rewheel::resolve::crates::CRATES_URL
+            ),
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_rust_extension_builds_offline_from_crates_vendored_by_hash() {
+    if !crates_io_answers() {
+        return crate::common::skip("the crate registry does not answer");
+    }
+    // The toolchain is the system's (Debian's cargo), declared as a system package, as it
+    // would be for an image.
+    if !std::path::Path::new("/usr/bin/cargo").exists() {
+        return crate::common::skip("no Debian cargo (apt-get install cargo)");
+    }
+    let world = World::new();
+    rust_extension(world.path());
+    let file = settings(&world, "[packages.rustext]\nsystem = [\"cargo\"]\n");
+    let (_, version) = crate::common::host_python();
+    let shown = rewheel(
+        world.path(),
+        &[
+            "resolve",
+            "rustext==0.1.0",
+            "--python",
+            &version,
+            "--format",
+            "json",
+        ],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(
+        doc["cells"][0]["nodes"][0]["crates"][0]["name"], "itoa",
+        "{}",
+        shown.stdout
+    );
+
+    let out = world.build(&["rustext==0.1.0", "--settings", &file]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(world.wheels(), ["rustext-0.1.0-py3-none-linux_x86_64.whl"]);
+
+    // The lock's checksum is what is trusted: a lock naming another sum fails before the job.
+    let tampered = World::new();
+    crate::common::Sdist::new("rustext", "0.1.0")
+        .pyproject(&[], "rustbuild", Some("."))
+        .pkg_info("2.2", &[])
+        .file("rustbuild.py", RUSTBUILD)
+        .file(
+            "Cargo.lock",
+            format!(
+                "version = 3\n\n[[package]]\nname = \"itoa\"\nversion = \"1.0.11\"\n\
+                 source = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{}\"\n",
+                "0".repeat(64)
+            ),
+        )
+        .write(tampered.path());
+    let out = tampered.build(&["rustext==0.1.0"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("hash mismatch for itoa-1.0.11"),
+        "{}",
+        out.stderr
+    );
+}
