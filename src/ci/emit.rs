@@ -113,6 +113,17 @@ fn build_line(job: &str, inputs: &str, out: &str) -> String {
     )
 }
 
+/// The line that installs a job's system packages (per-package `system` settings) in a CI
+/// image, which runs as root in both systems' container jobs.
+fn system_line(packages: &[String]) -> Option<String> {
+    (!packages.is_empty()).then(|| {
+        format!(
+            "apt-get update -qq && apt-get install -y -qq --no-install-recommends {}",
+            packages.join(" ")
+        )
+    })
+}
+
 /// GitLab's limit on `needs:` entries per job (the default of self-managed and SaaS).
 const GITLAB_NEEDS_LIMIT: usize = 50;
 
@@ -140,25 +151,29 @@ pub fn gitlab(plan: &PlanDoc, options: &CiOptions) -> String {
                 .iter()
                 .map(|n| map([("job", s(n.clone())), ("artifacts", Value::Bool(true))])),
         );
-        root.insert(
-            s(j.id.clone()),
-            map([
-                ("stage", s("build")),
-                ("image", s(options.image_of(j))),
-                ("needs", list(needs)),
-                (
-                    "script",
-                    strings([build_line(&j.id, "out", &format!("out/{stem}"))]),
-                ),
-                (
-                    "artifacts",
-                    map([
-                        ("when", s("always")),
-                        ("paths", strings([format!("out/{stem}/")])),
-                    ]),
-                ),
-            ]),
-        );
+        let mut job = map([
+            ("stage", s("build")),
+            ("image", s(options.image_of(j))),
+            ("needs", list(needs)),
+            (
+                "script",
+                strings([build_line(&j.id, "out", &format!("out/{stem}"))]),
+            ),
+            (
+                "artifacts",
+                map([
+                    ("when", s("always")),
+                    ("paths", strings([format!("out/{stem}/")])),
+                ]),
+            ),
+        ]);
+        if let (Some(line), Value::Mapping(job)) = (system_line(&j.recipe.system), &mut job) {
+            // A job's own before_script replaces the default one: repeat the setup first.
+            let mut lines = options.setup.clone();
+            lines.push(line);
+            job.insert(s("before_script"), strings(lines));
+        }
+        root.insert(s(j.id.clone()), job);
     }
     // Within GitLab's limit the merge job needs every job (and gets their artifacts that way);
     // past it, it runs in the later stage and takes the artifacts of every earlier job, but
@@ -253,16 +268,35 @@ pub fn github_workflow(plan: &PlanDoc, options: &CiOptions) -> String {
             .iter()
             .filter(|j| ids.contains(&j.id))
             .map(|j| {
-                map([
+                let mut entry = map([
                     ("job", s(j.id.clone())),
                     ("stem", s(file_stem(&j.id))),
                     ("image", s(options.image_of(j))),
                     ("needs", s(pattern_of(&j.needs))),
-                ])
+                ]);
+                if let Value::Mapping(m) = &mut entry
+                    && !j.recipe.system.is_empty()
+                {
+                    m.insert(s("system"), s(j.recipe.system.join(" ")));
+                }
+                entry
             })
             .collect();
         let mut steps = vec![checkout()];
         steps.extend(setup.clone());
+        if plan
+            .jobs
+            .iter()
+            .any(|j| ids.contains(&j.id) && !j.recipe.system.is_empty())
+        {
+            steps.push(map([
+                ("if", s("matrix.system != ''")),
+                (
+                    "run",
+                    s(system_line(&["${{ matrix.system }}".to_string()]).expect("one word")),
+                ),
+            ]));
+        }
         steps.push(map([
             ("uses", s("actions/download-artifact@v4")),
             ("with", map([("name", s("rewheel-plan")), ("path", s("."))])),
@@ -430,6 +464,43 @@ mod tests {
         assert_eq!(options.image_of(&bookworm), "ci/cp311-bookworm:3.11.2");
         let named = job("cp311-bookworm", "3.11.2", Some("bookworm"), Some("mine:1"));
         assert_eq!(options.image_of(&named), "mine:1");
+    }
+
+    #[test]
+    fn a_job_with_system_packages_installs_them_in_both_systems() {
+        let mut with = job("cp311-bookworm", "3.11.2", Some("bookworm"), None);
+        with.recipe.system = vec!["libffi-dev".into(), "pkg-config".into()];
+        let plain = job("cp311-bookworm", "3.11.2", Some("bookworm"), None);
+        let doc = |jobs: Vec<PlanJob>| PlanDoc {
+            schema_version: 1,
+            tool: "t".into(),
+            levels: vec![jobs.iter().map(|j| j.id.clone()).collect()],
+            jobs,
+        };
+        let options = CiOptions {
+            setup: vec!["pip install rewheel".into()],
+            ..CiOptions::default()
+        };
+        let line = "apt-get update -qq && apt-get install -y -qq --no-install-recommends";
+        let gl = gitlab(&doc(vec![with.clone()]), &options);
+        assert!(
+            gl.contains(&format!("- {line} libffi-dev pkg-config")),
+            "{gl}"
+        );
+        assert!(
+            gl.contains("  before_script:\n  - pip install rewheel\n  - apt-get"),
+            "{gl}"
+        );
+        let gh = github_workflow(&doc(vec![with]), &options);
+        assert!(gh.contains("system: libffi-dev pkg-config"), "{gh}");
+        assert!(
+            gh.contains(&format!("{line} ${{{{ matrix.system }}}}")),
+            "{gh}"
+        );
+        // Nothing of it where no package names one.
+        let plain_gl = gitlab(&doc(vec![plain.clone()]), &options);
+        assert!(!plain_gl.contains("apt-get"), "{plain_gl}");
+        assert!(!github_workflow(&doc(vec![plain]), &options).contains("apt-get"));
     }
 
     #[test]
