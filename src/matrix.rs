@@ -22,6 +22,9 @@ struct MatrixFile {
     /// Per-package build settings, as a `--settings` file has them.
     #[serde(default)]
     packages: BTreeMap<String, crate::packages::PackageSpec>,
+    /// Requirements the images satisfy with their own tools.
+    #[serde(default)]
+    provided: BTreeMap<String, crate::packages::ProvidedSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +104,11 @@ impl Matrix {
                 .collect(),
             index_url: file.index_url,
             cells,
-            packages: crate::packages::PackageSettings::from_specs(path, file.packages)?,
+            packages: crate::packages::PackageSettings::from_specs(
+                path,
+                file.packages,
+                file.provided,
+            )?,
         })
     }
 

@@ -47,12 +47,34 @@ pub struct PackageSpec {
     pub allow_binary: bool,
 }
 
-/// A settings file: only `[packages.*]` tables.
+/// A settings file: `[packages.*]` tables and the `[provided]` table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingsFile {
     #[serde(default)]
     packages: BTreeMap<String, PackageSpec>,
+    #[serde(default)]
+    provided: BTreeMap<String, ProvidedSpec>,
+}
+
+/// A requirement the image satisfies with its own tool instead of a wheel built here:
+/// `[provided] cmake = { version = "3.25.1", system = ["cmake"] }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidedSpec {
+    /// The tool's version in the image, which requirements are checked against.
+    pub version: String,
+    /// The Debian packages that put it there.
+    #[serde(default)]
+    pub system: Vec<String>,
+}
+
+/// A provided tool, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provided {
+    pub version: pep508_rs::pep440_rs::Version,
+    pub system: Vec<String>,
+    pub origin: PathBuf,
 }
 
 /// A patch as read from its file: its bytes are part of the fingerprint through `sha256`.
@@ -81,6 +103,7 @@ pub struct PackageConfig {
 #[derive(Debug, Clone, Default)]
 pub struct PackageSettings {
     packages: BTreeMap<PackageName, PackageConfig>,
+    provided: BTreeMap<PackageName, Provided>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +162,7 @@ impl PackageSettings {
             path: path.to_path_buf(),
             message: err.to_string(),
         })?;
-        Self::from_specs(path, file.packages)
+        Self::from_specs(path, file.packages, file.provided)
     }
 
     /// Check tables read from `path` (a settings or matrix file): names, system packages,
@@ -147,6 +170,7 @@ impl PackageSettings {
     pub fn from_specs(
         path: &Path,
         specs: BTreeMap<String, PackageSpec>,
+        provided_specs: BTreeMap<String, ProvidedSpec>,
     ) -> Result<Self, PackagesError> {
         let invalid = |message: String| PackagesError::Invalid {
             path: path.to_path_buf(),
@@ -217,7 +241,36 @@ impl PackageSettings {
                 },
             );
         }
-        Ok(Self { packages })
+        let mut provided = BTreeMap::new();
+        for (key, spec) in provided_specs {
+            let name = PackageName::from_str(&key)
+                .map_err(|_| invalid(format!("provided.{key}: not a package name")))?;
+            let version = spec.version.parse().map_err(|_| {
+                invalid(format!(
+                    "provided.{key}.version: `{}` is not a version",
+                    spec.version
+                ))
+            })?;
+            if let Some(bad) = spec.system.iter().find(|p| !is_debian_package(p)) {
+                return Err(invalid(format!(
+                    "provided.{key}.system: `{bad}` is not a Debian package name"
+                )));
+            }
+            provided.insert(
+                name,
+                Provided {
+                    version,
+                    system: spec.system,
+                    origin: path.to_path_buf(),
+                },
+            );
+        }
+        Ok(Self { packages, provided })
+    }
+
+    /// Requirements the image satisfies itself (`[provided]`).
+    pub fn provided(&self) -> &BTreeMap<PackageName, Provided> {
+        &self.provided
     }
 
     /// Take another file's tables; one package configured in two files is an error, not a
@@ -233,6 +286,16 @@ impl PackageSettings {
             }
             self.packages.insert(name, config);
         }
+        for (name, provided) in other.provided {
+            if let Some(first) = self.provided.get(&name) {
+                return Err(PackagesError::Twice {
+                    name: name.to_string(),
+                    first: first.origin.clone(),
+                    second: provided.origin,
+                });
+            }
+            self.provided.insert(name, provided);
+        }
         Ok(())
     }
 
@@ -241,7 +304,7 @@ impl PackageSettings {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.packages.is_empty()
+        self.packages.is_empty() && self.provided.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&PackageName, &PackageConfig)> {

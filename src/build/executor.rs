@@ -824,6 +824,7 @@ mod tests {
                 exclude_newer: None,
                 limits: crate::resolve::archive::Limits::default(),
                 allow_binary: Default::default(),
+                provided: Default::default(),
             },
             crate::progress::Progress::hidden(),
         );

@@ -160,6 +160,10 @@ pub struct Recipe {
     /// with them; the local backend checks the host has them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub system: Vec<String>,
+    /// Build requirements the image's own tools satisfy (`[provided]`), as `name==version`:
+    /// recorded in the environment as installed, so the backend's checks pass.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub provided: Vec<String>,
 }
 
 impl Recipe {
@@ -169,6 +173,7 @@ impl Recipe {
             config_settings: config.config_settings.clone(),
             patches: config.patches.clone(),
             system: config.system.clone(),
+            provided: Vec::new(),
         }
     }
 
@@ -434,6 +439,10 @@ pub fn prepare(
     if !spec.crates.is_empty() {
         vendor(spec, dir, root)?;
     }
+    for provided in &spec.recipe.provided {
+        record_provided(&dir.join("env"), provided)
+            .map_err(|e| setup("recording a provided tool", &e))?;
+    }
     std::fs::write(dir.join("frontend/frontend.py"), FRONTEND)
         .map_err(|e| setup("writing the frontend", &e))?;
     // With a source parent (`--build-path DIR`), the tree is where `tar -xf SDIST -C DIR` puts
@@ -462,6 +471,29 @@ pub fn prepare(
     std::fs::write(dir.join("request.json"), request.to_string())
         .map_err(|e| setup("writing the request", &e))?;
     Ok(Prepared { source_top })
+}
+
+/// A dist-info with only METADATA for a tool the image provides, so that `importlib.metadata`
+/// and setuptools' requirement checks find it installed. It has no files: the tool is on PATH.
+fn record_provided(env: &Path, pin: &str) -> std::io::Result<()> {
+    let (name, version) = pin.split_once("==").unwrap_or((pin, "0"));
+    let plain = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '!'))
+    };
+    if !plain(name) || !plain(version) || name.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{pin}` is not a name==version pin"),
+        ));
+    }
+    let info = env.join(format!("{}-{version}.dist-info", name.replace('-', "_")));
+    std::fs::create_dir_all(&info)?;
+    std::fs::write(
+        info.join("METADATA"),
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+    )?;
+    std::fs::write(info.join("INSTALLER"), "rewheel (provided by the image)\n")
 }
 
 /// Unpack every crate (hostile data, as an sdist is) into `vendor/<name>-<version>`, with the
@@ -534,6 +566,13 @@ fn installed_names(spec: &JobSpec) -> Vec<String> {
     let normalize = |n: &str| n.to_ascii_lowercase().replace(['_', '.'], "-");
     let mut names: Vec<String> = spec.env.iter().map(|w| normalize(&w.name)).collect();
     names.push(normalize(&spec.name));
+    names.extend(
+        spec.recipe
+            .provided
+            .iter()
+            .filter_map(|p| p.split("==").next())
+            .map(normalize),
+    );
     names
 }
 

@@ -259,7 +259,14 @@ impl Planner {
         let mut planned = Vec::new();
         for stage in stages {
             let mut env = Vec::new();
+            let mut provided = Vec::new();
             for &member in cg.build_env.get(&node).into_iter().flatten() {
+                let dist = &cg.dists[&member];
+                if dist.provided {
+                    // The image's tool stands in: nothing to install but a record of it.
+                    provided.push(format!("{}=={}", dist.name, dist.version));
+                    continue;
+                }
                 let same_cycle = cycle_of(member).is_some() && cycle_of(member) == cycle_of(node);
                 let source = if cg.dists[&member].binary {
                     Source::File(self.wheel(c, cg, member, false)?)
@@ -307,11 +314,13 @@ impl Planner {
                     backend_path: info.backend_path.clone(),
                     env: Vec::new(),
                     settings: self.options.settings.clone(),
-                    recipe: cg
-                        .packages
-                        .get(&dist.name)
-                        .map(crate::build::job::Recipe::of)
-                        .unwrap_or_default(),
+                    recipe: crate::build::job::Recipe {
+                        provided: provided.clone(),
+                        ..cg.packages
+                            .get(&dist.name)
+                            .map(crate::build::job::Recipe::of)
+                            .unwrap_or_default()
+                    },
                     crates: crates.clone(),
                     timeout: self.options.timeout,
                     limits: self.options.limits,

@@ -149,8 +149,19 @@ impl CellGraph {
             .dists
             .values()
             .filter(|d| !d.binary)
-            .filter_map(|d| self.packages.get(&d.name))
-            .flat_map(|c| c.system.iter().cloned())
+            .flat_map(|d| {
+                let settings = self.packages.get(&d.name).map(|c| c.system.iter());
+                let provided = d
+                    .provided
+                    .then(|| self.packages.provided().get(&d.name))
+                    .flatten()
+                    .map(|p| p.system.iter());
+                settings
+                    .into_iter()
+                    .flatten()
+                    .chain(provided.into_iter().flatten())
+                    .cloned()
+            })
             .collect();
         system.sort();
         system.dedup();

@@ -188,6 +188,9 @@ impl Provider<'_> {
         if !range.contains(&candidate.version) || !candidate.fits_python(self.cell) {
             return false;
         }
+        if self.repo.is_provided(name) {
+            return true;
+        }
         // A yanked release is only taken when pinned exactly (PEP 592).
         if candidate.yanked && range.as_singleton().is_none() {
             return false;

@@ -45,6 +45,9 @@ pub struct NodeReport {
     pub target: bool,
     /// Taken as a wheel (`--allow-binary`), not built.
     pub binary: bool,
+    /// Satisfied by the image's own tool (`[provided]`): neither built nor installed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub provided: bool,
     pub filename: String,
     pub sha256: String,
     pub url: String,
@@ -182,6 +185,7 @@ pub fn cell_report(cg: &CellGraph, ways: &[Vec<WayOut>]) -> CellReport {
                 root: g.roots.contains(&n),
                 target: g.graph[n].target,
                 binary: dist.binary,
+                provided: dist.provided,
                 filename: dist.file.filename.clone(),
                 sha256: dist.sha256.clone(),
                 url: dist.file.url.clone(),
@@ -244,7 +248,10 @@ pub fn text(report: &ResolveReport) -> String {
             "{} (Python {}): {} packages to build from source, {} build environments, {}",
             cell.id,
             cell.python,
-            cell.nodes.iter().filter(|n| !n.binary).count(),
+            cell.nodes
+                .iter()
+                .filter(|n| !n.binary && !n.provided)
+                .count(),
             cell.build_environments,
             match errors {
                 0 => "no cycle".to_string(),
@@ -286,6 +293,8 @@ pub fn text(report: &ResolveReport) -> String {
             }
             let note = if binary.contains(entry.id.as_str()) {
                 "  (wheel from the index)".to_string()
+            } else if node.is_some_and(|n| n.provided) {
+                "  (provided by the image)".to_string()
             } else if !parts.is_empty() {
                 format!("  ({})", parts.join("; "))
             } else {
@@ -318,7 +327,11 @@ pub fn dot(report: &ResolveReport) -> String {
             quote(&cell.id)
         );
         for node in &cell.nodes {
-            let style = if node.root { ", style=bold" } else { "" };
+            let style = match (node.root, node.provided) {
+                (true, _) => ", style=bold",
+                (_, true) => ", style=dashed",
+                _ => "",
+            };
             let mut label = format!("{} {}", node.name, node.version);
             if let Some(settings) = &node.settings {
                 label.push('\n');
@@ -371,6 +384,15 @@ pub fn requirements(cell: &CellReport) -> String {
     let mut nodes: Vec<&NodeReport> = cell.nodes.iter().collect();
     nodes.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     for node in nodes {
+        if node.provided {
+            // Not a pin pip could install: the image's own tool stands in for it.
+            let _ = writeln!(
+                text,
+                "# {}=={}: provided by the image ([provided]), not built",
+                node.name, node.version
+            );
+            continue;
+        }
         let _ = write!(text, "{}=={}", node.name, node.version);
         if !node.sha256.is_empty() {
             let _ = write!(text, " \\\n    --hash=sha256:{}", node.sha256);
@@ -393,6 +415,9 @@ pub fn requirements(cell: &CellReport) -> String {
         }
         if node.binary {
             via.push("(taken as a binary: --allow-binary)".to_string());
+        }
+        if node.provided {
+            via.push("(provided by the image, not built: [provided])".to_string());
         }
         match via.as_slice() {
             [] => {}

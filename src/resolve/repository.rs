@@ -74,6 +74,8 @@ pub struct Dist {
     pub requires_python: Option<VersionSpecifiers>,
     /// Where `requires_dist` came from, for `--why` and the JSON report.
     pub requires_source: String,
+    /// Satisfied by the image's own tool (`[provided]`): neither built nor installed.
+    pub provided: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,8 @@ pub struct RepoConfig {
     pub exclude_newer: Option<Timestamp>,
     pub limits: Limits,
     pub allow_binary: HashSet<PackageName>,
+    /// Requirements the image satisfies with its own tool, at this version.
+    pub provided: HashMap<PackageName, Version>,
 }
 
 pub struct Repository {
@@ -138,10 +142,24 @@ impl Repository {
         self.config.allow_binary.contains(name)
     }
 
+    pub fn is_provided(&self, name: &PackageName) -> bool {
+        self.config.provided.contains_key(name)
+    }
+
     /// Versions of a project, newest first, as the index stood at `--exclude-newer`.
     pub fn candidates(&self, name: &PackageName) -> Result<Arc<Vec<Candidate>>, RepoError> {
         if let Some(c) = self.candidates.lock().unwrap().get(name) {
             return Ok(c.clone());
+        }
+        if let Some(version) = self.config.provided.get(name) {
+            // One version, the image's; the index is not asked.
+            return Ok(Arc::new(vec![Candidate {
+                version: version.clone(),
+                sdist: None,
+                wheels: Vec::new(),
+                yanked: false,
+                requires_python: None,
+            }]));
         }
         self.progress.message(format!("index page of {name}"));
         let files = self.index.project(name)?;
@@ -210,7 +228,29 @@ impl Repository {
             .iter()
             .find(|c| &c.version == version)
             .expect("the resolver only asks for listed versions");
-        let dist = if self.is_binary(name) {
+        let dist = if self.is_provided(name) {
+            Dist {
+                name: name.clone(),
+                version: version.clone(),
+                file: IndexFile {
+                    filename: format!("{name}-{version} (provided by the image)"),
+                    url: String::new(),
+                    sha256: None,
+                    requires_python: None,
+                    upload_time: None,
+                    yanked: false,
+                    core_metadata: false,
+                },
+                sha256: String::new(),
+                binary: false,
+                sdist: None,
+                requires_dist: Vec::new(),
+                requires_dist_text: Vec::new(),
+                requires_python: None,
+                requires_source: "provided by the image".into(),
+                provided: true,
+            }
+        } else if self.is_binary(name) {
             self.binary_dist(name, candidate, cell)?
         } else {
             self.sdist_dist(name, candidate)?
@@ -292,6 +332,7 @@ impl Repository {
             sha256,
             binary: false,
             sdist: Some(info),
+            provided: false,
         })
     }
 
@@ -342,6 +383,7 @@ impl Repository {
             file: wheel.clone(),
             binary: true,
             sdist: None,
+            provided: false,
         })
     }
 }

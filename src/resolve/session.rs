@@ -198,6 +198,11 @@ pub fn resolve(settings: &ResolveSettings, explain: bool) -> anyhow::Result<Reso
                 .chain(packages.allow_binary())
                 .cloned()
                 .collect(),
+            provided: packages
+                .provided()
+                .iter()
+                .map(|(name, p)| (name.clone(), p.version.clone()))
+                .collect(),
         },
         progress.clone(),
     );

@@ -506,7 +506,7 @@ fn system_packages_make_a_derived_image_in_which_native_builds_work() {
     if rust {
         crate::packages::rust_extension(dir.path());
     }
-    let matrix = dir.path().join("matrix.toml");
+    let matrix = dir.path().join("matrix-with-packages.toml");
     std::fs::write(
         &matrix,
         "[cells.cp311-bookworm]\npython = \"3.11.2\"\nimage = \"bookworm\"\n\n\

@@ -342,3 +342,75 @@ fn a_rust_extension_builds_offline_from_crates_vendored_by_hash() {
         out.stderr
     );
 }
+
+#[test]
+fn a_provided_tool_stands_in_for_a_build_requirement_and_is_shown() {
+    let world = World::new();
+    // Requires PyPI's cmake to build; the find-links folder has none.
+    package("usescmake", "1.0", &["cmake>=3.18"], &[])
+        .file("needs.txt", "")
+        .file(
+            "hook.py",
+            "import importlib.metadata\nopen('module.py', 'a').write(f'CMAKE = {importlib.metadata.version(\"cmake\")!r}\\n')",
+        )
+        .write(world.path());
+    let without = world.build(&["usescmake==1.0"]);
+    assert_ne!(without.code, 0, "{}", without.stderr);
+    assert!(without.stderr.contains("cmake"), "{}", without.stderr);
+
+    let file = settings(&world, "[provided]\ncmake = { version = \"3.25.1\" }\n");
+    let out = world.build(&["usescmake==1.0", "--settings", &file]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(world.wheels(), ["usescmake-1.0-py3-none-any.whl"]);
+    assert!(module_text(&world, "usescmake").contains("CMAKE = '3.25.1'"));
+
+    let (_, version) = crate::common::host_python();
+    let shown = rewheel(
+        world.path(),
+        &[
+            "resolve",
+            "usescmake==1.0",
+            "--python",
+            &version,
+            "--settings",
+            &file,
+        ],
+    );
+    assert!(
+        shown
+            .stdout
+            .contains("cmake 3.25.1  (provided by the image)"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("1 packages to build from source"),
+        "{}",
+        shown.stdout
+    );
+    let reqs = rewheel(
+        world.path(),
+        &[
+            "resolve",
+            "usescmake==1.0",
+            "--python",
+            &version,
+            "--settings",
+            &file,
+            "--format",
+            "requirements",
+        ],
+    );
+    assert!(
+        reqs.stdout
+            .contains("# cmake==3.25.1: provided by the image"),
+        "{}",
+        reqs.stdout
+    );
+
+    // A provided version the requirement excludes is a resolution error, not a silent pass.
+    let old = settings(&world, "[provided]\ncmake = { version = \"3.10\" }\n");
+    let out = world.build(&["usescmake==1.0", "--settings", &old]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("cmake"), "{}", out.stderr);
+}
