@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The breadth corpus (benches/breadth/corpus.txt) built from source, one closure per package,
+# in each cell named (default: cp311-bookworm cp313-trixie), then checked for reproducibility:
+# prints, per cell, how many closures built, how many were bit-identical under `check`, and the
+# reason of each failure.
+#
+#   benches/breadth.sh [CELL...]        ONLY="six numpy" benches/breadth.sh cp313-trixie
+#
+# Needs the docker backend and the suites' images (derived images with the corpus's system
+# packages are made on first use). LIMIT caps one package's check in seconds (default 3600).
+# Results stay in ${OUT:-target/breadth}: one folder per cell, a log and a JSON report per package.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+rewheel="${REWHEEL:-$root/target/release/rewheel}"
+[ -x "$rewheel" ] || rewheel="$root/target/debug/rewheel"
+out="${OUT:-$root/target/breadth}"
+limit="${LIMIT:-3600}"
+date="$(sed -n 's/^# date: //p' "$here/breadth/corpus.txt")"
+cells=("$@")
+[ ${#cells[@]} -eq 0 ] && cells=(cp311-bookworm cp313-trixie)
+packages=$(sed 's/#.*//' "$here/breadth/corpus.txt" | tr -s ' \n' '\n' | grep -v '^$')
+[ -n "${ONLY:-}" ] && packages=$(echo "$ONLY" | tr ' ' '\n')
+mkdir -p "$out"
+
+for cell in "${cells[@]}"; do
+  suite="${cell#*-}"
+  dir="$out/$cell"
+  mkdir -p "$dir"
+  built=0; identical=0; total=0; failures=()
+  for pkg in $packages; do
+    total=$((total + 1))
+    start=$(date +%s)
+    timeout "$limit" "$rewheel" check "$pkg" \
+      --matrix "$root/matrices/debian.toml" --cells "$cell" \
+      --settings "$here/breadth/settings.toml" --settings "$here/breadth/provided-$suite.toml" \
+      --exclude-newer "$date" --source-date-epoch 1700000000 \
+      --store "$out/store" --cache-dir "$out/cache" --out "$dir/wheels" \
+      --format json >"$dir/$pkg.json" 2>"$dir/$pkg.log"
+    code=$?
+    secs=$(( $(date +%s) - start ))
+    # Wheels of the closure identical on both sides (a closure is bit-identical when all are).
+    wheels=$(python3 -c 'import json,sys
+try:
+    d = json.load(open(sys.argv[1])); p = d.get("pairs", [])
+    print("%d/%d wheels identical" % (sum(x["verdict"] == "identical" for x in p), len(p)))
+except Exception:
+    print("no report")' "$dir/$pkg.json")
+    case $code in
+      0) built=$((built + 1)); identical=$((identical + 1)); verdict="built, reproducible" ;;
+      1) built=$((built + 1)); verdict="built, NOT reproducible" ;;
+      124) verdict="timed out after ${limit}s"; failures+=("$pkg: timed out") ;;
+      *)
+        reason=$(grep -m1 -E 'FAILED|^error|cycle' "$dir/$pkg.log" | sed 's/^ *//' | cut -c1-220)
+        verdict="failed (exit $code): $reason"
+        failures+=("$pkg: $reason") ;;
+    esac
+    printf '%-14s %-20s %5ss  %-24s %s\n' "$cell" "$pkg" "$secs" "$wheels" "$verdict"
+  done
+  echo "== $cell: $built/$total closures built ($(( 100 * built / total ))%), $identical/$total bit-identical under check ($(( 100 * identical / total ))%)"
+  for f in "${failures[@]}"; do echo "   - $f"; done
+done
