@@ -5,11 +5,13 @@
 //! ```toml
 //! [packages.cffi]
 //! system = ["libffi-dev", "pkg-config"]       # Debian packages the image must carry
-//! env = { CFLAGS = "-O2" }                    # set in the build (wins over variations)
+//! env = { CFLAGS = "-ffile-prefix-map={source_dir}=." }   # set in the build (wins over
+//!                                             # variations; {source_dir}: the job's tree)
 //! config-settings = { "--build-option" = ["--no-cython"] }   # PEP 517 config_settings
 //! build-requires = ["setuptools-rust>=1.7"]   # added to the build environment
 //! patches = ["patches/cffi-no-network.patch"] # applied to the unpacked source (-p1)
 //! allow-binary = false                        # take the index's wheel instead of building
+//! umask = "022"                               # pinned for this build (wins over variations)
 //! ```
 //!
 //! Everything here that changes bytes (env, config settings, patches by hash, system
@@ -45,6 +47,9 @@ pub struct PackageSpec {
     pub system: Vec<String>,
     #[serde(default)]
     pub allow_binary: bool,
+    /// A umask pinned for this package's build, in octal (`"022"`).
+    #[serde(default)]
+    pub umask: Option<String>,
 }
 
 /// A settings file: `[packages.*]` tables and the `[provided]` table.
@@ -95,6 +100,7 @@ pub struct PackageConfig {
     pub patches: Vec<Patch>,
     pub system: Vec<String>,
     pub allow_binary: bool,
+    pub umask: Option<u32>,
     /// The file that said so, for messages.
     pub origin: PathBuf,
 }
@@ -225,6 +231,19 @@ impl PackageSettings {
                     text,
                 });
             }
+            let umask = match &spec.umask {
+                None => None,
+                Some(text) => Some(
+                    u32::from_str_radix(text, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o777)
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "packages.{key}.umask: `{text}` is not an octal umask like \"022\""
+                            ))
+                        })?,
+                ),
+            };
             let mut system = spec.system;
             system.sort();
             system.dedup();
@@ -237,6 +256,7 @@ impl PackageSettings {
                     patches,
                     system,
                     allow_binary: spec.allow_binary,
+                    umask,
                     origin: path.to_path_buf(),
                 },
             );

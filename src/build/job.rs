@@ -164,6 +164,10 @@ pub struct Recipe {
     /// recorded in the environment as installed, so the backend's checks pass.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub provided: Vec<String>,
+    /// A umask pinned for this package (a remedy for builds that store on-disk modes): it
+    /// wins over the run's and the umask variation's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub umask: Option<u32>,
 }
 
 impl Recipe {
@@ -174,6 +178,7 @@ impl Recipe {
             patches: config.patches.clone(),
             system: config.system.clone(),
             provided: Vec::new(),
+            umask: config.umask,
         }
     }
 
@@ -204,6 +209,9 @@ pub struct VendoredCrate {
     pub krate: CrateRef,
     pub path: PathBuf,
 }
+
+/// The placeholder per-package env values may use for the job's source tree.
+pub const SOURCE_DIR: &str = "{source_dir}";
 
 /// Where a job finds vendored crates and cargo's configuration, under its folder.
 pub const VENDOR: &str = "vendor";
@@ -245,6 +253,11 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// The umask the job unpacks and builds with: the package's pin, else the run's.
+    pub fn umask(&self) -> u32 {
+        self.recipe.umask.unwrap_or(self.settings.umask)
+    }
+
     /// The job's folder under the build root: fixed per package, so paths that builds embed
     /// repeat across runs; bootstrap stages, which may run side by side, get one each.
     pub fn folder_name(&self) -> String {
@@ -372,6 +385,8 @@ pub const MAX_LOG: u64 = 4 << 20;
 /// `src/<sdist top>/`, `env/` (the build environment), `out/`, `frontend/`, `tmp/`, `home/`.
 pub struct Prepared {
     pub source_top: String,
+    /// Where the job sees the unpacked source tree (`{source_dir}` in per-package env values).
+    pub source_dir: PathBuf,
 }
 
 /// Fill `dir` (the host side of the build path) for a job. `root` is how the job itself sees
@@ -404,16 +419,11 @@ pub fn prepare(
         std::fs::create_dir_all(dir.join(sub))
             .map_err(|e| setup("creating the build folder", &e))?;
     }
-    let top = archive::extract_sdist(
-        &spec.sdist,
-        &dir.join("src"),
-        spec.limits,
-        spec.settings.umask,
-    )
-    .map_err(|e| match e.is_input() {
-        true => JobError::Input(e.to_string()),
-        false => setup("unpacking the sdist", &e),
-    })?;
+    let top = archive::extract_sdist(&spec.sdist, &dir.join("src"), spec.limits, spec.umask())
+        .map_err(|e| match e.is_input() {
+            true => JobError::Input(e.to_string()),
+            false => setup("unpacking the sdist", &e),
+        })?;
     let source_top = top
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -470,7 +480,10 @@ pub fn prepare(
     }
     std::fs::write(dir.join("request.json"), request.to_string())
         .map_err(|e| setup("writing the request", &e))?;
-    Ok(Prepared { source_top })
+    Ok(Prepared {
+        source_dir: parent.join(&source_top),
+        source_top,
+    })
 }
 
 /// A dist-info with only METADATA for a tool the image provides, so that `importlib.metadata`
@@ -762,7 +775,7 @@ pub fn read_log(path: &Path) -> Vec<u8> {
 
 /// The environment a job sees: an allow-list, nothing inherited, then what the package's
 /// settings set (which wins: a per-package pin is how a remedy holds against a variation).
-pub fn environment(spec: &JobSpec, root: &Path) -> Vec<(String, String)> {
+pub fn environment(spec: &JobSpec, root: &Path, source_dir: &Path) -> Vec<(String, String)> {
     let settings = &spec.settings;
     let mut env = vec![
         ("PATH".into(), settings.path.clone()),
@@ -798,7 +811,9 @@ pub fn environment(spec: &JobSpec, root: &Path) -> Vec<(String, String)> {
     env.extend(settings.extra_env.iter().cloned());
     for (key, value) in &spec.recipe.env {
         env.retain(|(k, _)| k != key);
-        env.push((key.clone(), value.clone()));
+        // `{source_dir}` is where this job's tree is: what -ffile-prefix-map needs to name.
+        let value = value.replace(SOURCE_DIR, &source_dir.display().to_string());
+        env.push((key.clone(), value));
     }
     env
 }

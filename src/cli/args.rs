@@ -321,6 +321,12 @@ pub(crate) struct CheckArgs {
     /// name those that reproduce it.
     #[arg(long)]
     pub(crate) find_culprit: bool,
+    /// For each differing wheel, try the standard remedy of each attributed cause (a fixed
+    /// umask, -ffile-prefix-map, SOURCE_DATE_EPOCH, a pinned PYTHONHASHSEED/TZ/LC_ALL), verify
+    /// it by building both sides again with it, and report it in the wheel's row. With
+    /// `--remedies=FILE`, write the verified ones there as per-package settings (`--settings`).
+    #[arg(long, num_args = 0..=1, require_equals = true, value_name = "FILE", default_missing_value = "")]
+    pub(crate) remedies: Option<PathBuf>,
 
     #[command(flatten)]
     pub(crate) report: ReportArgs,

@@ -5,6 +5,7 @@ use super::build_cmd::{conclude, print_summary, start};
 use super::compare_cmd::emit_report;
 use crate::exit;
 use crate::verify::check::{CheckSettings, check};
+use anyhow::Context;
 
 impl CheckArgs {
     /// The first build: it may reuse finished jobs, unless both sides must be independent.
@@ -22,6 +23,7 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         vary: args.vary.0.clone(),
         independent: args.independent,
         find_culprit: args.find_culprit,
+        remedies: args.remedies.is_some(),
     };
     let built = match start(args.first_side(), argv)? {
         Ok(built) => built,
@@ -35,6 +37,22 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     super::build_cmd::write_provenance(&built, args.build.provenance.as_deref())?;
     let checked = check(&built, &settings)?;
     emit_report(&checked.report, &args.report)?;
+    if let Some(file) = args.remedies.as_ref().filter(|f| !f.as_os_str().is_empty()) {
+        let verified: Vec<_> = checked
+            .report
+            .pairs
+            .iter()
+            .filter_map(|p| p.remedy.as_ref()?.settings.clone())
+            .collect();
+        let text = crate::verify::remedy::settings_file(&verified, &built.run_id);
+        std::fs::write(file, text)
+            .with_context(|| format!("cannot write remedies to {}", file.display()))?;
+        eprintln!(
+            "{} verified remedies written to {} (use with --settings)",
+            verified.len(),
+            file.display()
+        );
+    }
     // A second build that failed proves nothing about reproducibility: it is a build failure.
     if checked.second_failures > 0 {
         eprintln!("error: the second build did not finish for every wheel; see above");

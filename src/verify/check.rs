@@ -19,6 +19,8 @@ pub struct CheckSettings {
     pub independent: bool,
     /// Rebuild one variation at a time for differences no value explains.
     pub find_culprit: bool,
+    /// Try and verify the standard remedy of each attributed cause.
+    pub remedies: bool,
 }
 
 /// What `check` found after the first build succeeded.
@@ -155,6 +157,9 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
     if settings.find_culprit {
         find_culprits(built, &mut report, set, &backend2, &second_dir);
     }
+    if settings.remedies {
+        verify_remedies(built, &mut report, set, (&varied, &backend2), &second_dir);
+    }
     Ok(Checked {
         report,
         second_failures,
@@ -217,6 +222,84 @@ fn find_culprits(
                 ),
             },
         });
+    }
+}
+
+/// For each differing wheel, build it on both sides again with the remedies of its attributed
+/// causes; the remedy is verified when the two wheels are then identical.
+fn verify_remedies(
+    built: &BuiltRun,
+    report: &mut CompareReport,
+    set: &[Variation],
+    (varied, varied_backend): (&Settings, &Arc<dyn Backend>),
+    second_dir: &std::path::Path,
+) {
+    use crate::verify::remedy::{RemedyReport, package_remedy, remedies_for};
+    let base = &built.options.settings;
+    for pair in report.pairs.iter_mut().filter(|p| !p.reproducible()) {
+        let Some(first) = built
+            .summary
+            .finals
+            .iter()
+            .find(|f| f.spec.cell.as_str() == pair.cell && f.filename == pair.wheel)
+        else {
+            continue;
+        };
+        let mut causes: Vec<Variation> = pair
+            .attribution
+            .iter()
+            .filter_map(|a| a.variation)
+            .collect();
+        causes.sort();
+        causes.dedup();
+        let remedies = remedies_for(&causes, base);
+        let mut outcome = RemedyReport {
+            causes: causes.clone(),
+            remedies: remedies.iter().map(|r| r.describe()).collect(),
+            verified: false,
+            settings: None,
+        };
+        if !remedies.is_empty() {
+            let mut remedied = first.clone();
+            for r in &remedies {
+                r.apply(&mut remedied.spec.recipe);
+            }
+            eprintln!(
+                "[{}] verifying {} for {}",
+                pair.cell,
+                outcome.remedies.join(" + "),
+                pair.wheel
+            );
+            let dir = second_dir.join("remedy");
+            let side = |settings: &Settings, backend: Arc<dyn Backend>, later: bool, name: &str| {
+                built
+                    .runtime
+                    .block_on(rebuild(
+                        std::slice::from_ref(&remedied),
+                        backend,
+                        settings,
+                        1,
+                        later,
+                        dir.join(name),
+                    ))
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.result.ok())
+                    .map(|(_, sha)| sha)
+            };
+            let a = side(base, built.backend.clone(), false, "a");
+            let b = side(
+                varied,
+                varied_backend.clone(),
+                set.contains(&Variation::Time),
+                "b",
+            );
+            outcome.verified = a.is_some() && a == b;
+            if outcome.verified {
+                outcome.settings = Some(package_remedy(&first.spec.name, &remedies));
+            }
+        }
+        pair.remedy = Some(outcome);
     }
 }
 

@@ -144,6 +144,9 @@ pub struct PairReport {
     #[serde(flatten)]
     pub verdict: Verdict,
     pub attribution: Vec<Attribution>,
+    /// What remedy verification found (`check --remedies`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<crate::verify::remedy::RemedyReport>,
 }
 
 impl PairReport {
@@ -239,6 +242,7 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
                 normalizations: Vec::new(),
                 verdict: Verdict::Identical,
                 attribution: Vec::new(),
+                remedy: None,
             };
             if ha == hb {
                 return Ok(report);

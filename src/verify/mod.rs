@@ -5,6 +5,7 @@
 pub mod check;
 pub mod compare;
 pub mod expect;
+pub mod remedy;
 pub mod report;
 pub mod variation;
 pub mod wheel_diff;

@@ -87,6 +87,9 @@ pub fn text(report: &CompareReport) -> String {
                     attribution.entry, attribution.evidence
                 );
             }
+            if let Some(remedy) = &p.remedy {
+                let _ = writeln!(out, "       {}", remedy.line());
+            }
             if let Verdict::ContentDiffers { changed, .. } = &p.verdict {
                 for change in changed.iter().filter(|c| !c.follows_other_changes) {
                     if let Some(diff) = &change.diff {
@@ -157,6 +160,7 @@ pub fn junit(report: &CompareReport) -> String {
                 .attribution
                 .iter()
                 .map(|a| format!("{}: {}", a.entry, a.evidence))
+                .chain(p.remedy.as_ref().map(|r| r.line()))
                 .collect();
             let _ = writeln!(
                 out,

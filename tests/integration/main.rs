@@ -14,5 +14,6 @@ mod errors;
 mod hostile;
 mod packages;
 mod pypi;
+mod remedies;
 mod resolve;
 mod variations;

@@ -284,7 +284,7 @@ impl Backend for DockerBackend {
             job::hand_over(dir, uid, gid).map_err(|e| {
                 JobError::Setup(format!("handing the build folder to uid {uid}: {e}"))
             })?;
-            let env: Vec<String> = job::environment(spec, root)
+            let env: Vec<String> = job::environment(spec, root, &prepared.source_dir)
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
@@ -299,11 +299,7 @@ impl Backend for DockerBackend {
                     ])
                     .collect(),
             );
-            let script = format!(
-                "umask {:03o} && exec {}",
-                spec.settings.umask,
-                frontend.join(" ")
-            );
+            let script = format!("umask {:03o} && exec {}", spec.umask(), frontend.join(" "));
             let mut tmpfs = HashMap::new();
             tmpfs.insert("/tmp".to_string(), "rw,size=1g".to_string());
             let mut binds = vec![

@@ -180,12 +180,12 @@ impl Backend for Local {
                     .args(&argv[1..])
                     .current_dir(dir)
                     .env_clear()
-                    .envs(job::environment(spec, &inside))
+                    .envs(job::environment(spec, &inside, &prepared.source_dir))
                     .stdin(Stdio::null())
                     .stdout(log)
                     .stderr(log_err)
                     .kill_on_drop(true);
-                let umask = spec.settings.umask;
+                let umask = spec.umask();
                 let limits = self.limits;
                 // SAFETY: umask, prctl and setrlimit are async-signal-safe and touch only the
                 // child's own state.

@@ -1,0 +1,225 @@
+//! Remedies for what `check` attributes: for each cause, the standard fix packagers apply,
+//! verified by building the wheel again on both sides with it (the same variations as the
+//! check), and written as per-package settings the next run can take (`--settings`).
+
+use crate::build::job::{Recipe, SOURCE_DIR, Settings};
+use crate::verify::variation::Variation;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One standard fix, as a change to a package's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remedy {
+    /// Build with umask 022 whatever the run's: backends that store on-disk modes then store
+    /// the same ones.
+    FixedUmask,
+    /// Map the source tree's path away in compiled files: `-ffile-prefix-map` for C and C++,
+    /// `--remap-path-prefix` for Rust.
+    PrefixMap,
+    /// Give the build a `SOURCE_DATE_EPOCH`: tools that honour it stop embedding the clock.
+    SourceDateEpoch(u64),
+    /// Pin one variable the variation changes (`PYTHONHASHSEED`, `TZ`, `LC_ALL`).
+    Pin(&'static str, &'static str),
+}
+
+/// The epoch written when the run had none: the first second zip files can hold.
+pub const DEFAULT_EPOCH: u64 = 315_532_800;
+
+impl Remedy {
+    /// The standard remedy for what a variation leaked, if there is one.
+    pub fn for_variation(v: Variation, base: &Settings) -> Option<Remedy> {
+        match v {
+            Variation::Umask => Some(Remedy::FixedUmask),
+            Variation::BuildPath | Variation::Home => Some(Remedy::PrefixMap),
+            Variation::Time => base
+                .source_date_epoch
+                .is_none()
+                .then_some(Remedy::SourceDateEpoch(DEFAULT_EPOCH)),
+            Variation::HashSeed => Some(Remedy::Pin("PYTHONHASHSEED", "0")),
+            Variation::Timezone => Some(Remedy::Pin("TZ", "UTC")),
+            Variation::Locale => Some(Remedy::Pin("LC_ALL", "C.UTF-8")),
+            // What a build reads of the host itself has no setting that hides it.
+            _ => None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Remedy::FixedUmask => "a fixed umask 022".into(),
+            Remedy::PrefixMap => {
+                "-ffile-prefix-map=<source dir>=. in CFLAGS/CXXFLAGS (--remap-path-prefix in RUSTFLAGS)"
+                    .into()
+            }
+            Remedy::SourceDateEpoch(epoch) => format!("SOURCE_DATE_EPOCH={epoch}"),
+            Remedy::Pin(key, value) => format!("{key}={value}"),
+        }
+    }
+
+    /// Add this remedy to a package's recipe (what the verification builds with).
+    pub fn apply(&self, recipe: &mut Recipe) {
+        let mut append = |key: &str, flag: String| {
+            let value = match recipe.env.get(key) {
+                Some(old) if !old.is_empty() => format!("{old} {flag}"),
+                _ => flag,
+            };
+            recipe.env.insert(key.to_string(), value);
+        };
+        match self {
+            Remedy::FixedUmask => recipe.umask = Some(0o022),
+            Remedy::PrefixMap => {
+                append("CFLAGS", format!("-ffile-prefix-map={SOURCE_DIR}=."));
+                append("CXXFLAGS", format!("-ffile-prefix-map={SOURCE_DIR}=."));
+                append("RUSTFLAGS", format!("--remap-path-prefix={SOURCE_DIR}=."));
+            }
+            Remedy::SourceDateEpoch(epoch) => {
+                recipe
+                    .env
+                    .insert("SOURCE_DATE_EPOCH".into(), epoch.to_string());
+            }
+            Remedy::Pin(key, value) => {
+                recipe.env.insert(key.to_string(), value.to_string());
+            }
+        }
+    }
+}
+
+/// What remedy verification found for one differing wheel, in the report's row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemedyReport {
+    /// The causes the remedies answer (attributed variations).
+    pub causes: Vec<Variation>,
+    /// The remedies tried together, described; empty when no cause has a known remedy.
+    pub remedies: Vec<String>,
+    /// Building both sides again with the remedies gave identical wheels.
+    pub verified: bool,
+    /// The package's settings that carry the remedies, when verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<PackageRemedy>,
+}
+
+/// The per-package settings a verified remedy amounts to.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PackageRemedy {
+    pub package: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub umask: Option<String>,
+}
+
+impl RemedyReport {
+    /// One line for the text report.
+    pub fn line(&self) -> String {
+        if self.remedies.is_empty() {
+            return "no known remedy: report it upstream".into();
+        }
+        match self.verified {
+            true => format!(
+                "remedy verified: {} makes it reproducible",
+                self.remedies.join(" + ")
+            ),
+            false => format!(
+                "remedy tried, not enough: {} still differs; report it upstream",
+                self.remedies.join(" + ")
+            ),
+        }
+    }
+}
+
+/// The remedies `causes` call for, deduplicated, in a stable order.
+pub fn remedies_for(causes: &[Variation], base: &Settings) -> Vec<Remedy> {
+    let mut out: Vec<Remedy> = Vec::new();
+    for &v in causes {
+        if let Some(r) = Remedy::for_variation(v, base)
+            && !out.contains(&r)
+        {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// The settings the remedies add to a package, as a table of a settings file.
+pub fn package_remedy(package: &str, remedies: &[Remedy]) -> PackageRemedy {
+    let mut recipe = Recipe::default();
+    for r in remedies {
+        r.apply(&mut recipe);
+    }
+    PackageRemedy {
+        package: package.to_string(),
+        env: recipe.env,
+        umask: recipe.umask.map(|m| format!("{m:03o}")),
+    }
+}
+
+/// Verified remedies as a settings file (`rewheel check --settings FILE` reads it back).
+pub fn settings_file(remedies: &[PackageRemedy], from_run: &str) -> String {
+    let mut text = format!(
+        "# Remedies `rewheel check` verified on run {from_run}: with these settings each package's\n\
+         # wheel was built identically under the check's variations. Pass with --settings FILE.\n"
+    );
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    for r in remedies {
+        text.push_str(&format!("\n[packages.{}]\n", r.package));
+        if let Some(umask) = &r.umask {
+            text.push_str(&format!("umask = {}\n", quote(umask)));
+        }
+        if !r.env.is_empty() {
+            let pairs: Vec<String> = r
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", quote(v)))
+                .collect();
+            text.push_str(&format!("env = {{ {} }}\n", pairs.join(", ")));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_gets_its_standard_remedy_once() {
+        let base = Settings::default();
+        let r = remedies_for(
+            &[
+                Variation::Umask,
+                Variation::BuildPath,
+                Variation::Home,
+                Variation::Hostname,
+            ],
+            &base,
+        );
+        assert_eq!(r, [Remedy::FixedUmask, Remedy::PrefixMap]);
+        // With SOURCE_DATE_EPOCH already set, the clock has no further remedy.
+        let with_epoch = Settings {
+            source_date_epoch: Some(1),
+            ..Settings::default()
+        };
+        assert!(remedies_for(&[Variation::Time], &with_epoch).is_empty());
+        assert_eq!(
+            remedies_for(&[Variation::Time], &base),
+            [Remedy::SourceDateEpoch(DEFAULT_EPOCH)]
+        );
+    }
+
+    #[test]
+    fn the_settings_file_reads_back_as_package_settings() {
+        let remedy = package_remedy("markupsafe", &[Remedy::FixedUmask, Remedy::PrefixMap]);
+        let text = settings_file(&[remedy], "20261130-1");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("remedies.toml");
+        std::fs::write(&path, &text).unwrap();
+        let settings = crate::packages::PackageSettings::load(&path).unwrap();
+        let name = "markupsafe".parse().unwrap();
+        let config = settings.get(&name).unwrap();
+        assert_eq!(config.umask, Some(0o022));
+        assert_eq!(config.env["CFLAGS"], "-ffile-prefix-map={source_dir}=.");
+        assert_eq!(
+            config.env["RUSTFLAGS"],
+            "--remap-path-prefix={source_dir}=."
+        );
+    }
+}
