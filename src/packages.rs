@@ -133,7 +133,7 @@ pub enum PackagesError {
         source: std::io::Error,
     },
     #[error(
-        "package {name} has settings in both {} and {}\nhint: keep one table per package",
+        "package {name} is set in both {} and {}\nhint: set each key of a package in one file",
         first.display(),
         second.display()
     )]
@@ -293,18 +293,42 @@ impl PackageSettings {
         &self.provided
     }
 
-    /// Take another file's tables; one package configured in two files is an error, not a
-    /// silent override.
+    /// Take another file's tables. One package may be configured in two files (a remedies
+    /// file beside a hand-written one) as long as no key is set twice: a key set in both is
+    /// an error, not a silent override.
     pub fn merge(&mut self, other: PackageSettings) -> Result<(), PackagesError> {
         for (name, config) in other.packages {
-            if let Some(first) = self.packages.get(&name) {
-                return Err(PackagesError::Twice {
-                    name: name.to_string(),
-                    first: first.origin.clone(),
-                    second: config.origin,
-                });
+            let Some(first) = self.packages.get_mut(&name) else {
+                self.packages.insert(name, config);
+                continue;
+            };
+            let twice = |key: &str| PackagesError::Twice {
+                name: format!("{name} ({key})"),
+                first: first.origin.clone(),
+                second: config.origin.clone(),
+            };
+            if let Some(key) = config.env.keys().find(|k| first.env.contains_key(*k)) {
+                return Err(twice(&format!("env.{key}")));
             }
-            self.packages.insert(name, config);
+            if let Some(key) = config
+                .config_settings
+                .keys()
+                .find(|k| first.config_settings.contains_key(*k))
+            {
+                return Err(twice(&format!("config-settings.{key}")));
+            }
+            if first.umask.is_some() && config.umask.is_some() {
+                return Err(twice("umask"));
+            }
+            first.env.extend(config.env);
+            first.config_settings.extend(config.config_settings);
+            first.build_requires.extend(config.build_requires);
+            first.patches.extend(config.patches);
+            first.system.extend(config.system);
+            first.system.sort();
+            first.system.dedup();
+            first.allow_binary |= config.allow_binary;
+            first.umask = first.umask.or(config.umask);
         }
         for (name, provided) in other.provided {
             if let Some(first) = self.provided.get(&name) {
@@ -388,9 +412,15 @@ mod tests {
     }
 
     #[test]
-    fn one_package_in_two_files_is_an_error() {
+    fn one_package_in_two_files_merges_unless_a_key_is_set_twice() {
         let mut a = load("[packages.cffi]\nsystem = [\"libffi-dev\"]\n").unwrap();
-        let b = load("[packages.CFFI]\nenv = { X = \"1\" }\n").unwrap();
-        assert!(a.merge(b).unwrap_err().to_string().contains("both"));
+        let b = load("[packages.CFFI]\nenv = { X = \"1\" }\numask = \"022\"\n").unwrap();
+        a.merge(b).unwrap();
+        let cffi = a.get(&PackageName::from_str("cffi").unwrap()).unwrap();
+        assert_eq!(cffi.system, ["libffi-dev"]);
+        assert_eq!(cffi.env["X"], "1");
+        let c = load("[packages.cffi]\nenv = { X = \"2\" }\n").unwrap();
+        let err = a.merge(c).unwrap_err().to_string();
+        assert!(err.contains("cffi (env.X) is set in both"), "{err}");
     }
 }

@@ -79,6 +79,8 @@ pub struct NodeSettings {
     pub build_requires: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<PatchReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub umask: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -103,6 +105,7 @@ impl NodeSettings {
                     sha256: p.sha256.clone(),
                 })
                 .collect(),
+            umask: config.umask.map(|m| format!("{m:03o}")),
         }
     }
 
@@ -121,6 +124,9 @@ impl NodeSettings {
         }
         if !self.build_requires.is_empty() {
             parts.push(format!("build-requires: {}", self.build_requires.join(" ")));
+        }
+        if let Some(umask) = &self.umask {
+            parts.push(format!("umask: {umask}"));
         }
         if !self.patches.is_empty() {
             let names: Vec<&str> = self.patches.iter().map(|p| p.name.as_str()).collect();
