@@ -175,14 +175,81 @@ pub fn junit(report: &CompareReport) -> String {
     out
 }
 
+/// What a pair's row is filed under in the HTML summary: `identical`, the variation its
+/// difference is attributed to, an archive-level cause, or `unexplained`.
+pub fn cause(p: &PairReport) -> String {
+    if p.reproducible() {
+        return "identical".into();
+    }
+    if let Some(v) = p.attribution.iter().find_map(|a| a.variation) {
+        return v.name().to_string();
+    }
+    if let Verdict::SameContent { archive } = &p.verdict
+        && let Some(first) = archive.first()
+    {
+        return first.describe().to_string();
+    }
+    "unexplained".into()
+}
+
+/// A bar per cause, the count beside it: no script, no external asset.
+fn cause_chart(counts: &[(String, usize)], total: usize) -> String {
+    let (bar, row) = (360.0, 22);
+    let mut svg = format!(
+        "<svg id=\"causes\" xmlns=\"http://www.w3.org/2000/svg\" width=\"620\" height=\"{}\" role=\"img\" aria-label=\"wheels by cause\">",
+        counts.len() * row + 4
+    );
+    for (i, (name, n)) in counts.iter().enumerate() {
+        let y = i * row + 2;
+        let width = (bar * *n as f64 / total.max(1) as f64).max(2.0);
+        let color = if name == "identical" {
+            "#2da44e"
+        } else {
+            "#cf222e"
+        };
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{}\" font-size=\"13\">{}</text><rect x=\"150\" y=\"{y}\" width=\"{width:.1}\" height=\"16\" fill=\"{color}\"><title>{}: {n}</title></rect><text x=\"{:.1}\" y=\"{}\" font-size=\"13\">{n}</text>",
+            y + 13,
+            xml(name),
+            xml(name),
+            150.0 + width + 6.0,
+            y + 13
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 pub fn html(report: &CompareReport) -> String {
     let mut rows = String::new();
     let mut details = String::new();
-    for (i, p) in report.pairs.iter().enumerate() {
+    // What needs action first: differing wheels by cause, then the identical ones.
+    let mut order: Vec<usize> = (0..report.pairs.len()).collect();
+    order.sort_by_key(|&i| {
+        let p = &report.pairs[i];
+        (p.reproducible(), cause(p), p.cell.clone(), p.wheel.clone())
+    });
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for &i in &order {
+        let c = cause(&report.pairs[i]);
+        match counts.iter_mut().find(|(n, _)| *n == c) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((c, 1)),
+        }
+    }
+    for &i in &order {
+        let p = &report.pairs[i];
         let class = if p.reproducible() { "ok" } else { "diff" };
+        let remedy = p
+            .remedy
+            .as_ref()
+            .map(|r| xml(&r.line()))
+            .unwrap_or_default();
         let _ = write!(
             rows,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            "<tr class=\"{class}\" data-cause=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{remedy}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            xml(&cause(p)),
             xml(&p.cell),
             if p.reproducible() {
                 xml(&p.wheel)
@@ -190,6 +257,7 @@ pub fn html(report: &CompareReport) -> String {
                 format!("<a href=\"#w{i}\">{}</a>", xml(&p.wheel))
             },
             xml(&verdict_line(p)),
+            xml(&cause(p)),
             &p.a_sha256[..16],
             &p.b_sha256[..16]
         );
@@ -249,14 +317,28 @@ pub fn html(report: &CompareReport) -> String {
     }
     let total = report.pairs.len();
     let same = report.pairs.iter().filter(|p| p.reproducible()).count();
+    let buttons: String = std::iter::once(("all".to_string(), total))
+        .chain(counts.iter().cloned())
+        .map(|(name, n)| {
+            format!(
+                "<button type=\"button\" data-filter=\"{0}\">{0} ({n})</button>",
+                xml(&name)
+            )
+        })
+        .collect();
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rewheel: {same} of {total} reproducible</title>\n\
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:75em}}table{{border-collapse:collapse}}\
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:80em}}table{{border-collapse:collapse}}\
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}tr.ok td:nth-child(3){{color:#17702a}}\
 tr.diff td:nth-child(3){{color:#a31515;font-weight:bold}}pre.diff{{background:#f6f6f6;padding:.5em;overflow:auto}}\
-.add{{background:#e6ffec}}.del{{background:#ffebe9}}</style></head>\n<body><h1>rewheel: {same} of {total} wheels reproducible</h1>\
-<p>A: <code>{}</code> — B: <code>{}</code></p>\n<table id=\"summary\"><thead><tr><th>cell</th><th>wheel</th><th>verdict</th><th>A sha256</th><th>B sha256</th></tr></thead><tbody>{rows}</tbody></table>\n{details}\n</body></html>\n",
+.add{{background:#e6ffec}}.del{{background:#ffebe9}}#filters button{{margin:0 .3em .6em 0}}</style></head>\n<body><h1>rewheel: {same} of {total} wheels reproducible</h1>\
+<p>A: <code>{}</code> — B: <code>{}</code></p>\n<h2>By cause</h2>{}\n<p id=\"filters\">{buttons}</p>\n\
+<table id=\"summary\"><thead><tr><th>cell</th><th>wheel</th><th>verdict</th><th>cause</th><th>remedy</th><th>A sha256</th><th>B sha256</th></tr></thead><tbody>{rows}</tbody></table>\n{details}\n\
+<script>function show(f){{for(const r of document.querySelectorAll('#summary tbody tr'))r.hidden=f!=='all'&&r.dataset.cause!==f;}}\
+for(const b of document.querySelectorAll('#filters button'))b.onclick=()=>show(b.dataset.filter);\
+const c=new URLSearchParams(location.search).get('cause');if(c)show(c);</script>\n</body></html>\n",
         xml(&report.a),
-        xml(&report.b)
+        xml(&report.b),
+        cause_chart(&counts, total)
     )
 }

@@ -235,6 +235,32 @@ fn the_html_report_renders_in_a_browser() {
     );
     assert!(dom.contains("1 of 2 wheels reproducible"), "{dom}");
     assert!(dom.contains("<span class=\"add\">+WHERE = "), "{dom}");
+    // It leads with what needs action: a chart by cause, then the differing wheel first.
+    assert!(dom.contains("<svg id=\"causes\""), "{dom}");
+    let first_row = dom.split("<tbody>").nth(1).unwrap_or_default();
+    assert!(
+        first_row.starts_with("<tr class=\"diff\" data-cause=\"build-path\">"),
+        "{first_row}"
+    );
+    assert!(
+        dom.contains("data-filter=\"identical\">identical (1)</button>"),
+        "{dom}"
+    );
+    // A filter (also given in the address, so it can be linked) hides the other rows.
+    let filtered = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}?cause=identical", html.display()))
+        .output()
+        .unwrap();
+    let filtered = String::from_utf8_lossy(&filtered.stdout);
+    assert!(
+        filtered.contains("<tr class=\"diff\" data-cause=\"build-path\" hidden=\"\">"),
+        "{filtered}"
+    );
+    assert!(
+        filtered.contains("<tr class=\"ok\" data-cause=\"identical\">"),
+        "{filtered}"
+    );
     let shot = world.path().join("report.png");
     let status = Command::new(browser)
         .args([
