@@ -4,7 +4,8 @@
 //! Data flows one way: requirements and matrix → `resolve` (index, inspect, one graph per
 //! cell, cycles, order) → `build` (plan, jobs on a backend) → `store` (runs, jobs, blobs) →
 //! `verify` (check, compare, reports); `ci` splits a build into CI jobs and merges them back,
-//! and `bisect` drives whole runs to find which upload or bump broke one.
+//! `bisect` drives whole runs to find which upload or bump broke one, and `rebuild` drives them
+//! to reproduce a wheel someone else published.
 
 // Vocabulary, at the bottom: names, cells, matrices, requirements files, small helpers.
 pub mod cell;
@@ -21,6 +22,7 @@ pub mod requirements;
 pub mod bisect;
 pub mod build;
 pub mod ci;
+pub mod rebuild;
 pub mod resolve;
 pub mod store;
 pub mod verify;

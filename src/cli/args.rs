@@ -75,6 +75,20 @@ pub(crate) enum Command {
     ///       --until reproducible -- --backend local --vary build-path
     #[command(after_help = exit::TABLE, verbatim_doc_comment)]
     Bisect(BisectArgs),
+    /// Rebuild a wheel someone else published from its sdist, bit for bit, inferring the recipe.
+    ///
+    /// Reads the wheel (never runs it): `Generator:` pins the backend or `wheel`, equal entry
+    /// times give a SOURCE_DATE_EPOCH, permission bits a umask, and compiled extensions their
+    /// build folder (--build-path) and compiler (the Debian suite). Build dependencies are taken
+    /// as of the wheel's upload time when the index gives one. A small, bounded search around
+    /// the guess follows if the first try differs. Prints "reproduced with recipe R" or the
+    /// closest attempt with its differences, and writes the recipe as a matrix file.
+    ///
+    /// Examples:
+    ///   rewheel rebuild six-1.16.0-py2.py3-none-any.whl --python 3.11 --backend local
+    ///   rewheel rebuild https://files.example/markupsafe-2.1.3-cp311-...whl --matrix matrices/debian.toml
+    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    Rebuild(RebuildArgs),
     /// One CI job per wheel and cell: the plan as JSON, GitHub Actions matrices by level, or a
     /// GitLab child pipeline with `needs:` edges. Each job runs with `rewheel build --plan FILE
     /// --job ID --inputs DIR --out DIR`; `rewheel merge` joins the results into one run.
@@ -338,6 +352,21 @@ pub(crate) struct VarySet(pub(crate) Vec<Variation>);
 
 fn parse_vary(s: &str) -> Result<VarySet, String> {
     parse_set(s).map(VarySet)
+}
+
+#[derive(Args)]
+pub(crate) struct RebuildArgs {
+    /// The published wheel: a file, or an http(s) URL.
+    pub(crate) target: String,
+    #[command(flatten)]
+    pub(crate) build: BuildArgs,
+    /// Recipes tried at most (the guess first).
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub(crate) attempts: usize,
+    /// Write the recipe that matched (or came closest) as a matrix file (with its requirements
+    /// and constraints files beside it).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) recipe: Option<PathBuf>,
 }
 
 #[derive(Args)]

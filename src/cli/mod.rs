@@ -10,6 +10,7 @@ mod compare_cmd;
 mod images_cmd;
 mod job_cmd;
 mod output;
+mod rebuild_cmd;
 mod resolve_cmd;
 mod runs_cmd;
 mod settings;
@@ -31,6 +32,7 @@ pub fn main() -> u8 {
         Command::Check(args) => check_cmd::run(args, argv),
         Command::Compare(args) => compare_cmd::run(args),
         Command::Bisect(args) => bisect_cmd::run(args),
+        Command::Rebuild(args) => rebuild_cmd::run(args),
         Command::Plan(args) => job_cmd::plan(args, &argv),
         Command::Merge(args) => job_cmd::merge(args, argv),
         Command::Runs(command) => runs_cmd::run(command),

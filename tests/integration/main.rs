@@ -14,6 +14,7 @@ mod errors;
 mod hostile;
 mod packages;
 mod pypi;
+mod rebuild;
 mod remedies;
 mod resolve;
 mod variations;

@@ -1,0 +1,376 @@
+//! What a published wheel says about how it was built: its `WHEEL` generator (→ a pin of the
+//! backend or of `wheel`), its entry times (→ a `SOURCE_DATE_EPOCH`), its permission bits (→ a
+//! umask), and for binaries the source paths and compiler its `.so` files embed (→ a build
+//! path and a Debian suite). Read as untrusted data: only parsed, never run.
+
+use serde::Serialize;
+use std::io::Read;
+use std::path::Path;
+
+/// The first second a zip entry can hold (1980-01-01 UTC): what backends that ignore the
+/// clock write, and where `wheel` clamps `SOURCE_DATE_EPOCH`.
+pub const ZIP_EPOCH: u64 = 315_532_800;
+
+/// What was read from the wheel.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Observed {
+    pub name: String,
+    pub version: String,
+    /// `Generator:` of the WHEEL file, as written.
+    pub generator: Option<String>,
+    /// All entries carry this one time (seconds since the epoch, read as UTC).
+    pub common_time: Option<u64>,
+    /// Distinct permission bits of regular files.
+    pub modes: Vec<u32>,
+    /// Has compiled extensions (`.so`).
+    pub binary: bool,
+    /// `GCC: (Debian 12.2.0-14) 12.2.0`-style notes found in the extensions.
+    pub compilers: Vec<String>,
+    /// Folders the extensions embed that end in the sdist's top folder.
+    pub source_paths: Vec<String>,
+}
+
+/// The first guess at how the wheel was built; the search varies it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Guess {
+    /// Build-environment pins (`wheel==0.36.2`), from the generator.
+    pub pins: Vec<String>,
+    pub source_date_epoch: Option<u64>,
+    pub umask: u32,
+    /// The folder the sdist was unpacked in (`--build-path`), from embedded paths.
+    pub build_path: Option<String>,
+    /// The Debian suite whose compiler matches the embedded one.
+    pub suite: Option<String>,
+    /// Why each value was chosen, for the report.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error("{path}: not a wheel: {message}")]
+    NotAWheel { path: String, message: String },
+}
+
+/// The backend package a `Generator:` names, and its version.
+pub fn generator_pin(generator: &str) -> Option<String> {
+    let text = generator.trim();
+    let split = text.find([' ', '('])?;
+    let (tool, rest) = text.split_at(split);
+    let version: String = rest
+        .trim_start_matches([' ', '('])
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '-'))
+        .collect();
+    if version.is_empty() || !version.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    // What writes the archive, by the name it signs with: `wheel`'s bdist_wheel, flit's core.
+    let package = match tool.to_ascii_lowercase().as_str() {
+        "bdist_wheel" => "wheel".to_string(),
+        "flit" => "flit-core".to_string(),
+        other => other.replace('_', "-"),
+    };
+    Some(format!("{package}=={version}"))
+}
+
+/// The Debian suite whose default GCC has this major version.
+pub fn suite_of_gcc(comment: &str) -> Option<&'static str> {
+    // `GCC: (Debian 10.2.1-6) 10.2.1 20210110`: the packaged version names the compiler.
+    let packaged = comment.split("(Debian ").nth(1)?;
+    match packaged.split('.').next()? {
+        "10" => Some("bullseye"),
+        "12" => Some("bookworm"),
+        "14" => Some("trixie"),
+        "15" => Some("forky"),
+        _ => None,
+    }
+}
+
+fn zip_time(t: zip::DateTime) -> Option<u64> {
+    let civil = jiff::civil::DateTime::new(
+        t.year() as i16,
+        t.month() as i8,
+        t.day() as i8,
+        t.hour() as i8,
+        t.minute() as i8,
+        t.second() as i8,
+        0,
+    )
+    .ok()?;
+    let ts = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    u64::try_from(ts.as_second()).ok()
+}
+
+/// Printable runs of path characters in `bytes` that end in `/<top>` where top names the
+/// package and version (`/tmp/build/MarkupSafe-2.1.3`): the folder the sdist was unpacked in.
+fn embedded_folders(bytes: &[u8], name: &str, version: &str) -> Vec<String> {
+    use std::str::FromStr;
+    let normalize = |n: &str| crate::names::PackageName::from_str(n).ok();
+    let wanted = normalize(name);
+    let needle = format!("-{version}");
+    let path_char = |b: u8| b.is_ascii_alphanumeric() || b"._/+-".contains(&b);
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = find(&bytes[from..], needle.as_bytes()).map(|i| i + from) {
+        let end = at + needle.len();
+        from = end;
+        // The folder name must end here (a `/`, or the end of the string).
+        if bytes.get(end).is_some_and(|&b| b != b'/' && path_char(b)) {
+            continue;
+        }
+        let mut start = at;
+        while start > 0 && path_char(bytes[start - 1]) {
+            start -= 1;
+        }
+        let Ok(run) = std::str::from_utf8(&bytes[start..end]) else {
+            continue;
+        };
+        let Some((parent, top)) = run.rsplit_once('/') else {
+            continue;
+        };
+        let top_name = &top[..top.len() - needle.len()];
+        if parent.starts_with('/') && wanted.is_some() && normalize(top_name) == wanted {
+            found.push(parent.to_string());
+        }
+    }
+    found
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Read what the wheel says about its build.
+pub fn observe(path: &Path) -> Result<Observed, InferError> {
+    let bad = |message: String| InferError::NotAWheel {
+        path: path.display().to_string(),
+        message,
+    };
+    let filename = path.file_name().unwrap_or_default().to_string_lossy();
+    let (name, version) = crate::names::parse_wheel_filename(&filename)
+        .ok_or_else(|| bad("the filename is not NAME-VERSION-PY-ABI-PLATFORM.whl".into()))?;
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    let mut observed = Observed {
+        name: name.to_string(),
+        version: version.to_string(),
+        ..Observed::default()
+    };
+    let mut times = std::collections::BTreeSet::new();
+    let mut modes = std::collections::BTreeSet::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
+        if entry.is_dir() {
+            continue;
+        }
+        if let Some(t) = entry.last_modified().and_then(zip_time) {
+            times.insert(t);
+        }
+        if let Some(mode) = entry.unix_mode().filter(|m| m & 0o777 != 0) {
+            modes.insert(mode & 0o777);
+        }
+        let entry_name = entry.name().map(|n| n.to_string()).unwrap_or_default();
+        // Bounded reads: a hostile wheel cannot make this hold more than 256 MiB of one entry.
+        let limit = 256 << 20;
+        if entry_name.ends_with(".dist-info/WHEEL") {
+            let mut text = String::new();
+            let _ = (&mut entry).take(1 << 20).read_to_string(&mut text);
+            observed.generator = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Generator:"))
+                .map(|g| g.trim().to_string());
+        } else if entry_name.ends_with(".so") || entry_name.contains(".so.") {
+            observed.binary = true;
+            let mut bytes = Vec::new();
+            let _ = (&mut entry).take(limit).read_to_end(&mut bytes);
+            let mut from = 0;
+            while let Some(at) = find(&bytes[from..], b"GCC: (").map(|i| i + from) {
+                let end = bytes[at..]
+                    .iter()
+                    .position(|&b| b == 0)
+                    .map_or(bytes.len(), |n| at + n);
+                let note = String::from_utf8_lossy(&bytes[at..end]).into_owned();
+                if !observed.compilers.contains(&note) {
+                    observed.compilers.push(note);
+                }
+                from = end;
+            }
+            for folder in embedded_folders(&bytes, &observed.name, &observed.version) {
+                if !observed.source_paths.contains(&folder) {
+                    observed.source_paths.push(folder);
+                }
+            }
+        }
+    }
+    if times.len() == 1 {
+        observed.common_time = times.into_iter().next();
+    }
+    observed.modes = modes.into_iter().collect();
+    Ok(observed)
+}
+
+/// The first guess from what was observed.
+pub fn guess(observed: &Observed) -> Guess {
+    let mut reasons = Vec::new();
+    let pins: Vec<String> = observed
+        .generator
+        .as_deref()
+        .and_then(generator_pin)
+        .into_iter()
+        .collect();
+    if let (Some(generator), Some(pin)) = (&observed.generator, pins.first()) {
+        reasons.push(format!("WHEEL says `Generator: {generator}` → {pin}"));
+    }
+    let source_date_epoch = match observed.common_time {
+        Some(t) if t > ZIP_EPOCH => {
+            reasons.push(format!(
+                "every entry has the time {t}: SOURCE_DATE_EPOCH={t}"
+            ));
+            Some(t)
+        }
+        Some(_) => {
+            reasons.push(
+                "every entry has 1980-01-01: a backend that ignores the clock, or an early SOURCE_DATE_EPOCH"
+                    .into(),
+            );
+            Some(ZIP_EPOCH)
+        }
+        None => {
+            reasons.push(
+                "entry times differ: built from file times, without SOURCE_DATE_EPOCH".into(),
+            );
+            None
+        }
+    };
+    let group_writable = observed.modes.iter().any(|m| m & 0o020 != 0);
+    let umask = if group_writable { 0o002 } else { 0o022 };
+    if !observed.modes.is_empty() {
+        reasons.push(format!(
+            "file modes {}: umask {umask:03o}",
+            observed
+                .modes
+                .iter()
+                .map(|m| format!("{m:03o}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let build_path = observed.source_paths.first().cloned();
+    if let Some(path) = &build_path {
+        reasons.push(format!(
+            "the extensions embed {path}/…: --build-path {path}"
+        ));
+    }
+    let suite = observed
+        .compilers
+        .iter()
+        .find_map(|c| suite_of_gcc(c))
+        .map(String::from);
+    if let (Some(suite), Some(compiler)) = (&suite, observed.compilers.first()) {
+        reasons.push(format!("the extensions say `{compiler}`: Debian {suite}"));
+    }
+    Guess {
+        pins,
+        source_date_epoch,
+        umask,
+        build_path,
+        suite,
+        reasons,
+    }
+}
+
+/// A small, bounded set of recipes around the guess, the guess first: the other umask, and
+/// with or without `SOURCE_DATE_EPOCH`, at most `limit` of them.
+pub fn candidates(first: &Guess, limit: usize) -> Vec<Guess> {
+    let mut out = vec![first.clone()];
+    let other_umask = if first.umask == 0o022 { 0o002 } else { 0o022 };
+    let epochs = match first.source_date_epoch {
+        Some(t) => vec![Some(t), None],
+        None => vec![None, Some(ZIP_EPOCH)],
+    };
+    for umask in [first.umask, other_umask] {
+        for epoch in &epochs {
+            let g = Guess {
+                umask,
+                source_date_epoch: *epoch,
+                ..first.clone()
+            };
+            if !out.contains(&g) {
+                out.push(g);
+            }
+        }
+    }
+    // Without the generator pin last: the newest backend may write the same bytes.
+    if !first.pins.is_empty() {
+        out.push(Guess {
+            pins: Vec::new(),
+            ..first.clone()
+        });
+    }
+    out.truncate(limit.max(1));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generators_name_the_package_to_pin() {
+        assert_eq!(
+            generator_pin("bdist_wheel (0.36.2)").as_deref(),
+            Some("wheel==0.36.2")
+        );
+        assert_eq!(
+            generator_pin("setuptools (75.1.0)").as_deref(),
+            Some("setuptools==75.1.0")
+        );
+        assert_eq!(
+            generator_pin("hatchling 1.18.0").as_deref(),
+            Some("hatchling==1.18.0")
+        );
+        assert_eq!(
+            generator_pin("flit 3.9.0").as_deref(),
+            Some("flit-core==3.9.0")
+        );
+        assert_eq!(
+            generator_pin("poetry-core 1.7.0").as_deref(),
+            Some("poetry-core==1.7.0")
+        );
+        assert_eq!(generator_pin("mystery"), None);
+    }
+
+    #[test]
+    fn compilers_name_their_suite_and_paths_their_folder() {
+        assert_eq!(
+            suite_of_gcc("GCC: (Debian 12.2.0-14) 12.2.0"),
+            Some("bookworm")
+        );
+        assert_eq!(
+            suite_of_gcc("GCC: (Debian 10.2.1-6) 10.2.1 20210110"),
+            Some("bullseye")
+        );
+        assert_eq!(suite_of_gcc("GCC: (GNU) 13.1.0"), None);
+        let blob = b"\0/tmp/build/MarkupSafe-2.1.3/src/x.c\0/tmp/build/MarkupSafe-2.1.3\0/other/six-2.1.3\0";
+        assert_eq!(
+            embedded_folders(blob, "markupsafe", "2.1.3"),
+            ["/tmp/build", "/tmp/build"]
+        );
+    }
+
+    #[test]
+    fn the_search_is_bounded_and_starts_with_the_guess() {
+        let g = Guess {
+            pins: vec!["wheel==0.36.2".into()],
+            source_date_epoch: Some(1_600_000_000),
+            umask: 0o022,
+            build_path: None,
+            suite: None,
+            reasons: Vec::new(),
+        };
+        let all = candidates(&g, 10);
+        assert_eq!(all[0], g);
+        assert_eq!(all.len(), 5);
+        assert_eq!(candidates(&g, 2).len(), 2);
+    }
+}

@@ -1,0 +1,78 @@
+//! The recipe `rebuild` found, written as files `rewheel build`/`check` take: a matrix file
+//! (the cell, the requirement, the build constraints, the package's settings) beside a
+//! requirements file and a constraints file.
+
+use super::infer::Guess;
+use crate::cell::Cell;
+use jiff::Timestamp;
+use std::path::{Path, PathBuf};
+
+/// Write `<dir>/<stem>.toml` (the matrix), `<stem>-requirements.txt` and, with pins,
+/// `<stem>-constraints.txt`. Returns the matrix file.
+pub fn write(
+    matrix: &Path,
+    name: &str,
+    version: &str,
+    guess: &Guess,
+    cell: &Cell,
+    exclude_newer: Option<&Timestamp>,
+    reproduced: bool,
+) -> std::io::Result<PathBuf> {
+    let dir = matrix.parent().unwrap_or(Path::new("."));
+    let stem = matrix
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::create_dir_all(dir)?;
+    let requirements = format!("{stem}-requirements.txt");
+    std::fs::write(dir.join(&requirements), format!("{name}=={version}\n"))?;
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let mut text = format!(
+        "# How {name} {version} was rebuilt by `rewheel rebuild` ({}).\n\
+         # Build it again with: rewheel build --matrix {}{}{}\n",
+        if reproduced {
+            "bit for bit"
+        } else {
+            "the closest attempt, not identical"
+        },
+        matrix.display(),
+        guess
+            .build_path
+            .as_ref()
+            .map(|p| format!(" --build-path {p}"))
+            .unwrap_or_default(),
+        exclude_newer
+            .map(|t| format!(" --exclude-newer {t}"))
+            .unwrap_or_default()
+    );
+    for reason in &guess.reasons {
+        text.push_str(&format!("#   {reason}\n"));
+    }
+    text.push_str(&format!("requirements = [{}]\n", quote(&requirements)));
+    if !guess.pins.is_empty() {
+        let constraints = format!("{stem}-constraints.txt");
+        std::fs::write(dir.join(&constraints), guess.pins.join("\n") + "\n")?;
+        text.push_str(&format!("build-constraints = [{}]\n", quote(&constraints)));
+    }
+    text.push_str(&format!(
+        "\n[cells.{}]\npython = {}\n",
+        cell.id,
+        quote(&cell.python)
+    ));
+    if let Some(image) = &cell.image {
+        text.push_str(&format!("image = {}\n", quote(image)));
+    }
+    text.push_str(&format!(
+        "\n[packages.{name}]\numask = {}\n",
+        quote(&format!("{:03o}", guess.umask))
+    ));
+    if let Some(epoch) = guess.source_date_epoch {
+        text.push_str(&format!(
+            "env = {{ SOURCE_DATE_EPOCH = {} }}\n",
+            quote(&epoch.to_string())
+        ));
+    }
+    std::fs::write(matrix, text)?;
+    Ok(matrix.to_path_buf())
+}

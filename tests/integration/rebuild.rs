@@ -1,0 +1,199 @@
+//! `rewheel rebuild`: a wheel built by a known recipe (a pinned backend version,
+//! SOURCE_DATE_EPOCH, a umask) is handed over without the recipe; rebuild infers it from the
+//! wheel, reproduces the wheel bit for bit, and writes a recipe `build` takes.
+
+use crate::common::{Sdist, World, run};
+
+/// A backend that stores what `wheel` stores: SOURCE_DATE_EPOCH (else file times) as entry
+/// times, on-disk modes of the copies it makes, its own version as `Generator:`; version 2.0
+/// writes its entries in another order, so only the right pin gives the same bytes.
+fn backend(version: &str) -> String {
+    format!(
+        r#"
+import base64, hashlib, os, time, zipfile
+VERSION = "{version}"
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name, version = open("NAME").read().split()
+    dist = name.replace("-", "_")
+    info = f"{{dist}}-{{version}}.dist-info"
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    entries = []
+    for path in open("PACK").read().split():
+        copy = os.path.join("build", path)
+        os.makedirs(os.path.dirname(copy), exist_ok=True)
+        with open(copy, "wb") as f:
+            f.write(open(path, "rb").read())
+        st = os.stat(copy)
+        entries.append((path, open(copy, "rb").read(), st.st_mode & 0o777, int(sde) if sde else int(st.st_mtime)))
+    wheel = f"Wheel-Version: 1.0\nGenerator: tinywheel ({{VERSION}})\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    now = int(sde) if sde else int(time.time())
+    entries.append((f"{{info}}/METADATA", open("PKG-INFO", "rb").read(), 0o644, now))
+    entries.append((f"{{info}}/WHEEL", wheel.encode(), 0o644, now))
+    if VERSION != "1.0":
+        entries.reverse()
+    record = []
+    for path, data, _, _ in entries:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{{path}},sha256={{digest}},{{len(data)}}")
+    record.append(f"{{info}}/RECORD,,")
+    entries.append((f"{{info}}/RECORD", ("\n".join(record) + "\n").encode(), 0o644, now))
+    filename = f"{{dist}}-{{version}}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as z:
+        for path, data, mode, t in entries:
+            entry = zipfile.ZipInfo(path, date_time=time.gmtime(max(t, 315532800))[:6])
+            entry.external_attr = mode << 16
+            z.writestr(entry, data)
+    return filename
+"#
+    )
+}
+
+fn world() -> World {
+    let world = World::new();
+    for version in ["1.0", "2.0"] {
+        Sdist::new("tinywheel", version)
+            .pyproject(&[], "tinywheel", Some("."))
+            .pkg_info("2.2", &[])
+            .file("tinywheel.py", backend(version))
+            .file("NAME", format!("tinywheel {version}"))
+            .file("PACK", "tinywheel.py")
+            .write(world.path());
+    }
+    Sdist::new("app", "1.0")
+        .pyproject(&["tinywheel"], "tinywheel", None)
+        .pkg_info("2.2", &[])
+        .file("NAME", "app 1.0")
+        .file("PACK", "app/__init__.py")
+        .file("app/__init__.py", "NAME = 'app'\n")
+        .write(world.path());
+    world
+}
+
+/// Build `app` with a recipe and keep the wheel as "published".
+fn publish(world: &World, umask: &str) -> std::path::PathBuf {
+    let pins = world.path().join("known-recipe.txt");
+    std::fs::write(&pins, "tinywheel==1.0\n").unwrap();
+    let out = world.path().join("published-build");
+    let r = run(world.command_out(
+        "build",
+        &[
+            "app==1.0",
+            "--build-constraints",
+            pins.to_str().unwrap(),
+            "--source-date-epoch",
+            "1600000000",
+            "--umask",
+            umask,
+        ],
+        &out,
+    ));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let dir = world.path().join("published");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wheel = dir.join("app-1.0-py3-none-any.whl");
+    let cell = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(cell.join("app-1.0-py3-none-any.whl"), &wheel).unwrap();
+    wheel
+}
+
+#[test]
+fn a_wheel_of_a_known_recipe_is_rebuilt_bit_for_bit_without_it() {
+    let world = world();
+    let published = publish(&world, "022");
+    let recipe = world.path().join("recipe/app.toml");
+    let r = run(world.command(
+        "rebuild",
+        &[
+            published.to_str().unwrap(),
+            "--recipe",
+            recipe.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "reproduced app-1.0-py3-none-any.whl bit for bit with recipe: tinywheel==1.0, SOURCE_DATE_EPOCH=1600000000, umask 022"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("inferred: WHEEL says `Generator: tinywheel (1.0)` → tinywheel==1.0"),
+        "{}",
+        r.stdout
+    );
+
+    // The recipe file builds the same bytes again.
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    assert!(
+        text.contains("build-constraints = [\"app-constraints.txt\"]"),
+        "{text}"
+    );
+    let again = world.path().join("again");
+    let r = run(world.command_out(
+        "build",
+        &["--matrix", recipe.to_str().unwrap(), "--rebuild"],
+        &again,
+    ));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let cell = std::fs::read_dir(&again)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::read(cell.join("app-1.0-py3-none-any.whl")).unwrap(),
+        std::fs::read(&published).unwrap(),
+        "the recipe rebuilds the published bytes"
+    );
+}
+
+#[test]
+fn a_group_writable_wheel_is_rebuilt_with_umask_002_and_a_miss_shows_its_diff() {
+    let world = world();
+    let published = publish(&world, "002");
+    let r = run(world.command("rebuild", &[published.to_str().unwrap()]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("umask 002"), "{}", r.stdout);
+
+    // A wheel no recipe of the bounded search reaches: its closest attempt and why.
+    let bytes = std::fs::read(&published).unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let odd = world.path().join("odd/app-1.0-py3-none-any.whl");
+    std::fs::create_dir_all(odd.parent().unwrap()).unwrap();
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&odd).unwrap());
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).unwrap();
+        let name = entry.name().unwrap().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        if name == "app/__init__.py" {
+            data = b"NAME = 'app'  # patched by someone\n".to_vec();
+        }
+        let options = zip::write::SimpleFileOptions::default()
+            .last_modified_time(entry.last_modified().unwrap())
+            .unix_permissions(0o664);
+        writer.start_file(name, options).unwrap();
+        std::io::Write::write_all(&mut writer, &data).unwrap();
+    }
+    writer.finish().unwrap();
+    let r = run(world.command("rebuild", &[odd.to_str().unwrap(), "--attempts", "2"]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("not reproduced in 2 attempts"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("+NAME = 'app'"), "{}", r.stdout);
+}
