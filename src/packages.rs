@@ -50,6 +50,9 @@ pub struct PackageSpec {
     /// A umask pinned for this package's build, in octal (`"022"`).
     #[serde(default)]
     pub umask: Option<String>,
+    /// Unpacked files keep the sdist's file times (as `tar -xf` does).
+    #[serde(default)]
+    pub sdist_times: bool,
 }
 
 /// A settings file: `[packages.*]` tables and the `[provided]` table.
@@ -101,6 +104,7 @@ pub struct PackageConfig {
     pub system: Vec<String>,
     pub allow_binary: bool,
     pub umask: Option<u32>,
+    pub sdist_times: bool,
     /// The file that said so, for messages.
     pub origin: PathBuf,
 }
@@ -257,6 +261,7 @@ impl PackageSettings {
                     system,
                     allow_binary: spec.allow_binary,
                     umask,
+                    sdist_times: spec.sdist_times,
                     origin: path.to_path_buf(),
                 },
             );
@@ -329,6 +334,7 @@ impl PackageSettings {
             first.system.dedup();
             first.allow_binary |= config.allow_binary;
             first.umask = first.umask.or(config.umask);
+            first.sdist_times |= config.sdist_times;
         }
         for (name, provided) in other.provided {
             if let Some(first) = self.provided.get(&name) {

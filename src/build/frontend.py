@@ -55,6 +55,22 @@ def copy_in_listing_order(source, target):
             shutil.copy2(s, t)
 
 
+def keep_sdist_times(times_file, base):
+    # The sdist's own file times, as `tar -xf` keeps them; paths are the archive's, checked to
+    # stay below the unpacked tree, and links are not followed.
+    with open(times_file) as f:
+        times = json.load(f)
+    root = os.path.realpath(base)
+    for rel, mtime in times:
+        path = os.path.normpath(os.path.join(base, rel))
+        if os.path.commonpath([root, os.path.realpath(os.path.dirname(path))]) != root:
+            continue
+        try:
+            os.utime(path, (mtime, mtime), follow_symlinks=False)
+        except OSError:
+            pass
+
+
 def main():
     request_path, result_path = sys.argv[1], sys.argv[2]
     with open(request_path) as f:
@@ -74,6 +90,9 @@ def main():
         if request.get("order_from"):
             result["phase"] = "file-order"
             copy_in_listing_order(request["order_from"], request["order_to"])
+        if request.get("times"):
+            result["phase"] = "sdist-times"
+            keep_sdist_times(request["times"], request["times_base"])
         os.chdir(source_dir)
         result["phase"] = "load-backend"
         backend = load_backend(request["backend"], source_dir, request["backend_path"])

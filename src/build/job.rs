@@ -106,6 +106,10 @@ impl Settings {
         let Some(offset) = &self.faketime else {
             return 0;
         };
+        // An absolute clock (`2021-05-05 14:18:16`, a rebuild's frozen one) is no offset.
+        if offset.contains([' ', ':']) {
+            return 0;
+        }
         let offset = offset.trim_start_matches('+');
         let digits = offset
             .find(|c: char| !c.is_ascii_digit())
@@ -168,6 +172,10 @@ pub struct Recipe {
     /// wins over the run's and the umask variation's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub umask: Option<u32>,
+    /// Unpacked files keep the times the sdist gives them, as `tar -xf` keeps them (backends
+    /// that store file times then store those).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sdist_times: bool,
 }
 
 impl Recipe {
@@ -179,6 +187,7 @@ impl Recipe {
             system: config.system.clone(),
             provided: Vec::new(),
             umask: config.umask,
+            sdist_times: config.sdist_times,
         }
     }
 
@@ -471,6 +480,19 @@ pub fn prepare(
         "config_settings": spec.recipe.config_settings,
     });
     let mut request = request;
+    if spec.recipe.sdist_times {
+        // Set inside the job, after any file-order copy: the paths are the archive's, so
+        // hostile, and only the sandbox may follow them.
+        let times = archive::entry_times(&spec.sdist, spec.limits)
+            .map_err(|e| JobError::Input(e.to_string()))?;
+        std::fs::write(
+            dir.join("times.json"),
+            serde_json::to_string(&times).expect("times serialize"),
+        )
+        .map_err(|e| setup("writing the sdist's file times", &e))?;
+        request["times"] = serde_json::json!(root.join("times.json"));
+        request["times_base"] = serde_json::json!(parent);
+    }
     if spec.settings.file_order_reversed {
         // The backend mounts the unpacked tree read-only here and a tmpfs at `src`.
         std::fs::create_dir_all(dir.join(STAGED_SRC))

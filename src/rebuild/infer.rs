@@ -20,6 +20,9 @@ pub struct Observed {
     pub generator: Option<String>,
     /// All entries carry this one time (seconds since the epoch, read as UTC).
     pub common_time: Option<u64>,
+    /// The latest entry time: when the wheel was written, for a build without
+    /// SOURCE_DATE_EPOCH (its metadata files carry the clock).
+    pub latest_time: Option<u64>,
     /// Distinct permission bits of regular files.
     pub modes: Vec<u32>,
     /// Has compiled extensions (`.so`).
@@ -37,6 +40,13 @@ pub struct Guess {
     pub pins: Vec<String>,
     pub source_date_epoch: Option<u64>,
     pub umask: u32,
+    /// Unpack keeping the sdist's file times (entries took their times from the sources).
+    pub sdist_times: bool,
+    /// A clock frozen at this time (libfaketime): the metadata files' time of a wheel built
+    /// without SOURCE_DATE_EPOCH.
+    pub frozen_clock: Option<u64>,
+    /// The builder's time zone (a POSIX `TZ` rule), for backends that store local times.
+    pub timezone: Option<String>,
     /// The folder the sdist was unpacked in (`--build-path`), from embedded paths.
     pub build_path: Option<String>,
     /// The Debian suite whose compiler matches the embedded one.
@@ -202,6 +212,7 @@ pub fn observe(path: &Path) -> Result<Observed, InferError> {
             }
         }
     }
+    observed.latest_time = times.iter().next_back().copied();
     if times.len() == 1 {
         observed.common_time = times.into_iter().next();
     }
@@ -237,11 +248,23 @@ pub fn guess(observed: &Observed) -> Guess {
         }
         None => {
             reasons.push(
-                "entry times differ: built from file times, without SOURCE_DATE_EPOCH".into(),
+                "entry times differ: built without SOURCE_DATE_EPOCH, from file times: the sdist's, kept on unpacking"
+                    .into(),
             );
             None
         }
     };
+    let sdist_times = observed.common_time.is_none();
+    let frozen_clock = if sdist_times {
+        observed.latest_time
+    } else {
+        None
+    };
+    if let Some(t) = frozen_clock {
+        reasons.push(format!(
+            "the latest entry time {t} is when it was written: a clock frozen there"
+        ));
+    }
     let group_writable = observed.modes.iter().any(|m| m & 0o020 != 0);
     let umask = if group_writable { 0o002 } else { 0o022 };
     if !observed.modes.is_empty() {
@@ -273,6 +296,9 @@ pub fn guess(observed: &Observed) -> Guess {
         pins,
         source_date_epoch,
         umask,
+        sdist_times,
+        frozen_clock,
+        timezone: None,
         build_path,
         suite,
         reasons,
@@ -300,6 +326,14 @@ pub fn candidates(first: &Guess, limit: usize) -> Vec<Guess> {
             }
         }
     }
+    // File times without the frozen clock (a backend with fixed metadata times, like flit's).
+    if first.frozen_clock.is_some() {
+        let g = Guess {
+            frozen_clock: None,
+            ..first.clone()
+        };
+        out.insert(1, g);
+    }
     // Without the generator pin last: the newest backend may write the same bytes.
     if !first.pins.is_empty() {
         out.push(Guess {
@@ -311,8 +345,108 @@ pub fn candidates(first: &Guess, limit: usize) -> Vec<Guess> {
     out
 }
 
+/// Each entry's time in `published` less its time in `rebuilt`, in seconds, for entries
+/// both have: what a backend storing local times leaks of its builder's time zone.
+pub fn time_offsets(published: &Path, rebuilt: &Path) -> Vec<i64> {
+    let times = |path: &Path| -> std::collections::BTreeMap<String, u64> {
+        let Ok(file) = std::fs::File::open(path) else {
+            return Default::default();
+        };
+        let Ok(mut zip) = zip::ZipArchive::new(file) else {
+            return Default::default();
+        };
+        (0..zip.len())
+            .filter_map(|i| {
+                let entry = zip.by_index_raw(i).ok()?;
+                Some((
+                    entry.name().ok()?.to_string(),
+                    zip_time(entry.last_modified()?)?,
+                ))
+            })
+            .collect()
+    };
+    let (a, b) = (times(published), times(rebuilt));
+    let mut offsets: Vec<i64> = a
+        .iter()
+        .filter_map(|(name, &t)| Some(t as i64 - *b.get(name)? as i64))
+        .collect();
+    offsets.sort();
+    offsets.dedup();
+    offsets
+}
+
+/// The time zone that explains the offsets between a wheel built in TZ=UTC and the published
+/// one: a fixed offset, or a summer/winter pair of the common zones, as a POSIX `TZ` rule
+/// (which the C library reads without a zone database).
+pub fn zone_for(offsets: &[i64]) -> Option<String> {
+    // Zip times step by 2 s, so an offset may miss the half hour by that much.
+    let mut hours: Vec<i64> = offsets
+        .iter()
+        .map(|o| {
+            let near = (o + 900).div_euclid(1800) * 1800;
+            ((o - near).abs() <= 2).then_some(near)
+        })
+        .collect::<Option<Vec<_>>>()?;
+    hours.retain(|o| *o != 0);
+    hours.sort();
+    hours.dedup();
+    // Entries with fixed times (flit's metadata) agree whatever the zone: no evidence.
+    let pair = |lo: i64, hi: i64| hours.iter().all(|o| *o == lo * 3600 || *o == hi * 3600);
+    let known = [
+        (-8, -7, "PST8PDT,M3.2.0,M11.1.0"),
+        (-7, -6, "MST7MDT,M3.2.0,M11.1.0"),
+        (-6, -5, "CST6CDT,M3.2.0,M11.1.0"),
+        (-5, -4, "EST5EDT,M3.2.0,M11.1.0"),
+        (0, 1, "GMT0BST,M3.5.0/1,M10.5.0"),
+        (1, 2, "CET-1CEST,M3.5.0,M10.5.0/3"),
+        (2, 3, "EET-2EEST,M3.5.0/3,M10.5.0/4"),
+    ];
+    if hours.is_empty() {
+        return None;
+    }
+    if let Some((_, _, rule)) = known.iter().find(|(lo, hi, _)| pair(*lo, *hi)) {
+        return Some(rule.to_string());
+    }
+    if let [one] = hours.as_slice() {
+        // POSIX counts west positive: UTC+5:30 is `REW-5:30`.
+        let (h, m) = (one.abs() / 3600, one.abs() % 3600 / 60);
+        let sign = if *one > 0 { "-" } else { "" };
+        return Some(match m {
+            0 => format!("REW{sign}{h}"),
+            m => format!("REW{sign}{h}:{m:02}"),
+        });
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_name_the_builders_zone() {
+        let h = 3600;
+        assert_eq!(
+            zone_for(&[-8 * h, -7 * h]).as_deref(),
+            Some("PST8PDT,M3.2.0,M11.1.0")
+        );
+        assert_eq!(
+            zone_for(&[-7 * h]).as_deref(),
+            Some("PST8PDT,M3.2.0,M11.1.0")
+        );
+        assert_eq!(zone_for(&[19800]).as_deref(), Some("REW-5:30"));
+        assert_eq!(zone_for(&[0]), None);
+        assert_eq!(
+            zone_for(&[-8 * h, 0, -7 * h]).as_deref(),
+            Some("PST8PDT,M3.2.0,M11.1.0")
+        );
+        assert_eq!(zone_for(&[1234]), None);
+        assert_eq!(
+            zone_for(&[-8 * h, -7 * h - 2, -7 * h, 0]).as_deref(),
+            Some("PST8PDT,M3.2.0,M11.1.0")
+        );
+    }
+
     use super::*;
 
     #[test]
@@ -364,6 +498,9 @@ mod tests {
             pins: vec!["wheel==0.36.2".into()],
             source_date_epoch: Some(1_600_000_000),
             umask: 0o022,
+            sdist_times: false,
+            frozen_clock: None,
+            timezone: None,
             build_path: None,
             suite: None,
             reasons: Vec::new(),

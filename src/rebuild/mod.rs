@@ -85,16 +85,26 @@ fn distance(pair: &PairReport) -> usize {
     }
 }
 
-/// The upload time the index gives for this file, and whether its hash is the index's.
-fn upload_time(settings: &BuildSettings, wheel: &Path, name: &str) -> Option<Timestamp> {
+/// The cutoff for build dependencies: when the wheel was uploaded, or its sdist if that came
+/// later (an sdist uploaded seconds after its wheel must stay within reach).
+fn upload_time(settings: &BuildSettings, wheel: &Path, observed: &Observed) -> Option<Timestamp> {
     let index = crate::resolve::index::Index::new(settings.resolve.index.config(None)).ok()?;
-    let name: crate::names::PackageName = name.parse().ok()?;
+    let name: crate::names::PackageName = observed.name.parse().ok()?;
     let files = index.project(&name).ok()?;
     let filename = wheel.file_name()?.to_string_lossy().into_owned();
-    files
+    let wheel_time = files
         .iter()
         .find(|f| f.filename == filename)
-        .and_then(|f| f.upload_time)
+        .and_then(|f| f.upload_time)?;
+    let sdist_time = files
+        .iter()
+        .filter(|f| {
+            crate::names::parse_sdist_filename(&f.filename, &name)
+                .is_some_and(|s| s.version.to_string() == observed.version)
+        })
+        .filter_map(|f| f.upload_time)
+        .max();
+    Some(sdist_time.map_or(wheel_time, |s| s.max(wheel_time)))
 }
 
 /// Build the wheel's sdist with each candidate recipe until one matches.
@@ -106,21 +116,37 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
         .resolve
         .index
         .exclude_newer
-        .or_else(|| upload_time(&settings.build, &settings.wheel, &observed.name));
+        .or_else(|| upload_time(&settings.build, &settings.wheel, &observed));
     std::fs::create_dir_all(&settings.scratch)
         .with_context(|| format!("cannot create {}", settings.scratch.display()))?;
-    let mut attempts = Vec::new();
-    for (n, guess) in infer::candidates(&first, settings.attempts)
-        .into_iter()
-        .enumerate()
-    {
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut queue: std::collections::VecDeque<Guess> =
+        infer::candidates(&first, settings.attempts).into();
+    let mut n = 0;
+    while let Some(guess) = queue.pop_front() {
+        if n >= settings.attempts.max(1) {
+            break;
+        }
         eprintln!(
             "attempt {}: {}",
             n + 1,
             describe(&guess, exclude_newer.as_ref())
         );
-        let outcome = attempt(settings, &observed, &guess, exclude_newer, n)?;
+        let (outcome, rebuilt) = attempt(settings, &observed, &guess, exclude_newer, n)?;
+        n += 1;
         let done = matches!(outcome, Outcome::Identical);
+        // Times off by whole hours: the builder's time zone leaked; try it next.
+        if let (Outcome::Differs(_), Some(rebuilt), None) = (&outcome, &rebuilt, &guess.timezone)
+            && let Some(zone) = infer::zone_for(&infer::time_offsets(&settings.wheel, rebuilt))
+        {
+            let zoned = Guess {
+                timezone: Some(zone),
+                ..guess.clone()
+            };
+            if !attempts.iter().any(|a| a.guess == zoned) && !queue.contains(&zoned) {
+                queue.push_front(zoned);
+            }
+        }
         attempts.push(Attempt { guess, outcome });
         if done {
             break;
@@ -131,6 +157,16 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
         exclude_newer,
         attempts,
     })
+}
+
+/// libfaketime's absolute, frozen form of a time, in the job's time zone (which it reads it in).
+pub fn frozen(t: u64, zone: Option<&str>) -> String {
+    let tz = zone
+        .and_then(|z| jiff::tz::TimeZone::posix(z).ok())
+        .unwrap_or(jiff::tz::TimeZone::UTC);
+    Timestamp::from_second(t as i64)
+        .map(|ts| ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
 }
 
 /// One line naming a recipe.
@@ -144,6 +180,18 @@ pub fn describe(guess: &Guess, exclude_newer: Option<&Timestamp>) -> String {
         None => "no SOURCE_DATE_EPOCH".into(),
     });
     parts.push(format!("umask {:03o}", guess.umask));
+    if guess.sdist_times {
+        parts.push("the sdist's file times".into());
+    }
+    if let Some(zone) = &guess.timezone {
+        parts.push(format!("TZ={zone}"));
+    }
+    if let Some(t) = guess.frozen_clock {
+        parts.push(format!(
+            "clock frozen at {}",
+            frozen(t, guess.timezone.as_deref())
+        ));
+    }
     if let Some(path) = &guess.build_path {
         parts.push(format!("build path {path}"));
     }
@@ -159,7 +207,7 @@ fn attempt(
     guess: &Guess,
     exclude_newer: Option<Timestamp>,
     n: usize,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<(Outcome, Option<PathBuf>)> {
     let dir = settings.scratch.join(format!("attempt-{}", n + 1));
     std::fs::create_dir_all(&dir)?;
     let mut build = settings.build.clone();
@@ -173,9 +221,24 @@ fn attempt(
     build.resolve.index.exclude_newer = exclude_newer;
     build.options.settings.source_date_epoch = guess.source_date_epoch;
     build.options.settings.umask = guess.umask;
+    build.options.settings.faketime = guess
+        .frozen_clock
+        .map(|t| frozen(t, guess.timezone.as_deref()));
+    if let Some(zone) = &guess.timezone {
+        build.options.settings.timezone = zone.clone();
+    }
     build.options.out_dir = dir.join("wheels");
     if let Some(path) = &guess.build_path {
         build.backend.build_path = PathBuf::from(path);
+    }
+    if guess.sdist_times {
+        // As a per-package setting of the wheel's own package: the build tools keep theirs.
+        let times = dir.join("settings.toml");
+        std::fs::write(
+            &times,
+            format!("[packages.{}]\nsdist-times = true\n", observed.name),
+        )?;
+        build.resolve.settings_files.push(times);
     }
     let argv = vec![format!(
         "rebuild {}-{} (attempt {})",
@@ -185,9 +248,9 @@ fn attempt(
     )];
     let built = match run::build(build, RunRef::New(argv), |_| {}) {
         Ok(Stage::Built(built)) => built,
-        Ok(Stage::Cycle(_)) => return Ok(Outcome::Failed("a dependency cycle".into())),
+        Ok(Stage::Cycle(_)) => return Ok((Outcome::Failed("a dependency cycle".into()), None)),
         Ok(Stage::Interrupted) => bail!("interrupted"),
-        Err(err) => return Ok(Outcome::Failed(crate::exit::describe(&err))),
+        Err(err) => return Ok((Outcome::Failed(crate::exit::describe(&err)), None)),
     };
     built.events.clear();
     let _ = built.finish();
@@ -197,10 +260,13 @@ fn attempt(
             f.spec.name.parse::<crate::names::PackageName>().ok() == Some(wanted.clone())
         })
     else {
-        return Ok(Outcome::Failed(format!(
-            "{} did not build (see run {})",
-            observed.name, built.run_id
-        )));
+        return Ok((
+            Outcome::Failed(format!(
+                "{} did not build (see run {})",
+                observed.name, built.run_id
+            )),
+            None,
+        ));
     };
     let single = |label: &str, path: &Path| Side {
         label: label.to_string(),
@@ -226,9 +292,10 @@ fn attempt(
         .into_iter()
         .next()
         .context("the comparison named no pair")?;
-    Ok(if pair.reproducible() {
+    let outcome = if pair.reproducible() {
         Outcome::Identical
     } else {
         Outcome::Differs(Box::new(pair))
-    })
+    };
+    Ok((outcome, Some(ours.path.clone())))
 }

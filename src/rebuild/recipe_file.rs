@@ -46,6 +46,12 @@ pub fn write(
             .map(|t| format!(" --exclude-newer {t}"))
             .unwrap_or_default()
     );
+    if let Some(t) = guess.frozen_clock {
+        text.push_str(&format!(
+            "# and the clock frozen at {} (FAKETIME, libfaketime), which no setting carries yet\n",
+            super::frozen(t, guess.timezone.as_deref())
+        ));
+    }
     for reason in &guess.reasons {
         text.push_str(&format!("#   {reason}\n"));
     }
@@ -67,11 +73,18 @@ pub fn write(
         "\n[packages.{name}]\numask = {}\n",
         quote(&format!("{:03o}", guess.umask))
     ));
+    if guess.sdist_times {
+        text.push_str("sdist-times = true\n");
+    }
+    let mut env = Vec::new();
+    if let Some(zone) = &guess.timezone {
+        env.push(format!("TZ = {}", quote(zone)));
+    }
     if let Some(epoch) = guess.source_date_epoch {
-        text.push_str(&format!(
-            "env = {{ SOURCE_DATE_EPOCH = {} }}\n",
-            quote(&epoch.to_string())
-        ));
+        env.push(format!("SOURCE_DATE_EPOCH = {}", quote(&epoch.to_string())));
+    }
+    if !env.is_empty() {
+        text.push_str(&format!("env = {{ {} }}\n", env.join(", ")));
     }
     std::fs::write(matrix, text)?;
     Ok(matrix.to_path_buf())

@@ -139,6 +139,73 @@ pub fn extract_sdist(
     Ok(dest.join(sink.top.unwrap_or_default()))
 }
 
+/// The time each regular file of an sdist carries, by its path in the archive (top folder
+/// included), as `tar -xf` would set it: for rebuilding wheels whose entries took their times
+/// from the sources. Only headers are read; at most `limits.max_entries` of them.
+pub fn entry_times(path: &Path, limits: Limits) -> Result<Vec<(String, u64)>, ArchiveError> {
+    let invalid = |message: String| ArchiveError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let file = std::fs::File::open(path).map_err(|e| invalid(e.to_string()))?;
+    let mut times = Vec::new();
+    if name.ends_with(".zip") {
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| invalid(e.to_string()))?;
+        for i in 0..zip.len().min(limits.max_entries) {
+            let entry = zip.by_index_raw(i).map_err(|e| invalid(e.to_string()))?;
+            if entry.is_file()
+                && let (Ok(name), Some(t)) = (entry.name(), entry.last_modified())
+                && let Ok(civil) = jiff::civil::DateTime::new(
+                    t.year() as i16,
+                    t.month() as i8,
+                    t.day() as i8,
+                    t.hour() as i8,
+                    t.minute() as i8,
+                    t.second() as i8,
+                    0,
+                )
+                && let Ok(zoned) = civil.to_zoned(jiff::tz::TimeZone::UTC)
+            {
+                times.push((
+                    name.to_string(),
+                    zoned.timestamp().as_second().max(0) as u64,
+                ));
+            }
+        }
+        return Ok(times);
+    }
+    let reader: Box<dyn Read> = if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive
+        .entries()
+        .map_err(|e| invalid(e.to_string()))?
+        .take(limits.max_entries)
+    {
+        let mut entry = entry.map_err(|e| invalid(e.to_string()))?;
+        // A pax record holds the exact time (`1712796645.6`); the header field may be rounded.
+        let pax = entry.pax_extensions().ok().flatten().and_then(|exts| {
+            exts.flatten()
+                .find(|e| e.key() == Ok("mtime"))
+                .and_then(|e| e.value().ok()?.split('.').next()?.parse::<u64>().ok())
+        });
+        let header = entry.header();
+        if header.entry_type().is_file()
+            && let (Ok(path), Some(mtime)) = (entry.path(), pax.or(header.mtime().ok()))
+        {
+            times.push((path.to_string_lossy().into_owned(), mtime));
+        }
+    }
+    Ok(times)
+}
+
 /// What the archive has made so far at a path.
 #[derive(Debug, Clone)]
 enum Node {
