@@ -447,7 +447,6 @@ mod tests {
         );
     }
 
-    use super::*;
 
     #[test]
     fn generators_name_the_package_to_pin() {
