@@ -57,6 +57,12 @@ pub enum ImageError {
     Io(#[from] std::io::Error),
 }
 
+/// What `ensure` did.
+pub enum Ensured {
+    Present(String),
+    Built { id: String, seconds: f64 },
+}
+
 pub struct Image {
     pub name: &'static str,
     pub recipe: Recipe,
@@ -104,6 +110,40 @@ impl Image {
         self.digest = crate::fsutil::sha256_hex(whole.as_bytes())[..12].to_string();
         self.extra = added;
         self
+    }
+
+    /// The named recipes, or all of them for no name.
+    pub fn selected(names: &[String]) -> Result<Vec<Self>, ImageError> {
+        if names.is_empty() {
+            return Ok(Self::all());
+        }
+        names.iter().map(|n| Self::named(n)).collect()
+    }
+
+    /// Build this image unless the engine has it (or `force`); says on stderr when it starts.
+    pub async fn ensure(
+        &self,
+        docker: &Docker,
+        scratch: &Path,
+        force: bool,
+    ) -> Result<Ensured, ImageError> {
+        if !force && let Some(id) = self.id(docker).await {
+            return Ok(Ensured::Present(id));
+        }
+        std::fs::create_dir_all(scratch)?;
+        let start = std::time::Instant::now();
+        let log = scratch.join(format!("{}-{}.log", self.name, self.digest));
+        eprintln!(
+            "{}: debootstrap {} (log: {})",
+            self.reference(),
+            self.recipe.suite,
+            log.display()
+        );
+        let id = self.build(docker, scratch, &log).await?;
+        Ok(Ensured::Built {
+            id,
+            seconds: start.elapsed().as_secs_f64(),
+        })
     }
 
     pub fn all() -> Vec<Self> {

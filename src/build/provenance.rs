@@ -142,6 +142,24 @@ pub fn verify(statement: &Value, filename: &str, sha256: &str) -> Result<(), Str
     Ok(())
 }
 
+/// Read a statement file and hash a wheel: `Ok(sha256)` when the wheel is its subject,
+/// `Err(why)` when not.
+pub fn verify_files(
+    statement: &std::path::Path,
+    wheel: &std::path::Path,
+) -> anyhow::Result<Result<String, String>> {
+    use anyhow::Context;
+    let doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(statement)
+            .with_context(|| format!("cannot read {}", statement.display()))?,
+    )
+    .with_context(|| format!("{}: not JSON", statement.display()))?;
+    let sha = crate::fsutil::sha256_file(wheel)
+        .with_context(|| format!("cannot read {}", wheel.display()))?;
+    let name = wheel.file_name().unwrap_or_default().to_string_lossy();
+    Ok(verify(&doc, &name, &sha).map(|()| sha))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,18 +38,10 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     let checked = check(&built, &settings)?;
     emit_report(&checked.report, &args.report)?;
     if let Some(file) = args.remedies.as_ref().filter(|f| !f.as_os_str().is_empty()) {
-        let verified: Vec<_> = checked
-            .report
-            .pairs
-            .iter()
-            .filter_map(|p| p.remedy.as_ref()?.settings.clone())
-            .collect();
-        let text = crate::verify::remedy::settings_file(&verified, &built.run_id);
-        std::fs::write(file, text)
+        let n = crate::verify::check::write_verified(&checked.report, file, &built.run_id)
             .with_context(|| format!("cannot write remedies to {}", file.display()))?;
         eprintln!(
-            "{} verified remedies written to {} (use with --settings)",
-            verified.len(),
+            "{n} verified remedies written to {} (use with --settings)",
             file.display()
         );
     }

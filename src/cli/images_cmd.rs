@@ -2,10 +2,9 @@
 
 use super::args::ImagesCommand;
 use crate::build::backend::docker::DockerBackend;
-use crate::build::images::Image;
+use crate::build::images::{Ensured, Image};
 use crate::exit;
 use anyhow::Context;
-use std::time::Instant;
 
 pub(crate) fn run(command: ImagesCommand) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -34,40 +33,18 @@ pub(crate) fn run(command: ImagesCommand) -> anyhow::Result<u8> {
                 scratch,
                 force,
             } => {
-                let images: Vec<Image> = if names.is_empty() {
-                    Image::all()
-                } else {
-                    names
-                        .iter()
-                        .map(|n| Image::named(n))
-                        .collect::<Result<_, _>>()?
-                };
-                std::fs::create_dir_all(&scratch)
-                    .with_context(|| format!("cannot create {}", scratch.display()))?;
-                for image in images {
-                    if !force && let Some(id) = image.id(&docker).await {
-                        println!(
-                            "{}: already built ({})",
+                for image in Image::selected(&names)? {
+                    let short = |id: &str| id[..id.len().min(19)].to_string();
+                    match image.ensure(&docker, &scratch, force).await? {
+                        Ensured::Present(id) => {
+                            println!("{}: already built ({})", image.reference(), short(&id))
+                        }
+                        Ensured::Built { id, seconds } => println!(
+                            "{}: built in {seconds:.0} s ({})",
                             image.reference(),
-                            &id[..id.len().min(19)]
-                        );
-                        continue;
+                            short(&id)
+                        ),
                     }
-                    let start = Instant::now();
-                    let log = scratch.join(format!("{}.log", image.name));
-                    eprintln!(
-                        "{}: debootstrap {} (log: {})",
-                        image.reference(),
-                        image.recipe.suite,
-                        log.display()
-                    );
-                    let id = image.build(&docker, &scratch, &log).await?;
-                    println!(
-                        "{}: built in {:.0} s ({})",
-                        image.reference(),
-                        start.elapsed().as_secs_f64(),
-                        &id[..id.len().min(19)]
-                    );
                 }
             }
         }

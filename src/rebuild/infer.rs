@@ -11,6 +11,16 @@ use std::path::Path;
 /// clock write, and where `wheel` clamps `SOURCE_DATE_EPOCH`.
 pub const ZIP_EPOCH: u64 = 315_532_800;
 
+/// libfaketime's absolute, frozen form of a time, in the job's time zone (which it reads it in).
+pub fn frozen(t: u64, zone: Option<&str>) -> String {
+    let tz = zone
+        .and_then(|z| jiff::tz::TimeZone::posix(z).ok())
+        .unwrap_or(jiff::tz::TimeZone::UTC);
+    jiff::Timestamp::from_second(t as i64)
+        .map(|ts| ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
 /// What was read from the wheel.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
@@ -446,7 +456,6 @@ mod tests {
             Some("PST8PDT,M3.2.0,M11.1.0")
         );
     }
-
 
     #[test]
     fn generators_name_the_package_to_pin() {

@@ -2,8 +2,8 @@
 //! (the cell, the requirement, the build constraints, the package's settings) beside a
 //! requirements file and a constraints file.
 
-use super::infer::Guess;
 use crate::cell::Cell;
+use crate::rebuild::infer::{Guess, frozen};
 use jiff::Timestamp;
 use std::path::{Path, PathBuf};
 
@@ -49,7 +49,7 @@ pub fn write(
     if let Some(t) = guess.frozen_clock {
         text.push_str(&format!(
             "# and the clock frozen at {} (FAKETIME, libfaketime), which no setting carries yet\n",
-            super::frozen(t, guess.timezone.as_deref())
+            frozen(t, guess.timezone.as_deref())
         ));
     }
     for reason in &guess.reasons {

@@ -4,7 +4,6 @@
 
 use crate::resolve::archive::SdistFiles;
 use crate::resolve::index::{Index, IndexError, IndexFile};
-use crate::resolve::inspect::InspectError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -45,6 +44,14 @@ impl CrateRef {
     }
 }
 
+/// A lock file that cannot be read, or a crate in it that cannot be vendored safely.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct LockError {
+    pub file: String,
+    pub message: String,
+}
+
 #[derive(Deserialize)]
 struct LockFile {
     #[serde(default)]
@@ -75,7 +82,7 @@ fn is_crates_io(source: &str) -> bool {
 pub fn from_lockfiles(
     files: &SdistFiles,
     warnings: &mut Vec<String>,
-) -> Result<Vec<CrateRef>, InspectError> {
+) -> Result<Vec<CrateRef>, LockError> {
     let mut crates = BTreeSet::new();
     for (path, bytes) in files
         .files
@@ -83,7 +90,7 @@ pub fn from_lockfiles(
         .filter(|(p, _)| p.as_str() == "Cargo.lock" || p.ends_with("/Cargo.lock"))
     {
         let lock: LockFile =
-            toml::from_str(&String::from_utf8_lossy(bytes)).map_err(|err| InspectError {
+            toml::from_str(&String::from_utf8_lossy(bytes)).map_err(|err| LockError {
                 file: path.clone(),
                 message: err.to_string().trim_end().to_string(),
             })?;
@@ -109,7 +116,7 @@ pub fn from_lockfiles(
             let Some(sha256) =
                 checksum.filter(|c| c.len() == 64 && c.chars().all(|ch| ch.is_ascii_hexdigit()))
             else {
-                return Err(InspectError {
+                return Err(LockError {
                     file: path.clone(),
                     message: format!(
                         "crate {} {} has no checksum; a crate that cannot be verified is not vendored",
@@ -125,7 +132,7 @@ pub fn from_lockfiles(
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
             };
             if !plain(&package.name) || !plain(&package.version) {
-                return Err(InspectError {
+                return Err(LockError {
                     file: path.clone(),
                     message: format!(
                         "`{} {}` is not a crate name and version",

@@ -148,7 +148,12 @@ pub fn inspect(files: &SdistFiles) -> Result<SdistInfo, InspectError> {
         requires_dist_source,
         pkg_info_requires_dist: pkg_info.requires_dist,
         requires_python: pkg_info.requires_python,
-        crates: crate::resolve::crates::from_lockfiles(files, &mut warnings)?,
+        crates: crate::resolve::crates::from_lockfiles(files, &mut warnings).map_err(|e| {
+            InspectError {
+                file: e.file,
+                message: e.message,
+            }
+        })?,
         warnings,
     })
 }

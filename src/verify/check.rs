@@ -303,6 +303,24 @@ fn verify_remedies(
     }
 }
 
+/// Write the verified remedies of a report as a settings file; returns how many.
+pub fn write_verified(
+    report: &crate::verify::compare::CompareReport,
+    file: &std::path::Path,
+    from_run: &str,
+) -> std::io::Result<usize> {
+    let verified: Vec<crate::verify::remedy::PackageRemedy> = report
+        .pairs
+        .iter()
+        .filter_map(|p| p.remedy.as_ref()?.settings.clone())
+        .collect();
+    std::fs::write(
+        file,
+        crate::verify::remedy::settings_file(&verified, from_run),
+    )?;
+    Ok(verified.len())
+}
+
 /// How far the `time` variation moves the clock (libfaketime's syntax).
 pub const TEN_YEARS: &str = "+3650d";
 

@@ -34,6 +34,33 @@ pub enum CompareError {
 }
 
 impl Side {
+    /// Both sides of `compare A B`. Files and folders are read without the store: it is
+    /// opened (never created) only when a side is neither, from the folder `store_root` gives.
+    pub fn load_pair(
+        a: &str,
+        b: &str,
+        store_root: impl FnOnce() -> anyhow::Result<PathBuf>,
+    ) -> anyhow::Result<(Side, Side)> {
+        let missing = [a, b].into_iter().find(|s| !Path::new(s).exists());
+        let store = match missing {
+            None => None,
+            Some(spec) => {
+                let dir = store_root()?;
+                if !dir.join("runs.sqlite3").is_file() {
+                    anyhow::bail!(
+                        "`{spec}` is neither a file, a folder nor a run: there is no run store at {}",
+                        dir.display()
+                    );
+                }
+                Some(Store::open(&dir)?)
+            }
+        };
+        Ok((
+            Side::load(a, store.as_ref())?,
+            Side::load(b, store.as_ref())?,
+        ))
+    }
+
     /// A run id in the store, a folder (`DIR/<cell>/*.whl` or `DIR/*.whl`), or one wheel.
     pub fn load(spec: &str, store: Option<&Store>) -> Result<Self, CompareError> {
         let path = Path::new(spec);

@@ -1,0 +1,63 @@
+//! What `rebuild` found, as text: the inferences, then "reproduced with recipe R" or the
+//! closest attempt with its entry-level differences, or why no attempt built.
+
+use crate::rebuild::search::{Outcome, Rebuilt, describe};
+use std::fmt::Write;
+
+/// How a rebuild ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Reproduced,
+    /// Built, never identical.
+    Differs,
+    /// No attempt built.
+    Failed,
+}
+
+pub fn ending(found: &Rebuilt) -> Ending {
+    match (found.reproduced(), found.closest()) {
+        (Some(_), _) => Ending::Reproduced,
+        (None, Some(_)) => Ending::Differs,
+        (None, None) => Ending::Failed,
+    }
+}
+
+pub fn text(found: &Rebuilt, wheel_name: &str) -> String {
+    let mut out = String::new();
+    for reason in crate::rebuild::infer::guess(&found.observed).reasons {
+        let _ = writeln!(out, "inferred: {reason}");
+    }
+    let cutoff = found.exclude_newer.as_ref();
+    if let Some(a) = found.reproduced() {
+        let _ = writeln!(
+            out,
+            "reproduced {wheel_name} bit for bit with recipe: {}",
+            describe(&a.guess, cutoff)
+        );
+    } else if let Some(a) = found.closest() {
+        let _ = writeln!(
+            out,
+            "not reproduced in {} attempts; the closest: {}",
+            found.attempts.len(),
+            describe(&a.guess, cutoff)
+        );
+        if let Outcome::Differs(pair) = &a.outcome {
+            let report = crate::verify::compare::CompareReport {
+                schema_version: crate::verify::compare::SCHEMA_VERSION,
+                a: "published".into(),
+                b: "rebuilt".into(),
+                pairs: vec![(**pair).clone()],
+                only_in_a: Vec::new(),
+                only_in_b: Vec::new(),
+            };
+            out.push_str(&crate::verify::report::text(&report));
+        }
+    } else {
+        for (n, a) in found.attempts.iter().enumerate() {
+            if let Outcome::Failed(why) = &a.outcome {
+                let _ = writeln!(out, "attempt {}: did not build: {why}", n + 1);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,353 @@
+//! The search: each candidate recipe is a build run of the wheel's sdist, compared bit for
+//! bit with the published wheel; the builder's time zone is tried when times are off by hours.
+
+use crate::build::run::BuildSettings;
+use crate::build::run::{self, RunRef, Stage};
+use crate::rebuild::infer::{self, Guess, Observed, frozen};
+use crate::rebuild::recipe_file;
+use crate::verify::compare::{Clues, PairReport, Side, compare_sides};
+use anyhow::{Context, bail};
+use jiff::Timestamp;
+use std::path::{Path, PathBuf};
+
+/// What to rebuild and how hard to try.
+pub struct RebuildSettings {
+    /// The published wheel, on this host.
+    pub wheel: PathBuf,
+    /// Index, backend, store and cells as for `build`; specs and requirement files are
+    /// replaced by the wheel's own `name==version`.
+    pub build: BuildSettings,
+    /// Recipes tried at most.
+    pub attempts: usize,
+    /// Where attempts keep their constraints and wheels.
+    pub scratch: PathBuf,
+}
+
+/// One recipe tried.
+pub struct Attempt {
+    pub guess: Guess,
+    pub outcome: Outcome,
+}
+
+pub enum Outcome {
+    Identical,
+    /// Built, and differs from the published wheel as the comparison says.
+    Differs(Box<PairReport>),
+    /// Did not build; why.
+    Failed(String),
+}
+
+/// What `rebuild` found.
+pub struct Rebuilt {
+    pub observed: Observed,
+    /// The cutoff used for build dependencies not pinned: the wheel's upload time.
+    pub exclude_newer: Option<Timestamp>,
+    pub attempts: Vec<Attempt>,
+}
+
+impl Rebuilt {
+    /// The attempt that reproduced the wheel bit for bit.
+    pub fn reproduced(&self) -> Option<&Attempt> {
+        self.attempts
+            .iter()
+            .find(|a| matches!(a.outcome, Outcome::Identical))
+    }
+
+    /// The attempt with the fewest differences, when none matched.
+    pub fn closest(&self) -> Option<&Attempt> {
+        self.attempts
+            .iter()
+            .filter_map(|a| match &a.outcome {
+                Outcome::Differs(pair) => Some((distance(pair), a)),
+                _ => None,
+            })
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, a)| a)
+    }
+}
+
+/// How far a rebuild is from the published wheel: content differences outweigh archive ones.
+fn distance(pair: &PairReport) -> usize {
+    use crate::verify::wheel_diff::Verdict;
+    match &pair.verdict {
+        Verdict::Identical => 0,
+        Verdict::SameContent { archive } => archive.len(),
+        Verdict::ContentDiffers {
+            added,
+            removed,
+            changed,
+            ..
+        } => 100 + 10 * (added.len() + removed.len()) + changed.len(),
+    }
+}
+
+/// The cutoff for build dependencies: when the wheel was uploaded, or its sdist if that came
+/// later (an sdist uploaded seconds after its wheel must stay within reach).
+fn upload_time(settings: &BuildSettings, wheel: &Path, observed: &Observed) -> Option<Timestamp> {
+    let index = crate::resolve::index::Index::new(settings.resolve.index.config(None)).ok()?;
+    let name: crate::names::PackageName = observed.name.parse().ok()?;
+    let files = index.project(&name).ok()?;
+    let filename = wheel.file_name()?.to_string_lossy().into_owned();
+    let wheel_time = files
+        .iter()
+        .find(|f| f.filename == filename)
+        .and_then(|f| f.upload_time)?;
+    let sdist_time = files
+        .iter()
+        .filter(|f| {
+            crate::names::parse_sdist_filename(&f.filename, &name)
+                .is_some_and(|s| s.version.to_string() == observed.version)
+        })
+        .filter_map(|f| f.upload_time)
+        .max();
+    Some(sdist_time.map_or(wheel_time, |s| s.max(wheel_time)))
+}
+
+/// Build the wheel's sdist with each candidate recipe until one matches.
+pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
+    let observed = infer::observe(&settings.wheel)?;
+    let first = infer::guess(&observed);
+    let exclude_newer = settings
+        .build
+        .resolve
+        .index
+        .exclude_newer
+        .or_else(|| upload_time(&settings.build, &settings.wheel, &observed));
+    std::fs::create_dir_all(&settings.scratch)
+        .with_context(|| format!("cannot create {}", settings.scratch.display()))?;
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut queue: std::collections::VecDeque<Guess> =
+        infer::candidates(&first, settings.attempts).into();
+    let mut n = 0;
+    while let Some(guess) = queue.pop_front() {
+        if n >= settings.attempts.max(1) {
+            break;
+        }
+        eprintln!(
+            "attempt {}: {}",
+            n + 1,
+            describe(&guess, exclude_newer.as_ref())
+        );
+        let (outcome, rebuilt) = attempt(settings, &observed, &guess, exclude_newer, n)?;
+        n += 1;
+        let done = matches!(outcome, Outcome::Identical);
+        // Times off by whole hours: the builder's time zone leaked; try it next.
+        if let (Outcome::Differs(_), Some(rebuilt), None) = (&outcome, &rebuilt, &guess.timezone)
+            && let Some(zone) = infer::zone_for(&infer::time_offsets(&settings.wheel, rebuilt))
+        {
+            let zoned = Guess {
+                timezone: Some(zone),
+                ..guess.clone()
+            };
+            if !attempts.iter().any(|a| a.guess == zoned) && !queue.contains(&zoned) {
+                queue.push_front(zoned);
+            }
+        }
+        attempts.push(Attempt { guess, outcome });
+        if done {
+            break;
+        }
+    }
+    Ok(Rebuilt {
+        observed,
+        exclude_newer,
+        attempts,
+    })
+}
+
+/// The published wheel on this host: a file as is, a URL downloaded into `scratch`.
+pub fn obtain(target: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
+    if !(target.starts_with("http://") || target.starts_with("https://")) {
+        let path = PathBuf::from(target);
+        anyhow::ensure!(path.is_file(), "{target}: no such wheel file");
+        return Ok(path);
+    }
+    let name = target
+        .split(['#', '?'])
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|n| n.ends_with(".whl") && !n.contains(".."))
+        .with_context(|| format!("{target}: the URL does not end in a wheel's filename"))?;
+    let response = crate::http::Http::new(4).get(target, "*/*")?;
+    let path = scratch.join(name);
+    crate::fsutil::write_atomic(&path, &response.body)?;
+    Ok(path)
+}
+
+/// The interpreter a wheel's tag names (`cp311` → `3.11`), for a rebuild given no cell.
+pub fn python_of(wheel: &Path) -> anyhow::Result<String> {
+    let tag = wheel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit('-').nth(2))
+        .unwrap_or_default();
+    match tag.strip_prefix("cp").filter(|v| v.len() >= 2) {
+        Some(v) => Ok(format!("{}.{}", &v[..1], &v[1..])),
+        None => bail!(
+            "the wheel's tag `{tag}` names no interpreter\nhint: give --python X.Y or --matrix FILE"
+        ),
+    }
+}
+
+/// The cell a rebuild ran in, for its recipe file.
+pub fn cell_of(build: &BuildSettings) -> anyhow::Result<crate::cell::Cell> {
+    let resolve = &build.resolve;
+    if let Some(matrix) = &resolve.matrix {
+        let m = crate::matrix::Matrix::load(matrix)?;
+        if let Some(cell) = m.select(resolve.cells.as_deref())?.into_iter().next() {
+            return Ok(cell);
+        }
+    }
+    let python = resolve.pythons.first().context("no cell")?;
+    Ok(crate::cell::Cell::for_python(python)?)
+}
+
+/// Write the recipe that matched, or came closest, as a matrix file; false when no attempt
+/// built.
+pub fn write_recipe(found: &Rebuilt, build: &BuildSettings, file: &Path) -> anyhow::Result<bool> {
+    let Some(a) = found.reproduced().or_else(|| found.closest()) else {
+        return Ok(false);
+    };
+    recipe_file::write(
+        file,
+        &found.observed.name,
+        &found.observed.version,
+        &a.guess,
+        &cell_of(build)?,
+        found.exclude_newer.as_ref(),
+        found.reproduced().is_some(),
+    )
+    .with_context(|| format!("cannot write the recipe to {}", file.display()))?;
+    Ok(true)
+}
+
+/// One line naming a recipe.
+pub fn describe(guess: &Guess, exclude_newer: Option<&Timestamp>) -> String {
+    let mut parts = Vec::new();
+    if !guess.pins.is_empty() {
+        parts.push(guess.pins.join(" "));
+    }
+    parts.push(match guess.source_date_epoch {
+        Some(t) => format!("SOURCE_DATE_EPOCH={t}"),
+        None => "no SOURCE_DATE_EPOCH".into(),
+    });
+    parts.push(format!("umask {:03o}", guess.umask));
+    if guess.sdist_times {
+        parts.push("the sdist's file times".into());
+    }
+    if let Some(zone) = &guess.timezone {
+        parts.push(format!("TZ={zone}"));
+    }
+    if let Some(t) = guess.frozen_clock {
+        parts.push(format!(
+            "clock frozen at {}",
+            frozen(t, guess.timezone.as_deref())
+        ));
+    }
+    if let Some(path) = &guess.build_path {
+        parts.push(format!("build path {path}"));
+    }
+    if let Some(t) = exclude_newer {
+        parts.push(format!("build dependencies as of {t}"));
+    }
+    parts.join(", ")
+}
+
+fn attempt(
+    settings: &RebuildSettings,
+    observed: &Observed,
+    guess: &Guess,
+    exclude_newer: Option<Timestamp>,
+    n: usize,
+) -> anyhow::Result<(Outcome, Option<PathBuf>)> {
+    let dir = settings.scratch.join(format!("attempt-{}", n + 1));
+    std::fs::create_dir_all(&dir)?;
+    let mut build = settings.build.clone();
+    build.resolve.specs = vec![format!("{}=={}", observed.name, observed.version)];
+    build.resolve.requirement_files.clear();
+    if !guess.pins.is_empty() {
+        let pins = dir.join("constraints.txt");
+        std::fs::write(&pins, guess.pins.join("\n") + "\n")?;
+        build.resolve.build_constraint_files.push(pins);
+    }
+    build.resolve.index.exclude_newer = exclude_newer;
+    build.options.settings.source_date_epoch = guess.source_date_epoch;
+    build.options.settings.umask = guess.umask;
+    build.options.settings.faketime = guess
+        .frozen_clock
+        .map(|t| frozen(t, guess.timezone.as_deref()));
+    if let Some(zone) = &guess.timezone {
+        build.options.settings.timezone = zone.clone();
+    }
+    build.options.out_dir = dir.join("wheels");
+    if let Some(path) = &guess.build_path {
+        build.backend.build_path = PathBuf::from(path);
+    }
+    if guess.sdist_times {
+        // As a per-package setting of the wheel's own package: the build tools keep theirs.
+        let times = dir.join("settings.toml");
+        std::fs::write(
+            &times,
+            format!("[packages.{}]\nsdist-times = true\n", observed.name),
+        )?;
+        build.resolve.settings_files.push(times);
+    }
+    let argv = vec![format!(
+        "rebuild {}-{} (attempt {})",
+        observed.name,
+        observed.version,
+        n + 1
+    )];
+    let built = match run::build(build, RunRef::New(argv), |_| {}) {
+        Ok(Stage::Built(built)) => built,
+        Ok(Stage::Cycle(_)) => return Ok((Outcome::Failed("a dependency cycle".into()), None)),
+        Ok(Stage::Interrupted) => bail!("interrupted"),
+        Err(err) => return Ok((Outcome::Failed(crate::exit::describe(&err)), None)),
+    };
+    built.events.clear();
+    let _ = built.finish();
+    let wanted: crate::names::PackageName = observed.name.parse()?;
+    let Some(ours) =
+        built.summary.finals.iter().find(|f| {
+            f.spec.name.parse::<crate::names::PackageName>().ok() == Some(wanted.clone())
+        })
+    else {
+        return Ok((
+            Outcome::Failed(format!(
+                "{} did not build (see run {})",
+                observed.name, built.run_id
+            )),
+            None,
+        ));
+    };
+    let single = |label: &str, path: &Path| Side {
+        label: label.to_string(),
+        wheels: [(
+            (
+                String::new(),
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            path.to_path_buf(),
+        )]
+        .into(),
+    };
+    let report = compare_sides(
+        &single("published", &settings.wheel),
+        &single(&format!("rebuilt (run {})", built.run_id), &ours.path),
+        &Clues::default(),
+    )?;
+    let pair = report
+        .pairs
+        .into_iter()
+        .next()
+        .context("the comparison named no pair")?;
+    let outcome = if pair.reproducible() {
+        Outcome::Identical
+    } else {
+        Outcome::Differs(Box::new(pair))
+    };
+    Ok((outcome, Some(ours.path.clone())))
+}
