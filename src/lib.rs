@@ -16,6 +16,7 @@ pub mod matrix;
 pub mod names;
 pub mod packages;
 pub mod progress;
+pub mod pylock;
 pub mod requirements;
 
 // The stages, in the order data flows through them.

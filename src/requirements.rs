@@ -41,6 +41,8 @@ pub struct Requirements {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RequirementsError {
+    #[error(transparent)]
+    Pylock(#[from] crate::pylock::PylockError),
     #[error("{}: cannot read requirements file: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -84,6 +86,36 @@ impl Requirements {
         self.read_file_as(path, true, &mut seen)
     }
 
+    /// A PEP 751 lock: each package pinned, its sdist's hash (when the lock has one) checked
+    /// as `--hash` would be.
+    fn read_pylock(
+        &mut self,
+        path: &Path,
+        text: &str,
+        as_constraints: bool,
+    ) -> Result<(), RequirementsError> {
+        for locked in crate::pylock::read(path, text)? {
+            let line = text
+                .lines()
+                .position(|l| l.trim() == format!("name = \"{}\"", locked.name))
+                .map_or(0, |n| n + 1);
+            let entry = parse_requirement(
+                &format!("{}=={}", locked.name, locked.version),
+                locked.sdist_sha256.into_iter().collect(),
+                Origin::File {
+                    path: path.to_path_buf(),
+                    line,
+                },
+            )?;
+            if as_constraints {
+                self.constraints.push(entry);
+            } else {
+                self.requirements.push(entry);
+            }
+        }
+        Ok(())
+    }
+
     /// A requirement given as a command-line argument, like `python-dateutil==2.8.2`.
     pub fn add_arg(&mut self, spec: &str) -> Result<(), RequirementsError> {
         let entry = parse_requirement(spec, Vec::new(), Origin::CommandLine)?;
@@ -101,6 +133,9 @@ impl Requirements {
             path: path.to_path_buf(),
             source,
         })?;
+        if crate::pylock::is_pylock(path) {
+            return self.read_pylock(path, &text, as_constraints);
+        }
         // An include cycle (a.txt -r b.txt -r a.txt) would otherwise recurse forever.
         let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         if !seen.insert(key) {

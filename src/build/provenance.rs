@@ -89,7 +89,33 @@ pub fn statement(job: &FinalJob, run_id: &str) -> Value {
 
 /// Write every wheel's statement (`DIR/<cell>/<wheel>.intoto.json`) and each cell's
 /// `sha256sums.txt`; returns the files written.
-pub fn write_all(dir: &Path, finals: &[FinalJob], run_id: &str) -> std::io::Result<Vec<PathBuf>> {
+/// `to` relative to the folder `from` (both made absolute), as lock files name their wheels.
+fn relative(from: &Path, to: &Path) -> String {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (from, to) = (abs(from), abs(to));
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut rel = PathBuf::new();
+    for _ in from.components().skip(common) {
+        rel.push("..");
+    }
+    for part in to.components().skip(common) {
+        rel.push(part);
+    }
+    rel.display().to_string()
+}
+
+/// Statements, `sha256sums.txt` and a PEP 751 `pylock.<cell>.toml` per cell (naming the
+/// wheels written to `out_dir/<cell>/`) in `dir`.
+pub fn write_all(
+    dir: &Path,
+    finals: &[FinalJob],
+    run_id: &str,
+    out_dir: &Path,
+) -> std::io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut sums: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for job in finals {
@@ -101,6 +127,39 @@ pub fn write_all(dir: &Path, finals: &[FinalJob], run_id: &str) -> std::io::Resu
         sums.entry(job.spec.cell.to_string())
             .or_default()
             .insert(job.filename.clone(), job.sha256.clone());
+    }
+    let mut cells: BTreeMap<String, Vec<&FinalJob>> = BTreeMap::new();
+    for job in finals {
+        cells
+            .entry(job.spec.cell.to_string())
+            .or_default()
+            .push(job);
+    }
+    for (cell, jobs) in &cells {
+        let lock_dir = dir.join(cell);
+        let paths: Vec<String> = jobs
+            .iter()
+            .map(|j| relative(&lock_dir, &out_dir.join(cell).join(&j.filename)))
+            .collect();
+        let sizes: Vec<u64> = jobs
+            .iter()
+            .map(|j| std::fs::metadata(&j.path).map(|m| m.len()).unwrap_or(0))
+            .collect();
+        let wheels: Vec<crate::pylock::BuiltWheel> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| crate::pylock::BuiltWheel {
+                name: &j.spec.name,
+                version: &j.spec.version,
+                filename: &j.filename,
+                path: &paths[i],
+                sha256: &j.sha256,
+                size: sizes[i],
+            })
+            .collect();
+        let path = lock_dir.join(format!("pylock.{cell}.toml"));
+        write_atomic(&path, crate::pylock::write(&wheels, None).as_bytes())?;
+        written.push(path);
     }
     for (cell, wheels) in sums {
         let text: String = wheels

@@ -283,8 +283,9 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) expect: Option<PathBuf>,
     /// Write an in-toto statement with a SLSA v1 provenance predicate for every wheel
-    /// (DIR/<cell>/<wheel>.intoto.json) and each cell's sha256sums.txt; `rewheel compare
-    /// STATEMENT WHEEL` checks a wheel against its statement.
+    /// (DIR/<cell>/<wheel>.intoto.json), each cell's sha256sums.txt (what `sha256sum -c`
+    /// reads) and a PEP 751 lock of its wheels (DIR/<cell>/pylock.<cell>.toml); `rewheel
+    /// compare STATEMENT WHEEL` checks a wheel against its statement.
     #[arg(long, value_name = "DIR")]
     pub(crate) provenance: Option<PathBuf>,
     /// The plan document that --job comes from.

@@ -79,8 +79,13 @@ pub(crate) fn write_provenance(
     dir: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     if let Some(dir) = dir {
-        let files = crate::build::provenance::write_all(dir, &built.summary.finals, &built.run_id)
-            .map_err(|e| anyhow::anyhow!("cannot write provenance in {}: {e}", dir.display()))?;
+        let files = crate::build::provenance::write_all(
+            dir,
+            &built.summary.finals,
+            &built.run_id,
+            &built.settings.options.out_dir,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot write provenance in {}: {e}", dir.display()))?;
         eprintln!("provenance: {} files in {}", files.len(), dir.display());
     }
     Ok(())

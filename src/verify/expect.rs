@@ -23,7 +23,23 @@ pub fn check(
     finals: &[FinalJob],
 ) -> Result<Vec<Expectation>, crate::requirements::RequirementsError> {
     let mut reqs = Requirements::default();
-    reqs.read_file(file)?;
+    if crate::pylock::is_pylock(file) {
+        // A lock's wheel hashes are what the built wheels must hash to.
+        let text = std::fs::read_to_string(file).map_err(|source| {
+            crate::requirements::RequirementsError::Read {
+                path: file.to_path_buf(),
+                source,
+            }
+        })?;
+        for locked in crate::pylock::read(file, &text)? {
+            reqs.add_arg(&format!("{}=={}", locked.name, locked.version))?;
+            if let Some(last) = reqs.requirements.last_mut() {
+                last.hashes = locked.wheel_sha256;
+            }
+        }
+    } else {
+        reqs.read_file(file)?;
+    }
     let mut out = Vec::new();
     for f in finals {
         let Ok(name) = PackageName::from_str(&f.spec.name) else {

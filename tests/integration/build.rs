@@ -368,3 +368,52 @@ fn provenance_names_every_input_and_checks_against_the_wheel() {
         bad.stdout
     );
 }
+
+#[test]
+fn a_pylock_is_written_per_cell_and_read_back_as_requirements_and_expectations() {
+    let world = World::new();
+    package("helper", "1.0", &[], &[]).write(world.path());
+    package("app", "1.0", &["helper"], &[]).write(world.path());
+    let attest = world.path().join("attest");
+    let r = world.build(&["app==1.0", "--provenance", attest.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let cell = std::fs::read_dir(&attest)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    let lock = attest.join(&cell).join(format!("pylock.{cell}.toml"));
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(text.starts_with("lock-version = \"1.0\""), "{text}");
+    assert!(
+        text.contains(&format!(
+            "path = \"../../wheelhouse/{cell}/app-1.0-py3-none-any.whl\""
+        )),
+        "{text}"
+    );
+    // The lock as requirements (-r) and as the hashes the wheels must have (--expect).
+    let lock = lock.to_str().unwrap();
+    let again = world.build(&["-r", lock, "--expect", lock]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(
+        again.stdout.contains(&format!("expect ok        {cell}/app-1.0-py3-none-any.whl")),
+        "{}",
+        again.stdout
+    );
+    // A lock whose sdist hash is not the index's file stops resolution.
+    let wrong = world.path().join("pylock.toml");
+    std::fs::write(
+        &wrong,
+        format!(
+            "lock-version = \"1.0\"\n[[packages]]\nname = \"app\"\nversion = \"1.0\"\nsdist = {{ name = \"app-1.0.tar.gz\", hashes = {{ sha256 = \"{}\" }} }}\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let bad = world.build(&["-r", wrong.to_str().unwrap()]);
+    assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+    assert!(bad.stderr.contains("hash mismatch"), "{}", bad.stderr);
+}
