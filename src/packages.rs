@@ -12,6 +12,7 @@
 //! patches = ["patches/cffi-no-network.patch"] # applied to the unpacked source (-p1)
 //! allow-binary = false                        # take the index's wheel instead of building
 //! umask = "022"                               # pinned for this build (wins over variations)
+//! cpus = 2                                    # CPU slots of --jobs it takes
 //! ```
 //!
 //! Everything here that changes bytes (env, config settings, patches by hash, system
@@ -53,6 +54,9 @@ pub struct PackageSpec {
     /// Unpacked files keep the sdist's file times (as `tar -xf` does).
     #[serde(default)]
     pub sdist_times: bool,
+    /// CPU slots of `--jobs` the build takes (its tools are told to use as many).
+    #[serde(default)]
+    pub cpus: Option<usize>,
 }
 
 /// A settings file: `[packages.*]` tables and the `[provided]` table.
@@ -105,6 +109,7 @@ pub struct PackageConfig {
     pub allow_binary: bool,
     pub umask: Option<u32>,
     pub sdist_times: bool,
+    pub cpus: Option<usize>,
     /// The file that said so, for messages.
     pub origin: PathBuf,
 }
@@ -262,6 +267,7 @@ impl PackageSettings {
                     allow_binary: spec.allow_binary,
                     umask,
                     sdist_times: spec.sdist_times,
+                    cpus: spec.cpus.filter(|n| *n > 0),
                     origin: path.to_path_buf(),
                 },
             );
@@ -335,6 +341,10 @@ impl PackageSettings {
             first.allow_binary |= config.allow_binary;
             first.umask = first.umask.or(config.umask);
             first.sdist_times |= config.sdist_times;
+            if first.cpus.is_some() && config.cpus.is_some() {
+                return Err(twice("cpus"));
+            }
+            first.cpus = first.cpus.or(config.cpus);
         }
         for (name, provided) in other.provided {
             if let Some(first) = self.provided.get(&name) {

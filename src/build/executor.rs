@@ -276,6 +276,11 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
     let mut cost: HashMap<JobKey, f64> = HashMap::new();
     // The order changes only when the graph grows: computed again then, not on every pass.
     let mut order: (u64, Vec<JobKey>) = (u64::MAX, Vec::new());
+    // `--jobs` counts CPU slots: a job takes what its package's `cpus` says (one by default).
+    let mut slots: HashMap<JobKey, usize> = HashMap::new();
+    let slots_of = |spec: &crate::build::job::JobSpec| {
+        spec.recipe.cpus.unwrap_or(1).clamp(1, options.jobs.max(1))
+    };
     while !interrupted {
         // Start what is ready, up to --jobs at once: the head of the longest remaining chain
         // first (bootstrap stages and slow C builds early), so the run ends with the last
@@ -308,7 +313,9 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                 continue;
             }
             let planned = &ledger.jobs[&key];
-            if running.len() >= options.jobs
+            let needs = slots_of(&planned.spec);
+            let used: usize = slots.values().sum();
+            if (!running.is_empty() && used + needs > options.jobs)
                 || !planned.deps().all(|d| ledger.built.contains_key(&d))
             {
                 continue;
@@ -398,6 +405,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                 continue;
             }
             events.started(&spec.cell, &spec.label());
+            slots.insert(key, needs);
             let backend = backend.clone();
             let handle = running.spawn(async move {
                 let start = Instant::now();
@@ -439,6 +447,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                 let Some(key) = tasks.remove(&err.id()) else {
                     continue;
                 };
+                slots.remove(&key);
                 let why = if err.is_panic() {
                     format!(
                         "rewheel failed while running this job (a bug): {}",
@@ -452,6 +461,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
             }
             None => continue,
         };
+        slots.remove(&done.key);
         finish(
             done,
             &mut ledger,
@@ -699,6 +709,8 @@ mod tests {
     /// Builds a tiny zip per job; `boom` panics, `bad` fails, `slow` waits; `stage3` differs.
     struct Fake {
         runs: Mutex<Vec<String>>,
+        /// When each job ran, for jobs whose name starts with `timed`.
+        spans: Mutex<Vec<(String, Instant, Instant)>>,
     }
 
     impl Backend for Fake {
@@ -731,6 +743,14 @@ mod tests {
                         });
                     }
                     "slow" => tokio::time::sleep(std::time::Duration::from_secs(30)).await,
+                    timed if timed.starts_with("timed") => {
+                        let start = Instant::now();
+                        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                        self.spans
+                            .lock()
+                            .unwrap()
+                            .push((timed.to_string(), start, Instant::now()));
+                    }
                     _ => {}
                 }
                 let mut bytes = std::io::Cursor::new(Vec::new());
@@ -897,6 +917,7 @@ mod tests {
     fn fake() -> Arc<Fake> {
         Arc::new(Fake {
             runs: Mutex::default(),
+            spans: Mutex::default(),
         })
     }
 
@@ -907,6 +928,27 @@ mod tests {
             .find(|o| o.label == label)
             .unwrap_or_else(|| panic!("no outcome for {label}"))
             .result
+    }
+
+    #[test]
+    fn jobs_count_cpu_slots_and_a_wide_job_runs_alone() {
+        let s = setup();
+        let fake = fake();
+        let mut wide = job(0, 0, "timed-wide", &[]);
+        wide.spec.recipe.cpus = Some(2);
+        let jobs = vec![wide, job(1, 0, "timed-a", &[]), job(2, 0, "timed-b", &[])];
+        let summary = go(&s, fake.clone(), jobs, false);
+        assert_eq!(summary.failures(), 0);
+        let spans = fake.spans.lock().unwrap().clone();
+        let span = |n: &str| spans.iter().find(|(l, _, _)| l == n).cloned().unwrap();
+        let overlap =
+            |a: &(String, Instant, Instant), b: &(String, Instant, Instant)| a.1 < b.2 && b.1 < a.2;
+        let (w, a, b) = (span("timed-wide"), span("timed-a"), span("timed-b"));
+        assert!(!overlap(&w, &a) && !overlap(&w, &b), "{spans:?}");
+        assert!(
+            overlap(&a, &b),
+            "two one-slot jobs share the two slots: {spans:?}"
+        );
     }
 
     #[test]

@@ -176,6 +176,10 @@ pub struct Recipe {
     /// that store file times then store those).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sdist_times: bool,
+    /// CPU slots of `--jobs` this build takes, and the parallelism its tools are told
+    /// (`MAKEFLAGS`, `CMAKE_BUILD_PARALLEL_LEVEL`, `CARGO_BUILD_JOBS`, `MAX_JOBS`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<usize>,
 }
 
 impl Recipe {
@@ -188,6 +192,7 @@ impl Recipe {
             provided: Vec::new(),
             umask: config.umask,
             sdist_times: config.sdist_times,
+            cpus: config.cpus,
         }
     }
 
@@ -814,6 +819,18 @@ pub fn environment(spec: &JobSpec, root: &Path, source_dir: &Path) -> Vec<(Strin
         ("PYTHONNOUSERSITE".into(), "1".into()),
         ("PIP_NO_INDEX".into(), "1".into()),
     ];
+    if let Some(cpus) = spec.recipe.cpus {
+        let n = cpus.to_string();
+        env.push(("MAKEFLAGS".into(), format!("-j{n}")));
+        for var in [
+            "CMAKE_BUILD_PARALLEL_LEVEL",
+            "CARGO_BUILD_JOBS",
+            "MAX_JOBS",
+            "NPY_NUM_BUILD_JOBS",
+        ] {
+            env.push((var.into(), n.clone()));
+        }
+    }
     if !spec.crates.is_empty() {
         env.push((
             "CARGO_HOME".into(),

@@ -239,7 +239,8 @@ pub(crate) struct BuildArgs {
     /// Where jobs run: `local` (host interpreters), `docker` (one container per job), or `auto`.
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub(crate) backend: BackendKind,
-    /// Jobs at once (default: the number of cores).
+    /// CPU slots (default: the number of cores): jobs run at once while their slots fit, each
+    /// taking its package's `cpus` setting (one by default).
     #[arg(long, short = 'j', value_name = "N")]
     pub(crate) jobs: Option<usize>,
     /// Wheels go to DIR/<cell>/.

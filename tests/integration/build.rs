@@ -399,7 +399,9 @@ fn a_pylock_is_written_per_cell_and_read_back_as_requirements_and_expectations()
     let again = world.build(&["-r", lock, "--expect", lock]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
     assert!(
-        again.stdout.contains(&format!("expect ok        {cell}/app-1.0-py3-none-any.whl")),
+        again
+            .stdout
+            .contains(&format!("expect ok        {cell}/app-1.0-py3-none-any.whl")),
         "{}",
         again.stdout
     );
