@@ -358,7 +358,8 @@ fn parse_vary(s: &str) -> Result<VarySet, String> {
 
 #[derive(Args)]
 pub(crate) struct RebuildArgs {
-    /// The published wheel: a file, or an http(s) URL.
+    /// The published wheel: a file, an http(s) URL, or a requirements file (or pylock.toml)
+    /// naming wheels by `--hash=sha256:`, each then found on the index and rebuilt.
     pub(crate) target: String,
     #[command(flatten)]
     pub(crate) build: BuildArgs,

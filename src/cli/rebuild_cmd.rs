@@ -1,13 +1,14 @@
-//! `rewheel rebuild`: reproduce a published wheel from its sdist, recipe inferred.
+//! `rewheel rebuild`: reproduce published wheels from their sdists, recipes inferred.
 
 use super::args::RebuildArgs;
 use crate::exit;
-use crate::rebuild::report::{Ending, ending, text};
-use crate::rebuild::{RebuildSettings, obtain, python_of, rebuild, write_recipe};
+use crate::rebuild::batch::rebuild_all;
+use crate::rebuild::report::Ending;
+use crate::rebuild::{obtain, wheels_named_by};
 use anyhow::Context;
 
 pub(crate) fn run(args: RebuildArgs) -> anyhow::Result<u8> {
-    let mut build = super::settings::build(&args.build)?;
+    let build = super::settings::build(&args.build)?;
     let scratch = build.store_root.join("rebuild").join(format!(
         "{}-{}",
         std::process::id(),
@@ -15,27 +16,25 @@ pub(crate) fn run(args: RebuildArgs) -> anyhow::Result<u8> {
     ));
     std::fs::create_dir_all(&scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
-    let wheel = obtain(&args.target, &scratch)?;
-    if build.resolve.pythons.is_empty() && build.resolve.matrix.is_none() {
-        build.resolve.pythons.push(python_of(&wheel)?);
-    }
-    let settings = RebuildSettings {
-        wheel: wheel.clone(),
-        build,
-        attempts: args.attempts,
-        scratch,
+    // A wheel (file or URL), or a requirements file / lock naming wheels by hash.
+    let wheels = if args.target.ends_with(".whl") {
+        vec![obtain(&args.target, &scratch)?]
+    } else {
+        wheels_named_by(std::path::Path::new(&args.target), &build)?
     };
-    let found = rebuild(&settings)?;
-    let name = wheel.file_name().unwrap_or_default().to_string_lossy();
-    print!("{}", text(&found, &name));
-    if let Some(file) = &args.recipe
-        && write_recipe(&found, &settings.build, file)?
-    {
-        println!("recipe written to {}", file.display());
-    }
-    Ok(match ending(&found) {
-        Ending::Reproduced => exit::SUCCESS,
-        Ending::Differs => exit::NOT_REPRODUCIBLE,
-        Ending::Failed => exit::BUILD_FAILED,
+    let endings = rebuild_all(
+        &wheels,
+        &build,
+        args.attempts,
+        &scratch,
+        args.recipe.as_deref(),
+        |text| print!("{text}"),
+    )?;
+    Ok(if endings.contains(&Ending::Failed) {
+        exit::BUILD_FAILED
+    } else if endings.iter().all(|e| *e == Ending::Reproduced) {
+        exit::SUCCESS
+    } else {
+        exit::NOT_REPRODUCIBLE
     })
 }

@@ -174,6 +174,57 @@ pub fn obtain(target: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The wheels a requirements file (or PEP 751 lock) names by hash: for each pinned package
+/// with `--hash` values, the index's wheel files whose sha256 is one of them, fetched and
+/// checked. What `rebuild FILE` rebuilds, one after another.
+pub fn wheels_named_by(file: &Path, build: &BuildSettings) -> anyhow::Result<Vec<PathBuf>> {
+    let mut reqs = crate::requirements::Requirements::default();
+    if crate::pylock::is_pylock(file) {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        for locked in crate::pylock::read(file, &text)? {
+            reqs.add_arg(&format!("{}=={}", locked.name, locked.version))?;
+            if let Some(last) = reqs.requirements.last_mut() {
+                last.hashes = locked.wheel_sha256;
+            }
+        }
+    } else {
+        reqs.read_file(file)?;
+    }
+    let index =
+        crate::resolve::index::Index::new(build.resolve.index.config(reqs.index_url.clone()))?;
+    let mut wheels = Vec::new();
+    for entry in reqs.requirements.iter().filter(|e| !e.hashes.is_empty()) {
+        let files = index.project(&entry.requirement.name)?;
+        let named: Vec<_> = files
+            .iter()
+            .filter(|f| {
+                // A find-links folder lists no hashes: its files are hashed here.
+                let sha = f.sha256.clone().or_else(|| {
+                    crate::resolve::index::local_path(&f.url)
+                        .and_then(|p| crate::fsutil::sha256_file(&p).ok())
+                });
+                f.filename.ends_with(".whl") && sha.is_some_and(|h| entry.hashes.contains(&h))
+            })
+            .collect();
+        if named.is_empty() {
+            eprintln!(
+                "{}: no wheel on the index has one of its hashes ({})",
+                entry.requirement, entry.origin
+            );
+        }
+        for f in named {
+            wheels.push(index.fetch(f)?);
+        }
+    }
+    anyhow::ensure!(
+        !wheels.is_empty(),
+        "{} names no wheel by hash\nhint: pin each package with --hash=sha256:… of the published wheel",
+        file.display()
+    );
+    Ok(wheels)
+}
+
 /// The interpreter a wheel's tag names (`cp311` → `3.11`), for a rebuild given no cell.
 pub fn python_of(wheel: &Path) -> anyhow::Result<String> {
     let tag = wheel

@@ -197,3 +197,22 @@ fn a_group_writable_wheel_is_rebuilt_with_umask_002_and_a_miss_shows_its_diff() 
     );
     assert!(r.stdout.contains("+NAME = 'app'"), "{}", r.stdout);
 }
+
+#[test]
+fn a_requirements_file_names_the_wheels_to_rebuild_by_hash() {
+    let world = world();
+    let published = publish(&world, "022");
+    // The published wheel sits on the index (here the find-links folder), named by its hash.
+    let on_index = world.path().join("app-1.0-py3-none-any.whl");
+    std::fs::copy(&published, &on_index).unwrap();
+    let sha = rewheel::fsutil::sha256_file(&on_index).unwrap();
+    let reqs = world.path().join("signed.txt");
+    std::fs::write(&reqs, format!("app==1.0 --hash=sha256:{sha}\n")).unwrap();
+    let r = run(world.command("rebuild", &[reqs.to_str().unwrap()]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("reproduced app-1.0-py3-none-any.whl bit for bit"),
+        "{}",
+        r.stdout
+    );
+}
