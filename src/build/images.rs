@@ -33,10 +33,17 @@ pub struct Recipe {
     pub packages: Vec<String>,
     #[serde(default = "default_mirror")]
     pub mirror: String,
+    /// Packages installed from `<suite>-backports` after debootstrap (newer toolchains, e.g.
+    /// trixie's rustc 1.85 is too old for maturin ≥ 1.10; trixie-backports has 1.97).
+    #[serde(default)]
+    pub backports: Vec<String>,
 }
 
+/// Debian's archive, where images (and CI jobs' backports) come from.
+pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+
 fn default_mirror() -> String {
-    "http://deb.debian.org/debian".into()
+    DEFAULT_MIRROR.into()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,12 +93,45 @@ impl Image {
         })
     }
 
+    /// `apt-get install -t <suite>-backports` inside the new root (the host's network; this is
+    /// the image build, not a job).
+    fn install_backports(&self, root: &Path, log: &Path) -> Result<(), ImageError> {
+        let suite = &self.recipe.suite;
+        std::fs::write(
+            root.join("etc/apt/sources.list.d/backports.list"),
+            format!("deb {} {suite}-backports main\n", self.recipe.mirror),
+        )?;
+        let _ = std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"));
+        let log_file = std::fs::OpenOptions::new().append(true).open(log)?;
+        let script = format!(
+            "apt-get update -qq && apt-get install -y -qq --no-install-recommends -t {suite}-backports {} && apt-get clean",
+            self.recipe.backports.join(" ")
+        );
+        let status = std::process::Command::new("chroot")
+            .arg(root)
+            .args(["/bin/sh", "-c", &script])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .status()?;
+        let _ = std::fs::remove_file(root.join("etc/resolv.conf"));
+        if !status.success() {
+            return Err(ImageError::Debootstrap {
+                suite: format!("{suite}-backports"),
+                status: status.to_string(),
+                log: log.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// This image with more Debian packages: another recipe, so another tag (the digest covers
     /// the whole package list), so another image id in every fingerprint.
     pub fn with_packages(mut self, extra: &[String]) -> Self {
         let mut added: Vec<String> = extra
             .iter()
-            .filter(|p| !self.recipe.packages.contains(p))
+            .filter(|p| !self.recipe.packages.contains(p) && !self.recipe.backports.contains(p))
             .cloned()
             .collect();
         added.sort();
@@ -99,13 +139,20 @@ impl Image {
         if added.is_empty() {
             return self;
         }
-        self.recipe.packages.extend(added.iter().cloned());
+        // `cargo/backports`: from the suite's backports, installed after debootstrap.
+        for p in &added {
+            match p.strip_suffix("/backports") {
+                Some(name) => self.recipe.backports.push(name.to_string()),
+                None => self.recipe.packages.push(p.clone()),
+            }
+        }
         let whole = format!(
-            "{}\n{}\n{}\n{}",
+            "{}\n{}\n{}\n{}\n{}",
             self.recipe.suite,
             self.recipe.variant,
             self.recipe.mirror,
-            self.recipe.packages.join(",")
+            self.recipe.packages.join(","),
+            self.recipe.backports.join(",")
         );
         self.digest = crate::fsutil::sha256_hex(whole.as_bytes())[..12].to_string();
         self.extra = added;
@@ -207,6 +254,9 @@ impl Image {
                 log: log.display().to_string(),
             });
         }
+        if !self.recipe.backports.is_empty() {
+            self.install_backports(&root, log)?;
+        }
         // Caches the image does not need; smaller images import faster.
         for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
             let _ = std::fs::remove_dir_all(root.join(dir));
@@ -233,5 +283,36 @@ impl Image {
         tar.wait().await?;
         let _ = std::fs::remove_dir_all(&root);
         Ok(self.id(docker).await.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Image;
+
+    #[test]
+    fn system_packages_make_another_recipe_and_backports_go_their_own_way() {
+        let base = Image::named("trixie").unwrap();
+        let digest = base.digest.clone();
+        let derived = Image::named("trixie")
+            .unwrap()
+            .with_packages(&["libffi-dev".into(), "cargo/backports".into()]);
+        assert_ne!(
+            derived.digest, digest,
+            "another package list is another image"
+        );
+        assert!(derived.recipe.packages.contains(&"libffi-dev".to_string()));
+        assert_eq!(derived.recipe.backports, ["cargo"]);
+        let same = Image::named("trixie")
+            .unwrap()
+            .with_packages(&["cargo/backports".into(), "libffi-dev".into()]);
+        assert_eq!(
+            same.digest, derived.digest,
+            "the order of the list does not matter"
+        );
+        assert_eq!(
+            Image::named("trixie").unwrap().with_packages(&[]).digest,
+            digest
+        );
     }
 }

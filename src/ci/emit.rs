@@ -116,10 +116,28 @@ fn build_line(job: &str, inputs: &str, out: &str) -> String {
 /// The line that installs a job's system packages (per-package `system` settings) in a CI
 /// image, which runs as root in both systems' container jobs.
 fn system_line(packages: &[String]) -> Option<String> {
-    (!packages.is_empty()).then(|| {
+    // `NAME/backports` is apt's `NAME/<codename>-backports`, the image's own codename.
+    let names: Vec<String> = packages
+        .iter()
+        .map(|p| match p.strip_suffix("/backports") {
+            Some(name) => {
+                format!("{name}/$(. /etc/os-release && echo $VERSION_CODENAME)-backports")
+            }
+            None => p.clone(),
+        })
+        .collect();
+    let backports = packages.iter().any(|p| p.ends_with("/backports"));
+    (!names.is_empty()).then(|| {
+        let source = match backports {
+            true => format!(
+                "echo \"deb {} $(. /etc/os-release && echo $VERSION_CODENAME)-backports main\" > /etc/apt/sources.list.d/backports.list && ",
+                crate::build::images::DEFAULT_MIRROR
+            ),
+            false => String::new(),
+        };
         format!(
-            "apt-get update -qq && apt-get install -y -qq --no-install-recommends {}",
-            packages.join(" ")
+            "{source}apt-get update -qq && apt-get install -y -qq --no-install-recommends {}",
+            names.join(" ")
         )
     })
 }

@@ -211,7 +211,8 @@ fn a_requirements_file_names_the_wheels_to_rebuild_by_hash() {
     let r = run(world.command("rebuild", &[reqs.to_str().unwrap()]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains("reproduced app-1.0-py3-none-any.whl bit for bit"),
+        r.stdout
+            .contains("reproduced app-1.0-py3-none-any.whl bit for bit"),
         "{}",
         r.stdout
     );

@@ -151,7 +151,12 @@ pub fn open(
     if !missing.is_empty() {
         return Err(OpenError::NoInterpreter(missing.join(", ")));
     }
-    let mut wanted: Vec<String> = cells.iter().flat_map(|c| c.system.clone()).collect();
+    // The host's own version stands in for a backports one (`cargo/backports`).
+    let mut wanted: Vec<String> = cells
+        .iter()
+        .flat_map(|c| c.system.iter())
+        .map(|p| p.strip_suffix("/backports").unwrap_or(p).to_string())
+        .collect();
     wanted.sort();
     wanted.dedup();
     let absent = host_lacks(&wanted)?;
