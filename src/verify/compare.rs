@@ -511,8 +511,10 @@ fn time_in_window(text: &str, (start, end): (i64, i64)) -> Option<String> {
             {
                 return Some(digits.to_string());
             }
-            if run == 4 && i + 19 <= text.len() {
-                let candidate = &text[i..i + 19];
+            // `get`: a binary entry decoded lossily has multi-byte characters anywhere.
+            if run == 4
+                && let Some(candidate) = text.get(i..i + 19)
+            {
                 if let Ok(dt) = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", candidate)
                     .or_else(|_| jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M:%S", candidate))
                 {
@@ -537,6 +539,13 @@ fn time_in_window(text: &str, (start, end): (i64, i64)) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_year_next_to_a_multibyte_character_is_no_panic() {
+        // A binary entry decoded lossily: `2024` then U+FFFD inside the next 19 bytes.
+        let text = format!("x2024-01-01 00:00{}rest", '\u{FFFD}');
+        assert_eq!(time_in_window(&text, (0, 1)), None);
+    }
 
     #[test]
     fn random_build_folders_are_recognised() {
