@@ -543,7 +543,7 @@ mod tests {
     #[test]
     fn a_year_next_to_a_multibyte_character_is_no_panic() {
         // A binary entry decoded lossily: `2024` then U+FFFD inside the next 19 bytes.
-        let text = format!("x2024-01-01 00:00{}rest", '\u{FFFD}');
+        let text = format!("x2024-01-01 00:00:{}rest", '\u{FFFD}');
         assert_eq!(time_in_window(&text, (0, 1)), None);
     }
 
