@@ -239,18 +239,27 @@ impl Planner {
             .index
             .fetch(&dist.file)
             .map_err(|e| repo_err(e.into()))?;
-        let crates = info
-            .crates
-            .iter()
-            .map(|krate| {
-                Ok(crate::build::job::VendoredCrate {
+        let mut crates = Vec::new();
+        for krate in &info.crates {
+            match krate.fetch(&self.repo.index) {
+                Ok(path) => crates.push(crate::build::job::VendoredCrate {
                     krate: krate.clone(),
-                    path: krate
-                        .fetch(&self.repo.index)
-                        .map_err(|e| repo_err(e.into()))?,
-                })
-            })
-            .collect::<Result<Vec<_>, PlanError>>()?;
+                    path,
+                }),
+                // A lock of test data can name crates that were never published: the build
+                // says so if it needs one (cargo, offline, names it).
+                Err(crate::resolve::index::IndexError::Http(
+                    crate::http::HttpError::NotFound { url },
+                )) => tracing::warn!(
+                    "{} {}: crate {} {} is not on the registry ({url}); not vendored",
+                    dist.name,
+                    dist.version,
+                    krate.name,
+                    krate.version
+                ),
+                Err(e) => return Err(repo_err(e.into())),
+            }
+        }
         let stages: Vec<u32> = if cycle_of(node).is_some() {
             (1..=BOOTSTRAP_STAGES).collect()
         } else {

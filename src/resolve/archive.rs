@@ -94,7 +94,8 @@ fn wanted(rel: &str) -> bool {
     ) || (rel.matches('/').count() <= 2
         && (rel.ends_with(".egg-info/requires.txt") || rel.ends_with(".egg-info/PKG-INFO")))
         // Rust extensions: the crates a job needs, vendored before it runs.
-        || (rel.matches('/').count() <= 3 && (rel == "Cargo.lock" || rel.ends_with("/Cargo.lock")))
+        // (`src/rust/Cargo.lock` at most: deeper ones are test data, as meson's `test cases/`).
+        || (rel.matches('/').count() <= 2 && (rel == "Cargo.lock" || rel.ends_with("/Cargo.lock")))
 }
 
 /// A file that describes the build and is larger than this is refused, by `resolve` and by the

@@ -125,7 +125,7 @@ pub struct Repository {
 }
 
 /// Bumped whenever `SdistInfo` or how it is derived changes, so old cache entries are not read.
-const INSPECT_CACHE: &str = "inspect-v2";
+const INSPECT_CACHE: &str = "inspect-v3";
 
 impl Repository {
     pub fn new(index: Index, config: RepoConfig, progress: Progress) -> Self {
