@@ -514,19 +514,15 @@ fn time_in_window(text: &str, (start, end): (i64, i64)) -> Option<String> {
             // `get`: a binary entry decoded lossily has multi-byte characters anywhere.
             if run == 4
                 && let Some(candidate) = text.get(i..i + 19)
-            {
-                if let Ok(dt) = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", candidate)
+                && let Ok(dt) = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", candidate)
                     .or_else(|_| jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M:%S", candidate))
-                {
-                    // Local times may be in any zone up to 14 hours off.
-                    if let Ok(ts) = dt
-                        .to_zoned(jiff::tz::TimeZone::UTC)
-                        .map(|z| z.timestamp().as_second())
-                        && (lo - 14 * 3600..=hi + 14 * 3600).contains(&ts)
-                    {
-                        return Some(candidate.to_string());
-                    }
-                }
+                // Local times may be in any zone up to 14 hours off.
+                && let Ok(ts) = dt
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .map(|z| z.timestamp().as_second())
+                && (lo - 14 * 3600..=hi + 14 * 3600).contains(&ts)
+            {
+                return Some(candidate.to_string());
             }
             i += run;
         } else {
