@@ -43,3 +43,20 @@ pub fn sha256_reader(mut reader: impl std::io::Read) -> std::io::Result<String> 
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     sha256_reader(std::fs::File::open(path)?)
 }
+
+/// A zip entry's time as seconds since the epoch, read as UTC (what `wheel` and
+/// `SOURCE_DATE_EPOCH` mean by it).
+pub fn zip_epoch(t: zip::DateTime) -> Option<u64> {
+    let civil = jiff::civil::DateTime::new(
+        t.year() as i16,
+        t.month() as i8,
+        t.day() as i8,
+        t.hour() as i8,
+        t.minute() as i8,
+        t.second() as i8,
+        0,
+    )
+    .ok()?;
+    let ts = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    u64::try_from(ts.as_second()).ok()
+}

@@ -116,6 +116,27 @@ impl Requirements {
         Ok(())
     }
 
+    /// The hashes wheels must have: a requirements file's `--hash` values, or a PEP 751
+    /// lock's wheel hashes (for `--expect` and `rebuild FILE`).
+    pub fn read_wheel_hashes(path: &Path) -> Result<Self, RequirementsError> {
+        let mut reqs = Self::default();
+        if !crate::pylock::is_pylock(path) {
+            reqs.read_file(path)?;
+            return Ok(reqs);
+        }
+        let text = read_capped(path).map_err(|source| RequirementsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        for locked in crate::pylock::read(path, &text)? {
+            reqs.add_arg(&format!("{}=={}", locked.name, locked.version))?;
+            if let Some(last) = reqs.requirements.last_mut() {
+                last.hashes = locked.wheel_sha256;
+            }
+        }
+        Ok(reqs)
+    }
+
     /// A requirement given as a command-line argument, like `python-dateutil==2.8.2`.
     pub fn add_arg(&mut self, spec: &str) -> Result<(), RequirementsError> {
         let entry = parse_requirement(spec, Vec::new(), Origin::CommandLine)?;

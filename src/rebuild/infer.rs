@@ -106,21 +106,6 @@ pub fn suite_of_gcc(comment: &str) -> Option<&'static str> {
     }
 }
 
-fn zip_time(t: zip::DateTime) -> Option<u64> {
-    let civil = jiff::civil::DateTime::new(
-        t.year() as i16,
-        t.month() as i8,
-        t.day() as i8,
-        t.hour() as i8,
-        t.minute() as i8,
-        t.second() as i8,
-        0,
-    )
-    .ok()?;
-    let ts = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
-    u64::try_from(ts.as_second()).ok()
-}
-
 /// Printable runs of path characters in `bytes` that end in `/<top>` where top names the
 /// package and version (`/tmp/build/MarkupSafe-2.1.3`): the folder the sdist was unpacked in.
 fn embedded_folders(bytes: &[u8], name: &str, version: &str) -> Vec<String> {
@@ -183,7 +168,7 @@ pub fn observe(path: &Path) -> Result<Observed, InferError> {
         if entry.is_dir() {
             continue;
         }
-        if let Some(t) = entry.last_modified().and_then(zip_time) {
+        if let Some(t) = entry.last_modified().and_then(crate::fsutil::zip_epoch) {
             times.insert(t);
         }
         if let Some(mode) = entry.unix_mode().filter(|m| m & 0o777 != 0) {
@@ -370,7 +355,7 @@ pub fn time_offsets(published: &Path, rebuilt: &Path) -> Vec<i64> {
                 let entry = zip.by_index_raw(i).ok()?;
                 Some((
                     entry.name().ok()?.to_string(),
-                    zip_time(entry.last_modified()?)?,
+                    crate::fsutil::zip_epoch(entry.last_modified()?)?,
                 ))
             })
             .collect()

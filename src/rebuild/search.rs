@@ -178,19 +178,7 @@ pub fn obtain(target: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
 /// with `--hash` values, the index's wheel files whose sha256 is one of them, fetched and
 /// checked. What `rebuild FILE` rebuilds, one after another.
 pub fn wheels_named_by(file: &Path, build: &BuildSettings) -> anyhow::Result<Vec<PathBuf>> {
-    let mut reqs = crate::requirements::Requirements::default();
-    if crate::pylock::is_pylock(file) {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        for locked in crate::pylock::read(file, &text)? {
-            reqs.add_arg(&format!("{}=={}", locked.name, locked.version))?;
-            if let Some(last) = reqs.requirements.last_mut() {
-                last.hashes = locked.wheel_sha256;
-            }
-        }
-    } else {
-        reqs.read_file(file)?;
-    }
+    let reqs = crate::requirements::Requirements::read_wheel_hashes(file)?;
     let index =
         crate::resolve::index::Index::new(build.resolve.index.config(reqs.index_url.clone()))?;
     let mut wheels = Vec::new();

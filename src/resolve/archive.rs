@@ -160,21 +160,9 @@ pub fn entry_times(path: &Path, limits: Limits) -> Result<Vec<(String, u64)>, Ar
             let entry = zip.by_index_raw(i).map_err(|e| invalid(e.to_string()))?;
             if entry.is_file()
                 && let (Ok(name), Some(t)) = (entry.name(), entry.last_modified())
-                && let Ok(civil) = jiff::civil::DateTime::new(
-                    t.year() as i16,
-                    t.month() as i8,
-                    t.day() as i8,
-                    t.hour() as i8,
-                    t.minute() as i8,
-                    t.second() as i8,
-                    0,
-                )
-                && let Ok(zoned) = civil.to_zoned(jiff::tz::TimeZone::UTC)
+                && let Some(t) = crate::fsutil::zip_epoch(t)
             {
-                times.push((
-                    name.to_string(),
-                    zoned.timestamp().as_second().max(0) as u64,
-                ));
+                times.push((name.to_string(), t));
             }
         }
         return Ok(times);

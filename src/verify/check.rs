@@ -166,6 +166,18 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
     })
 }
 
+/// The first build's job of a compared wheel.
+fn first_build_of<'a>(
+    built: &'a BuiltRun,
+    pair: &crate::verify::compare::PairReport,
+) -> Option<&'a crate::build::FinalJob> {
+    built
+        .summary
+        .finals
+        .iter()
+        .find(|f| f.spec.cell.as_str() == pair.cell && f.filename == pair.wheel)
+}
+
 /// For each differing wheel that no variation value explains, rebuild it with one variation
 /// at a time and name those that reproduce the difference.
 fn find_culprits(
@@ -180,12 +192,7 @@ fn find_culprits(
         if pair.attribution.iter().all(|a| a.variation.is_some()) {
             continue;
         }
-        let Some(first) = built
-            .summary
-            .finals
-            .iter()
-            .find(|f| f.spec.cell.as_str() == pair.cell && f.filename == pair.wheel)
-        else {
+        let Some(first) = first_build_of(built, pair) else {
             continue;
         };
         let mut culprits = Vec::new();
@@ -237,12 +244,7 @@ fn verify_remedies(
     use crate::verify::remedy::{RemedyReport, package_remedy, remedies_for};
     let base = &built.options.settings;
     for pair in report.pairs.iter_mut().filter(|p| !p.reproducible()) {
-        let Some(first) = built
-            .summary
-            .finals
-            .iter()
-            .find(|f| f.spec.cell.as_str() == pair.cell && f.filename == pair.wheel)
-        else {
+        let Some(first) = first_build_of(built, pair) else {
             continue;
         };
         let mut causes: Vec<Variation> = pair

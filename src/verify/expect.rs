@@ -22,24 +22,7 @@ pub fn check(
     file: &std::path::Path,
     finals: &[FinalJob],
 ) -> Result<Vec<Expectation>, crate::requirements::RequirementsError> {
-    let mut reqs = Requirements::default();
-    if crate::pylock::is_pylock(file) {
-        // A lock's wheel hashes are what the built wheels must hash to.
-        let text = std::fs::read_to_string(file).map_err(|source| {
-            crate::requirements::RequirementsError::Read {
-                path: file.to_path_buf(),
-                source,
-            }
-        })?;
-        for locked in crate::pylock::read(file, &text)? {
-            reqs.add_arg(&format!("{}=={}", locked.name, locked.version))?;
-            if let Some(last) = reqs.requirements.last_mut() {
-                last.hashes = locked.wheel_sha256;
-            }
-        }
-    } else {
-        reqs.read_file(file)?;
-    }
+    let reqs = Requirements::read_wheel_hashes(file)?;
     let mut out = Vec::new();
     for f in finals {
         let Ok(name) = PackageName::from_str(&f.spec.name) else {
