@@ -86,6 +86,11 @@ def main():
         for directory in request["site_dirs"]:
             # addsitedir processes .pth files, as an installed environment would.
             site.addsitedir(directory)
+        # Pythons the build starts (cmake running `python3 -m cython`, setup.py helpers) see the
+        # build environment too, as they would under pip's isolation.
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            request["site_dirs"] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
         source_dir = request["source_dir"]
         if request.get("order_from"):
             result["phase"] = "file-order"

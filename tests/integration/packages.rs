@@ -414,3 +414,18 @@ fn a_provided_tool_stands_in_for_a_build_requirement_and_is_shown() {
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("cmake"), "{}", out.stderr);
 }
+
+#[test]
+fn a_python_the_build_starts_sees_the_build_environment() {
+    let world = World::new();
+    package("helper", "1.0", &[], &[]).write(world.path());
+    // As cmake runs `python3 -m cython`: a child interpreter imports a build dependency.
+    package("spawner", "1.0", &["helper"], &[])
+        .file(
+            "hook.py",
+            "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'import helper'], check=True)\n",
+        )
+        .write(world.path());
+    let out = world.build(&["spawner==1.0"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
