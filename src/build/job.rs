@@ -69,6 +69,9 @@ pub struct Settings {
     /// copies them onto a tmpfs, which lists a folder newest first.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub file_order_reversed: bool,
+    /// The NIS domain name (the `domain` variation; docker backend). Empty: the default.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domainname: String,
 }
 
 fn is_default_gid(gid: &u32) -> bool {
@@ -145,6 +148,7 @@ impl Default for Settings {
             aslr_off: false,
             faketime: None,
             file_order_reversed: false,
+            domainname: String::new(),
         }
     }
 }

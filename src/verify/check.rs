@@ -49,6 +49,12 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
         eprintln!("note: aslr is not varied in docker (the engine's seccomp profile forbids it)");
         set.retain(|v| *v != Variation::Aslr);
     }
+    if local && set.contains(&Variation::Domain) {
+        eprintln!(
+            "note: domain is not varied locally (the NIS domain needs CAP_SYS_ADMIN in the job's namespace; the docker backend varies it)"
+        );
+        set.retain(|v| *v != Variation::Domain);
+    }
     let set = &set;
     let base = built.options.settings.clone();
     let mut varied = vary(&base, set);
@@ -335,6 +341,7 @@ pub fn vary(base: &Settings, set: &[Variation]) -> Settings {
             Variation::Timezone => s.timezone = "XXX-14".into(),
             Variation::Locale => s.locale = "en_US.UTF-8".into(),
             Variation::Hostname => s.hostname = format!("{}-varied", base.hostname),
+            Variation::Domain => s.domainname = "nis.varied".into(),
             Variation::Uid => {
                 s.uid = base.uid + 1;
                 s.gid = base.gid + 1;
@@ -372,6 +379,9 @@ pub fn clues(
             base.hostname.clone(),
             varied.hostname.clone(),
         ));
+    }
+    if set.contains(&Variation::Domain) {
+        out.push((Variation::Domain, String::new(), varied.domainname.clone()));
     }
     if set.contains(&Variation::Locale) {
         out.push((

@@ -22,6 +22,9 @@ pub enum Variation {
     Locale,
     /// Another hostname (a UTS namespace locally, the container's hostname in docker).
     Hostname,
+    /// Another NIS domain name beside the hostname (the container's; docker backend: setting
+    /// it needs CAP_SYS_ADMIN in the job's UTS namespace, which local jobs do not get).
+    Domain,
     /// Another uid and gid (reprotest's user_group).
     Uid,
     /// Another PYTHONHASHSEED: set and dict ordering of strings changes.
@@ -50,6 +53,7 @@ pub const ALL: &[Variation] = &[
     Variation::Timezone,
     Variation::Locale,
     Variation::Hostname,
+    Variation::Domain,
     Variation::Uid,
     Variation::HashSeed,
     Variation::Env,
@@ -70,6 +74,7 @@ impl Variation {
             Variation::Timezone => "timezone",
             Variation::Locale => "locale",
             Variation::Hostname => "hostname",
+            Variation::Domain => "domain",
             Variation::Uid => "uid",
             Variation::HashSeed => "hash-seed",
             Variation::Env => "env",

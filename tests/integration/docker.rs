@@ -284,6 +284,10 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
     leak("userleak", "(os.getuid(), os.getgid())");
     leak("homeleak", r#"os.environ["HOME"]"#);
     leak("walker", r#"os.listdir(".")"#);
+    leak(
+        "domainleak",
+        r#"open("/proc/sys/kernel/domainname").read().strip()"#,
+    );
     package("steady", "1.0", &[], &[]).write(dir.path());
     let command = build(
         dir.path(),
@@ -293,6 +297,7 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
             "userleak==1.0",
             "homeleak==1.0",
             "walker==1.0",
+            "domainleak==1.0",
             "steady==1.0",
         ],
     );
@@ -327,9 +332,15 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
         "kernelleak-1.0",
         "userleak-1.0",
         "homeleak-1.0",
+        "domainleak-1.0",
     ] {
         assert!(!row(wheel).contains("identical"), "{wheel}: {}", r.stdout);
     }
+    assert!(
+        crate::common::block(&r.stdout, "domainleak-1.0").contains("(domain)"),
+        "the NIS domain is named: {}",
+        r.stdout
+    );
 }
 
 #[test]

@@ -348,6 +348,7 @@ impl Backend for DockerBackend {
                 env: Some(env),
                 user: Some(format!("{uid}:{gid}")),
                 hostname: Some(spec.settings.hostname.clone()),
+                domainname: Some(spec.settings.domainname.clone()).filter(|d| !d.is_empty()),
                 working_dir: Some(r.to_string()),
                 network_disabled: Some(true),
                 host_config: Some(HostConfig {
