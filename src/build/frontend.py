@@ -55,6 +55,39 @@ def copy_in_listing_order(source, target):
             shutil.copy2(s, t)
 
 
+def console_scripts(site_dirs, bin_dir):
+    # The build environment's commands (meson, cython, …), as an installer would make them:
+    # a script per console_scripts entry point, run by this job's interpreter.
+    import configparser
+    os.makedirs(bin_dir, exist_ok=True)
+    for directory in site_dirs:
+        for info in sorted(os.listdir(directory)):
+            path = os.path.join(directory, info, "entry_points.txt")
+            if not info.endswith(".dist-info") or not os.path.isfile(path):
+                continue
+            parser = configparser.ConfigParser(interpolation=None)
+            try:
+                parser.read(path)
+            except configparser.Error:
+                continue
+            if not parser.has_section("console_scripts"):
+                continue
+            for name, value in parser.items("console_scripts"):
+                module, _, attr = value.partition(":")
+                module, attr = module.strip(), attr.split("[")[0].strip()
+                if not (re.fullmatch(r"[A-Za-z0-9._-]+", name)
+                        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", module)
+                        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", attr)):
+                    continue
+                script = os.path.join(bin_dir, name)
+                with open(script, "w") as f:
+                    f.write(
+                        f"#!{sys.executable}\nimport sys\nfrom {module} import {attr.split('.')[0]}\n"
+                        f"sys.exit({attr}())\n"
+                    )
+                os.chmod(script, 0o755)
+
+
 def keep_sdist_times(times_file, base):
     # The sdist's own file times, as `tar -xf` keeps them; paths are the archive's, checked to
     # stay below the unpacked tree, and links are not followed.
@@ -91,6 +124,9 @@ def main():
         os.environ["PYTHONPATH"] = os.pathsep.join(
             request["site_dirs"] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         )
+        bin_dir = os.path.join(os.path.dirname(request["out_dir"]), "env-bin")
+        console_scripts(request["site_dirs"], bin_dir)
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         source_dir = request["source_dir"]
         if request.get("order_from"):
             result["phase"] = "file-order"

@@ -429,3 +429,41 @@ fn a_python_the_build_starts_sees_the_build_environment() {
     let out = world.build(&["spawner==1.0"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn the_build_environment_s_commands_are_on_path() {
+    let world = World::new();
+    // A build tool distributed with a console script, as meson is (a wheel taken as is).
+    let wheel = world.path().join("toolcmd-1.0-py3-none-any.whl");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, body) in [
+        (
+            "toolcmd/__init__.py",
+            "def main():\n    print('tool ran')\n    return 0\n",
+        ),
+        (
+            "toolcmd-1.0.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: toolcmd\nVersion: 1.0\n",
+        ),
+        (
+            "toolcmd-1.0.dist-info/entry_points.txt",
+            "[console_scripts]\ntoolcmd = toolcmd:main\n",
+        ),
+    ] {
+        zip.start_file(name, options).unwrap();
+        std::io::Write::write_all(&mut zip, body.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+    // meson-python runs `meson`; this backend runs `toolcmd`, found on PATH.
+    package("usestool", "1.0", &["toolcmd"], &[])
+        .file("needs.txt", "")
+        .file(
+            "hook.py",
+            "import subprocess\nout = subprocess.run(['toolcmd'], check=True, capture_output=True, text=True).stdout\nopen('module.py', 'a').write(f'RAN = {out.strip()!r}\\n')",
+        )
+        .write(world.path());
+    let out = world.build(&["usestool==1.0", "--allow-binary", "toolcmd"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(module_text(&world, "usestool").contains("RAN = 'tool ran'"));
+}
