@@ -13,6 +13,7 @@
 //! allow-binary = false                        # take the index's wheel instead of building
 //! umask = "022"                               # pinned for this build (wins over variations)
 //! cpus = 2                                    # CPU slots of --jobs it takes
+//! clock = "2021-05-05 14:18:16"               # a frozen clock (libfaketime), for rebuilds
 //! ```
 //!
 //! Everything here that changes bytes (env, config settings, patches by hash, system
@@ -57,6 +58,10 @@ pub struct PackageSpec {
     /// CPU slots of `--jobs` the build takes (its tools are told to use as many).
     #[serde(default)]
     pub cpus: Option<usize>,
+    /// A clock frozen at this local time (`"2021-05-05 14:18:16"`, libfaketime), as a rebuild
+    /// of a wheel written without SOURCE_DATE_EPOCH needs.
+    #[serde(default)]
+    pub clock: Option<String>,
 }
 
 /// A settings file: `[packages.*]` tables and the `[provided]` table.
@@ -110,6 +115,7 @@ pub struct PackageConfig {
     pub umask: Option<u32>,
     pub sdist_times: bool,
     pub cpus: Option<usize>,
+    pub clock: Option<String>,
     /// The file that said so, for messages.
     pub origin: PathBuf,
 }
@@ -242,6 +248,13 @@ impl PackageSettings {
                     text,
                 });
             }
+            if let Some(clock) = &spec.clock
+                && jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", clock).is_err()
+            {
+                return Err(invalid(format!(
+                    "packages.{key}.clock: `{clock}` is not a time like \"2021-05-05 14:18:16\""
+                )));
+            }
             let umask = match &spec.umask {
                 None => None,
                 Some(text) => Some(
@@ -270,6 +283,7 @@ impl PackageSettings {
                     umask,
                     sdist_times: spec.sdist_times,
                     cpus: spec.cpus.filter(|n| *n > 0),
+                    clock: spec.clock,
                     origin: path.to_path_buf(),
                 },
             );
@@ -347,6 +361,12 @@ impl PackageSettings {
                 return Err(twice("cpus"));
             }
             first.cpus = first.cpus.or(config.cpus);
+            if first.clock.is_some() && config.clock.is_some() {
+                return Err(twice("clock"));
+            }
+            if first.clock.is_none() {
+                first.clock = config.clock;
+            }
         }
         for (name, provided) in other.provided {
             if let Some(first) = self.provided.get(&name) {
@@ -427,6 +447,8 @@ mod tests {
         assert!(e.contains("missing.patch"), "{e}");
         let e = err("[packages.cffi]\nbuild-requires = [\"not a requirement!\"]\n");
         assert!(e.contains("build-requires"), "{e}");
+        let e = err("[packages.cffi]\nclock = \"yesterday\"\n");
+        assert!(e.contains("not a time like"), "{e}");
     }
 
     #[test]

@@ -184,6 +184,9 @@ pub struct Recipe {
     /// (`MAKEFLAGS`, `CMAKE_BUILD_PARALLEL_LEVEL`, `CARGO_BUILD_JOBS`, `MAX_JOBS`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<usize>,
+    /// A clock frozen at this local time (libfaketime), winning over the `time` variation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
 }
 
 impl Recipe {
@@ -197,6 +200,7 @@ impl Recipe {
             umask: config.umask,
             sdist_times: config.sdist_times,
             cpus: config.cpus,
+            clock: config.clock.clone(),
         }
     }
 
@@ -845,7 +849,7 @@ pub fn environment(spec: &JobSpec, root: &Path, source_dir: &Path) -> Vec<(Strin
     if let Some(epoch) = settings.source_date_epoch {
         env.push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
     }
-    if let Some(offset) = &settings.faketime {
+    if let Some(offset) = spec.recipe.clock.as_ref().or(settings.faketime.as_ref()) {
         // The wall clock only: timeouts and asyncio keep the real monotonic clock.
         env.push(("LD_PRELOAD".into(), LIBFAKETIME.into()));
         env.push(("FAKETIME".into(), offset.clone()));

@@ -46,12 +46,6 @@ pub fn write(
             .map(|t| format!(" --exclude-newer {t}"))
             .unwrap_or_default()
     );
-    if let Some(t) = guess.frozen_clock {
-        text.push_str(&format!(
-            "# and the clock frozen at {} (FAKETIME, libfaketime), which no setting carries yet\n",
-            frozen(t, guess.timezone.as_deref())
-        ));
-    }
     for reason in &guess.reasons {
         text.push_str(&format!("#   {reason}\n"));
     }
@@ -75,6 +69,10 @@ pub fn write(
     ));
     if guess.sdist_times {
         text.push_str("sdist-times = true\n");
+    }
+    if let Some(t) = guess.frozen_clock {
+        let clock = frozen(t, guess.timezone.as_deref());
+        text.push_str(&format!("clock = {}\n", quote(&clock)));
     }
     let mut env = Vec::new();
     if let Some(zone) = &guess.timezone {
