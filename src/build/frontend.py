@@ -57,9 +57,9 @@ def copy_in_listing_order(source, target):
 
 def console_scripts(site_dirs, bin_dir):
     # The build environment's commands (meson, cython, …), as an installer would make them:
-    # a script per console_scripts entry point, run by this job's interpreter.
+    # a script per console_scripts entry point, run by this job's interpreter. Returns how many.
     import configparser
-    os.makedirs(bin_dir, exist_ok=True)
+    made = 0
     for directory in site_dirs:
         for info in sorted(os.listdir(directory)):
             path = os.path.join(directory, info, "entry_points.txt")
@@ -79,13 +79,16 @@ def console_scripts(site_dirs, bin_dir):
                         and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", module)
                         and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", attr)):
                     continue
+                os.makedirs(bin_dir, exist_ok=True)
                 script = os.path.join(bin_dir, name)
+                made += 1
                 with open(script, "w") as f:
                     f.write(
                         f"#!{sys.executable}\nimport sys\nfrom {module} import {attr.split('.')[0]}\n"
                         f"sys.exit({attr}())\n"
                     )
                 os.chmod(script, 0o755)
+    return made
 
 
 def keep_sdist_times(times_file, base):
@@ -125,8 +128,9 @@ def main():
             request["site_dirs"] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         )
         bin_dir = os.path.join(os.path.dirname(request["out_dir"]), "env-bin")
-        console_scripts(request["site_dirs"], bin_dir)
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        # Only when there are any: PATH stays as the job set it (and as exec-path varies it).
+        if console_scripts(request["site_dirs"], bin_dir):
+            os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         source_dir = request["source_dir"]
         if request.get("order_from"):
             result["phase"] = "file-order"
