@@ -81,6 +81,12 @@ pub struct NodeSettings {
     pub patches: Vec<PatchReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub umask: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sdist_times: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -106,6 +112,9 @@ impl NodeSettings {
                 })
                 .collect(),
             umask: config.umask.map(|m| format!("{m:03o}")),
+            clock: config.clock.clone(),
+            sdist_times: config.sdist_times,
+            cpus: config.cpus,
         }
     }
 
@@ -127,6 +136,15 @@ impl NodeSettings {
         }
         if let Some(umask) = &self.umask {
             parts.push(format!("umask: {umask}"));
+        }
+        if let Some(clock) = &self.clock {
+            parts.push(format!("clock: {clock}"));
+        }
+        if self.sdist_times {
+            parts.push("sdist-times".into());
+        }
+        if let Some(cpus) = self.cpus {
+            parts.push(format!("cpus: {cpus}"));
         }
         if !self.patches.is_empty() {
             let names: Vec<&str> = self.patches.iter().map(|p| p.name.as_str()).collect();
