@@ -28,6 +28,14 @@ fn module_text(world: &World, pkg: &str) -> String {
     text
 }
 
+/// `rewheel resolve ARGS` for the host's interpreter, on `world`'s find-links folder.
+fn resolve(world: &World, args: &[&str]) -> crate::common::Run {
+    let (_, version) = crate::common::host_python();
+    let mut all = vec!["resolve", "--python", &version];
+    all.extend_from_slice(args);
+    rewheel(world.path(), &all)
+}
+
 fn settings(world: &World, text: &str) -> String {
     let path = world.path().join("settings.toml");
     std::fs::write(&path, text).unwrap();
@@ -67,18 +75,7 @@ fn env_config_settings_and_patches_reach_the_build_and_resolve_shows_them() {
         "{text}"
     );
 
-    let (_, version) = crate::common::host_python();
-    let shown = rewheel(
-        world.path(),
-        &[
-            "resolve",
-            "app==1.0",
-            "--python",
-            &version,
-            "--settings",
-            &file,
-        ],
-    );
+    let shown = resolve(&world, &["app==1.0", "--settings", &file]);
     assert_eq!(shown.code, 0, "{}", shown.stderr);
     assert!(
         shown
@@ -87,18 +84,9 @@ fn env_config_settings_and_patches_reach_the_build_and_resolve_shows_them() {
         "{}",
         shown.stdout
     );
-    let json = rewheel(
-        world.path(),
-        &[
-            "resolve",
-            "app==1.0",
-            "--python",
-            &version,
-            "--settings",
-            &file,
-            "--format",
-            "json",
-        ],
+    let json = resolve(
+        &world,
+        &["app==1.0", "--settings", &file, "--format", "json"],
     );
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let node = &doc["cells"][0]["nodes"][0];
@@ -296,18 +284,7 @@ fn a_rust_extension_builds_offline_from_crates_vendored_by_hash() {
     let world = World::new();
     rust_extension(world.path());
     let file = settings(&world, "[packages.rustext]\nsystem = [\"cargo\"]\n");
-    let (_, version) = crate::common::host_python();
-    let shown = rewheel(
-        world.path(),
-        &[
-            "resolve",
-            "rustext==0.1.0",
-            "--python",
-            &version,
-            "--format",
-            "json",
-        ],
-    );
+    let shown = resolve(&world, &["rustext==0.1.0", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
     assert_eq!(
         doc["cells"][0]["nodes"][0]["crates"][0]["name"], "itoa",
@@ -364,18 +341,7 @@ fn a_provided_tool_stands_in_for_a_build_requirement_and_is_shown() {
     assert_eq!(world.wheels(), ["usescmake-1.0-py3-none-any.whl"]);
     assert!(module_text(&world, "usescmake").contains("CMAKE = '3.25.1'"));
 
-    let (_, version) = crate::common::host_python();
-    let shown = rewheel(
-        world.path(),
-        &[
-            "resolve",
-            "usescmake==1.0",
-            "--python",
-            &version,
-            "--settings",
-            &file,
-        ],
-    );
+    let shown = resolve(&world, &["usescmake==1.0", "--settings", &file]);
     assert!(
         shown
             .stdout
@@ -388,13 +354,10 @@ fn a_provided_tool_stands_in_for_a_build_requirement_and_is_shown() {
         "{}",
         shown.stdout
     );
-    let reqs = rewheel(
-        world.path(),
+    let reqs = resolve(
+        &world,
         &[
-            "resolve",
             "usescmake==1.0",
-            "--python",
-            &version,
             "--settings",
             &file,
             "--format",
