@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The breadth corpus (benches/breadth/corpus.txt) built from source, one closure per package,
-# in each cell named (default: cp311-bookworm cp313-trixie), then checked for reproducibility:
-# prints, per cell, how many closures built, how many were bit-identical under `check`, and the
-# reason of each failure.
+# in each cell named (default: cp311-bookworm cp313-trixie), then checked for reproducibility
+# with `check --remedies`: prints, per cell, how many closures built, how many were bit-identical
+# under `check`, how many were once the remedies `check` verified are applied (a closure counts
+# when each of its wheels is identical or has a verified remedy), and the reason of each failure.
+# The verified remedies of a cell are gathered into one settings file, remedies.toml.
 #
 #   benches/breadth.sh [CELL...]        ONLY="six numpy" benches/breadth.sh cp313-trixie
 #
@@ -27,36 +29,60 @@ for cell in "${cells[@]}"; do
   suite="${cell#*-}"
   dir="$out/$cell"
   mkdir -p "$dir"
-  built=0; identical=0; total=0; failures=()
+  built=0; identical=0; remedied=0; total=0; failures=()
   for pkg in $packages; do
     total=$((total + 1))
     start=$(date +%s)
     timeout "$limit" "$rewheel" check "$pkg" \
       --matrix "$root/matrices/debian.toml" --cells "$cell" \
-      --settings "$here/breadth/settings.toml" --settings "$here/breadth/provided-$suite.toml" \
+      --settings "$here/breadth/settings.toml" --settings "$here/breadth/$suite.toml" \
+      --remedies="$dir/$pkg.remedies.toml" \
       --exclude-newer "$date" --source-date-epoch 1700000000 \
       --store "$out/store" --cache-dir "$out/cache" --out "$dir/wheels" \
       --format json >"$dir/$pkg.json" 2>"$dir/$pkg.log"
     code=$?
     secs=$(( $(date +%s) - start ))
-    # Wheels of the closure identical on both sides (a closure is bit-identical when all are).
+    # Wheels of the closure identical on both sides (a closure is bit-identical when all are),
+    # and how many more a verified remedy makes identical.
     wheels=$(python3 -c 'import json,sys
 try:
     d = json.load(open(sys.argv[1])); p = d.get("pairs", [])
-    print("%d/%d wheels identical" % (sum(x["verdict"] == "identical" for x in p), len(p)))
+    same = sum(x["verdict"] == "identical" for x in p)
+    fixed = sum(x["verdict"] != "identical" and (x.get("remedy") or {}).get("verified", False) for x in p)
+    print("%d/%d wheels identical, +%d remedied" % (same, len(p), fixed))
 except Exception:
     print("no report")' "$dir/$pkg.json")
     case $code in
       0) built=$((built + 1)); identical=$((identical + 1)); verdict="built, reproducible" ;;
-      1) built=$((built + 1)); verdict="built, NOT reproducible" ;;
+      1)
+        built=$((built + 1))
+        if [[ $wheels =~ ^([0-9]+)/([0-9]+)\ wheels\ identical,\ \+([0-9]+) ]] \
+          && [ $((BASH_REMATCH[1] + BASH_REMATCH[3])) -eq "${BASH_REMATCH[2]}" ]; then
+          remedied=$((remedied + 1)); verdict="built, reproducible with verified remedies"
+        else
+          verdict="built, NOT reproducible"
+        fi ;;
       124) verdict="timed out after ${limit}s"; failures+=("$pkg: timed out") ;;
       *)
         reason=$(grep -m1 -E 'FAILED|^error|cycle' "$dir/$pkg.log" | sed 's/^ *//' | cut -c1-220)
         verdict="failed (exit $code): $reason"
         failures+=("$pkg: $reason") ;;
     esac
-    printf '%-14s %-20s %5ss  %-24s %s\n' "$cell" "$pkg" "$secs" "$wheels" "$verdict"
+    printf '%-14s %-20s %5ss  %-36s %s\n' "$cell" "$pkg" "$secs" "$wheels" "$verdict"
   done
-  echo "== $cell: $built/$total closures built ($(( 100 * built / total ))%), $identical/$total bit-identical under check ($(( 100 * identical / total ))%)"
+  after=$((identical + remedied))
+  echo "== $cell: $built/$total closures built ($(( 100 * built / total ))%), $identical/$total bit-identical under check ($(( 100 * identical / total ))%), $after/$total with verified remedies ($(( 100 * after / total ))%)"
+  # One settings file of the cell's verified remedies (a package's remedy, once).
+  python3 - "$dir" <<'PY'
+import glob, os, re, sys
+seen, out = set(), []
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.remedies.toml"))):
+    for block in re.split(r"(?m)^(?=\[packages\.)", open(f).read()):
+        m = re.match(r"\[packages\.([^\]]+)\]", block)
+        if m and m.group(1) not in seen:
+            seen.add(m.group(1)); out.append(block.strip() + "\n")
+open(os.path.join(sys.argv[1], "remedies.toml"), "w").write("\n".join(out))
+print("   %d packages' verified remedies in %s" % (len(out), os.path.join(sys.argv[1], "remedies.toml")))
+PY
   for f in "${failures[@]}"; do echo "   - $f"; done
 done

@@ -162,8 +162,8 @@ pub enum PackagesError {
 /// Debian package names: what `--include` and apt take, nothing a shell or an option could
 /// read as something else.
 fn is_debian_package(name: &str) -> bool {
-    // `NAME/backports`: from the cell's suite's backports.
-    let name = name.strip_suffix("/backports").unwrap_or(name);
+    // `NAME/backports`, `NAME/security`: from a pocket of the cell's suite.
+    let (name, _) = crate::build::pocket::Pocket::split(name);
     name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name

@@ -1,6 +1,7 @@
 //! Build images made without a registry: debootstrap a Debian suite, then import its root
 //! filesystem into the local engine through the Engine API. Tags carry the recipe's digest.
 
+use super::pocket::Pocket;
 use bollard::Docker;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -33,10 +34,10 @@ pub struct Recipe {
     pub packages: Vec<String>,
     #[serde(default = "default_mirror")]
     pub mirror: String,
-    /// Packages installed from `<suite>-backports` after debootstrap (newer toolchains, e.g.
-    /// trixie's rustc 1.85 is too old for maturin ≥ 1.10; trixie-backports has 1.97).
+    /// Packages installed from a pocket of the suite after debootstrap, as `NAME/POCKET`
+    /// (newer toolchains: `cargo/backports`, `rustc-web/security`; see `pocket`).
     #[serde(default)]
-    pub backports: Vec<String>,
+    pub pockets: Vec<String>,
 }
 
 /// Debian's archive, where images (and CI jobs' backports) come from.
@@ -93,36 +94,46 @@ impl Image {
         })
     }
 
-    /// `apt-get install -t <suite>-backports` inside the new root (the host's network; this is
-    /// the image build, not a job).
-    fn install_backports(&self, root: &Path, log: &Path) -> Result<(), ImageError> {
+    /// `apt-get install -t <suite>-<pocket>` inside the new root, a pocket at a time (the
+    /// host's network; this is the image build, not a job).
+    fn install_from_pockets(&self, root: &Path, log: &Path) -> Result<(), ImageError> {
         let suite = &self.recipe.suite;
-        std::fs::write(
-            root.join("etc/apt/sources.list.d/backports.list"),
-            format!("deb {} {suite}-backports main\n", self.recipe.mirror),
-        )?;
-        let _ = std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"));
-        let log_file = std::fs::OpenOptions::new().append(true).open(log)?;
-        let script = format!(
-            "apt-get update -qq && apt-get install -y -qq --no-install-recommends -t {suite}-backports {} && apt-get clean",
-            self.recipe.backports.join(" ")
-        );
-        let status = std::process::Command::new("chroot")
-            .arg(root)
-            .args(["/bin/sh", "-c", &script])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .status()?;
-        let _ = std::fs::remove_file(root.join("etc/resolv.conf"));
-        if !status.success() {
-            return Err(ImageError::Debootstrap {
-                suite: format!("{suite}-backports"),
-                status: status.to_string(),
-                log: log.display().to_string(),
-            });
+        let mut by_pocket: std::collections::BTreeMap<Pocket, Vec<&str>> = Default::default();
+        for entry in &self.recipe.pockets {
+            if let (name, Some(pocket)) = Pocket::split(entry) {
+                by_pocket.entry(pocket).or_default().push(name);
+            }
         }
+        let _ = std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"));
+        for (pocket, names) in by_pocket {
+            let release = pocket.release(suite);
+            std::fs::write(
+                root.join(format!("etc/apt/sources.list.d/{release}.list")),
+                pocket.source_line(&self.recipe.mirror, suite) + "\n",
+            )?;
+            let log_file = std::fs::OpenOptions::new().append(true).open(log)?;
+            let script = format!(
+                "apt-get update -qq && apt-get install -y -qq --no-install-recommends -t {release} {} && apt-get clean",
+                names.join(" ")
+            );
+            let status = std::process::Command::new("chroot")
+                .arg(root)
+                .args(["/bin/sh", "-c", &script])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .stdout(log_file.try_clone()?)
+                .stderr(log_file)
+                .status()?;
+            if !status.success() {
+                let _ = std::fs::remove_file(root.join("etc/resolv.conf"));
+                return Err(ImageError::Debootstrap {
+                    suite: release,
+                    status: status.to_string(),
+                    log: log.display().to_string(),
+                });
+            }
+        }
+        let _ = std::fs::remove_file(root.join("etc/resolv.conf"));
         Ok(())
     }
 
@@ -131,7 +142,7 @@ impl Image {
     pub fn with_packages(mut self, extra: &[String]) -> Self {
         let mut added: Vec<String> = extra
             .iter()
-            .filter(|p| !self.recipe.packages.contains(p) && !self.recipe.backports.contains(p))
+            .filter(|p| !self.recipe.packages.contains(p) && !self.recipe.pockets.contains(p))
             .cloned()
             .collect();
         added.sort();
@@ -139,11 +150,11 @@ impl Image {
         if added.is_empty() {
             return self;
         }
-        // `cargo/backports`: from the suite's backports, installed after debootstrap.
+        // `cargo/backports`: from a pocket of the suite, installed after debootstrap.
         for p in &added {
-            match p.strip_suffix("/backports") {
-                Some(name) => self.recipe.backports.push(name.to_string()),
-                None => self.recipe.packages.push(p.clone()),
+            match Pocket::split(p) {
+                (_, Some(_)) => self.recipe.pockets.push(p.clone()),
+                (_, None) => self.recipe.packages.push(p.clone()),
             }
         }
         let whole = format!(
@@ -152,7 +163,17 @@ impl Image {
             self.recipe.variant,
             self.recipe.mirror,
             self.recipe.packages.join(","),
-            self.recipe.backports.join(",")
+            self.recipe
+                .pockets
+                .iter()
+                // Backports entries were digested by bare name before other pockets existed;
+                // keeping that keeps the tags (and so every fingerprint) of existing images.
+                .map(|p| match Pocket::split(p) {
+                    (name, Some(Pocket::Backports)) => name,
+                    _ => p.as_str(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
         );
         self.digest = crate::fsutil::sha256_hex(whole.as_bytes())[..12].to_string();
         self.extra = added;
@@ -254,8 +275,8 @@ impl Image {
                 log: log.display().to_string(),
             });
         }
-        if !self.recipe.backports.is_empty() {
-            self.install_backports(&root, log)?;
+        if !self.recipe.pockets.is_empty() {
+            self.install_from_pockets(&root, log)?;
         }
         // Caches the image does not need; smaller images import faster.
         for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
@@ -302,7 +323,7 @@ mod tests {
             "another package list is another image"
         );
         assert!(derived.recipe.packages.contains(&"libffi-dev".to_string()));
-        assert_eq!(derived.recipe.backports, ["cargo"]);
+        assert_eq!(derived.recipe.pockets, ["cargo/backports"]);
         let same = Image::named("trixie")
             .unwrap()
             .with_packages(&["cargo/backports".into(), "libffi-dev".into()]);

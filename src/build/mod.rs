@@ -11,6 +11,7 @@ pub mod interpreter;
 pub mod job;
 pub mod patch;
 pub mod plan;
+pub mod pocket;
 pub mod provenance;
 pub mod report;
 pub mod run;

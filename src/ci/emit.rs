@@ -116,27 +116,36 @@ fn build_line(job: &str, inputs: &str, out: &str) -> String {
 /// The line that installs a job's system packages (per-package `system` settings) in a CI
 /// image, which runs as root in both systems' container jobs.
 fn system_line(packages: &[String]) -> Option<String> {
-    // `NAME/backports` is apt's `NAME/<codename>-backports`, the image's own codename.
+    use crate::build::pocket::Pocket;
+    // `NAME/backports` is apt's `NAME/<codename>-backports`, the image's own codename; each
+    // pocket named gets its sources line first.
+    const CODENAME: &str = "$(. /etc/os-release && echo $VERSION_CODENAME)";
+    let mut pockets = Vec::new();
     let names: Vec<String> = packages
         .iter()
-        .map(|p| match p.strip_suffix("/backports") {
-            Some(name) => {
-                format!("{name}/$(. /etc/os-release && echo $VERSION_CODENAME)-backports")
+        .map(|p| match Pocket::split(p) {
+            (name, Some(pocket)) => {
+                pockets.push(pocket);
+                format!("{name}/{}", pocket.release(CODENAME))
             }
-            None => p.clone(),
+            (_, None) => p.clone(),
         })
         .collect();
-    let backports = packages.iter().any(|p| p.ends_with("/backports"));
+    pockets.sort();
+    pockets.dedup();
     (!names.is_empty()).then(|| {
-        let source = match backports {
-            true => format!(
-                "echo \"deb {} $(. /etc/os-release && echo $VERSION_CODENAME)-backports main\" > /etc/apt/sources.list.d/backports.list && ",
-                crate::build::images::DEFAULT_MIRROR
-            ),
-            false => String::new(),
-        };
+        let sources: String = pockets
+            .iter()
+            .map(|pocket| {
+                format!(
+                    "echo \"{}\" > /etc/apt/sources.list.d/{}.list && ",
+                    pocket.source_line(crate::build::images::DEFAULT_MIRROR, CODENAME),
+                    pocket.release("rewheel")
+                )
+            })
+            .collect();
         format!(
-            "{source}apt-get update -qq && apt-get install -y -qq --no-install-recommends {}",
+            "{sources}apt-get update -qq && apt-get install -y -qq --no-install-recommends {}",
             names.join(" ")
         )
     })
@@ -295,7 +304,11 @@ pub fn github_workflow(plan: &PlanDoc, options: &CiOptions) -> String {
                 if let Value::Mapping(m) = &mut entry
                     && !j.recipe.system.is_empty()
                 {
-                    m.insert(s("system"), s(j.recipe.system.join(" ")));
+                    // The whole install line: pockets need their sources lines too.
+                    m.insert(
+                        s("system"),
+                        s(system_line(&j.recipe.system).expect("not empty")),
+                    );
                 }
                 entry
             })
@@ -309,10 +322,7 @@ pub fn github_workflow(plan: &PlanDoc, options: &CiOptions) -> String {
         {
             steps.push(map([
                 ("if", s("matrix.system != ''")),
-                (
-                    "run",
-                    s(system_line(&["${{ matrix.system }}".to_string()]).expect("one word")),
-                ),
+                ("run", s("${{ matrix.system }}")),
             ]));
         }
         steps.push(map([
@@ -509,12 +519,38 @@ mod tests {
             gl.contains("  before_script:\n  - pip install rewheel\n  - apt-get"),
             "{gl}"
         );
-        let gh = github_workflow(&doc(vec![with]), &options);
-        assert!(gh.contains("system: libffi-dev pkg-config"), "{gh}");
+        let gh = github_workflow(&doc(vec![with.clone()]), &options);
         assert!(
-            gh.contains(&format!("{line} ${{{{ matrix.system }}}}")),
+            gh.contains(&format!("system: {line} libffi-dev pkg-config")),
             "{gh}"
         );
+        assert!(gh.contains("run: ${{ matrix.system }}"), "{gh}");
+        // A pocket's package comes with the pocket's sources line, in both systems.
+        with.recipe.system = vec!["rustc-web/security".into(), "cargo/backports".into()];
+        let codename = "$(. /etc/os-release && echo $VERSION_CODENAME)";
+        for text in [
+            gitlab(&doc(vec![with.clone()]), &options),
+            github_workflow(&doc(vec![with.clone()]), &options),
+        ] {
+            assert!(
+                text.contains(&format!(
+                    "deb http://deb.debian.org/debian-security {codename}-security main"
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "deb http://deb.debian.org/debian {codename}-backports main"
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "rustc-web/{codename}-security cargo/{codename}-backports"
+                )),
+                "{text}"
+            );
+        }
         // Nothing of it where no package names one.
         let plain_gl = gitlab(&doc(vec![plain.clone()]), &options);
         assert!(!plain_gl.contains("apt-get"), "{plain_gl}");

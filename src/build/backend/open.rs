@@ -151,11 +151,11 @@ pub fn open(
     if !missing.is_empty() {
         return Err(OpenError::NoInterpreter(missing.join(", ")));
     }
-    // The host's own version stands in for a backports one (`cargo/backports`).
+    // The host's own version stands in for a pocket's one (`cargo/backports`).
     let mut wanted: Vec<String> = cells
         .iter()
         .flat_map(|c| c.system.iter())
-        .map(|p| p.strip_suffix("/backports").unwrap_or(p).to_string())
+        .map(|p| crate::build::pocket::Pocket::split(p).0.to_string())
         .collect();
     wanted.sort();
     wanted.dedup();
