@@ -3,7 +3,9 @@
 #   cold  — every tool with empty caches (PIP_CACHE_DIR, UV_CACHE_DIR and fromager's folders
 #           fresh, since pip's build subprocess writes to ~/.cache/pip otherwise);
 #   warm  — the same lock again with the caches each tool kept;
-#   bump  — one pin of the lock changed (six 1.16.0 → 1.15.0), then the lock again.
+#   bump  — one pin of the lock changed (BUMP, default six 1.16.0 → 1.15.0), then the lock again.
+#
+#   benches/warm_vs_tools.sh                      LOCK=benches/lock-40.txt NO_PIP=1 benches/warm_vs_tools.sh
 # Prints the times, the ratios, how many jobs rewheel built and reused, and rewheel's harness
 # overhead: wall time against max(total job time / cores, longest job).
 # Needs: python3.11, network to the index. uv and fromager go into a venv of their own.
@@ -12,7 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-$(python3.11 -c 'import sys; print(sys.executable)')}
 version=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-lock=benches/lock-15.txt
+lock=${LOCK:-benches/lock-15.txt}
+read -r bump_from bump_to <<<"${BUMP:-six==1.16.0 six==1.15.0}"
+bump_name=${bump_to%%==*} bump_version=${bump_to#*==}
 rounds=${ROUNDS:-1}
 work=$(mktemp -d)
 [ -n "${KEEP:-}" ] && echo "work folder: $work" || trap 'rm -rf "$work"' EXIT
@@ -21,7 +25,8 @@ cargo build --release --quiet
 bin=$PWD/target/release/rewheel
 tools=${TOOLS:-$work/tools}
 [ -x "$tools/bin/uv" ] || { "$py" -m venv "$tools" && "$tools/bin/pip" install -q uv fromager; }
-sed 's/^six==1.16.0$/six==1.15.0/' "$lock" >"$work/bumped.txt"
+sed "s/^$bump_from\$/$bump_to/" "$lock" >"$work/bumped.txt"
+cmp -s "$lock" "$work/bumped.txt" && { echo "$bump_from is not a line of $lock"; exit 1; }
 cores=$(nproc)
 
 now() { date +%s.%N; }
@@ -58,13 +63,13 @@ for round in $(seq "$rounds"); do
   built_warm=$(count '\] built .*s)$'); reused_warm=$(count 'reused from run')
   t=$(now); rw "$work/bumped.txt" "$store" "$work/rw-$round"; rw_bump=$(secs "$t" "$(now)")
   built_bump=$(count '\] built .*s)$'); reused_bump=$(count 'reused from run')
-  bump_job=$(sed -n 's/.*\] built six 1.15.0 (\([0-9.]*\) s).*/\1/p' "$work/rw.log")
+  bump_job=$(sed -n "s/.*\] built $bump_name $bump_version (\([0-9.]*\) s).*/\1/p" "$work/rw.log")
   # Building just what the bump changed, as its own command: the floor for the bump.
-  echo "six==1.15.0" >"$work/just.txt"
+  echo "$bump_to" >"$work/just.txt"
   t=$(now); "$bin" build -r "$work/just.txt" \
     --python "$version" --python-path "$py" --backend local --source-date-epoch "$SOURCE_DATE_EPOCH" \
     --cache-dir "$work/rw-cache" --store "$store" --out "$work/rw-just-$round" \
-    --build-path "$work/rw-build" --rebuild=six >"$work/rw.log" 2>&1
+    --build-path "$work/rw-build" --rebuild="$bump_name" >"$work/rw.log" 2>&1
   rw_just=$(secs "$t" "$(now)")
   # Overhead of the cold run, from its own job times in the store.
   read -r total longest < <("$bin" runs show "$run_id" --json --store "$store" | "$py" -c '
@@ -101,6 +106,6 @@ print(sum(j["seconds"] for j in jobs), max(j["seconds"] for j in jobs))')
   [ "$pip_cold" != nan ] && echo "  pip / rewheel cold: $(echo "scale=2; $pip_cold / $rw_cold" | bc)x"
   [ "$fro_cold" != nan ] && echo "  fromager / rewheel cold: $(echo "scale=2; $fro_cold / $rw_cold" | bc)x"
   echo "  bump: ${rw_bump} s against ${bump_job:-?} s for the one job it had to build;"
-  echo "        building just that package (same store, --rebuild=six): ${rw_just} s, ratio $(echo "scale=2; $rw_bump / $rw_just" | bc)"
+  echo "        building just that package (same store, --rebuild=$bump_name): ${rw_just} s, ratio $(echo "scale=2; $rw_bump / $rw_just" | bc)"
   echo "  harness overhead (cold): wall ${rw_cold} s / max(job time ${total} s / $cores cores, longest job ${longest} s) = $(echo "scale=2; $rw_cold / $bound" | bc)"
 done
