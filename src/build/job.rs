@@ -235,6 +235,14 @@ pub struct VendoredCrate {
 /// The placeholder per-package env values may use for the job's source tree.
 pub const SOURCE_DIR: &str = "{source_dir}";
 
+/// What compiled code says instead of the vendor folder's path, which moves with the build
+/// path: the crates' place is rewheel's choice, not the package's, so it must not reach a wheel.
+pub const VENDOR_REMAP: &str = "/rewheel/vendor";
+
+/// The vendoring layout, in the fingerprints of jobs that vendor crates: v2 remaps the vendor
+/// folder (earlier results carry the job's path in panic locations and debug info).
+const VENDOR_LAYOUT: &str = "v2-remapped";
+
 /// Where a job finds vendored crates and cargo's configuration, under its folder.
 pub const VENDOR: &str = "vendor";
 pub const CARGO_HOME: &str = "cargo-home";
@@ -334,6 +342,9 @@ pub struct Fingerprint<'a> {
     pub recipe: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub crates: Vec<&'a CrateRef>,
+    /// How crates are laid out for cargo (`VENDOR_LAYOUT`), only for jobs that vendor any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor_layout: Option<&'static str>,
 }
 
 impl Fingerprint<'_> {
@@ -353,6 +364,7 @@ impl Fingerprint<'_> {
             build_path: root.display().to_string(),
             recipe: spec.recipe.fingerprint(),
             crates: spec.crates.iter().map(|c| &c.krate).collect(),
+            vendor_layout: (!spec.crates.is_empty()).then_some(VENDOR_LAYOUT),
         })
         .expect("fingerprints serialize");
         let sha = crate::fsutil::sha256_hex(json.as_bytes());
@@ -579,12 +591,23 @@ fn vendor(spec: &JobSpec, dir: &Path, root: &Path) -> Result<(), JobError> {
     }
     let home = dir.join(CARGO_HOME);
     std::fs::create_dir_all(&home).map_err(|e| setup("creating CARGO_HOME", &e))?;
+    // Cargo concatenates `build.rustflags` of every config file, so a project's own flags
+    // stay; a RUSTFLAGS variable would replace them all (see `vendor_remap`).
     let config = format!(
-        "[source.crates-io]\nreplace-with = \"vendored\"\n\n[source.vendored]\ndirectory = {:?}\n\n[net]\noffline = true\n",
-        root.join(VENDOR).display().to_string()
+        "[source.crates-io]\nreplace-with = \"vendored\"\n\n[source.vendored]\ndirectory = {:?}\n\n[net]\noffline = true\n\n[build]\nrustflags = [{:?}]\n",
+        root.join(VENDOR).display().to_string(),
+        vendor_remap(root)
     );
     std::fs::write(home.join("config.toml"), config)
         .map_err(|e| setup("writing cargo's config", &e))
+}
+
+/// The rustc flag that names the vendor folder `VENDOR_REMAP` in compiled code.
+fn vendor_remap(root: &Path) -> String {
+    format!(
+        "--remap-path-prefix={}={VENDOR_REMAP}",
+        root.join(VENDOR).display()
+    )
 }
 
 /// Give the job folder to the uid a container runs as, so the backend can write into the
@@ -859,7 +882,11 @@ pub fn environment(spec: &JobSpec, root: &Path, source_dir: &Path) -> Vec<(Strin
     for (key, value) in &spec.recipe.env {
         env.retain(|(k, _)| k != key);
         // `{source_dir}` is where this job's tree is: what -ffile-prefix-map needs to name.
-        let value = value.replace(SOURCE_DIR, &source_dir.display().to_string());
+        let mut value = value.replace(SOURCE_DIR, &source_dir.display().to_string());
+        // RUSTFLAGS replaces cargo's configured flags, the vendor remap among them.
+        if key == "RUSTFLAGS" && !spec.crates.is_empty() {
+            value = format!("{value} {}", vendor_remap(root));
+        }
         env.push((key.clone(), value));
     }
     env

@@ -230,6 +230,24 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     return name
 "#;
 
+/// The compiled library of the `rustext` wheel a world built.
+fn native_library(world: &World) -> Vec<u8> {
+    use std::io::Read;
+    let wheel = std::fs::read_dir(world.path().join("wheelhouse"))
+        .unwrap()
+        .flatten()
+        .map(|cell| cell.path().join("rustext-0.1.0-py3-none-linux_x86_64.whl"))
+        .find(|w| w.exists())
+        .expect("the rustext wheel");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&wheel).unwrap()).unwrap();
+    let mut bytes = Vec::new();
+    zip.by_name("rustext/_native.so")
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
+}
+
 /// A tiny Rust extension whose Cargo.lock pins one small crate from the registry.
 pub fn rust_extension(dir: &std::path::Path) {
     crate::common::Sdist::new("rustext", "0.1.0")
@@ -240,7 +258,8 @@ pub fn rust_extension(dir: &std::path::Path) {
             "Cargo.toml",
             "[package]\nname = \"rustext\"\nversion = \"0.1.0\"\nedition = \"2018\"\n\n\
              [lib]\ncrate-type = [\"cdylib\"]\npath = \"lib.rs\"\n\n\
-             [dependencies]\nitoa = \"=1.0.11\"\n",
+             [dependencies]\nitoa = \"=1.0.11\"\n\n\
+             [profile.release]\ndebug = true\n",
         )
         .file(
             "Cargo.lock",
@@ -295,6 +314,17 @@ fn a_rust_extension_builds_offline_from_crates_vendored_by_hash() {
     let out = world.build(&["rustext==0.1.0", "--settings", &file]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(world.wheels(), ["rustext-0.1.0-py3-none-linux_x86_64.whl"]);
+    // The vendored crates' folder is rewheel's choice: their debug info names a fixed folder,
+    // never the job's, which moves with the build path.
+    let so = native_library(&world);
+    let has = |needle: &str| so.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(has("/rewheel/vendor/itoa-1.0.11"), "no remapped crate path");
+    assert!(
+        !String::from_utf8_lossy(&so)
+            .split(|c: char| c.is_control())
+            .any(|s| s.contains("/vendor/itoa") && !s.starts_with("/rewheel/vendor/")),
+        "a crate path outside the remapped folder is in the library"
+    );
 
     // The lock's checksum is what is trusted: a lock naming another sum fails before the job.
     let tampered = World::new();
