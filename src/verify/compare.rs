@@ -420,7 +420,8 @@ fn attribute(
             }
         }
         if found.is_none()
-            && let Some(path) = build_dir_in(&text_a).or_else(|| build_dir_in(&text_b))
+            && let Some(path) = one_sided_build_dir(&text_a, &text_b)
+                .or_else(|| one_sided_build_dir(&text_b, &text_a))
         {
             found = Some((
                 Variation::BuildPath,
@@ -485,6 +486,12 @@ const BUILD_DIR_PREFIXES: &[&str] = &[
     crate::build::job::DEFAULT_BUILD_ROOT_SLASH,
 ];
 
+/// A build folder in one side's text that the other does not name: a build folder both sides
+/// name alike did not make them differ (the difference is elsewhere, a hash seed, say).
+fn one_sided_build_dir(of: &str, other: &str) -> Option<String> {
+    build_dir_in(of).filter(|p| !other.contains(p.as_str()))
+}
+
 fn build_dir_in(text: &str) -> Option<String> {
     BUILD_DIR_PREFIXES.iter().find_map(|prefix| {
         let at = text.find(prefix)?;
@@ -541,6 +548,14 @@ mod tests {
         // A binary entry decoded lossily: `2024` then U+FFFD inside the next 19 bytes.
         let text = format!("x2024-01-01 00:00:{}rest", '\u{FFFD}');
         assert_eq!(time_in_window(&text, (0, 1)), None);
+    }
+
+    #[test]
+    fn a_build_folder_both_sides_name_is_no_cause() {
+        let a = "x /tmp/rewheel-build/cython-3.3.0/Code.c y";
+        assert_eq!(super::one_sided_build_dir(a, a), None);
+        let b = "x /tmp/rewheel-build-varied/cython-3.3.0/Code.c y";
+        assert!(super::one_sided_build_dir(a, b).is_some());
     }
 
     #[test]

@@ -112,3 +112,45 @@ fn remedies_are_verified_written_and_make_the_next_check_reproducible() {
     ));
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
 }
+
+#[test]
+fn a_difference_nothing_names_gets_every_standard_remedy_together() {
+    let world = World::new();
+    // The order of a set of strings follows the hash seed; the wheel holds no seed value, so
+    // attribution names nothing (as Cython's generated code, reordered by the seed).
+    package("seedleak", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "words = {'alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'}\n\
+             open('module.py', 'a').write(f'ORDER = {\",\".join(words)!r}\\n')",
+        )
+        .write(world.path());
+    let file = world.path().join("remedies.toml");
+    let remedies = format!("--remedies={}", file.display());
+    let r = run(world.command(
+        "check",
+        &["seedleak==1.0", "--vary", "hash-seed,umask", &remedies],
+    ));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("verifying every standard remedy: "),
+        "{}",
+        r.stderr
+    );
+    let row = block(&r.stdout, "seedleak-1.0");
+    assert!(row.contains("remedy verified"), "{row}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains("PYTHONHASHSEED = \"0\""), "{written}");
+    let file = file.display().to_string();
+    let again = run(world.command(
+        "check",
+        &[
+            "seedleak==1.0",
+            "--vary",
+            "hash-seed,umask",
+            "--settings",
+            &file,
+        ],
+    ));
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+}
