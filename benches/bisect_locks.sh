@@ -62,9 +62,9 @@ grep -q "cython_sources" "$work/cold-bad.log" \
 
 start=$(now)
 "$bin" bisect --target pyyaml --good-lock "$work/good.txt" --bad-lock "$work/bad.txt" \
-  --python "$python" --until builds --store "$work/bisect-store" -- \
+  --python "$python" --until builds --store "$work/bisect-store" --cache-dir "$work/cache" -- \
   --backend "${BACKEND:-local}" --exclude-newer "$date" --source-date-epoch 1700000000 \
-  --cache-dir "$work/cache" >"$work/bisect.log" 2>&1
+  >"$work/bisect.log" 2>&1 || { tail -20 "$work/bisect.log"; exit 1; }
 end=$(now)
 took=$(echo "$end - $start" | bc)
 answer=$(grep -m1 '^first bad change' "$work/bisect.log")

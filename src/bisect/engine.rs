@@ -209,14 +209,19 @@ impl<'a> Prober<'a> {
                 !wheel_hashes(&out_dir, target).iter().any(|h| h == want)
             }
             (Until::Matches(_), exit::BUILD_FAILED | exit::CYCLE) => true,
-            (_, code) => bail!(
-                "probe {} failed (exit {code}): {}",
-                probe.label,
-                String::from_utf8_lossy(&output.stderr)
+            (_, code) => {
+                // The probe's own error line (clap ends with a `--help` tip, not the error).
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let why = stderr
                     .lines()
-                    .last()
-                    .unwrap_or_default()
-            ),
+                    .find(|l| l.starts_with("error"))
+                    .or_else(|| stderr.lines().last())
+                    .unwrap_or_default();
+                bail!(
+                    "probe {} failed (exit {code}): {why}\nhint: arguments after `--` go to every probe; the bisection already passes its own --cache-dir, --store, --out and --build-path",
+                    probe.label
+                )
+            }
         };
         println!(
             "  probe {:>2}: {:<60} {}",
