@@ -88,6 +88,31 @@ def console_scripts(site_dirs, bin_dir):
                         f"sys.exit({attr}())\n"
                     )
                 os.chmod(script, 0o755)
+        # A wheel's own scripts (`.data/scripts`, which rewheel unpacks to `.scripts`): a
+        # `#!python` line names this interpreter, as installers rewrite it; anything else
+        # (maturin's binary) is linked as it is.
+        scripts = os.path.join(directory, ".scripts")
+        if not os.path.isdir(scripts):
+            continue
+        for name in sorted(os.listdir(scripts)):
+            source = os.path.join(scripts, name)
+            if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or not os.path.isfile(source):
+                continue
+            os.makedirs(bin_dir, exist_ok=True)
+            script = os.path.join(bin_dir, name)
+            if os.path.lexists(script):
+                os.remove(script)
+            with open(source, "rb") as f:
+                head = f.read(256)
+            if head.startswith(b"#!python"):
+                with open(source, "rb") as f:
+                    body = f.read().split(b"\n", 1)[1:]
+                with open(script, "wb") as f:
+                    f.write(f"#!{sys.executable}\n".encode() + b"".join(body))
+                os.chmod(script, 0o755)
+            else:
+                os.symlink(source, script)
+            made += 1
     return made
 
 

@@ -11,8 +11,13 @@ pub struct InstallError {
     pub message: String,
 }
 
-/// Unpack `wheel` into `site`. `.data/purelib` and `.data/platlib` go to the site root;
-/// scripts, headers and data files are not needed to build and are left out.
+/// Where a wheel's `.data/scripts` go below the site directory; the frontend puts them on the
+/// job's PATH (maturin's wheel is its binary, shipped as a script, and its backend runs it).
+pub const SCRIPTS: &str = ".scripts";
+
+/// Unpack `wheel` into `site`. `.data/purelib` and `.data/platlib` go to the site root and
+/// `.data/scripts` to `SCRIPTS`; headers and data files are not needed to build and are left
+/// out.
 pub fn install_wheel(wheel: &Path, site: &Path) -> Result<(), InstallError> {
     use std::os::unix::fs::PermissionsExt;
     let fail = |message: String| InstallError {
@@ -61,7 +66,11 @@ fn target_path(name: &str) -> Option<String> {
         return Some(name.to_string());
     }
     let (scheme, rest) = rest.split_once('/')?;
-    matches!(scheme, "purelib" | "platlib").then(|| rest.to_string())
+    match scheme {
+        "purelib" | "platlib" => Some(rest.to_string()),
+        "scripts" => Some(format!("{SCRIPTS}/{rest}")),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -79,6 +88,10 @@ mod tests {
             target_path("x-1.data/purelib/x/a.py").as_deref(),
             Some("x/a.py")
         );
-        assert_eq!(target_path("x-1.data/scripts/tool"), None);
+        assert_eq!(
+            target_path("x-1.data/scripts/tool").as_deref(),
+            Some(".scripts/tool")
+        );
+        assert_eq!(target_path("x-1.data/headers/x.h"), None);
     }
 }

@@ -443,8 +443,24 @@ fn the_build_environment_s_commands_are_on_path() {
             "toolcmd-1.0.dist-info/entry_points.txt",
             "[console_scripts]\ntoolcmd = toolcmd:main\n",
         ),
+        // As maturin ships its binary: a script of the wheel's own, not an entry point.
+        (
+            "toolcmd-1.0.data/scripts/toolbin",
+            "#!/bin/sh\necho bin ran\n",
+        ),
+        // A Python script, whose `#!python` line an installer points at the interpreter.
+        (
+            "toolcmd-1.0.data/scripts/toolpy",
+            "#!python\nimport sys\nprint('py ran', sys.version_info[0])\n",
+        ),
     ] {
-        zip.start_file(name, options).unwrap();
+        let mode = if name.contains(".data/scripts/") {
+            0o755
+        } else {
+            0o644
+        };
+        zip.start_file(name, options.unix_permissions(mode))
+            .unwrap();
         std::io::Write::write_all(&mut zip, body.as_bytes()).unwrap();
     }
     zip.finish().unwrap();
@@ -453,10 +469,14 @@ fn the_build_environment_s_commands_are_on_path() {
         .file("needs.txt", "")
         .file(
             "hook.py",
-            "import subprocess\nout = subprocess.run(['toolcmd'], check=True, capture_output=True, text=True).stdout\nopen('module.py', 'a').write(f'RAN = {out.strip()!r}\\n')",
+            "def run(c):\n    import subprocess\n    return subprocess.run([c], check=True, capture_output=True, text=True).stdout.strip()\n\
+             open('module.py', 'a').write(f'RAN = {run(\"toolcmd\")!r}\\nBIN = {run(\"toolbin\")!r}\\nPY = {run(\"toolpy\")!r}\\n')",
         )
         .write(world.path());
     let out = world.build(&["usestool==1.0", "--allow-binary", "toolcmd"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(module_text(&world, "usestool").contains("RAN = 'tool ran'"));
+    let module = module_text(&world, "usestool");
+    assert!(module.contains("RAN = 'tool ran'"), "{module}");
+    assert!(module.contains("BIN = 'bin ran'"), "{module}");
+    assert!(module.contains("PY = 'py ran 3'"), "{module}");
 }
