@@ -21,17 +21,18 @@ limit="${LIMIT:-3600}"
 date="$(sed -n 's/^# date: //p' "$here/breadth/corpus.txt")"
 cells=("$@")
 [ ${#cells[@]} -eq 0 ] && cells=(cp311-bookworm cp313-trixie)
-packages=$(sed 's/#.*//' "$here/breadth/corpus.txt" | tr -s ' \n' '\n' | grep -v '^$')
-[ -n "${ONLY:-}" ] && packages=$(echo "$ONLY" | tr ' ' '\n')
+corpus=$(sed 's/#.*//' "$here/breadth/corpus.txt" | tr -s ' \n' '\n' | grep -v '^$')
+packages=$corpus
+# ONLY="a b" checks those again (ONLY=- none: the summary alone); the summary always covers
+# the whole corpus, from each package's last result (`$dir/$pkg.result`).
+[ -n "${ONLY:-}" ] && packages=$(echo "$ONLY" | tr ' ' '\n' | grep -vx -- -)
 mkdir -p "$out"
 
 for cell in "${cells[@]}"; do
   suite="${cell#*-}"
   dir="$out/$cell"
   mkdir -p "$dir"
-  built=0; identical=0; remedied=0; total=0; failures=()
   for pkg in $packages; do
-    total=$((total + 1))
     start=$(date +%s)
     timeout "$limit" "$rewheel" check "$pkg" \
       --matrix "$root/matrices/debian.toml" --cells "$cell" \
@@ -53,22 +54,32 @@ try:
 except Exception:
     print("no report")' "$dir/$pkg.json")
     case $code in
-      0) built=$((built + 1)); identical=$((identical + 1)); verdict="built, reproducible" ;;
+      0) verdict="built, reproducible" ;;
       1)
-        built=$((built + 1))
         if [[ $wheels =~ ^([0-9]+)/([0-9]+)\ wheels\ identical,\ \+([0-9]+) ]] \
           && [ $((BASH_REMATCH[1] + BASH_REMATCH[3])) -eq "${BASH_REMATCH[2]}" ]; then
-          remedied=$((remedied + 1)); verdict="built, reproducible with verified remedies"
+          verdict="built, reproducible with verified remedies"
         else
           verdict="built, NOT reproducible"
         fi ;;
-      124) verdict="timed out after ${limit}s"; failures+=("$pkg: timed out") ;;
+      124) verdict="failed: timed out after ${limit}s" ;;
       *)
         reason=$(grep -m1 -E 'FAILED|^error|cycle' "$dir/$pkg.log" | sed 's/^ *//' | cut -c1-220)
-        verdict="failed (exit $code): $reason"
-        failures+=("$pkg: $reason") ;;
+        verdict="failed (exit $code): $reason" ;;
     esac
-    printf '%-14s %-20s %5ss  %-36s %s\n' "$cell" "$pkg" "$secs" "$wheels" "$verdict"
+    line=$(printf '%-14s %-20s %5ss  %-36s %s' "$cell" "$pkg" "$secs" "$wheels" "$verdict")
+    echo "$line" | tee "$dir/$pkg.result"
+  done
+  built=0; identical=0; remedied=0; total=0; failures=()
+  for pkg in $corpus; do
+    total=$((total + 1))
+    line=$(cat "$dir/$pkg.result" 2>/dev/null || echo "not checked")
+    case $line in
+      *"built, reproducible with verified remedies") built=$((built + 1)); remedied=$((remedied + 1)) ;;
+      *"built, reproducible") built=$((built + 1)); identical=$((identical + 1)) ;;
+      *"built, NOT reproducible") built=$((built + 1)) ;;
+      *) failures+=("$pkg: ${line##*s  }") ;;
+    esac
   done
   after=$((identical + remedied))
   echo "== $cell: $built/$total closures built ($(( 100 * built / total ))%), $identical/$total bit-identical under check ($(( 100 * identical / total ))%), $after/$total with verified remedies ($(( 100 * after / total ))%)"
