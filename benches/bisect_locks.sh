@@ -16,6 +16,8 @@ python=${PYTHON:-3.11}
 work=$(mktemp -d)
 [ -n "${KEEP:-}" ] && echo "work folder: $work" || trap 'rm -rf "$work"' EXIT
 date=2023-07-25T00:00:00Z
+# A copy: the probes run the bisection's own binary, which a rebuild meanwhile would remove.
+cp "$bin" "$work/rewheel" && bin=$work/rewheel
 
 cat >"$work/good.txt" <<'EOF'
 pyyaml==6.0

@@ -24,24 +24,31 @@ pub struct Response {
 }
 
 pub struct Http {
-    client: reqwest::blocking::Client,
+    /// Made on the first request: building it reads the system's certificates and starts a
+    /// runtime thread, which a warm run answered from the cache never needs.
+    client: std::sync::OnceLock<reqwest::blocking::Client>,
     attempts: u32,
     backoff: Duration,
 }
 
 impl Http {
     pub fn new(attempts: u32) -> Self {
-        let client = reqwest::blocking::Client::builder()
-            .user_agent(concat!("rewheel/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .expect("the TLS backend is compiled in");
         Self {
-            client,
+            client: std::sync::OnceLock::new(),
             attempts: attempts.max(1),
             backoff: Duration::from_millis(250),
         }
+    }
+
+    fn client(&self) -> &reqwest::blocking::Client {
+        self.client.get_or_init(|| {
+            reqwest::blocking::Client::builder()
+                .user_agent(concat!("rewheel/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("the TLS backend is compiled in")
+        })
     }
 
     /// GET a URL, retrying connection failures and server errors with exponential backoff.
@@ -53,7 +60,7 @@ impl Http {
                 tracing::debug!("retrying {url} in {wait:?} ({last})");
                 std::thread::sleep(wait);
             }
-            let response = match self.client.get(url).header("Accept", accept).send() {
+            let response = match self.client().get(url).header("Accept", accept).send() {
                 Ok(response) => response,
                 Err(err) => {
                     last = error_chain(&err);

@@ -46,7 +46,8 @@ impl Cache {
 
     fn page_path(&self, url: &str) -> PathBuf {
         self.root
-            .join("simple-v1")
+            // v2: pages keep only the files this host could use (`IndexFile::could_run_here`).
+            .join("simple-v2")
             .join(format!("{}.json", &sha256_hex(url.as_bytes())[..32]))
     }
 

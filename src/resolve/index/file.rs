@@ -21,6 +21,25 @@ pub struct IndexFile {
     pub core_metadata: bool,
 }
 
+impl IndexFile {
+    /// Whether this file could ever be used on this host: sdists, and wheels for any platform
+    /// or for Linux on this machine's architecture. Cells run here (docker on the same
+    /// architecture), so macOS, Windows and other architectures' wheels are dead weight: on a
+    /// project like Cython they are most of the page, and a warm run reads every page.
+    pub fn could_run_here(&self) -> bool {
+        let Some(stem) = self.filename.strip_suffix(".whl") else {
+            return true;
+        };
+        let platforms = stem.rsplit('-').next().unwrap_or_default();
+        let arch = std::env::consts::ARCH;
+        platforms.split('.').any(|p| {
+            p == "any"
+                || ((p.starts_with("linux_") || p.starts_with("manylinux") || p.starts_with("musllinux"))
+                    && p.ends_with(arch))
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("package `{name}` is not on {sources}")]
@@ -48,5 +67,42 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError
     move |source| IndexError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IndexFile;
+
+    fn file(name: &str) -> IndexFile {
+        IndexFile {
+            filename: name.into(),
+            url: format!("https://example.invalid/{name}"),
+            sha256: None,
+            requires_python: None,
+            upload_time: None,
+            yanked: false,
+            core_metadata: false,
+        }
+    }
+
+    #[test]
+    fn pages_keep_what_this_host_could_use() {
+        let arch = std::env::consts::ARCH;
+        for kept in [
+            "cython-3.0.0.tar.gz".to_string(),
+            "six-1.16.0-py2.py3-none-any.whl".into(),
+            format!("cython-3.0.0-cp311-cp311-manylinux_2_17_{arch}.manylinux2014_{arch}.whl"),
+            format!("x-1-cp311-cp311-linux_{arch}.whl"),
+        ] {
+            assert!(file(&kept).could_run_here(), "{kept}");
+        }
+        for dropped in [
+            "cython-3.0.0-cp311-cp311-win_amd64.whl",
+            "cython-3.0.0-cp311-cp311-macosx_10_9_x86_64.whl",
+            "cython-3.0.0-cp311-cp311-manylinux_2_17_s390x.whl",
+        ] {
+            assert!(!file(dropped).could_run_here(), "{dropped}");
+        }
     }
 }

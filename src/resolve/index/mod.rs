@@ -137,7 +137,8 @@ impl Index {
             }
             Err(err) => return Err(err.into()),
         };
-        let files = simple::parse(&response)?;
+        let mut files = simple::parse(&response)?;
+        files.retain(IndexFile::could_run_here);
         self.cache.store_page(&url, Some(&files));
         Ok(files)
     }
