@@ -34,7 +34,9 @@ impl IndexFile {
         let arch = std::env::consts::ARCH;
         platforms.split('.').any(|p| {
             p == "any"
-                || ((p.starts_with("linux_") || p.starts_with("manylinux") || p.starts_with("musllinux"))
+                || ((p.starts_with("linux_")
+                    || p.starts_with("manylinux")
+                    || p.starts_with("musllinux"))
                     && p.ends_with(arch))
         })
     }
