@@ -36,6 +36,10 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     }
     super::build_cmd::write_provenance(&built, args.build.provenance.as_deref())?;
     let checked = check(&built, &settings)?;
+    if *built.interrupt.borrow() {
+        eprintln!("interrupted: the second builds stopped and their containers were removed");
+        return Ok(exit::INTERRUPTED);
+    }
     emit_report(&checked.report, &args.report)?;
     if let Some(file) = args.remedies.as_ref().filter(|f| !f.as_os_str().is_empty()) {
         let n = crate::verify::check::write_verified(&checked.report, file, &built.run_id)

@@ -124,6 +124,7 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
             built.options.jobs,
             set.contains(&Variation::Time),
             second_dir.clone(),
+            built.interrupt.clone(),
         ))
     };
     for r in &rebuilt {
@@ -215,6 +216,7 @@ fn find_culprits(
                 1,
                 v == Variation::Time,
                 second_dir.join(format!("culprit-{v}")),
+                built.interrupt.clone(),
             ));
             if let Some(Ok((_, sha))) = one.first().map(|r| &r.result)
                 && sha != &first.sha256
@@ -305,6 +307,7 @@ fn verify_remedies(
                         1,
                         later,
                         dir.join(name),
+                        built.interrupt.clone(),
                     ))
                     .into_iter()
                     .next()
@@ -451,7 +454,23 @@ pub async fn rebuild(
     jobs: usize,
     vary_time: bool,
     out_dir: PathBuf,
+    mut interrupt: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<Rebuilt> {
+    // An interrupted wheel is a failed rebuild, never a missing one.
+    let interrupted = |(cell, filename): (crate::cell::CellId, String)| Rebuilt {
+        cell,
+        filename,
+        result: Err("interrupted".into()),
+        window: (0, 0),
+        build_path: PathBuf::new(),
+        source_parent: PathBuf::new(),
+    };
+    if *interrupt.borrow() {
+        return finals
+            .iter()
+            .map(|f| interrupted((f.spec.cell.clone(), f.filename.clone())))
+            .collect();
+    }
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut names = std::collections::HashMap::new();
@@ -499,9 +518,24 @@ pub async fn rebuild(
         names.insert(handle.id(), what);
     }
     let mut out = Vec::new();
-    while let Some(done) = tasks.join_next().await {
+    loop {
+        // Ctrl-C stops the second builds too, and removes their containers.
+        let done = tokio::select! {
+            done = tasks.join_next() => done,
+            _ = interrupt.changed() => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                backend.cleanup().await;
+                out.extend(names.into_values().map(interrupted));
+                break;
+            }
+        };
+        let Some(done) = done else { break };
         match done {
-            Ok(r) => out.push(r),
+            Ok(r) => {
+                names.retain(|_, what| *what != (r.cell.clone(), r.filename.clone()));
+                out.push(r)
+            }
             // A rebuild that panicked is a failed rebuild of that wheel, not a missing wheel.
             Err(err) => {
                 if let Some((cell, filename)) = names.remove(&err.id()) {

@@ -407,6 +407,48 @@ fn a_daemon_ends_when_rewheel_is_interrupted_or_killed() {
     }
 }
 
+#[test]
+fn an_interrupt_during_the_second_build_of_check_stops_it() {
+    let world = World::new();
+    let marker = unique_marker("check-second");
+    // Quick on the first side (hash seed 0); on the second, whose seed differs, it waits in a
+    // child process that names the marker, so the test sees the second build running.
+    package("slowsecond", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            format!(
+                "import subprocess, sys\n\
+                 if os.environ.get('PYTHONHASHSEED') != '0':\n\
+                 \x20   subprocess.run([sys.executable, '-c', 'import time; time.sleep(600)', '{marker}'])\n"
+            ),
+        )
+        .write(world.path());
+    let mut child = world
+        .command("check", &["slowsecond==1.0", "--vary", "hash-seed"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the second build to start", || {
+        !processes_with(&marker).is_empty()
+    });
+    // SAFETY: kill sends a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "it took {:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    wait_for("the second build's process to end", || {
+        processes_with(&marker).is_empty()
+    });
+}
+
 fn have_bwrap() -> bool {
     Command::new("bwrap")
         .args(["--ro-bind", "/", "/", "true"])
