@@ -423,7 +423,7 @@ fn an_interrupt_during_the_second_build_of_check_stops_it() {
             ),
         )
         .write(world.path());
-    let mut child = world
+    let child = world
         .command("check", &["slowsecond==1.0", "--vary", "hash-seed"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
