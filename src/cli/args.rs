@@ -58,7 +58,8 @@ pub(crate) enum Command {
     /// rebuilds the whole closure), so a difference belongs to the package itself. Each
     /// differing entry is searched for the values the variations set (build paths, hostnames,
     /// times in the build window, locale names); `--find-culprit` rebuilds with one variation at
-    /// a time for the rest. Exit 0 when every wheel is reproducible, 1 when not.
+    /// a time for the rest. Exit 0 when every wheel is reproducible, 1 when not, 3 when a
+    /// wheel failed to build (the wheels that built are checked all the same).
     ///
     /// Examples:
     ///   rewheel check -r lock.txt --python 3.11 --source-date-epoch 1700000000

@@ -29,11 +29,29 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         Ok(built) => built,
         Err(code) => return Ok(code),
     };
-    if let Some(code) = conclude(&built)? {
-        print_summary(&built.summary, &built.settings.options.out_dir);
-        eprintln!("error: the first build did not succeed; nothing to check");
-        return Ok(code);
-    }
+    // A wheel that failed to build does not hide the others: they are checked, and the exit
+    // code still says the build failed.
+    let first_failed = match conclude(&built)? {
+        None => false,
+        Some(exit::BUILD_FAILED) if !built.summary.finals.is_empty() => {
+            // On stderr: stdout carries the report, which may be JSON.
+            eprint!(
+                "{}",
+                crate::build::report::text(&built.summary, &built.settings.options.out_dir)
+            );
+            eprintln!(
+                "error: {} of the first build's jobs failed (above); checking the {} wheels that built",
+                built.summary.failures(),
+                built.summary.finals.len()
+            );
+            true
+        }
+        Some(code) => {
+            print_summary(&built.summary, &built.settings.options.out_dir);
+            eprintln!("error: the first build did not succeed; nothing to check");
+            return Ok(code);
+        }
+    };
     super::build_cmd::write_provenance(&built, args.build.provenance.as_deref())?;
     let checked = check(&built, &settings)?;
     if *built.interrupt.borrow() {
@@ -48,6 +66,10 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
             "{n} verified remedies written to {} (use with --settings)",
             file.display()
         );
+    }
+    if first_failed {
+        eprintln!("error: not every wheel built the first time; see the failures above");
+        return Ok(exit::BUILD_FAILED);
     }
     // A second build that failed proves nothing about reproducibility: it is a build failure.
     if checked.second_failures > 0 {

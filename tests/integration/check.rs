@@ -164,6 +164,31 @@ fn a_reproducible_lock_checks_clean_and_matches_expected_hashes() {
 }
 
 #[test]
+fn a_wheel_that_fails_to_build_does_not_hide_the_others_from_check() {
+    let world = World::new();
+    package("steady", "1.0", &[], &[]).write(world.path());
+    package("broken", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "raise RuntimeError('this package does not build')",
+        )
+        .write(world.path());
+    let r = check(&world, &["steady==1.0", "broken==1.0", "--format", "json"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("checking the 1 wheels that built"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("broken"), "{}", r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let pairs = doc["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 1, "{}", r.stdout);
+    assert!(pairs[0]["wheel"].as_str().unwrap().starts_with("steady"));
+    assert_eq!(pairs[0]["verdict"], "identical");
+}
+
+#[test]
 fn compare_explains_two_folders() {
     let world = World::new();
     package("zipclock", "1.0", &[], &[])
