@@ -236,6 +236,17 @@ impl Executor<'_> {
     }
 }
 
+/// A ready job, looked up once: its spec with the build environment, folders, fingerprint,
+/// and the store's finished job with the same fingerprint, if any.
+struct Ready {
+    spec: JobSpec,
+    dir: PathBuf,
+    root: PathBuf,
+    sources: PathBuf,
+    fingerprint: String,
+    found: Option<JobRecord>,
+}
+
 async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summary, StoreError> {
     let Executor {
         planner,
@@ -278,18 +289,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
     let mut order: (u64, Vec<JobKey>) = (u64::MAX, Vec::new());
     // `--jobs` counts CPU slots: a job takes what its package's `cpus` says (one by default).
     let mut slots: HashMap<JobKey, usize> = HashMap::new();
-    #[allow(clippy::type_complexity)]
-    let mut lookups: HashMap<
-        JobKey,
-        (
-            JobSpec,
-            PathBuf,
-            PathBuf,
-            PathBuf,
-            String,
-            Option<JobRecord>,
-        ),
-    > = HashMap::new();
+    let mut lookups: HashMap<JobKey, Ready> = HashMap::new();
     let slots_of = |spec: &crate::build::job::JobSpec| {
         spec.recipe.cpus.unwrap_or(1).clamp(1, options.jobs.max(1))
     };
@@ -362,9 +362,16 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                         None => None,
                     }
                     .filter(|r| r.wheel_filename.is_some() && r.wheel_sha256.is_some());
-                    slot.insert((spec, dir, root, sources, fingerprint, found));
+                    slot.insert(Ready {
+                        spec,
+                        dir,
+                        root,
+                        sources,
+                        fingerprint,
+                        found,
+                    });
                 }
-                let hit = lookups[&key].5.is_some();
+                let hit = lookups[&key].found.is_some();
                 if builds_first && hit {
                     continue;
                 }
@@ -374,8 +381,14 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                     continue;
                 }
                 ledger.started.insert(key);
-                let (spec, dir, root, sources, fingerprint, found) =
-                    lookups.remove(&key).expect("looked up above");
+                let Ready {
+                    spec,
+                    dir,
+                    root,
+                    sources,
+                    fingerprint,
+                    found,
+                } = lookups.remove(&key).expect("looked up above");
                 if let Some(record) = found
                     && let (Some(filename), Some(sha)) =
                         (&record.wheel_filename, &record.wheel_sha256)
