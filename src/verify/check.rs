@@ -332,6 +332,18 @@ fn verify_remedies(
     }
 }
 
+/// A first build with failures but wheels to check: its summary and what `check` goes on
+/// with, on stderr (stdout carries the report, which may be JSON).
+pub fn say_partial_first_build(built: &BuiltRun) {
+    let out = &built.settings.options.out_dir;
+    eprint!("{}", crate::build::report::text(&built.summary, out));
+    eprintln!(
+        "error: {} of the first build's jobs failed (above); checking the {} wheels that built",
+        built.summary.failures(),
+        built.summary.finals.len()
+    );
+}
+
 /// Write the verified remedies of a report as a settings file; returns how many.
 pub fn write_verified(
     report: &crate::verify::compare::CompareReport,
