@@ -252,6 +252,10 @@ fn verify_remedies(
     use crate::verify::remedy::{RemedyReport, package_remedy, remedies_for};
     let base = &built.options.settings;
     for pair in report.pairs.iter_mut().filter(|p| !p.reproducible()) {
+        // After Ctrl-C every rebuild returns at once: say nothing more.
+        if *built.interrupt.borrow() {
+            break;
+        }
         let Some(first) = first_build_of(built, pair) else {
             continue;
         };
