@@ -537,7 +537,7 @@ pub async fn rebuild(
     loop {
         // Ctrl-C stops the second builds too, and removes their containers.
         let done = tokio::select! {
-            done = tasks.join_next() => done,
+            done = tasks.join_next_with_id() => done,
             _ = interrupt.changed() => {
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
@@ -548,8 +548,8 @@ pub async fn rebuild(
         };
         let Some(done) = done else { break };
         match done {
-            Ok(r) => {
-                names.retain(|_, what| *what != (r.cell.clone(), r.filename.clone()));
+            Ok((id, r)) => {
+                names.remove(&id);
                 out.push(r)
             }
             // A rebuild that panicked is a failed rebuild of that wheel, not a missing wheel.
