@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# The breadth corpus (benches/breadth/corpus.txt) built from source, one closure per package,
-# in each cell named (default: cp311-bookworm cp313-trixie), then checked for reproducibility
-# with `check --remedies`: prints, per cell, how many closures built, how many were bit-identical
-# under `check`, how many were once the remedies `check` verified are applied (a closure counts
+# The breadth corpus (benches/breadth/corpus.txt) built from source in each cell named (default:
+# cp311-bookworm cp313-trixie), then checked for reproducibility with `check --remedies`: prints,
+# per cell and per package, whether the package's closure built, whether it was bit-identical
+# under `check`, whether it was once the remedies `check` verified are applied (a closure counts
 # when each of its wheels is identical or has a verified remedy), and the reason of each failure.
 # The verified remedies of a cell are gathered into one settings file, remedies.toml.
 #
-#   benches/breadth.sh [CELL...]        ONLY="six numpy" benches/breadth.sh cp313-trixie
+#   benches/breadth.sh [CELL...]
+#
+# By default one `check` per cell takes the whole corpus, so each wheel is built twice in all
+# (maturin, say, once per side, not once per Rust package); each package's verdict then comes
+# from its closure in the cell's graph (`resolve --format json`; breadth/verdicts.py). MODE=each
+# checks one closure per package instead (`ONLY="six numpy"` to redo some; `ONLY=-` for the
+# summary alone), which builds the shared build tools' second side again for every package.
 #
 # Needs the docker backend and the suites' images (derived images with the corpus's system
-# packages are made on first use). LIMIT caps one package's check in seconds (default 3600).
-# Results stay in ${OUT:-target/breadth}: one folder per cell, a log and a JSON report per package.
+# packages are made on first use). LIMIT caps one check in seconds (default 3600 per package,
+# 5 hours for the whole corpus). Results stay in ${OUT:-target/breadth}, one folder per cell.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 rewheel="${REWHEEL:-$root/target/release/rewheel}"
 [ -x "$rewheel" ] || rewheel="$root/target/debug/rewheel"
 out="${OUT:-$root/target/breadth}"
-limit="${LIMIT:-3600}"
+mode="${MODE:-corpus}"
 date="$(sed -n 's/^# date: //p' "$here/breadth/corpus.txt")"
 cells=("$@")
 [ ${#cells[@]} -eq 0 ] && cells=(cp311-bookworm cp313-trixie)
@@ -27,6 +33,34 @@ packages=$corpus
 # the whole corpus, from each package's last result (`$dir/$pkg.result`).
 [ -n "${ONLY:-}" ] && packages=$(echo "$ONLY" | tr ' ' '\n' | grep -vx -- -)
 mkdir -p "$out"
+
+common() {
+  echo --matrix "$root/matrices/debian.toml" --cells "$1" \
+    --settings "$here/breadth/settings.toml" --settings "$here/breadth/${1#*-}.toml" \
+    --exclude-newer "$date"
+}
+
+if [ "$mode" = corpus ]; then
+  for cell in "${cells[@]}"; do
+    dir="$out/$cell"
+    mkdir -p "$dir"
+    # shellcheck disable=SC2046
+    "$rewheel" resolve $corpus $(common "$cell") --cache-dir "$out/cache" --format json \
+      >"$dir/resolve.json" 2>"$dir/resolve.log" || { cat "$dir/resolve.log"; continue; }
+    start=$(date +%s)
+    # shellcheck disable=SC2046
+    timeout "${LIMIT:-18000}" "$rewheel" check $corpus $(common "$cell") \
+      --remedies="$dir/remedies.toml" --source-date-epoch 1700000000 \
+      --store "$out/store" --cache-dir "$out/cache" --out "$dir/wheels" \
+      --format json >"$dir/check.json" 2>"$dir/check.log"
+    code=$?
+    echo "== $cell: check of the whole corpus took $(( $(date +%s) - start )) s, exit $code"
+    python3 "$here/breadth/verdicts.py" "$cell" "$dir/resolve.json" "$dir/check.json" \
+      "$dir/check.log" "$here/breadth/corpus.txt" | tee "$dir/summary.txt"
+  done
+  exit 0
+fi
+limit="${LIMIT:-3600}"
 
 for cell in "${cells[@]}"; do
   suite="${cell#*-}"
