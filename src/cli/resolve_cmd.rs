@@ -32,11 +32,13 @@ pub(crate) fn run(args: ResolveArgs) -> anyhow::Result<u8> {
         },
     };
     emit(&text, args.output.as_deref())?;
-    Ok(if resolved.has_error_cycle() {
+    let code = if resolved.has_error_cycle() {
         exit::CYCLE
     } else {
         exit::SUCCESS
-    })
+    };
+    super::keep_until_exit(resolved);
+    Ok(code)
 }
 
 fn print_why(
