@@ -44,9 +44,14 @@ def main(cell, resolve_path, check_path, log_path, corpus_path):
         name, version = p["wheel"].split("-")[:2]
         pairs[(norm(name), version)] = p
 
-    # `FAIL  name version [(bootstrap stage N)]  why` lines of the first build's summary, and
-    # `[cell] second build of FILE failed: why` lines of the second.
+    # The report's `failed` jobs; before it had them, the log's `FAIL  name version  why` lines
+    # of the first build's summary and `[cell] second build of FILE failed: why` of the second.
     failed = {}
+    for f in report.get("failed", []):
+        if f["cell"] == cell:
+            name, version = f["job"].split(" ")[:2]
+            why = f["error"] if f["side"] == "first" else "second build: " + f["error"]
+            failed.setdefault((norm(name), version), why)
     fail = re.compile(r"^\s*FAIL\s+(\S+) (\S+)(?: \(bootstrap stage \d+\))?\s+(.*)$")
     second = re.compile(r"^\[" + re.escape(cell) + r"\] second build of (\S+) failed: (.*)$")
     try:

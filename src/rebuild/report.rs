@@ -49,6 +49,7 @@ pub fn text(found: &Rebuilt, wheel_name: &str) -> String {
                 pairs: vec![(**pair).clone()],
                 only_in_a: Vec::new(),
                 only_in_b: Vec::new(),
+                failed: Vec::new(),
             };
             out.push_str(&crate::verify::report::text(&report));
         }

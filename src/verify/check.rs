@@ -6,7 +6,7 @@ use crate::build::backend::Backend;
 use crate::build::job::{JobError, LIBFAKETIME, Settings};
 use crate::build::run::BuiltRun;
 use crate::store::RunStatus;
-use crate::verify::compare::{Attribution, Clues, CompareReport, Side, compare_sides};
+use crate::verify::compare::{Attribution, Clues, CompareReport, FailedBuild, Side, compare_sides};
 use crate::verify::variation::Variation;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,6 +83,7 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
         names(set)
     );
     let mut second_failures = 0;
+    let mut failed = failures(&built.summary, "first");
     let rebuilt: Vec<Rebuilt> = if settings.independent {
         let planned = built.planner.plan_all_with(&varied)?;
         // A run of its own in the store, its wheels beside the first build's, not over them.
@@ -104,6 +105,7 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
         )?;
         eprintln!("second build: run {second_run}");
         second_failures = summary.failures();
+        failed.extend(failures(&summary, "second"));
         summary
             .finals
             .into_iter()
@@ -130,6 +132,16 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
     for r in &rebuilt {
         if let Err(e) = &r.result {
             eprintln!("[{}] second build of {} failed: {e}", r.cell, r.filename);
+            let job = finals
+                .iter()
+                .find(|f| f.spec.cell == r.cell && f.filename == r.filename)
+                .map_or_else(|| r.filename.clone(), |f| f.spec.label());
+            failed.push(FailedBuild {
+                cell: r.cell.to_string(),
+                job,
+                side: "second",
+                error: e.clone(),
+            });
         }
     }
     second_failures += rebuilt.iter().filter(|r| r.result.is_err()).count();
@@ -161,6 +173,7 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
     };
     per_wheel_clues(finals, &rebuilt, &mut clue, (&base, &varied), set);
     let mut report = compare_sides(&a, &b, &clue)?;
+    report.failed = failed;
     if settings.find_culprit {
         find_culprits(built, &mut report, set, &backend2, &second_dir);
     }
@@ -171,6 +184,23 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
         report,
         second_failures,
     })
+}
+
+/// A side's failed jobs, for the report: nothing of theirs is compared.
+fn failures(summary: &crate::build::Summary, side: &'static str) -> Vec<FailedBuild> {
+    summary
+        .outcomes
+        .iter()
+        .filter_map(|o| {
+            let error = o.result.as_ref().err()?;
+            Some(FailedBuild {
+                cell: o.cell.to_string(),
+                job: o.label.clone(),
+                side,
+                error: error.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The first build's job of a compared wheel.

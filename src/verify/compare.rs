@@ -190,6 +190,20 @@ pub struct CompareReport {
     pub pairs: Vec<PairReport>,
     pub only_in_a: Vec<String>,
     pub only_in_b: Vec<String>,
+    /// Jobs that did not build on one side of a `check`, so nothing of theirs was compared.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedBuild>,
+}
+
+/// A job of `check` that failed, on the first side or the second.
+#[derive(Debug, Serialize)]
+pub struct FailedBuild {
+    pub cell: String,
+    /// `name version`, and its bootstrap stage when it has one.
+    pub job: String,
+    /// `first` or `second`.
+    pub side: &'static str,
+    pub error: String,
 }
 
 impl CompareReport {
@@ -309,6 +323,7 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
         pairs: reports?,
         only_in_a,
         only_in_b,
+        failed: Vec::new(),
     })
 }
 

@@ -186,6 +186,55 @@ fn a_wheel_that_fails_to_build_does_not_hide_the_others_from_check() {
     assert_eq!(pairs.len(), 1, "{}", r.stdout);
     assert!(pairs[0]["wheel"].as_str().unwrap().starts_with("steady"));
     assert_eq!(pairs[0]["verdict"], "identical");
+    // The JSON says what was not compared, and why: no silent drop.
+    let failed = doc["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{}", r.stdout);
+    assert_eq!(failed[0]["job"], "broken 1.0");
+    assert_eq!(failed[0]["side"], "first");
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("failed"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_wheel_that_builds_only_once_is_named_in_the_check_report() {
+    let world = World::new();
+    package("steady", "1.0", &[], &[]).write(world.path());
+    package("fussy", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "import os\nm = os.umask(0o22)\nos.umask(m)\nif m != 0o22:\n    raise RuntimeError('builds only under umask 022')",
+        )
+        .write(world.path());
+    let r = check(
+        &world,
+        &[
+            "steady==1.0",
+            "fussy==1.0",
+            "--vary",
+            "umask",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("second build of fussy"), "{}", r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let failed = doc["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{}", r.stdout);
+    assert_eq!(failed[0]["job"], "fussy 1.0");
+    assert_eq!(failed[0]["side"], "second");
+    assert!(
+        doc["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["wheel"].as_str().unwrap().starts_with("steady")),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
