@@ -96,7 +96,8 @@ pub fn resolve_cell(
         .filter(|e| e.requirement.evaluate_markers(cell.markers(), &[]))
         .collect();
     let root_reqs: Vec<Requirement> = roots.iter().map(|e| e.requirement.clone()).collect();
-    crate::resolve::prefetch::warm(repo, cell, &root_reqs);
+    let pins: Vec<&Requirement> = root_reqs.iter().chain(&input.constraints).collect();
+    crate::resolve::prefetch::warm(repo, cell, &root_reqs, &pins);
     check_roots_exist(repo, cell, &roots)?;
     let target_constraints = Constraints::from_requirements(&input.constraints, cell);
     let target = resolve_env(repo, cell, &root_reqs, &target_constraints).map_err(|source| {

@@ -3,12 +3,17 @@
 //! versions require (at run time and to build), fetching on several threads at once; the
 //! resolver then finds nearly everything in memory. A guess that the resolver does not take
 //! costs a download, never a wrong answer.
+//!
+//! Where the input pins a version (a lock's `==`, a constraint), the crawl follows the newest
+//! version the pins allow, not the newest on the index: a 15-pin lock otherwise fetched and
+//! inspected 16 sdists no build used (each pin's newer release, and what those require).
 
 use crate::cell::Cell;
 use crate::names::PackageName;
+use crate::resolve::provider::{VersionRange, requirement_range};
 use crate::resolve::repository::Repository;
 use pep508_rs::Requirement;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex};
 
 /// Threads fetching at once; the work is waiting on the network, not the CPU.
@@ -16,7 +21,17 @@ const WORKERS: usize = 8;
 /// The crawl stops after this many packages, whatever it finds.
 const LIMIT: usize = 400;
 
-pub fn warm(repo: &Repository, cell: &Cell, roots: &[Requirement]) {
+/// Crawl from `roots`; `pins` (the roots again, constraints) narrow which version of a name
+/// the crawl follows.
+pub fn warm(repo: &Repository, cell: &Cell, roots: &[Requirement], pins: &[&Requirement]) {
+    let mut narrow: HashMap<PackageName, VersionRange> = HashMap::new();
+    for pin in pins {
+        let range = requirement_range(pin);
+        let entry = narrow
+            .entry(pin.name.clone())
+            .or_insert_with(VersionRange::full);
+        *entry = entry.intersection(&range);
+    }
     let queue: Mutex<(VecDeque<PackageName>, HashSet<PackageName>, usize)> = Mutex::new((
         roots.iter().map(|r| r.name.clone()).collect(),
         roots.iter().map(|r| r.name.clone()).collect(),
@@ -42,7 +57,7 @@ pub fn warm(repo: &Repository, cell: &Cell, roots: &[Requirement]) {
                         }
                     };
                     let Some(name) = name else { break };
-                    let found = requirements_of_newest(repo, cell, &name);
+                    let found = requirements_of_newest(repo, cell, &name, narrow.get(&name));
                     let mut q = queue.lock().unwrap();
                     q.2 -= 1;
                     for dep in found {
@@ -57,14 +72,28 @@ pub fn warm(repo: &Repository, cell: &Cell, roots: &[Requirement]) {
     });
 }
 
-/// The names the newest fitting version of `name` requires here, fetching it on the way.
-fn requirements_of_newest(repo: &Repository, cell: &Cell, name: &PackageName) -> Vec<PackageName> {
+/// The names the newest fitting version of `name` (within `pinned`, when some version fits
+/// it) requires here, fetching it on the way.
+fn requirements_of_newest(
+    repo: &Repository,
+    cell: &Cell,
+    name: &PackageName,
+    pinned: Option<&VersionRange>,
+) -> Vec<PackageName> {
     let Ok(candidates) = repo.candidates(name) else {
         return Vec::new();
     };
-    let Some(newest) = candidates.iter().find(|c| {
+    let fits = |c: &&crate::resolve::repository::Candidate| {
         c.sdist.is_some() && !c.yanked && c.fits_python(cell) && !c.version.any_prerelease()
-    }) else {
+    };
+    let within = pinned.and_then(|range| {
+        candidates
+            .iter()
+            .filter(fits)
+            .find(|c| range.contains(&c.version))
+    });
+    // A pin no version meets is the resolver's error to report; the crawl just guesses.
+    let Some(newest) = within.or_else(|| candidates.iter().find(fits)) else {
         return Vec::new();
     };
     let Ok(dist) = repo.dist(name, &newest.version, cell) else {

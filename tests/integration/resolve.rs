@@ -1,6 +1,6 @@
 //! `rewheel resolve` on the fixture world, offline.
 
-use crate::common::{rewheel, world, write_wheel};
+use crate::common::{Sdist, rewheel, world, write_wheel};
 
 fn world_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -457,4 +457,29 @@ fn the_build_closure_as_a_requirements_file_pins_by_hash_and_says_why() {
         "{}",
         two.stderr
     );
+}
+
+#[test]
+fn a_pinned_lock_reads_the_pinned_sdists_not_the_newest() {
+    // The crawl that warms the cache before resolving follows each pin; before it did, a lock
+    // fetched and inspected every pin's newest release too, and what that one required.
+    let dir = tempfile::tempdir().unwrap();
+    for (version, requires) in [("1.0", vec![]), ("2.0", vec!["newdep"])] {
+        Sdist::new("pinned", version)
+            .pyproject(&[], "inhouse_backend", Some("."))
+            .pkg_info("2.2", &requires)
+            .write(dir.path());
+    }
+    Sdist::new("newdep", "1.0")
+        .pyproject(&[], "inhouse_backend", Some("."))
+        .pkg_info("2.2", &[])
+        .write(dir.path());
+    let run = rewheel(dir.path(), &["resolve", "pinned==1.0", "--python", "3.11"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("pinned 1.0"), "{}", run.stdout);
+    let inspected: Vec<String> = std::fs::read_dir(dir.path().join(".cache/inspect-v3"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(inspected.len(), 1, "{inspected:?}");
 }
