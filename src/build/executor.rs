@@ -106,6 +106,16 @@ impl Ledger {
         self.jobs[key].spec.label()
     }
 
+    /// Whether finishing `key` made a job ready that has not started: after a reuse, that job
+    /// may be one to build, and it should not wait for the rest of the reuse bookkeeping.
+    fn unblocks(&self, key: JobKey) -> bool {
+        self.jobs.iter().any(|(k, p)| {
+            !self.started.contains(k)
+                && p.deps().any(|d| d == key)
+                && p.deps().all(|d| self.built.contains_key(&d))
+        })
+    }
+
     fn fail(
         &mut self,
         key: JobKey,
@@ -313,162 +323,170 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
         }
         // Two passes: jobs to build start first, then finished jobs are reused (their blobs
         // hashed, the wheelhouse written) while those builds run; after a one-pin bump the
-        // one job to build does not wait behind the bookkeeping of the forty it reuses.
-        for builds_first in [true, false] {
-            for key in order.1.clone() {
-                if ledger.started.contains(&key) {
-                    continue;
-                }
-                let failed_dep = ledger.jobs[&key]
-                    .deps()
-                    .find(|d| ledger.failed.contains_key(d));
-                if let Some(dep) = failed_dep {
-                    ledger.started.insert(key);
-                    let why = format!("not built: {} failed", ledger.label(&dep));
-                    ledger.fail(key, why, events.as_ref(), None, Vec::new(), 0.0);
-                    continue;
-                }
-                let planned = &ledger.jobs[&key];
-                if !planned.deps().all(|d| ledger.built.contains_key(&d)) {
-                    continue;
-                }
-                // Once a job is ready its inputs are fixed: its fingerprint and the store's
-                // finished job with it are looked up once.
-                if let std::collections::hash_map::Entry::Vacant(slot) = lookups.entry(key) {
-                    let mut spec = planned.spec.clone();
-                    spec.env = ledger.env_of(planned);
-                    let (dir, root) = backend.job_dir(&spec);
-                    // Where the sources are is what builds embed: the fingerprint's build path.
-                    let sources = backend.source_parent().unwrap_or_else(|| root.join("src"));
-                    let (fingerprint, fingerprint_sha256) =
-                        Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &sources);
-                    let record_key = (
-                        spec.cell.clone(),
-                        spec.name.clone(),
-                        spec.version.clone(),
-                        spec.stage,
-                    );
-                    // This run's own finished job (a resumed run), else the job cache: the newest
-                    // finished job anywhere in the store with the same inputs.
-                    let own = reusable
-                        .get(&record_key)
-                        .filter(|r| r.fingerprint_sha256 == fingerprint_sha256)
-                        .cloned();
-                    let found = match own {
-                        Some(record) => Some(record),
-                        None if options.rebuild.may_reuse(&spec.name) => {
-                            store.find_built(&fingerprint_sha256)?
-                        }
-                        None => None,
+        // one job to build does not wait behind the bookkeeping of the forty it reuses. A
+        // reuse that readies another job goes back to the first pass, so a job to build
+        // starts as soon as its own build environment is reused.
+        'passes: loop {
+            for builds_first in [true, false] {
+                for key in order.1.clone() {
+                    if ledger.started.contains(&key) {
+                        continue;
                     }
-                    .filter(|r| r.wheel_filename.is_some() && r.wheel_sha256.is_some());
-                    slot.insert(Ready {
+                    let failed_dep = ledger.jobs[&key]
+                        .deps()
+                        .find(|d| ledger.failed.contains_key(d));
+                    if let Some(dep) = failed_dep {
+                        ledger.started.insert(key);
+                        let why = format!("not built: {} failed", ledger.label(&dep));
+                        ledger.fail(key, why, events.as_ref(), None, Vec::new(), 0.0);
+                        continue;
+                    }
+                    let planned = &ledger.jobs[&key];
+                    if !planned.deps().all(|d| ledger.built.contains_key(&d)) {
+                        continue;
+                    }
+                    // Once a job is ready its inputs are fixed: its fingerprint and the store's
+                    // finished job with it are looked up once.
+                    if let std::collections::hash_map::Entry::Vacant(slot) = lookups.entry(key) {
+                        let mut spec = planned.spec.clone();
+                        spec.env = ledger.env_of(planned);
+                        let (dir, root) = backend.job_dir(&spec);
+                        // Where the sources are is what builds embed: the fingerprint's build path.
+                        let sources = backend.source_parent().unwrap_or_else(|| root.join("src"));
+                        let (fingerprint, fingerprint_sha256) =
+                            Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &sources);
+                        let record_key = (
+                            spec.cell.clone(),
+                            spec.name.clone(),
+                            spec.version.clone(),
+                            spec.stage,
+                        );
+                        // This run's own finished job (a resumed run), else the job cache: the newest
+                        // finished job anywhere in the store with the same inputs.
+                        let own = reusable
+                            .get(&record_key)
+                            .filter(|r| r.fingerprint_sha256 == fingerprint_sha256)
+                            .cloned();
+                        let found = match own {
+                            Some(record) => Some(record),
+                            None if options.rebuild.may_reuse(&spec.name) => {
+                                store.find_built(&fingerprint_sha256)?
+                            }
+                            None => None,
+                        }
+                        .filter(|r| r.wheel_filename.is_some() && r.wheel_sha256.is_some());
+                        slot.insert(Ready {
+                            spec,
+                            dir,
+                            root,
+                            sources,
+                            fingerprint,
+                            found,
+                        });
+                    }
+                    let hit = lookups[&key].found.is_some();
+                    if builds_first && hit {
+                        continue;
+                    }
+                    let needs = slots_of(&planned.spec);
+                    let used: usize = slots.values().sum();
+                    if !hit && !running.is_empty() && used + needs > options.jobs {
+                        continue;
+                    }
+                    ledger.started.insert(key);
+                    let Ready {
                         spec,
                         dir,
                         root,
                         sources,
                         fingerprint,
                         found,
-                    });
-                }
-                let hit = lookups[&key].found.is_some();
-                if builds_first && hit {
-                    continue;
-                }
-                let needs = slots_of(&planned.spec);
-                let used: usize = slots.values().sum();
-                if !hit && !running.is_empty() && used + needs > options.jobs {
-                    continue;
-                }
-                ledger.started.insert(key);
-                let Ready {
-                    spec,
-                    dir,
-                    root,
-                    sources,
-                    fingerprint,
-                    found,
-                } = lookups.remove(&key).expect("looked up above");
-                if let Some(record) = found
-                    && let (Some(filename), Some(sha)) =
-                        (&record.wheel_filename, &record.wheel_sha256)
-                    && let Some(bytes) = reusable_wheel(store, sha, planned.is_final)
-                    && record
-                        .log_sha256
-                        .as_deref()
-                        .is_none_or(|log| reusable_blob(store, log))
-                {
-                    if record.run_id != run_id {
-                        store.record_job(&record.reused_by(run_id))?;
-                    }
-                    let from = record.reused_from.as_deref().unwrap_or(&record.run_id);
-                    let note = if from == run_id {
-                        "reused from the interrupted run".to_string()
-                    } else {
-                        format!("reused from run {from}")
-                    };
-                    let path = store.blob_path(sha);
-                    if let Some(bytes) = bytes {
-                        write_output(&options.out_dir, &spec.cell, filename, &bytes)?;
-                    }
-                    ledger.built.insert(
-                        key,
-                        Built {
-                            filename: filename.clone(),
-                            sha256: sha.clone(),
-                            path,
-                        },
-                    );
-                    if planned.is_final {
-                        let now = jiff::Timestamp::now().as_second();
-                        ledger.finals.push(FinalJob {
-                            spec: spec.clone(),
-                            filename: filename.clone(),
-                            sha256: sha.clone(),
-                            path: store.blob_path(sha),
-                            window: (now, now),
-                            build_path: root.clone(),
-                            source_parent: sources.clone(),
-                            sdist_url: planned.sdist_url.clone(),
-                            fingerprint: fingerprint.clone(),
-                            reused_from: Some(from.to_string()),
+                    } = lookups.remove(&key).expect("looked up above");
+                    if let Some(record) = found
+                        && let (Some(filename), Some(sha)) =
+                            (&record.wheel_filename, &record.wheel_sha256)
+                        && let Some(bytes) = reusable_wheel(store, sha, planned.is_final)
+                        && record
+                            .log_sha256
+                            .as_deref()
+                            .is_none_or(|log| reusable_blob(store, log))
+                    {
+                        if record.run_id != run_id {
+                            store.record_job(&record.reused_by(run_id))?;
+                        }
+                        let from = record.reused_from.as_deref().unwrap_or(&record.run_id);
+                        let note = if from == run_id {
+                            "reused from the interrupted run".to_string()
+                        } else {
+                            format!("reused from run {from}")
+                        };
+                        let path = store.blob_path(sha);
+                        if let Some(bytes) = bytes {
+                            write_output(&options.out_dir, &spec.cell, filename, &bytes)?;
+                        }
+                        ledger.built.insert(
+                            key,
+                            Built {
+                                filename: filename.clone(),
+                                sha256: sha.clone(),
+                                path,
+                            },
+                        );
+                        if planned.is_final {
+                            let now = jiff::Timestamp::now().as_second();
+                            ledger.finals.push(FinalJob {
+                                spec: spec.clone(),
+                                filename: filename.clone(),
+                                sha256: sha.clone(),
+                                path: store.blob_path(sha),
+                                window: (now, now),
+                                build_path: root.clone(),
+                                source_parent: sources.clone(),
+                                sdist_url: planned.sdist_url.clone(),
+                                fingerprint: fingerprint.clone(),
+                                reused_from: Some(from.to_string()),
+                            });
+                        }
+                        events.finished(&spec.cell, &spec.label(), true, 0.0, &note);
+                        ledger.outcomes.push(Outcome {
+                            cell: spec.cell.clone(),
+                            label: spec.label(),
+                            result: Ok((filename.clone(), sha.clone())),
+                            log: None,
+                            log_tail: Vec::new(),
+                            seconds: 0.0,
+                            reused: true,
+                            input_error: false,
                         });
+                        if ledger.unblocks(key) {
+                            continue 'passes;
+                        }
+                        continue;
                     }
-                    events.finished(&spec.cell, &spec.label(), true, 0.0, &note);
-                    ledger.outcomes.push(Outcome {
-                        cell: spec.cell.clone(),
-                        label: spec.label(),
-                        result: Ok((filename.clone(), sha.clone())),
-                        log: None,
-                        log_tail: Vec::new(),
-                        seconds: 0.0,
-                        reused: true,
-                        input_error: false,
+                    events.started(&spec.cell, &spec.label());
+                    slots.insert(key, needs);
+                    let backend = backend.clone();
+                    let handle = running.spawn(async move {
+                        let start = Instant::now();
+                        let began = jiff::Timestamp::now().as_second();
+                        let result = backend.run(&spec, &dir).await;
+                        let ended = jiff::Timestamp::now().as_second();
+                        Finished {
+                            key,
+                            spec,
+                            dir,
+                            fingerprint,
+                            result,
+                            seconds: start.elapsed().as_secs_f64(),
+                            window: (began, ended),
+                            build_path: root,
+                            source_parent: sources,
+                        }
                     });
-                    continue;
+                    tasks.insert(handle.id(), key);
                 }
-                events.started(&spec.cell, &spec.label());
-                slots.insert(key, needs);
-                let backend = backend.clone();
-                let handle = running.spawn(async move {
-                    let start = Instant::now();
-                    let began = jiff::Timestamp::now().as_second();
-                    let result = backend.run(&spec, &dir).await;
-                    let ended = jiff::Timestamp::now().as_second();
-                    Finished {
-                        key,
-                        spec,
-                        dir,
-                        fingerprint,
-                        result,
-                        seconds: start.elapsed().as_secs_f64(),
-                        window: (began, ended),
-                        build_path: root,
-                        source_parent: sources,
-                    }
-                });
-                tasks.insert(handle.id(), key);
             }
+            break;
         }
         if running.is_empty() {
             break;

@@ -14,7 +14,7 @@ pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8
         Ok(built) => built,
         Err(code) => return Ok(code),
     };
-    super::keep_until_exit(built.planner.clone());
+    crate::exit::keep_until_exit(built.planner.clone());
     built.events.clear();
     print_summary(&built.summary, &built.settings.options.out_dir);
     write_provenance(&built, provenance.as_deref())?;

@@ -29,7 +29,7 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         Ok(built) => built,
         Err(code) => return Ok(code),
     };
-    super::keep_until_exit(built.planner.clone());
+    crate::exit::keep_until_exit(built.planner.clone());
     // A wheel that failed to build does not hide the others: they are checked, and the exit
     // code still says the build failed.
     let first_failed = match conclude(&built)? {

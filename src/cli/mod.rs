@@ -47,13 +47,6 @@ pub fn main() -> u8 {
     }
 }
 
-/// The process ends right after its command: what resolution read (every index page of the
-/// closure, as candidates) is left for the OS to reclaim, not freed one allocation at a time,
-/// which was a fifth of a warm `resolve` of a 40-pin lock and came after the last job of a build.
-fn keep_until_exit<T>(value: T) {
-    std::mem::forget(value);
-}
-
 fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "warn",

@@ -32,13 +32,9 @@ pub(crate) fn run(args: ResolveArgs) -> anyhow::Result<u8> {
         },
     };
     emit(&text, args.output.as_deref())?;
-    let code = if resolved.has_error_cycle() {
-        exit::CYCLE
-    } else {
-        exit::SUCCESS
-    };
-    super::keep_until_exit(resolved);
-    Ok(code)
+    let cycle = resolved.has_error_cycle();
+    exit::keep_until_exit(resolved);
+    Ok(if cycle { exit::CYCLE } else { exit::SUCCESS })
 }
 
 fn print_why(
