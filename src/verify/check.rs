@@ -271,7 +271,9 @@ fn find_culprits(
 }
 
 /// For each differing wheel, build it on both sides again with the remedies of its attributed
-/// causes; the remedy is verified when the two wheels are then identical.
+/// causes; the remedy is verified when the two wheels are then identical. Every wheel's two
+/// sides run together, `--jobs` at a time; the wheels a round does not fix get one more round
+/// with every standard remedy of the varied set.
 fn verify_remedies(
     built: &BuiltRun,
     report: &mut CompareReport,
@@ -279,12 +281,13 @@ fn verify_remedies(
     (varied, varied_backend): (&Settings, &Arc<dyn Backend>),
     second_dir: &std::path::Path,
 ) {
-    use crate::verify::remedy::{RemedyReport, package_remedy, remedies_for};
+    use crate::verify::remedy::{Remedy, RemedyReport, package_remedy, remedies_for};
     let base = &built.options.settings;
-    for pair in report.pairs.iter_mut().filter(|p| !p.reproducible()) {
-        // After Ctrl-C every rebuild returns at once: say nothing more.
-        if *built.interrupt.borrow() {
-            break;
+    // Per differing wheel: its first build, and the remedies of each try.
+    let mut plans: Vec<(usize, &FinalJob, Vec<Vec<Remedy>>)> = Vec::new();
+    for (i, pair) in report.pairs.iter_mut().enumerate() {
+        if pair.reproducible() {
+            continue;
         }
         let Some(first) = first_build_of(built, pair) else {
             continue;
@@ -300,25 +303,39 @@ fn verify_remedies(
         // What attribution cannot see (a hash seed reordering generated code, two causes in
         // one entry) gets one more try: every standard remedy of the varied set together.
         let every = remedies_for(set, base);
-        let mut outcome = RemedyReport {
+        pair.remedy = Some(RemedyReport {
             causes: causes.clone(),
             remedies: attributed.iter().map(|r| r.describe()).collect(),
             verified: false,
             settings: None,
-        };
+        });
         // A cause no setting hides (the hostname) is not worth the second try.
         let hidable = causes
             .iter()
-            .all(|c| crate::verify::remedy::Remedy::for_variation(*c, base).is_some());
+            .all(|c| Remedy::for_variation(*c, base).is_some());
         let mut tries = vec![attributed.clone()];
         if hidable && every.len() > attributed.len() {
             tries.push(every);
         }
-        for (n, remedies) in tries.iter().enumerate() {
-            if remedies.is_empty() {
+        plans.push((i, first, tries));
+    }
+    for round in 0..2 {
+        // After Ctrl-C every rebuild returns at once: say nothing more.
+        if *built.interrupt.borrow() {
+            return;
+        }
+        let dir = second_dir.join(if round == 0 { "remedy" } else { "remedy-all" });
+        let mut tasks = Vec::new();
+        let mut tried = Vec::new();
+        for (i, first, tries) in &plans {
+            let pair = &report.pairs[*i];
+            if pair.remedy.as_ref().is_some_and(|r| r.verified) {
                 continue;
             }
-            let mut remedied = first.clone();
+            let Some(remedies) = tries.get(round).filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            let mut remedied = (*first).clone();
             for r in remedies {
                 r.apply(&mut remedied.spec.recipe);
             }
@@ -326,43 +343,62 @@ fn verify_remedies(
             eprintln!(
                 "[{}] verifying {}{} for {}",
                 pair.cell,
-                if n > 0 { "every standard remedy: " } else { "" },
+                if round > 0 {
+                    "every standard remedy: "
+                } else {
+                    ""
+                },
                 described.join(" + "),
                 pair.wheel
             );
-            let dir = second_dir.join(if n == 0 { "remedy" } else { "remedy-all" });
-            let side = |settings: &Settings, backend: Arc<dyn Backend>, later: bool, name: &str| {
-                built
-                    .runtime
-                    .block_on(rebuild(
-                        std::slice::from_ref(&remedied),
-                        backend,
-                        settings,
-                        1,
-                        later,
-                        dir.join(name),
-                        built.interrupt.clone(),
-                    ))
-                    .into_iter()
-                    .next()
-                    .and_then(|r| r.result.ok())
-                    .map(|(_, sha)| sha)
+            let side = |settings: &Settings, backend: &Arc<dyn Backend>, later, name| Rebuild {
+                job: remedied.clone(),
+                backend: backend.clone(),
+                settings: settings.clone(),
+                vary_time: later,
+                out_dir: dir.join(name),
             };
-            let a = side(base, built.backend.clone(), false, "a");
-            let b = side(
+            tasks.push(side(base, &built.backend, false, "a"));
+            tasks.push(side(
                 varied,
-                varied_backend.clone(),
+                varied_backend,
                 set.contains(&Variation::Time),
                 "b",
-            );
+            ));
+            let name = first.spec.name.clone();
+            let (cell, filename) = (remedied.spec.cell.clone(), remedied.filename.clone());
+            tried.push((*i, name, cell, filename, remedies, described));
+        }
+        if tasks.is_empty() {
+            continue;
+        }
+        let rebuilt = built.runtime.block_on(rebuild_all(
+            tasks,
+            built.options.jobs,
+            built.interrupt.clone(),
+        ));
+        if *built.interrupt.borrow() {
+            return;
+        }
+        // Each wheel's two results, told apart by the folder of their side.
+        let sha_of = |side: &str, cell: &crate::cell::CellId, filename: &str| {
+            rebuilt
+                .iter()
+                .filter(|r| &r.cell == cell && r.filename == filename)
+                .filter_map(|r| r.result.as_ref().ok())
+                .find(|(path, _)| path.starts_with(dir.join(side)))
+                .map(|(_, sha)| sha.clone())
+        };
+        for (i, name, cell, filename, remedies, described) in tried {
+            let (a, b) = (sha_of("a", &cell, &filename), sha_of("b", &cell, &filename));
+            let pair = &mut report.pairs[i];
+            let outcome = pair.remedy.as_mut().expect("set above");
             outcome.remedies = described;
             outcome.verified = a.is_some() && a == b;
             if outcome.verified {
-                outcome.settings = Some(package_remedy(&first.spec.name, remedies));
-                break;
+                outcome.settings = Some(package_remedy(&name, remedies));
             }
         }
-        pair.remedy = Some(outcome);
     }
 }
 
@@ -500,6 +536,36 @@ pub async fn rebuild(
     jobs: usize,
     vary_time: bool,
     out_dir: PathBuf,
+    interrupt: tokio::sync::watch::Receiver<bool>,
+) -> Vec<Rebuilt> {
+    let tasks = finals
+        .iter()
+        .map(|f| Rebuild {
+            job: f.clone(),
+            backend: backend.clone(),
+            settings: settings.clone(),
+            vary_time,
+            out_dir: out_dir.clone(),
+        })
+        .collect();
+    rebuild_all(tasks, jobs, interrupt).await
+}
+
+/// One wheel to build again, on its own backend and settings (a remedy's two sides differ).
+pub struct Rebuild {
+    pub job: FinalJob,
+    pub backend: Arc<dyn Backend>,
+    pub settings: Settings,
+    /// Start no sooner than 2 s after the first build ended.
+    pub vary_time: bool,
+    /// The wheel goes to `out_dir/CELL/FILENAME`.
+    pub out_dir: PathBuf,
+}
+
+/// Run every rebuild, `jobs` at a time; Ctrl-C stops them all.
+pub async fn rebuild_all(
+    tasks: Vec<Rebuild>,
+    jobs: usize,
     mut interrupt: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<Rebuilt> {
     // An interrupted wheel is a failed rebuild, never a missing one.
@@ -512,22 +578,33 @@ pub async fn rebuild(
         source_parent: PathBuf::new(),
     };
     if *interrupt.borrow() {
-        return finals
+        return tasks
             .iter()
-            .map(|f| interrupted((f.spec.cell.clone(), f.filename.clone())))
+            .map(|t| interrupted((t.job.spec.cell.clone(), t.job.filename.clone())))
             .collect();
     }
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut running = tokio::task::JoinSet::new();
     let mut names = std::collections::HashMap::new();
-    for f in finals {
+    let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
+    for task in tasks {
+        let Rebuild {
+            job: f,
+            backend,
+            settings,
+            vary_time,
+            out_dir,
+        } = task;
+        if !backends.iter().any(|b| Arc::ptr_eq(b, &backend)) {
+            backends.push(backend.clone());
+        }
         let mut spec = f.spec.clone();
-        spec.settings = settings.clone();
+        spec.settings = settings;
         spec.proceed = true;
-        let (backend, semaphore, out_dir) = (backend.clone(), semaphore.clone(), out_dir.clone());
+        let semaphore = semaphore.clone();
         let (ended, cell, filename) = (f.window.1, f.spec.cell.clone(), f.filename.clone());
         let what = (cell.clone(), filename.clone());
-        let handle = tasks.spawn(async move {
+        let handle = running.spawn(async move {
             let _permit = semaphore.acquire_owned().await.expect("never closed");
             if vary_time {
                 let wait = ended + 2 - jiff::Timestamp::now().as_second();
@@ -567,11 +644,13 @@ pub async fn rebuild(
     loop {
         // Ctrl-C stops the second builds too, and removes their containers.
         let done = tokio::select! {
-            done = tasks.join_next_with_id() => done,
+            done = running.join_next_with_id() => done,
             _ = interrupt.changed() => {
-                tasks.abort_all();
-                while tasks.join_next().await.is_some() {}
-                backend.cleanup().await;
+                running.abort_all();
+                while running.join_next().await.is_some() {}
+                for backend in &backends {
+                    backend.cleanup().await;
+                }
                 out.extend(names.into_values().map(interrupted));
                 break;
             }
@@ -580,6 +659,11 @@ pub async fn rebuild(
         match done {
             Ok((id, r)) => {
                 names.remove(&id);
+                // Progress for logs: a second build of a large closure runs for an hour.
+                if r.result.is_ok() {
+                    let secs = r.window.1 - r.window.0;
+                    eprintln!("[{}] built again {} ({secs} s)", r.cell, r.filename);
+                }
                 out.push(r)
             }
             // A rebuild that panicked is a failed rebuild of that wheel, not a missing wheel.
