@@ -43,6 +43,8 @@ pub struct FinalJob {
     pub path: PathBuf,
     /// When the job ran, as seconds since the epoch (for attributing embedded times).
     pub window: (i64, i64),
+    /// How long the job took, when it was built (a reused job: when it was first built).
+    pub seconds: f64,
     /// How the job saw its build folder.
     pub build_path: PathBuf,
     /// Where the job saw the sdist's top folder unpacked (`--build-path DIR`).
@@ -440,6 +442,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                                 sha256: sha.clone(),
                                 path: store.blob_path(sha),
                                 window: (now, now),
+                                seconds: record.outcome.seconds,
                                 build_path: root.clone(),
                                 source_parent: sources.clone(),
                                 sdist_url: planned.sdist_url.clone(),
@@ -634,6 +637,7 @@ async fn finish(
                     sha256: sha.clone(),
                     path: store.blob_path(&sha),
                     window,
+                    seconds,
                     build_path,
                     source_parent,
                     sdist_url: ledger.jobs[&key].sdist_url.clone(),

@@ -587,6 +587,10 @@ pub async fn rebuild_all(
     let mut running = tokio::task::JoinSet::new();
     let mut names = std::collections::HashMap::new();
     let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
+    // The longest first builds start first: a set of independent jobs ends soonest that way,
+    // rather than with maturin started last, alone on the machine.
+    let mut tasks = tasks;
+    tasks.sort_by(|a, b| b.job.seconds.total_cmp(&a.job.seconds));
     for task in tasks {
         let Rebuild {
             job: f,
