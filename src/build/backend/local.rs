@@ -24,8 +24,11 @@ pub struct Local {
 }
 
 impl Local {
-    pub fn new(interpreters: HashMap<CellId, Interpreter>, build_root: PathBuf) -> Self {
-        let isolation = Isolation::probe();
+    pub fn new(
+        interpreters: HashMap<CellId, Interpreter>,
+        build_root: PathBuf,
+        isolation: Isolation,
+    ) -> Self {
         if isolation == Isolation::Bwrap {
             tracing::info!("local jobs are confined by {}", isolation.describe());
         } else {

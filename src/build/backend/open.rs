@@ -137,6 +137,9 @@ pub fn open(
             }
         });
     }
+    // Starting bwrap to see that it works, and each interpreter to ask its version, are two
+    // process starts every local run pays, warm ones included: side by side, not in turn.
+    let isolation = std::thread::spawn(super::sandbox::Isolation::probe);
     let mut interpreters = HashMap::new();
     let mut missing = Vec::new();
     for cell in cells {
@@ -163,9 +166,11 @@ pub fn open(
     if !absent.is_empty() {
         return Err(OpenError::HostLacks(absent.join(" ")));
     }
+    let isolation = isolation.join().expect("the sandbox probe does not panic");
     Ok(Some(Arc::new(Local::new(
         interpreters,
         request.build_path.clone(),
+        isolation,
     ))))
 }
 
