@@ -115,6 +115,13 @@ pub fn text(report: &CompareReport) -> String {
     for only in &report.only_in_b {
         let _ = writeln!(out, "only in {}: {only}", report.b);
     }
+    for f in &report.failed {
+        let _ = writeln!(
+            out,
+            "NOT BUILT [{}] {} ({} side): {}",
+            f.cell, f.job, f.side, f.error
+        );
+    }
     out
 }
 
@@ -130,21 +137,40 @@ pub fn junit(report: &CompareReport) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"rewheel\" tests=\"{}\" failures=\"{failures}\">",
-        report.pairs.len()
+        "<testsuites name=\"rewheel\" tests=\"{}\" failures=\"{failures}\" errors=\"{}\">",
+        report.pairs.len() + report.failed.len(),
+        report.failed.len()
     );
-    let mut cells: Vec<&str> = report.pairs.iter().map(|p| p.cell.as_str()).collect();
+    let mut cells: Vec<&str> = report
+        .pairs
+        .iter()
+        .map(|p| p.cell.as_str())
+        .chain(report.failed.iter().map(|f| f.cell.as_str()))
+        .collect();
     cells.sort();
     cells.dedup();
     for cell in cells {
         let pairs: Vec<&PairReport> = report.pairs.iter().filter(|p| p.cell == cell).collect();
         let failed = pairs.iter().filter(|p| !p.reproducible()).count();
+        // A job that did not build is an error of the suite, not a silent absence.
+        let unbuilt: Vec<_> = report.failed.iter().filter(|f| f.cell == cell).collect();
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"{}\">",
             xml(cell),
-            pairs.len()
+            pairs.len() + unbuilt.len(),
+            unbuilt.len()
         );
+        for f in unbuilt {
+            let _ = writeln!(
+                out,
+                "    <testcase classname=\"{}\" name=\"{}\">\n      <error message=\"did not build ({} side)\">{}</error>\n    </testcase>",
+                xml(cell),
+                xml(&f.job),
+                f.side,
+                xml(&f.error)
+            );
+        }
         for p in pairs {
             let _ = write!(
                 out,

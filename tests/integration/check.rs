@@ -173,8 +173,29 @@ fn a_wheel_that_fails_to_build_does_not_hide_the_others_from_check() {
             "raise RuntimeError('this package does not build')",
         )
         .write(world.path());
-    let r = check(&world, &["steady==1.0", "broken==1.0", "--format", "json"]);
+    let junit = world.path().join("junit.xml");
+    let r = check(
+        &world,
+        &[
+            "steady==1.0",
+            "broken==1.0",
+            "--format",
+            "json",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
     assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    // CI's test view shows the job that did not build as an error, beside the wheel that did.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("tests=\"2\" failures=\"0\" errors=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("name=\"broken 1.0\">\n      <error message=\"did not build (first side)\">"),
+        "{xml}"
+    );
     assert!(
         r.stderr.contains("checking the 1 wheels that built"),
         "{}",
