@@ -327,7 +327,7 @@ fn verify_remedies(
         let dir = second_dir.join(if round == 0 { "remedy" } else { "remedy-all" });
         let mut tasks = Vec::new();
         let mut tried = Vec::new();
-        for (i, first, tries) in &plans {
+        for (k, (i, first, tries)) in plans.iter().enumerate() {
             let pair = &report.pairs[*i];
             if pair.remedy.as_ref().is_some_and(|r| r.verified) {
                 continue;
@@ -365,9 +365,7 @@ fn verify_remedies(
                 set.contains(&Variation::Time),
                 "b",
             ));
-            let name = first.spec.name.clone();
-            let (cell, filename) = (remedied.spec.cell.clone(), remedied.filename.clone());
-            tried.push((*i, name, cell, filename, remedies, described));
+            tried.push((k, described));
         }
         if tasks.is_empty() {
             continue;
@@ -389,14 +387,15 @@ fn verify_remedies(
                 .find(|(path, _)| path.starts_with(dir.join(side)))
                 .map(|(_, sha)| sha.clone())
         };
-        for (i, name, cell, filename, remedies, described) in tried {
-            let (a, b) = (sha_of("a", &cell, &filename), sha_of("b", &cell, &filename));
-            let pair = &mut report.pairs[i];
-            let outcome = pair.remedy.as_mut().expect("set above");
+        for (k, described) in tried {
+            let (i, first, tries) = &plans[k];
+            let (cell, filename) = (&first.spec.cell, &first.filename);
+            let (a, b) = (sha_of("a", cell, filename), sha_of("b", cell, filename));
+            let outcome = report.pairs[*i].remedy.as_mut().expect("set above");
             outcome.remedies = described;
             outcome.verified = a.is_some() && a == b;
             if outcome.verified {
-                outcome.settings = Some(package_remedy(&name, remedies));
+                outcome.settings = Some(package_remedy(&first.spec.name, &tries[round]));
             }
         }
     }
