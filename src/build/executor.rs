@@ -1101,6 +1101,53 @@ mod tests {
     }
 
     #[test]
+    fn a_second_build_starts_the_longest_first_builds_first() {
+        let fake = fake();
+        let out = tempfile::tempdir().unwrap();
+        let finals: Vec<FinalJob> = [
+            ("quick", 0.1),
+            ("long", 50.0),
+            ("small", 1.0),
+            ("middle", 5.0),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (name, seconds))| FinalJob {
+            spec: job(i, 0, name, &[]).spec,
+            filename: format!("{name}-1.0-py3-none-any.whl"),
+            sha256: String::new(),
+            path: PathBuf::new(),
+            window: (0, 0),
+            seconds: *seconds,
+            build_path: PathBuf::new(),
+            source_parent: PathBuf::new(),
+            sdist_url: String::new(),
+            fingerprint: String::new(),
+            reused_from: None,
+        })
+        .collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let rebuilt = runtime.block_on(crate::verify::check::rebuild(
+            &finals,
+            fake.clone(),
+            &crate::build::job::Settings::default(),
+            1,
+            false,
+            out.path().to_path_buf(),
+            rx,
+        ));
+        assert!(rebuilt.iter().all(|r| r.result.is_ok()));
+        assert_eq!(
+            *fake.runs.lock().unwrap(),
+            ["long 1.0", "middle 1.0", "small 1.0", "quick 1.0"]
+        );
+    }
+
+    #[test]
     fn a_later_run_reuses_what_an_earlier_run_built_and_records_where_from() {
         let s = setup();
         go(&s, fake(), lib_and_app(), false);

@@ -590,6 +590,7 @@ pub async fn rebuild_all(
     // rather than with maturin started last, alone on the machine.
     let mut tasks = tasks;
     tasks.sort_by(|a, b| b.job.seconds.total_cmp(&a.job.seconds));
+    let mut turn: Option<tokio::sync::oneshot::Receiver<()>> = None;
     for task in tasks {
         let Rebuild {
             job: f,
@@ -607,8 +608,17 @@ pub async fn rebuild_all(
         let semaphore = semaphore.clone();
         let (ended, cell, filename) = (f.window.1, f.spec.cell.clone(), f.filename.clone());
         let what = (cell.clone(), filename.clone());
+        // Tasks start polling in whatever order the runtime's workers take them: each waits
+        // for the one before it to hold a permit, so permits go out in the sorted order.
+        let my_turn = turn.take();
+        let (after_me, next) = tokio::sync::oneshot::channel::<()>();
+        turn = Some(next);
         let handle = running.spawn(async move {
+            if let Some(my_turn) = my_turn {
+                let _ = my_turn.await;
+            }
             let _permit = semaphore.acquire_owned().await.expect("never closed");
+            let _ = after_me.send(());
             if vary_time {
                 let wait = ended + 2 - jiff::Timestamp::now().as_second();
                 if wait > 0 {
