@@ -9,7 +9,8 @@
 # Prints the times, the ratios, how many jobs rewheel built and reused, and rewheel's harness
 # overhead: wall time against max(total job time / cores, critical path of job times).
 # Needs: python3.11, network to the index. uv and fromager go into a venv of their own.
-# NO_PIP=1 and NO_FROMAGER=1 leave out the slow baselines.
+# NO_PIP=1 and NO_FROMAGER=1 leave out the slow baselines; BUMP_ONLY=1 measures rewheel's cold,
+# warm and bump runs and the bump's floor only (no second cold run, no other tool).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-$(python3.11 -c 'import sys; print(sys.executable)')}
@@ -76,6 +77,13 @@ for round in $(seq "$rounds"); do
   rw_just=$(secs "$t" "$(now)")
   # The cold build once more with a fresh store but the download cache kept: the harness's
   # own overhead, without the network time the first cold run also paid.
+  if [ -n "${BUMP_ONLY:-}" ]; then
+    echo "round $round ($cores cores, $(basename "$lock"), CPython $version): rewheel cold ${rw_cold} s, warm ${rw_warm} s"
+    echo "  jobs built/reused: cold $built_cold/$reused_cold, warm $built_warm/$reused_warm, bump $built_bump/$reused_bump"
+    echo "  bump: ${rw_bump} s against ${bump_job:-?} s for the one job it had to build;"
+    echo "        building just that package (same store, --rebuild=$bump_name): ${rw_just} s, ratio $(echo "scale=2; $rw_bump / $rw_just" | bc)"
+    continue
+  fi
   t=$(now); rw "$lock" "$work/store-net-$round" "$work/rw-net-$round"; rw_nonet=$(secs "$t" "$(now)")
   nonet_id=$(sed -n 's/^run //p' "$work/rw.log" | head -1)
   # Overhead of a cold run, from its own job times in the store: the bound is the larger of
