@@ -10,8 +10,10 @@ version=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 lock=benches/lock-15.txt
 work=$(mktemp -d)
 [ -n "${KEEP:-}" ] && echo "work folder: $work" || trap 'rm -rf "$work"' EXIT
-export SOURCE_DATE_EPOCH=1700000000
+# Built before SOURCE_DATE_EPOCH is set: a dependency's build script watches it, so cargo
+# would rebuild the release binary with it set and again without.
 cargo build --release --quiet
+export SOURCE_DATE_EPOCH=1700000000
 bin=target/release/rewheel
 
 now() { date +%s.%N; }

@@ -21,8 +21,10 @@ bump_name=${bump_to%%==*} bump_version=${bump_to#*==}
 rounds=${ROUNDS:-1}
 work=$(mktemp -d)
 [ -n "${KEEP:-}" ] && echo "work folder: $work" || trap 'rm -rf "$work"' EXIT
-export SOURCE_DATE_EPOCH=1700000000
+# Built before SOURCE_DATE_EPOCH is set: a dependency's build script watches it, so cargo
+# would rebuild the release binary with it set and again without.
 cargo build --release --quiet
+export SOURCE_DATE_EPOCH=1700000000
 bin=$PWD/target/release/rewheel
 tools=${TOOLS:-$work/tools}
 [ -x "$tools/bin/uv" ] || { "$py" -m venv "$tools" && "$tools/bin/pip" install -q uv fromager; }
@@ -33,10 +35,10 @@ cores=$(nproc)
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc; }
 
-rw() { # rewheel LOCK STORE OUT
+rw() { # rewheel LOCK STORE OUT [MORE ARGS]
   "$bin" build -r "$1" --python "$version" --python-path "$py" --backend local \
     --source-date-epoch "$SOURCE_DATE_EPOCH" --cache-dir "$work/rw-cache" --store "$2" \
-    --out "$3" --build-path "$work/rw-build" >"$work/rw.log" 2>&1 || { tail -30 "$work/rw.log"; exit 1; }
+    --out "$3" --build-path "$work/rw-build" "${@:4}" >"$work/rw.log" 2>&1 || { tail -30 "$work/rw.log"; exit 1; }
 }
 uvi() { # uv LOCK CACHE
   rm -rf "$work/uv-target"
@@ -77,6 +79,15 @@ for round in $(seq "$rounds"); do
   rw_just=$(secs "$t" "$(now)")
   # The cold build once more with a fresh store but the download cache kept: the harness's
   # own overhead, without the network time the first cold run also paid.
+  # BUMPS=N: the bump N-1 times more, its one package forced (`--rebuild=NAME`, the rest
+  # reused), each against its floor again: the same shape, more samples.
+  ratios="$(echo "scale=2; $rw_bump / $rw_just" | bc)"
+  for _ in $(seq 2 "${BUMPS:-1}"); do
+    t=$(now); rw "$work/bumped.txt" "$store" "$work/rw-$round" --rebuild="$bump_name"; b=$(secs "$t" "$(now)")
+    t=$(now); rw "$work/just.txt" "$store" "$work/rw-just-$round" --rebuild="$bump_name"; j=$(secs "$t" "$(now)")
+    ratios="$ratios $(echo "scale=2; $b / $j" | bc)"
+  done
+  [ "${BUMPS:-1}" -gt 1 ] && echo "  bump / floor, $BUMPS samples: $ratios"
   if [ -n "${BUMP_ONLY:-}" ]; then
     echo "round $round ($cores cores, $(basename "$lock"), CPython $version): rewheel cold ${rw_cold} s, warm ${rw_warm} s"
     echo "  jobs built/reused: cold $built_cold/$reused_cold, warm $built_warm/$reused_warm, bump $built_bump/$reused_bump"
