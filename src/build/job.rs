@@ -873,10 +873,12 @@ pub fn environment(spec: &JobSpec, root: &Path, source_dir: &Path) -> Vec<(Strin
         env.push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
     }
     if let Some(offset) = spec.recipe.clock.as_ref().or(settings.faketime.as_ref()) {
-        // The wall clock only: timeouts and asyncio keep the real monotonic clock.
+        // The monotonic clock moves by the same offset, which keeps its differences, so
+        // timeouts hold. FAKETIME_DONT_FAKE_MONOTONIC would keep it real, but Debian's
+        // libfaketime (0.9.10) then fails Python's subprocess timeouts with EINVAL:
+        // scikit-build-core found no CMake, and pyzmq and pybind11 did not build.
         env.push(("LD_PRELOAD".into(), LIBFAKETIME.into()));
         env.push(("FAKETIME".into(), offset.clone()));
-        env.push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
     }
     env.extend(settings.extra_env.iter().cloned());
     for (key, value) in &spec.recipe.env {

@@ -73,11 +73,20 @@ fn a_faked_clock_ten_years_ahead_is_caught_and_source_date_epoch_stays() {
     let world = World::new();
     leak(&world, "clockleak", "int(time.time())");
     leak(&world, "sdeonly", r#"os.environ["SOURCE_DATE_EPOCH"]"#);
+    // A tool run with a timeout, as scikit-build-core runs `cmake -E capabilities`: with
+    // libfaketime's FAKETIME_DONT_FAKE_MONOTONIC it failed with EINVAL, and pyzmq and pybind11
+    // could not find CMake on the second side.
+    leak(
+        &world,
+        "toolrun",
+        r#"__import__("subprocess").run(["true"], timeout=10).returncode"#,
+    );
     let r = check(
         &world,
         &[
             "clockleak==1.0",
             "sdeonly==1.0",
+            "toolrun==1.0",
             "--vary",
             "time",
             "--source-date-epoch",
@@ -107,6 +116,11 @@ fn a_faked_clock_ten_years_ahead_is_caught_and_source_date_epoch_stays() {
     // SOURCE_DATE_EPOCH is an input, not the clock: honest builds still agree.
     assert!(
         block(&r.stdout, "sdeonly-1.0").contains("identical"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        block(&r.stdout, "toolrun-1.0").contains("identical"),
         "{}",
         r.stdout
     );
