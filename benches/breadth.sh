@@ -14,8 +14,12 @@
 # checks one closure per package instead (`ONLY="six numpy"` to redo some; `ONLY=-` for the
 # summary alone), which builds the shared build tools' second side again for every package.
 #
+# Every build takes the reproducibility policy in breadth/policy.toml (a `[defaults]` table:
+# a fixed umask, prefix maps); POLICY=/dev/null checks without it.
+#
 # Needs the docker backend and the suites' images (derived images with the corpus's system
-# packages are made on first use). LIMIT caps one check in seconds (default 3600 per package,
+# packages are made on first use). A job may take JOB_TIMEOUT seconds (default 5400: maturin
+# takes 20 minutes on 2 busy cores). LIMIT caps one check in seconds (default 3600 per package,
 # 5 hours for the whole corpus). Results stay in ${OUT:-target/breadth}, one folder per cell.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -37,7 +41,7 @@ mkdir -p "$out"
 common() {
   echo --matrix "$root/matrices/debian.toml" --cells "$1" \
     --settings "$here/breadth/settings.toml" --settings "$here/breadth/${1#*-}.toml" \
-    --exclude-newer "$date"
+    --settings "${POLICY:-$here/breadth/policy.toml}" --exclude-newer "$date"
 }
 
 if [ "$mode" = corpus ]; then
@@ -51,6 +55,7 @@ if [ "$mode" = corpus ]; then
     # shellcheck disable=SC2046
     timeout "${LIMIT:-18000}" "$rewheel" check $corpus $(common "$cell") \
       --remedies="$dir/remedies.toml" --source-date-epoch 1700000000 \
+      --timeout "${JOB_TIMEOUT:-5400}" \
       --store "$out/store" --cache-dir "$out/cache" --out "$dir/wheels" \
       --format json >"$dir/check.json" 2>"$dir/check.log"
     code=$?
@@ -71,7 +76,7 @@ for cell in "${cells[@]}"; do
     timeout "$limit" "$rewheel" check "$pkg" \
       --matrix "$root/matrices/debian.toml" --cells "$cell" \
       --settings "$here/breadth/settings.toml" --settings "$here/breadth/$suite.toml" \
-      --remedies="$dir/$pkg.remedies.toml" \
+      --settings "${POLICY:-$here/breadth/policy.toml}" --remedies="$dir/$pkg.remedies.toml" \
       --exclude-newer "$date" --source-date-epoch 1700000000 \
       --store "$out/store" --cache-dir "$out/cache" --out "$dir/wheels" \
       --format json >"$dir/$pkg.json" 2>"$dir/$pkg.log"

@@ -25,6 +25,8 @@ struct MatrixFile {
     /// Requirements the images satisfy with their own tools.
     #[serde(default)]
     provided: BTreeMap<String, crate::packages::ProvidedSpec>,
+    #[serde(default)]
+    defaults: crate::packages::DefaultsSpec,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +110,7 @@ impl Matrix {
                 path,
                 file.packages,
                 file.provided,
+                file.defaults,
             )?,
         })
     }

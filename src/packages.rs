@@ -14,6 +14,10 @@
 //! umask = "022"                               # pinned for this build (wins over variations)
 //! cpus = 2                                    # CPU slots of --jobs it takes
 //! clock = "2021-05-05 14:18:16"               # a frozen clock (libfaketime), for rebuilds
+//!
+//! [defaults]                                  # every package built from source, unless its
+//! umask = "022"                               # own table sets the same key
+//! env = { CFLAGS = "-ffile-prefix-map={source_dir}=." }
 //! ```
 //!
 //! Everything here that changes bytes (env, config settings, patches by hash, system
@@ -21,6 +25,7 @@
 
 use crate::names::PackageName;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -64,7 +69,7 @@ pub struct PackageSpec {
     pub clock: Option<String>,
 }
 
-/// A settings file: `[packages.*]` tables and the `[provided]` table.
+/// A settings file: `[packages.*]` tables, the `[provided]` table and `[defaults]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingsFile {
@@ -72,6 +77,34 @@ struct SettingsFile {
     packages: BTreeMap<String, PackageSpec>,
     #[serde(default)]
     provided: BTreeMap<String, ProvidedSpec>,
+    #[serde(default)]
+    defaults: DefaultsSpec,
+}
+
+/// `[defaults]`: what every package built from source gets, as a fleet-wide reproducibility
+/// policy would say it (a fixed umask, prefix maps), key by key under the package's own table.
+/// Only what holds for any package: system packages, patches or config settings name one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsSpec {
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub umask: Option<String>,
+}
+
+/// `[defaults]`, checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Defaults {
+    env: BTreeMap<String, String>,
+    umask: Option<u32>,
+    origin: PathBuf,
+}
+
+impl Defaults {
+    fn is_empty(&self) -> bool {
+        self.env.is_empty() && self.umask.is_none()
+    }
 }
 
 /// A requirement the image satisfies with its own tool instead of a wheel built here:
@@ -125,6 +158,7 @@ pub struct PackageConfig {
 pub struct PackageSettings {
     packages: BTreeMap<PackageName, PackageConfig>,
     provided: BTreeMap<PackageName, Provided>,
+    defaults: Defaults,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +208,35 @@ fn is_debian_package(name: &str) -> bool {
 /// Variables a job's sandbox owns: setting them per package would break the job itself.
 const RESERVED_ENV: &[&str] = &["LD_PRELOAD", "FAKETIME", "TMPDIR", "PYTHONNOUSERSITE"];
 
+/// Environment names a table may set: plain names, none the sandbox owns.
+fn check_env(table: &str, env: &BTreeMap<String, String>) -> Result<(), String> {
+    for var in env.keys() {
+        let plain = !var.is_empty()
+            && !var.starts_with(|c: char| c.is_ascii_digit())
+            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !plain {
+            return Err(format!(
+                "{table}.env: `{var}` is not an environment variable name"
+            ));
+        }
+        if RESERVED_ENV.contains(&var.as_str()) {
+            return Err(format!(
+                "{table}.env: `{var}` is set by rewheel for every job and cannot be changed per package"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_umask(table: &str, text: Option<&str>) -> Result<Option<u32>, String> {
+    let Some(text) = text else { return Ok(None) };
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .map(Some)
+        .ok_or_else(|| format!("{table}.umask: `{text}` is not an octal umask like \"022\""))
+}
+
 impl PackageSettings {
     /// Read a settings file (`--settings FILE`).
     pub fn load(path: &Path) -> Result<Self, PackagesError> {
@@ -185,7 +248,7 @@ impl PackageSettings {
             path: path.to_path_buf(),
             message: err.to_string(),
         })?;
-        Self::from_specs(path, file.packages, file.provided)
+        Self::from_specs(path, file.packages, file.provided, file.defaults)
     }
 
     /// Check tables read from `path` (a settings or matrix file): names, system packages,
@@ -194,6 +257,7 @@ impl PackageSettings {
         path: &Path,
         specs: BTreeMap<String, PackageSpec>,
         provided_specs: BTreeMap<String, ProvidedSpec>,
+        defaults: DefaultsSpec,
     ) -> Result<Self, PackagesError> {
         let invalid = |message: String| PackagesError::Invalid {
             path: path.to_path_buf(),
@@ -209,21 +273,7 @@ impl PackageSettings {
                     "packages.{key}.system: `{bad}` is not a Debian package name"
                 )));
             }
-            for var in spec.env.keys() {
-                let plain = !var.is_empty()
-                    && !var.starts_with(|c: char| c.is_ascii_digit())
-                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !plain {
-                    return Err(invalid(format!(
-                        "packages.{key}.env: `{var}` is not an environment variable name"
-                    )));
-                }
-                if RESERVED_ENV.contains(&var.as_str()) {
-                    return Err(invalid(format!(
-                        "packages.{key}.env: `{var}` is set by rewheel for every job and cannot be changed per package"
-                    )));
-                }
-            }
+            check_env(&format!("packages.{key}"), &spec.env).map_err(invalid)?;
             for requirement in &spec.build_requires {
                 crate::names::parse_requirement(requirement).map_err(|err| {
                     invalid(format!(
@@ -255,19 +305,8 @@ impl PackageSettings {
                     "packages.{key}.clock: `{clock}` is not a time like \"2021-05-05 14:18:16\""
                 )));
             }
-            let umask = match &spec.umask {
-                None => None,
-                Some(text) => Some(
-                    u32::from_str_radix(text, 8)
-                        .ok()
-                        .filter(|m| *m <= 0o777)
-                        .ok_or_else(|| {
-                            invalid(format!(
-                                "packages.{key}.umask: `{text}` is not an octal umask like \"022\""
-                            ))
-                        })?,
-                ),
-            };
+            let umask =
+                parse_umask(&format!("packages.{key}"), spec.umask.as_deref()).map_err(invalid)?;
             let mut system = spec.system;
             system.sort();
             system.dedup();
@@ -312,7 +351,17 @@ impl PackageSettings {
                 },
             );
         }
-        Ok(Self { packages, provided })
+        check_env("defaults", &defaults.env).map_err(invalid)?;
+        let defaults = Defaults {
+            umask: parse_umask("defaults", defaults.umask.as_deref()).map_err(invalid)?,
+            env: defaults.env,
+            origin: path.to_path_buf(),
+        };
+        Ok(Self {
+            packages,
+            provided,
+            defaults,
+        })
     }
 
     /// Requirements the image satisfies itself (`[provided]`).
@@ -378,15 +427,48 @@ impl PackageSettings {
             }
             self.provided.insert(name, provided);
         }
+        let (first, second) = (&mut self.defaults, other.defaults);
+        let twice = |key: &str| PackagesError::Twice {
+            name: format!("[defaults] ({key})"),
+            first: first.origin.clone(),
+            second: second.origin.clone(),
+        };
+        if let Some(key) = second.env.keys().find(|k| first.env.contains_key(*k)) {
+            return Err(twice(&format!("env.{key}")));
+        }
+        if first.umask.is_some() && second.umask.is_some() {
+            return Err(twice("umask"));
+        }
+        if first.is_empty() {
+            first.origin = second.origin;
+        }
+        first.env.extend(second.env);
+        first.umask = first.umask.or(second.umask);
         Ok(())
     }
 
-    pub fn get(&self, name: &PackageName) -> Option<&PackageConfig> {
-        self.packages.get(name)
+    /// A package's settings: its own table over `[defaults]`, key by key.
+    pub fn get(&self, name: &PackageName) -> Option<Cow<'_, PackageConfig>> {
+        let own = self.packages.get(name);
+        if self.defaults.is_empty() {
+            return own.map(Cow::Borrowed);
+        }
+        let mut config = own.cloned().unwrap_or_else(|| PackageConfig {
+            origin: self.defaults.origin.clone(),
+            ..PackageConfig::default()
+        });
+        for (key, value) in &self.defaults.env {
+            config
+                .env
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+        config.umask = config.umask.or(self.defaults.umask);
+        Some(Cow::Owned(config))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.packages.is_empty() && self.provided.is_empty()
+        self.packages.is_empty() && self.provided.is_empty() && self.defaults.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&PackageName, &PackageConfig)> {
@@ -449,6 +531,58 @@ mod tests {
         assert!(e.contains("build-requires"), "{e}");
         let e = err("[packages.cffi]\nclock = \"yesterday\"\n");
         assert!(e.contains("not a time like"), "{e}");
+    }
+
+    #[test]
+    fn defaults_reach_every_package_under_its_own_table() {
+        let mut a = load(
+            "[defaults]\numask = \"022\"\nenv = { CFLAGS = \"-g0\", X = \"d\" }\n\
+             [packages.cffi]\nenv = { CFLAGS = \"-O1\" }\numask = \"027\"\n",
+        )
+        .unwrap();
+        let name = |n: &str| PackageName::from_str(n).unwrap();
+        // A package no table names gets the defaults, with the file that set them.
+        let six = a.get(&name("six")).unwrap();
+        assert_eq!(
+            (six.umask, six.env["CFLAGS"].as_str()),
+            (Some(0o022), "-g0")
+        );
+        assert!(six.origin.ends_with("settings.toml"));
+        // The package's own keys win, one by one; the rest still comes from the defaults.
+        let cffi = a.get(&name("cffi")).unwrap();
+        assert_eq!(cffi.umask, Some(0o027));
+        assert_eq!(
+            (cffi.env["CFLAGS"].as_str(), cffi.env["X"].as_str()),
+            ("-O1", "d")
+        );
+        // Without defaults, an unnamed package has no settings at all.
+        assert!(load("").unwrap().get(&name("six")).is_none());
+        // Two files may both hold defaults, but not the same key.
+        a.merge(load("[defaults]\nenv = { Y = \"1\" }\n").unwrap())
+            .unwrap();
+        assert_eq!(a.get(&name("six")).unwrap().env["Y"], "1");
+        let err = a
+            .merge(load("[defaults]\numask = \"077\"\n").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[defaults] (umask) is set in both"), "{err}");
+        // What names one package has no place in the defaults; names are checked as anywhere.
+        let err = load("[defaults]\nsystem = [\"libffi-dev\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `system`"), "{err}");
+        let err = load("[defaults]\nenv = { LD_PRELOAD = \"x\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("defaults.env: `LD_PRELOAD` is set by rewheel"),
+            "{err}"
+        );
+        let err = load("[defaults]\numask = \"9\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("defaults.umask: `9` is not an octal umask"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -327,7 +327,7 @@ impl Planner {
                         provided: provided.clone(),
                         ..cg.packages
                             .get(&dist.name)
-                            .map(crate::build::job::Recipe::of)
+                            .map(|c| crate::build::job::Recipe::of(&c))
                             .unwrap_or_default()
                     },
                     crates: crates.clone(),

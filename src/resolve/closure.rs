@@ -12,6 +12,7 @@ use crate::resolve::provider::{
 use crate::resolve::repository::{Dist, RepoError, Repository};
 use pep508_rs::{MarkerTree, Requirement};
 use petgraph::graph::NodeIndex;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -151,17 +152,16 @@ impl CellGraph {
             .values()
             .filter(|d| !d.binary)
             .flat_map(|d| {
-                let settings = self.packages.get(&d.name).map(|c| c.system.iter());
+                let settings = self.packages.get(&d.name).map(|c| c.system.clone());
                 let provided = d
                     .provided
                     .then(|| self.packages.provided().get(&d.name))
                     .flatten()
-                    .map(|p| p.system.iter());
+                    .map(|p| p.system.clone());
                 settings
                     .into_iter()
                     .flatten()
                     .chain(provided.into_iter().flatten())
-                    .cloned()
             })
             .collect();
         // `[provided]` says the image has these tools, so it has them whether or not this
@@ -220,7 +220,11 @@ impl CellGraph {
                     self.want(&mut wanted, &dist, kind, text, origin)?;
                 }
             }
-            let settings = self.packages.get(&dist.name).cloned().unwrap_or_default();
+            let settings = self
+                .packages
+                .get(&dist.name)
+                .map(Cow::into_owned)
+                .unwrap_or_default();
             for text in &settings.build_requires {
                 let origin = format!("build-requires in {}", settings.origin.display());
                 self.want(&mut wanted, &dist, EdgeKind::BuildBackend, text, &origin)?;

@@ -219,7 +219,7 @@ pub fn cell_report(cg: &CellGraph, ways: &[Vec<WayOut>]) -> CellReport {
                 requires_source: dist.requires_source.clone(),
                 crates: info.map(|i| i.crates.clone()).unwrap_or_default(),
                 settings: (!dist.binary)
-                    .then(|| cg.packages.get(&dist.name).map(NodeSettings::of))
+                    .then(|| cg.packages.get(&dist.name).map(|c| NodeSettings::of(&c)))
                     .flatten(),
             }
         })

@@ -113,6 +113,49 @@ fn remedies_are_verified_written_and_make_the_next_check_reproducible() {
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
 }
 
+/// A fleet-wide policy (`[defaults]`) reaches packages no table names: the same remedies,
+/// written once for every build.
+#[test]
+fn a_defaults_policy_remedies_packages_no_table_names() {
+    let world = World::new();
+    fixtures(&world);
+    let policy = world.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[defaults]\numask = \"022\"\nenv = { CFLAGS = \"-ffile-prefix-map={source_dir}=.\" }\n",
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["modeleak==1.0", "cext==1.0", "--vary", "umask,build-path"];
+        args.extend(extra);
+        run(world.command("check", &args))
+    };
+    let without = check(&[]);
+    assert_eq!(without.code, 1, "{}{}", without.stdout, without.stderr);
+    let with = check(&["--settings", &policy]);
+    assert_eq!(with.code, 0, "{}{}", with.stdout, with.stderr);
+    // The graph says where each package's settings came from.
+    let python = crate::common::host_python().1;
+    let graph = crate::common::rewheel(
+        world.path(),
+        &[
+            "resolve",
+            "modeleak==1.0",
+            "--python",
+            &python,
+            "--settings",
+            &policy,
+        ],
+    );
+    assert!(
+        graph.stdout.contains("umask: 022"),
+        "{}{}",
+        graph.stdout,
+        graph.stderr
+    );
+}
+
 #[test]
 fn a_difference_nothing_names_gets_every_standard_remedy_together() {
     let world = World::new();
