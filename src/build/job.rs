@@ -1,6 +1,7 @@
 //! One build job: an sdist, the wheels of its build environment and the settings that matter for
 //! reproducibility, in; a wheel and a log, out. Backends only differ in where the job runs.
 
+use crate::build::site_cache::{Compile, SiteCache};
 use crate::build::wheel_install::install_wheel;
 use crate::packages::{ConfigValue, PackageConfig, Patch};
 use crate::resolve::archive::{self, Limits};
@@ -415,6 +416,18 @@ pub const MAX_WHEEL: u64 = 2 << 30;
 /// The most of a build log that is kept: its head and its tail, with a line saying what was cut.
 pub const MAX_LOG: u64 = 4 << 20;
 
+/// How `prepare` fills a job's `env/`.
+pub enum EnvFill<'a> {
+    /// Unpack every wheel: the job's own copy.
+    Unpack,
+    /// Hard links into the cache's unpacked trees, for jobs that see `env/` read-only; with
+    /// bytecode for the interpreter the tag names when `compile` is given.
+    Link {
+        cache: &'a SiteCache,
+        compile: Option<(&'a str, Compile<'a>)>,
+    },
+}
+
 /// The job folder, laid out the same for every backend:
 /// `src/<sdist top>/`, `env/` (the build environment), `out/`, `frontend/`, `tmp/`, `home/`.
 pub struct Prepared {
@@ -430,6 +443,7 @@ pub fn prepare(
     dir: &Path,
     root: &Path,
     source_parent: Option<&Path>,
+    fill: EnvFill,
 ) -> Result<Prepared, JobError> {
     let setup = |what: &str, err: &dyn std::fmt::Display| JobError::Setup(format!("{what}: {err}"));
     if dir.exists() {
@@ -477,8 +491,13 @@ pub fn prepare(
                 wheel.sha256
             )));
         }
-        install_wheel(&wheel.path, &dir.join("env"))
-            .map_err(|e| setup("installing the build environment", &e))?;
+        match &fill {
+            EnvFill::Unpack => install_wheel(&wheel.path, &dir.join("env"))
+                .map_err(|e| setup("installing the build environment", &e))?,
+            EnvFill::Link { cache, compile } => cache
+                .install(&wheel.path, &wheel.sha256, &dir.join("env"), *compile)
+                .map_err(|e| setup("installing the build environment", &e))?,
+        }
     }
     if !spec.crates.is_empty() {
         vendor(spec, dir, root)?;

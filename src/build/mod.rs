@@ -15,6 +15,7 @@ pub mod pocket;
 pub mod provenance;
 pub mod report;
 pub mod run;
+pub mod site_cache;
 pub mod wheel_install;
 
 pub use executor::*;

@@ -727,3 +727,79 @@ fn endless_input_files_and_failed_runs_are_bounded_and_recorded() {
     let listed = run(list);
     assert!(listed.stdout.contains("failed"), "{}", listed.stdout);
 }
+
+/// Build environments are hard links into one unpacked tree per wheel (the site cache): a
+/// build that writes its environment would change every later job's. It sees it read-only.
+#[test]
+fn a_build_cannot_change_the_build_environment_later_jobs_share() {
+    if !have_bwrap() {
+        skip("bubblewrap (bwrap) is not installed; .ci/run installs it");
+        return;
+    }
+    let world = World::new();
+    package("tool", "1.0", &[], &[]).write(world.path());
+    // Top-level statements only: exec'd code in a function has no closures over its names.
+    let hook = r#"
+import os, tool
+seen = []
+target = tool.__file__
+for what in ["append", "chmod", "unlink", "create"]:
+    try:
+        if what == "append":
+            open(target, "a").write("POISON = 1\n")
+        elif what == "chmod":
+            os.chmod(target, 0o666)
+        elif what == "unlink":
+            os.unlink(target)
+        else:
+            open(os.path.join(os.path.dirname(target), "extra.py"), "w").write("POISON = 1\n")
+        seen.append(what + " done")
+    except OSError:
+        seen.append(what + " denied")
+open("module.py", "a").write("SEEN = %r\n" % seen)
+"#;
+    for name in ["poisoner", "victim"] {
+        package(name, "1.0", &["tool"], &[])
+            .file("hook.py", hook)
+            .write(world.path());
+    }
+    // One job at a time: the victim builds after the poisoner, from the same tree.
+    let r = world.build(&["poisoner==1.0", "victim==1.0", "--jobs", "1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for name in ["poisoner", "victim"] {
+        let wheel = world
+            .wheels()
+            .into_iter()
+            .find(|w| w.starts_with(&format!("{name}-")))
+            .unwrap();
+        let path = std::fs::read_dir(world.path().join("wheelhouse"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+            .join(wheel);
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+        let mut seen = String::new();
+        std::io::Read::read_to_string(
+            &mut zip.by_name(&format!("{name}/__init__.py")).unwrap(),
+            &mut seen,
+        )
+        .unwrap();
+        for what in ["append", "chmod", "unlink", "create"] {
+            assert!(seen.contains(&format!("{what} denied")), "{name}: {seen}");
+        }
+    }
+    // The shared tree is as unpacked.
+    let sites = world.path().join(".build/.sites");
+    let mut trees = 0;
+    for tree in std::fs::read_dir(&sites).unwrap() {
+        let tool = tree.unwrap().path().join("tool/__init__.py");
+        if tool.is_file() {
+            trees += 1;
+            assert_eq!(std::fs::read_to_string(&tool).unwrap(), "NAME = \"tool\"\n");
+            assert!(!tool.with_file_name("extra.py").exists());
+        }
+    }
+    assert!(trees > 0, "no tree of tool's wheel in {}", sites.display());
+}

@@ -273,7 +273,7 @@ impl Backend for DockerBackend {
             let root = self.root.as_path();
             let r = root.display();
             let parent = self.build_root.clone();
-            let prepared = job::prepare(spec, dir, root, Some(&parent))?;
+            let prepared = job::prepare(spec, dir, root, Some(&parent), job::EnvFill::Unpack)?;
             let (uid, gid) = (spec.settings.uid, spec.settings.gid);
             if spec.settings.aslr_off {
                 // The engine's default seccomp profile refuses this personality.

@@ -5,11 +5,62 @@ use super::contract::{Backend, Runtime};
 use super::sandbox::{self, Confinement, Isolation, ResourceLimits};
 use crate::build::interpreter::Interpreter;
 use crate::build::job::{self, JobError, JobOutput, JobSpec};
+use crate::build::site_cache::SiteCache;
 use crate::cell::CellId;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The site cache of a build root, where jobs cannot write what it shares.
+fn sites(build_root: &Path, isolation: Isolation) -> Option<SiteCache> {
+    (isolation == Isolation::Bwrap).then(|| SiteCache::new(build_root.join(".sites")))
+}
+
+/// `python -m compileall` over a site-cache tree, confined like a job: the tree's modules
+/// come from sdists. Exit 1 (a module that does not compile, such as a test fixture) still
+/// leaves the bytecode of the rest.
+fn compile_bytecode(python: &Path, tree: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    let command = [python.display().to_string()]
+        .into_iter()
+        .chain(["-I", "-m", "compileall", "-q", "."].map(String::from))
+        .collect::<Vec<_>>();
+    let argv = sandbox::wrap(
+        &Confinement {
+            isolation: Isolation::Bwrap,
+            host_dir: tree,
+            inside_dir: tree,
+            interpreter: python,
+            hostname: "rewheel",
+            uid,
+            gid,
+            reorder_sources: false,
+            source: None,
+        },
+        &command,
+    );
+    let mut child = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", argv[0]))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) if matches!(status.code(), Some(0 | 1)) => return Ok(()),
+            Some(status) => return Err(format!("compileall ended with {status}")),
+            None if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("compileall took over 120 s".into());
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(2)),
+        }
+    }
+}
 
 pub struct Local {
     /// Interpreter per cell id.
@@ -19,6 +70,9 @@ pub struct Local {
     build_root: PathBuf,
     isolation: Isolation,
     limits: ResourceLimits,
+    /// Build-environment wheels unpacked once (`<root>/.sites`), for jobs that see their
+    /// `env/` read-only: in bubblewrap only.
+    sites: Option<SiteCache>,
     /// Numbers the host folders of this process's jobs.
     sequence: AtomicU64,
 }
@@ -36,6 +90,7 @@ impl Local {
         }
         Self {
             interpreters,
+            sites: sites(&build_root, isolation),
             build_root,
             isolation,
             limits: ResourceLimits::default(),
@@ -65,6 +120,7 @@ impl Backend for Local {
     fn with_build_path(&self, host: PathBuf, _inside: PathBuf) -> std::sync::Arc<dyn Backend> {
         std::sync::Arc::new(Self {
             interpreters: self.interpreters.clone(),
+            sites: sites(&host, self.isolation),
             build_root: host,
             isolation: self.isolation,
             limits: self.limits,
@@ -117,7 +173,28 @@ impl Backend for Local {
                 .ok_or_else(|| JobError::Setup(format!("no interpreter for cell {}", spec.cell)))?;
             let (_, inside) = self.paths(spec, dir);
             let parent = self.source_parent();
-            let prepared = job::prepare(spec, dir, &inside, parent.as_deref())?;
+            // Bytecode is per interpreter: named by its version and where it is.
+            let tag = format!(
+                "{}-{}",
+                interpreter.version,
+                &crate::fsutil::sha256_hex(interpreter.path.as_os_str().as_encoded_bytes())[..12]
+            );
+            let compile = |tree: &Path| {
+                compile_bytecode(
+                    &interpreter.path,
+                    tree,
+                    spec.settings.uid,
+                    spec.settings.gid,
+                )
+            };
+            let fill = match &self.sites {
+                Some(cache) => job::EnvFill::Link {
+                    cache,
+                    compile: Some((tag.as_str(), &compile)),
+                },
+                None => job::EnvFill::Unpack,
+            };
+            let prepared = job::prepare(spec, dir, &inside, parent.as_deref(), fill)?;
             let source = parent.as_ref().map(|p| {
                 (
                     dir.join("src").join(&prepared.source_top),

@@ -164,6 +164,15 @@ pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
                 argv.extend(["--tmpfs".into(), s(&at)]);
             }
             argv.extend(["--bind".into(), s(c.host_dir), s(c.inside_dir)]);
+            // The build environment is an input, and its files are the site cache's, shared
+            // with every job by hard links: read-only.
+            if c.host_dir.join("env").is_dir() {
+                argv.extend([
+                    "--ro-bind".into(),
+                    s(&c.host_dir.join("env")),
+                    s(&c.inside_dir.join("env")),
+                ]);
+            }
             if c.reorder_sources {
                 use crate::build::job::STAGED_SRC;
                 argv.extend([
