@@ -24,13 +24,23 @@ pub struct SiteCache {
     root: PathBuf,
     /// One lock per tree, so jobs that start together unpack a wheel once.
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
-    /// Uses of each wheel by each interpreter in this run: bytecode from the second on.
+    /// Uses of each wheel by each interpreter in this run: bytecode from the second on, and
+    /// never again once compiling it failed (`u32::MAX`).
     uses: Mutex<HashMap<String, u32>>,
     sequence: std::sync::atomic::AtomicU64,
 }
 
 impl SiteCache {
     pub fn new(root: PathBuf) -> Self {
+        // A process that died while filling a tree left its `.tmp-PID-N`; one still running
+        // is filling it now.
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix(".tmp-").and_then(|r| r.split('-').next());
+            if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         Self {
             root,
             locks: Mutex::default(),
@@ -58,10 +68,10 @@ impl SiteCache {
             let uses = {
                 let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
                 let n = uses.entry(key.clone()).or_default();
-                *n += 1;
+                *n = n.saturating_add(1);
                 *n
             };
-            if uses > 1 || self.root.join(&key).is_dir() {
+            if uses != u32::MAX && (uses > 1 || self.root.join(&key).is_dir()) {
                 // Bytecode is a speed-up, never a condition: a tree it failed on is still
                 // a tree.
                 match self.tree(&key, |tmp| {
@@ -69,7 +79,11 @@ impl SiteCache {
                     compile(tmp)
                 }) {
                     Ok(compiled) => tree = compiled,
-                    Err(err) => tracing::debug!("no bytecode for {}: {err}", wheel.display()),
+                    Err(err) => {
+                        tracing::debug!("no bytecode for {}: {err}", wheel.display());
+                        let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+                        uses.insert(key, u32::MAX);
+                    }
                 }
             }
         }
@@ -238,14 +252,20 @@ mod tests {
             .install(&whl, "abc", &site("4"), Some(("py", &compile)))
             .unwrap();
         assert!(site("4/demo/__pycache__/__init__.pyc").is_file());
-        // Another interpreter whose compiler fails still gets the plain tree.
-        let broken = |_: &Path| Err("no".to_string());
-        for n in ["5", "6"] {
+        // Another interpreter whose compiler fails still gets the plain tree, and is not
+        // asked again.
+        let failures = std::sync::atomic::AtomicU32::new(0);
+        let broken = |_: &Path| {
+            failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err("no".to_string())
+        };
+        for n in ["5", "6", "7"] {
             again
                 .install(&whl, "abc", &site(n), Some(("other", &broken)))
                 .unwrap();
             assert!(site(n).join("demo/__init__.py").is_file());
         }
+        assert_eq!(failures.load(std::sync::atomic::Ordering::Relaxed), 1);
         let leftovers = std::fs::read_dir(dir.path().join(".sites"))
             .unwrap()
             .filter(|e| {
@@ -257,5 +277,20 @@ mod tests {
             })
             .count();
         assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn what_a_dead_process_left_half_made_is_removed_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join(".sites");
+        // No process has a pid above the kernel's maximum (4194304).
+        let dead = root.join(".tmp-99999999-0");
+        let live = root.join(format!(".tmp-{}-7", std::process::id()));
+        for d in [&dead, &live] {
+            std::fs::create_dir_all(d.join("pkg")).unwrap();
+        }
+        SiteCache::new(root);
+        assert!(!dead.exists());
+        assert!(live.exists());
     }
 }
