@@ -8,7 +8,9 @@
 //! to reproduce a wheel someone else published.
 
 // Vocabulary, at the bottom: names, cells, matrices, requirements files, small helpers.
+pub mod beneath;
 pub mod cell;
+pub mod doors;
 pub mod exit;
 pub mod fsutil;
 pub mod http;

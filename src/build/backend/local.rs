@@ -39,7 +39,12 @@ fn compile_bytecode(python: &Path, tree: &Path, uid: u32, gid: u32) -> Result<()
         },
         &command,
     );
-    let mut child = std::process::Command::new(&argv[0])
+    let mut command = std::process::Command::new(&argv[0]);
+    // SAFETY: in_child only changes descriptor flags.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, crate::doors::in_child);
+    }
+    let mut child = command
         .args(&argv[1..])
         .env_clear()
         .stdin(Stdio::null())
@@ -275,6 +280,7 @@ impl Backend for Local {
                         // If rewheel is killed (even with SIGKILL), the sandbox dies with it, and
                         // with the sandbox's first process every process of the job.
                         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        crate::doors::in_child()?;
                         sandbox::apply_limits(limits)
                     });
                 }

@@ -1,0 +1,384 @@
+//! Reading what rewheel did not write. A folder a job or a CI document controls is opened once
+//! as a directory handle; every path read below it is resolved by the kernel relative to that
+//! handle, with no link followed at any component and no way out (`openat2` with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`; on kernels without it, one
+//! `openat(O_NOFOLLOW)` per component, which promises the same). Only regular files are read,
+//! never a FIFO or a device, and never more than the caller's cap.
+//!
+//! Removing a tree is here too: a job may leave folders nested deeper than any path can name,
+//! so removal walks handles, never joined paths, with a bounded number of them open.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+
+/// Why a path below a handle was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum BeneathError {
+    #[error("`{0}` is not a relative path below the folder")]
+    NotBelow(String),
+    #[error("`{0}` is or passes through a link")]
+    Link(String),
+    #[error("`{0}` is not a regular file")]
+    NotFile(String),
+    #[error("`{path}` is over the limit of {max} bytes")]
+    TooLarge { path: String, max: u64 },
+    #[error("`{path}`: {err}")]
+    Io { path: String, err: std::io::Error },
+}
+
+impl BeneathError {
+    /// The file is simply not there (as opposed to refused).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, BeneathError::Io { err, .. } if err.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// A folder opened once; what is read below it stays below it.
+#[derive(Debug)]
+pub struct Beneath {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn io_err(path: &Path, err: impl Into<std::io::Error>) -> BeneathError {
+    let err = err.into();
+    let shown = path.display().to_string();
+    match err.raw_os_error() {
+        Some(libc::ELOOP) => BeneathError::Link(shown),
+        Some(libc::EXDEV) => BeneathError::NotBelow(shown),
+        Some(libc::ENOTDIR) => BeneathError::Link(shown),
+        _ => BeneathError::Io { path: shown, err },
+    }
+}
+
+/// A relative path of plain components: no root, no `..`, no `.` games.
+fn checked(rel: &Path) -> Result<(), BeneathError> {
+    let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
+    if rel.as_os_str().is_empty() || !plain {
+        return Err(BeneathError::NotBelow(rel.display().to_string()));
+    }
+    Ok(())
+}
+
+impl Beneath {
+    /// Open `path` as the handle everything is read below. The folder itself must not be a link.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Self {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where the handle was opened (for messages only: nothing is read through it).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Open `rel` below the handle with `flags`, no link followed at any component.
+    fn open_at(&self, rel: &Path, flags: OFlags) -> Result<OwnedFd, BeneathError> {
+        checked(rel)?;
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        match rustix::fs::openat2(
+            &self.fd,
+            rel,
+            flags,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {}
+            other => return other.map_err(|e| io_err(rel, e)),
+        }
+        // No openat2 (old kernel, or a seccomp filter that refuses it): one component at a
+        // time, each opened without following a link.
+        let mut parts: Vec<&std::ffi::OsStr> = rel.iter().collect();
+        let last = parts.pop().expect("checked: not empty");
+        let mut dir: Option<OwnedFd> = None;
+        for part in parts {
+            let at = dir.as_ref().map(|d| d.as_fd()).unwrap_or(self.fd.as_fd());
+            let next = rustix::fs::openat(
+                at,
+                part,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| io_err(rel, e))?;
+            dir = Some(next);
+        }
+        let at = dir.as_ref().map(|d| d.as_fd()).unwrap_or(self.fd.as_fd());
+        rustix::fs::openat(at, last, flags, Mode::empty()).map_err(|e| io_err(rel, e))
+    }
+
+    /// A folder below this one, as a handle of its own.
+    pub fn dir(&self, rel: &Path) -> Result<Beneath, BeneathError> {
+        let fd = self.open_at(rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        Ok(Beneath {
+            fd,
+            path: self.path.join(rel),
+        })
+    }
+
+    /// A regular file below the handle, opened for reading, with its size.
+    pub fn file(&self, rel: &Path) -> Result<(File, u64), BeneathError> {
+        let fd = self.open_at(rel, OFlags::RDONLY)?;
+        let stat = rustix::fs::fstat(&fd).map_err(|e| io_err(rel, e))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(BeneathError::NotFile(rel.display().to_string()));
+        }
+        // Reads block as usual: O_NONBLOCK only kept a FIFO from stalling the open.
+        let file = File::from(fd);
+        let _ = rustix::fs::fcntl_setfl(&file, OFlags::empty());
+        Ok((file, stat.st_size as u64))
+    }
+
+    /// A regular file's bytes, refused when it holds more than `max` (checked on the bytes
+    /// read, not only on the size the file claims).
+    pub fn read(&self, rel: &Path, max: u64) -> Result<Vec<u8>, BeneathError> {
+        let (file, len) = self.file(rel)?;
+        let too_large = || BeneathError::TooLarge {
+            path: rel.display().to_string(),
+            max,
+        };
+        if len > max {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_err(rel, e))?;
+        if bytes.len() as u64 > max {
+            return Err(too_large());
+        }
+        Ok(bytes)
+    }
+
+    /// The names and types of this folder's entries (links are reported as links).
+    pub fn entries(&self) -> std::io::Result<Vec<(OsString, FileType)>> {
+        let mut dir = rustix::fs::Dir::read_from(&self.fd)?;
+        let mut out = Vec::new();
+        while let Some(entry) = dir.next() {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let name = OsString::from(std::ffi::OsStr::from_bytes(name));
+            let kind = match entry.file_type() {
+                FileType::Unknown => rustix::fs::statat(&self.fd, &name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|s| FileType::from_raw_mode(s.st_mode))?,
+                kind => kind,
+            };
+            out.push((name, kind));
+        }
+        Ok(out)
+    }
+
+    /// Every regular file below the handle, as relative paths, links and special files skipped,
+    /// at most `max_files` of them and `max_depth` folders deep (an error past either).
+    pub fn files(&self, max_files: usize, max_depth: usize) -> Result<Vec<PathBuf>, BeneathError> {
+        let mut found = Vec::new();
+        let mut stack = vec![(PathBuf::new(), 0usize)];
+        while let Some((rel, depth)) = stack.pop() {
+            let here = if rel.as_os_str().is_empty() {
+                None
+            } else {
+                Some(self.dir(&rel)?)
+            };
+            let entries = here
+                .as_ref()
+                .unwrap_or(self)
+                .entries()
+                .map_err(|e| io_err(&rel, e))?;
+            for (name, kind) in entries {
+                let path = rel.join(&name);
+                match kind {
+                    FileType::RegularFile => {
+                        if found.len() == max_files {
+                            return Err(BeneathError::TooLarge {
+                                path: format!("{} (files)", self.path.display()),
+                                max: max_files as u64,
+                            });
+                        }
+                        found.push(path);
+                    }
+                    FileType::Directory if depth + 1 < max_depth => stack.push((path, depth + 1)),
+                    FileType::Directory => {
+                        return Err(BeneathError::TooLarge {
+                            path: format!("{} (depth)", path.display()),
+                            max: max_depth as u64,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+}
+
+/// How deep removal goes holding handles before it cuts a deeper folder off and moves it up to
+/// the top (a rename within the tree), so memory and open descriptors stay bounded whatever
+/// the depth.
+const CUT_DEPTH: usize = 64;
+
+/// Remove `path` and everything below it, links removed and never followed, with no limit on
+/// depth. A missing `path` is not an error. Meant for folders nothing else writes any more
+/// (a job's, after its last process ended).
+pub fn remove_tree(path: &Path) -> std::io::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    if !meta.is_dir() {
+        return std::fs::remove_file(path);
+    }
+    let top = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut cut = 0u64;
+    // Every pass empties the top folder of what it held; folders cut off during a pass land
+    // in the top folder and are taken by the next one.
+    loop {
+        let before = cut;
+        empty(&top, &top, 0, &mut cut)?;
+        if cut == before {
+            break;
+        }
+    }
+    std::fs::remove_dir(path)
+}
+
+/// Empty the folder `dir` (at `depth` below `top`).
+fn empty(top: &OwnedFd, dir: &OwnedFd, depth: usize, cut: &mut u64) -> std::io::Result<()> {
+    // Writable and searchable first: a build may leave folders mode 000.
+    let _ = rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700));
+    let names: Vec<(OsString, FileType)> = {
+        let mut listing = rustix::fs::Dir::read_from(dir)?;
+        let mut names = Vec::new();
+        while let Some(entry) = listing.next() {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let name = OsString::from(std::ffi::OsStr::from_bytes(name));
+            let kind = match entry.file_type() {
+                FileType::Unknown => rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|s| FileType::from_raw_mode(s.st_mode))?,
+                kind => kind,
+            };
+            names.push((name, kind));
+        }
+        names
+    };
+    for (name, kind) in names {
+        if kind != FileType::Directory {
+            rustix::fs::unlinkat(dir, &name, AtFlags::empty())?;
+            continue;
+        }
+        if depth + 1 >= CUT_DEPTH {
+            *cut += 1;
+            let to = format!(".rewheel-cut-{cut}");
+            rustix::fs::renameat(dir, &name, top, to.as_str())?;
+            continue;
+        }
+        let child = rustix::fs::openat(
+            dir,
+            &name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        empty(top, &child, depth + 1, cut)?;
+        drop(child);
+        rustix::fs::unlinkat(dir, &name, AtFlags::REMOVEDIR)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_at_any_depth_are_refused_and_paths_stay_below() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.whl"), b"host").unwrap();
+        std::fs::create_dir_all(t.path().join("job/real")).unwrap();
+        std::fs::write(t.path().join("job/real/w.whl"), b"ok").unwrap();
+        std::os::unix::fs::symlink(outside.path(), t.path().join("job/out")).unwrap();
+        std::os::unix::fs::symlink("real/w.whl", t.path().join("job/link.whl")).unwrap();
+        let job = Beneath::open(&t.path().join("job")).unwrap();
+        assert_eq!(job.read(Path::new("real/w.whl"), 10).unwrap(), b"ok");
+        for rel in ["out/secret.whl", "link.whl"] {
+            let err = job.read(Path::new(rel), 10).unwrap_err();
+            assert!(matches!(err, BeneathError::Link(_)), "{rel}: {err}");
+        }
+        for rel in ["../job/real/w.whl", "/etc/passwd", "real/../real/w.whl", ""] {
+            let err = job.read(Path::new(rel), 10).unwrap_err();
+            assert!(matches!(err, BeneathError::NotBelow(_)), "{rel}: {err}");
+        }
+        let err = job.read(Path::new("real/w.whl"), 1).unwrap_err();
+        assert!(matches!(err, BeneathError::TooLarge { .. }), "{err}");
+        let err = job.read(Path::new("real"), 10).unwrap_err();
+        assert!(matches!(err, BeneathError::NotFile(_)), "{err}");
+        assert!(
+            job.read(Path::new("nothing"), 10)
+                .unwrap_err()
+                .is_not_found()
+        );
+        // The folder handle itself is never a link either.
+        assert!(Beneath::open(&t.path().join("job/out")).is_err());
+        assert_eq!(job.files(10, 4).unwrap(), vec![PathBuf::from("real/w.whl")]);
+    }
+
+    #[test]
+    fn a_fifo_is_not_a_file_and_does_not_block() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("log");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let dir = Beneath::open(t.path()).unwrap();
+        let err = dir.read(Path::new("log"), 10).unwrap_err();
+        assert!(matches!(err, BeneathError::NotFile(_)), "{err}");
+    }
+
+    #[test]
+    fn a_tree_deeper_than_any_path_is_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("job");
+        std::fs::create_dir(&root).unwrap();
+        // 5,000 levels: far past PATH_MAX and past what a recursion holding one descriptor per
+        // level could open. Made through handles, as a build would with mkdirat/chdir.
+        let mut fd =
+            rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        for i in 0..5000 {
+            rustix::fs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            if i % 100 == 0 {
+                rustix::fs::symlinkat("/", &fd, "up").unwrap();
+            }
+            fd = rustix::fs::openat(&fd, "d", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+                .unwrap();
+        }
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o000)).unwrap();
+        drop(fd);
+        remove_tree(&root).unwrap();
+        assert!(!root.exists());
+        remove_tree(&root).unwrap();
+    }
+}
