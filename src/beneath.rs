@@ -164,9 +164,9 @@ impl Beneath {
 
     /// The names and types of this folder's entries (links are reported as links).
     pub fn entries(&self) -> std::io::Result<Vec<(OsString, FileType)>> {
-        let mut dir = rustix::fs::Dir::read_from(&self.fd)?;
+        let dir = rustix::fs::Dir::read_from(&self.fd)?;
         let mut out = Vec::new();
-        while let Some(entry) = dir.next() {
+        for entry in dir {
             let entry = entry?;
             let name = entry.file_name().to_bytes();
             if name == b"." || name == b".." {
@@ -267,9 +267,9 @@ fn empty(top: &OwnedFd, dir: &OwnedFd, depth: usize, cut: &mut u64) -> std::io::
     // Writable and searchable first: a build may leave folders mode 000.
     let _ = rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700));
     let names: Vec<(OsString, FileType)> = {
-        let mut listing = rustix::fs::Dir::read_from(dir)?;
+        let listing = rustix::fs::Dir::read_from(dir)?;
         let mut names = Vec::new();
-        while let Some(entry) = listing.next() {
+        for entry in listing {
             let entry = entry?;
             let name = entry.file_name().to_bytes();
             if name == b"." || name == b".." {
