@@ -89,11 +89,16 @@ impl Beneath {
     fn open_at(&self, rel: &Path, flags: OFlags) -> Result<OwnedFd, BeneathError> {
         checked(rel)?;
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        // openat2 refuses a mode unless a file is being created.
+        let mode = match flags.contains(OFlags::CREATE) {
+            true => Mode::from_raw_mode(0o600),
+            false => Mode::empty(),
+        };
         match rustix::fs::openat2(
             &self.fd,
             rel,
             flags,
-            Mode::empty(),
+            mode,
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
         ) {
             Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {}
@@ -116,7 +121,7 @@ impl Beneath {
             dir = Some(next);
         }
         let at = dir.as_ref().map(|d| d.as_fd()).unwrap_or(self.fd.as_fd());
-        rustix::fs::openat(at, last, flags, Mode::empty()).map_err(|e| io_err(rel, e))
+        rustix::fs::openat(at, last, flags, mode).map_err(|e| io_err(rel, e))
     }
 
     /// A folder below this one, as a handle of its own.
@@ -160,6 +165,16 @@ impl Beneath {
             return Err(too_large());
         }
         Ok(bytes)
+    }
+
+    /// Create (or empty) a regular file below the handle for writing, never through a link:
+    /// a file rewheel reads back later by this handle, not by its path.
+    pub fn create(&self, rel: &Path) -> Result<File, BeneathError> {
+        let fd = self.open_at(rel, OFlags::RDWR | OFlags::CREATE | OFlags::TRUNC)?;
+        let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o644));
+        let file = File::from(fd);
+        let _ = rustix::fs::fcntl_setfl(&file, OFlags::empty());
+        Ok(file)
     }
 
     /// The names and types of this folder's entries (links are reported as links).
@@ -324,6 +339,13 @@ mod tests {
         std::os::unix::fs::symlink("real/w.whl", t.path().join("job/link.whl")).unwrap();
         let job = Beneath::open(&t.path().join("job")).unwrap();
         assert_eq!(job.read(Path::new("real/w.whl"), 10).unwrap(), b"ok");
+        let mut log = job.create(Path::new("real/new.log")).unwrap();
+        std::io::Write::write_all(&mut log, b"x").unwrap();
+        assert_eq!(job.read(Path::new("real/new.log"), 10).unwrap(), b"x");
+        assert!(matches!(
+            job.create(Path::new("link.whl")).unwrap_err(),
+            BeneathError::Link(_)
+        ));
         for rel in ["out/secret.whl", "link.whl"] {
             let err = job.read(Path::new(rel), 10).unwrap_err();
             assert!(matches!(err, BeneathError::Link(_)), "{rel}: {err}");
@@ -343,7 +365,10 @@ mod tests {
         );
         // The folder handle itself is never a link either.
         assert!(Beneath::open(&t.path().join("job/out")).is_err());
-        assert_eq!(job.files(10, 4).unwrap(), vec![PathBuf::from("real/w.whl")]);
+        assert_eq!(
+            job.files(10, 4).unwrap(),
+            vec![PathBuf::from("real/new.log"), PathBuf::from("real/w.whl")]
+        );
     }
 
     #[test]

@@ -60,3 +60,16 @@ pub fn zip_epoch(t: zip::DateTime) -> Option<u64> {
     let ts = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
     u64::try_from(ts.as_second()).ok()
 }
+
+/// Remove what processes that no longer run left in `dir`: each entry whose name `owner` maps to
+/// a process id without a `/proc` entry (a job folder or a half-made tree of a process killed
+/// with SIGKILL). A live owner's entries are kept: it is still using them.
+pub fn sweep_orphans(dir: &Path, owner: impl Fn(&str) -> Option<&str>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = owner(&name).filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+            let _ = crate::beneath::remove_tree(&entry.path());
+        }
+    }
+}

@@ -20,6 +20,7 @@ pub mod packages;
 pub mod progress;
 pub mod pylock;
 pub mod requirements;
+pub mod zipdir;
 
 // The stages, in the order data flows through them.
 pub mod bisect;

@@ -6,5 +6,7 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before anything starts a process: what rewheel's parent left open stays with rewheel.
+    rewheel::doors::close_inherited();
     ExitCode::from(rewheel::cli::main())
 }

@@ -661,7 +661,7 @@ async fn finish(
                     path: store.blob_path(&sha),
                 },
             );
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = crate::beneath::remove_tree(&dir);
             events.finished(&spec.cell, &spec.label(), true, seconds, "");
             ledger.outcomes.push(Outcome {
                 cell: spec.cell.clone(),

@@ -1,6 +1,7 @@
 //! One build job: an sdist, the wheels of its build environment and the settings that matter for
 //! reproducibility, in; a wheel and a log, out. Backends only differ in where the job runs.
 
+use crate::beneath::{Beneath, BeneathError};
 use crate::build::site_cache::{Compile, SiteCache};
 use crate::build::wheel_install::install_wheel;
 use crate::packages::{ConfigValue, PackageConfig, Patch};
@@ -446,9 +447,8 @@ pub fn prepare(
     fill: EnvFill,
 ) -> Result<Prepared, JobError> {
     let setup = |what: &str, err: &dyn std::fmt::Display| JobError::Setup(format!("{what}: {err}"));
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| setup("clearing the build folder", &e))?;
-    }
+    // Whatever an earlier attempt left, however deep and whatever links it holds.
+    crate::beneath::remove_tree(dir).map_err(|e| setup("clearing the build folder", &e))?;
     // A plan from elsewhere names the home folder: a plain name in the job's folder only.
     if crate::cell::CellId::new(spec.settings.home.as_str()).is_err() {
         return Err(JobError::Input(format!(
@@ -629,6 +629,18 @@ fn vendor_remap(root: &Path) -> String {
     )
 }
 
+/// Where a backend puts the host folders of its jobs under a build root, each named
+/// `PID-N-CELL-NAME` for the process that made it.
+pub fn jobs_folder(build_root: &Path) -> PathBuf {
+    build_root.join(".jobs")
+}
+
+/// Remove the job folders of processes that died without cleaning up (SIGKILL, a crash, a
+/// power cut): called when a backend starts on a build root.
+pub fn sweep_orphan_jobs(build_root: &Path) {
+    crate::fsutil::sweep_orphans(&jobs_folder(build_root), |name| name.split('-').next());
+}
+
 /// Give the job folder to the uid a container runs as, so the backend can write into the
 /// unpacked sources (egg-info, build/). Without the right to chown, open it up instead.
 pub fn hand_over(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
@@ -666,41 +678,27 @@ fn installed_names(spec: &JobSpec) -> Vec<String> {
     names
 }
 
-/// Open a file a job wrote as untrusted: never through a link (`O_NOFOLLOW`), never blocking on
-/// a FIFO, and only if it is a regular file (`InvalidInput` otherwise).
-fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok((file, meta))
-}
-
-/// A small file the job wrote, read without following links.
-fn read_capped(path: &Path, max: u64) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let (file, _) = open_regular(path).ok()?;
-    let mut bytes = Vec::new();
-    file.take(max).read_to_end(&mut bytes).ok()?;
-    Some(bytes)
-}
-
-/// Read what the frontend reported and take the wheel it names, checked.
+/// Read what the frontend reported and take the wheel it names, checked. Everything is read
+/// below a handle on the job's folder, opened here once: a build that swaps `out/` (or any
+/// other part of its folder) for a link reaches nothing of the host through it.
 pub fn collect(
     spec: &JobSpec,
     dir: &Path,
     log: Vec<u8>,
     exit_ok: bool,
 ) -> Result<JobOutput, JobError> {
-    let result: serde_json::Value = read_capped(&dir.join("result.json"), 1 << 20)
+    let folder = match Beneath::open(dir) {
+        Ok(folder) => folder,
+        Err(err) => {
+            return Err(JobError::Failed {
+                message: format!("the job's folder {} cannot be opened: {err}", dir.display()),
+                log,
+            });
+        }
+    };
+    let result: serde_json::Value = folder
+        .read(Path::new("result.json"), 1 << 20)
+        .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let strings = |key: &str| -> Vec<String> {
@@ -728,7 +726,7 @@ pub fn collect(
         return Err(JobError::Failed { message, log });
     }
     let wheel_name = result["wheel"].as_str().unwrap_or_default();
-    match read_wheel(spec, &dir.join("out"), wheel_name) {
+    match read_wheel(spec, &folder, wheel_name) {
         Ok(wheel) => Ok(JobOutput {
             wheel_filename: wheel_name.to_string(),
             wheel,
@@ -742,10 +740,11 @@ pub fn collect(
     }
 }
 
-/// Read what the job says is its wheel as untrusted: a plain name in `out`, a regular file opened
-/// without following links, bounded in size, a zip whose filename names this job's package.
-pub fn read_wheel(spec: &JobSpec, out: &Path, filename: &str) -> Result<Vec<u8>, String> {
-    use std::io::Read;
+/// Read what the job says is its wheel as untrusted: a plain name in `out/` of the job's
+/// folder, opened below its handle with no link followed anywhere on the way, bounded in size,
+/// a zip whose filename names this job's package and whose entries would all land inside a
+/// site folder, each once.
+pub fn read_wheel(spec: &JobSpec, folder: &Beneath, filename: &str) -> Result<Vec<u8>, String> {
     if filename.is_empty()
         || filename.contains('/')
         || filename.contains('\0')
@@ -764,27 +763,50 @@ pub fn read_wheel(spec: &JobSpec, out: &Path, filename: &str) -> Result<Vec<u8>,
             spec.name, spec.version
         ));
     }
-    let (file, meta) =
-        open_regular(&out.join(filename)).map_err(|err| match err.raw_os_error() {
-            Some(libc::ELOOP) => "it is a link, not a file".to_string(),
-            _ if err.kind() == std::io::ErrorKind::InvalidInput => {
-                "it is not a regular file".into()
-            }
-            _ => format!("it cannot be opened: {err}"),
+    let bytes = folder
+        .read(&Path::new("out").join(filename), MAX_WHEEL)
+        .map_err(|err| match err {
+            BeneathError::Link(_) => "it is a link, or lies behind one, not a file".to_string(),
+            BeneathError::NotFile(_) => "it is not a regular file".into(),
+            BeneathError::TooLarge { .. } => format!("it is over {MAX_WHEEL} bytes"),
+            other => format!("it cannot be opened: {other}"),
         })?;
-    if meta.len() > MAX_WHEEL {
-        return Err(format!("it is over {MAX_WHEEL} bytes"));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_WHEEL + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_WHEEL {
-        return Err(format!("it is over {MAX_WHEEL} bytes"));
-    }
-    zip::ZipArchive::new(std::io::Cursor::new(bytes.as_slice()))
-        .map_err(|err| format!("it is not a zip archive ({err})"))?;
+    check_entries(&bytes)?;
     Ok(bytes)
+}
+
+/// A wheel's entries as an installer would write them: each a relative path that stays
+/// inside the folder it is unpacked into, and no name twice (which entry "wins" would depend
+/// on the reader: what is compared would not be what is installed).
+pub fn check_entries(bytes: &[u8]) -> Result<(), String> {
+    zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|err| format!("it is not a zip archive ({err})"))?;
+    let declared = crate::zipdir::central_names(bytes)
+        .map_err(|err| format!("its central directory is damaged ({err})"))?;
+    let mut seen = std::collections::HashSet::new();
+    for name in &declared {
+        if !seen.insert(name.as_slice()) {
+            return Err(format!(
+                "the entry `{}` appears more than once",
+                String::from_utf8_lossy(name)
+            ));
+        }
+    }
+    for name in &declared {
+        let raw = String::from_utf8_lossy(name);
+        let plain = !raw.is_empty()
+            && !raw.starts_with('/')
+            && !raw.contains('\0')
+            && !raw.contains('\\')
+            && raw.split('/').all(|part| part != ".." && part != ".");
+        if !plain {
+            return Err(format!(
+                "the entry `{}` would land outside the folder it is installed into",
+                raw.escape_debug()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A log arriving in pieces (from the Engine API), kept as `read_log` keeps a file: the head
@@ -827,26 +849,37 @@ fn cut_notice(cut: u64) -> String {
     )
 }
 
-/// Read a job's log as untrusted: never through a link, and at most `MAX_LOG` bytes kept,
-/// the head and the tail, with the cut said in between.
-pub fn read_log(path: &Path) -> Vec<u8> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok((mut file, meta)) = open_regular(path) else {
+/// Read a job's log from the handle rewheel created it with (never by its path, which the job
+/// could have replaced): at most `MAX_LOG` bytes kept, the head and the tail, with the cut said
+/// in between. Positioned reads leave the file offset, shared with the job's stdout, alone.
+pub fn read_log(file: &std::fs::File) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let Ok(meta) = file.metadata() else {
         return Vec::new();
     };
+    let read = |from: u64, len: u64, into: &mut Vec<u8>| {
+        let start = into.len();
+        into.resize(start + len as usize, 0);
+        let mut got = 0;
+        while got < len as usize {
+            match file.read_at(&mut into[start + got..], from + got as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        into.truncate(start + got);
+    };
     let len = meta.len();
+    let mut bytes = Vec::new();
     if len <= MAX_LOG {
-        let mut bytes = Vec::new();
-        let _ = file.take(MAX_LOG).read_to_end(&mut bytes);
+        read(0, len, &mut bytes);
         return bytes;
     }
     let half = MAX_LOG / 2;
-    let mut bytes = Vec::with_capacity(MAX_LOG as usize + 128);
-    let _ = (&mut file).take(half).read_to_end(&mut bytes);
+    bytes.reserve(MAX_LOG as usize + 128);
+    read(0, half, &mut bytes);
     bytes.extend_from_slice(cut_notice(len - 2 * half).as_bytes());
-    if file.seek(SeekFrom::End(-(half as i64))).is_ok() {
-        let _ = file.take(half).read_to_end(&mut bytes);
-    }
+    read(len - half, half, &mut bytes);
     bytes
 }
 

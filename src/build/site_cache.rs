@@ -34,13 +34,9 @@ impl SiteCache {
     pub fn new(root: PathBuf) -> Self {
         // A process that died while filling a tree left its `.tmp-PID-N`; one still running
         // is filling it now.
-        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = name.strip_prefix(".tmp-").and_then(|r| r.split('-').next());
-            if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
+        crate::fsutil::sweep_orphans(&root, |name| {
+            name.strip_prefix(".tmp-").and_then(|r| r.split('-').next())
+        });
         Self {
             root,
             locks: Mutex::default(),
@@ -117,12 +113,12 @@ impl SiteCache {
             .and_then(|()| fill(&tmp))
             .and_then(|()| read_only(&tmp).map_err(|e| e.to_string()));
         if let Err(err) = made {
-            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = crate::beneath::remove_tree(&tmp);
             return Err(err);
         }
         // Another process may have made the same tree meanwhile: either is the same bytes.
         if let Err(err) = std::fs::rename(&tmp, &path) {
-            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = crate::beneath::remove_tree(&tmp);
             if !path.is_dir() {
                 return Err(format!("keeping {}: {err}", path.display()));
             }

@@ -278,7 +278,7 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
             spec.cell,
             spec.label()
         );
-        let _ = std::fs::remove_dir_all(&scratch);
+        let _ = crate::beneath::remove_tree(&scratch);
         return Ok(JobRun::Built { wheel });
     }
     eprintln!("[{}] building {}", spec.cell, spec.label());
@@ -301,7 +301,7 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
             let wheel = out.join(&output.wheel_filename);
             write_atomic(&wheel, &output.wheel)?;
             write_atomic(&out.join(&log_file), &output.log)?;
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = crate::beneath::remove_tree(&dir);
             let sha = sha256_hex(&output.wheel);
             eprintln!(
                 "[{}] built {} → {}",
@@ -343,6 +343,6 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
         &out.join(format!("{stem}.result.json")),
         serde_json::to_string_pretty(&doc)?.as_bytes(),
     )?;
-    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = crate::beneath::remove_tree(&scratch);
     Ok(run)
 }

@@ -21,8 +21,6 @@ use clap::Parser;
 
 /// Run the command line; returns the process exit code.
 pub fn main() -> u8 {
-    // Before anything starts a process: what rewheel's parent left open stays with rewheel.
-    crate::doors::close_inherited();
     let argv: Vec<String> = std::env::args().collect();
     let cli = Cli::parse();
     init_tracing(cli.verbose);

@@ -636,7 +636,7 @@ pub async fn rebuild_all(
                     let sha = crate::fsutil::sha256_hex(&bytes);
                     let path = out_dir.join(&cell).join(&filename);
                     let kept = crate::fsutil::write_atomic(&path, &bytes).map(|()| (path, sha));
-                    let _ = std::fs::remove_dir_all(&dir);
+                    let _ = crate::beneath::remove_tree(&dir);
                     kept.map_err(|e| e.to_string())
                 }
                 Err(JobError::Needs(r)) => Err(format!("the backend asked for {r:?} again")),

@@ -549,3 +549,26 @@ fn system_packages_make_a_derived_image_in_which_native_builds_work() {
         crate::common::skip("the crate registry does not answer; the Rust half did not run");
     }
 }
+
+/// The containment attacks of `contain.rs`, on the docker backend: a container inherits no
+/// descriptor of rewheel's, and what it leaves in its folder is read on the host below a
+/// handle, no link followed.
+#[test]
+fn containment_attacks_are_refused_on_the_docker_backend_too() {
+    require_docker!();
+    use crate::contain::{
+        Target, inherited_descriptors, swapped_out_folder, wheels_that_leave_or_repeat,
+    };
+    for attack in [
+        inherited_descriptors,
+        swapped_out_folder,
+        wheels_that_leave_or_repeat,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let command = |specs: &[&str]| build(dir.path(), specs);
+        attack(&Target {
+            dir: dir.path(),
+            command: &command,
+        });
+    }
+}

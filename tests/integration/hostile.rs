@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 /// A folder outside every job whose content must not change. It lives under the target
 /// folder (not /tmp), where a sandboxed job sees a read-only host.
-struct Sentinel {
+pub(crate) struct Sentinel {
     dir: tempfile::TempDir,
 }
 
 impl Sentinel {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sentinel-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -25,11 +25,11 @@ impl Sentinel {
         Self { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn assert_untouched(&self) {
+    pub(crate) fn assert_untouched(&self) {
         let names: Vec<String> = std::fs::read_dir(self.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -99,7 +99,7 @@ fn runs_verify(world: &World) -> Run {
     run(command)
 }
 
-fn assert_refused(r: &Run, code: i32, needle: &str) {
+pub(crate) fn assert_refused(r: &Run, code: i32, needle: &str) {
     assert_eq!(r.code, code, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
     assert!(all.contains(needle), "expected `{needle}` in:\n{all}");
@@ -292,7 +292,7 @@ fn a_wheel_that_is_a_link_a_non_zip_or_misnamed_is_refused() {
         "    name = 'linky-1.0-py3-none-any.whl'\n    os.symlink('/etc/hostname', os.path.join(wheel_directory, name))\n    return name",
     );
     let r = world.build(&["linky==1.0"]);
-    assert_refused(&r, 3, "it is a link, not a file");
+    assert_refused(&r, 3, "it is a link, or lies behind one, not a file");
     lying_backend(
         &world,
         "notzip",
@@ -449,7 +449,7 @@ fn an_interrupt_during_the_second_build_of_check_stops_it() {
     });
 }
 
-fn have_bwrap() -> bool {
+pub(crate) fn have_bwrap() -> bool {
     Command::new("bwrap")
         .args(["--ro-bind", "/", "/", "true"])
         .status()

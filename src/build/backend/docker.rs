@@ -51,6 +51,7 @@ impl DockerBackend {
         build_root: PathBuf,
         session: String,
     ) -> Self {
+        job::sweep_orphan_jobs(&build_root);
         Self {
             docker,
             cells,
@@ -65,6 +66,7 @@ impl DockerBackend {
 
     /// The same engine and images, another folder on both sides (the build-path variation).
     pub fn with_roots(&self, build_root: PathBuf, root: PathBuf) -> Self {
+        job::sweep_orphan_jobs(&build_root);
         Self {
             docker: self.docker.clone(),
             cells: self.cells.clone(),
@@ -250,7 +252,7 @@ impl Backend for DockerBackend {
         let n = self
             .sequence
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let host = self.build_root.join(".jobs").join(format!(
+        let host = job::jobs_folder(&self.build_root).join(format!(
             "{}-{n}-{}-{}",
             std::process::id(),
             spec.cell,

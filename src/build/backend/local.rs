@@ -93,6 +93,7 @@ impl Local {
         } else {
             tracing::warn!("local jobs are confined by {}", isolation.describe());
         }
+        job::sweep_orphan_jobs(&build_root);
         Self {
             interpreters,
             sites: sites(&build_root, isolation),
@@ -123,6 +124,7 @@ impl Local {
 
 impl Backend for Local {
     fn with_build_path(&self, host: PathBuf, _inside: PathBuf) -> std::sync::Arc<dyn Backend> {
+        job::sweep_orphan_jobs(&host);
         std::sync::Arc::new(Self {
             interpreters: self.interpreters.clone(),
             sites: sites(&host, self.isolation),
@@ -156,7 +158,7 @@ impl Backend for Local {
         // Each job gets a folder of its own, mounted at the fixed path only inside its sandbox:
         // two runs building the same package at once cannot touch each other's files.
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let host = self.build_root.join(".jobs").join(format!(
+        let host = job::jobs_folder(&self.build_root).join(format!(
             "{}-{n}-{}-{}",
             std::process::id(),
             spec.cell,
@@ -216,7 +218,8 @@ impl Backend for Local {
                     })?;
                 }
             }
-            let log_path = dir.join("build.log");
+            let folder = crate::beneath::Beneath::open(dir)
+                .map_err(|e| JobError::Setup(format!("opening {}: {e}", dir.display())))?;
             if spec.settings.file_order_reversed && self.isolation != Isolation::Bwrap {
                 return Err(JobError::Setup(
                     "the file-order variation needs bubblewrap (a mount namespace for the tmpfs)\nhint: apt-get install bubblewrap, or --vary=-file-order".into(),
@@ -253,13 +256,18 @@ impl Backend for Local {
             // away meanwhile (a container's overlay ending) fails the setup with EINVAL before
             // anything of the job ran. That is the host moving, not the build: try again.
             let mut attempt = 0;
-            let status = loop {
+            let (status, log_file) = loop {
                 attempt += 1;
-                let log =
-                    std::fs::File::create(&log_path).map_err(|e| JobError::Setup(e.to_string()))?;
-                let log_err = log
-                    .try_clone()
+                // Read back by this handle, never by its path: the job may replace the path.
+                let log_file = folder
+                    .create(Path::new("build.log"))
                     .map_err(|e| JobError::Setup(e.to_string()))?;
+                let clone = || {
+                    log_file
+                        .try_clone()
+                        .map_err(|e| JobError::Setup(e.to_string()))
+                };
+                let (log, log_err) = (clone()?, clone()?);
                 let mut command = tokio::process::Command::new(&argv[0]);
                 command
                     .args(&argv[1..])
@@ -291,20 +299,20 @@ impl Backend for Local {
                     Ok(status) => status.map_err(|e| JobError::Setup(e.to_string()))?,
                     Err(_) => {
                         let _ = child.kill().await;
-                        return Err(JobError::Timeout(spec.timeout, job::read_log(&log_path)));
+                        return Err(JobError::Timeout(spec.timeout, job::read_log(&log_file)));
                     }
                 };
                 let raced = !status.success()
                     && self.isolation == Isolation::Bwrap
-                    && setup_raced(&job::read_log(&log_path));
+                    && setup_raced(&job::read_log(&log_file));
                 if !raced || attempt == 3 {
-                    break status;
+                    break (status, log_file);
                 }
                 tracing::warn!(
                     "bubblewrap's setup raced a mount going away; starting the job again"
                 );
             };
-            let log = job::read_log(&log_path);
+            let log = job::read_log(&log_file);
             job::collect(spec, dir, log, status.success())
         })
     }

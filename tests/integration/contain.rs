@@ -1,0 +1,255 @@
+//! Containment, round 2: what a job can reach through what rewheel hands it (inherited
+//! descriptors), and what rewheel reads back from a job's folder (links at any depth, wheels
+//! whose entries leave the folder they are installed into, folders too deep to remove).
+
+use crate::common::{Run, World, package, run};
+use crate::hostile::{Sentinel, assert_refused, have_bwrap};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where an attack runs: a folder of sdists, and how `rewheel build` is made there (the local
+/// backend's `World`, or the docker backend: `docker::build`).
+pub(crate) struct Target<'a> {
+    pub dir: &'a Path,
+    pub command: &'a dyn Fn(&[&str]) -> Command,
+}
+
+impl Target<'_> {
+    fn build(&self, specs: &[&str]) -> Run {
+        run((self.command)(specs))
+    }
+
+    fn wheels(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.dir.join("wheelhouse"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|cell| std::fs::read_dir(cell.path()).unwrap().flatten())
+            .map(|e| e.path())
+            .collect()
+    }
+}
+
+fn local<T>(attack: impl Fn(&Target) -> T) -> T {
+    let world = World::new();
+    let command = |specs: &[&str]| world.command("build", specs);
+    attack(&Target {
+        dir: world.path(),
+        command: &command,
+    })
+}
+
+/// A package whose `build_wheel` is `body` (with `os`, `shutil` and `zipfile` imported).
+fn backend(dir: &Path, name: &str, body: &str) {
+    let backend = format!(
+        "import os, shutil, zipfile\n\ndef get_requires_for_build_wheel(config_settings=None):\n    return []\n\n\
+         def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n{body}\n"
+    );
+    package(name, "1.0", &[], &[])
+        .file("tinybuild.py", backend)
+        .write(dir);
+}
+
+/// The lines of a backend that writes `name`'s wheel with `entries` (path, text) and returns it.
+fn wheel_with(name: &str, entries: &[(&str, &str)]) -> String {
+    let mut body = format!(
+        "    whl = '{name}-1.0-py3-none-any.whl'\n    z = zipfile.ZipFile(os.path.join(wheel_directory, whl), 'w')\n"
+    );
+    for (path, text) in entries {
+        body.push_str(&format!("    z.writestr({path:?}, {text:?})\n"));
+    }
+    body.push_str(&format!(
+        "    z.writestr('{name}-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: {name}\\nVersion: 1.0\\n')\n    z.close()\n    return whl\n"
+    ));
+    body
+}
+
+#[test]
+fn an_inherited_descriptor_does_not_reach_the_build() {
+    local(inherited_descriptors);
+}
+
+/// `rewheel build 3>>CANARY 4<SENTINEL`: the build writes to every descriptor above 2 it finds
+/// and creates a file through every one that is a folder; nothing reaches the sentinel.
+pub(crate) fn inherited_descriptors(target: &Target) {
+    let sentinel = Sentinel::new();
+    package("doors", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            r#"
+found = []
+for fd in sorted(int(n) for n in os.listdir("/proc/self/fd")):
+    if fd <= 2:
+        continue
+    try:
+        found.append(os.readlink("/proc/self/fd/%d" % fd))
+    except OSError:
+        continue
+    try:
+        os.write(fd, b"escaped through an inherited descriptor\n")
+    except OSError:
+        pass
+    try:
+        os.close(os.open("pwned", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+    except OSError:
+        pass
+open("module.py", "w").write("FOUND = %r\n" % found)
+"#,
+        )
+        .write(target.dir);
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(sentinel.path().join("canary"))
+        .unwrap();
+    let folder = std::fs::File::open(sentinel.path()).unwrap();
+    use std::os::fd::AsRawFd;
+    let (file_fd, dir_fd) = (file.as_raw_fd(), folder.as_raw_fd());
+    let mut command = (target.command)(&["doors==1.0"]);
+    // SAFETY: dup2 onto 3 and 4 in the child, without close-on-exec, as a shell's `3>>FILE
+    // 4<DIR` would leave them.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(file_fd, 3) < 0 || libc::dup2(dir_fd, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let r = run(command);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    sentinel.assert_untouched();
+    let wheels = target.wheels();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&wheels[0]).unwrap()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("doors/__init__.py").unwrap(), &mut text)
+        .unwrap();
+    assert!(text.starts_with("FOUND = ["), "{text}");
+    assert!(
+        !text.contains(&sentinel.path().display().to_string()),
+        "the build saw a descriptor into the sentinel: {text}"
+    );
+}
+
+#[test]
+fn a_job_that_swaps_its_out_folder_for_a_link_hands_back_nothing() {
+    local(swapped_out_folder);
+}
+
+/// The build replaces its `out/` with a link to a host folder holding a wheel with exactly
+/// the name the job claims. The job cannot write there, but rewheel would take that wheel if
+/// it followed the link on the host.
+pub(crate) fn swapped_out_folder(target: &Target) {
+    let decoy = Sentinel::new();
+    let planted = decoy.path().join("swap-1.0-py3-none-any.whl");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&planted).unwrap());
+    zip.start_file("swap/__init__.py", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.finish().unwrap();
+    let before = std::fs::read(&planted).unwrap();
+    backend(
+        target.dir,
+        "swap",
+        &format!(
+            "    shutil.rmtree(wheel_directory)\n    os.symlink({:?}, wheel_directory)\n    return 'swap-1.0-py3-none-any.whl'",
+            decoy.path().display().to_string()
+        ),
+    );
+    let r = target.build(&["swap==1.0"]);
+    assert_refused(&r, 3, "it is a link, or lies behind one");
+    assert!(target.wheels().is_empty(), "{:?}", target.wheels());
+    assert_eq!(std::fs::read(&planted).unwrap(), before);
+}
+
+#[test]
+fn a_wheel_whose_entries_leave_the_folder_or_repeat_is_not_an_output() {
+    local(wheels_that_leave_or_repeat);
+}
+
+pub(crate) fn wheels_that_leave_or_repeat(target: &Target) {
+    let sentinel = Sentinel::new();
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 4] = [
+        (
+            "dotdot",
+            vec![("../escaped.py", "X = 1")],
+            "the entry `../escaped.py` would land outside",
+        ),
+        (
+            "inner",
+            vec![("inner/../../escaped.py", "X = 1")],
+            "would land outside",
+        ),
+        (
+            "absolute",
+            vec![("/tmp/escaped.py", "X = 1")],
+            "the entry `/tmp/escaped.py` would land outside",
+        ),
+        (
+            "twice",
+            vec![("twice/w.py", "GOOD = 1"), ("twice/w.py", "import os")],
+            "the entry `twice/w.py` appears more than once",
+        ),
+    ];
+    for (name, entries, message) in cases {
+        backend(target.dir, name, &wheel_with(name, &entries));
+        let r = target.build(&[&format!("{name}==1.0")]);
+        assert_refused(&r, 3, message);
+        assert!(target.wheels().is_empty(), "{name}: {:?}", target.wheels());
+    }
+    sentinel.assert_untouched();
+}
+
+#[test]
+fn a_job_folder_of_any_depth_is_removed_and_a_killed_runs_folders_are_swept() {
+    if !have_bwrap() {
+        crate::common::skip("bubblewrap (bwrap) is not installed; .ci/run installs it");
+        return;
+    }
+    let world = World::new();
+    // 30,000 nested folders: far past PATH_MAX, and past what a removal holding one
+    // descriptor per level could open.
+    package("deep", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "here = os.open('.', os.O_RDONLY)\nfor _ in range(30000):\n    os.mkdir('d', dir_fd=here)\n    down = os.open('d', os.O_RDONLY, dir_fd=here)\n    os.close(here)\n    here = down\nos.close(here)\n",
+        )
+        .write(world.path());
+    let jobs = world.path().join(".build/.jobs");
+    let r = world.build(&["deep==1.0"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let left: Vec<_> = std::fs::read_dir(&jobs).unwrap().flatten().collect();
+    assert!(left.is_empty(), "job folders left: {left:?}");
+
+    // A run killed with SIGKILL leaves its job's folder; the next run on the build path
+    // removes it, and leaves a live process's folder alone.
+    package("slow", "1.0", &[], &[])
+        .file("hook.py", "import time\ntime.sleep(120)\n")
+        .write(world.path());
+    let mut child = world
+        .command("build", &["slow==1.0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&jobs).unwrap().count() == 0 {
+        assert!(start.elapsed().as_secs() < 60, "the slow job never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let orphan: Vec<_> = std::fs::read_dir(&jobs).unwrap().flatten().collect();
+    assert_eq!(orphan.len(), 1, "{orphan:?}");
+    let live = jobs.join(format!("{}-0-live-job", std::process::id()));
+    std::fs::create_dir(&live).unwrap();
+    package("after", "1.0", &[], &[]).write(world.path());
+    let r = world.build(&["after==1.0"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!orphan[0].path().exists(), "the killed run's folder stays");
+    assert!(
+        Path::new(&live).is_dir(),
+        "a live process's folder was removed"
+    );
+}
