@@ -98,3 +98,36 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// An index page is whatever a server sends: JSON and HTML, well formed or not, any bytes.
+    /// Files that come out have a filename and a URL that parses.
+    #[test]
+    fn index_pages_never_panic(
+        json in texty(r#"{"files":[{"filename":"a-1.0.tar.gz","url":"../../a-1.0.tar.gz#sha256=00","hashes":{"sha256":"ab"},"requires-python":">=3","yanked":true,"upload-time":"2020-01-01T00:00:00Z","size":1,"core-metadata":{"sha256":"0"}}],"meta":{}}[]{}:,"\ "#),
+        html in texty("<html><a href=\"../x-1.0.tar.gz#sha256=00\" data-requires-python=\"&gt;=3\" data-yanked data-dist-info-metadata=\"sha256=0\">x-1.0.tar.gz</a></html>&;#"),
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        url in prop_oneof![Just("https://example.invalid/simple/a/"), Just("file:///tmp/a/"), Just("not a url")],
+    ) {
+        for (body, content_type) in [
+            (json.into_bytes(), "application/vnd.pypi.simple.v1+json"),
+            (html.into_bytes(), "text/html"),
+            (bytes.clone(), "application/vnd.pypi.simple.v1+json"),
+            (bytes, "text/html"),
+        ] {
+            let response = crate::http::Response {
+                body,
+                content_type: content_type.into(),
+                url: url.into(),
+            };
+            if let Ok(files) = crate::resolve::index::simple::parse(&response) {
+                for file in files {
+                    prop_assert!(!file.filename.is_empty());
+                    prop_assert!(url::Url::parse(&file.url).is_ok(), "{}", file.url);
+                }
+            }
+        }
+    }
+}

@@ -110,8 +110,11 @@ open("module.py", "w").write("FOUND = %r\n" % found)
     // 4<DIR` would leave them.
     unsafe {
         command.pre_exec(move || {
-            if libc::dup2(file_fd, 3) < 0 || libc::dup2(dir_fd, 4) < 0 {
-                return Err(std::io::Error::last_os_error());
+            // dup2 onto the same number keeps close-on-exec: clear it either way.
+            for (from, to) in [(file_fd, 3), (dir_fd, 4)] {
+                if libc::dup2(from, to) < 0 || libc::fcntl(to, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -125,6 +128,7 @@ open("module.py", "w").write("FOUND = %r\n" % found)
     std::io::Read::read_to_string(&mut zip.by_name("doors/__init__.py").unwrap(), &mut text)
         .unwrap();
     assert!(text.starts_with("FOUND = ["), "{text}");
+    eprintln!("the build saw: {text}");
     assert!(
         !text.contains(&sentinel.path().display().to_string()),
         "the build saw a descriptor into the sentinel: {text}"

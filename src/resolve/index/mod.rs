@@ -4,7 +4,7 @@
 mod cache;
 mod file;
 mod find_links;
-mod simple;
+pub(crate) mod simple;
 
 use crate::http::{Http, HttpError};
 use crate::names::PackageName;
