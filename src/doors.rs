@@ -1,7 +1,9 @@
-//! Close every door: no descriptor above 2 crosses into a process rewheel starts, whatever
-//! rewheel's own parent left open (`rewheel build 3>>FILE` would otherwise hand FILE to every
-//! build, through the sandbox). Rust opens its own descriptors close-on-exec; these two cover
-//! what was inherited and anything a library might open without the flag.
+//! Close every door: nothing rewheel inherited crosses into a process it starts. No descriptor
+//! above 2, whatever rewheel's own parent left open (`rewheel build 3>>FILE` would otherwise
+//! hand FILE to every build, through the sandbox), and no ignored signal (`nohup rewheel …`
+//! would otherwise start every build with SIGHUP ignored: a build's behaviour must not depend
+//! on how rewheel was started). Rust opens its own descriptors close-on-exec; these cover what
+//! was inherited and anything a library might open without the flag.
 
 /// Mark every inherited descriptor above 2 close-on-exec: called first thing in `main`.
 pub fn close_inherited() {
@@ -12,9 +14,16 @@ pub fn close_inherited() {
     }
 }
 
-/// For `pre_exec`, between fork and exec: the same, in the child (async-signal-safe).
+/// For `pre_exec`, between fork and exec: the same, in the child, and every signal back to
+/// its default action (async-signal-safe; handlers are reset by exec, ignored signals are not).
 pub fn in_child() -> std::io::Result<()> {
     close_inherited();
+    for signal in 1..libc::SIGRTMIN() {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: resetting a disposition in the child before exec.
+            unsafe { libc::signal(signal, libc::SIG_DFL) };
+        }
+    }
     Ok(())
 }
 

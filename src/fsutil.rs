@@ -73,3 +73,22 @@ pub fn sweep_orphans(dir: &Path, owner: impl Fn(&str) -> Option<&str>) {
         }
     }
 }
+
+/// Read a text file a user named (requirements, matrix, settings, a patch) with a cap: a pipe
+/// (`-r <(uv export)`) is fine, `/dev/zero` or a runaway generator is an error, not an
+/// out-of-memory kill. `what` names the kind of file in the message.
+pub fn read_text_capped(path: &Path, max: u64, what: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than {} MiB; not a {what}", max >> 20),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}

@@ -73,12 +73,17 @@ pub enum MatrixError {
     },
 }
 
+/// A matrix of hundreds of cells is a few KiB; `--matrix /dev/zero` is not a matrix.
+const MAX_MATRIX_FILE: u64 = 16 << 20;
+
 impl Matrix {
     pub fn load(path: &Path) -> Result<Self, MatrixError> {
-        let text = std::fs::read_to_string(path).map_err(|source| MatrixError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::fsutil::read_text_capped(path, MAX_MATRIX_FILE, "matrix file").map_err(
+            |source| MatrixError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         let invalid = |message: String| MatrixError::Invalid {
             path: path.to_path_buf(),
             message,

@@ -237,13 +237,18 @@ fn parse_umask(table: &str, text: Option<&str>) -> Result<Option<u32>, String> {
         .ok_or_else(|| format!("{table}.umask: `{text}` is not an octal umask like \"022\""))
 }
 
+/// Settings for thousands of packages are far below this; a patch too.
+const MAX_SETTINGS_FILE: u64 = 16 << 20;
+const MAX_PATCH: u64 = 64 << 20;
+
 impl PackageSettings {
     /// Read a settings file (`--settings FILE`).
     pub fn load(path: &Path) -> Result<Self, PackagesError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PackagesError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::fsutil::read_text_capped(path, MAX_SETTINGS_FILE, "settings file")
+            .map_err(|source| PackagesError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let file: SettingsFile = toml::from_str(&text).map_err(|err| PackagesError::Invalid {
             path: path.to_path_buf(),
             message: err.to_string(),
@@ -285,13 +290,14 @@ impl PackageSettings {
             let mut patches = Vec::new();
             for rel in &spec.patches {
                 let file = base.join(rel);
-                let text =
-                    std::fs::read_to_string(&file).map_err(|source| PackagesError::Patch {
+                let text = crate::fsutil::read_text_capped(&file, MAX_PATCH, "patch").map_err(
+                    |source| PackagesError::Patch {
                         path: path.to_path_buf(),
                         name: key.clone(),
                         patch: file.clone(),
                         source,
-                    })?;
+                    },
+                )?;
                 patches.push(Patch {
                     name: rel.display().to_string(),
                     sha256: crate::fsutil::sha256_hex(text.as_bytes()),

@@ -56,22 +56,7 @@ pub enum RequirementsError {
 const MAX_REQUIREMENTS_FILE: u64 = 64 << 20;
 
 fn read_capped(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_REQUIREMENTS_FILE + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_REQUIREMENTS_FILE {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!(
-                "larger than {} MiB; not a requirements file",
-                MAX_REQUIREMENTS_FILE >> 20
-            ),
-        ));
-    }
-    String::from_utf8(bytes)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    crate::fsutil::read_text_capped(path, MAX_REQUIREMENTS_FILE, "requirements file")
 }
 
 impl Requirements {

@@ -70,8 +70,9 @@ fn an_inherited_descriptor_does_not_reach_the_build() {
     local(inherited_descriptors);
 }
 
-/// `rewheel build 3>>CANARY 4<SENTINEL`: the build writes to every descriptor above 2 it finds
-/// and creates a file through every one that is a folder; nothing reaches the sentinel.
+/// `nohup rewheel build 3>>CANARY 4<SENTINEL` (and SIGTERM ignored): the build writes to every
+/// descriptor above 2 it finds and creates a file through every one that is a folder; nothing
+/// reaches the sentinel, and the build's signals are at their defaults.
 pub(crate) fn inherited_descriptors(target: &Target) {
     let sentinel = Sentinel::new();
     package("doors", "1.0", &[], &[])
@@ -94,7 +95,8 @@ for fd in sorted(int(n) for n in os.listdir("/proc/self/fd")):
         os.close(os.open("pwned", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
     except OSError:
         pass
-open("module.py", "w").write("FOUND = %r\n" % found)
+ignored = [l for l in open("/proc/self/status") if l.startswith("SigIgn:")][0].split()[1]
+open("module.py", "w").write("FOUND = %r\nIGNORED = 0x%s\n" % (found, ignored))
 "#,
         )
         .write(target.dir);
@@ -110,6 +112,9 @@ open("module.py", "w").write("FOUND = %r\n" % found)
     // 4<DIR` would leave them.
     unsafe {
         command.pre_exec(move || {
+            // As `nohup` leaves it, and a shell's `trap '' TERM`.
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
             // dup2 onto the same number keeps close-on-exec: clear it either way.
             for (from, to) in [(file_fd, 3), (dir_fd, 4)] {
                 if libc::dup2(from, to) < 0 || libc::fcntl(to, libc::F_SETFD, 0) < 0 {
@@ -128,7 +133,17 @@ open("module.py", "w").write("FOUND = %r\n" % found)
     std::io::Read::read_to_string(&mut zip.by_name("doors/__init__.py").unwrap(), &mut text)
         .unwrap();
     assert!(text.starts_with("FOUND = ["), "{text}");
-    eprintln!("the build saw: {text}");
+    let ignored = text
+        .lines()
+        .find_map(|l| l.strip_prefix("IGNORED = 0x"))
+        .map(|hex| u64::from_str_radix(hex, 16).unwrap())
+        .unwrap();
+    let bit = |signal: i32| 1u64 << (signal - 1);
+    assert_eq!(
+        ignored & (bit(libc::SIGHUP) | bit(libc::SIGTERM)),
+        0,
+        "the build inherited ignored signals: {text}"
+    );
     assert!(
         !text.contains(&sentinel.path().display().to_string()),
         "the build saw a descriptor into the sentinel: {text}"
@@ -256,4 +271,30 @@ fn a_job_folder_of_any_depth_is_removed_and_a_killed_runs_folders_are_swept() {
         Path::new(&live).is_dir(),
         "a live process's folder was removed"
     );
+}
+
+#[test]
+fn endless_matrix_settings_and_patch_files_are_refused_not_read_to_the_end() {
+    let world = World::new();
+    for (flag, what) in [("--matrix", "matrix file"), ("--settings", "settings file")] {
+        let r = crate::common::rewheel(
+            world.path(),
+            &["resolve", "a==1", "--python", "3.11", flag, "/dev/zero"],
+        );
+        assert_refused(&r, 2, &format!("not a {what}"));
+    }
+    let settings = world.path().join("settings.toml");
+    std::fs::write(&settings, "[packages.a]\npatches = [\"/dev/zero\"]\n").unwrap();
+    let r = crate::common::rewheel(
+        world.path(),
+        &[
+            "resolve",
+            "a==1",
+            "--python",
+            "3.11",
+            "--settings",
+            settings.to_str().unwrap(),
+        ],
+    );
+    assert_refused(&r, 2, "not a patch");
 }

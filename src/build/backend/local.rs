@@ -280,6 +280,7 @@ impl Backend for Local {
                     .kill_on_drop(true);
                 let umask = spec.umask();
                 let limits = self.limits;
+                let bare = self.isolation != Isolation::Bwrap;
                 // SAFETY: umask, prctl and setrlimit are async-signal-safe and touch only the
                 // child's own state.
                 unsafe {
@@ -289,6 +290,12 @@ impl Backend for Local {
                         // with the sandbox's first process every process of the job.
                         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                         crate::doors::in_child()?;
+                        if bare {
+                            // What bubblewrap does for its jobs: a session of their own (no
+                            // terminal to push input into) and no privilege gained by exec.
+                            libc::setsid();
+                            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                        }
                         sandbox::apply_limits(limits)
                     });
                 }
