@@ -34,7 +34,11 @@ pub fn of_error(err: &anyhow::Error) -> u8 {
         if let Some(crate::store::StoreError::NoRun(_)) = cause.downcast_ref() {
             return INPUT;
         }
-        if let Some(crate::build::backend::OpenError::NoEngine(_)) = cause.downcast_ref() {
+        if let Some(
+            crate::build::backend::OpenError::NoEngine(_)
+            | crate::build::backend::OpenError::BuildRoot { .. },
+        ) = cause.downcast_ref()
+        {
             return ENVIRONMENT;
         }
         if cause.is::<crate::store::StoreError>()

@@ -298,3 +298,27 @@ fn endless_matrix_settings_and_patch_files_are_refused_not_read_to_the_end() {
     );
     assert_refused(&r, 2, "not a patch");
 }
+
+#[test]
+fn a_build_path_someone_else_made_first_is_refused() {
+    let world = World::new();
+    package("early", "1.0", &[], &[]).write(world.path());
+    // The default build path lives in /tmp, where another user can make it first: as a link
+    // to a folder of theirs, or as a folder others may write.
+    let theirs = Sentinel::new();
+    let root = world.path().join(".build");
+    std::os::unix::fs::symlink(theirs.path(), &root).unwrap();
+    let r = world.build(&["early==1.0"]);
+    assert_refused(&r, 5, "cannot be used: it is a link");
+    theirs.assert_untouched();
+    std::fs::remove_file(&root).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = world.build(&["early==1.0"]);
+    assert_refused(&r, 5, "others can write it (mode 777)");
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = world.build(&["early==1.0"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

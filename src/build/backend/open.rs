@@ -33,6 +33,10 @@ pub struct BackendRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(
+        "the build path {path} cannot be used: {why}\nhint: remove it if it is a leftover, or give --build-path a folder of your own"
+    )]
+    BuildRoot { path: String, why: String },
+    #[error(
         "the docker backend needs a Docker engine, and none answers ({0})\nhint: use --backend local"
     )]
     NoEngine(bollard::errors::Error),
@@ -109,12 +113,55 @@ async fn derive(
 
 /// Open the backend for `cells`; `None` when `interrupt` fired while the engine was being
 /// asked (whatever was started is removed).
+/// The build path is a fixed folder (builds embed it), by default under `/tmp`, where anyone
+/// can create it first: as a link to a folder of theirs, or a folder they own, they would
+/// receive every job's sources and could change them between jobs. It must be a real folder
+/// of rewheel's own user that nobody else can write.
+fn claim_build_root(path: &std::path::Path) -> Result<(), OpenError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let refuse = |why: String| OpenError::BuildRoot {
+        path: path.display().to_string(),
+        why,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| refuse(e.to_string()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o755).create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(refuse(e.to_string())),
+    }
+    let meta = std::fs::symlink_metadata(path).map_err(|e| refuse(e.to_string()))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.file_type().is_symlink() {
+        return Err(refuse("it is a link".into()));
+    }
+    if !meta.is_dir() {
+        return Err(refuse("it is not a folder".into()));
+    }
+    if meta.uid() != me {
+        return Err(refuse(format!(
+            "it belongs to uid {}, not to rewheel's uid {me}",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(refuse(format!(
+            "others can write it (mode {:o})",
+            meta.mode() & 0o777
+        )));
+    }
+    Ok(())
+}
+
 pub fn open(
     request: &BackendRequest,
     cells: &[Cell],
     runtime: &tokio::runtime::Runtime,
     mut interrupt: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<Arc<dyn Backend>>, OpenError> {
+    claim_build_root(&request.build_path)?;
     let has_images = cells.iter().all(|c| c.image.is_some());
     let kind = match request.kind {
         BackendKind::Auto if has_images && runtime.block_on(DockerBackend::connect()).is_ok() => {
