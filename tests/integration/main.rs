@@ -18,4 +18,5 @@ mod pypi;
 mod rebuild;
 mod remedies;
 mod resolve;
+mod snapshots;
 mod variations;

@@ -1,0 +1,139 @@
+//! What users read and parse, snapshotted whole: every command's help, a resolution in text and
+//! JSON, a check report, and one message of each class of error, each with its exit code and
+//! both streams (as uv's `uv_snapshot!` does). Volatile parts are redacted: temporary folders,
+//! run ids, times, hashes. `INSTA_UPDATE=always cargo nextest run -E 'test(/snapshots::/)'`
+//! writes new snapshots after an intended change; review them with `git diff`.
+
+use crate::common::{Run, World, package, run};
+use std::process::Command;
+
+/// A run as one text: exit code, then stdout and stderr. Progress lines on stderr come in the
+/// order parallel jobs end: sorted, so the snapshot holds what was said, not the race.
+fn shown(r: &Run) -> String {
+    let mut progress: Vec<&str> = r.stderr.lines().collect();
+    if progress.iter().any(|l| l.starts_with("run ")) {
+        progress.sort();
+    }
+    format!(
+        "exit code: {}\n----- stdout -----\n{}\n----- stderr -----\n{}",
+        r.code,
+        r.stdout,
+        progress.join("\n")
+    )
+}
+
+/// Snapshot `r` under `name` with the volatile parts redacted.
+macro_rules! rewheel_snapshot {
+    ($name:expr, $run:expr) => {{
+        let text = shown(&$run);
+        insta::with_settings!({
+            filters => vec![
+                (r"/tmp/\.tmp[A-Za-z0-9]+", "[TEMP]"),
+                (r"[^\s'\x22]*/target/tmp/[A-Za-z0-9._-]+", "[TEMP]"),
+                (r"\b\d{8}-\d{6}(-\d+)?\b", "[RUN]"),
+                (r"\b\d+(\.\d+)? ?(s|ms)\b", "[TIME]"),
+                (r"\b[0-9a-f]{64}\b", "[SHA256]"),
+                (r"\b[0-9a-f]{16}\b", "[SHORT]"),
+                (r"cp3\d+\b", "[CELL]"),
+                (r"\b3\.\d+\.\d+\b", "[PYTHON]"),
+                (r"/root/\.pyenv/versions/[^\s'\x22]+", "[INTERPRETER]"),
+            ],
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!($name, text);
+        });
+    }};
+}
+
+fn rewheel(args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command.args(args).env_remove("PIP_INDEX_URL");
+    run(command)
+}
+
+#[test]
+fn every_command_teaches_in_its_help() {
+    rewheel_snapshot!("help", rewheel(&["--help"]));
+    for command in [
+        "resolve", "build", "check", "bisect", "rebuild", "plan", "merge", "compare",
+    ] {
+        rewheel_snapshot!(format!("help-{command}"), rewheel(&[command, "--help"]));
+    }
+    for (group, sub) in [
+        ("runs", "list"),
+        ("runs", "show"),
+        ("runs", "gc"),
+        ("runs", "verify"),
+        ("images", "build"),
+        ("images", "list"),
+    ] {
+        rewheel_snapshot!(
+            format!("help-{group}-{sub}"),
+            rewheel(&[group, sub, "--help"])
+        );
+    }
+}
+
+#[test]
+fn a_resolution_in_text_and_json() {
+    let world = World::new();
+    crate::common::three_package_closure(world.path());
+    let (_, python) = crate::common::host_python();
+    let resolve = |extra: &[&str]| {
+        let mut args = vec!["resolve", "app==1.0", "--python", python.as_str()];
+        args.extend_from_slice(extra);
+        crate::common::rewheel(world.path(), &args)
+    };
+    let text = resolve(&[]);
+    rewheel_snapshot!("resolve-text", text);
+    let json = resolve(&["--format", "json"]);
+    rewheel_snapshot!("resolve-json", json);
+}
+
+#[test]
+fn a_check_report_names_what_differs_and_why() {
+    let world = World::new();
+    // A file the build writes gets 0666 less the umask, and the backend stores on-disk modes:
+    // differs under `umask`.
+    package("leaky", "1.0", &[], &[])
+        .file("modes.txt", "")
+        .file(
+            "hook.py",
+            "os.remove('module.py')\nopen('module.py', 'w').write('NAME = \"leaky\"\\n')",
+        )
+        .write(world.path());
+    package("steady", "1.0", &[], &[]).write(world.path());
+    let r = run(world.command("check", &["leaky==1.0", "steady==1.0", "--vary", "umask"]));
+    rewheel_snapshot!("check-umask", r);
+}
+
+#[test]
+fn each_class_of_error_says_what_and_what_to_do() {
+    let world = World::new();
+    let requirements = world.path().join("requirements.txt");
+    std::fs::write(&requirements, "good==1.0\nbad line ===\n").unwrap();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "error-requirements-line",
+            vec!["-r".into(), requirements.display().to_string()],
+        ),
+        ("error-unknown-package", vec!["nothing-here==1.0".into()]),
+        ("error-no-cell", vec![]),
+    ];
+    let (_, python) = crate::common::host_python();
+    for (name, args) in cases {
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = if name == "error-no-cell" {
+            rewheel(&["resolve", "a==1"])
+        } else {
+            args.splice(0..0, ["resolve", "--python", python.as_str()]);
+            crate::common::rewheel(world.path(), &args)
+        };
+        rewheel_snapshot!(name, r);
+    }
+    rewheel_snapshot!("error-usage", rewheel(&["build", "--jobs", "many", "a==1"]));
+    rewheel_snapshot!(
+        "error-no-run",
+        run(world.command("build", &["--resume", "20200101-000000"]))
+    );
+}
