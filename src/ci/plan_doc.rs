@@ -6,6 +6,7 @@ use crate::build::job::{Recipe, Settings};
 use crate::build::plan::{JobKey, Planned, Source};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::{Component, Path};
 
 /// Bumped on breaking changes to plan and result documents; see CHANGELOG.md.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -85,6 +86,167 @@ pub struct JobResult {
     #[serde(flatten)]
     pub outcome: crate::store::JobOutcome,
     pub log_file: Option<String>,
+}
+
+/// A CI document (a plan, a job's result, a file beside them) that is not used as given. The
+/// documents travel through CI artifacts and caches, written by jobs that run untrusted
+/// builds: every name they give for a file is checked before anything is opened by it.
+#[derive(Debug, thiserror::Error)]
+#[error("{doc}: {what}\nhint: {hint}")]
+pub struct DocError {
+    /// The document, as the command line or the walk found it.
+    pub doc: String,
+    /// The field and what is wrong with its value (or with the file itself).
+    pub what: String,
+    pub hint: &'static str,
+}
+
+/// What to do about a plan that names a file other than by a plain name.
+pub const PLAN_HINT: &str = "a plan names its files by plain names, found below --inputs: make it again with `rewheel plan`";
+/// What to do about a result document or the files beside it.
+pub const RESULT_HINT: &str = "a result document names only plain files beside it, below the folder given; links, devices, FIFOs and files over the limit are not read: use the folders `rewheel build --job` wrote, as CI saved them";
+
+/// What a path-like field of a document may hold.
+#[derive(Clone, Copy)]
+enum Rule {
+    /// A file name with nothing else in it: no folder, no `..`, no NUL.
+    Name,
+    /// A relative path of plain names (`logs/x.log`): nothing that climbs, roots or repeats.
+    Path,
+    /// A PEP 517 backend-path entry: relative and inside the tree (`.` allowed, as pip does).
+    Tree,
+    /// A job id: it names files (`<stem>.result.json`), so its stem must be a plain name.
+    JobId,
+}
+
+impl Rule {
+    fn admits(self, value: &str) -> bool {
+        match self {
+            Rule::Name => plain_name(value),
+            Rule::Path => value.len() <= 4096 && value.split('/').all(plain_name),
+            Rule::Tree => {
+                !value.contains('\0')
+                    && Path::new(value)
+                        .components()
+                        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+            }
+            Rule::JobId => plain_name(&file_stem(value)),
+        }
+    }
+
+    fn wanted(self) -> &'static str {
+        match self {
+            Rule::Name => "a plain file name",
+            Rule::Path => "a relative path of plain names",
+            Rule::Tree => "a path inside the source tree",
+            Rule::JobId => "a job id that makes a plain file name",
+        }
+    }
+}
+
+fn plain_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 255
+        && value != "."
+        && value != ".."
+        && !value.contains(['/', '\0'])
+}
+
+/// Refuse `field` of `doc` unless `rule` admits `value`.
+fn check(
+    doc: &Path,
+    field: impl FnOnce() -> String,
+    value: &str,
+    rule: Rule,
+    hint: &'static str,
+) -> Result<(), DocError> {
+    if rule.admits(value) {
+        return Ok(());
+    }
+    Err(DocError {
+        doc: doc.display().to_string(),
+        what: format!(
+            "{} `{}` is not {}",
+            field(),
+            value.escape_debug(),
+            rule.wanted()
+        ),
+        hint,
+    })
+}
+
+impl PlanDoc {
+    /// A plan from its bytes, with every file it names checked to be a plain name.
+    pub fn parse(bytes: &[u8], doc: &Path) -> anyhow::Result<PlanDoc> {
+        use anyhow::Context;
+        let plan: PlanDoc = serde_json::from_slice(bytes)
+            .with_context(|| format!("{}: not a rewheel plan", doc.display()))?;
+        plan.check(doc)?;
+        Ok(plan)
+    }
+
+    fn check(&self, doc: &Path) -> Result<(), DocError> {
+        let hint = PLAN_HINT;
+        for (i, job) in self.jobs.iter().enumerate() {
+            let at = |field: &str| format!("jobs[{i}].{field}");
+            check(doc, || at("id"), &job.id, Rule::JobId, hint)?;
+            let name = &job.sdist.filename;
+            check(doc, || at("sdist.filename"), name, Rule::Name, hint)?;
+            for (j, entry) in job.build_env.iter().enumerate() {
+                match entry {
+                    EnvEntry::Job { job, .. } => check(
+                        doc,
+                        || at(&format!("build_env[{j}].job")),
+                        job,
+                        Rule::JobId,
+                        hint,
+                    )?,
+                    EnvEntry::Wheel { filename, .. } => {
+                        let field = || at(&format!("build_env[{j}].filename"));
+                        check(doc, field, filename, Rule::Name, hint)?
+                    }
+                }
+            }
+            for (j, krate) in job.crates.iter().enumerate() {
+                let file = crate_file(krate);
+                check(doc, || at(&format!("crates[{j}]")), &file, Rule::Name, hint)?;
+            }
+            for (j, entry) in job.backend_path.iter().enumerate() {
+                let field = || at(&format!("backend_path[{j}]"));
+                check(doc, field, entry, Rule::Tree, hint)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl JobResult {
+    /// A result document from its bytes, with the files it names checked to be plain.
+    pub fn parse(bytes: &[u8], doc: &Path) -> anyhow::Result<JobResult> {
+        use anyhow::Context;
+        let result: JobResult = serde_json::from_slice(bytes)
+            .with_context(|| format!("{}: not a job result", doc.display()))?;
+        result.check(doc)?;
+        Ok(result)
+    }
+
+    /// Every file this document names is a plain name beside it.
+    pub fn check(&self, doc: &Path) -> Result<(), DocError> {
+        let hint = RESULT_HINT;
+        check(doc, || "job".into(), &self.job, Rule::JobId, hint)?;
+        if let Some(wheel) = &self.outcome.wheel_filename {
+            check(doc, || "wheel_filename".into(), wheel, Rule::Name, hint)?;
+        }
+        if let Some(log) = &self.log_file {
+            check(doc, || "log_file".into(), log, Rule::Path, hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// The file a vendored crate is kept as, among a job's inputs.
+pub fn crate_file(krate: &crate::resolve::crates::CrateRef) -> String {
+    format!("{}-{}.crate.tar.gz", krate.name, krate.version)
 }
 
 /// `cp311-bookworm/six-1.16.0` (and `.stage2` for bootstrap stages).
