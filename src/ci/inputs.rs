@@ -194,14 +194,18 @@ pub fn open_located(path: &Path, max: u64) -> anyhow::Result<File> {
         .open(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        bail!("{} is not a regular file", path.display());
-    }
-    if meta.len() > max {
-        bail!("{} is over the limit of {max} bytes", path.display());
-    }
-    Ok(file)
+    let why = if !meta.file_type().is_file() {
+        "is not a regular file".to_string()
+    } else if meta.len() > max {
+        format!("is over the limit of {max} bytes")
+    } else {
+        return Ok(file);
+    };
+    bail!("{} {why}\nhint: {LOCATED_HINT}", path.display())
 }
+
+/// What to do about a `file://` location a plan gives that is not read.
+const LOCATED_HINT: &str = "a plan locates a file by `file://` URL only where `rewheel plan` found it: put the file itself under --inputs";
 
 /// Copy what `from` yields into `to`, hashing on the way, and keep it only if its sha256 is
 /// `sha256`: the job then reads rewheel's own copy, the bytes that were checked. Past `max`
