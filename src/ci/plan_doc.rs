@@ -383,3 +383,234 @@ pub fn github(plan: &PlanDoc) -> serde_json::Value {
         .collect();
     serde_json::json!({ "schema_version": SCHEMA_VERSION, "stages": stages })
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Whatever a CI document holds, parsing answers or refuses, never panics; and whatever it
+    //! accepts names files only by relative, plain paths.
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// A plan of one job, as `rewheel plan` writes it, to be spoiled field by field.
+    fn plan_template() -> Value {
+        json!({
+            "schema_version": 1,
+            "tool": "rewheel",
+            "levels": [["cp311/a-1.0"]],
+            "jobs": [{
+                "id": "cp311/a-1.0", "cell": "cp311", "python": "3.11", "image": null,
+                "name": "a", "version": "1.0", "stage": 0, "level": 0, "is_final": true,
+                "sdist": { "filename": "a-1.0.tar.gz", "url": "file:///x/a-1.0.tar.gz", "sha256": "00" },
+                "build_backend": "setuptools.build_meta",
+                "backend_path": ["."],
+                "build_env": [
+                    { "from": "job", "job": "cp311/b-1.0", "name": "b", "version": "1.0" },
+                    { "from": "wheel", "name": "c", "version": "1.0", "filename": "c-1.0-py3-none-any.whl", "url": null, "sha256": "00" }
+                ],
+                "needs": ["cp311/b-1.0"],
+                "settings": serde_json::to_value(crate::build::job::Settings::default()).unwrap(),
+                "crates": [{ "name": "d", "version": "1.0", "sha256": "00" }],
+                "timeout_secs": 60
+            }]
+        })
+    }
+
+    fn result_template() -> Value {
+        json!({
+            "schema_version": 1, "job": "cp311/a-1.0", "cell": "cp311", "name": "a",
+            "version": "1.0", "stage": 0, "status": "built",
+            "wheel_filename": "a-1.0-py3-none-any.whl", "wheel_sha256": "00",
+            "fingerprint": "f", "seconds": 1.0, "error": null, "log_file": "cp311__a-1.0.log"
+        })
+    }
+
+    /// Strings made of what paths are made of.
+    fn pathy() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("/"),
+                Just(".."),
+                Just("."),
+                Just("a"),
+                Just("\0"),
+                Just("\\"),
+                Just(""),
+                Just("//"),
+                Just("x.whl"),
+                Just("é"),
+            ],
+            0..8,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// Any JSON value, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            pathy().prop_map(Value::from),
+            ".*".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every place in `value` (as JSON pointers), for replacing one.
+    fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => map.iter().for_each(|(k, v)| {
+                let here = format!("{at}/{k}");
+                out.push(here.clone());
+                pointers(v, here, out);
+            }),
+            Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| {
+                let here = format!("{at}/{i}");
+                out.push(here.clone());
+                pointers(v, here, out);
+            }),
+            _ => {}
+        }
+    }
+
+    /// `template` with the place `pick` chooses replaced by `with`.
+    fn spoiled(template: Value, pick: usize, with: Value) -> Vec<u8> {
+        let mut doc = template;
+        let mut places = Vec::new();
+        pointers(&doc, String::new(), &mut places);
+        let place = &places[pick % places.len()];
+        *doc.pointer_mut(place).unwrap() = with;
+        serde_json::to_vec(&doc).unwrap()
+    }
+
+    fn is_plain_name(name: &str) -> bool {
+        let mut parts = Path::new(name).components();
+        matches!(parts.next(), Some(Component::Normal(n)) if n == name)
+            && parts.next().is_none()
+            && !name.contains('\0')
+    }
+
+    fn is_plain_path(path: &str) -> bool {
+        !path.contains('\0') && !path.starts_with('/') && path.split('/').all(is_plain_name)
+    }
+
+    fn assert_plain_plan(plan: &PlanDoc) {
+        for job in &plan.jobs {
+            assert!(is_plain_name(&file_stem(&job.id)), "{:?}", job.id);
+            assert!(
+                is_plain_name(&job.sdist.filename),
+                "{:?}",
+                job.sdist.filename
+            );
+            for entry in &job.build_env {
+                match entry {
+                    EnvEntry::Job { job, .. } => assert!(is_plain_name(&file_stem(job))),
+                    EnvEntry::Wheel { filename, .. } => assert!(is_plain_name(filename)),
+                }
+            }
+            for krate in &job.crates {
+                assert!(is_plain_name(&crate_file(krate)), "{krate:?}");
+            }
+            for entry in &job.backend_path {
+                let p = Path::new(entry);
+                assert!(!entry.contains('\0') && !p.has_root(), "{entry:?}");
+                assert!(
+                    !p.components().any(|c| c == Component::ParentDir),
+                    "{entry:?}"
+                );
+            }
+        }
+    }
+
+    fn assert_plain_result(result: &JobResult) {
+        assert!(is_plain_name(&file_stem(&result.job)), "{:?}", result.job);
+        if let Some(wheel) = &result.outcome.wheel_filename {
+            assert!(is_plain_name(wheel), "{wheel:?}");
+        }
+        if let Some(log) = &result.log_file {
+            assert!(is_plain_path(log), "{log:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptests::config())]
+
+        #[test]
+        fn ci_documents_of_any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let doc = Path::new("doc.json");
+            if let Ok(plan) = PlanDoc::parse(&bytes, doc) { assert_plain_plan(&plan) }
+            if let Ok(result) = JobResult::parse(&bytes, doc) { assert_plain_result(&result) }
+        }
+
+        #[test]
+        fn a_plan_accepted_names_its_files_plainly(pick in any::<usize>(), with in any_json()) {
+            let bytes = spoiled(plan_template(), pick, with);
+            if let Ok(plan) = PlanDoc::parse(&bytes, Path::new("plan.json")) {
+                assert_plain_plan(&plan);
+            }
+        }
+
+        #[test]
+        fn a_plan_path_field_is_taken_only_when_plain(field in 0usize..6, value in pathy()) {
+            let mut doc = plan_template();
+            let job = &mut doc["jobs"][0];
+            match field {
+                0 => job["id"] = value.clone().into(),
+                1 => job["sdist"]["filename"] = value.clone().into(),
+                2 => job["build_env"][0]["job"] = value.clone().into(),
+                3 => job["build_env"][1]["filename"] = value.clone().into(),
+                4 => job["crates"][0]["name"] = value.clone().into(),
+                _ => job["backend_path"][0] = value.clone().into(),
+            }
+            let parsed = PlanDoc::parse(&serde_json::to_vec(&doc).unwrap(), Path::new("plan.json"));
+            match parsed {
+                Ok(plan) => assert_plain_plan(&plan),
+                // A refusal names the document and says what to do.
+                Err(err) => {
+                    let text = format!("{err:#}");
+                    prop_assert!(text.contains("plan.json") && text.contains("hint:"), "{}", text);
+                }
+            }
+        }
+
+        #[test]
+        fn a_result_accepted_names_its_files_plainly(
+            pick in any::<usize>(),
+            with in any_json(),
+            field in 0usize..3,
+            value in pathy(),
+        ) {
+            let bytes = spoiled(result_template(), pick, with);
+            if let Ok(result) = JobResult::parse(&bytes, Path::new("r.json")) {
+                assert_plain_result(&result);
+            }
+            let mut doc = result_template();
+            doc[["job", "wheel_filename", "log_file"][field]] = value.into();
+            if let Ok(result) = JobResult::parse(&serde_json::to_vec(&doc).unwrap(), Path::new("r.json")) {
+                assert_plain_result(&result);
+            }
+        }
+    }
+
+    #[test]
+    fn the_templates_parse() {
+        PlanDoc::parse(
+            &serde_json::to_vec(&plan_template()).unwrap(),
+            Path::new("p"),
+        )
+        .unwrap();
+        JobResult::parse(
+            &serde_json::to_vec(&result_template()).unwrap(),
+            Path::new("r"),
+        )
+        .unwrap();
+    }
+}
