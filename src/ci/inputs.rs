@@ -235,3 +235,58 @@ pub fn copy_checked(from: File, max: u64, sha256: &str, to: &Path) -> anyhow::Re
     tmp.persist(to).map_err(|err| err.error)?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_is_kept_only_when_its_hash_is_the_one_named_and_never_past_its_cap() {
+        let t = tempfile::tempdir().unwrap();
+        let from = t.path().join("from");
+        std::fs::write(&from, b"bytes").unwrap();
+        let to = t.path().join("to");
+        let open = || File::open(&from).unwrap();
+        assert!(!copy_checked(open(), 10, "00", &to).unwrap());
+        assert!(!to.exists());
+        let sha = crate::fsutil::sha256_hex(b"bytes");
+        assert!(copy_checked(open(), 10, &sha, &to).unwrap());
+        assert_eq!(std::fs::read(&to).unwrap(), b"bytes");
+        // A file that grew after its size was checked is cut at the cap, not read on.
+        let err = copy_checked(open(), 4, &sha, &t.path().join("cut")).unwrap_err();
+        assert!(
+            err.to_string().contains("past the limit of 4 bytes"),
+            "{err}"
+        );
+        assert!(!t.path().join("cut").exists());
+    }
+
+    #[test]
+    fn folders_list_plain_files_only_and_a_missing_one_is_empty_when_allowed() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("x.whl"), b"host").unwrap();
+        let root = t.path().join("inputs");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join("a/x.whl"), b"ok").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("x.whl"), root.join("y.whl")).unwrap();
+        let folders = Folders::open(&[root.clone(), t.path().join("none")], true).unwrap();
+        let found: Vec<PathBuf> = folders.files().map(|f| f.shown()).collect();
+        assert_eq!(found, vec![root.canonicalize().unwrap().join("a/x.whl")]);
+        assert_eq!(
+            folders.named("x.whl").next().unwrap().read(2).unwrap(),
+            b"ok"
+        );
+        assert!(Folders::open(&[t.path().join("none")], false).is_err());
+        // A single file named on the command line is its own listing.
+        let one = Folders::open(&[root.join("a/x.whl")], false).unwrap();
+        assert_eq!(one.files().count(), 1);
+    }
+
+    #[test]
+    fn a_located_file_is_read_only_when_regular() {
+        let err = open_located(Path::new("/dev/zero"), 10).unwrap_err();
+        assert!(err.to_string().contains("is not a regular file"), "{err}");
+    }
+}
