@@ -390,3 +390,33 @@ fn a_ci_job_reads_no_input_through_a_link_a_parent_path_or_a_device() {
     assert!(!holds_secret(&dir.join("out-4")));
     assert_untouched(&secret);
 }
+
+#[test]
+fn a_plan_that_is_a_fifo_or_past_its_cap_is_refused_not_read() {
+    let t = tempfile::tempdir().unwrap();
+    let results = t.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let fifo = t.path().join("plan.json");
+    mkfifo(&fifo);
+    let huge = t.path().join("huge.json");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    for (plan, needle) in [
+        (&fifo, "is not a regular file"),
+        (&huge, "is over the limit"),
+    ] {
+        let store = t.path().join("store");
+        let mut c = rewheel();
+        c.arg("merge")
+            .arg(&results)
+            .arg("--plan")
+            .arg(plan)
+            .arg("--store")
+            .arg(&store);
+        let r = bounded(c);
+        assert_refused(&r, &[plan.file_name().unwrap().to_str().unwrap(), needle]);
+        assert!(!store.exists());
+    }
+}
