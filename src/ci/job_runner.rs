@@ -2,11 +2,15 @@
 //! and checked by hash), the job run on a backend, and its wheel, log and result document
 //! written for the jobs after it and for `merge`.
 
-use super::plan_doc::{EnvEntry, JobResult, PlanDoc, SCHEMA_VERSION, file_stem};
+use super::inputs::{
+    self, Folders, Found, INPUTS_HINT, MAX_ARCHIVE, MAX_LOG_FILE, MAX_RESULT, copy_checked,
+    open_located, refused,
+};
+use super::plan_doc::{EnvEntry, JobResult, SCHEMA_VERSION, crate_file, file_stem};
 use crate::build::backend::{self, BackendRequest};
 use crate::build::job::{EnvWheel, Fingerprint, JobError, JobSpec};
 use crate::cell::Cell;
-use crate::fsutil::{sha256_file, sha256_hex, write_atomic};
+use crate::fsutil::{sha256_hex, write_atomic};
 use crate::resolve::archive::Limits;
 use crate::store::JobOutcome;
 use anyhow::{Context, bail};
@@ -37,78 +41,64 @@ pub enum JobRun {
     Interrupted,
 }
 
-/// Every file below `root` (or `root` itself), for finding a job's inputs wherever CI put them.
-pub fn files_below(root: &Path) -> Vec<PathBuf> {
-    if root.is_file() {
-        return vec![root.to_path_buf()];
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// A file with this name and hash among the inputs, else fetched from `url` and checked.
+/// A file with this name and hash among the inputs, else fetched from `url` and checked,
+/// copied into `scratch` while hashed: the job reads that copy, never the inputs.
 fn obtain(
-    inputs: &[PathBuf],
+    inputs: &Folders,
     filename: &str,
     sha256: &str,
     url: Option<&str>,
     scratch: &Path,
 ) -> anyhow::Result<PathBuf> {
-    for path in inputs
-        .iter()
-        .filter(|p| p.file_name().is_some_and(|n| n == filename))
-    {
-        if sha256_file(path).ok().as_deref() == Some(sha256) {
-            return Ok(path.clone());
+    // The plan's and results' file names are checked plain when parsed.
+    let to = scratch.join(filename);
+    for found in inputs.named(filename) {
+        let file = found
+            .open(MAX_ARCHIVE)
+            .map_err(|e| refused(&found.shown(), "", e, INPUTS_HINT))?;
+        if copy_checked(file, MAX_ARCHIVE, sha256, &to)
+            .with_context(|| format!("{}", found.shown().display()))?
+        {
+            return Ok(to);
         }
     }
     let Some(url) = url else {
-        bail!("{filename} (sha256 {sha256}) is not among the inputs");
+        bail!("{filename} (sha256 {sha256}) is not among the inputs\nhint: {INPUTS_HINT}");
     };
     if let Some(path) = crate::resolve::index::local_path(url) {
-        let got = sha256_file(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        if got != sha256 {
-            bail!("hash mismatch for {filename}: expected sha256 {sha256}, got {got}");
+        let file = open_located(&path, MAX_ARCHIVE)?;
+        if !copy_checked(file, MAX_ARCHIVE, sha256, &to)? {
+            bail!("hash mismatch for {filename}: expected sha256 {sha256}, got other bytes");
         }
-        return Ok(path);
+        return Ok(to);
     }
     let response = crate::http::Http::new(4).get(url, "*/*")?;
     let got = sha256_hex(&response.body);
     if got != sha256 {
         bail!("hash mismatch for {filename}: expected sha256 {sha256}, got {got}");
     }
-    let path = scratch.join(filename);
-    write_atomic(&path, &response.body)?;
-    Ok(path)
+    write_atomic(&to, &response.body)?;
+    Ok(to)
+}
+
+/// The result document of job `dep` among the inputs, read within its cap and checked.
+fn result_of<'a>(inputs: &'a Folders, dep: &str) -> anyhow::Result<(Found<'a>, Vec<u8>)> {
+    let result_name = format!("{}.result.json", file_stem(dep));
+    let found = inputs.named(&result_name).next().with_context(|| {
+        format!(
+            "the result of `{dep}` is not among the inputs ({result_name})\nhint: {INPUTS_HINT}"
+        )
+    })?;
+    let bytes = found
+        .read(MAX_RESULT)
+        .map_err(|e| refused(&found.shown(), "", e, INPUTS_HINT))?;
+    Ok((found, bytes))
 }
 
 /// The wheel an earlier job of the plan built, through its result document.
-fn wheel_of_job(
-    inputs: &[PathBuf],
-    dep: &str,
-    scratch: &Path,
-) -> anyhow::Result<(PathBuf, String)> {
-    let result_name = format!("{}.result.json", file_stem(dep));
-    let result_path = inputs
-        .iter()
-        .find(|p| p.file_name().is_some_and(|n| n == result_name.as_str()))
-        .with_context(|| {
-            format!("the result of `{dep}` is not among the inputs ({result_name})")
-        })?;
-    let result: JobResult = serde_json::from_slice(&std::fs::read(result_path)?)
-        .with_context(|| format!("{}: not a job result", result_path.display()))?;
+fn wheel_of_job(inputs: &Folders, dep: &str, scratch: &Path) -> anyhow::Result<(PathBuf, String)> {
+    let (found, bytes) = result_of(inputs, dep)?;
+    let result = JobResult::parse(&bytes, &found.shown())?;
     let (Some(filename), Some(sha)) = (result.outcome.wheel_filename, result.outcome.wheel_sha256)
     else {
         bail!("`{dep}` did not build a wheel");
@@ -128,7 +118,7 @@ fn applies(cell: &Cell, text: &str) -> bool {
 /// the same inputs: its wheel (checked by hash), log and result document go to `out` as they
 /// are, and nothing is built.
 fn reuse(
-    inputs: &[PathBuf],
+    inputs: &Folders,
     id: &str,
     fingerprint: &str,
     out: &Path,
@@ -136,13 +126,16 @@ fn reuse(
 ) -> anyhow::Result<Option<PathBuf>> {
     let stem = file_stem(id);
     let name = format!("{stem}.result.json");
-    for path in inputs
-        .iter()
-        .filter(|p| p.file_name().is_some_and(|n| n == name.as_str()))
-    {
-        let Ok(doc) = serde_json::from_slice::<JobResult>(&std::fs::read(path)?) else {
+    for found in inputs.named(&name) {
+        let bytes = found
+            .read(MAX_RESULT)
+            .map_err(|e| refused(&found.shown(), "", e, INPUTS_HINT))?;
+        // A document of another shape (an older rewheel's) is not reused; one that names a
+        // file other than plainly is refused.
+        let Ok(doc) = serde_json::from_slice::<JobResult>(&bytes) else {
             continue;
         };
+        doc.check(&found.shown())?;
         let outcome = &doc.outcome;
         let (Some(filename), Some(sha)) = (&outcome.wheel_filename, &outcome.wheel_sha256) else {
             continue;
@@ -156,15 +149,16 @@ fn reuse(
         let Ok(wheel) = obtain(inputs, filename, sha, None, scratch) else {
             continue;
         };
-        let bytes = std::fs::read(&wheel)?;
+        let log_file = doc.log_file.clone().unwrap_or(format!("{stem}.log"));
+        let log = match found.beside(&log_file).read(MAX_LOG_FILE) {
+            Ok(bytes) => bytes,
+            Err(err) if err.is_not_found() => Vec::new(),
+            Err(err) => return Err(refused(&found.shown(), "log_file", err, INPUTS_HINT).into()),
+        };
         let kept = out.join(filename);
-        write_atomic(&kept, &bytes)?;
-        let log = path.with_file_name(format!("{stem}.log"));
-        write_atomic(
-            &out.join(format!("{stem}.log")),
-            &std::fs::read(&log).unwrap_or_default(),
-        )?;
-        write_atomic(&out.join(&name), &std::fs::read(path)?)?;
+        std::fs::rename(&wheel, &kept)?;
+        write_atomic(&out.join(format!("{stem}.log")), &log)?;
+        write_atomic(&out.join(&name), &bytes)?;
         return Ok(Some(kept));
     }
     Ok(None)
@@ -173,11 +167,7 @@ fn reuse(
 /// `rewheel build --plan PLAN --job ID --inputs DIR --out DIR`.
 pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
     let (id, plan_file, out) = (&settings.job, &settings.plan_file, &settings.out);
-    let plan: PlanDoc = serde_json::from_slice(
-        &std::fs::read(plan_file)
-            .with_context(|| format!("cannot read {}", plan_file.display()))?,
-    )
-    .with_context(|| format!("{}: not a rewheel plan", plan_file.display()))?;
+    let plan = inputs::plan(plan_file)?;
     let job = plan
         .jobs
         .iter()
@@ -186,7 +176,7 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
     std::fs::create_dir_all(out)?;
     let scratch = out.join(".inputs");
     std::fs::create_dir_all(&scratch)?;
-    let inputs = files_below(&settings.inputs);
+    let inputs = Folders::open(std::slice::from_ref(&settings.inputs), true)?;
     let sdist = obtain(
         &inputs,
         &job.sdist.filename,
@@ -242,7 +232,7 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
             .crates
             .iter()
             .map(|krate| {
-                let filename = format!("{}-{}.crate.tar.gz", krate.name, krate.version);
+                let filename = crate_file(krate);
                 Ok(crate::build::job::VendoredCrate {
                     krate: krate.clone(),
                     path: obtain(

@@ -1,11 +1,12 @@
 //! `rewheel merge`: the result documents of a plan's CI jobs, with their wheels and logs,
 //! joined into one run of the store; missing, duplicate and unknown jobs are refused by name.
 
-use super::job_runner::files_below;
-use super::plan_doc::{JobResult, PlanDoc};
-use crate::fsutil::sha256_file;
+use super::inputs::{self, Folders, Found, MAX_LOG_FILE, MAX_RESULT, refused};
+use super::plan_doc::{JobResult, RESULT_HINT};
+use crate::build::job::MAX_WHEEL;
+use crate::fsutil::{sha256_hex, sha256_reader};
 use crate::store::{JobRecord, JobStatus, RunStatus, Store};
-use anyhow::{Context, bail};
+use anyhow::bail;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,13 @@ pub struct Merged {
     pub failed: usize,
 }
 
+/// One job's result, with the files it names found and checked.
+struct Taken<'a> {
+    doc: JobResult,
+    wheel: Option<(Found<'a>, String)>,
+    log: Option<Found<'a>>,
+}
+
 /// Join the results found under `roots` into a new run of the store at `store_root`, recorded with `argv`.
 pub fn merge(
     roots: &[PathBuf],
@@ -23,22 +31,20 @@ pub fn merge(
     store_root: &Path,
     argv: &[String],
 ) -> anyhow::Result<Merged> {
-    let mut results: BTreeMap<String, Vec<(PathBuf, JobResult)>> = BTreeMap::new();
-    let mut all_files = Vec::new();
-    for root in roots {
-        let files = files_below(root);
-        for path in files
-            .iter()
-            .filter(|p| p.to_string_lossy().ends_with(".result.json"))
-        {
-            let doc: JobResult = serde_json::from_slice(&std::fs::read(path)?)
-                .with_context(|| format!("{}: not a job result", path.display()))?;
-            results
-                .entry(doc.job.clone())
-                .or_default()
-                .push((path.clone(), doc));
-        }
-        all_files.extend(files);
+    let folders = Folders::open(roots, false)?;
+    let mut results: BTreeMap<String, Vec<(Found, JobResult)>> = BTreeMap::new();
+    for found in folders
+        .files()
+        .filter(|f| f.name().to_string_lossy().ends_with(".result.json"))
+    {
+        let bytes = found
+            .read(MAX_RESULT)
+            .map_err(|e| refused(&found.shown(), "", e, RESULT_HINT))?;
+        let doc = JobResult::parse(&bytes, &found.shown())?;
+        results
+            .entry(doc.job.clone())
+            .or_default()
+            .push((found, doc));
     }
     let duplicates: Vec<&str> = results
         .iter()
@@ -49,11 +55,7 @@ pub fn merge(
         bail!("jobs with more than one result: {}", duplicates.join(", "));
     }
     if let Some(plan_file) = plan_file {
-        let plan: PlanDoc = serde_json::from_slice(
-            &std::fs::read(plan_file)
-                .with_context(|| format!("cannot read {}", plan_file.display()))?,
-        )
-        .with_context(|| format!("{}: not a rewheel plan", plan_file.display()))?;
+        let plan = inputs::plan(plan_file)?;
         let missing: Vec<&str> = plan
             .jobs
             .iter()
@@ -75,35 +77,36 @@ pub fn merge(
             );
         }
     }
-    // Opened only once the results are known to be whole: a refused merge leaves no store.
+    // Every file the results name is found and checked before the store is opened: a
+    // refused merge leaves no store and no run.
+    let mut taken = Vec::new();
+    for (id, docs) in results {
+        let (found, doc) = docs.into_iter().next().expect("one result per job");
+        taken.push(take(&folders, &id, &found, doc)?);
+    }
     let store = Store::open(store_root)?;
     let run_id = store.new_run(argv)?;
     let mut failed = 0;
-    for (id, docs) in &results {
-        let (path, doc) = &docs[0];
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut outcome = doc.outcome.clone();
-        // The wheel's blob is what the store names; the document's claim is checked first.
+    for job in &taken {
+        let mut outcome = job.doc.outcome.clone();
+        // The wheel's blob is what the store names, read again and checked again.
         outcome.wheel_sha256 = None;
-        if let (Some(filename), Some(sha)) =
-            (&doc.outcome.wheel_filename, &doc.outcome.wheel_sha256)
-        {
-            let wheel = all_files
-                .iter()
-                .find(|p| {
-                    p.file_name().is_some_and(|n| n == filename.as_str())
-                        && sha256_file(p).ok().as_deref() == Some(sha)
-                })
-                .with_context(|| {
-                    format!("{id}: its wheel {filename} (sha256 {sha}) is not beside its result")
-                })?;
-            outcome.wheel_sha256 = Some(store.put_blob(&std::fs::read(wheel)?)?);
+        if let Some((wheel, sha)) = &job.wheel {
+            let bytes = wheel
+                .read(MAX_WHEEL)
+                .map_err(|e| refused(&wheel.shown(), "", e, RESULT_HINT))?;
+            if &sha256_hex(&bytes) != sha {
+                bail!("{}: changed while it was merged", wheel.shown().display());
+            }
+            outcome.wheel_sha256 = Some(store.put_blob(&bytes)?);
         }
-        let log_sha256 = match &doc.log_file {
-            Some(log) => match std::fs::read(dir.join(log)) {
-                Ok(bytes) => Some(store.put_blob(&bytes)?),
-                Err(_) => None,
-            },
+        let log_sha256 = match &job.log {
+            Some(log) => {
+                let bytes = log
+                    .read(MAX_LOG_FILE)
+                    .map_err(|e| refused(&log.shown(), "", e, RESULT_HINT))?;
+                Some(store.put_blob(&bytes)?)
+            }
             None => None,
         };
         failed += usize::from(outcome.status != JobStatus::Built);
@@ -119,7 +122,59 @@ pub fn merge(
     )?;
     Ok(Merged {
         run_id,
-        jobs: results.len(),
+        jobs: taken.len(),
         failed,
     })
+}
+
+/// The result of job `id` found at `found`, with its wheel (by name and hash, anywhere
+/// below the folders) and its log (beside it; a missing log is not kept).
+fn take<'a>(
+    folders: &'a Folders,
+    id: &str,
+    found: &Found<'a>,
+    doc: JobResult,
+) -> anyhow::Result<Taken<'a>> {
+    let wheel = match (&doc.outcome.wheel_filename, &doc.outcome.wheel_sha256) {
+        (Some(filename), Some(sha)) => {
+            Some((wheel_named(folders, id, filename, sha)?, sha.clone()))
+        }
+        _ => None,
+    };
+    let log = match &doc.log_file {
+        Some(log_file) => {
+            let log = found.beside(log_file);
+            match log.open(MAX_LOG_FILE) {
+                Ok(_) => Some(log),
+                Err(err) if err.is_not_found() => None,
+                Err(err) => {
+                    return Err(refused(&found.shown(), "log_file", err, RESULT_HINT).into());
+                }
+            }
+        }
+        None => None,
+    };
+    Ok(Taken { doc, wheel, log })
+}
+
+/// The file named `filename` whose bytes hash to `sha`.
+fn wheel_named<'a>(
+    folders: &'a Folders,
+    id: &str,
+    filename: &str,
+    sha: &str,
+) -> anyhow::Result<Found<'a>> {
+    for found in folders.named(filename) {
+        let file = found
+            .open(MAX_WHEEL)
+            .map_err(|e| refused(&found.shown(), "", e, RESULT_HINT))?;
+        let got = sha256_reader(std::io::Read::take(file, MAX_WHEEL + 1))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", found.shown().display()))?;
+        if got == sha {
+            return Ok(found);
+        }
+    }
+    bail!(
+        "{id}: its wheel {filename} (sha256 {sha}) is not beside its result\nhint: only plain files below the folders given are read, never a link: merge the folders `rewheel build --job` wrote, as CI saved them"
+    )
 }

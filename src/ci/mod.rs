@@ -4,6 +4,7 @@
 //! a CI job runs it), `merge` (results back into one run of the store).
 
 pub mod emit;
+pub mod inputs;
 pub mod job_runner;
 pub mod merge;
 pub mod plan_doc;

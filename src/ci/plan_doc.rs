@@ -6,6 +6,7 @@ use crate::build::job::{Recipe, Settings};
 use crate::build::plan::{JobKey, Planned, Source};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::{Component, Path};
 
 /// Bumped on breaking changes to plan and result documents; see CHANGELOG.md.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -85,6 +86,167 @@ pub struct JobResult {
     #[serde(flatten)]
     pub outcome: crate::store::JobOutcome,
     pub log_file: Option<String>,
+}
+
+/// A CI document (a plan, a job's result, a file beside them) that is not used as given. The
+/// documents travel through CI artifacts and caches, written by jobs that run untrusted
+/// builds: every name they give for a file is checked before anything is opened by it.
+#[derive(Debug, thiserror::Error)]
+#[error("{doc}: {what}\nhint: {hint}")]
+pub struct DocError {
+    /// The document, as the command line or the walk found it.
+    pub doc: String,
+    /// The field and what is wrong with its value (or with the file itself).
+    pub what: String,
+    pub hint: &'static str,
+}
+
+/// What to do about a plan that names a file other than by a plain name.
+pub const PLAN_HINT: &str = "a plan names its files by plain names, found below --inputs: make it again with `rewheel plan`";
+/// What to do about a result document or the files beside it.
+pub const RESULT_HINT: &str = "a result document names only plain files beside it, below the folder given; links, devices, FIFOs and files over the limit are not read: use the folders `rewheel build --job` wrote, as CI saved them";
+
+/// What a path-like field of a document may hold.
+#[derive(Clone, Copy)]
+enum Rule {
+    /// A file name with nothing else in it: no folder, no `..`, no NUL.
+    Name,
+    /// A relative path of plain names (`logs/x.log`): nothing that climbs, roots or repeats.
+    Path,
+    /// A PEP 517 backend-path entry: relative and inside the tree (`.` allowed, as pip does).
+    Tree,
+    /// A job id: it names files (`<stem>.result.json`), so its stem must be a plain name.
+    JobId,
+}
+
+impl Rule {
+    fn admits(self, value: &str) -> bool {
+        match self {
+            Rule::Name => plain_name(value),
+            Rule::Path => value.len() <= 4096 && value.split('/').all(plain_name),
+            Rule::Tree => {
+                !value.contains('\0')
+                    && Path::new(value)
+                        .components()
+                        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+            }
+            Rule::JobId => plain_name(&file_stem(value)),
+        }
+    }
+
+    fn wanted(self) -> &'static str {
+        match self {
+            Rule::Name => "a plain file name",
+            Rule::Path => "a relative path of plain names",
+            Rule::Tree => "a path inside the source tree",
+            Rule::JobId => "a job id that makes a plain file name",
+        }
+    }
+}
+
+fn plain_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 255
+        && value != "."
+        && value != ".."
+        && !value.contains(['/', '\0'])
+}
+
+/// Refuse `field` of `doc` unless `rule` admits `value`.
+fn check(
+    doc: &Path,
+    field: impl FnOnce() -> String,
+    value: &str,
+    rule: Rule,
+    hint: &'static str,
+) -> Result<(), DocError> {
+    if rule.admits(value) {
+        return Ok(());
+    }
+    Err(DocError {
+        doc: doc.display().to_string(),
+        what: format!(
+            "{} `{}` is not {}",
+            field(),
+            value.escape_debug(),
+            rule.wanted()
+        ),
+        hint,
+    })
+}
+
+impl PlanDoc {
+    /// A plan from its bytes, with every file it names checked to be a plain name.
+    pub fn parse(bytes: &[u8], doc: &Path) -> anyhow::Result<PlanDoc> {
+        use anyhow::Context;
+        let plan: PlanDoc = serde_json::from_slice(bytes)
+            .with_context(|| format!("{}: not a rewheel plan", doc.display()))?;
+        plan.check(doc)?;
+        Ok(plan)
+    }
+
+    fn check(&self, doc: &Path) -> Result<(), DocError> {
+        let hint = PLAN_HINT;
+        for (i, job) in self.jobs.iter().enumerate() {
+            let at = |field: &str| format!("jobs[{i}].{field}");
+            check(doc, || at("id"), &job.id, Rule::JobId, hint)?;
+            let name = &job.sdist.filename;
+            check(doc, || at("sdist.filename"), name, Rule::Name, hint)?;
+            for (j, entry) in job.build_env.iter().enumerate() {
+                match entry {
+                    EnvEntry::Job { job, .. } => check(
+                        doc,
+                        || at(&format!("build_env[{j}].job")),
+                        job,
+                        Rule::JobId,
+                        hint,
+                    )?,
+                    EnvEntry::Wheel { filename, .. } => {
+                        let field = || at(&format!("build_env[{j}].filename"));
+                        check(doc, field, filename, Rule::Name, hint)?
+                    }
+                }
+            }
+            for (j, krate) in job.crates.iter().enumerate() {
+                let file = crate_file(krate);
+                check(doc, || at(&format!("crates[{j}]")), &file, Rule::Name, hint)?;
+            }
+            for (j, entry) in job.backend_path.iter().enumerate() {
+                let field = || at(&format!("backend_path[{j}]"));
+                check(doc, field, entry, Rule::Tree, hint)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl JobResult {
+    /// A result document from its bytes, with the files it names checked to be plain.
+    pub fn parse(bytes: &[u8], doc: &Path) -> anyhow::Result<JobResult> {
+        use anyhow::Context;
+        let result: JobResult = serde_json::from_slice(bytes)
+            .with_context(|| format!("{}: not a job result", doc.display()))?;
+        result.check(doc)?;
+        Ok(result)
+    }
+
+    /// Every file this document names is a plain name beside it.
+    pub fn check(&self, doc: &Path) -> Result<(), DocError> {
+        let hint = RESULT_HINT;
+        check(doc, || "job".into(), &self.job, Rule::JobId, hint)?;
+        if let Some(wheel) = &self.outcome.wheel_filename {
+            check(doc, || "wheel_filename".into(), wheel, Rule::Name, hint)?;
+        }
+        if let Some(log) = &self.log_file {
+            check(doc, || "log_file".into(), log, Rule::Path, hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// The file a vendored crate is kept as, among a job's inputs.
+pub fn crate_file(krate: &crate::resolve::crates::CrateRef) -> String {
+    format!("{}-{}.crate.tar.gz", krate.name, krate.version)
 }
 
 /// `cp311-bookworm/six-1.16.0` (and `.stage2` for bootstrap stages).
@@ -220,4 +382,235 @@ pub fn github(plan: &PlanDoc) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "schema_version": SCHEMA_VERSION, "stages": stages })
+}
+
+#[cfg(test)]
+mod proptests {
+    //! Whatever a CI document holds, parsing answers or refuses, never panics; and whatever it
+    //! accepts names files only by relative, plain paths.
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// A plan of one job, as `rewheel plan` writes it, to be spoiled field by field.
+    fn plan_template() -> Value {
+        json!({
+            "schema_version": 1,
+            "tool": "rewheel",
+            "levels": [["cp311/a-1.0"]],
+            "jobs": [{
+                "id": "cp311/a-1.0", "cell": "cp311", "python": "3.11", "image": null,
+                "name": "a", "version": "1.0", "stage": 0, "level": 0, "is_final": true,
+                "sdist": { "filename": "a-1.0.tar.gz", "url": "file:///x/a-1.0.tar.gz", "sha256": "00" },
+                "build_backend": "setuptools.build_meta",
+                "backend_path": ["."],
+                "build_env": [
+                    { "from": "job", "job": "cp311/b-1.0", "name": "b", "version": "1.0" },
+                    { "from": "wheel", "name": "c", "version": "1.0", "filename": "c-1.0-py3-none-any.whl", "url": null, "sha256": "00" }
+                ],
+                "needs": ["cp311/b-1.0"],
+                "settings": serde_json::to_value(crate::build::job::Settings::default()).unwrap(),
+                "crates": [{ "name": "d", "version": "1.0", "sha256": "00" }],
+                "timeout_secs": 60
+            }]
+        })
+    }
+
+    fn result_template() -> Value {
+        json!({
+            "schema_version": 1, "job": "cp311/a-1.0", "cell": "cp311", "name": "a",
+            "version": "1.0", "stage": 0, "status": "built",
+            "wheel_filename": "a-1.0-py3-none-any.whl", "wheel_sha256": "00",
+            "fingerprint": "f", "seconds": 1.0, "error": null, "log_file": "cp311__a-1.0.log"
+        })
+    }
+
+    /// Strings made of what paths are made of.
+    fn pathy() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("/"),
+                Just(".."),
+                Just("."),
+                Just("a"),
+                Just("\0"),
+                Just("\\"),
+                Just(""),
+                Just("//"),
+                Just("x.whl"),
+                Just("é"),
+            ],
+            0..8,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// Any JSON value, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            pathy().prop_map(Value::from),
+            ".*".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every place in `value` (as JSON pointers), for replacing one.
+    fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => map.iter().for_each(|(k, v)| {
+                let here = format!("{at}/{k}");
+                out.push(here.clone());
+                pointers(v, here, out);
+            }),
+            Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| {
+                let here = format!("{at}/{i}");
+                out.push(here.clone());
+                pointers(v, here, out);
+            }),
+            _ => {}
+        }
+    }
+
+    /// `template` with the place `pick` chooses replaced by `with`.
+    fn spoiled(template: Value, pick: usize, with: Value) -> Vec<u8> {
+        let mut doc = template;
+        let mut places = Vec::new();
+        pointers(&doc, String::new(), &mut places);
+        let place = &places[pick % places.len()];
+        *doc.pointer_mut(place).unwrap() = with;
+        serde_json::to_vec(&doc).unwrap()
+    }
+
+    fn is_plain_name(name: &str) -> bool {
+        let mut parts = Path::new(name).components();
+        matches!(parts.next(), Some(Component::Normal(n)) if n == name)
+            && parts.next().is_none()
+            && !name.contains('\0')
+    }
+
+    fn is_plain_path(path: &str) -> bool {
+        !path.contains('\0') && !path.starts_with('/') && path.split('/').all(is_plain_name)
+    }
+
+    fn assert_plain_plan(plan: &PlanDoc) {
+        for job in &plan.jobs {
+            assert!(is_plain_name(&file_stem(&job.id)), "{:?}", job.id);
+            assert!(
+                is_plain_name(&job.sdist.filename),
+                "{:?}",
+                job.sdist.filename
+            );
+            for entry in &job.build_env {
+                match entry {
+                    EnvEntry::Job { job, .. } => assert!(is_plain_name(&file_stem(job))),
+                    EnvEntry::Wheel { filename, .. } => assert!(is_plain_name(filename)),
+                }
+            }
+            for krate in &job.crates {
+                assert!(is_plain_name(&crate_file(krate)), "{krate:?}");
+            }
+            for entry in &job.backend_path {
+                let p = Path::new(entry);
+                assert!(!entry.contains('\0') && !p.has_root(), "{entry:?}");
+                assert!(
+                    !p.components().any(|c| c == Component::ParentDir),
+                    "{entry:?}"
+                );
+            }
+        }
+    }
+
+    fn assert_plain_result(result: &JobResult) {
+        assert!(is_plain_name(&file_stem(&result.job)), "{:?}", result.job);
+        if let Some(wheel) = &result.outcome.wheel_filename {
+            assert!(is_plain_name(wheel), "{wheel:?}");
+        }
+        if let Some(log) = &result.log_file {
+            assert!(is_plain_path(log), "{log:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptests::config())]
+
+        #[test]
+        fn ci_documents_of_any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let doc = Path::new("doc.json");
+            if let Ok(plan) = PlanDoc::parse(&bytes, doc) { assert_plain_plan(&plan) }
+            if let Ok(result) = JobResult::parse(&bytes, doc) { assert_plain_result(&result) }
+        }
+
+        #[test]
+        fn a_plan_accepted_names_its_files_plainly(pick in any::<usize>(), with in any_json()) {
+            let bytes = spoiled(plan_template(), pick, with);
+            if let Ok(plan) = PlanDoc::parse(&bytes, Path::new("plan.json")) {
+                assert_plain_plan(&plan);
+            }
+        }
+
+        #[test]
+        fn a_plan_path_field_is_taken_only_when_plain(field in 0usize..6, value in pathy()) {
+            let mut doc = plan_template();
+            let job = &mut doc["jobs"][0];
+            match field {
+                0 => job["id"] = value.clone().into(),
+                1 => job["sdist"]["filename"] = value.clone().into(),
+                2 => job["build_env"][0]["job"] = value.clone().into(),
+                3 => job["build_env"][1]["filename"] = value.clone().into(),
+                4 => job["crates"][0]["name"] = value.clone().into(),
+                _ => job["backend_path"][0] = value.clone().into(),
+            }
+            let parsed = PlanDoc::parse(&serde_json::to_vec(&doc).unwrap(), Path::new("plan.json"));
+            match parsed {
+                Ok(plan) => assert_plain_plan(&plan),
+                // A refusal names the document and says what to do.
+                Err(err) => {
+                    let text = format!("{err:#}");
+                    prop_assert!(text.contains("plan.json") && text.contains("hint:"), "{}", text);
+                }
+            }
+        }
+
+        #[test]
+        fn a_result_accepted_names_its_files_plainly(
+            pick in any::<usize>(),
+            with in any_json(),
+            field in 0usize..3,
+            value in pathy(),
+        ) {
+            let bytes = spoiled(result_template(), pick, with);
+            if let Ok(result) = JobResult::parse(&bytes, Path::new("r.json")) {
+                assert_plain_result(&result);
+            }
+            let mut doc = result_template();
+            doc[["job", "wheel_filename", "log_file"][field]] = value.into();
+            if let Ok(result) = JobResult::parse(&serde_json::to_vec(&doc).unwrap(), Path::new("r.json")) {
+                assert_plain_result(&result);
+            }
+        }
+    }
+
+    #[test]
+    fn the_templates_parse() {
+        PlanDoc::parse(
+            &serde_json::to_vec(&plan_template()).unwrap(),
+            Path::new("p"),
+        )
+        .unwrap();
+        JobResult::parse(
+            &serde_json::to_vec(&result_template()).unwrap(),
+            Path::new("r"),
+        )
+        .unwrap();
+    }
 }

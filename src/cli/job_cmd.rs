@@ -27,8 +27,9 @@ pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> anyhow::Result<u8> {
         Emit::Gitlab => ci_emit::gitlab(&doc, &ci),
     };
     if let Some(file) = &args.check {
-        let committed = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
+        let committed = crate::ci::inputs::read_given(file, crate::ci::inputs::MAX_PLAN)?;
+        let committed = String::from_utf8(committed)
+            .with_context(|| format!("{}: not UTF-8 text", file.display()))?;
         return Ok(match ci_emit::stale(&committed, &text) {
             None => {
                 eprintln!("{} matches the plan", file.display());

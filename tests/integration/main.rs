@@ -7,6 +7,7 @@ mod build;
 mod cache;
 mod check;
 mod ci;
+mod ci_hostile;
 mod ci_layout;
 mod common;
 mod contain;
