@@ -84,13 +84,19 @@ fn obtain(
         }
         return Ok(path);
     }
-    let response = crate::http::Http::new(4).get(url, "*/*")?;
-    let got = sha256_hex(&response.body);
-    if got != sha256 {
-        bail!("hash mismatch for {filename}: expected sha256 {sha256}, got {got}");
+    let download =
+        crate::http::Http::new(4).download(url, scratch, crate::http::Cap::download())?;
+    if download.sha256 != sha256 {
+        bail!(
+            "hash mismatch for {filename}: expected sha256 {sha256}, got {}",
+            download.sha256
+        );
     }
     let path = scratch.join(filename);
-    write_atomic(&path, &response.body)?;
+    download
+        .file
+        .persist(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 
