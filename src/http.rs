@@ -2,7 +2,7 @@
 //! a server is unbounded: pages are capped after decoding, downloads stream to a file in chunks
 //! while they are hashed, and a body larger than its cap is an error, never an allocation.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -267,27 +267,60 @@ fn read_page(
             }));
         }
     };
-    let mut body = Vec::new();
-    // One byte more than the cap tells "exactly the cap" from "over it".
-    match reader.take(cap.bytes + 1).read_to_end(&mut body) {
-        Ok(_) if body.len() as u64 > cap.bytes => Err(too_large(url, cap, what)),
-        Ok(_) => Ok(body),
-        Err(err) if err.kind() == std::io::ErrorKind::FileTooLarge => Err(too_large(url, cap, "")),
+    // Spooled to disk past a few MiB, and read into memory only once it is known to fit: a
+    // body at the cap costs disk, not resident memory.
+    let mut spool = tempfile::SpooledTempFile::new(SPOOL_IN_MEMORY);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut reader = reader;
+    let mut size: u64 = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) => return Err(body_error(err, url, encoding, cap, what)),
+        };
+        size += n as u64;
+        if size > cap.bytes {
+            return Err(too_large(url, cap, what));
+        }
+        spool.write_all(&buf[..n]).map_err(|source| {
+            BodyError::Fatal(HttpError::Write {
+                url: url.to_string(),
+                path: "a temporary file".into(),
+                source,
+            })
+        })?;
+    }
+    let mut body = Vec::with_capacity(size as usize);
+    spool
+        .rewind()
+        .and_then(|_| spool.read_to_end(&mut body))
+        .map_err(|e| BodyError::Retry(e.to_string()))?;
+    Ok(body)
+}
+
+/// Pages up to this size stay in memory while they arrive.
+const SPOOL_IN_MEMORY: usize = 4 << 20;
+
+/// Why reading a page's body failed, and whether another attempt could help.
+fn body_error(
+    err: std::io::Error,
+    url: &str,
+    encoding: &str,
+    cap: Cap,
+    what: &'static str,
+) -> BodyError {
+    match err.kind() {
+        std::io::ErrorKind::FileTooLarge => too_large(url, cap, ""),
         // A decoder's refusal is the body's fault, not the network's: no second attempt.
-        Err(err)
-            if !what.is_empty()
-                && matches!(
-                    err.kind(),
-                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
-                ) =>
-        {
-            Err(BodyError::Fatal(HttpError::Undecodable {
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData if !what.is_empty() => {
+            BodyError::Fatal(HttpError::Undecodable {
                 url: url.to_string(),
                 encoding: encoding.to_string(),
                 message: err.to_string(),
-            }))
+            })
         }
-        Err(err) => Err(BodyError::Retry(error_chain(&err))),
+        _ => BodyError::Retry(error_chain(&err)),
     }
 }
 

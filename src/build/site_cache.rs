@@ -208,10 +208,11 @@ mod tests {
         cache
             .install(&whl, &std::fs::File::open(&whl).unwrap(), "abc", &a, None)
             .unwrap();
-        // The wheel is gone: the second site can only come from the tree.
+        // The wheel is gone and the handle reads nothing: the second site can only come
+        // from the tree.
         std::fs::remove_file(&whl).unwrap();
         cache
-            .install(&whl, &std::fs::File::open(&whl).unwrap(), "abc", &b, None)
+            .install(&whl, &tempfile::tempfile().unwrap(), "abc", &b, None)
             .unwrap();
         let ino = |p: PathBuf| std::fs::metadata(p).unwrap().ino();
         assert_eq!(

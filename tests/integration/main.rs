@@ -17,4 +17,5 @@ mod pypi;
 mod rebuild;
 mod remedies;
 mod resolve;
+mod streams;
 mod variations;
