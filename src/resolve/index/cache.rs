@@ -381,6 +381,63 @@ mod tests {
     }
 
     #[test]
+    fn a_local_file_is_copied_once_and_its_copy_outlives_a_change_of_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(&dir.path().join("cache"));
+        let source = dir.path().join("six-1.16.0.tar.gz");
+        std::fs::write(&source, b"A").unwrap();
+        let listed = IndexFile {
+            url: url::Url::from_file_path(&source).unwrap().to_string(),
+            sha256: None,
+            ..file(None)
+        };
+        // A local file without a listed hash is never taken from the cache by its name.
+        assert!(cache.artifact(&listed).unwrap().is_none());
+        let (copy, sha) = cache.adopt(&listed, &source, 10).unwrap();
+        assert_eq!(sha, sha256_hex(b"A"));
+        std::fs::write(&source, b"B").unwrap();
+        assert_eq!(std::fs::read(&copy).unwrap(), b"A");
+        // Asked for by the hash resolution recorded, the copy answers, not the folder.
+        let pinned = IndexFile {
+            sha256: Some(sha.clone()),
+            ..listed.clone()
+        };
+        assert_eq!(cache.artifact(&pinned).unwrap(), Some((copy, sha.clone())));
+        let err = cache
+            .adopt(
+                &IndexFile {
+                    sha256: Some(sha),
+                    ..listed.clone()
+                },
+                &source,
+                10,
+            )
+            .unwrap_err();
+        assert!(matches!(err, IndexError::HashMismatch { .. }), "{err}");
+        let err = cache.adopt(&listed, &source, 0).unwrap_err();
+        assert!(err.to_string().contains("larger than 0 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_listed_hash_or_filename_that_is_a_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        for (sha, name) in [
+            ("../../../../tmp/x", "six-1.16.0.tar.gz"),
+            ("a", "six-1.16.0.tar.gz"),
+            (&"ab".repeat(32)[..], "../six-1.16.0.tar.gz"),
+        ] {
+            let listed = IndexFile {
+                sha256: Some(sha.to_string()),
+                filename: name.to_string(),
+                ..file(None)
+            };
+            let err = cache.artifact(&listed).unwrap_err();
+            assert!(matches!(err, IndexError::BadPage { .. }), "{err}");
+        }
+    }
+
+    #[test]
     fn a_damaged_page_is_a_miss_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
