@@ -904,6 +904,8 @@ mod tests {
             offline: true,
             attempts: 1,
             exclude_newer: None,
+            max_page: crate::http::DEFAULT_MAX_PAGE,
+            max_download: 1 << 30,
         })
         .unwrap();
         let repo = crate::resolve::repository::Repository::new(

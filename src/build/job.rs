@@ -3,7 +3,7 @@
 
 use crate::beneath::{Beneath, BeneathError};
 use crate::build::site_cache::{Compile, SiteCache};
-use crate::build::wheel_install::install_wheel;
+use crate::build::wheel_install::install_wheel_file;
 use crate::packages::{ConfigValue, PackageConfig, Patch};
 use crate::resolve::archive::{self, Limits};
 use crate::resolve::crates::CrateRef;
@@ -467,11 +467,21 @@ pub fn prepare(
         std::fs::create_dir_all(dir.join(sub))
             .map_err(|e| setup("creating the build folder", &e))?;
     }
-    let top = archive::extract_sdist(&spec.sdist, &dir.join("src"), spec.limits, spec.umask())
-        .map_err(|e| match e.is_input() {
-            true => JobError::Input(e.to_string()),
-            false => setup("unpacking the sdist", &e),
-        })?;
+    // Unpacked from the handle its hash was read through: the bytes built are the ones the
+    // fingerprint, the provenance and the job cache name.
+    let sdist = open_verified(&spec.sdist, &spec.sdist_sha256, "the sdist")?;
+    let unpack = rewound(&sdist).map_err(|e| setup("reading the sdist", &e))?;
+    let top = archive::extract_sdist_file(
+        unpack,
+        &spec.sdist,
+        &dir.join("src"),
+        spec.limits,
+        spec.umask(),
+    )
+    .map_err(|e| match e.is_input() {
+        true => JobError::Input(e.to_string()),
+        false => setup("unpacking the sdist", &e),
+    })?;
     let source_top = top
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -480,22 +490,19 @@ pub fn prepare(
         crate::build::patch::apply(&top, patch).map_err(JobError::Input)?;
     }
     for wheel in &spec.env {
-        // The fingerprint names this hash: what is installed must be exactly that.
-        let actual = std::fs::File::open(&wheel.path)
-            .and_then(crate::fsutil::sha256_reader)
-            .map_err(|e| setup(&format!("reading {}", wheel.path.display()), &e))?;
-        if actual != wheel.sha256 {
-            return Err(JobError::Setup(format!(
-                "the build-environment wheel {} has sha256 {actual}, not the {} it was recorded with (changed on disk?)",
-                wheel.path.display(),
-                wheel.sha256
-            )));
-        }
+        // The fingerprint names this hash: what is installed is read through the same handle.
+        let file = open_verified(&wheel.path, &wheel.sha256, "the build-environment wheel")?;
         match &fill {
-            EnvFill::Unpack => install_wheel(&wheel.path, &dir.join("env"))
+            EnvFill::Unpack => install_wheel_file(file, &wheel.path, &dir.join("env"))
                 .map_err(|e| setup("installing the build environment", &e))?,
             EnvFill::Link { cache, compile } => cache
-                .install(&wheel.path, &wheel.sha256, &dir.join("env"), *compile)
+                .install(
+                    &wheel.path,
+                    &file,
+                    &wheel.sha256,
+                    &dir.join("env"),
+                    *compile,
+                )
                 .map_err(|e| setup("installing the build environment", &e))?,
         }
     }
@@ -527,7 +534,8 @@ pub fn prepare(
     if spec.recipe.sdist_times {
         // Set inside the job, after any file-order copy: the paths are the archive's, so
         // hostile, and only the sandbox may follow them.
-        let times = archive::entry_times(&spec.sdist, spec.limits)
+        let again = rewound(&sdist).map_err(|e| setup("reading the sdist", &e))?;
+        let times = archive::entry_times_file(again, &spec.sdist, spec.limits)
             .map_err(|e| JobError::Input(e.to_string()))?;
         std::fs::write(
             dir.join("times.json"),
@@ -582,16 +590,9 @@ fn vendor(spec: &JobSpec, dir: &Path, root: &Path) -> Result<(), JobError> {
     let vendor = dir.join(VENDOR);
     for c in &spec.crates {
         let krate = &c.krate;
-        let actual = std::fs::File::open(&c.path)
-            .and_then(crate::fsutil::sha256_reader)
-            .map_err(|e| setup(&format!("reading {}", c.path.display()), &e))?;
-        if actual != krate.sha256 {
-            return Err(JobError::Setup(format!(
-                "crate {} {} has sha256 {actual}, not the {} its Cargo.lock names",
-                krate.name, krate.version, krate.sha256
-            )));
-        }
-        let top = archive::extract_sdist(&c.path, &vendor, spec.limits, 0o022)
+        let what = format!("crate {} {}", krate.name, krate.version);
+        let file = open_verified(&c.path, &krate.sha256, &what)?;
+        let top = archive::extract_sdist_file(file, &c.path, &vendor, spec.limits, 0o022)
             .map_err(|e| JobError::Input(format!("crate {} {}: {e}", krate.name, krate.version)))?;
         let expected = format!("{}-{}", krate.name, krate.version);
         if top.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
@@ -602,7 +603,8 @@ fn vendor(spec: &JobSpec, dir: &Path, root: &Path) -> Result<(), JobError> {
                 top.display()
             )));
         }
-        // No per-file sums: the archive's own sha256 was checked above and cargo checks the
+        // No per-file sums: the archive's own sha256 was checked above (through the handle it
+        // was unpacked from) and cargo checks the
         // package sum against Cargo.lock.
         let sums = serde_json::json!({ "files": {}, "package": krate.sha256 });
         std::fs::write(top.join(".cargo-checksum.json"), sums.to_string())
@@ -619,6 +621,29 @@ fn vendor(spec: &JobSpec, dir: &Path, root: &Path) -> Result<(), JobError> {
     );
     std::fs::write(home.join("config.toml"), config)
         .map_err(|e| setup("writing cargo's config", &e))
+}
+
+/// Open an input of the job once and check its sha256 through that handle, which is then the
+/// only way the job reads it: a file replaced at `path` after this is not what gets unpacked.
+fn open_verified(path: &Path, sha256: &str, what: &str) -> Result<std::fs::File, JobError> {
+    let reading = |e: std::io::Error| JobError::Setup(format!("reading {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(reading)?;
+    let actual = crate::fsutil::sha256_reader(&file).map_err(reading)?;
+    if actual != sha256 {
+        return Err(JobError::Input(format!(
+            "hash mismatch for {what} {}: expected sha256 {sha256}, got {actual} (changed on disk since it was fetched?)",
+            path.display()
+        )));
+    }
+    rewound(&file).map_err(reading)
+}
+
+/// Another handle on the same open file, at its start.
+fn rewound(file: &std::fs::File) -> std::io::Result<std::fs::File> {
+    use std::io::Seek;
+    let mut again = file.try_clone()?;
+    again.rewind()?;
+    Ok(again)
 }
 
 /// The rustc flag that names the vendor folder `VENDOR_REMAP` in compiled code.
@@ -949,6 +974,28 @@ pub fn environment(spec: &JobSpec, root: &Path, source_dir: &Path) -> Vec<(Strin
 #[cfg(test)]
 mod tests {
     use super::Settings;
+
+    #[test]
+    fn an_input_whose_bytes_are_not_its_recorded_hash_is_refused_by_name() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-1.0.tar.gz");
+        std::fs::write(&path, b"A").unwrap();
+        let sha = crate::fsutil::sha256_hex(b"A");
+        let mut file = super::open_verified(&path, &sha, "the sdist").unwrap();
+        // Replaced after the check: the handle still reads what was checked.
+        std::fs::write(dir.path().join("b"), b"B").unwrap();
+        std::fs::rename(dir.path().join("b"), &path).unwrap();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes, b"A");
+        let err = super::open_verified(&path, &sha, "the sdist").unwrap_err();
+        assert!(
+            err.to_string().contains("hash mismatch for the sdist")
+                && err.to_string().contains("x-1.0.tar.gz"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_faked_clock_offset_reads_libfaketime_syntax() {

@@ -6,7 +6,6 @@
 //! graph at build time.
 
 use crate::build::job::{EnvWheel, JobSpec, Settings};
-use crate::fsutil::sha256_hex;
 use crate::names::parse_wheel_filename;
 use crate::resolve::archive::Limits;
 use crate::resolve::graph::CycleKind;
@@ -234,10 +233,15 @@ impl Planner {
                 .iter()
                 .position(|cy| cy.kind == CycleKind::Bootstrap && cy.members.contains(&n))
         };
+        // The copy whose hash resolution recorded, never the source again: a find-links file
+        // replaced since is a hash mismatch, not another package under this one's hash.
         let sdist = self
             .repo
             .index
-            .fetch(&dist.file)
+            .fetch(&crate::resolve::index::IndexFile {
+                sha256: Some(dist.sha256.clone()),
+                ..dist.file.clone()
+            })
             .map_err(|e| repo_err(e.into()))?;
         let mut crates = Vec::new();
         for krate in &info.crates {
@@ -356,18 +360,15 @@ impl Planner {
         let wheel = if seed {
             seed_wheel(&self.repo, cg, node, self.options.seed_dir.as_deref())?
         } else {
-            let path =
-                self.repo
-                    .index
-                    .fetch(&cg.dists[&node].file)
-                    .map_err(|e| PlanError::Repo {
-                        cell: cg.cell.id.to_string(),
-                        source: Box::new(e.into()),
-                    })?;
-            let mut found = env_wheel(cg, node, path).map_err(|e| PlanError::Repo {
-                cell: cg.cell.id.to_string(),
-                source: Box::new(e),
-            })?;
+            let fetched = self
+                .repo
+                .index
+                .fetch_hashed(&cg.dists[&node].file)
+                .map_err(|e| PlanError::Repo {
+                    cell: cg.cell.id.to_string(),
+                    source: Box::new(e.into()),
+                })?;
+            let mut found = env_wheel(cg, node, fetched);
             found.url = Some(cg.dists[&node].file.url.clone());
             found
         };
@@ -379,33 +380,30 @@ impl Planner {
     }
 }
 
-fn env_wheel(cg: &CellGraph, node: NodeIndex, path: PathBuf) -> Result<EnvWheel, RepoError> {
+/// `fetched`: a copy in the cache and the sha256 of its bytes, taken while they were copied.
+fn env_wheel(cg: &CellGraph, node: NodeIndex, fetched: (PathBuf, String)) -> EnvWheel {
     labelled_wheel(
         cg.graph.graph[node].name.as_ref(),
         &cg.graph.graph[node].version.to_string(),
-        path,
+        fetched,
     )
 }
 
 /// A wheel for a build environment, labelled with the version its filename says: a seed of
 /// another version than the node's must not be recorded (fingerprint, CI plan) as the node's.
-fn labelled_wheel(name: &str, node_version: &str, path: PathBuf) -> Result<EnvWheel, RepoError> {
-    let bytes = std::fs::read(&path).map_err(|e| RepoError::BadWheel {
-        file: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+fn labelled_wheel(name: &str, node_version: &str, (path, sha256): (PathBuf, String)) -> EnvWheel {
     let version = path
         .file_name()
         .and_then(|f| parse_wheel_filename(&f.to_string_lossy()))
         .map(|(_, v)| v.to_string())
         .unwrap_or_else(|| node_version.to_string());
-    Ok(EnvWheel {
+    EnvWheel {
         name: name.to_string(),
         version,
-        sha256: sha256_hex(&bytes),
+        sha256,
         path,
         url: None,
-    })
+    }
 }
 
 /// Stage 0 of a bootstrap: a wheel that is not built here. `--seed-wheels DIR` first (same
@@ -438,7 +436,30 @@ fn seed_wheel(
             .collect();
         found.sort();
         if let Some((_, path)) = found.pop() {
-            return env_wheel(cg, node, path).map_err(repo_err);
+            // Copied into the cache like any other input: the folder may change during the run.
+            let file = crate::resolve::index::IndexFile {
+                filename: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                url: std::path::absolute(&path)
+                    .ok()
+                    .and_then(|p| url::Url::from_file_path(p).ok())
+                    .map(String::from)
+                    .unwrap_or_default(),
+                sha256: None,
+                requires_python: None,
+                upload_time: None,
+                yanked: false,
+                core_metadata: false,
+                size: None,
+            };
+            let fetched = repo
+                .index
+                .cache()
+                .adopt(&file, &path, crate::build::job::MAX_WHEEL)
+                .map_err(|e| repo_err(e.into()))?;
+            return Ok(env_wheel(cg, node, fetched));
         }
     }
     let candidates = repo.candidates(name).map_err(repo_err)?;
@@ -448,8 +469,11 @@ fn seed_wheel(
         .and_then(|c| c.wheel_for(&cg.cell))
         .or_else(|| candidates.iter().find_map(|c| c.wheel_for(&cg.cell)))
         .ok_or_else(no_seed)?;
-    let path = repo.index.fetch(wheel).map_err(|e| repo_err(e.into()))?;
-    let mut found = env_wheel(cg, node, path).map_err(repo_err)?;
+    let fetched = repo
+        .index
+        .fetch_hashed(wheel)
+        .map_err(|e| repo_err(e.into()))?;
+    let mut found = env_wheel(cg, node, fetched);
     found.url = Some(wheel.url.clone());
     Ok(found)
 }
@@ -461,7 +485,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("setuptools-69.0.0-py3-none-any.whl");
         std::fs::write(&path, b"zip").unwrap();
-        let wheel = super::labelled_wheel("setuptools", "70.0", path).unwrap();
+        let wheel = super::labelled_wheel("setuptools", "70.0", (path, "ab".repeat(32)));
         assert_eq!(wheel.version, "69.0.0");
     }
 }

@@ -11,7 +11,7 @@
 //! cached files are read-only besides. A tree is complete once renamed into place; a crash
 //! leaves a `.tmp-*` folder and no tree.
 
-use crate::build::wheel_install::install_wheel;
+use crate::build::wheel_install::install_wheel_file;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -48,15 +48,18 @@ impl SiteCache {
     /// Put the wheel whose verified hash is `sha256` into `site`: links to its cached tree, with
     /// bytecode for the interpreter `tag` names when `compile` is given and the wheel was used
     /// before (here or in an earlier run).
+    /// `file` is the wheel open, its hash checked; `wheel` only names it.
     pub fn install(
         &self,
         wheel: &Path,
+        file: &std::fs::File,
         sha256: &str,
         site: &Path,
         compile: Option<(&str, Compile)>,
     ) -> Result<(), String> {
         let plain = self.tree(sha256, |tmp| {
-            install_wheel(wheel, tmp).map_err(|e| e.to_string())
+            let file = file.try_clone().map_err(|e| e.to_string())?;
+            install_wheel_file(file, wheel, tmp).map_err(|e| e.to_string())
         })?;
         let mut tree = plain.clone();
         if let Some((tag, compile)) = compile {
@@ -198,10 +201,15 @@ mod tests {
         let whl = wheel(dir.path());
         let cache = SiteCache::new(dir.path().join(".sites"));
         let (a, b) = (dir.path().join("a/env"), dir.path().join("b/env"));
-        cache.install(&whl, "abc", &a, None).unwrap();
-        // The wheel is gone: the second site can only come from the tree.
+        cache
+            .install(&whl, &std::fs::File::open(&whl).unwrap(), "abc", &a, None)
+            .unwrap();
+        // The wheel is gone and the handle reads nothing: the second site can only come
+        // from the tree.
         std::fs::remove_file(&whl).unwrap();
-        cache.install(&whl, "abc", &b, None).unwrap();
+        cache
+            .install(&whl, &tempfile::tempfile().unwrap(), "abc", &b, None)
+            .unwrap();
         let ino = |p: PathBuf| std::fs::metadata(p).unwrap().ino();
         assert_eq!(
             ino(a.join("demo/__init__.py")),
@@ -230,14 +238,32 @@ mod tests {
         };
         let site = |n: &str| dir.path().join(n);
         cache
-            .install(&whl, "abc", &site("1"), Some(("py", &compile)))
+            .install(
+                &whl,
+                &std::fs::File::open(&whl).unwrap(),
+                "abc",
+                &site("1"),
+                Some(("py", &compile)),
+            )
             .unwrap();
         assert!(!site("1/demo/__pycache__").exists());
         cache
-            .install(&whl, "abc", &site("2"), Some(("py", &compile)))
+            .install(
+                &whl,
+                &std::fs::File::open(&whl).unwrap(),
+                "abc",
+                &site("2"),
+                Some(("py", &compile)),
+            )
             .unwrap();
         cache
-            .install(&whl, "abc", &site("3"), Some(("py", &compile)))
+            .install(
+                &whl,
+                &std::fs::File::open(&whl).unwrap(),
+                "abc",
+                &site("3"),
+                Some(("py", &compile)),
+            )
             .unwrap();
         assert!(site("2/demo/__pycache__/__init__.pyc").is_file());
         assert!(site("3/demo/__pycache__/__init__.pyc").is_file());
@@ -245,7 +271,13 @@ mod tests {
         // A later run finds the compiled tree on its first use.
         let again = SiteCache::new(dir.path().join(".sites"));
         again
-            .install(&whl, "abc", &site("4"), Some(("py", &compile)))
+            .install(
+                &whl,
+                &std::fs::File::open(&whl).unwrap(),
+                "abc",
+                &site("4"),
+                Some(("py", &compile)),
+            )
             .unwrap();
         assert!(site("4/demo/__pycache__/__init__.pyc").is_file());
         // Another interpreter whose compiler fails still gets the plain tree, and is not
@@ -257,7 +289,13 @@ mod tests {
         };
         for n in ["5", "6", "7"] {
             again
-                .install(&whl, "abc", &site(n), Some(("other", &broken)))
+                .install(
+                    &whl,
+                    &std::fs::File::open(&whl).unwrap(),
+                    "abc",
+                    &site(n),
+                    Some(("other", &broken)),
+                )
                 .unwrap();
             assert!(site(n).join("demo/__init__.py").is_file());
         }

@@ -19,12 +19,24 @@ pub const SCRIPTS: &str = ".scripts";
 /// `.data/scripts` to `SCRIPTS`; headers and data files are not needed to build and are left
 /// out.
 pub fn install_wheel(wheel: &Path, site: &Path) -> Result<(), InstallError> {
+    let file = std::fs::File::open(wheel).map_err(|e| InstallError {
+        wheel: wheel.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    install_wheel_file(file, wheel, site)
+}
+
+/// The same from a file already open (and its hash checked): `wheel` only names it.
+pub fn install_wheel_file(
+    file: std::fs::File,
+    wheel: &Path,
+    site: &Path,
+) -> Result<(), InstallError> {
     use std::os::unix::fs::PermissionsExt;
     let fail = |message: String| InstallError {
         wheel: wheel.to_path_buf(),
         message,
     };
-    let file = std::fs::File::open(wheel).map_err(|e| fail(e.to_string()))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| fail(e.to_string()))?;
     for index in 0..zip.len() {
         let mut entry = zip.by_index(index).map_err(|e| fail(e.to_string()))?;

@@ -72,12 +72,18 @@ fn obtain(
         }
         return Ok(to);
     }
-    let response = crate::http::Http::new(4).get(url, "*/*")?;
-    let got = sha256_hex(&response.body);
-    if got != sha256 {
-        bail!("hash mismatch for {filename}: expected sha256 {sha256}, got {got}");
+    let download =
+        crate::http::Http::new(4).download(url, scratch, crate::http::Cap::download())?;
+    if download.sha256 != sha256 {
+        bail!(
+            "hash mismatch for {filename}: expected sha256 {sha256}, got {}",
+            download.sha256
+        );
     }
-    write_atomic(&to, &response.body)?;
+    download
+        .file
+        .persist(&to)
+        .with_context(|| format!("cannot write {}", to.display()))?;
     Ok(to)
 }
 

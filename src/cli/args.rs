@@ -212,6 +212,10 @@ pub(crate) struct IndexArgs {
     /// Reject sdists that expand past this many bytes.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     pub(crate) max_sdist_size: u64,
+    /// Reject index pages larger than this many bytes (after decompression); downloads are
+    /// capped by the size the index lists, else by --max-sdist-size.
+    #[arg(long, default_value_t = crate::http::DEFAULT_MAX_PAGE, value_name = "BYTES")]
+    pub(crate) max_page_size: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]

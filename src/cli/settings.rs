@@ -40,6 +40,7 @@ pub(crate) fn index(args: &IndexArgs) -> anyhow::Result<IndexSettings> {
             max_unpacked: args.max_sdist_size,
             ..Limits::default()
         },
+        max_page: args.max_page_size,
     })
 }
 

@@ -168,9 +168,13 @@ pub fn obtain(target: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
         .and_then(|u| u.rsplit('/').next())
         .filter(|n| n.ends_with(".whl") && !n.contains(".."))
         .with_context(|| format!("{target}: the URL does not end in a wheel's filename"))?;
-    let response = crate::http::Http::new(4).get(target, "*/*")?;
+    let download =
+        crate::http::Http::new(4).download(target, scratch, crate::http::Cap::download())?;
     let path = scratch.join(name);
-    crate::fsutil::write_atomic(&path, &response.body)?;
+    download
+        .file
+        .persist(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 

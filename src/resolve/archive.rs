@@ -124,6 +124,17 @@ pub fn extract_sdist(
     limits: Limits,
     umask: u32,
 ) -> Result<PathBuf, ArchiveError> {
+    extract_sdist_file(open(path)?, path, dest, limits, umask)
+}
+
+/// The same from a file already open (and checked): `path` only names it and says its format.
+pub fn extract_sdist_file(
+    file: std::fs::File,
+    path: &Path,
+    dest: &Path,
+    limits: Limits,
+    umask: u32,
+) -> Result<PathBuf, ArchiveError> {
     let write_error = |source| ArchiveError::Write {
         path: path.to_path_buf(),
         dest: dest.to_path_buf(),
@@ -136,7 +147,7 @@ pub fn extract_sdist(
         umask,
         top: None,
     };
-    walk(path, limits, &mut sink)?;
+    walk_file(file, path, limits, &mut sink)?;
     Ok(dest.join(sink.top.unwrap_or_default()))
 }
 
@@ -144,6 +155,15 @@ pub fn extract_sdist(
 /// included), as `tar -xf` would set it: for rebuilding wheels whose entries took their times
 /// from the sources. Only headers are read; at most `limits.max_entries` of them.
 pub fn entry_times(path: &Path, limits: Limits) -> Result<Vec<(String, u64)>, ArchiveError> {
+    entry_times_file(open(path)?, path, limits)
+}
+
+/// The same from a file already open: `path` only names it and says its format.
+pub fn entry_times_file(
+    file: std::fs::File,
+    path: &Path,
+    limits: Limits,
+) -> Result<Vec<(String, u64)>, ArchiveError> {
     let invalid = |message: String| ArchiveError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -152,7 +172,6 @@ pub fn entry_times(path: &Path, limits: Limits) -> Result<Vec<(String, u64)>, Ar
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    let file = std::fs::File::open(path).map_err(|e| invalid(e.to_string()))?;
     let mut times = Vec::new();
     if name.ends_with(".zip") {
         let mut zip = zip::ZipArchive::new(file).map_err(|e| invalid(e.to_string()))?;
@@ -341,15 +360,27 @@ impl Sink for Extract {
     }
 }
 
+fn open(path: &Path) -> Result<std::fs::File, ArchiveError> {
+    std::fs::File::open(path).map_err(|err| ArchiveError::Invalid {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })
+}
+
 fn walk(path: &Path, limits: Limits, sink: &mut dyn Sink) -> Result<(), ArchiveError> {
+    walk_file(open(path)?, path, limits, sink)
+}
+
+fn walk_file(
+    file: std::fs::File,
+    path: &Path,
+    limits: Limits,
+    sink: &mut dyn Sink,
+) -> Result<(), ArchiveError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    let file = std::fs::File::open(path).map_err(|err| ArchiveError::Invalid {
-        path: path.to_path_buf(),
-        message: err.to_string(),
-    })?;
     let mut checker = Checker::new(path, limits);
     if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
         walk_tar(&mut checker, flate2::read::GzDecoder::new(file), sink)?;

@@ -40,6 +40,7 @@ impl CrateRef {
             upload_time: None,
             yanked: false,
             core_metadata: false,
+            size: None,
         })
     }
 }

@@ -2,7 +2,6 @@
 //! `--exclude-newer`), and what a given version needs, read from its sdist or its wheel metadata.
 
 use crate::cell::Cell;
-use crate::fsutil::sha256_hex;
 use crate::names::{PackageName, parse_sdist_filename, parse_wheel_filename};
 use crate::progress::Progress;
 use crate::resolve::archive::{self, Limits};
@@ -240,6 +239,7 @@ impl Repository {
                     upload_time: None,
                     yanked: false,
                     core_metadata: false,
+                    size: None,
                 },
                 sha256: String::new(),
                 binary: false,
@@ -275,19 +275,9 @@ impl Repository {
             Some(hit) => hit,
             None => {
                 self.progress.message(format!("fetching {}", file.filename));
-                let path = self.index.fetch(&file)?;
-                let bytes = std::fs::read(&path).map_err(crate::resolve::index::io_error(&path))?;
-                let sha256 = sha256_hex(&bytes);
-                if let Some(expected) = &file.sha256
-                    && expected != &sha256
-                {
-                    return Err(IndexError::HashMismatch {
-                        filename: file.filename.clone(),
-                        expected: expected.clone(),
-                        got: sha256,
-                    }
-                    .into());
-                }
+                // rewheel's own copy, hashed (and checked) as it was written: the job reads
+                // it, not the source, so what is built is what this hash names.
+                let (path, sha256) = self.index.fetch_hashed(&file)?;
                 let files = archive::read_sdist(&path, self.config.limits)?;
                 let info = inspect(&files).map_err(|source| RepoError::Inspect {
                     name: name.clone(),

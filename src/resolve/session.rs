@@ -37,6 +37,8 @@ pub struct IndexSettings {
     pub attempts: u32,
     pub exclude_newer: Option<Timestamp>,
     pub limits: Limits,
+    /// The most an index page may be, decoded (`--max-page-size`).
+    pub max_page: u64,
 }
 
 impl IndexSettings {
@@ -55,6 +57,8 @@ impl IndexSettings {
             offline: self.offline,
             attempts: self.attempts,
             exclude_newer: self.exclude_newer,
+            max_page: self.max_page,
+            max_download: self.limits.max_unpacked,
         }
     }
 }

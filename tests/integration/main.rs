@@ -20,4 +20,5 @@ mod rebuild;
 mod remedies;
 mod resolve;
 mod snapshots;
+mod streams;
 mod variations;

@@ -11,6 +11,39 @@ use std::path::{Path, PathBuf};
 /// view (PyPI's own `Cache-Control: max-age` for simple pages).
 pub const PAGE_TTL_SECS: i64 = 600;
 
+/// Artifacts by content: `ARTIFACTS/ab/abcd…/FILENAME`.
+const ARTIFACTS: &str = "artifacts-v1";
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The hash an index lists becomes a path: a sha256 only.
+fn checked_sha<'a>(file: &IndexFile, sha: &'a str) -> Result<&'a str, IndexError> {
+    if is_sha256(sha) {
+        Ok(sha)
+    } else {
+        Err(IndexError::BadPage {
+            url: file.url.clone(),
+            message: format!("`{sha}` is not a sha256 for {}", file.filename),
+        })
+    }
+}
+
+/// The filename an index lists becomes a path too: a plain name only.
+fn check_filename(file: &IndexFile) -> Result<(), IndexError> {
+    let name = &file.filename;
+    if name.is_empty() || name.contains(['/', '\\', '\0']) || name.starts_with('.') {
+        return Err(IndexError::BadPage {
+            url: file.url.clone(),
+            message: format!("`{name}` is not a plain file name"),
+        });
+    }
+    Ok(())
+}
+
 pub struct Cache {
     root: PathBuf,
 }
@@ -50,6 +83,7 @@ struct StoredFile {
     upload_time_ns: Option<i128>,
     yanked: bool,
     core_metadata: bool,
+    size: Option<u64>,
 }
 
 impl StoredPage {
@@ -67,6 +101,7 @@ impl StoredPage {
                         upload_time_ns: f.upload_time.map(|t| t.as_nanosecond()),
                         yanked: f.yanked,
                         core_metadata: f.core_metadata,
+                        size: f.size,
                     })
                     .collect()
             }),
@@ -93,6 +128,7 @@ impl StoredPage {
                             requires_python: f.requires_python,
                             yanked: f.yanked,
                             core_metadata: f.core_metadata,
+                            size: f.size,
                         })
                     })
                     .collect::<Option<Vec<_>>>()?,
@@ -119,8 +155,8 @@ impl Cache {
     fn page_path(&self, url: &str) -> PathBuf {
         self.root
             // v2: pages keep only the files this host could use (`IndexFile::could_run_here`);
-            // v3: in postcard (`StoredPage`).
-            .join("simple-v3")
+            // v3: in postcard (`StoredPage`); v4: with sizes (PEP 700).
+            .join("simple-v4")
             .join(format!("{}.bin", &sha256_hex(url.as_bytes())[..32]))
     }
 
@@ -138,42 +174,151 @@ impl Cache {
         }
     }
 
-    fn artifact_path(&self, file: &IndexFile) -> PathBuf {
-        let key = match &file.sha256 {
-            Some(sha) => sha.clone(),
-            None => format!("url-{}", sha256_hex(file.url.as_bytes())),
-        };
+    /// Where an artifact's bytes are kept: under their own sha256, whatever their source.
+    fn content_path(&self, sha256: &str, filename: &str) -> PathBuf {
         self.root
-            .join("artifacts-v1")
-            .join(&key[..2])
-            .join(&key)
-            .join(&file.filename)
+            .join(ARTIFACTS)
+            .join(&sha256[..2])
+            .join(sha256)
+            .join(filename)
     }
 
-    pub fn artifact(&self, file: &IndexFile) -> Option<PathBuf> {
-        let path = self.artifact_path(file);
-        path.is_file().then_some(path)
+    /// Which sha256 a download from `url` had, for files an index lists without a hash.
+    fn url_pointer(&self, url: &str) -> PathBuf {
+        self.root
+            .join(ARTIFACTS)
+            .join("by-url")
+            .join(sha256_hex(url.as_bytes()))
     }
 
-    /// Keep a downloaded file, after checking it against the hash the index gave for it.
-    pub fn store_artifact(&self, file: &IndexFile, bytes: &[u8]) -> Result<PathBuf, IndexError> {
-        if let Some(expected) = &file.sha256 {
-            let got = sha256_hex(bytes);
-            if &got != expected {
-                return Err(IndexError::HashMismatch {
-                    filename: file.filename.clone(),
-                    expected: expected.clone(),
-                    got,
-                });
-            }
+    /// The cached copy of a file and its sha256, if there is one. A file without a listed hash
+    /// is found through what its URL last downloaded to; a local file never is (its folder may
+    /// have changed since).
+    pub fn artifact(&self, file: &IndexFile) -> Result<Option<(PathBuf, String)>, IndexError> {
+        check_filename(file)?;
+        let sha256 = match &file.sha256 {
+            Some(sha) => checked_sha(file, sha)?.to_string(),
+            None if super::local_path(&file.url).is_some() => return Ok(None),
+            None => match std::fs::read_to_string(self.url_pointer(&file.url)) {
+                Ok(sha) if is_sha256(sha.trim()) => sha.trim().to_string(),
+                _ => return Ok(None),
+            },
+        };
+        let path = self.content_path(&sha256, &file.filename);
+        Ok(path.is_file().then_some((path, sha256)))
+    }
+
+    /// Where downloads and copies are written before they are known by their hash.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.root.join(ARTIFACTS)
+    }
+
+    /// Keep bytes written to `tmp` (in `scratch_dir`) under their sha256, after checking it
+    /// against the hash the index gave for the file.
+    pub fn store_artifact(
+        &self,
+        file: &IndexFile,
+        tmp: tempfile::NamedTempFile,
+        sha256: &str,
+    ) -> Result<PathBuf, IndexError> {
+        check_filename(file)?;
+        if let Some(expected) = &file.sha256
+            && expected != sha256
+        {
+            return Err(IndexError::HashMismatch {
+                filename: file.filename.clone(),
+                expected: expected.clone(),
+                got: sha256.to_string(),
+            });
         }
-        let path = self.artifact_path(file);
-        write_atomic(&path, bytes).map_err(super::file::io_error(&path))?;
+        let path = self.content_path(sha256, &file.filename);
+        let io = |e| super::file::io_error(&path)(e);
+        std::fs::create_dir_all(path.parent().expect("content paths have parents")).map_err(io)?;
+        // Temporary files are private (0600); what the cache keeps is readable like any file.
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io)?;
+        tmp.as_file().sync_data().map_err(io)?;
+        tmp.persist(&path).map_err(|e| io(e.error))?;
+        if file.sha256.is_none() && super::local_path(&file.url).is_none() {
+            // Costs a download next time if it cannot be written, nothing more.
+            let _ = write_atomic(&self.url_pointer(&file.url), sha256.as_bytes());
+        }
         Ok(path)
     }
 
+    /// Copy a local file into the cache, hashing while copying, at most `max` bytes: what is
+    /// used afterwards is this copy, whatever happens to the original.
+    pub fn adopt(
+        &self,
+        file: &IndexFile,
+        source: &std::path::Path,
+        max: u64,
+    ) -> Result<(PathBuf, String), IndexError> {
+        use std::io::{Read, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = super::file::io_error(source);
+        let mut reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(source)
+            .map_err(super::file::io_error(source))?;
+        if !reader
+            .metadata()
+            .map_err(super::file::io_error(source))?
+            .is_file()
+        {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        let scratch = self.scratch_dir();
+        std::fs::create_dir_all(&scratch).map_err(super::file::io_error(&scratch))?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&scratch).map_err(super::file::io_error(&scratch))?;
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(super::file::io_error(source)(e)),
+            };
+            size += n as u64;
+            if size > max {
+                return Err(IndexError::TooLarge {
+                    filename: file.filename.clone(),
+                    limit: max,
+                });
+            }
+            sha2::Digest::update(&mut hasher, &buf[..n]);
+            tmp.write_all(&buf[..n])
+                .map_err(super::file::io_error(&scratch))?;
+        }
+        let sha256 = hex::encode(sha2::Digest::finalize(hasher));
+        let path = self.store_artifact(file, tmp, &sha256)?;
+        Ok((path, sha256))
+    }
+
     fn metadata_path(&self, file: &IndexFile) -> PathBuf {
-        let mut path = self.artifact_path(file);
+        let key = match &file.sha256 {
+            Some(sha) if is_sha256(sha) => sha.clone(),
+            _ => format!("url-{}", sha256_hex(file.url.as_bytes())),
+        };
+        let name = match check_filename(file) {
+            Ok(()) => file.filename.clone(),
+            Err(_) => sha256_hex(file.filename.as_bytes()),
+        };
+        let mut path = self
+            .root
+            .join(ARTIFACTS)
+            .join(&key[..2])
+            .join(&key)
+            .join(name);
         path.set_extension("whl.metadata");
         path
     }
@@ -216,6 +361,7 @@ mod tests {
             upload_time: upload.map(|t| t.parse().unwrap()),
             yanked: false,
             core_metadata: true,
+            size: Some(12),
         }
     }
 
@@ -232,6 +378,63 @@ mod tests {
         cache.store_page("https://example.org/simple/nothing/", None);
         let gone = cache.page("https://example.org/simple/nothing/").unwrap();
         assert!(gone.into_result("u").is_err());
+    }
+
+    #[test]
+    fn a_local_file_is_copied_once_and_its_copy_outlives_a_change_of_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(&dir.path().join("cache"));
+        let source = dir.path().join("six-1.16.0.tar.gz");
+        std::fs::write(&source, b"A").unwrap();
+        let listed = IndexFile {
+            url: url::Url::from_file_path(&source).unwrap().to_string(),
+            sha256: None,
+            ..file(None)
+        };
+        // A local file without a listed hash is never taken from the cache by its name.
+        assert!(cache.artifact(&listed).unwrap().is_none());
+        let (copy, sha) = cache.adopt(&listed, &source, 10).unwrap();
+        assert_eq!(sha, sha256_hex(b"A"));
+        std::fs::write(&source, b"B").unwrap();
+        assert_eq!(std::fs::read(&copy).unwrap(), b"A");
+        // Asked for by the hash resolution recorded, the copy answers, not the folder.
+        let pinned = IndexFile {
+            sha256: Some(sha.clone()),
+            ..listed.clone()
+        };
+        assert_eq!(cache.artifact(&pinned).unwrap(), Some((copy, sha.clone())));
+        let err = cache
+            .adopt(
+                &IndexFile {
+                    sha256: Some(sha),
+                    ..listed.clone()
+                },
+                &source,
+                10,
+            )
+            .unwrap_err();
+        assert!(matches!(err, IndexError::HashMismatch { .. }), "{err}");
+        let err = cache.adopt(&listed, &source, 0).unwrap_err();
+        assert!(err.to_string().contains("larger than 0 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_listed_hash_or_filename_that_is_a_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        for (sha, name) in [
+            ("../../../../tmp/x", "six-1.16.0.tar.gz"),
+            ("a", "six-1.16.0.tar.gz"),
+            (&"ab".repeat(32)[..], "../six-1.16.0.tar.gz"),
+        ] {
+            let listed = IndexFile {
+                sha256: Some(sha.to_string()),
+                filename: name.to_string(),
+                ..file(None)
+            };
+            let err = cache.artifact(&listed).unwrap_err();
+            assert!(matches!(err, IndexError::BadPage { .. }), "{err}");
+        }
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct IndexFile {
     pub yanked: bool,
     /// The index serves this file's METADATA beside it (PEP 658/714).
     pub core_metadata: bool,
+    /// The size in bytes the index lists (PEP 700): a download is never larger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 impl IndexFile {
@@ -56,6 +59,10 @@ pub enum IndexError {
         expected: String,
         got: String,
     },
+    #[error(
+        "{filename}: rejected: larger than {limit} bytes\nhint: --max-sdist-size BYTES raises the limit"
+    )]
+    TooLarge { filename: String, limit: u64 },
     #[error("{what} is not in the cache and --offline forbids fetching it")]
     Offline { what: String },
     #[error("{}: {source}", path.display())]
@@ -85,6 +92,7 @@ mod tests {
             upload_time: None,
             yanked: false,
             core_metadata: false,
+            size: None,
         }
     }
 

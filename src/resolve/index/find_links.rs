@@ -41,6 +41,7 @@ impl Folder {
                 upload_time: None,
                 yanked: false,
                 core_metadata: false,
+                size: None,
             })
             .collect()
     }

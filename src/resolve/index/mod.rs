@@ -6,7 +6,7 @@ mod file;
 mod find_links;
 pub(crate) mod simple;
 
-use crate::http::{Http, HttpError};
+use crate::http::{Cap, Http, HttpError};
 use crate::names::PackageName;
 use jiff::Timestamp;
 
@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use cache::Cache;
-pub(crate) use file::io_error;
 pub use file::{IndexError, IndexFile};
 
 #[derive(Debug, Clone)]
@@ -29,6 +28,10 @@ pub struct IndexConfig {
     /// Pages fetched after this instant list every file uploaded before it, so they never go
     /// stale for a resolution pinned to it.
     pub exclude_newer: Option<Timestamp>,
+    /// The most an index page may be, decoded (`--max-page-size`).
+    pub max_page: u64,
+    /// The most a downloaded or copied file may be when the index gives no size for it.
+    pub max_download: u64,
 }
 
 pub struct Index {
@@ -129,7 +132,10 @@ impl Index {
                 what: format!("the index page {url}"),
             });
         }
-        let response = match self.http.get(&url, simple::ACCEPT) {
+        let response = match self
+            .http
+            .get(&url, simple::ACCEPT, Cap::page(self.config.max_page))
+        {
             Ok(response) => response,
             Err(HttpError::NotFound { url }) => {
                 self.cache.store_page(&url, None);
@@ -143,21 +149,43 @@ impl Index {
         Ok(files)
     }
 
-    /// A local path holding the file's bytes, downloaded into the cache and verified.
+    /// A local path holding the file's bytes: rewheel's own copy in the cache, whatever the
+    /// source (an index, a find-links folder), verified against the listed hash.
     pub fn fetch(&self, file: &IndexFile) -> Result<PathBuf, IndexError> {
-        if let Some(path) = local_path(&file.url) {
-            return Ok(path);
+        self.fetch_hashed(file).map(|(path, _)| path)
+    }
+
+    /// The same, with the sha256 of the copy's bytes, computed while they were written.
+    pub fn fetch_hashed(&self, file: &IndexFile) -> Result<(PathBuf, String), IndexError> {
+        if let Some(found) = self.cache.artifact(file)? {
+            return Ok(found);
         }
-        if let Some(path) = self.cache.artifact(file) {
-            return Ok(path);
+        if let Some(path) = local_path(&file.url) {
+            // Copied, not used in place: the folder may change while the run goes on.
+            return self.cache.adopt(file, &path, self.config.max_download);
         }
         if self.config.offline {
             return Err(IndexError::Offline {
                 what: file.filename.clone(),
             });
         }
-        let response = self.http.get(&file.url, "*/*")?;
-        self.cache.store_artifact(file, &response.body)
+        let cap = match file.size {
+            Some(size) if size <= self.config.max_download => Cap {
+                bytes: size,
+                hint: "the index lists the file with a smaller size; the server sent more",
+            },
+            _ => Cap {
+                bytes: self.config.max_download,
+                hint: "--max-sdist-size BYTES raises the limit",
+            },
+        };
+        let download = self
+            .http
+            .download(&file.url, &self.cache.scratch_dir(), cap)?;
+        let path = self
+            .cache
+            .store_artifact(file, download.file, &download.sha256)?;
+        Ok((path, download.sha256))
     }
 
     /// The core metadata the index serves beside a file (PEP 658), if it does.
@@ -175,7 +203,9 @@ impl Index {
         if self.config.offline {
             return Err(IndexError::Offline { what: url });
         }
-        let response = self.http.get(&url, "*/*")?;
+        let response = self
+            .http
+            .get(&url, "*/*", Cap::page(self.config.max_page))?;
         self.cache.store_metadata(file, &response.body);
         Ok(Some(response.body))
     }

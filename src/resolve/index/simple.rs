@@ -50,6 +50,13 @@ struct JsonFile {
     /// The PEP 658 name that PEP 714 renamed; old indexes still send only this one.
     #[serde(default)]
     dist_info_metadata: serde_json::Value,
+    /// PEP 700; a size that does not fit is no size.
+    #[serde(default, deserialize_with = "lenient_size")]
+    size: Option<u64>,
+}
+
+fn lenient_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(serde_json::Value::deserialize(d)?.as_u64())
 }
 
 /// PEP 691 flags are `true`, a non-empty string or a table when set.
@@ -84,6 +91,7 @@ fn parse_json(body: &[u8], base: &url::Url) -> Result<Vec<IndexFile>, IndexError
                 upload_time,
                 yanked: flag_set(&file.yanked),
                 core_metadata: flag_set(&file.core_metadata) || flag_set(&file.dist_info_metadata),
+                size: file.size,
             })
         })
         .collect()
@@ -133,6 +141,7 @@ fn parse_html(body: &[u8], base: &url::Url) -> Result<Vec<IndexFile>, IndexError
             upload_time: None,
             yanked: has_attr(tag, "data-yanked"),
             core_metadata: metadata.is_some_and(|m| m != "false"),
+            size: None,
         });
     }
     Ok(files)
