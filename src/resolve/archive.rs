@@ -325,7 +325,9 @@ impl Sink for Keep {
     fn remove(&mut self, _: &[String], was: &Node) -> std::io::Result<()> {
         // Bounds what many copies of one name keep; should a hard link still hold these bytes,
         // `read_sdist` reads them again.
-        if let Node::File { origin, .. } = was {
+        if let Node::File { origin, .. } = was
+            && !self.want.contains(origin)
+        {
             self.bytes.remove(origin);
         }
         Ok(())
