@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 /// A folder outside every job whose content must not change. It lives under the target
 /// folder (not /tmp), where a sandboxed job sees a read-only host.
-struct Sentinel {
+pub(crate) struct Sentinel {
     dir: tempfile::TempDir,
 }
 
 impl Sentinel {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sentinel-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -25,11 +25,11 @@ impl Sentinel {
         Self { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn assert_untouched(&self) {
+    pub(crate) fn assert_untouched(&self) {
         let names: Vec<String> = std::fs::read_dir(self.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -43,7 +43,7 @@ impl Sentinel {
 }
 
 /// The files of a well-formed tinybuild package as raw entries, to which an attack is added.
-fn entries_of(name: &str, version: &str, hook: Option<&str>) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn entries_of(name: &str, version: &str, hook: Option<&str>) -> Vec<(String, Vec<u8>)> {
     let mut sdist = package(name, version, &[], &[]);
     if let Some(hook) = hook {
         sdist = sdist.file("hook.py", hook);
@@ -56,7 +56,7 @@ fn entries_of(name: &str, version: &str, hook: Option<&str>) -> Vec<(String, Vec
         .collect()
 }
 
-fn write_tar(dir: &Path, name: &str, files: &[(String, Vec<u8>)], attack: &[RawEntry]) {
+pub(crate) fn write_tar(dir: &Path, name: &str, files: &[(String, Vec<u8>)], attack: &[RawEntry]) {
     let mut entries: Vec<RawEntry> = files
         .iter()
         .map(|(path, data)| RawEntry {
@@ -86,7 +86,7 @@ fn symlink<'a>(path: &'a str, target: &'a str) -> RawEntry<'a> {
     }
 }
 
-fn resolve(world: &World, spec: &str) -> Run {
+pub(crate) fn resolve(world: &World, spec: &str) -> Run {
     let (_, version) = crate::common::host_python();
     crate::common::rewheel(world.path(), &["resolve", spec, "--python", &version])
 }
@@ -99,7 +99,7 @@ fn runs_verify(world: &World) -> Run {
     run(command)
 }
 
-fn assert_refused(r: &Run, code: i32, needle: &str) {
+pub(crate) fn assert_refused(r: &Run, code: i32, needle: &str) {
     assert_eq!(r.code, code, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
     assert!(all.contains(needle), "expected `{needle}` in:\n{all}");
