@@ -1,22 +1,27 @@
 //! Reading and unpacking sdists, which are hostile data until proven otherwise.
 //!
 //! One walker checks every entry for both uses (`read_sdist` for `resolve`, `extract_sdist` for
-//! a job), so what is inspected is what gets built. The walker keeps a model of the tree the
-//! archive makes (directories, files, links) and refuses an entry that would be written through
-//! a link or that replaces a directory; every link is resolved against that model, following
-//! the links it passes as the kernel would, and must land inside the folder. Unpacking then goes
-//! through a directory handle (`cap-std`, `openat2(RESOLVE_BENEATH)` where the kernel has it), so
-//! even a bug in the model cannot make a write land outside: two locks, not one.
+//! a job), and both read the one model of the tree it builds, so what is inspected is what gets
+//! built: `resolve` takes the build's files from the model (a hard link is the file it copies,
+//! a replaced file is gone), the job unpacks into the top folder the model names. The model
+//! holds directories, files and links, one node per path component, and refuses an entry that
+//! would be written through a link, that replaces a directory, that lies outside the sdist's one
+//! top folder or whose path is longer than pip could unpack; every link is resolved against it,
+//! following the links it passes as the kernel would, and must land inside the folder.
+//! Unpacking then goes through a directory handle (`cap-std`, `openat2(RESOLVE_BENEATH)` where
+//! the kernel has it), so even a bug in the model cannot make a write land outside: two locks,
+//! not one.
 //!
 //! Hard links are copies of a regular file the same archive already wrote, never of whatever is
 //! on disk under that name. Sizes count what comes out: file bytes, copies, and for tars the raw
 //! stream, so GNU long names and pax headers (which the tar reader holds in memory) are bounded.
 
 use cap_std::fs::{Dir, OpenOptions, PermissionsExt};
-use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
+use tree::{Id, Node, ROOT, Tree};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -108,11 +113,72 @@ const MAX_HEADERS: u64 = 1 << 20;
 /// Links followed while resolving one link target, as the kernel's limit.
 const MAX_HOPS: u32 = 40;
 
-/// Read the files that describe the build, checking every entry of the archive.
+/// The longest path an entry may have, and the longest link target: pip unpacks with Python's
+/// tarfile and zipfile, whose calls Linux refuses for a path of PATH_MAX (4096 bytes, the final
+/// NUL included) or more, so no sdist pip can unpack has a longer one.
+pub const MAX_PATH_BYTES: usize = 4095;
+
+/// The longest name of one component (NAME_MAX), refused by the kernel as well.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// The most components in an entry's path. Real sdists stay under 30; pip would go on to about
+/// 2,000 (what fits in PATH_MAX), but no build needs that and every tool that walks the
+/// unpacked tree, in rewheel or in the job, pays for the depth.
+pub const MAX_PATH_DEPTH: usize = 256;
+
+/// An entry's name as shown in a message: a hostile name can be a megabyte long.
+fn shown(name: &str) -> String {
+    const KEEP: usize = 120;
+    if name.len() <= KEEP + 40 {
+        return name.to_string();
+    }
+    let mut end = KEEP;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &name[..end], name.len())
+}
+
+/// Read the files that describe the build from the model of the tree the archive makes, the
+/// one the job unpacks: checking every entry of the archive.
 pub fn read_sdist(path: &Path, limits: Limits) -> Result<SdistFiles, ArchiveError> {
-    let mut sink = Keep::default();
-    walk(path, limits, &mut sink)?;
-    Ok(sink.0)
+    let file = open(path)?;
+    let mut keep = Keep::default();
+    let model = walk(path, &file, limits, &mut keep)?;
+    let wanted = model.build_files();
+    let missing: BTreeSet<usize> = wanted
+        .iter()
+        .map(|(_, origin)| *origin)
+        .filter(|origin| !keep.bytes.contains_key(origin))
+        .collect();
+    if !missing.is_empty() {
+        // A hard link made a build file of an entry whose bytes went by under another name:
+        // read the archive again, through the same handle, for those entries only.
+        let mut again = Keep {
+            want: missing,
+            ..Keep::default()
+        };
+        let second = walk(path, &file, limits, &mut again)?;
+        if second.build_files() != wanted {
+            return Err(ArchiveError::Invalid {
+                path: path.to_path_buf(),
+                message: "changed while it was read".into(),
+            });
+        }
+        keep.bytes.extend(again.bytes);
+    }
+    let mut files = BTreeMap::new();
+    for (rel, origin) in wanted {
+        let bytes = keep
+            .bytes
+            .get(&origin)
+            .ok_or_else(|| ArchiveError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("`{rel}` could not be read again"),
+            })?;
+        files.insert(rel, bytes.clone());
+    }
+    Ok(SdistFiles { files })
 }
 
 /// Unpack an sdist below `dest` as pip does: modes masked by `umask`, file times those of the
@@ -142,13 +208,9 @@ pub fn extract_sdist_file(
     };
     std::fs::create_dir_all(dest).map_err(write_error)?;
     let dir = Dir::open_ambient_dir(dest, cap_std::ambient_authority()).map_err(write_error)?;
-    let mut sink = Extract {
-        dir,
-        umask,
-        top: None,
-    };
-    walk_file(file, path, limits, &mut sink)?;
-    Ok(dest.join(sink.top.unwrap_or_default()))
+    let mut sink = Extract { dir, umask };
+    let model = walk(path, &file, limits, &mut sink)?;
+    Ok(dest.join(model.top))
 }
 
 /// The time each regular file of an sdist carries, by its path in the archive (top folder
@@ -214,32 +276,32 @@ pub fn entry_times_file(
     Ok(times)
 }
 
-/// What the archive has made so far at a path.
-#[derive(Debug, Clone)]
-enum Node {
-    Dir,
-    File { size: u64, mode: u32 },
-    Link { target: String },
-}
-
 /// What to do with each checked entry. `parts` never hold `..`, never pass through a link, and
 /// whatever was at `parts` before (a file or a link) has been removed with `remove`.
 trait Sink {
     fn dir(&mut self, parts: &[String], mode: u32) -> std::io::Result<()>;
-    fn file(&mut self, parts: &[String], reader: &mut dyn Read, mode: u32) -> std::io::Result<()>;
+    /// The data of entry number `origin`.
+    fn file(
+        &mut self,
+        parts: &[String],
+        reader: &mut dyn Read,
+        mode: u32,
+        origin: usize,
+    ) -> std::io::Result<()>;
     fn symlink(&mut self, parts: &[String], target: &str) -> std::io::Result<()>;
     /// A copy of `source`, a regular file this archive wrote.
     fn copy(&mut self, parts: &[String], source: &[String], mode: u32) -> std::io::Result<()>;
-    fn remove(&mut self, parts: &[String]) -> std::io::Result<()>;
+    /// `was`, the model's node at `parts`, is replaced.
+    fn remove(&mut self, parts: &[String], was: &Node) -> std::io::Result<()>;
 }
 
+/// Keeps the bytes of entries that may describe the build, by entry number; which of them do
+/// is for the model to say once the tree is complete.
 #[derive(Default)]
-struct Keep(SdistFiles);
-
-impl Keep {
-    fn rel(parts: &[String]) -> Option<String> {
-        (parts.len() >= 2).then(|| parts[1..].join("/"))
-    }
+struct Keep {
+    bytes: HashMap<usize, Vec<u8>>,
+    /// Entries to keep whatever their path.
+    want: BTreeSet<usize>,
 }
 
 impl Sink for Keep {
@@ -247,17 +309,19 @@ impl Sink for Keep {
         Ok(())
     }
 
-    fn file(&mut self, parts: &[String], reader: &mut dyn Read, _: u32) -> std::io::Result<()> {
-        match Self::rel(parts).filter(|rel| wanted(rel)) {
-            Some(rel) => {
-                let mut buf = Vec::new();
-                reader.read_to_end(&mut buf)?;
-                self.0.files.insert(rel, buf);
-            }
-            None => {
-                std::io::copy(reader, &mut std::io::sink())?;
-            }
+    fn file(
+        &mut self,
+        parts: &[String],
+        reader: &mut dyn Read,
+        _: u32,
+        origin: usize,
+    ) -> std::io::Result<()> {
+        if wanted_parts(parts) || self.want.contains(&origin) {
+            let mut buf = Vec::new();
+            Read::take(&mut *reader, MAX_WANTED + 1).read_to_end(&mut buf)?;
+            self.bytes.insert(origin, buf);
         }
+        std::io::copy(reader, &mut std::io::sink())?;
         Ok(())
     }
 
@@ -265,19 +329,17 @@ impl Sink for Keep {
         Ok(())
     }
 
-    fn copy(&mut self, parts: &[String], source: &[String], _: u32) -> std::io::Result<()> {
-        if let (Some(rel), Some(from)) = (Self::rel(parts), Self::rel(source))
-            && wanted(&rel)
-            && let Some(bytes) = self.0.files.get(&from).cloned()
-        {
-            self.0.files.insert(rel, bytes);
-        }
+    fn copy(&mut self, _: &[String], _: &[String], _: u32) -> std::io::Result<()> {
         Ok(())
     }
 
-    fn remove(&mut self, parts: &[String]) -> std::io::Result<()> {
-        if let Some(rel) = Self::rel(parts) {
-            self.0.files.remove(&rel);
+    fn remove(&mut self, _: &[String], was: &Node) -> std::io::Result<()> {
+        // Bounds what many copies of one name keep; should a hard link still hold these bytes,
+        // `read_sdist` reads them again.
+        if let Node::File { origin, .. } = was
+            && !self.want.contains(origin)
+        {
+            self.bytes.remove(origin);
         }
         Ok(())
     }
@@ -287,19 +349,15 @@ impl Sink for Keep {
 struct Extract {
     dir: Dir,
     umask: u32,
-    top: Option<String>,
 }
 
 impl Extract {
-    fn rel(&mut self, parts: &[String]) -> PathBuf {
-        if self.top.is_none() {
-            self.top = parts.first().cloned();
-        }
+    fn rel(parts: &[String]) -> PathBuf {
         parts.iter().collect()
     }
 
     fn parent(&mut self, parts: &[String]) -> std::io::Result<PathBuf> {
-        let rel = self.rel(parts);
+        let rel = Self::rel(parts);
         if parts.len() > 1 {
             self.dir
                 .create_dir_all(rel.parent().expect("has a parent"))?;
@@ -319,7 +377,7 @@ impl Extract {
 
 impl Sink for Extract {
     fn dir(&mut self, parts: &[String], mode: u32) -> std::io::Result<()> {
-        let rel = self.rel(parts);
+        let rel = Self::rel(parts);
         self.dir.create_dir_all(&rel)?;
         self.dir.set_permissions(
             &rel,
@@ -327,7 +385,13 @@ impl Sink for Extract {
         )
     }
 
-    fn file(&mut self, parts: &[String], reader: &mut dyn Read, mode: u32) -> std::io::Result<()> {
+    fn file(
+        &mut self,
+        parts: &[String],
+        reader: &mut dyn Read,
+        mode: u32,
+        _: usize,
+    ) -> std::io::Result<()> {
         let rel = self.parent(parts)?;
         // create_new: never open through whatever might sit at the name.
         let mut file = self
@@ -346,17 +410,16 @@ impl Sink for Extract {
     }
 
     fn copy(&mut self, parts: &[String], source: &[String], mode: u32) -> std::io::Result<()> {
-        let from: PathBuf = source.iter().collect();
+        let from = Self::rel(source);
         let mut reader = self
             .dir
             .open_with(&from, OpenOptions::new().read(true))?
             .into_std();
-        self.file(parts, &mut reader, mode)
+        self.file(parts, &mut reader, mode, 0)
     }
 
-    fn remove(&mut self, parts: &[String]) -> std::io::Result<()> {
-        let rel = self.rel(parts);
-        self.dir.remove_file(rel)
+    fn remove(&mut self, parts: &[String], _: &Node) -> std::io::Result<()> {
+        self.dir.remove_file(Self::rel(parts))
     }
 }
 
@@ -367,21 +430,50 @@ fn open(path: &Path) -> Result<std::fs::File, ArchiveError> {
     })
 }
 
-fn walk(path: &Path, limits: Limits, sink: &mut dyn Sink) -> Result<(), ArchiveError> {
-    walk_file(open(path)?, path, limits, sink)
+/// The tree an archive makes, once every entry is checked: what both readers agree on.
+struct Model {
+    tree: Tree,
+    /// The sdist's one top folder, which pip builds in.
+    top: String,
 }
 
-fn walk_file(
-    file: std::fs::File,
+impl Model {
+    /// The files that describe the build, by path below the top folder, with the entry whose
+    /// bytes each holds.
+    fn build_files(&self) -> Vec<(String, usize)> {
+        let mut files = Vec::new();
+        let Some(top) = self.tree.child(ROOT, &self.top) else {
+            return files;
+        };
+        // `wanted` looks no deeper than three components.
+        let _ = self.tree.visit(top, 3, |names, _, node| {
+            if let Node::File { origin, .. } = node {
+                let rel = names.join("/");
+                if wanted(&rel) {
+                    files.push((rel, *origin));
+                }
+            }
+            Ok(())
+        });
+        files
+    }
+}
+
+/// Check every entry of the archive at `path`, read through `file` from its start, and hand
+/// each to `sink`; the model of the tree it makes.
+fn walk(
     path: &Path,
+    file: &std::fs::File,
     limits: Limits,
     sink: &mut dyn Sink,
-) -> Result<(), ArchiveError> {
+) -> Result<Model, ArchiveError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     let mut checker = Checker::new(path, limits);
+    let mut file = file.try_clone().map_err(|err| checker.invalid(err))?;
+    file.rewind().map_err(|err| checker.invalid(err))?;
     if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
         walk_tar(&mut checker, flate2::read::GzDecoder::new(file), sink)?;
     } else if name.ends_with(".tar") {
@@ -393,7 +485,8 @@ fn walk_file(
             path: path.to_path_buf(),
         });
     }
-    checker.check_all_links()
+    checker.check_all_links()?;
+    checker.finish()
 }
 
 /// Every check, and the model of the tree the archive makes.
@@ -403,7 +496,11 @@ struct Checker<'a> {
     /// Bytes written: file contents and copies.
     total: u64,
     entries: usize,
-    tree: HashMap<Vec<String>, Node>,
+    tree: Tree,
+    /// The first component of the first entry placed: every other entry must share it.
+    top: Option<String>,
+    /// Symbolic links placed: most sdists have none, and then nothing needs checking again.
+    links: usize,
 }
 
 /// How a write through the sink failed.
@@ -418,6 +515,10 @@ impl From<ArchiveError> for Failure {
     }
 }
 
+/// Where link resolution stands: the nodes from the root's child down, `None` below a name
+/// the archive has not made.
+type Position = Vec<Option<Id>>;
+
 impl<'a> Checker<'a> {
     fn new(path: &'a Path, limits: Limits) -> Self {
         Self {
@@ -425,14 +526,16 @@ impl<'a> Checker<'a> {
             limits,
             total: 0,
             entries: 0,
-            tree: HashMap::new(),
+            tree: Tree::new(),
+            top: None,
+            links: 0,
         }
     }
 
     fn unsafe_entry(&self, entry: &str, reason: impl Into<String>) -> ArchiveError {
         ArchiveError::Unsafe {
             path: self.path.to_path_buf(),
-            entry: entry.to_string(),
+            entry: shown(entry),
             reason: reason.into(),
         }
     }
@@ -464,13 +567,39 @@ impl<'a> Checker<'a> {
 
     /// The entry's normalized path components, or why it may not be unpacked.
     fn check_path(&self, entry: &str) -> Result<Vec<String>, ArchiveError> {
-        let mut parts = Vec::new();
         if entry.starts_with('/') || entry.starts_with('\\') || entry.contains(":\\") {
             return Err(self.unsafe_entry(entry, "has an absolute path"));
         }
+        // Measured before anything is made of it: the name alone can be a megabyte.
+        let depth = entry
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .count();
+        if entry.len() > MAX_PATH_BYTES || depth > MAX_PATH_DEPTH {
+            return Err(self.unsafe_entry(
+                entry,
+                format!(
+                    "has a path of {} bytes in {depth} components, longer than pip could unpack; the limit is {MAX_PATH_BYTES} bytes and {MAX_PATH_DEPTH} components",
+                    entry.len()
+                ),
+            ));
+        }
+        let mut parts = Vec::new();
         for component in Path::new(entry).components() {
             match component {
-                Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
+                Component::Normal(part) => {
+                    let part = part.to_string_lossy().into_owned();
+                    if part.len() > MAX_NAME_BYTES {
+                        return Err(self.unsafe_entry(
+                            entry,
+                            format!(
+                                "has a name of {} bytes; the limit is {MAX_NAME_BYTES} (NAME_MAX)",
+                                part.len()
+                            ),
+                        ));
+                    }
+                    parts.push(part);
+                }
                 Component::CurDir => {}
                 Component::ParentDir => {
                     return Err(self.unsafe_entry(entry, "escapes the archive with `..`"));
@@ -485,32 +614,83 @@ impl<'a> Checker<'a> {
 
     /// Entries are written where they say, never through a link an earlier entry made.
     fn check_parents(&self, entry: &str, parts: &[String]) -> Result<(), ArchiveError> {
-        for end in 1..parts.len() {
-            match self.tree.get(&parts[..end]) {
-                Some(Node::Link { .. }) => {
+        let mut at = ROOT;
+        for (end, part) in parts[..parts.len().saturating_sub(1)].iter().enumerate() {
+            let Some(id) = self.tree.child(at, part) else {
+                return Ok(());
+            };
+            match self.tree.node(id) {
+                Node::Link { .. } => {
                     return Err(self.unsafe_entry(
                         entry,
                         format!(
                             "would be written through the link `{}`",
-                            parts[..end].join("/")
+                            shown(&parts[..=end].join("/"))
                         ),
                     ));
                 }
-                Some(Node::File { .. }) => {
+                Node::File { .. } => {
                     return Err(self.unsafe_entry(
                         entry,
-                        format!("is below `{}`, which is a file", parts[..end].join("/")),
+                        format!(
+                            "is below `{}`, which is a file",
+                            shown(&parts[..=end].join("/"))
+                        ),
                     ));
                 }
-                Some(Node::Dir) | None => {}
+                Node::Dir => at = id,
             }
         }
         Ok(())
     }
 
-    /// Check an entry about to be placed at `parts` and record it; returns whether something
-    /// (a file or a link) was there and must be removed first.
-    fn place(&mut self, entry: &str, parts: &[String], node: Node) -> Result<bool, ArchiveError> {
+    /// pip builds in the archive's one top folder only when every entry is inside it (its
+    /// `has_leading_dir`); otherwise it builds from the archive's root, a tree no sdist has
+    /// (the format is one `{name}-{version}` folder) and where a second folder's
+    /// `pyproject.toml` could name the backend. Such an archive is refused, by both readers.
+    fn check_top(&mut self, entry: &str, parts: &[String]) -> Result<(), ArchiveError> {
+        match &self.top {
+            None => {
+                self.top = Some(parts[0].clone());
+                Ok(())
+            }
+            Some(top) if *top == parts[0] => Ok(()),
+            Some(top) => Err(self.unsafe_entry(
+                entry,
+                format!(
+                    "is outside the top folder `{}`; an sdist holds all its files in one folder (pip would build from the archive's root instead)",
+                    shown(top)
+                ),
+            )),
+        }
+    }
+
+    /// The model, once every entry is in: its top must be a folder.
+    fn finish(self) -> Result<Model, ArchiveError> {
+        match (self.tree.single_top(), &self.top) {
+            (Some((name, id)), Some(top)) if name == top => match self.tree.node(id) {
+                Node::Dir => Ok(Model {
+                    top: top.clone(),
+                    tree: self.tree,
+                }),
+                _ => Err(self.unsafe_entry(
+                    top,
+                    "is alone at the archive's root and not a folder; an sdist holds all its files in one folder",
+                )),
+            },
+            _ => Err(self.invalid("it holds no files")),
+        }
+    }
+
+    /// Check an entry about to be placed at `parts` and record it; returns what was there (a
+    /// file or a link) and must be removed first.
+    fn place(
+        &mut self,
+        entry: &str,
+        parts: &[String],
+        node: Node,
+    ) -> Result<Option<Node>, ArchiveError> {
+        self.check_top(entry, parts)?;
         self.check_parents(entry, parts)?;
         if !matches!(node, Node::Dir) && wanted_parts(parts) {
             match &node {
@@ -523,26 +703,30 @@ impl<'a> Checker<'a> {
                 Node::File { size, .. } if *size > MAX_WANTED => {
                     return Err(ArchiveError::ConfigTooLarge {
                         path: self.path.to_path_buf(),
-                        entry: entry.to_string(),
+                        entry: shown(entry),
                         limit: MAX_WANTED,
                     });
                 }
                 _ => {}
             }
         }
-        for end in 1..parts.len() {
-            self.tree.entry(parts[..end].to_vec()).or_insert(Node::Dir);
-        }
-        let replaced = match (self.tree.get(parts), &node) {
-            (Some(Node::Dir), Node::Dir) => false,
+        let (last, folders) = parts.split_last().expect("a placed entry has a name");
+        let at = folders
+            .iter()
+            .fold(ROOT, |at, part| self.tree.dir(at, part));
+        let was = self
+            .tree
+            .child(at, last)
+            .map(|id| self.tree.node(id).clone());
+        match (&was, &node) {
+            (Some(Node::Dir), Node::Dir) => return Ok(None),
             (Some(Node::Dir), _) => {
                 return Err(self.unsafe_entry(entry, "replaces a directory"));
             }
-            (Some(_), _) => true,
-            (None, _) => false,
-        };
-        self.tree.insert(parts.to_vec(), node);
-        Ok(replaced)
+            _ => {}
+        }
+        self.tree.set(at, last, node);
+        Ok(was)
     }
 
     /// `place`, then clear whatever the sink has at `parts` (a file or a link it replaces).
@@ -553,8 +737,8 @@ impl<'a> Checker<'a> {
         parts: &[String],
         node: Node,
     ) -> Result<(), Failure> {
-        if self.place(entry, parts, node)? {
-            sink.remove(parts).map_err(Failure::Io)?;
+        if let Some(was) = self.place(entry, parts, node)? {
+            sink.remove(parts, &was).map_err(Failure::Io)?;
         }
         Ok(())
     }
@@ -563,35 +747,41 @@ impl<'a> Checker<'a> {
     /// would (a `..` after a link leaves the link's target, not the link's folder).
     fn resolve(
         &self,
-        from: &[String],
+        from: &[Option<Id>],
         target: &str,
         hops: &mut u32,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Position, String> {
         if target.starts_with('/') {
-            return Err(format!("links to the absolute path `{target}`"));
+            return Err(format!("links to the absolute path `{}`", shown(target)));
         }
         let mut at = from.to_vec();
         for component in Path::new(target).components() {
             match component {
                 Component::Normal(part) => {
-                    at.push(part.to_string_lossy().into_owned());
-                    if let Some(Node::Link { target: next }) = self.tree.get(&at) {
+                    let here = if at.is_empty() {
+                        Some(ROOT)
+                    } else {
+                        at[at.len() - 1]
+                    };
+                    let next = here.and_then(|id| self.tree.child(id, &part.to_string_lossy()));
+                    at.push(next);
+                    if let Some(Node::Link { target: link }) = next.map(|id| self.tree.node(id)) {
                         *hops += 1;
                         if *hops > MAX_HOPS {
-                            return Err(format!("links in a loop (`{target}`)"));
+                            return Err(format!("links in a loop (`{}`)", shown(target)));
                         }
-                        let folder = at[..at.len() - 1].to_vec();
-                        at = self.resolve(&folder, next, hops)?;
+                        let folder = &at[..at.len() - 1];
+                        at = self.resolve(folder, link, hops)?;
                     }
                 }
                 Component::CurDir => {}
                 Component::ParentDir => {
                     if at.pop().is_none() {
-                        return Err(format!("links outside the archive (`{target}`)"));
+                        return Err(format!("links outside the archive (`{}`)", shown(target)));
                     }
                 }
                 Component::RootDir | Component::Prefix(_) => {
-                    return Err(format!("links to the absolute path `{target}`"));
+                    return Err(format!("links to the absolute path `{}`", shown(target)));
                 }
             }
         }
@@ -601,10 +791,10 @@ impl<'a> Checker<'a> {
     fn check_symlink(
         &self,
         entry: &str,
-        parts: &[String],
+        from: &[Option<Id>],
         target: &str,
     ) -> Result<(), ArchiveError> {
-        self.resolve(&parts[..parts.len() - 1], target, &mut 0)
+        self.resolve(from, target, &mut 0)
             .map(|_| ())
             .map_err(|reason| self.unsafe_entry(entry, reason))
     }
@@ -612,19 +802,21 @@ impl<'a> Checker<'a> {
     /// Once the tree is complete, every link must still land inside: a link checked when it
     /// was written can be redirected by links written after it.
     fn check_all_links(&self) -> Result<(), ArchiveError> {
-        let mut links: Vec<(&Vec<String>, &String)> = self
-            .tree
-            .iter()
-            .filter_map(|(parts, node)| match node {
-                Node::Link { target } => Some((parts, target)),
-                _ => None,
-            })
-            .collect();
-        links.sort();
-        for (parts, target) in links {
-            self.check_symlink(&parts.join("/"), parts, target)?;
+        if self.links == 0 {
+            return Ok(());
         }
-        Ok(())
+        let mut found = None;
+        let _ = self.tree.visit(ROOT, usize::MAX, |names, ids, node| {
+            if let Node::Link { target } = node {
+                let from: Position = ids[..ids.len() - 1].iter().map(|id| Some(*id)).collect();
+                if let Err(err) = self.check_symlink(&names.join("/"), &from, target) {
+                    found = Some(err);
+                    return Err(String::new());
+                }
+            }
+            Ok(())
+        });
+        found.map_or(Ok(()), Err)
     }
 
     /// A hard link names, from the archive's root, a regular file this archive already wrote.
@@ -632,18 +824,21 @@ impl<'a> Checker<'a> {
         &self,
         entry: &str,
         target: &str,
-    ) -> Result<(Vec<String>, u64), ArchiveError> {
+    ) -> Result<(Vec<String>, Node), ArchiveError> {
         let not_a_file = || {
             self.unsafe_entry(
                 entry,
-                format!("hard-links to `{target}`, which is not a regular file of this archive"),
+                format!(
+                    "hard-links to `{}`, which is not a regular file of this archive",
+                    shown(target)
+                ),
             )
         };
         let parts = self.check_path(target).map_err(|_| not_a_file())?;
         self.check_parents(target, &parts)
             .map_err(|_| not_a_file())?;
         match self.tree.get(&parts) {
-            Some(Node::File { size, .. }) => Ok((parts, *size)),
+            Some(node @ Node::File { .. }) => Ok((parts, node.clone())),
             _ => Err(not_a_file()),
         }
     }
@@ -666,9 +861,11 @@ impl<'a> Checker<'a> {
         mode: u32,
         reader: &mut dyn Read,
     ) -> Result<(), Failure> {
+        let origin = self.entries;
         let node = Node::File {
             size: declared,
             mode,
+            origin,
         };
         self.place_and_clear(sink, entry, parts, node)?;
         let config = wanted_parts(parts);
@@ -682,14 +879,14 @@ impl<'a> Checker<'a> {
             },
             read: 0,
         };
-        let result = sink.file(parts, &mut limited, mode);
+        let result = sink.file(parts, &mut limited, mode, origin);
         let read = limited.read;
         match result {
             Err(err) if err.kind() == std::io::ErrorKind::FileTooLarge => {
                 if config && read > MAX_WANTED {
                     return Err(Failure::Archive(ArchiveError::ConfigTooLarge {
                         path: self.path.to_path_buf(),
-                        entry: entry.to_string(),
+                        entry: shown(entry),
                         limit: MAX_WANTED,
                     }));
                 }
@@ -699,8 +896,17 @@ impl<'a> Checker<'a> {
             Ok(()) => {}
         }
         // A zip's declared size can lie; the model keeps what was really written.
-        self.tree
-            .insert(parts.to_vec(), Node::File { size: read, mode });
+        let (last, folders) = parts.split_last().expect("a placed entry has a name");
+        let at = self.tree.find(folders).expect("placed above");
+        self.tree.set(
+            at,
+            last,
+            Node::File {
+                size: read,
+                mode,
+                origin,
+            },
+        );
         self.add_bytes(read)?;
         Ok(())
     }
@@ -728,13 +934,26 @@ impl<'a> Checker<'a> {
                 .unsafe_entry(entry, "is a link with an empty target")
                 .into());
         }
+        if target.len() > MAX_PATH_BYTES {
+            return Err(self
+                .unsafe_entry(
+                    entry,
+                    format!(
+                        "is a link to a path of {} bytes; the limit is {MAX_PATH_BYTES}",
+                        target.len()
+                    ),
+                )
+                .into());
+        }
         let node = Node::Link {
             target: target.to_string(),
         };
         self.place_and_clear(sink, entry, parts, node)?;
+        self.links += 1;
         // Any refusal aborts the whole archive, so checking after the model has the link is
         // enough (it needs the link in the model to resolve loops through itself).
-        self.check_symlink(entry, parts, target)?;
+        let from = self.tree.chain(&parts[..parts.len() - 1]);
+        self.check_symlink(entry, &from, target)?;
         sink.symlink(parts, target).map_err(Failure::Io)
     }
 
@@ -745,16 +964,15 @@ impl<'a> Checker<'a> {
         parts: &[String],
         target: &str,
     ) -> Result<(), Failure> {
-        let (source, size) = self.hardlink_source(entry, target)?;
-        let mode = match self.tree.get(&source) {
-            Some(Node::File { mode, .. }) => *mode,
-            _ => 0o644,
+        let (source, node) = self.hardlink_source(entry, target)?;
+        let Node::File { size, mode, .. } = node else {
+            unreachable!("hardlink_source gives files")
         };
         if source == parts {
             return Ok(());
         }
         self.add_bytes(size)?;
-        self.place_and_clear(sink, entry, parts, Node::File { size, mode })?;
+        self.place_and_clear(sink, entry, parts, node)?;
         sink.copy(parts, &source, mode).map_err(Failure::Io)
     }
 
@@ -768,7 +986,7 @@ impl<'a> Checker<'a> {
 }
 
 fn wanted_parts(parts: &[String]) -> bool {
-    parts.len() >= 2 && wanted(&parts[1..].join("/"))
+    parts.len() >= 2 && parts.len() <= 4 && wanted(&parts[1..].join("/"))
 }
 
 /// Counts the raw tar stream (headers included) and refuses to run far past the current
@@ -931,7 +1149,7 @@ fn walk_zip(
         } else if entry.is_symlink() {
             let mut target = String::new();
             (&mut entry)
-                .take(4096)
+                .take(MAX_PATH_BYTES as u64 + 1)
                 .read_to_string(&mut target)
                 .map_err(|err| checker.invalid(err))?;
             checker.write_symlink(sink, &name, &parts, &target)
@@ -967,3 +1185,5 @@ impl Read for Limited<'_> {
 
 #[cfg(test)]
 mod tests;
+
+mod tree;

@@ -43,7 +43,7 @@ impl Sentinel {
 }
 
 /// The files of a well-formed tinybuild package as raw entries, to which an attack is added.
-fn entries_of(name: &str, version: &str, hook: Option<&str>) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn entries_of(name: &str, version: &str, hook: Option<&str>) -> Vec<(String, Vec<u8>)> {
     let mut sdist = package(name, version, &[], &[]);
     if let Some(hook) = hook {
         sdist = sdist.file("hook.py", hook);
@@ -56,7 +56,7 @@ fn entries_of(name: &str, version: &str, hook: Option<&str>) -> Vec<(String, Vec
         .collect()
 }
 
-fn write_tar(dir: &Path, name: &str, files: &[(String, Vec<u8>)], attack: &[RawEntry]) {
+pub(crate) fn write_tar(dir: &Path, name: &str, files: &[(String, Vec<u8>)], attack: &[RawEntry]) {
     let mut entries: Vec<RawEntry> = files
         .iter()
         .map(|(path, data)| RawEntry {
@@ -86,7 +86,7 @@ fn symlink<'a>(path: &'a str, target: &'a str) -> RawEntry<'a> {
     }
 }
 
-fn resolve(world: &World, spec: &str) -> Run {
+pub(crate) fn resolve(world: &World, spec: &str) -> Run {
     let (_, version) = crate::common::host_python();
     crate::common::rewheel(world.path(), &["resolve", spec, "--python", &version])
 }

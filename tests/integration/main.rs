@@ -2,6 +2,7 @@
 //! served from a temporary find-links folder, so the core suite needs no network.
 
 mod architecture;
+mod archive_model;
 mod bisect;
 mod build;
 mod cache;

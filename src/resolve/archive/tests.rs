@@ -292,6 +292,163 @@ fn a_later_copy_of_a_file_is_the_one_read_as_it_is_the_one_unpacked() {
     );
 }
 
+/// A tar whose one entry is `depth` components deep, its name in a GNU long-name record.
+fn deep_tar(path: &Path, depth: usize) {
+    let mut tar = TarMaker::new(path);
+    let name = format!("deep-1.0/{}f", "a/".repeat(depth - 2));
+    tar.file(&name, b"x");
+    tar.finish();
+}
+
+fn deep_zip(path: &Path, depth: usize) {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    zip.start_file(format!("deep-1.0/{}f", "a/".repeat(depth - 2)), options)
+        .unwrap();
+    zip.write_all(b"x").unwrap();
+    zip.finish().unwrap();
+}
+
+#[test]
+fn a_path_deeper_or_longer_than_pip_could_unpack_is_refused_by_both_readers_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, make) in [
+        ("deep-1.0.tar.gz", deep_tar as fn(&Path, usize)),
+        ("deep-1.0.zip", deep_zip),
+    ] {
+        let path = dir.path().join(name);
+        // 30,000 components: the case that grew memory with the square of the depth.
+        make(&path, 30_000);
+        let started = std::time::Instant::now();
+        let read = read_sdist(&path, limits()).unwrap_err();
+        let unpacked = extract_sdist(&path, &dir.path().join("out"), limits(), 0o022).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(read.to_string(), unpacked.to_string());
+        let message = read.to_string();
+        assert!(
+            message.contains("longer than pip could unpack"),
+            "{message}"
+        );
+        assert!(
+            message.contains("the limit is 4095 bytes and 256 components"),
+            "{message}"
+        );
+        // The entry is named, cut short.
+        assert!(message.contains("`deep-1.0/a/a/"), "{message}");
+        assert!(message.len() < 600, "{message}");
+        assert!(read.is_input());
+
+        // Short names, too many of them: the depth limit.
+        make(&path, 300);
+        let message = read_sdist(&path, limits()).unwrap_err().to_string();
+        assert!(message.contains("in 300 components"), "{message}");
+        // At the limit it unpacks, and both readers agree.
+        make(&path, MAX_PATH_DEPTH);
+        assert!(read_sdist(&path, limits()).is_ok());
+        let top = extract_sdist(
+            &path,
+            &dir.path().join(format!("ok-{name}")),
+            limits(),
+            0o022,
+        )
+        .unwrap();
+        let deepest = top.join(format!("{}f", "a/".repeat(MAX_PATH_DEPTH - 2)));
+        assert_eq!(std::fs::read(deepest).unwrap(), b"x");
+    }
+}
+
+#[test]
+fn a_name_or_link_target_the_kernel_would_refuse_is_refused_by_both_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long-1.0.tar.gz");
+    let mut tar = TarMaker::new(&path);
+    tar.file(&format!("long-1.0/{}", "n".repeat(256)), b"x");
+    tar.finish();
+    let read = read_sdist(&path, limits()).unwrap_err().to_string();
+    assert!(read.contains("has a name of 256 bytes"), "{read}");
+    let unpacked = extract_sdist(&path, &dir.path().join("a"), limits(), 0o022).unwrap_err();
+    assert_eq!(read, unpacked.to_string());
+
+    let mut tar = TarMaker::new(&path);
+    tar.file("long-1.0/PKG-INFO", b"Name: long\n");
+    tar.symlink("long-1.0/l", &"a/".repeat(2100));
+    tar.finish();
+    let read = read_sdist(&path, limits()).unwrap_err().to_string();
+    assert!(read.contains("is a link to a path of 4200 bytes"), "{read}");
+    let unpacked = extract_sdist(&path, &dir.path().join("b"), limits(), 0o022).unwrap_err();
+    assert_eq!(read, unpacked.to_string());
+}
+
+#[test]
+fn a_hard_linked_pyproject_is_read_as_the_file_it_copies_as_it_is_unpacked() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = b"[build-system]\nrequires = []\nbuild-backend = \"other\"\n";
+    for first_wanted in [false, true] {
+        let path = dir.path().join("hard-1.0.tar.gz");
+        let mut tar = TarMaker::new(&path);
+        // The source's bytes go by under a name nobody reads (or one that is read, and later
+        // replaced): the model still knows what pyproject.toml holds.
+        let source = if first_wanted {
+            "hard-1.0/setup.cfg"
+        } else {
+            "hard-1.0/data/build.toml"
+        };
+        tar.file(source, text);
+        tar.link("hard-1.0/pyproject.toml", source, tar::EntryType::Link);
+        if first_wanted {
+            tar.file("hard-1.0/setup.cfg", b"[metadata]\nname = hard\n");
+        }
+        tar.finish();
+        let read = read_sdist(&path, limits()).unwrap();
+        let out = dir.path().join(format!("out-{first_wanted}"));
+        let top = extract_sdist(&path, &out, limits(), 0o022).unwrap();
+        let unpacked = std::fs::read(top.join("pyproject.toml")).unwrap();
+        assert_eq!(read.get("pyproject.toml"), Some(unpacked.as_slice()));
+        assert_eq!(unpacked, text);
+        if first_wanted {
+            assert_eq!(
+                read.get("setup.cfg"),
+                Some(std::fs::read(top.join("setup.cfg")).unwrap().as_slice())
+            );
+        }
+    }
+}
+
+#[test]
+fn an_archive_without_one_top_folder_is_refused_by_both_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = dir.path().join("two-1.0.tar.gz");
+    let mut tar = TarMaker::new(&two);
+    tar.file("two-1.0/pyproject.toml", b"[build-system]\nrequires = []\n");
+    tar.file(
+        "other/pyproject.toml",
+        b"[build-system]\nrequires = []\nbuild-backend = \"evil\"\n",
+    );
+    tar.finish();
+    let read = read_sdist(&two, limits()).unwrap_err().to_string();
+    assert!(
+        read.contains("entry `other/pyproject.toml` is outside the top folder `two-1.0`"),
+        "{read}"
+    );
+    let unpacked = extract_sdist(&two, &dir.path().join("a"), limits(), 0o022).unwrap_err();
+    assert_eq!(read, unpacked.to_string());
+
+    // A lone file at the root, and nothing at all: no folder to build in.
+    let lone = dir.path().join("lone-1.0.tar.gz");
+    let mut tar = TarMaker::new(&lone);
+    tar.file("pyproject.toml", b"[build-system]\nrequires = []\n");
+    tar.finish();
+    let read = read_sdist(&lone, limits()).unwrap_err().to_string();
+    assert!(read.contains("is alone at the archive's root"), "{read}");
+    let unpacked = extract_sdist(&lone, &dir.path().join("b"), limits(), 0o022).unwrap_err();
+    assert_eq!(read, unpacked.to_string());
+    let empty = dir.path().join("empty-1.0.tar.gz");
+    TarMaker::new(&empty).finish();
+    let read = read_sdist(&empty, limits()).unwrap_err().to_string();
+    assert!(read.contains("holds no files"), "{read}");
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
@@ -311,6 +468,7 @@ mod properties {
                 Just(b"..".to_vec()),
                 Just(b".".to_vec()),
                 Just(b"x".to_vec()),
+                Just(b"pyproject.toml".to_vec()),
                 Just(b"/".to_vec())
             ],
             1..6,
@@ -365,7 +523,19 @@ mod properties {
             std::fs::create_dir(&jail).unwrap();
             let unpacked = extract_sdist(&path, &jail.join("src"), limits(), 0o022);
             let read = read_sdist(&path, limits());
-            prop_assert_eq!(unpacked.is_ok(), read.is_ok(), "{:?} vs {:?}", unpacked.err(), read.err());
+            match (&unpacked, &read) {
+                (Ok(top), Ok(read)) => {
+                    // What resolve reads is what the job finds on disk, file by file.
+                    let path = top.join("pyproject.toml");
+                    let on_disk = std::fs::symlink_metadata(&path)
+                        .ok()
+                        .filter(|m| m.is_file())
+                        .map(|_| std::fs::read(&path).unwrap());
+                    prop_assert_eq!(read.get("pyproject.toml").map(<[u8]>::to_vec), on_disk);
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                _ => prop_assert!(false, "{:?} vs {:?}", unpacked, read.as_ref().map(|_| ())),
+            }
             let outside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
             prop_assert_eq!(outside.len(), 2, "{:?}", outside);
             prop_assert_eq!(std::fs::read_dir(&jail).unwrap().count(), 1);
