@@ -11,6 +11,7 @@ mod ci_layout;
 mod common;
 mod docker;
 mod errors;
+mod faults;
 mod hostile;
 mod packages;
 mod pypi;
