@@ -204,6 +204,55 @@ fn every_terminating_signal_marks_the_run_interrupted() {
 }
 
 #[test]
+fn a_signal_during_resolution_marks_the_run_interrupted_at_once() {
+    let world = World::new();
+    // An index that takes the connection and never answers: resolution waits on it.
+    let index = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/simple/", index.local_addr().unwrap());
+    let (asked, asked_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in index.incoming().flatten() {
+            held.push(stream);
+            let _ = asked.send(());
+        }
+    });
+    let store = world.path().join(".store");
+    let (_, python) = crate::common::host_python();
+    let child = Command::new(env!("CARGO_BIN_EXE_rewheel"))
+        .args([
+            "build",
+            "plain==1.0",
+            "--python",
+            &python,
+            "--backend",
+            "local",
+        ])
+        .args(["--index-url", &url, "--store"])
+        .arg(&store)
+        .arg("--cache-dir")
+        .arg(world.path().join(".cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    asked_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("resolution asks the index");
+    signal(&child, libc::SIGTERM);
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted before any job started"),
+        "{stderr}"
+    );
+    assert_eq!(only_run(&store).1, "interrupted");
+}
+
+#[test]
 fn a_run_another_process_builds_cannot_be_resumed() {
     let world = World::new();
     let marker = format!("rewheel-faults-resume-{}", std::process::id());
