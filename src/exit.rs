@@ -18,6 +18,11 @@ pub const ENVIRONMENT: u8 = 5;
 /// for all three, since each ends the run the same way; a build continues with `--resume`.
 pub const INTERRUPTED: u8 = 130;
 
+/// A command stopped by a terminating signal, as an error: exit `INTERRUPTED`.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
 /// The process ends right after its command: what resolution read (every index page of the
 /// closure, as candidates) is left for the OS to reclaim, not freed one allocation at a time,
 /// which was a fifth of a warm `resolve` of a 40-pin lock and came after the last job of a build.
@@ -29,6 +34,9 @@ pub fn keep_until_exit<T>(value: T) {
 /// the first error rewheel knows the kind of decides.
 pub fn of_error(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if cause.is::<Interrupted>() {
+            return INTERRUPTED;
+        }
         if let Some(crate::build::images::ImageError::Unknown(_)) = cause.downcast_ref() {
             return INPUT;
         }
@@ -116,6 +124,8 @@ mod tests {
             why: "it is empty".into(),
         });
         assert_eq!(of_error(&unreadable), ENVIRONMENT);
+        let stopped = anyhow::Error::new(Interrupted).context("rebuilding six");
+        assert_eq!(of_error(&stopped), INTERRUPTED);
         let full = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::StorageFull))
             .context("writing a wheel");
         assert_eq!(of_error(&full), ENVIRONMENT);

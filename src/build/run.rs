@@ -138,7 +138,7 @@ pub fn build(
 /// A watch that turns true on the first terminating signal (SIGINT, SIGTERM, SIGHUP): every
 /// one of them stops the jobs, removes their containers and records the run interrupted, as
 /// Ctrl-C does. Later signals are swallowed while that cleanup runs.
-pub fn on_termination(
+fn on_termination(
     runtime: &tokio::runtime::Runtime,
 ) -> std::io::Result<tokio::sync::watch::Receiver<bool>> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -176,7 +176,10 @@ fn resolve_or_interrupt(
     });
     runtime.block_on(async move {
         tokio::select! {
-            resolved = rx => Ok(Some(resolved.map_err(|_| anyhow::anyhow!("resolution ended without an answer (a bug)"))??)),
+            resolved = rx => match resolved {
+                Ok(resolved) => resolved.map(Some),
+                Err(_) => anyhow::bail!("resolution ended without an answer (a bug)"),
+            },
             _ = interrupt.wait_for(|stop| *stop) => Ok(None),
         }
     })
