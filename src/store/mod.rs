@@ -289,6 +289,7 @@ const DATABASE: &str = "runs.sqlite3";
 /// given its name only if that is still free, so no process ever opens a half-made store and
 /// an existing file (even an empty one) is never written over.
 fn create_if_absent(root: &Path, path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
     let io = |source| StoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -318,7 +319,6 @@ fn create_if_absent(root: &Path, path: &Path) -> Result<(), StoreError> {
         path: fresh.path().to_path_buf(),
         source,
     };
-    use std::os::unix::fs::PermissionsExt;
     // Readable like a database SQLite makes itself (temporary files are private).
     fresh
         .as_file()
@@ -344,9 +344,9 @@ fn open_existing(path: &Path) -> Result<Connection, StoreError> {
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|err| StoreError::Unreadable {
+    .map_err(|source| StoreError::Sql {
         path: path.to_path_buf(),
-        why: format!("it cannot be opened as a database ({err})"),
+        source,
     })
 }
 
@@ -363,7 +363,16 @@ fn recognise(db: &Connection, path: &Path) -> Result<(), StoreError> {
             [],
             |row| row.get(0),
         )
-        .map_err(|err| unreadable(format!("it cannot be read as a database ({err})")))?;
+        .map_err(|err| match err.sqlite_error_code() {
+            // Another process holds it: a store in use, not a damaged one.
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Sql {
+                    path: path.to_path_buf(),
+                    source: err,
+                }
+            }
+            _ => unreadable(format!("it cannot be read as a database ({err})")),
+        })?;
     if tables > 0 {
         return Ok(());
     }
@@ -751,6 +760,21 @@ mod tests {
             .collect();
         let unique: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), 4, "{ids:?}");
+    }
+
+    #[test]
+    fn a_store_whose_database_was_lost_but_not_its_log_is_not_made_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("runs.sqlite3-wal");
+        std::fs::write(&wal, b"rows not yet in the database").unwrap();
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, StoreError::Unreadable { .. }), "{err}");
+        assert!(err.to_string().contains("write-ahead log"), "{err}");
+        assert!(!dir.path().join("runs.sqlite3").exists());
+        assert_eq!(
+            std::fs::read(&wal).unwrap(),
+            b"rows not yet in the database"
+        );
     }
 
     #[test]
