@@ -378,6 +378,36 @@ fn a_full_disk_is_named_and_freed_and_the_next_build_works() {
 }
 
 #[test]
+fn a_full_store_is_named_and_the_store_still_reads() {
+    let world = World::new();
+    let Some(disk) = SmallDisk::mount(&world.path().join(".store"), "2m") else {
+        skip("mounting a tmpfs needs root");
+        return;
+    };
+    // A wheel of 6 MB (stored, not compressed) where 2 MB are free.
+    package("bigwheel", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "open('module.py', 'w').write('X = %r\\n' % os.urandom(3 << 20).hex())\n",
+        )
+        .write(world.path());
+    let r = world.build(&["bigwheel==1.0"]);
+    assert_fails(
+        &r,
+        5,
+        &[
+            &format!("run store {}", disk.at.display()),
+            "No space left on device",
+        ],
+    );
+    assert!(world.wheels().is_empty(), "{:?}", world.wheels());
+    // Half a blob is not left behind, and the store still answers.
+    assert!(disk.free() > 1 << 20, "{} bytes free", disk.free());
+    assert_eq!(only_run(&disk.at).1, "failed");
+    drop(disk);
+}
+
+#[test]
 fn a_wheel_entry_that_cannot_be_installed_is_named_with_its_wheel() {
     let world = World::new();
     let wheel = world.path().join("clash-1.0-py3-none-any.whl");
