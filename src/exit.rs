@@ -14,8 +14,14 @@ pub const CYCLE: u8 = 4;
 /// rewheel itself could not work: the run store, the Docker engine, the disk. Not the input's
 /// fault, and not a build's.
 pub const ENVIRONMENT: u8 = 5;
-/// Interrupted (Ctrl-C); a build continues with `--resume`.
+/// Interrupted by a terminating signal (SIGINT as Ctrl-C sends it, SIGTERM, SIGHUP): one code
+/// for all three, since each ends the run the same way; a build continues with `--resume`.
 pub const INTERRUPTED: u8 = 130;
+
+/// A command stopped by a terminating signal, as an error: exit `INTERRUPTED`.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
 
 /// The process ends right after its command: what resolution read (every index page of the
 /// closure, as candidates) is left for the OS to reclaim, not freed one allocation at a time,
@@ -28,10 +34,15 @@ pub fn keep_until_exit<T>(value: T) {
 /// the first error rewheel knows the kind of decides.
 pub fn of_error(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if cause.is::<Interrupted>() {
+            return INTERRUPTED;
+        }
         if let Some(crate::build::images::ImageError::Unknown(_)) = cause.downcast_ref() {
             return INPUT;
         }
-        if let Some(crate::store::StoreError::NoRun(_)) = cause.downcast_ref() {
+        if let Some(crate::store::StoreError::NoRun(_) | crate::store::StoreError::Busy { .. }) =
+            cause.downcast_ref()
+        {
             return INPUT;
         }
         if let Some(
@@ -91,7 +102,7 @@ Exit codes:
   3  build failure
   4  dependency cycle in at least one cell
   5  rewheel could not work: the run store, the Docker engine, the disk
-  130  interrupted (Ctrl-C); `rewheel build --resume RUN` continues";
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP); `rewheel build --resume RUN` continues";
 
 #[cfg(test)]
 mod tests {
@@ -106,6 +117,19 @@ mod tests {
         assert_eq!(of_error(&store), ENVIRONMENT);
         let run = anyhow::Error::new(crate::store::StoreError::NoRun("x".into()));
         assert_eq!(of_error(&run), INPUT);
+        let busy = anyhow::Error::new(crate::store::StoreError::Busy {
+            run: "x".into(),
+            holder: "process 1".into(),
+            path: "live/x.lock".into(),
+        });
+        assert_eq!(of_error(&busy), INPUT);
+        let unreadable = anyhow::Error::new(crate::store::StoreError::Unreadable {
+            path: "runs.sqlite3".into(),
+            why: "it is empty".into(),
+        });
+        assert_eq!(of_error(&unreadable), ENVIRONMENT);
+        let stopped = anyhow::Error::new(Interrupted).context("rebuilding six");
+        assert_eq!(of_error(&stopped), INTERRUPTED);
         let full = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::StorageFull))
             .context("writing a wheel");
         assert_eq!(of_error(&full), ENVIRONMENT);

@@ -92,3 +92,61 @@ pub fn read_text_capped(path: &Path, max: u64, what: &str) -> std::io::Result<St
     String::from_utf8(bytes)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
+
+/// Free space below which a file system counts as full: a failed job there failed for want of
+/// room (ENOSPC), whatever it managed to report.
+const FULL_BELOW: u64 = 1 << 20;
+
+/// When the file system that holds `path` is full (under a mebibyte free, or no free inode),
+/// which one it is: the mount point, its device, and what is left.
+pub fn out_of_space(path: &Path) -> Option<String> {
+    let existing = path
+        .ancestors()
+        .find(|p| std::fs::symlink_metadata(p).is_ok())?;
+    let stat = rustix::fs::statvfs(existing).ok()?;
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    let no_inodes = stat.f_files > 0 && stat.f_favail == 0;
+    if free >= FULL_BELOW && !no_inodes {
+        return None;
+    }
+    let mount = mount_point(existing);
+    let device = device_of(&mount)
+        .map(|d| format!(", device {d}"))
+        .unwrap_or_default();
+    let left = if no_inodes {
+        "no free inode".to_string()
+    } else {
+        format!("{free} bytes free")
+    };
+    Some(format!(
+        "no space left on device (ENOSPC): the file system mounted at {}{device}, which holds {}, is full ({left})",
+        mount.display(),
+        path.display()
+    ))
+}
+
+/// The mount point above `path`: the highest ancestor still on the same device.
+fn mount_point(path: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dev = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.dev()).ok();
+    let mine = dev(&path);
+    let mut top = path.as_path();
+    while let Some(parent) = top.parent()
+        && dev(parent) == mine
+    {
+        top = parent;
+    }
+    top.to_path_buf()
+}
+
+/// The device `/proc/self/mounts` names for a mount point (the last mount there wins).
+fn device_of(mount: &Path) -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    let mount = mount.to_str()?;
+    mounts.lines().rev().find_map(|line| {
+        let mut fields = line.split(' ');
+        let device = fields.next()?;
+        (fields.next()? == mount).then(|| device.to_string())
+    })
+}

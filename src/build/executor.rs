@@ -62,6 +62,8 @@ pub struct Summary {
     /// Bootstrap packages whose stage-2 and stage-3 wheels differ.
     pub no_fixpoint: Vec<String>,
     pub interrupted: bool,
+    /// Jobs that failed because a disk was full: the host's fault, not the build's.
+    pub out_of_space: Vec<String>,
 }
 
 impl Summary {
@@ -101,6 +103,7 @@ struct Ledger {
     finals: Vec<FinalJob>,
     /// Bumped whenever the set of jobs or their dependencies changes.
     revision: u64,
+    out_of_space: Vec<String>,
 }
 
 impl Ledger {
@@ -289,6 +292,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
         outcomes: Vec::new(),
         finals: Vec::new(),
         revision: 0,
+        out_of_space: Vec::new(),
     };
     let mut running: tokio::task::JoinSet<Finished> = tokio::task::JoinSet::new();
     // Which job each task runs: a task that panics hands back only its id.
@@ -568,6 +572,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
         finals: ledger.finals,
         no_fixpoint,
         interrupted,
+        out_of_space: ledger.out_of_space,
     })
 }
 
@@ -676,9 +681,22 @@ async fn finish(
         }
         Err(err) => {
             let log = err.log().to_vec();
+            // A full disk fails a job with whatever it managed to say (often nothing): name
+            // the disk, and free what the job wrote, which would keep it full for every job
+            // and run after.
+            let full = crate::fsutil::out_of_space(&dir).map(|device| {
+                let freed = match crate::beneath::remove_tree(&dir) {
+                    Ok(()) => "the job's folder was removed to free what it wrote".to_string(),
+                    Err(e) => format!(
+                        "the job's folder {} could not be removed: {e}",
+                        dir.display()
+                    ),
+                };
+                format!("{device}; {freed} (the job's own error: {err})")
+            });
+            let recorded = full.clone().unwrap_or_else(|| err.to_string());
             let log_sha = store.put_blob(&log)?;
-            let outcome =
-                JobOutcome::failed(spec.identity(), fingerprint, seconds, err.to_string());
+            let outcome = JobOutcome::failed(spec.identity(), fingerprint, seconds, recorded);
             store.record_job(&JobRecord::new(run_id, outcome, Some(log_sha.clone())))?;
             let text = String::from_utf8_lossy(&log);
             let lines: Vec<&str> = text.lines().collect();
@@ -686,10 +704,14 @@ async fn finish(
                 .iter()
                 .map(|l| l.to_string())
                 .collect();
-            let input_error = matches!(err, JobError::Input(_));
-            let why = match err {
-                JobError::Setup(m) => m,
-                other => other.to_string(),
+            let input_error = full.is_none() && matches!(err, JobError::Input(_));
+            let why = match (full, err) {
+                (Some(full), _) => {
+                    ledger.out_of_space.push(full.clone());
+                    full
+                }
+                (None, JobError::Setup(m)) => m,
+                (None, other) => other.to_string(),
             };
             ledger.fail(
                 key,
@@ -1273,6 +1295,7 @@ mod tests {
             outcomes: Vec::new(),
             finals: Vec::new(),
             revision: 0,
+            out_of_space: Vec::new(),
         };
         // What the planner hands back carries the first build's (default) settings.
         ledger.merge(

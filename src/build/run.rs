@@ -8,6 +8,7 @@ use super::plan::{BuildOptions, Planned, Planner};
 use crate::progress::JobDisplay;
 use crate::resolve::report::ResolveReport;
 use crate::resolve::session::{ResolveSettings, resolve};
+use crate::store::lock::RunLock;
 use crate::store::{RunStatus, Store, StoreError};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ pub enum RunRef {
 pub enum Stage {
     /// A cycle no bootstrap resolves: the report says where and the ways out.
     Cycle(Box<ResolveReport>),
-    /// Ctrl-C while the backend was being opened.
+    /// A terminating signal during resolution or while the backend was being opened.
     Interrupted,
     Built(Box<BuiltRun>),
 }
@@ -46,6 +47,8 @@ pub enum Ending {
     Interrupted,
     /// A job's input was refused (an unsafe sdist): the input's fault, not a build's.
     InputRefused,
+    /// A job failed because a disk was full: the host's fault (`Summary::out_of_space`).
+    OutOfSpace,
     BuildFailed,
 }
 
@@ -53,6 +56,8 @@ pub enum Ending {
 pub struct BuiltRun {
     pub store: Store,
     pub run_id: String,
+    /// This process builds the run until the run is dropped (or the process ends).
+    _lock: RunLock,
     pub summary: Summary,
     pub backend: Arc<dyn Backend>,
     pub runtime: tokio::runtime::Runtime,
@@ -69,6 +74,8 @@ impl BuiltRun {
         self.events.clear();
         let (status, ending) = if self.summary.interrupted {
             (RunStatus::Interrupted, Ending::Interrupted)
+        } else if !self.summary.out_of_space.is_empty() {
+            (RunStatus::Failed, Ending::OutOfSpace)
         } else if self.summary.input_failures() > 0 {
             (RunStatus::Failed, Ending::InputRefused)
         } else if self.summary.failures() > 0 {
@@ -115,10 +122,12 @@ pub fn build(
         RunRef::Resume(id) => id,
         RunRef::New(argv) => store.new_run(&argv)?,
     };
+    // Before anything is done to the run: a run another process builds is refused untouched.
+    let lock = store.lock_run(&run_id)?;
     on_run(&run_id);
     let store_root = settings.store_root.clone();
     let id = run_id.clone();
-    build_in(store, run_id, settings).inspect_err(|_| {
+    build_in(store, run_id, lock, settings).inspect_err(|_| {
         // A run that ends in an error (resolution, planning, the engine) says so in the store.
         if let Ok(store) = Store::open(&store_root) {
             let _ = store.finish_run(&id, RunStatus::Failed);
@@ -126,22 +135,76 @@ pub fn build(
     })
 }
 
-fn build_in(store: Store, run_id: String, settings: BuildSettings) -> anyhow::Result<Stage> {
-    let resolved = resolve(&settings.resolve, true)?;
+/// A watch that turns true on the first terminating signal (SIGINT, SIGTERM, SIGHUP): every
+/// one of them stops the jobs, removes their containers and records the run interrupted, as
+/// Ctrl-C does. Later signals are swallowed while that cleanup runs.
+fn on_termination(
+    runtime: &tokio::runtime::Runtime,
+) -> std::io::Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let _context = runtime.enter();
+    let mut signals = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ]
+    .into_iter()
+    .map(signal)
+    .collect::<std::io::Result<Vec<_>>>()?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
+        let any = futures_util::future::select_all(signals.iter_mut().map(|s| Box::pin(s.recv())));
+        any.await;
+        let _ = tx.send(true);
+        // The sender stays: a dropped one would read as another interrupt to its receivers.
+        std::future::pending::<()>().await;
+    });
+    Ok(rx)
+}
+
+/// Resolution on a thread of its own, so that a terminating signal ends the run at once rather
+/// than after the last index page; `None` when a signal came first.
+fn resolve_or_interrupt(
+    settings: &ResolveSettings,
+    runtime: &tokio::runtime::Runtime,
+    mut interrupt: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<crate::resolve::session::Resolved>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let settings = settings.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(resolve(&settings, true));
+    });
+    runtime.block_on(async move {
+        tokio::select! {
+            resolved = rx => match resolved {
+                Ok(resolved) => resolved.map(Some),
+                Err(_) => anyhow::bail!("resolution ended without an answer (a bug)"),
+            },
+            _ = interrupt.wait_for(|stop| *stop) => Ok(None),
+        }
+    })
+}
+
+fn build_in(
+    store: Store,
+    run_id: String,
+    lock: RunLock,
+    settings: BuildSettings,
+) -> anyhow::Result<Stage> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // A terminating signal from here on stops the jobs and removes their containers.
+    let interrupt = on_termination(&runtime)?;
+    let Some(resolved) = resolve_or_interrupt(&settings.resolve, &runtime, interrupt.clone())?
+    else {
+        store.finish_run(&run_id, RunStatus::Interrupted)?;
+        return Ok(Stage::Interrupted);
+    };
     if resolved.has_error_cycle() {
         store.finish_run(&run_id, RunStatus::Cycle)?;
         return Ok(Stage::Cycle(Box::new(resolved.report())));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    // Ctrl-C from here on stops the jobs and removes their containers.
-    let (interrupt_tx, interrupt) = tokio::sync::watch::channel(false);
-    runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = interrupt_tx.send(true);
-        }
-    });
     let Some(backend) = backend::open(
         &settings.backend,
         &resolved.cells(),
@@ -174,6 +237,7 @@ fn build_in(store: Store, run_id: String, settings: BuildSettings) -> anyhow::Re
     Ok(Stage::Built(Box::new(BuiltRun {
         store,
         run_id,
+        _lock: lock,
         summary,
         backend,
         runtime,

@@ -53,18 +53,22 @@ pub fn install_wheel_file(
         {
             return Err(fail(format!("entry `{name}` escapes the install folder")));
         }
+        // Every failure from here names the entry: `File exists` alone says not which of a
+        // wheel's thousands of entries collided (a file where another entry needs a folder).
+        let at = |what: &str, path: &Path, e: std::io::Error| {
+            fail(format!("entry `{name}`: {what} {}: {e}", path.display()))
+        };
         let path = site.join(&rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+            std::fs::create_dir_all(parent).map_err(|e| at("creating", parent, e))?;
         }
-        let mut out =
-            std::fs::File::create(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        let mut out = std::fs::File::create(&path).map_err(|e| at("creating", &path, e))?;
         let mut limited = (&mut entry).take(1 << 30);
-        std::io::copy(&mut limited, &mut out).map_err(|e| fail(e.to_string()))?;
+        std::io::copy(&mut limited, &mut out).map_err(|e| at("writing", &path, e))?;
         let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
         let mode = if executable { 0o755 } else { 0o644 };
         out.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| at("setting the mode of", &path, e))?;
     }
     Ok(())
 }
@@ -88,6 +92,24 @@ fn target_path(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_that_cannot_be_installed_is_named_with_its_wheel() {
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = dir.path().join("clash-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+        // `clash` a file, then a folder: the second entry cannot be made.
+        for name in ["clash", "clash/inner.py"] {
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+        }
+        zip.finish().unwrap();
+        let site = dir.path().join("site");
+        let err = install_wheel(&wheel, &site).unwrap_err().to_string();
+        assert!(err.contains("clash-1.0-py3-none-any.whl"), "{err}");
+        assert!(err.contains("entry `clash/inner.py`"), "{err}");
+        assert!(err.contains("File exists"), "{err}");
+    }
 
     #[test]
     fn data_schemes_map_to_the_site_root() {

@@ -104,6 +104,16 @@ pub(crate) fn conclude(built: &BuiltRun) -> anyhow::Result<Option<u8>> {
             Some(exit::INTERRUPTED)
         }
         Ending::InputRefused => Some(exit::INPUT),
+        Ending::OutOfSpace => {
+            for full in &built.summary.out_of_space {
+                eprintln!("error: {full}");
+            }
+            eprintln!(
+                "hint: free space there, or give --build-path a folder on a larger disk; then `rewheel build --resume {}`",
+                built.run_id
+            );
+            Some(exit::ENVIRONMENT)
+        }
         Ending::BuildFailed => Some(exit::BUILD_FAILED),
     })
 }

@@ -344,11 +344,15 @@ fn attempt(
     let built = match run::build(build, RunRef::New(argv), |_| {}) {
         Ok(Stage::Built(built)) => built,
         Ok(Stage::Cycle(_)) => return Ok((Outcome::Failed("a dependency cycle".into()), None)),
-        Ok(Stage::Interrupted) => bail!("interrupted"),
+        Ok(Stage::Interrupted) => return Err(crate::exit::Interrupted.into()),
         Err(err) => return Ok((Outcome::Failed(crate::exit::describe(&err)), None)),
     };
     built.events.clear();
     let _ = built.finish();
+    // The signal that stopped this attempt stops the search too.
+    if built.summary.interrupted {
+        return Err(crate::exit::Interrupted.into());
+    }
     let wanted: crate::names::PackageName = observed.name.parse()?;
     let Some(ours) =
         built.summary.finals.iter().find(|f| {

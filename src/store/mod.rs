@@ -4,6 +4,7 @@
 //! a run killed at any instant leaves a consistent store that `--resume` continues from.
 
 pub mod gc;
+pub mod lock;
 pub mod report;
 
 use crate::cell::CellId;
@@ -26,6 +27,16 @@ pub enum StoreError {
     },
     #[error("no run `{0}` in the store; `rewheel runs list` shows them")]
     NoRun(String),
+    /// The store's database is there but is not one rewheel can read: it is left as it is.
+    #[error("run store {}: {why}; rewheel leaves it as it is\nhint: restore it from a backup, or move it away (`mv {} {}.damaged`) to start a new, empty store (the blobs beside it stay)", path.display(), path.display(), path.display())]
+    Unreadable { path: PathBuf, why: String },
+    /// Another live process builds this run.
+    #[error("run {run} is being built by {holder} (it holds {}); two processes never build one run\nhint: wait for it to end, or stop it, then resume again", path.display())]
+    Busy {
+        run: String,
+        holder: String,
+        path: PathBuf,
+    },
     #[error("run store {}: the blob's content has sha256 {actual}, not its name; it was changed after it was written\nhint: `rewheel runs verify` lists every damaged blob; rebuilding replaces it", path.display())]
     Corrupt { path: PathBuf, actual: String },
 }
@@ -271,6 +282,108 @@ CREATE INDEX IF NOT EXISTS jobs_by_fingerprint ON jobs (fingerprint_sha256, stat
 CREATE INDEX IF NOT EXISTS jobs_by_package ON jobs (cell, name, version);
 ";
 
+/// The store's database, in its root folder.
+const DATABASE: &str = "runs.sqlite3";
+
+/// Make a new store's database when there is none: made whole under a temporary name, then
+/// given its name only if that is still free, so no process ever opens a half-made store and
+/// an existing file (even an empty one) is never written over.
+fn create_if_absent(root: &Path, path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => return Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(io(err)),
+    }
+    // Rows not yet copied into the database live in its write-ahead log: a log without its
+    // database is a store whose main file was lost, not a store that never was.
+    let wal = root.join(format!("{DATABASE}-wal"));
+    if std::fs::symlink_metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(StoreError::Unreadable {
+            path: path.to_path_buf(),
+            why: format!(
+                "it is missing, but its write-ahead log {} is there (the store's latest rows)",
+                wal.display()
+            ),
+        });
+    }
+    let fresh = tempfile::Builder::new()
+        .prefix(".runs.sqlite3.new-")
+        .tempfile_in(root)
+        .map_err(io)?;
+    let sql = |source| StoreError::Sql {
+        path: fresh.path().to_path_buf(),
+        source,
+    };
+    // Readable like a database SQLite makes itself (temporary files are private).
+    fresh
+        .as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io)?;
+    let db = Connection::open(fresh.path()).map_err(sql)?;
+    init(&db).map_err(sql)?;
+    // Closing the only connection moves the write-ahead log into the file and removes it.
+    db.close().map_err(|(_, err)| sql(err))?;
+    match std::fs::hard_link(fresh.path(), path) {
+        // Another process made the store first: its database is the store.
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => Err(io(err)),
+        _ => Ok(()),
+    }
+}
+
+/// Open the database that is there, never creating one.
+fn open_existing(path: &Path) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Sql {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A store's database has its table of runs; SQLite reads an empty file as an empty database,
+/// and writing the schema into it would pass off a lost store as a new one.
+fn recognise(db: &Connection, path: &Path) -> Result<(), StoreError> {
+    let unreadable = |why: String| StoreError::Unreadable {
+        path: path.to_path_buf(),
+        why,
+    };
+    let tables: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(|err| match err.sqlite_error_code() {
+            // Another process holds it: a store in use, not a damaged one.
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Sql {
+                    path: path.to_path_buf(),
+                    source: err,
+                }
+            }
+            _ => unreadable(format!("it cannot be read as a database ({err})")),
+        })?;
+    if tables > 0 {
+        return Ok(());
+    }
+    let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+    Err(unreadable(if empty {
+        "it is empty (0 bytes), so the store's runs are not in it".into()
+    } else {
+        "it is a database, but not a rewheel store (it has no table of runs)".into()
+    }))
+}
+
 /// WAL, the schema, and the migrations of older stores, in one write transaction: several
 /// processes opening a new or old store at once take turns instead of racing to alter it.
 fn init(db: &Connection) -> rusqlite::Result<()> {
@@ -296,20 +409,25 @@ impl Store {
         dirs::data_dir().map(|d| d.join("rewheel"))
     }
 
+    /// Open the store at `root`, creating it only when it does not exist yet: a database that
+    /// is there but unreadable (empty, damaged, not a store) is refused and never replaced, so
+    /// a store's history is not lost to a new, empty one.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let io = |source| StoreError::Io {
             path: root.to_path_buf(),
             source,
         };
         std::fs::create_dir_all(root).map_err(io)?;
-        let path = root.join("runs.sqlite3");
+        let path = root.join(DATABASE);
+        create_if_absent(root, &path)?;
         let sql = |source| StoreError::Sql {
             path: path.clone(),
             source,
         };
-        let db = Connection::open(&path).map_err(sql)?;
+        let db = open_existing(&path)?;
         db.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
+        recognise(&db, &path)?;
         // Switching a new database to WAL takes an exclusive lock and does not wait for a
         // busy one: when several processes open a fresh store at once, the losers retry.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -334,7 +452,7 @@ impl Store {
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |source| StoreError::Sql {
-            path: self.root.join("runs.sqlite3"),
+            path: self.root.join(DATABASE),
             source,
         }
     }
@@ -386,7 +504,8 @@ impl Store {
         let mut problems = Vec::new();
         let mut checked = std::collections::HashMap::new();
         for run in self.runs()? {
-            if run.status == RunStatus::Running {
+            // A run a live process still builds is running, not stranded.
+            if run.status == RunStatus::Running && self.run_holder(&run.id).is_none() {
                 problems.push(Problem {
                     run: run.id.clone(),
                     job: None,
@@ -641,6 +760,21 @@ mod tests {
             .collect();
         let unique: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), 4, "{ids:?}");
+    }
+
+    #[test]
+    fn a_store_whose_database_was_lost_but_not_its_log_is_not_made_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("runs.sqlite3-wal");
+        std::fs::write(&wal, b"rows not yet in the database").unwrap();
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, StoreError::Unreadable { .. }), "{err}");
+        assert!(err.to_string().contains("write-ahead log"), "{err}");
+        assert!(!dir.path().join("runs.sqlite3").exists());
+        assert_eq!(
+            std::fs::read(&wal).unwrap(),
+            b"rows not yet in the database"
+        );
     }
 
     #[test]

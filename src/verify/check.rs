@@ -97,7 +97,9 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
         let summary = built.execute(planned, backend2.clone(), &second_run, &options)?;
         built.store.finish_run(
             &second_run,
-            if summary.failures() > 0 {
+            if summary.interrupted {
+                RunStatus::Interrupted
+            } else if summary.failures() > 0 {
                 RunStatus::Failed
             } else {
                 RunStatus::Built

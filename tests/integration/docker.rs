@@ -572,3 +572,63 @@ fn containment_attacks_are_refused_on_the_docker_backend_too() {
         });
     }
 }
+
+#[test]
+fn sigterm_to_check_stops_its_second_builds_and_removes_their_containers() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("rewheel-docker-sigterm-{}", std::process::id());
+    let running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        })
+    };
+    // Quick on the first side (hash seed 0); on the second it waits in a process naming the
+    // marker, so the test sees the second build's container at work.
+    package("slowsecond", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            format!(
+                "import subprocess, sys\n\
+                 if os.environ.get('PYTHONHASHSEED') != '0':\n\
+                 \x20   subprocess.run([sys.executable, '-c', 'import time; time.sleep(600)', '{marker}'])\n"
+            ),
+        )
+        .write(dir.path());
+    let command = build(dir.path(), &["slowsecond==1.0"]);
+    let args: Vec<std::ffi::OsString> = command.get_args().skip(1).map(Into::into).collect();
+    let child = Command::new(env!("CARGO_BIN_EXE_rewheel"))
+        .arg("check")
+        .args(args)
+        .args(["--vary", "hash-seed"])
+        .env_remove("PIP_INDEX_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = Instant::now();
+    while !running() {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the second build never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: kill sends a signal to our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("containers were removed"), "{stderr}");
+    assert_eq!(containers_of(pid, false), 0, "a container outlived SIGTERM");
+    let start = Instant::now();
+    while running() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the second build outlived its container"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

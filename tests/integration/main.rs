@@ -14,6 +14,7 @@ mod common;
 mod contain;
 mod docker;
 mod errors;
+mod faults;
 mod hostile;
 mod packages;
 mod pypi;
