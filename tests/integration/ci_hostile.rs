@@ -244,15 +244,21 @@ fn merge_takes_no_wheel_that_is_a_link_out_of_its_folder() {
     }
 }
 
-/// `rewheel build --plan PLAN --job ID --inputs INPUTS --out OUT` on the local backend.
-fn job(dir: &Path, plan: &Path, inputs: &Path, out: &Path) -> Run {
-    bounded(job_command(dir, plan, inputs, out))
+/// Where a CI job of the attacks runs: how its plan is made (`-o PATH` is added) and which
+/// backend arguments `build --job` gets.
+pub(crate) struct CiBackend<'a> {
+    pub plan: &'a dyn Fn(&[&str]) -> Command,
+    pub job_args: Vec<std::ffi::OsString>,
 }
 
-fn job_command(dir: &Path, plan: &Path, inputs: &Path, out: &Path) -> Command {
+/// `rewheel build --plan PLAN --job ID --inputs INPUTS --out OUT` on the backend.
+fn job(ci: &CiBackend, dir: &Path, plan: &Path, inputs: &Path, out: &Path) -> Run {
+    bounded(job_command(ci, dir, plan, inputs, out))
+}
+
+fn job_command(ci: &CiBackend, dir: &Path, plan: &Path, inputs: &Path, out: &Path) -> Command {
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
     let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
-    let (python, _) = host_python();
     let mut c = rewheel();
     c.args(["build", "--plan"])
         .arg(plan)
@@ -260,18 +266,21 @@ fn job_command(dir: &Path, plan: &Path, inputs: &Path, out: &Path) -> Command {
         .arg(inputs)
         .arg("--out")
         .arg(out)
-        .args(["--backend", "local", "--python-path"])
-        .arg(&python)
+        .args(&ci.job_args)
         .arg("--build-path")
         .arg(dir.join(".build"));
     c
 }
 
-/// The plan of `lib==2.0` from the world's find-links folder, changed by `edit`.
-fn plan(world: &World, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
-    let dir = world.path();
+/// The plan of `lib==2.0` from the find-links folder, changed by `edit`.
+fn plan(
+    ci: &CiBackend,
+    dir: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
     let path = dir.join(name);
-    let r = run(world.command("plan", &["lib==2.0", "-o", path.to_str().unwrap()]));
+    let r = run((ci.plan)(&["lib==2.0", "-o", path.to_str().unwrap()]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let mut doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -283,17 +292,34 @@ fn plan(world: &World, name: &str, edit: impl FnOnce(&mut serde_json::Value)) ->
 #[test]
 fn a_ci_job_reads_no_input_through_a_link_a_parent_path_or_a_device() {
     let world = World::new();
-    let dir = world.path();
+    let (python, _) = host_python();
+    let plan = |args: &[&str]| world.command("plan", args);
+    ci_job_attacks(
+        world.path(),
+        &CiBackend {
+            plan: &plan,
+            job_args: vec![
+                "--backend".into(),
+                "local".into(),
+                "--python-path".into(),
+                python.into(),
+            ],
+        },
+    );
+}
+
+/// `build --job` given a plan and inputs an attacker wrote, on one backend.
+pub(crate) fn ci_job_attacks(dir: &Path, ci: &CiBackend) {
     package("lib", "2.0", &[], &[]).write(dir);
     let secret = sentinel(dir);
     let stem = |doc: &serde_json::Value| doc["jobs"][0]["id"].as_str().unwrap().replace('/', "__");
 
     // A plan naming its sdist with a parent path: refused before anything is fetched.
-    let climbing = plan(&world, "climbing.json", |doc| {
+    let climbing = plan(ci, dir, "climbing.json", |doc| {
         doc["jobs"][0]["sdist"]["filename"] = "../escape.tar.gz".into();
     });
     let out = dir.join("out-climbing");
-    let r = job(dir, &climbing, &dir.join("none"), &out);
+    let r = job(ci, dir, &climbing, &dir.join("none"), &out);
     assert_refused(
         &r,
         &[
@@ -306,16 +332,16 @@ fn a_ci_job_reads_no_input_through_a_link_a_parent_path_or_a_device() {
     assert!(!out.join("escape.tar.gz").exists());
 
     // A plan locating its sdist at a device: never read (it was, for ever).
-    let device = plan(&world, "device.json", |doc| {
+    let device = plan(ci, dir, "device.json", |doc| {
         doc["jobs"][0]["sdist"]["url"] = "file:///dev/zero".into();
         doc["jobs"][0]["sdist"]["filename"] = "zero.tar.gz".into();
     });
-    let r = job(dir, &device, &dir.join("none"), &dir.join("out-device"));
+    let r = job(ci, dir, &device, &dir.join("none"), &dir.join("out-device"));
     assert_refused(&r, &["/dev/zero", "is not a regular file"]);
 
     // An earlier job's result under --inputs naming its wheel with a parent path.
     let dep = "cp-x/dep-1.0";
-    let needing = plan(&world, "needing.json", |doc| {
+    let needing = plan(ci, dir, "needing.json", |doc| {
         doc["jobs"][0]["build_env"] = serde_json::json!([
             { "from": "job", "job": dep, "name": "dep", "version": "1.0" }
         ]);
@@ -329,6 +355,7 @@ fn a_ci_job_reads_no_input_through_a_link_a_parent_path_or_a_device() {
     )
     .unwrap();
     let r = job(
+        ci,
         dir,
         &needing,
         &dir.join("inputs-climbing"),
@@ -356,7 +383,7 @@ fn a_ci_job_reads_no_input_through_a_link_a_parent_path_or_a_device() {
     .unwrap();
     std::os::unix::fs::symlink(&secret, elsewhere.join(wheel)).unwrap();
     std::os::unix::fs::symlink(&elsewhere, linked.join("dep")).unwrap();
-    let r = job(dir, &needing, &linked, &dir.join("out-3"));
+    let r = job(ci, dir, &needing, &linked, &dir.join("out-3"));
     assert_refused(
         &r,
         &[
@@ -371,14 +398,14 @@ fn a_ci_job_reads_no_input_through_a_link_a_parent_path_or_a_device() {
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&climbing).unwrap()).unwrap();
     let stem = stem(&doc);
-    let honest = plan(&world, "honest.json", |_| {});
+    let honest = plan(ci, dir, "honest.json", |_| {});
     let cache = dir.join("cache/lib");
     // Built as usual: a sandbox is not started under the memory ceiling.
-    let first = run(job_command(dir, &honest, &dir.join("none"), &cache));
+    let first = run(job_command(ci, dir, &honest, &dir.join("none"), &cache));
     assert_eq!(first.code, 0, "{}", first.stderr);
     std::fs::remove_file(cache.join(format!("{stem}.log"))).unwrap();
     std::os::unix::fs::symlink(&secret, cache.join(format!("{stem}.log"))).unwrap();
-    let again = job(dir, &honest, &dir.join("cache"), &dir.join("out-4"));
+    let again = job(ci, dir, &honest, &dir.join("cache"), &dir.join("out-4"));
     assert_refused(
         &again,
         &[

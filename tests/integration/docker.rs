@@ -632,3 +632,33 @@ fn sigterm_to_check_stops_its_second_builds_and_removes_their_containers() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The CI attacks of `ci_hostile.rs` (a plan and inputs an attacker wrote) with the job on the
+/// docker backend: refused before any container, and the honest job's cache read below its
+/// folder.
+#[test]
+fn ci_job_attacks_are_refused_on_the_docker_backend_too() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let m = matrix(dir.path());
+    let plan = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        c.arg("plan")
+            .args(args)
+            .args(["--backend", "docker", "--no-index", "--find-links"])
+            .arg(dir.path())
+            .arg("--matrix")
+            .arg(&m)
+            .arg("--cache-dir")
+            .arg(dir.path().join(".cache"))
+            .env_remove("PIP_INDEX_URL");
+        c
+    };
+    crate::ci_hostile::ci_job_attacks(
+        dir.path(),
+        &crate::ci_hostile::CiBackend {
+            plan: &plan,
+            job_args: vec!["--backend".into(), "docker".into()],
+        },
+    );
+}
