@@ -265,20 +265,46 @@ pub fn remove_tree(path: &Path) -> std::io::Result<()> {
         Mode::empty(),
     )?;
     let mut cut = 0u64;
-    // Every pass empties the top folder of what it held; folders cut off during a pass land
-    // in the top folder and are taken by the next one.
-    loop {
+    // Every pass empties the top folder of what it held; folders cut off during a pass go to
+    // a folder made for that pass (a name the tree could not have held before: a build may
+    // leave `.rewheel-cut-1` itself), taken by the next pass.
+    for pass in 0u64.. {
         let before = cut;
-        empty(&top, &top, 0, &mut cut)?;
+        let scratch_name = (0u64..)
+            .map(|n| format!(".rewheel-cut-{}-{pass}-{n}", std::process::id()))
+            .find(|name| {
+                rustix::fs::mkdirat(&top, name.as_str(), Mode::from_raw_mode(0o700)).is_ok()
+            })
+            .expect("some name is free");
+        let scratch = rustix::fs::openat(
+            &top,
+            scratch_name.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let cuts = Cuts {
+            to: &scratch,
+            skip: &scratch_name,
+        };
+        empty(&cuts, &top, 0, &mut cut)?;
+        drop(scratch);
         if cut == before {
+            rustix::fs::unlinkat(&top, scratch_name.as_str(), AtFlags::REMOVEDIR)?;
             break;
         }
     }
     std::fs::remove_dir(path)
 }
 
-/// Empty the folder `dir` (at `depth` below `top`).
-fn empty(top: &OwnedFd, dir: &OwnedFd, depth: usize, cut: &mut u64) -> std::io::Result<()> {
+/// Where a pass of `remove_tree` moves folders it cuts off, and that folder's name in the top
+/// folder (not emptied in the pass that fills it).
+struct Cuts<'a> {
+    to: &'a OwnedFd,
+    skip: &'a str,
+}
+
+/// Empty the folder `dir` (at `depth` below the top).
+fn empty(cuts: &Cuts, dir: &OwnedFd, depth: usize, cut: &mut u64) -> std::io::Result<()> {
     // Writable and searchable first: a build may leave folders mode 000.
     let _ = rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700));
     let names: Vec<(OsString, FileType)> = {
@@ -301,14 +327,16 @@ fn empty(top: &OwnedFd, dir: &OwnedFd, depth: usize, cut: &mut u64) -> std::io::
         names
     };
     for (name, kind) in names {
+        if depth == 0 && name.as_bytes() == cuts.skip.as_bytes() {
+            continue;
+        }
         if kind != FileType::Directory {
             rustix::fs::unlinkat(dir, &name, AtFlags::empty())?;
             continue;
         }
         if depth + 1 >= CUT_DEPTH {
             *cut += 1;
-            let to = format!(".rewheel-cut-{cut}");
-            rustix::fs::renameat(dir, &name, top, to.as_str())?;
+            rustix::fs::renameat(dir, &name, cuts.to, cut.to_string().as_str())?;
             continue;
         }
         let child = rustix::fs::openat(
@@ -317,7 +345,7 @@ fn empty(top: &OwnedFd, dir: &OwnedFd, depth: usize, cut: &mut u64) -> std::io::
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        empty(top, &child, depth + 1, cut)?;
+        empty(cuts, &child, depth + 1, cut)?;
         drop(child);
         rustix::fs::unlinkat(dir, &name, AtFlags::REMOVEDIR)?;
     }
@@ -402,6 +430,10 @@ mod tests {
         }
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o000)).unwrap();
         drop(fd);
+        // Names a removal might pick for its own use, taken first.
+        std::fs::create_dir_all(root.join(".rewheel-cut-1/x")).unwrap();
+        std::fs::create_dir_all(root.join(format!(".rewheel-cut-{}-0-0/y", std::process::id())))
+            .unwrap();
         remove_tree(&root).unwrap();
         assert!(!root.exists());
         remove_tree(&root).unwrap();

@@ -18,11 +18,38 @@ pub fn close_inherited() {
 /// its default action (async-signal-safe; handlers are reset by exec, ignored signals are not).
 pub fn in_child() -> std::io::Result<()> {
     close_inherited();
-    for signal in 1..libc::SIGRTMIN() {
-        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-            // SAFETY: resetting a disposition in the child before exec.
-            unsafe { libc::signal(signal, libc::SIG_DFL) };
+    // SAFETY: each call changes only this (child) process's own state, before exec.
+    unsafe {
+        for signal in 1..libc::SIGRTMIN() {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                libc::signal(signal, libc::SIG_DFL);
+            }
         }
+        // Blocked signals survive exec too.
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        // A parent's `setarch -R` or `--uname-2.6` would vary the build unasked; the
+        // variations that mean to set them do so after this, in the job's command.
+        libc::personality(0);
+        // A session keyring of its own: the parent's keys are not the build's.
+        libc::syscall(
+            libc::SYS_keyctl,
+            1, /* KEYCTL_JOIN_SESSION_KEYRING */
+            0usize,
+        );
+        // Niceness and the limits a job does not get from `apply_limits` at fixed values, not
+        // the parent's (a `nice` or `ulimit -s unlimited` around rewheel).
+        libc::setpriority(libc::PRIO_PROCESS, 0, 0);
+        let set = |resource, value: u64| {
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(resource, &mut limit) == 0 {
+                limit.rlim_cur = (value as libc::rlim_t).min(limit.rlim_max);
+                libc::setrlimit(resource, &limit);
+            }
+        };
+        set(libc::RLIMIT_CPU, libc::RLIM_INFINITY);
+        set(libc::RLIMIT_STACK, 8 << 20);
     }
     Ok(())
 }

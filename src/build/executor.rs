@@ -599,6 +599,8 @@ async fn finish(
         source_parent,
     } = done;
     if let Err(JobError::Needs(requirements)) = &result {
+        // The job runs again in a folder prepared anew: this one holds nothing to keep.
+        let _ = crate::beneath::remove_tree(&dir);
         if key.stage != 0 {
             let why = format!(
                 "a bootstrap stage asked for {requirements:?} at build time; pin them in --build-constraints or add them to the bootstrap set"

@@ -418,6 +418,7 @@ pub const MAX_WHEEL: u64 = 2 << 30;
 pub const MAX_LOG: u64 = 4 << 20;
 
 /// How `prepare` fills a job's `env/`.
+#[derive(Clone, Copy)]
 pub enum EnvFill<'a> {
     /// Unpack every wheel: the job's own copy.
     Unpack,
@@ -449,6 +450,13 @@ pub fn prepare(
     let setup = |what: &str, err: &dyn std::fmt::Display| JobError::Setup(format!("{what}: {err}"));
     // Whatever an earlier attempt left, however deep and whatever links it holds.
     crate::beneath::remove_tree(dir).map_err(|e| setup("clearing the build folder", &e))?;
+    // A plan from elsewhere names the user: never root, whose files on the host are root's.
+    if spec.settings.uid == 0 || spec.settings.gid == 0 {
+        return Err(JobError::Input(format!(
+            "a job never runs as uid or gid 0 (asked: {}:{})",
+            spec.settings.uid, spec.settings.gid
+        )));
+    }
     // A plan from elsewhere names the home folder: a plain name in the job's folder only.
     if crate::cell::CellId::new(spec.settings.home.as_str()).is_err() {
         return Err(JobError::Input(format!(
@@ -663,7 +671,17 @@ pub fn jobs_folder(build_root: &Path) -> PathBuf {
 /// Remove the job folders of processes that died without cleaning up (SIGKILL, a crash, a
 /// power cut): called when a backend starts on a build root.
 pub fn sweep_orphan_jobs(build_root: &Path) {
-    crate::fsutil::sweep_orphans(&jobs_folder(build_root), |name| name.split('-').next());
+    let jobs = jobs_folder(build_root);
+    // Only rewheel's user may enter job folders: when rewheel runs as root, a build's files
+    // are root's on the host, and a setuid copy of a shell left in a kept folder must not be
+    // reachable by anyone else.
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&jobs);
+    let _ = std::fs::set_permissions(&jobs, std::fs::Permissions::from_mode(0o700));
+    crate::fsutil::sweep_orphans(&jobs, |name| name.split('-').next());
 }
 
 /// Give the job folder to the uid a container runs as, so the backend can write into the
@@ -738,13 +756,35 @@ pub fn collect(
     };
     let requires = strings("requires");
     if exit_ok && result["phase"] == "needs" {
+        // Asked once, the requirements were installed and the job ran with `proceed`: a
+        // backend that asks again would loop for ever.
+        if spec.proceed {
+            return Err(JobError::Failed {
+                message: format!(
+                    "the backend asked again for {:?}, which were installed",
+                    strings("missing")
+                ),
+                log,
+            });
+        }
         return Err(JobError::Needs(strings("missing")));
     }
     if !exit_ok || result["phase"] != "done" {
+        // What the job wrote is printed: control characters (a forged summary line, a
+        // terminal escape) are shown escaped.
+        let shown = |text: &str| -> String {
+            text.chars()
+                .flat_map(|c| match c.is_control() {
+                    true => c.escape_default().collect::<Vec<_>>(),
+                    false => vec![c],
+                })
+                .collect()
+        };
         let message = match result["error"].as_str() {
             Some(error) => format!(
-                "{} failed: {error}",
-                result["phase"].as_str().unwrap_or("the build")
+                "{} failed: {}",
+                shown(result["phase"].as_str().unwrap_or("the build")),
+                shown(error)
             ),
             None => "the build failed before the frontend reported anything".to_string(),
         };
@@ -767,8 +807,7 @@ pub fn collect(
 
 /// Read what the job says is its wheel as untrusted: a plain name in `out/` of the job's
 /// folder, opened below its handle with no link followed anywhere on the way, bounded in size,
-/// a zip whose filename names this job's package and whose entries would all land inside a
-/// site folder, each once.
+/// then checked as `check_wheel` does.
 pub fn read_wheel(spec: &JobSpec, folder: &Beneath, filename: &str) -> Result<Vec<u8>, String> {
     if filename.is_empty()
         || filename.contains('/')
@@ -778,16 +817,7 @@ pub fn read_wheel(spec: &JobSpec, folder: &Beneath, filename: &str) -> Result<Ve
     {
         return Err("not a file name in the output folder".into());
     }
-    let (name, version) = crate::names::parse_wheel_filename(filename)
-        .ok_or("the name does not parse as a wheel filename (NAME-VERSION-PY-ABI-PLATFORM.whl)")?;
-    let expected_name = crate::names::PackageName::new(spec.name.clone()).ok();
-    let expected_version = spec.version.parse::<pep508_rs::pep440_rs::Version>().ok();
-    if expected_name.as_ref() != Some(&name) || expected_version.as_ref() != Some(&version) {
-        return Err(format!(
-            "it names {name} {version}, but this job builds {} {}",
-            spec.name, spec.version
-        ));
-    }
+    check_filename(&spec.name, &spec.version, filename)?;
     let bytes = folder
         .read(&Path::new("out").join(filename), MAX_WHEEL)
         .map_err(|err| match err {
@@ -796,8 +826,121 @@ pub fn read_wheel(spec: &JobSpec, folder: &Beneath, filename: &str) -> Result<Ve
             BeneathError::TooLarge { .. } => format!("it is over {MAX_WHEEL} bytes"),
             other => format!("it cannot be opened: {other}"),
         })?;
-    check_entries(&bytes)?;
+    check_wheel(&spec.name, &spec.version, filename, &bytes)?;
     Ok(bytes)
+}
+
+/// A wheel's filename as the job's: plain characters only (it is printed and becomes a file
+/// name), parsing as a wheel filename of this package and version.
+fn check_filename(name: &str, version: &str, filename: &str) -> Result<(), String> {
+    let plain = filename
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '!'));
+    if !plain {
+        return Err(format!(
+            "the name `{}` holds characters no wheel filename has",
+            filename.escape_debug()
+        ));
+    }
+    let (got_name, got_version) = crate::names::parse_wheel_filename(filename)
+        .ok_or("the name does not parse as a wheel filename (NAME-VERSION-PY-ABI-PLATFORM.whl)")?;
+    let expected_name = crate::names::PackageName::new(name.to_string()).ok();
+    let expected_version = version.parse::<pep508_rs::pep440_rs::Version>().ok();
+    if expected_name.as_ref() != Some(&got_name) || expected_version.as_ref() != Some(&got_version)
+    {
+        return Err(format!(
+            "it names {got_name} {got_version}, but this job builds {name} {version}"
+        ));
+    }
+    Ok(())
+}
+
+/// A wheel as the output of a job building `name` `version` (also what `merge` and a CI
+/// cache take): its filename is the job's, its archive is one that every zip reader lists the
+/// same way (`zipdir`), its entries stay inside the folder they are installed into, each
+/// once, and its metadata is the job's: one `.dist-info` folder, of this name and version,
+/// whose RECORD names only entries of the archive.
+pub fn check_wheel(name: &str, version: &str, filename: &str, bytes: &[u8]) -> Result<(), String> {
+    check_filename(name, version, filename)?;
+    check_entries(bytes)?;
+    let names = crate::zipdir::central_names(bytes).map_err(|e| format!("its archive: {e}"))?;
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    let mut infos: Vec<&str> = names
+        .iter()
+        .filter_map(|n| n.split('/').next())
+        .filter(|top| top.ends_with(".dist-info"))
+        .collect();
+    infos.sort_unstable();
+    infos.dedup();
+    let [info] = infos[..] else {
+        return Err(format!(
+            "it holds {} .dist-info folders, not one: {infos:?}",
+            infos.len()
+        ));
+    };
+    let stem = info.trim_end_matches(".dist-info");
+    let ours = stem.rsplit_once('-').is_some_and(|(n, v)| {
+        crate::names::PackageName::new(n.to_string()).ok()
+            == crate::names::PackageName::new(name.to_string()).ok()
+            && v.parse::<pep508_rs::pep440_rs::Version>().ok()
+                == version.parse::<pep508_rs::pep440_rs::Version>().ok()
+    });
+    if !ours {
+        return Err(format!(
+            "its metadata folder `{}` is not {name} {version}'s",
+            info.escape_debug()
+        ));
+    }
+    let record_name = format!("{info}/RECORD");
+    if names.contains(&record_name) {
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .map_err(|err| format!("it is not a zip archive ({err})"))?;
+        let mut record = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(
+                archive
+                    .by_name(&record_name)
+                    .map_err(|e| format!("its RECORD cannot be read ({e})"))?,
+                64 << 20,
+            ),
+            &mut record,
+        )
+        .map_err(|e| format!("its RECORD cannot be read ({e})"))?;
+        let entries: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+        for line in record.lines().filter(|l| !l.trim().is_empty()) {
+            let path = record_path(line);
+            if !entries.contains(path.as_str()) {
+                return Err(format!(
+                    "its RECORD lists `{}`, which is not in the archive",
+                    path.escape_debug()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The path of one RECORD row (CSV: the first field, maybe quoted).
+fn record_path(line: &str) -> String {
+    let Some(rest) = line.strip_prefix('"') else {
+        return line.split(',').next().unwrap_or_default().to_string();
+    };
+    let mut path = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if chars.peek() == Some(&'"') => {
+                path.push('"');
+                chars.next();
+            }
+            '"' => break,
+            c => path.push(c),
+        }
+    }
+    path
 }
 
 /// A wheel's entries as an installer would write them: each a relative path that stays
@@ -807,13 +950,13 @@ pub fn check_entries(bytes: &[u8]) -> Result<(), String> {
     zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|err| format!("it is not a zip archive ({err})"))?;
     let declared = crate::zipdir::central_names(bytes)
-        .map_err(|err| format!("its central directory is damaged ({err})"))?;
+        .map_err(|err| format!("its archive is ambiguous ({err})"))?;
     let mut seen = std::collections::HashSet::new();
     for name in &declared {
         if !seen.insert(name.as_slice()) {
             return Err(format!(
                 "the entry `{}` appears more than once",
-                String::from_utf8_lossy(name)
+                String::from_utf8_lossy(name).escape_debug()
             ));
         }
     }
@@ -821,7 +964,7 @@ pub fn check_entries(bytes: &[u8]) -> Result<(), String> {
         let raw = String::from_utf8_lossy(name);
         let plain = !raw.is_empty()
             && !raw.starts_with('/')
-            && !raw.contains('\0')
+            && !raw.chars().any(|c| c.is_control())
             && !raw.contains('\\')
             && raw.split('/').all(|part| part != ".." && part != ".");
         if !plain {

@@ -155,6 +155,15 @@ fn reuse(
         let Ok(wheel) = obtain(inputs, filename, sha, None, scratch) else {
             continue;
         };
+        let bytes = std::fs::read(&wheel)?;
+        crate::build::job::check_wheel(&outcome.name, &outcome.version, filename, &bytes).map_err(
+            |why| {
+                anyhow::anyhow!(
+                    "{}: the cached wheel is refused: {why}\nhint: {INPUTS_HINT}",
+                    found.shown().display()
+                )
+            },
+        )?;
         let log_file = doc.log_file.clone().unwrap_or(format!("{stem}.log"));
         let log = match found.beside(&log_file).read(MAX_LOG_FILE) {
             Ok(bytes) => bytes,

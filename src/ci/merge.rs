@@ -137,7 +137,21 @@ fn take<'a>(
 ) -> anyhow::Result<Taken<'a>> {
     let wheel = match (&doc.outcome.wheel_filename, &doc.outcome.wheel_sha256) {
         (Some(filename), Some(sha)) => {
-            Some((wheel_named(folders, id, filename, sha)?, sha.clone()))
+            let wheel = wheel_named(folders, id, filename, sha)?;
+            // A job's wheel, checked as a job's own output is: a CI machine is not rewheel's,
+            // and what it uploaded is data like any other.
+            let bytes = wheel
+                .read(MAX_WHEEL)
+                .map_err(|e| refused(&wheel.shown(), "", e, RESULT_HINT))?;
+            let outcome = &doc.outcome;
+            crate::build::job::check_wheel(&outcome.name, &outcome.version, filename, &bytes)
+                .map_err(|why| {
+                    anyhow::anyhow!(
+                        "{}: the wheel of `{id}` is refused: {why}\nhint: {RESULT_HINT}",
+                        wheel.shown().display()
+                    )
+                })?;
+            Some((wheel, sha.clone()))
         }
         _ => None,
     };

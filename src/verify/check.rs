@@ -70,6 +70,8 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
             "{}-varied",
             built.settings.backend.build_path.display()
         ));
+        // The same claim as the first build path's: anyone could make this one first too.
+        crate::build::backend::claim_build_root(&host)?;
         built
             .backend
             .with_build_path(host, PathBuf::from("/build-varied/tree"))

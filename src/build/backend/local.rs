@@ -36,13 +36,19 @@ fn compile_bytecode(python: &Path, tree: &Path, uid: u32, gid: u32) -> Result<()
             gid,
             reorder_sources: false,
             source: None,
+            env: &[],
         },
         &command,
-    );
+    )?;
     let mut command = std::process::Command::new(&argv[0]);
-    // SAFETY: in_child only changes descriptor flags.
+    // SAFETY: prctl, setrlimit and in_child touch only the child's own state. The modules
+    // compiled come from sdists: the compiler gets a job's limits, and dies with rewheel.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, crate::doors::in_child);
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            crate::doors::in_child()?;
+            sandbox::apply_limits(ResourceLimits::default())
+        });
     }
     let mut child = command
         .args(&argv[1..])
@@ -201,25 +207,6 @@ impl Backend for Local {
                 },
                 None => job::EnvFill::Unpack,
             };
-            let prepared = job::prepare(spec, dir, &inside, parent.as_deref(), fill)?;
-            let source = parent.as_ref().map(|p| {
-                (
-                    dir.join("src").join(&prepared.source_top),
-                    p.join(&prepared.source_top),
-                )
-            });
-            if self.isolation == Isolation::Bwrap {
-                // Mount points must exist where the host view is read-only.
-                let mut points = vec![inside.clone()];
-                points.extend(source.as_ref().map(|(_, at)| at.clone()));
-                for point in points {
-                    std::fs::create_dir_all(&point).map_err(|e| {
-                        JobError::Setup(format!("creating {}: {e}", point.display()))
-                    })?;
-                }
-            }
-            let folder = crate::beneath::Beneath::open(dir)
-                .map_err(|e| JobError::Setup(format!("opening {}: {e}", dir.display())))?;
             if spec.settings.file_order_reversed && self.isolation != Isolation::Bwrap {
                 return Err(JobError::Setup(
                     "the file-order variation needs bubblewrap (a mount namespace for the tmpfs)\nhint: apt-get install bubblewrap, or --vary=-file-order".into(),
@@ -231,33 +218,57 @@ impl Backend for Local {
                     job::LIBFAKETIME
                 )));
             }
-            let frontend = spec.settings.personality(vec![
-                interpreter.path.display().to_string(),
-                "-S".into(),
-                inside.join("frontend/frontend.py").display().to_string(),
-                inside.join("request.json").display().to_string(),
-                inside.join("result.json").display().to_string(),
-            ]);
-            let argv = sandbox::wrap(
-                &Confinement {
-                    isolation: self.isolation,
-                    host_dir: dir,
-                    inside_dir: &inside,
-                    interpreter: &interpreter.path,
-                    hostname: &spec.settings.hostname,
-                    uid: spec.settings.uid,
-                    gid: spec.settings.gid,
-                    reorder_sources: spec.settings.file_order_reversed,
-                    source: source.as_ref().map(|(h, i)| (h.as_path(), i.as_path())),
-                },
-                &frontend,
-            );
             // bubblewrap's read-only bind of `/` remounts every mount below it; one that goes
             // away meanwhile (a container's overlay ending) fails the setup with EINVAL before
-            // anything of the job ran. That is the host moving, not the build: try again.
+            // anything of the job ran. That is the host moving, not the build: try again, in a
+            // folder prepared anew, since the message is only text a build could also print and
+            // its folder could hold anything a first attempt left (links where binds go).
             let mut attempt = 0;
-            let (status, log_file) = loop {
+            let (status, log_file, folder) = loop {
                 attempt += 1;
+                let prepared = job::prepare(spec, dir, &inside, parent.as_deref(), fill)?;
+                let source = parent.as_ref().map(|p| {
+                    (
+                        dir.join("src").join(&prepared.source_top),
+                        p.join(&prepared.source_top),
+                    )
+                });
+                if self.isolation == Isolation::Bwrap {
+                    // Mount points must exist where the host view is read-only.
+                    let mut points = vec![inside.clone()];
+                    points.extend(source.as_ref().map(|(_, at)| at.clone()));
+                    for point in points {
+                        std::fs::create_dir_all(&point).map_err(|e| {
+                            JobError::Setup(format!("creating {}: {e}", point.display()))
+                        })?;
+                    }
+                }
+                let folder = crate::beneath::Beneath::open(dir)
+                    .map_err(|e| JobError::Setup(format!("opening {}: {e}", dir.display())))?;
+                let frontend = spec.settings.personality(vec![
+                    interpreter.path.display().to_string(),
+                    "-S".into(),
+                    inside.join("frontend/frontend.py").display().to_string(),
+                    inside.join("request.json").display().to_string(),
+                    inside.join("result.json").display().to_string(),
+                ]);
+                let env = job::environment(spec, &inside, &prepared.source_dir);
+                let argv = sandbox::wrap(
+                    &Confinement {
+                        isolation: self.isolation,
+                        host_dir: dir,
+                        inside_dir: &inside,
+                        interpreter: &interpreter.path,
+                        hostname: &spec.settings.hostname,
+                        uid: spec.settings.uid,
+                        gid: spec.settings.gid,
+                        reorder_sources: spec.settings.file_order_reversed,
+                        source: source.as_ref().map(|(h, i)| (h.as_path(), i.as_path())),
+                        env: &env,
+                    },
+                    &frontend,
+                )
+                .map_err(JobError::Setup)?;
                 // Read back by this handle, never by its path: the job may replace the path.
                 let log_file = folder
                     .create(Path::new("build.log"))
@@ -269,11 +280,14 @@ impl Backend for Local {
                 };
                 let (log, log_err) = (clone()?, clone()?);
                 let mut command = tokio::process::Command::new(&argv[0]);
+                // The job's environment goes into the sandbox (`wrap`); what starts it on the
+                // host gets none of it: a plan's PATH or LD_PRELOAD must not choose or load
+                // the host's programs.
                 command
                     .args(&argv[1..])
                     .current_dir(dir)
                     .env_clear()
-                    .envs(job::environment(spec, &inside, &prepared.source_dir))
+                    .env("PATH", job::JOB_PATH)
                     .stdin(Stdio::null())
                     .stdout(log)
                     .stderr(log_err)
@@ -313,12 +327,13 @@ impl Backend for Local {
                     && self.isolation == Isolation::Bwrap
                     && setup_raced(&job::read_log(&log_file));
                 if !raced || attempt == 3 {
-                    break (status, log_file);
+                    break (status, log_file, folder);
                 }
                 tracing::warn!(
                     "bubblewrap's setup raced a mount going away; starting the job again"
                 );
             };
+            drop(folder);
             let log = job::read_log(&log_file);
             job::collect(spec, dir, log, status.success())
         })

@@ -8,4 +8,4 @@ pub mod open;
 pub mod sandbox;
 
 pub use contract::{Backend, Runtime};
-pub use open::{BackendKind, BackendRequest, OpenError, open};
+pub use open::{BackendKind, BackendRequest, OpenError, claim_build_root, open};

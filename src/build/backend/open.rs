@@ -117,7 +117,7 @@ async fn derive(
 /// can create it first: as a link to a folder of theirs, or a folder they own, they would
 /// receive every job's sources and could change them between jobs. It must be a real folder
 /// of rewheel's own user that nobody else can write.
-fn claim_build_root(path: &std::path::Path) -> Result<(), OpenError> {
+pub fn claim_build_root(path: &std::path::Path) -> Result<(), OpenError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let refuse = |why: String| OpenError::BuildRoot {
         path: path.display().to_string(),

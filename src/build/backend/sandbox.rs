@@ -117,17 +117,49 @@ pub struct Confinement<'a> {
     pub reorder_sources: bool,
     /// The unpacked tree on the host and where the job sees it (`DIR/<Name-Version>`).
     pub source: Option<(&'a Path, &'a Path)>,
+    /// The job's environment, set inside the sandbox only: the programs that start it on the
+    /// host run with none of it (a plan's PATH or LD_PRELOAD would choose or load them).
+    pub env: &'a [(String, String)],
 }
 
-/// The program and arguments that run `command` confined.
-pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
+/// A program found on rewheel's own PATH (the operator's), never on the job's.
+fn program(name: &str) -> Result<String, String> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .map(|p| p.display().to_string())
+        .ok_or_else(|| format!("`{name}` is not on PATH"))
+}
+
+/// A folder bound into the sandbox must be a real folder, not a link (resolved by bubblewrap
+/// on the host, as root where rewheel runs as root).
+fn bind_source(path: &Path) -> Result<String, String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(path.display().to_string()),
+        Ok(_) => Err(format!(
+            "{} is not a folder (a link?): not bound into the sandbox",
+            path.display()
+        )),
+        Err(err) => Err(format!("{}: {err}", path.display())),
+    }
+}
+
+/// The program and arguments that run `command` confined, with `c.env` as its whole
+/// environment.
+pub fn wrap(c: &Confinement, command: &[String]) -> Result<Vec<String>, String> {
     let mut argv: Vec<String> = Vec::new();
     let s = |p: &Path| p.display().to_string();
+    let assignments = || c.env.iter().map(|(k, v)| format!("{k}={v}"));
     match c.isolation {
         Isolation::Bwrap => {
+            argv.push(program("bwrap")?);
             argv.extend(
                 [
-                    "bwrap",
                     "--unshare-all",
                     "--unshare-user",
                     "--die-with-parent",
@@ -163,13 +195,13 @@ pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
                     .unwrap_or_else(|| c.inside_dir.join("src"));
                 argv.extend(["--tmpfs".into(), s(&at)]);
             }
-            argv.extend(["--bind".into(), s(c.host_dir), s(c.inside_dir)]);
+            argv.extend(["--bind".into(), bind_source(c.host_dir)?, s(c.inside_dir)]);
             // The build environment is an input, and its files are the site cache's, shared
             // with every job by hard links: read-only.
-            if c.host_dir.join("env").is_dir() {
+            if c.host_dir.join("env").exists() {
                 argv.extend([
                     "--ro-bind".into(),
-                    s(&c.host_dir.join("env")),
+                    bind_source(&c.host_dir.join("env"))?,
                     s(&c.inside_dir.join("env")),
                 ]);
             }
@@ -177,11 +209,15 @@ pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
                 use crate::build::job::STAGED_SRC;
                 argv.extend([
                     "--ro-bind".into(),
-                    s(&c.host_dir.join("src")),
+                    bind_source(&c.host_dir.join("src"))?,
                     s(&c.inside_dir.join(STAGED_SRC)),
                 ]);
             } else if let Some((host, inside)) = c.source {
-                argv.extend(["--bind".into(), s(host), s(inside)]);
+                argv.extend(["--bind".into(), bind_source(host)?, s(inside)]);
+            }
+            argv.push("--clearenv".into());
+            for (k, v) in c.env {
+                argv.extend(["--setenv".into(), k.clone(), v.clone()]);
             }
             argv.extend([
                 "--chdir".into(),
@@ -196,9 +232,9 @@ pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
             ]);
         }
         Isolation::Unshare => {
+            argv.push(program("unshare")?);
             argv.extend(
                 [
-                    "unshare",
                     "-rnu",
                     "--pid",
                     "--fork",
@@ -210,11 +246,16 @@ pub fn wrap(c: &Confinement, command: &[String]) -> Vec<String> {
                 .map(String::from),
             );
             argv.push(c.hostname.to_string());
+            argv.extend([program("env")?, "-i".into()]);
+            argv.extend(assignments());
         }
-        Isolation::None => {}
+        Isolation::None => {
+            argv.extend([program("env")?, "-i".into()]);
+            argv.extend(assignments());
+        }
     }
     argv.extend(command.iter().cloned());
-    argv
+    Ok(argv)
 }
 
 /// The folder an interpreter is installed under (`…/bin/python3.X` → `…`), links resolved.
@@ -249,30 +290,44 @@ mod tests {
 
     #[test]
     fn a_bwrap_job_sees_its_folder_at_the_fixed_path_and_the_interpreter_it_needs() {
-        let argv = wrap(
-            &Confinement {
-                isolation: Isolation::Bwrap,
-                host_dir: Path::new("/var/lib/x/.jobs/1"),
-                inside_dir: Path::new("/tmp/rewheel-build/cp311/six-1.0"),
-                interpreter: Path::new("/bin/sh"),
-                hostname: "rewheel",
-                uid: 1000,
-                gid: 1000,
-                reorder_sources: false,
-                source: Some((
-                    Path::new("/var/lib/x/.jobs/1/src/six-1.0"),
-                    Path::new("/tmp/rewheel-build/six-1.0"),
-                )),
-            },
-            &["python".into()],
-        );
-        let text = argv.join(" ");
-        assert!(text.contains("--bind /var/lib/x/.jobs/1 /tmp/rewheel-build/cp311/six-1.0"));
+        let t = tempfile::tempdir().unwrap();
+        let job = t.path().join(".jobs/1");
+        std::fs::create_dir_all(job.join("src/six-1.0")).unwrap();
+        let env = [("LD_PRELOAD".to_string(), "/x.so".to_string())];
+        let confinement = |source: PathBuf| {
+            wrap(
+                &Confinement {
+                    isolation: Isolation::Bwrap,
+                    host_dir: &job,
+                    inside_dir: Path::new("/tmp/rewheel-build/cp311/six-1.0"),
+                    interpreter: Path::new("/bin/sh"),
+                    hostname: "rewheel",
+                    uid: 1000,
+                    gid: 1000,
+                    reorder_sources: false,
+                    source: Some((&source, Path::new("/tmp/rewheel-build/six-1.0"))),
+                    env: &env,
+                },
+                &["python".into()],
+            )
+        };
+        let text = confinement(job.join("src/six-1.0")).unwrap().join(" ");
+        let j = job.display();
+        assert!(text.contains(&format!("--bind {j} /tmp/rewheel-build/cp311/six-1.0")));
         // The sources where `tar -xf SDIST -C /tmp/rewheel-build` would put them.
-        assert!(text.contains("--bind /var/lib/x/.jobs/1/src/six-1.0 /tmp/rewheel-build/six-1.0"));
+        assert!(text.contains(&format!(
+            "--bind {j}/src/six-1.0 /tmp/rewheel-build/six-1.0"
+        )));
         assert!(text.contains("--tmpfs /run"));
         // The bind comes after the tmpfs over /tmp, or the tmpfs would hide it.
         assert!(text.find("--tmpfs /tmp").unwrap() < text.find("--bind").unwrap());
+        // The job's environment is set inside the sandbox, never on bwrap itself.
+        assert!(text.contains("--clearenv --setenv LD_PRELOAD /x.so"));
+        assert!(text.starts_with('/'), "bwrap by its absolute path: {text}");
         assert!(text.ends_with("-- python"));
+        // A bind source a build turned into a link is not bound.
+        std::os::unix::fs::symlink("/", job.join("src/link")).unwrap();
+        let err = confinement(job.join("src/link")).unwrap_err();
+        assert!(err.contains("is not a folder (a link?)"), "{err}");
     }
 }
