@@ -41,9 +41,15 @@ pub fn in_child() -> std::io::Result<()> {
         // Niceness and the limits a job does not get from `apply_limits` at fixed values, not
         // the parent's (a `nice` or `ulimit -s unlimited` around rewheel).
         libc::setpriority(libc::PRIO_PROCESS, 0, 0);
+        // Both values where rewheel may raise them (root), else the soft one within the hard.
         let set = |resource, value: u64| {
+            let wanted = libc::rlimit {
+                rlim_cur: value as libc::rlim_t,
+                rlim_max: libc::RLIM_INFINITY,
+            };
             let mut limit: libc::rlimit = std::mem::zeroed();
-            if libc::getrlimit(resource, &mut limit) == 0 {
+            if libc::setrlimit(resource, &wanted) != 0 && libc::getrlimit(resource, &mut limit) == 0
+            {
                 limit.rlim_cur = (value as libc::rlim_t).min(limit.rlim_max);
                 libc::setrlimit(resource, &limit);
             }

@@ -322,3 +322,171 @@ fn a_build_path_someone_else_made_first_is_refused() {
     let r = world.build(&["early==1.0"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+/// Escapes a red-team pass found in the round-2 code, each kept as a test.
+mod found_by_attacking {
+    use super::*;
+
+    /// A build that prints bubblewrap's own "setup raced" message, after swapping its source
+    /// folder for a link to `/` and rewriting its frontend, got a second attempt that bound the
+    /// host's root read-write. Now a retry is prepared anew, and a bind source must be a folder.
+    #[test]
+    fn a_build_faking_the_sandbox_race_gets_a_fresh_folder_not_the_hosts_root() {
+        if !have_bwrap() {
+            crate::common::skip("bubblewrap (bwrap) is not installed; .ci/run installs it");
+            return;
+        }
+        let world = World::new();
+        let sentinel = Sentinel::new();
+        let hook = format!(
+            r#"
+job = os.path.dirname(wheel_directory)
+top = os.path.join(job, "src", "retry-1.0")
+seen = os.getcwd()
+if os.path.isdir(top) and not os.path.islink(top):
+    os.rename(top, top + ".orig")
+    os.symlink("/", top)
+    open(os.path.join(job, "frontend", "frontend.py"), "w").write(
+        "import os\nopen(%r + %r, 'w').write('escaped')\n" % (seen, {canary:?}))
+    os.ftruncate(1, 0); os.lseek(1, 0, 0)
+    os.write(1, b"bwrap: Can't bind mount /oldroot/ on /newroot/: Unable to apply mount flags\n")
+    os._exit(1)
+"#,
+            canary = sentinel.path().join("escaped").display().to_string()
+        );
+        package("retry", "1.0", &[], &[])
+            .file("hook.py", hook)
+            .write(world.path());
+        let r = world.build(&["retry==1.0"]);
+        assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        sentinel.assert_untouched();
+    }
+
+    /// A plan's `path` chose which `bwrap` the host ran, and its `LD_PRELOAD` was loaded into the
+    /// host-side bwrap, as root. The job's environment now goes into the sandbox only.
+    #[test]
+    fn a_plans_path_and_preload_reach_nothing_on_the_host() {
+        if !have_bwrap() {
+            crate::common::skip("bubblewrap (bwrap) is not installed; .ci/run installs it");
+            return;
+        }
+        let world = World::new();
+        let dir = world.path();
+        let sentinel = Sentinel::new();
+        package("okpkg", "1.0", &[], &[]).write(dir);
+        let evil = dir.join("evilbin");
+        std::fs::create_dir_all(&evil).unwrap();
+        for tool in ["bwrap", "unshare", "env"] {
+            let path = evil.join(tool);
+            std::fs::write(
+                &path,
+                format!(
+                    "#!/bin/sh\necho ran > {}/{tool}-ran\nexit 1\n",
+                    sentinel.path().display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let plan = dir.join("plan.json");
+        let r = run(world.command("plan", &["okpkg==1.0", "-o", plan.to_str().unwrap()]));
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let mut doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+        let settings = &mut doc["jobs"][0]["settings"];
+        settings["path"] = format!("{}:/usr/local/bin:/usr/bin:/bin", evil.display()).into();
+        // A library that does not exist: loaded on the host, it would fail bwrap itself.
+        settings["extra_env"] = serde_json::json!([[
+            "LD_PRELOAD",
+            sentinel.path().join("x.so").display().to_string()
+        ]]);
+        std::fs::write(&plan, doc.to_string()).unwrap();
+        let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
+        let (python, _) = crate::common::host_python();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        c.args(["build", "--plan"])
+            .arg(&plan)
+            .args(["--job", &id, "--inputs"])
+            .arg(dir.join("none"))
+            .arg("--out")
+            .arg(dir.join("results"))
+            .args(["--backend", "local", "--python-path"])
+            .arg(&python)
+            .arg("--build-path")
+            .arg(dir.join(".build"));
+        let r = run(c);
+        sentinel.assert_untouched();
+        // Inside, the preload names no library: the frontend's interpreter says so, or runs.
+        assert!(r.code == 0 || r.code == 3, "{}{}", r.stdout, r.stderr);
+    }
+
+    /// A backend that keeps answering "needs" after its requirements were installed made the
+    /// job run again for ever, a folder kept each time.
+    #[test]
+    fn a_backend_that_asks_again_after_proceeding_fails_once() {
+        let world = World::new();
+        backend(
+            world.path(),
+            "needy",
+            "    import json\n    job = os.path.dirname(wheel_directory)\n    json.dump({'phase': 'needs', 'missing': ['needy'], 'requires': ['needy']}, open(os.path.join(job, 'result.json'), 'w'))\n    os._exit(0)",
+        );
+        let start = std::time::Instant::now();
+        let r = world.build(&["needy==1.0", "--timeout", "60"]);
+        assert_refused(&r, 3, "asked again");
+        assert!(start.elapsed().as_secs() < 60, "looped");
+        let jobs = world.path().join(".build/.jobs");
+        let left = std::fs::read_dir(&jobs).map(|d| d.count()).unwrap_or(0);
+        assert!(left <= 1, "{left} job folders kept");
+    }
+
+    /// `merge` took a CI job's wheel without the checks a job's own output gets: a `../` entry
+    /// and another package's metadata were certified.
+    #[test]
+    fn merge_checks_a_ci_wheel_as_a_jobs_own_output() {
+        let world = World::new();
+        let dir = world.path();
+        package("lib", "2.0", &[], &[]).write(dir);
+        let plan = dir.join("plan.json");
+        let r = run(world.command("plan", &["lib==2.0", "-o", plan.to_str().unwrap()]));
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+        let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
+        let cell = id.split('/').next().unwrap().to_string();
+        let results = dir.join("results");
+        std::fs::create_dir_all(&results).unwrap();
+        let wheel = "lib-2.0-py3-none-any.whl";
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, text) in [
+            ("../../evil.pth", "import os"),
+            ("lib-2.0.dist-info/METADATA", "Name: lib\nVersion: 2.0\n"),
+        ] {
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            std::io::Write::write_all(&mut zip, text.as_bytes()).unwrap();
+        }
+        let bytes = zip.finish().unwrap().into_inner();
+        std::fs::write(results.join(wheel), &bytes).unwrap();
+        use sha2::Digest;
+        let sha = hex::encode(sha2::Sha256::digest(&bytes));
+        let result = serde_json::json!({
+            "schema_version": 1, "job": id, "cell": cell, "name": "lib", "version": "2.0",
+            "stage": 0, "status": "built", "wheel_filename": wheel, "wheel_sha256": sha,
+            "fingerprint": "f", "seconds": 1.0, "error": null, "log_file": null,
+        });
+        std::fs::write(
+            results.join(format!("{}.result.json", id.replace('/', "__"))),
+            result.to_string(),
+        )
+        .unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        c.arg("merge")
+            .arg(&results)
+            .arg("--store")
+            .arg(dir.join("merged"));
+        let r = run(c);
+        assert_refused(&r, 2, "the entry `../../evil.pth` would land outside");
+        assert!(!dir.join("merged").exists(), "a refused merge made a store");
+    }
+}
