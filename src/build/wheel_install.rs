@@ -27,6 +27,9 @@ pub fn install_wheel(wheel: &Path, site: &Path) -> Result<(), InstallError> {
 }
 
 /// The same from a file already open (and its hash checked): `wheel` only names it.
+/// What one build-environment wheel may unpack to: far above any real toolchain wheel.
+const MAX_UNPACKED: u64 = 8 << 30;
+
 pub fn install_wheel_file(
     file: std::fs::File,
     wheel: &Path,
@@ -38,6 +41,29 @@ pub fn install_wheel_file(
         message,
     };
     let mut zip = zip::ZipArchive::new(file).map_err(|e| fail(e.to_string()))?;
+    // Entries that share their bytes make a small wheel inflate to any size (an overlapping
+    // zip bomb), and the site cache keeps what is unpacked: refused, as is a total past the cap.
+    let mut spans = Vec::with_capacity(zip.len());
+    let mut total = 0u64;
+    for index in 0..zip.len() {
+        let entry = zip.by_index_raw(index).map_err(|e| fail(e.to_string()))?;
+        let start = entry.header_start();
+        let end = entry
+            .data_start()
+            .unwrap_or(start)
+            .saturating_add(entry.compressed_size());
+        spans.push((start, end));
+        total = total.saturating_add(entry.size());
+    }
+    spans.sort_unstable();
+    if spans.windows(2).any(|w| w[1].0 < w[0].1) {
+        return Err(fail("two entries share their bytes (overlapping entries)".into()));
+    }
+    if total > MAX_UNPACKED {
+        return Err(fail(format!(
+            "it unpacks to {total} bytes, over the {MAX_UNPACKED} a build environment takes"
+        )));
+    }
     for index in 0..zip.len() {
         let mut entry = zip.by_index(index).map_err(|e| fail(e.to_string()))?;
         let name = entry.name().map_err(|e| fail(e.to_string()))?.into_owned();
