@@ -273,11 +273,26 @@ pub fn guess(observed: &Observed) -> Guess {
                 .join(", ")
         ));
     }
-    let build_path = observed.source_paths.first().cloned();
-    if let Some(path) = &build_path {
-        reasons.push(format!(
+    // A path read out of someone else's wheel becomes a folder rewheel creates and builds
+    // in: taken only below /tmp (where pip and `build` put their trees), plain, else said only.
+    let first = observed.source_paths.first().cloned();
+    let plain = |path: &str| {
+        path.strip_prefix("/tmp/").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .split('/')
+                    .all(|part| !part.is_empty() && part != "." && part != "..")
+        })
+    };
+    let build_path = first.clone().filter(|path| plain(path));
+    match (&first, &build_path) {
+        (Some(path), Some(_)) => reasons.push(format!(
             "the extensions embed {path}/…: --build-path {path}"
-        ));
+        )),
+        (Some(path), None) => reasons.push(format!(
+            "the extensions embed {path}/…, outside /tmp: not used as the build path (give --build-path {path} to try it)"
+        )),
+        _ => {}
     }
     let suite = observed
         .compilers
