@@ -179,23 +179,7 @@ impl Beneath {
 
     /// The names and types of this folder's entries (links are reported as links).
     pub fn entries(&self) -> std::io::Result<Vec<(OsString, FileType)>> {
-        let dir = rustix::fs::Dir::read_from(&self.fd)?;
-        let mut out = Vec::new();
-        for entry in dir {
-            let entry = entry?;
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." {
-                continue;
-            }
-            let name = OsString::from(std::ffi::OsStr::from_bytes(name));
-            let kind = match entry.file_type() {
-                FileType::Unknown => rustix::fs::statat(&self.fd, &name, AtFlags::SYMLINK_NOFOLLOW)
-                    .map(|s| FileType::from_raw_mode(s.st_mode))?,
-                kind => kind,
-            };
-            out.push((name, kind));
-        }
-        Ok(out)
+        list(&self.fd)
     }
 
     /// Every regular file below the handle, as relative paths, links and special files skipped,
@@ -240,6 +224,27 @@ impl Beneath {
         found.sort();
         Ok(found)
     }
+}
+
+/// The names and types of a folder's entries, links as links (a second `stat` only where the
+/// file system leaves the type unknown).
+fn list(dir: &OwnedFd) -> std::io::Result<Vec<(OsString, FileType)>> {
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let name = OsString::from(std::ffi::OsStr::from_bytes(name));
+        let kind = match entry.file_type() {
+            FileType::Unknown => rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)
+                .map(|s| FileType::from_raw_mode(s.st_mode))?,
+            kind => kind,
+        };
+        out.push((name, kind));
+    }
+    Ok(out)
 }
 
 /// How deep removal goes holding handles before it cuts a deeper folder off and moves it up to
@@ -307,25 +312,7 @@ struct Cuts<'a> {
 fn empty(cuts: &Cuts, dir: &OwnedFd, depth: usize, cut: &mut u64) -> std::io::Result<()> {
     // Writable and searchable first: a build may leave folders mode 000.
     let _ = rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700));
-    let names: Vec<(OsString, FileType)> = {
-        let listing = rustix::fs::Dir::read_from(dir)?;
-        let mut names = Vec::new();
-        for entry in listing {
-            let entry = entry?;
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." {
-                continue;
-            }
-            let name = OsString::from(std::ffi::OsStr::from_bytes(name));
-            let kind = match entry.file_type() {
-                FileType::Unknown => rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)
-                    .map(|s| FileType::from_raw_mode(s.st_mode))?,
-                kind => kind,
-            };
-            names.push((name, kind));
-        }
-        names
-    };
+    let names = list(dir)?;
     for (name, kind) in names {
         if depth == 0 && name.as_bytes() == cuts.skip.as_bytes() {
             continue;

@@ -57,7 +57,9 @@ pub fn install_wheel_file(
     }
     spans.sort_unstable();
     if spans.windows(2).any(|w| w[1].0 < w[0].1) {
-        return Err(fail("two entries share their bytes (overlapping entries)".into()));
+        return Err(fail(
+            "two entries share their bytes (overlapping entries)".into(),
+        ));
     }
     if total > MAX_UNPACKED {
         return Err(fail(format!(
