@@ -110,6 +110,22 @@ fn relative(from: &Path, to: &Path) -> String {
 
 /// Statements, `sha256sums.txt` and a PEP 751 `pylock.<cell>.toml` per cell (naming the
 /// wheels written to `out_dir/<cell>/`) in `dir`.
+/// The statements and checksums of a run's final wheels in `dir`, with the message saying so.
+pub fn write_for(built: &crate::build::run::BuiltRun, dir: &Path) -> anyhow::Result<String> {
+    let files = write_all(
+        dir,
+        &built.summary.finals,
+        &built.run_id,
+        &built.settings.options.out_dir,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot write provenance in {}: {e}", dir.display()))?;
+    Ok(format!(
+        "provenance: {} files in {}",
+        files.len(),
+        dir.display()
+    ))
+}
+
 pub fn write_all(
     dir: &Path,
     finals: &[FinalJob],

@@ -53,3 +53,16 @@ pub fn text(summary: &Summary, out: &Path) -> String {
     }
     text
 }
+
+/// What a run that ran out of space says: each full file system, and what to do.
+pub fn out_of_space(summary: &Summary, run_id: &str) -> String {
+    let mut text = String::new();
+    for full in &summary.out_of_space {
+        let _ = writeln!(text, "error: {full}");
+    }
+    let _ = writeln!(
+        text,
+        "hint: free space there, or give --build-path a folder on a larger disk; then `rewheel build --resume {run_id}`"
+    );
+    text
+}

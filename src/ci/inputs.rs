@@ -161,6 +161,12 @@ pub fn refused(doc: &Path, field: &str, err: BeneathError, hint: &'static str) -
 
 /// A file the command line names (a plan): a regular file within `max`. Links in its path
 /// are the operator's and are followed; what it holds is checked by the caller.
+/// The same, as UTF-8 text.
+pub fn read_given_text(path: &Path, max: u64) -> anyhow::Result<String> {
+    let bytes = read_given(path, max)?;
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", path.display()))
+}
+
 pub fn read_given(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
     let real =
         std::fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))?;

@@ -1,11 +1,12 @@
 //! `rewheel build`: resolve, plan, run the jobs, summarize.
 
 use super::args::{BuildArgs, Cli, Command};
-use crate::build::Summary;
 use crate::build::run::{self, BuiltRun, Ending, RunRef, Stage};
+use crate::build::{Summary, report};
 use crate::exit;
 use crate::store::Store;
 use anyhow::bail;
+use std::path::Path;
 
 pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     let expect = args.expect.clone();
@@ -75,19 +76,9 @@ pub(crate) fn start(
 }
 
 /// The run's statements and checksums, when `--provenance DIR` asks for them.
-pub(crate) fn write_provenance(
-    built: &BuiltRun,
-    dir: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
+pub(crate) fn write_provenance(built: &BuiltRun, dir: Option<&Path>) -> anyhow::Result<()> {
     if let Some(dir) = dir {
-        let files = crate::build::provenance::write_all(
-            dir,
-            &built.summary.finals,
-            &built.run_id,
-            &built.settings.options.out_dir,
-        )
-        .map_err(|e| anyhow::anyhow!("cannot write provenance in {}: {e}", dir.display()))?;
-        eprintln!("provenance: {} files in {}", files.len(), dir.display());
+        eprintln!("{}", crate::build::provenance::write_for(built, dir)?);
     }
     Ok(())
 }
@@ -105,19 +96,13 @@ pub(crate) fn conclude(built: &BuiltRun) -> anyhow::Result<Option<u8>> {
         }
         Ending::InputRefused => Some(exit::INPUT),
         Ending::OutOfSpace => {
-            for full in &built.summary.out_of_space {
-                eprintln!("error: {full}");
-            }
-            eprintln!(
-                "hint: free space there, or give --build-path a folder on a larger disk; then `rewheel build --resume {}`",
-                built.run_id
-            );
+            eprint!("{}", report::out_of_space(&built.summary, &built.run_id));
             Some(exit::ENVIRONMENT)
         }
         Ending::BuildFailed => Some(exit::BUILD_FAILED),
     })
 }
 
-pub(crate) fn print_summary(summary: &Summary, out: &std::path::Path) {
-    print!("{}", crate::build::report::text(summary, out));
+pub(crate) fn print_summary(summary: &Summary, out: &Path) {
+    print!("{}", report::text(summary, out));
 }

@@ -7,7 +7,6 @@ use crate::ci::emit as ci_emit;
 use crate::ci::job_runner::{JobRun, JobRunSettings, run_job};
 use crate::ci::plan_doc as ci_plan;
 use crate::exit;
-use anyhow::Context;
 use anyhow::bail;
 
 pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> anyhow::Result<u8> {
@@ -27,9 +26,7 @@ pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> anyhow::Result<u8> {
         Emit::Gitlab => ci_emit::gitlab(&doc, &ci),
     };
     if let Some(file) = &args.check {
-        let committed = crate::ci::inputs::read_given(file, crate::ci::inputs::MAX_PLAN)?;
-        let committed = String::from_utf8(committed)
-            .with_context(|| format!("{}: not UTF-8 text", file.display()))?;
+        let committed = crate::ci::inputs::read_given_text(file, crate::ci::inputs::MAX_PLAN)?;
         return Ok(match ci_emit::stale(&committed, &text) {
             None => {
                 eprintln!("{} matches the plan", file.display());

@@ -198,7 +198,7 @@ impl Cache {
         check_filename(file)?;
         let sha256 = match &file.sha256 {
             Some(sha) => checked_sha(file, sha)?.to_string(),
-            None if super::local_path(&file.url).is_some() => return Ok(None),
+            None if super::file::local_path(&file.url).is_some() => return Ok(None),
             None => match std::fs::read_to_string(self.url_pointer(&file.url)) {
                 Ok(sha) if is_sha256(sha.trim()) => sha.trim().to_string(),
                 _ => return Ok(None),
@@ -241,7 +241,7 @@ impl Cache {
             .map_err(io)?;
         tmp.as_file().sync_data().map_err(io)?;
         tmp.persist(&path).map_err(|e| io(e.error))?;
-        if file.sha256.is_none() && super::local_path(&file.url).is_none() {
+        if file.sha256.is_none() && super::file::local_path(&file.url).is_none() {
             // Costs a download next time if it cannot be written, nothing more.
             let _ = write_atomic(&self.url_pointer(&file.url), sha256.as_bytes());
         }

@@ -79,6 +79,14 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError
     }
 }
 
+/// The file a `file://` URL names (find-links folders, plan locations).
+pub(crate) fn local_path(url: &str) -> Option<PathBuf> {
+    url::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::IndexFile;

@@ -5,6 +5,7 @@ mod cache;
 mod file;
 mod find_links;
 pub(crate) mod simple;
+pub(crate) use file::local_path;
 
 use crate::http::{Cap, Http, HttpError};
 use crate::names::PackageName;
@@ -209,11 +210,4 @@ impl Index {
         self.cache.store_metadata(file, &response.body);
         Ok(Some(response.body))
     }
-}
-
-pub(crate) fn local_path(url: &str) -> Option<PathBuf> {
-    url::Url::parse(url)
-        .ok()
-        .filter(|u| u.scheme() == "file")
-        .and_then(|u| u.to_file_path().ok())
 }
