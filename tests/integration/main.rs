@@ -9,6 +9,7 @@ mod check;
 mod ci;
 mod ci_layout;
 mod common;
+mod compare;
 mod docker;
 mod errors;
 mod hostile;
