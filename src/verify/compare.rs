@@ -223,7 +223,10 @@ impl CompareReport {
 pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport, CompareError> {
     // Two single wheels are compared whatever their names.
     let mut b_name = None;
-    let pairs: Vec<((String, String), PathBuf, PathBuf)> =
+    // Each wheel with the sha256 its bytes must have when it is a blob of the store.
+    let wheel =
+        |side: &Side, k: &(String, String), p: &PathBuf| (p.clone(), side.blobs.get(k).cloned());
+    let pairs: Vec<((String, String), Sourced, Sourced)> =
         if a.wheels.len() == 1 && b.wheels.len() == 1 && a.wheels.keys().all(|(c, _)| c.is_empty())
         {
             let (ka, pa) = a.wheels.iter().next().expect("one");
@@ -231,14 +234,14 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
             if ka.1 != kb.1 {
                 b_name = Some(kb.1.clone());
             }
-            vec![(ka.clone(), pa.clone(), pb.clone())]
+            vec![(ka.clone(), wheel(a, ka, pa), wheel(b, kb, pb))]
         } else {
             a.wheels
                 .iter()
                 .filter_map(|(k, pa)| {
                     b.wheels
                         .get(k)
-                        .map(|pb| (k.clone(), pa.clone(), pb.clone()))
+                        .map(|pb| (k.clone(), wheel(a, k, pa), wheel(b, k, pb)))
                 })
                 .collect()
         };
@@ -250,9 +253,9 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
         }
     };
     let paired = |side: &Side, k: &(String, String)| {
-        pairs
-            .iter()
-            .any(|(key, pa, pb)| key == k || side.wheels.get(k).is_some_and(|p| p == pa || p == pb))
+        pairs.iter().any(|(key, (pa, _), (pb, _))| {
+            key == k || side.wheels.get(k).is_some_and(|p| p == pa || p == pb)
+        })
     };
     let only_in_a = a
         .wheels
@@ -269,8 +272,8 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
     // Hash everything on every core; open the zips only where the hashes differ.
     let reports: Result<Vec<PairReport>, CompareError> = pairs
         .par_iter()
-        .map(|(key, pa, pb)| {
-            let ((fa, ha), (fb, hb)) = (open_hashed(a, pa)?, open_hashed(b, pb)?);
+        .map(|(key, (pa, ea), (pb, eb))| {
+            let ((fa, ha), (fb, hb)) = (open_hashed(pa, ea)?, open_hashed(pb, eb)?);
             let mut report = PairReport {
                 cell: key.0.clone(),
                 wheel: key.1.clone(),
@@ -326,13 +329,14 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
     })
 }
 
+/// A wheel's path, and the sha256 it must have when it is a blob of the store.
+type Sourced = (PathBuf, Option<String>);
+
 /// A wheel opened once and hashed through its handle; a store blob's hash must be its name.
-fn open_hashed(side: &Side, path: &Path) -> Result<(std::fs::File, String), CompareError> {
-    let blob = side
-        .wheels
-        .iter()
-        .find(|(_, p)| *p == path)
-        .and_then(|(k, _)| side.blobs.get(k));
+fn open_hashed(
+    path: &Path,
+    blob: &Option<String>,
+) -> Result<(std::fs::File, String), CompareError> {
     let io = |source| match blob {
         Some(_) => CompareError::Store(StoreError::Io {
             path: path.to_path_buf(),

@@ -350,8 +350,10 @@ fn central_records<S: Source + ?Sized>(
         },
     );
     let read_err = io_fail("reading the central directory");
-    // Capacity as declared, within the cap: the declaration is checked, not trusted further.
-    let mut headers = Vec::with_capacity(end.entries.min(MAX_ENTRIES) as usize);
+    // Room for what was declared, as far as the directory's size can hold: a few bytes that
+    // declare a million entries get no memory for them.
+    let room = end.entries.min(end.cd_size / CENTRAL_LEN as u64);
+    let mut headers = Vec::with_capacity(room.min(MAX_ENTRIES) as usize);
     let mut fixed = [0u8; CENTRAL_LEN];
     loop {
         match reader.read_exact(&mut fixed[..4]) {
