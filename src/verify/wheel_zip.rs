@@ -795,11 +795,13 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// A zip of stored entries: their bytes can be found and changed in it.
     fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut zip = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
         for (name, data) in entries {
-            zip.start_file(*name, zip::write::SimpleFileOptions::default())
-                .unwrap();
+            zip.start_file(*name, stored).unwrap();
             zip.write_all(data).unwrap();
         }
         zip.finish().unwrap().into_inner()
@@ -834,6 +836,51 @@ mod tests {
             found
                 .iter()
                 .any(|a| a.reason.contains("disagrees") && a.reason.contains("`v.py`")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn the_caps_are_refusals_that_name_them() {
+        let long = "a".repeat(MAX_NAME + 1);
+        let bytes = zip_of(&[(long.as_str(), b"1")]);
+        let err = read(bytes.as_slice()).unwrap_err().to_string();
+        assert!(
+            err.contains("its name is 4097 bytes long, more than 4096"),
+            "{err}"
+        );
+        // An end record declaring a central directory of 1 GiB.
+        let mut end = b"PK\x05\x06\0\0\0\0\x01\0\x01\0".to_vec();
+        end.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        end.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let err = read(end.as_slice()).unwrap_err().to_string();
+        assert!(err.contains("more than 268435456"), "{err}");
+    }
+
+    #[test]
+    fn a_size_lie_and_a_changed_byte_are_named() {
+        let mut bytes = zip_of(&[("w.py", b"print(1)\n")]);
+        let data = bytes.windows(8).position(|w| w == b"print(1)").unwrap();
+        bytes[data + 6] = b'2';
+        let found = anomalies(bytes.as_slice()).unwrap();
+        assert!(
+            found[0].kind == AnomalyKind::Crc && found[0].entry == "w.py",
+            "{found:?}"
+        );
+        let central = bytes
+            .windows(4)
+            .position(|w| w == CENTRAL.to_le_bytes())
+            .unwrap();
+        bytes[central + 24] += 1;
+        let found = anomalies(bytes.as_slice()).unwrap();
+        let kinds: Vec<AnomalyKind> = found.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            [AnomalyKind::HeaderDisagreement, AnomalyKind::SizeLie],
+            "{found:?}"
+        );
+        assert!(
+            found[1].reason.contains("declares 10 bytes but holds 9"),
             "{found:?}"
         );
     }
