@@ -343,7 +343,9 @@ pub fn compare(a: &Wheel, b: &Wheel) -> Verdict {
             changed.push(describe_change(a, ea, b, eb));
         }
     }
-    if order_among(a, b) != order_among(b, a) {
+    // A name given twice has no one place: its anomaly says so, not an order difference.
+    let unique = |w: &Wheel| w.by_name.len() == w.entries.len();
+    if unique(a) && unique(b) && order_among(a, b) != order_among(b, a) {
         archive.insert(ArchiveAspect::EntryOrder);
     }
     if a.comment != b.comment {

@@ -79,6 +79,7 @@ fn a_second_entry_with_the_same_name_is_a_named_difference() {
     );
     assert!(r.stdout.contains("their contents differ"), "{}", r.stdout);
     assert!(!r.stdout.contains("same content"), "{}", r.stdout);
+    assert!(!r.stdout.contains("entry order"), "{}", r.stdout);
     assert_no_empty_reason(&r);
     // The same in the JSON report, where tools read it.
     let json = compare(&a, &b, &["--format", "json"]);
