@@ -97,6 +97,97 @@ proptest! {
             let _ = wb.stabilized_sha256();
         }
     }
+
+    #[test]
+    fn a_written_zip_reads_back_as_written(
+        entries in proptest::collection::btree_map("[a-z]{1,8}(/[a-z]{1,8}){0,2}", proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+        deflate in any::<bool>(),
+    ) {
+        let bytes = zip_of(&entries, deflate);
+        let archive = crate::verify::wheel_zip::read(bytes.as_slice()).unwrap();
+        prop_assert!(archive.anomalies.is_empty(), "{:?}", archive.anomalies);
+        let mut buf = vec![0u8; 1 << 16];
+        for (header, (name, data)) in archive.headers.iter().zip(&entries) {
+            prop_assert_eq!(&header.name, name);
+            let mut read = Vec::new();
+            let (size, found) = crate::verify::wheel_zip::verify_entry(bytes.as_slice(), header, &mut buf, |c| read.extend_from_slice(c)).unwrap();
+            prop_assert!(found.is_empty(), "{:?}", found);
+            prop_assert_eq!(size, data.len() as u64);
+            prop_assert_eq!(&read, data);
+        }
+    }
+
+    /// The wheel reader behind `compare` on a real zip whose header fields are set to edge
+    /// values, bytes flipped, or cut short: an answer or an error, never a panic, and never
+    /// more data out of an entry than one byte past what it declares.
+    #[test]
+    fn the_wheel_reader_behind_compare_is_bounded_on_mutated_zips(
+        entries in proptest::collection::btree_map("[a-z./]{1,10}", proptest::collection::vec(any::<u8>(), 0..200), 1..6),
+        deflate in any::<bool>(),
+        edits in proptest::collection::vec((any::<proptest::sample::Index>(), 0usize..46, prop_oneof![Just(0u64), Just(0xffff), Just(0xffff_ffff), Just(1), any::<u64>()], 0usize..3), 0..4),
+        flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 0..3),
+        cut in proptest::option::of(any::<proptest::sample::Index>()),
+    ) {
+        let mut bytes = zip_of(&entries, deflate);
+        // Fields of the headers, at the places a signature says a header starts.
+        let starts: Vec<usize> = bytes.windows(4).enumerate().filter(|(_, w)| w[..2] == *b"PK").map(|(i, _)| i).collect();
+        for (which, field, value, width) in edits {
+            let at = starts[which.index(starts.len())] + field;
+            let width = [2, 4, 8][width];
+            if at + width <= bytes.len() {
+                bytes[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+            }
+        }
+        for (at, value) in flips {
+            let at = at.index(bytes.len());
+            bytes[at] ^= value;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut.index(bytes.len() + 1));
+        }
+        if let Ok(archive) = crate::verify::wheel_zip::read(bytes.as_slice()) {
+            prop_assert!(archive.headers.len() as u64 <= crate::verify::wheel_zip::MAX_ENTRIES);
+            let mut buf = vec![0u8; 1 << 16];
+            for header in &archive.headers {
+                prop_assert!(header.name.len() <= 3 * crate::verify::wheel_zip::MAX_NAME);
+                let mut out = 0u64;
+                if let Ok((size, _)) = crate::verify::wheel_zip::verify_entry(bytes.as_slice(), header, &mut buf, |c| out += c.len() as u64) {
+                    prop_assert_eq!(size, out);
+                    prop_assert!(size <= header.size.saturating_add(1));
+                }
+            }
+        }
+        let _ = crate::verify::wheel_zip::anomalies(bytes.as_slice());
+        let _ = crate::verify::wheel_zip::duplicate_entries(&bytes);
+        // And through files, as `compare` reads them, against the unmutated zip.
+        let dir = tempfile::tempdir().unwrap();
+        let (good, bad) = (dir.path().join("a.whl"), dir.path().join("b.whl"));
+        std::fs::write(&good, zip_of(&entries, deflate)).unwrap();
+        std::fs::write(&bad, &bytes).unwrap();
+        if let (Ok(wa), Ok(wb)) = (crate::verify::wheel_diff::Wheel::read(&good), crate::verify::wheel_diff::Wheel::read(&bad)) {
+            let _ = crate::verify::wheel_diff::compare(&wa, &wb);
+            let _ = crate::verify::wheel_diff::compare(&wb, &wa);
+            let _ = wb.stabilized_sha256();
+        }
+    }
+}
+
+/// A zip of these entries, stored or deflated.
+fn zip_of(entries: &std::collections::BTreeMap<String, Vec<u8>>, deflate: bool) -> Vec<u8> {
+    use std::io::Write;
+    let method = if deflate {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let options = zip::write::SimpleFileOptions::default().compression_method(method);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in entries {
+        if zip.start_file(name.as_str(), options).is_ok() {
+            zip.write_all(data).unwrap();
+        }
+    }
+    zip.finish().unwrap().into_inner()
 }
 
 proptest! {

@@ -380,6 +380,7 @@ fn attempt(
             path.to_path_buf(),
         )]
         .into(),
+        blobs: Default::default(),
     };
     let report = compare_sides(
         &single("published", &settings.wheel),

@@ -18,13 +18,18 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Side {
     pub label: String,
     pub wheels: BTreeMap<(String, String), PathBuf>,
+    /// The wheels that are blobs of the run store, with the sha256 their bytes must have: it
+    /// is checked on the bytes compared, through the handle they are read by.
+    pub blobs: BTreeMap<(String, String), String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
     #[error("`{0}` is neither a run in the store, a folder of wheels, nor a wheel")]
     Unknown(String),
-    #[error(transparent)]
+    /// Not `transparent`: the store's error must stay in the chain, where it decides the exit
+    /// code (a damaged blob is the environment's fault, not the input's).
+    #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{}: {source}", path.display())]
     Io {
@@ -117,10 +122,11 @@ impl Side {
                     continue;
                 }
                 if let (Some(file), Some(sha)) = (&job.wheel_filename, &job.wheel_sha256) {
-                    // A run's wheels are compared as recorded, or not at all.
-                    store.verify_blob(sha)?;
-                    side.wheels
-                        .insert((job.cell.to_string(), file.clone()), store.blob_path(sha));
+                    // A run's wheels are compared as recorded, or not at all: checked when
+                    // read (`compare_sides`), not here, so no change slips in between.
+                    let key = (job.cell.to_string(), file.clone());
+                    side.wheels.insert(key.clone(), store.blob_path(sha));
+                    side.blobs.insert(key, sha.clone());
                 }
             }
             return Ok(side);
@@ -217,7 +223,10 @@ impl CompareReport {
 pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport, CompareError> {
     // Two single wheels are compared whatever their names.
     let mut b_name = None;
-    let pairs: Vec<((String, String), PathBuf, PathBuf)> =
+    // Each wheel with the sha256 its bytes must have when it is a blob of the store.
+    let wheel =
+        |side: &Side, k: &(String, String), p: &PathBuf| (p.clone(), side.blobs.get(k).cloned());
+    let pairs: Vec<((String, String), Sourced, Sourced)> =
         if a.wheels.len() == 1 && b.wheels.len() == 1 && a.wheels.keys().all(|(c, _)| c.is_empty())
         {
             let (ka, pa) = a.wheels.iter().next().expect("one");
@@ -225,14 +234,14 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
             if ka.1 != kb.1 {
                 b_name = Some(kb.1.clone());
             }
-            vec![(ka.clone(), pa.clone(), pb.clone())]
+            vec![(ka.clone(), wheel(a, ka, pa), wheel(b, kb, pb))]
         } else {
             a.wheels
                 .iter()
                 .filter_map(|(k, pa)| {
                     b.wheels
                         .get(k)
-                        .map(|pb| (k.clone(), pa.clone(), pb.clone()))
+                        .map(|pb| (k.clone(), wheel(a, k, pa), wheel(b, k, pb)))
                 })
                 .collect()
         };
@@ -244,9 +253,9 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
         }
     };
     let paired = |side: &Side, k: &(String, String)| {
-        pairs
-            .iter()
-            .any(|(key, pa, pb)| key == k || side.wheels.get(k).is_some_and(|p| p == pa || p == pb))
+        pairs.iter().any(|(key, (pa, _), (pb, _))| {
+            key == k || side.wheels.get(k).is_some_and(|p| p == pa || p == pb)
+        })
     };
     let only_in_a = a
         .wheels
@@ -263,15 +272,8 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
     // Hash everything on every core; open the zips only where the hashes differ.
     let reports: Result<Vec<PairReport>, CompareError> = pairs
         .par_iter()
-        .map(|(key, pa, pb)| {
-            let io = |path: &Path| {
-                let path = path.to_path_buf();
-                move |source| CompareError::Io { path, source }
-            };
-            let (ha, hb) = (
-                crate::fsutil::sha256_file(pa).map_err(io(pa))?,
-                crate::fsutil::sha256_file(pb).map_err(io(pb))?,
-            );
+        .map(|(key, (pa, ea), (pb, eb))| {
+            let ((fa, ha), (fb, hb)) = (open_hashed(pa, ea)?, open_hashed(pb, eb)?);
             let mut report = PairReport {
                 cell: key.0.clone(),
                 wheel: key.1.clone(),
@@ -293,8 +295,8 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
                 source: std::io::Error::other(e.message),
             };
             let (wa, wb) = (
-                Wheel::read(pa).map_err(unreadable)?,
-                Wheel::read(pb).map_err(unreadable)?,
+                Wheel::from_file(fa, pa, ha).map_err(unreadable)?,
+                Wheel::from_file(fb, pb, hb).map_err(unreadable)?,
             );
             let (sa, sb) = (wa.stabilized_sha256(), wb.stabilized_sha256());
             report.verdict = wheel_diff::compare(&wa, &wb);
@@ -307,8 +309,8 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
             values.extend(clues.values.iter().cloned());
             report.attribution = attribute(
                 &report.verdict,
-                &wa,
-                &wb,
+                (&wa, &wb),
+                (&a.label, &b.label),
                 &values,
                 clues.source_date_epoch,
                 clues.windows.get(key),
@@ -325,6 +327,37 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
         only_in_b,
         failed: Vec::new(),
     })
+}
+
+/// A wheel's path, and the sha256 it must have when it is a blob of the store.
+type Sourced = (PathBuf, Option<String>);
+
+/// A wheel opened once and hashed through its handle; a store blob's hash must be its name.
+fn open_hashed(
+    path: &Path,
+    blob: &Option<String>,
+) -> Result<(std::fs::File, String), CompareError> {
+    let io = |source| match blob {
+        Some(_) => CompareError::Store(StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+        None => CompareError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let sha = crate::fsutil::sha256_reader(&file).map_err(io)?;
+    if let Some(expected) = blob
+        && *expected != sha
+    {
+        return Err(CompareError::Store(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            actual: sha,
+        }));
+    }
+    Ok((file, sha))
 }
 
 fn normalizations(verdict: &Verdict) -> Vec<String> {
@@ -350,8 +383,8 @@ fn normalizations(verdict: &Verdict) -> Vec<String> {
 
 fn attribute(
     verdict: &Verdict,
-    a: &Wheel,
-    b: &Wheel,
+    (a, b): (&Wheel, &Wheel),
+    labels: (&str, &str),
     values: &[Clue],
     source_date_epoch: bool,
     window: Option<&[(i64, i64); 2]>,
@@ -365,7 +398,20 @@ fn attribute(
             changed,
             added,
             removed,
+            anomalies,
         } => {
+            for anomaly in anomalies {
+                let label = if anomaly.side == "a" {
+                    labels.0
+                } else {
+                    labels.1
+                };
+                out.push(Attribution {
+                    entry: anomaly.entry.clone(),
+                    variation: None,
+                    evidence: format!("in {label}: {}", anomaly.reason),
+                });
+            }
             let mut entries: Vec<&str> = changed
                 .iter()
                 .filter(|c| !c.follows_other_changes)
@@ -396,6 +442,15 @@ fn attribute(
             ),
             ArchiveAspect::Compression => (None, "compression methods differ".into()),
             ArchiveAspect::ExtraFields => (None, "zip extra fields differ".into()),
+            ArchiveAspect::Comments => (None, "zip comments differ".into()),
+            ArchiveAspect::HeaderFields => (
+                None,
+                "zip header fields differ (versions, flags or attributes)".into(),
+            ),
+            ArchiveAspect::ZipLayout => (
+                None,
+                "the entries, their names, content and headers are the same: the bytes between or around them, or how their data was compressed, differ".into(),
+            ),
         };
         out.push(Attribution {
             entry: "(archive)".into(),

@@ -1,6 +1,7 @@
 //! Stage 3, verify: is a wheel reproducible, and if not, why. `check` builds again under
 //! `variation`s, `compare` pairs and hashes two sides, `wheel_diff` explains one pair entry by
-//! entry, `expect` checks hashes against a requirements file, `report` renders it all.
+//! entry (each zip read once, headers checked, by `wheel_zip`), `expect` checks hashes against
+//! a requirements file, `report` renders it all.
 
 pub mod check;
 pub mod compare;
@@ -9,3 +10,4 @@ pub mod remedy;
 pub mod report;
 pub mod variation;
 pub mod wheel_diff;
+pub mod wheel_zip;

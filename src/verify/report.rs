@@ -20,14 +20,25 @@ fn verdict_line(p: &PairReport) -> String {
             added,
             removed,
             changed,
+            anomalies,
             ..
         } => {
             let real = changed.iter().filter(|c| !c.follows_other_changes).count();
-            format!(
+            let mut line = format!(
                 "content differs: {real} changed, {} added, {} removed",
                 added.len(),
                 removed.len()
-            )
+            );
+            if let Some(first) = anomalies.first() {
+                let _ = write!(
+                    line,
+                    ", {} ambiguities in the zip (first: `{}`, {})",
+                    anomalies.len(),
+                    first.entry,
+                    first.reason
+                );
+            }
+            line
         }
     }
 }
@@ -209,6 +220,11 @@ pub fn cause(p: &PairReport) -> String {
     }
     if let Some(v) = p.attribution.iter().find_map(|a| a.variation) {
         return v.name().to_string();
+    }
+    if let Verdict::ContentDiffers { anomalies, .. } = &p.verdict
+        && !anomalies.is_empty()
+    {
+        return "ambiguous zip".into();
     }
     if let Verdict::SameContent { archive } = &p.verdict
         && let Some(first) = archive.first()

@@ -1,35 +1,46 @@
 //! What differs between two wheels, entry by entry: the archive (timestamps, order, permissions,
 //! compression, extra fields) or the content (entries added, removed, changed, with a unified
-//! diff for text and the first differing offset for binaries). Also a stabilized hash: the
+//! diff for text and the first differing offset for binaries), and what either zip is ambiguous
+//! about (duplicate names, headers that disagree, size lies). Also a stabilized hash: the
 //! wheel's meaning without what carries none.
 
+use crate::verify::wheel_zip::{self, Anomaly, AnomalyKind, Header};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// One entry of a wheel as read from its zip: hashed in full, its bytes left in the file.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub name: String,
-    /// Position in the zip's central directory, to read the entry again.
-    pub index: usize,
-    /// Bytes the entry decompresses to (counted, not as declared).
+    pub header: Header,
+    /// Bytes the entry decompresses to (counted, not as declared; reading stops one byte past
+    /// the declared size).
     pub size: u64,
     pub sha256: [u8; 32],
-    /// DOS date and time as stored.
-    pub modified: Option<(u16, u8, u8, u8, u8, u8)>,
-    pub mode: Option<u32>,
-    pub compression: String,
-    pub extra_len: usize,
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        &self.header.name
+    }
 }
 
 #[derive(Debug)]
 pub struct Wheel {
     pub path: PathBuf,
+    /// The handle every byte of the wheel is read through, once opened.
+    file: File,
     pub sha256: String,
     pub entries: Vec<Entry>,
+    /// The zip's comment.
+    pub comment: Vec<u8>,
+    /// What readers of this zip could disagree on, in the order found.
+    pub anomalies: Vec<Anomaly>,
+    /// Entry by name; for a name given twice, the last, which an installer writes last.
+    by_name: HashMap<String, usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,88 +59,147 @@ const CHUNK: usize = 1 << 16;
 
 impl Wheel {
     pub fn read(path: &Path) -> Result<Self, WheelError> {
-        let fail = |message: String| WheelError {
+        let file = File::open(path).map_err(|e| WheelError {
             path: path.display().to_string(),
-            message,
+            message: e.to_string(),
+        })?;
+        let sha256 = crate::fsutil::sha256_reader(&file).map_err(|e| WheelError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_file(file, path, sha256)
+    }
+
+    /// Read a wheel through a handle already open, whose bytes hash to `sha256`: the zip is
+    /// parsed once, each entry's data streamed once, in order.
+    pub fn from_file(file: File, path: &Path, sha256: String) -> Result<Self, WheelError> {
+        let fail = |e: wheel_zip::ZipError| WheelError {
+            path: path.display().to_string(),
+            message: e.0,
         };
-        let open = || std::fs::File::open(path).map_err(|e| fail(e.to_string()));
-        let sha256 = crate::fsutil::sha256_reader(open()?).map_err(|e| fail(e.to_string()))?;
-        let mut zip = zip::ZipArchive::new(open()?).map_err(|e| fail(e.to_string()))?;
-        let mut entries = Vec::with_capacity(zip.len());
+        let archive = wheel_zip::read(&file).map_err(fail)?;
+        let mut anomalies = archive.anomalies;
+        let mut entries = Vec::with_capacity(archive.headers.len());
         let mut buf = vec![0u8; CHUNK];
-        for index in 0..zip.len() {
-            let mut file = zip.by_index(index).map_err(|e| fail(e.to_string()))?;
-            let name = file.name().map_err(|e| fail(e.to_string()))?.into_owned();
-            let modified = file.last_modified().map(|d| {
-                (
-                    d.year(),
-                    d.month(),
-                    d.day(),
-                    d.hour(),
-                    d.minute(),
-                    d.second(),
-                )
-            });
-            let mode = file.unix_mode();
-            let compression = format!("{:?}", file.compression());
-            let extra_len = file.extra_data().map(|e| e.len()).unwrap_or(0);
+        for header in archive.headers {
             let mut hasher = Sha256::new();
-            let mut size = 0u64;
-            loop {
-                let n = file
-                    .read(&mut buf)
-                    .map_err(|e| fail(format!("{name}: {e}")))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                size += n as u64;
-            }
+            let (size, found) =
+                wheel_zip::verify_entry(&file, &header, &mut buf, |chunk| hasher.update(chunk))
+                    .map_err(fail)?;
+            anomalies.extend(found);
             entries.push(Entry {
-                name,
-                index,
+                header,
                 size,
                 sha256: hasher.finalize().into(),
-                modified,
-                mode,
-                compression,
-                extra_len,
             });
         }
+        let by_name: HashMap<String, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name().to_string(), i))
+            .collect();
+        say_which_duplicates_differ(&mut anomalies, &entries);
         Ok(Self {
             path: path.to_path_buf(),
+            file,
             sha256,
             entries,
+            comment: archive.comment,
+            anomalies,
+            by_name,
         })
     }
 
-    /// The first `max` bytes of an entry, read again from the file.
+    /// The entry an installer ends up with under this name.
+    pub fn entry(&self, name: &str) -> Option<&Entry> {
+        self.by_name.get(name).map(|&i| &self.entries[i])
+    }
+
+    /// An entry's data, as far as it was counted, read again through the wheel's handle.
+    fn entry_data<'a>(&'a self, entry: &Entry) -> std::io::Result<Box<dyn Read + 'a>> {
+        wheel_zip::entry_reader(&self.file, &entry.header, entry.size)
+            .map_err(std::io::Error::other)
+    }
+
+    /// The first `max` bytes of an entry, read again through the wheel's handle.
     pub fn entry_head(&self, entry: &Entry, max: u64) -> std::io::Result<Vec<u8>> {
-        let mut zip = zip::ZipArchive::new(std::fs::File::open(&self.path)?)
+        let reader = wheel_zip::entry_reader(&self.file, &entry.header, max)
             .map_err(std::io::Error::other)?;
-        let file = zip.by_index(entry.index).map_err(std::io::Error::other)?;
         let mut data = Vec::new();
-        file.take(max).read_to_end(&mut data)?;
+        reader.take(max).read_to_end(&mut data)?;
         Ok(data)
     }
 
     /// A hash of what the wheel means: entries sorted by name, their content, and whether they
-    /// are executable; RECORD left out, since it only restates the other entries.
+    /// are executable; RECORD left out, since it only restates the other entries. What the zip
+    /// is ambiguous about is part of it: such a wheel means what each reader makes of it.
     pub fn stabilized_sha256(&self) -> String {
         let mut entries: Vec<&Entry> = self
             .entries
             .iter()
-            .filter(|e| !e.name.ends_with(".dist-info/RECORD"))
+            .filter(|e| !is_record(e.name()))
             .collect();
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.sort_by(|a, b| a.name().cmp(b.name()));
         let mut hasher = Sha256::new();
         for e in entries {
-            let exec = e.mode.is_some_and(|m| m & 0o111 != 0);
-            hasher.update(e.name.as_bytes());
+            let exec = e.header.mode() & 0o111 != 0;
+            hasher.update(e.name().as_bytes());
             hasher.update([0, exec as u8]);
             hasher.update(e.sha256);
         }
+        for a in &self.anomalies {
+            hasher.update([1]);
+            hasher.update(a.entry.as_bytes());
+            hasher.update([0]);
+            hasher.update(a.reason.as_bytes());
+        }
         hex::encode(hasher.finalize())
+    }
+}
+
+/// A duplicate name hides content when its entries differ: say so, and where.
+fn say_which_duplicates_differ(anomalies: &mut [Anomaly], entries: &[Entry]) {
+    let mut duplicated: HashMap<&str, Vec<&Entry>> = anomalies
+        .iter()
+        .filter(|a| a.kind == AnomalyKind::DuplicateName)
+        .map(|a| (a.entry.as_str(), Vec::new()))
+        .collect();
+    if duplicated.is_empty() {
+        return;
+    }
+    for e in entries {
+        if let Some(list) = duplicated.get_mut(e.name()) {
+            list.push(e);
+        }
+    }
+    let notes: HashMap<String, String> = duplicated
+        .into_iter()
+        .map(|(name, list)| {
+            let contents: std::collections::BTreeSet<[u8; 32]> =
+                list.iter().map(|e| e.sha256).collect();
+            let at: Vec<String> = list.iter().map(|e| e.header.index.to_string()).collect();
+            let note = if contents.len() > 1 {
+                format!(
+                    "; their contents differ ({} versions, at positions {})",
+                    contents.len(),
+                    at.join(", ")
+                )
+            } else {
+                format!(
+                    "; their contents are the same (positions {})",
+                    at.join(", ")
+                )
+            };
+            (name.to_string(), note)
+        })
+        .collect();
+    for a in anomalies
+        .iter_mut()
+        .filter(|a| a.kind == AnomalyKind::DuplicateName)
+    {
+        if let Some(note) = notes.get(&a.entry) {
+            a.reason.push_str(note);
+        }
     }
 }
 
@@ -146,7 +216,21 @@ pub enum Verdict {
         removed: Vec<String>,
         changed: Vec<Change>,
         archive: Vec<ArchiveAspect>,
+        /// What either zip is ambiguous about: its content is then not one thing, so such a
+        /// pair never has the same content.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        anomalies: Vec<SideAnomaly>,
     },
+}
+
+/// An anomaly of one side's zip.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SideAnomaly {
+    /// `a` or `b`.
+    pub side: &'static str,
+    pub kind: AnomalyKind,
+    pub entry: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -157,6 +241,10 @@ pub enum ArchiveAspect {
     Permissions,
     Compression,
     ExtraFields,
+    Comments,
+    HeaderFields,
+    /// Bytes no entry, header field or comment accounts for: padding, gaps, trailing bytes.
+    ZipLayout,
 }
 
 impl ArchiveAspect {
@@ -167,6 +255,11 @@ impl ArchiveAspect {
             ArchiveAspect::Permissions => "permissions",
             ArchiveAspect::Compression => "compression",
             ArchiveAspect::ExtraFields => "zip extra fields",
+            ArchiveAspect::Comments => "zip comments",
+            ArchiveAspect::HeaderFields => "zip header fields (versions, flags, attributes)",
+            ArchiveAspect::ZipLayout => {
+                "zip layout (bytes between or around the entries, compressed streams)"
+            }
         }
     }
 }
@@ -186,71 +279,100 @@ pub struct Change {
     pub follows_other_changes: bool,
 }
 
+/// Each name of a wheel once, sorted.
+fn names(w: &Wheel) -> Vec<&str> {
+    let mut names: Vec<&str> = w.by_name.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    names
+}
+
+/// How two entries of one name differ as archive members, not as content.
+fn archive_aspects(a: &Header, b: &Header, found: &mut std::collections::BTreeSet<ArchiveAspect>) {
+    if (a.dos_date, a.dos_time) != (b.dos_date, b.dos_time) {
+        found.insert(ArchiveAspect::EntryTimestamps);
+    }
+    if a.mode() != b.mode() {
+        found.insert(ArchiveAspect::Permissions);
+    }
+    if a.method != b.method {
+        found.insert(ArchiveAspect::Compression);
+    }
+    if a.extra_len != b.extra_len {
+        found.insert(ArchiveAspect::ExtraFields);
+    }
+    if a.comment != b.comment {
+        found.insert(ArchiveAspect::Comments);
+    }
+    let fields = |h: &Header| {
+        (
+            h.made_by,
+            h.needed,
+            h.flags,
+            h.internal_attr,
+            h.external_attr & 0xffff,
+        )
+    };
+    if fields(a) != fields(b) {
+        found.insert(ArchiveAspect::HeaderFields);
+    }
+}
+
 pub fn compare(a: &Wheel, b: &Wheel) -> Verdict {
     if a.sha256 == b.sha256 {
         return Verdict::Identical;
     }
-    let by_name = |w: &Wheel| -> BTreeMap<String, usize> {
-        w.entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.name.clone(), i))
-            .collect()
-    };
-    let (ia, ib) = (by_name(a), by_name(b));
-    let added: Vec<String> = ib
-        .keys()
-        .filter(|n| !ia.contains_key(*n))
-        .cloned()
+    let (na, nb) = (names(a), names(b));
+    let added: Vec<String> = nb
+        .iter()
+        .filter(|n| a.entry(n).is_none())
+        .map(|n| n.to_string())
         .collect();
-    let removed: Vec<String> = ia
-        .keys()
-        .filter(|n| !ib.contains_key(*n))
-        .cloned()
+    let removed: Vec<String> = na
+        .iter()
+        .filter(|n| b.entry(n).is_none())
+        .map(|n| n.to_string())
         .collect();
     let mut changed = Vec::new();
     let mut archive = std::collections::BTreeSet::new();
-    let common: Vec<&String> = ia.keys().filter(|n| ib.contains_key(*n)).collect();
-    for name in &common {
-        let (ea, eb) = (&a.entries[ia[*name]], &b.entries[ib[*name]]);
-        if ea.modified != eb.modified {
-            archive.insert(ArchiveAspect::EntryTimestamps);
-        }
-        if ea.mode != eb.mode {
-            archive.insert(ArchiveAspect::Permissions);
-        }
-        if ea.compression != eb.compression {
-            archive.insert(ArchiveAspect::Compression);
-        }
-        if ea.extra_len != eb.extra_len {
-            archive.insert(ArchiveAspect::ExtraFields);
-        }
+    for name in &na {
+        let (Some(ea), Some(eb)) = (a.entry(name), b.entry(name)) else {
+            continue;
+        };
+        archive_aspects(&ea.header, &eb.header, &mut archive);
         if ea.sha256 != eb.sha256 {
             changed.push(describe_change(a, ea, b, eb));
         }
     }
-    let order_a: Vec<&String> = a
-        .entries
-        .iter()
-        .map(|e| &e.name)
-        .filter(|n| ib.contains_key(*n))
-        .collect();
-    let order_b: Vec<&String> = b
-        .entries
-        .iter()
-        .map(|e| &e.name)
-        .filter(|n| ia.contains_key(*n))
-        .collect();
-    if order_a != order_b {
+    // A name given twice has no one place: its anomaly says so, not an order difference.
+    let unique = |w: &Wheel| w.by_name.len() == w.entries.len();
+    if unique(a) && unique(b) && order_among(a, b) != order_among(b, a) {
         archive.insert(ArchiveAspect::EntryOrder);
     }
+    if a.comment != b.comment {
+        archive.insert(ArchiveAspect::Comments);
+    }
+    let anomalies: Vec<SideAnomaly> = [("a", a), ("b", b)]
+        .into_iter()
+        .flat_map(|(side, w)| {
+            w.anomalies.iter().map(move |x| SideAnomaly {
+                side,
+                kind: x.kind,
+                entry: x.entry.clone(),
+                reason: x.reason.clone(),
+            })
+        })
+        .collect();
     let others_changed =
         !added.is_empty() || !removed.is_empty() || changed.iter().any(|c| !is_record(&c.entry));
     for change in &mut changed {
         change.follows_other_changes = is_record(&change.entry) && others_changed;
     }
+    // The hashes differ, so something does: what no aspect above names is the zip's layout.
+    if archive.is_empty() && added.is_empty() && removed.is_empty() && changed.is_empty() {
+        archive.insert(ArchiveAspect::ZipLayout);
+    }
     let archive: Vec<ArchiveAspect> = archive.into_iter().collect();
-    if added.is_empty() && removed.is_empty() && changed.is_empty() {
+    if added.is_empty() && removed.is_empty() && changed.is_empty() && anomalies.is_empty() {
         Verdict::SameContent { archive }
     } else {
         Verdict::ContentDiffers {
@@ -258,8 +380,18 @@ pub fn compare(a: &Wheel, b: &Wheel) -> Verdict {
             removed,
             changed,
             archive,
+            anomalies,
         }
     }
+}
+
+/// The order of `w`'s entries that `other` has too.
+fn order_among<'a>(w: &'a Wheel, other: &Wheel) -> Vec<&'a str> {
+    w.entries
+        .iter()
+        .map(Entry::name)
+        .filter(|n| other.entry(n).is_some())
+        .collect()
 }
 
 fn is_record(name: &str) -> bool {
@@ -268,7 +400,7 @@ fn is_record(name: &str) -> bool {
 
 fn describe_change(wa: &Wheel, a: &Entry, wb: &Wheel, b: &Entry) -> Change {
     let binary = |first_difference: Option<u64>| Change {
-        entry: a.name.clone(),
+        entry: a.name().to_string(),
         diff: None,
         sizes: Some((a.size, b.size)),
         first_difference,
@@ -291,10 +423,10 @@ fn describe_change(wa: &Wheel, a: &Entry, wb: &Wheel, b: &Entry) -> Change {
             let diff = similar::TextDiff::from_lines(&ta, &tb)
                 .unified_diff()
                 .context_radius(2)
-                .header(&format!("a/{}", a.name), &format!("b/{}", b.name))
+                .header(&format!("a/{}", a.name()), &format!("b/{}", b.name()))
                 .to_string();
             Change {
-                entry: a.name.clone(),
+                entry: a.name().to_string(),
                 diff: Some(diff),
                 sizes: None,
                 first_difference: None,
@@ -312,12 +444,7 @@ fn describe_change(wa: &Wheel, a: &Entry, wb: &Wheel, b: &Entry) -> Change {
 
 /// Where two entries first differ, both streamed side by side: memory is two buffers.
 fn first_difference(wa: &Wheel, a: &Entry, wb: &Wheel, b: &Entry) -> std::io::Result<u64> {
-    let open = |w: &Wheel| -> std::io::Result<zip::ZipArchive<std::fs::File>> {
-        zip::ZipArchive::new(std::fs::File::open(&w.path)?).map_err(std::io::Error::other)
-    };
-    let (mut za, mut zb) = (open(wa)?, open(wb)?);
-    let mut ra = za.by_index(a.index).map_err(std::io::Error::other)?;
-    let mut rb = zb.by_index(b.index).map_err(std::io::Error::other)?;
+    let (mut ra, mut rb) = (wa.entry_data(a)?, wb.entry_data(b)?);
     let (mut ba, mut bb) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
     let mut offset = 0u64;
     loop {
@@ -349,9 +476,7 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// The first bytes of an entry on each side, for attribution.
 pub fn entry_pair(a: &Wheel, b: &Wheel, name: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     let find = |w: &Wheel| {
-        w.entries
-            .iter()
-            .find(|e| e.name == name)
+        w.entry(name)
             .and_then(|e| w.entry_head(e, MAX_SEARCHED).ok())
     };
     (find(a), find(b))

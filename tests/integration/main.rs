@@ -11,6 +11,7 @@ mod ci;
 mod ci_hostile;
 mod ci_layout;
 mod common;
+mod compare;
 mod contain;
 mod docker;
 mod errors;
