@@ -40,6 +40,13 @@ pub fn of_error(err: &anyhow::Error) -> u8 {
         if let Some(crate::build::images::ImageError::Unknown(_)) = cause.downcast_ref() {
             return INPUT;
         }
+        // `#[error(transparent)]` keeps the image error out of the chain: look inside.
+        if let Some(crate::build::backend::OpenError::Image(image)) = cause.downcast_ref() {
+            return match image {
+                crate::build::images::ImageError::Unknown(_) => INPUT,
+                _ => ENVIRONMENT,
+            };
+        }
         if let Some(crate::store::StoreError::NoRun(_) | crate::store::StoreError::Busy { .. }) =
             cause.downcast_ref()
         {
@@ -134,6 +141,14 @@ mod tests {
             .context("writing a wheel");
         assert_eq!(of_error(&full), ENVIRONMENT);
         let unknown = anyhow::Error::new(crate::build::images::ImageError::Unknown("sid".into()));
+        let opened = anyhow::Error::new(crate::build::backend::OpenError::Image(
+            crate::build::images::ImageError::Unknown("sid".into()),
+        ));
+        assert_eq!(of_error(&opened), INPUT);
+        let engine = anyhow::Error::new(crate::build::backend::OpenError::Image(
+            crate::build::images::ImageError::NoDebootstrap,
+        ));
+        assert_eq!(of_error(&engine), ENVIRONMENT);
         assert_eq!(of_error(&unknown), INPUT);
         assert_eq!(of_error(&anyhow::anyhow!("a bad requirements line")), INPUT);
     }
