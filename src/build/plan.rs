@@ -447,12 +447,7 @@ fn seed_wheel(
                     .and_then(|p| url::Url::from_file_path(p).ok())
                     .map(String::from)
                     .unwrap_or_default(),
-                sha256: None,
-                requires_python: None,
-                upload_time: None,
-                yanked: false,
-                core_metadata: false,
-                size: None,
+                ..Default::default()
             };
             let fetched = repo
                 .index

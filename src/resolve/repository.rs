@@ -234,12 +234,7 @@ impl Repository {
                 file: IndexFile {
                     filename: format!("{name}-{version} (provided by the image)"),
                     url: String::new(),
-                    sha256: None,
-                    requires_python: None,
-                    upload_time: None,
-                    yanked: false,
-                    core_metadata: false,
-                    size: None,
+                    ..Default::default()
                 },
                 sha256: String::new(),
                 binary: false,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// One file an index lists for a project.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct IndexFile {
     pub filename: String,
     /// Absolute `http(s)://` or `file://` URL.
@@ -95,12 +95,7 @@ mod tests {
         IndexFile {
             filename: name.into(),
             url: format!("https://example.invalid/{name}"),
-            sha256: None,
-            requires_python: None,
-            upload_time: None,
-            yanked: false,
-            core_metadata: false,
-            size: None,
+            ..Default::default()
         }
     }
 

@@ -36,12 +36,7 @@ impl Folder {
                 url: url::Url::from_file_path(path)
                     .expect("scanned paths are absolute")
                     .to_string(),
-                sha256: None,
-                requires_python: None,
-                upload_time: None,
-                yanked: false,
-                core_metadata: false,
-                size: None,
+                ..Default::default()
             })
             .collect()
     }
