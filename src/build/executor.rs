@@ -275,7 +275,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
     let reusable: HashMap<(CellId, String, String, u32), JobRecord> = store
         .jobs(run_id)?
         .into_iter()
-        .filter(|j| j.status == crate::store::JobStatus::Built)
+        .filter(|j| j.status.is_built())
         .map(|j| {
             (
                 (j.cell.clone(), j.name.clone(), j.version.clone(), j.stage),
@@ -379,8 +379,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                                 store.find_built(&fingerprint_sha256)?
                             }
                             None => None,
-                        }
-                        .filter(|r| r.wheel_filename.is_some() && r.wheel_sha256.is_some());
+                        };
                         slot.insert(Ready {
                             spec,
                             dir,
@@ -409,8 +408,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                         found,
                     } = lookups.remove(&key).expect("looked up above");
                     if let Some(record) = found
-                        && let (Some(filename), Some(sha)) =
-                            (&record.wheel_filename, &record.wheel_sha256)
+                        && let Some((filename, sha)) = record.wheel()
                         && let Some(bytes) = reusable_wheel(store, sha, planned.is_final)
                         && record
                             .log_sha256

@@ -105,7 +105,10 @@ fn result_of<'a>(inputs: &'a Folders, dep: &str) -> anyhow::Result<(Found<'a>, V
 fn wheel_of_job(inputs: &Folders, dep: &str, scratch: &Path) -> anyhow::Result<(PathBuf, String)> {
     let (found, bytes) = result_of(inputs, dep)?;
     let result = JobResult::parse(&bytes, &found.shown())?;
-    let (Some(filename), Some(sha)) = (result.outcome.wheel_filename, result.outcome.wheel_sha256)
+    let crate::store::JobStatus::Built {
+        wheel_filename: filename,
+        wheel_sha256: sha,
+    } = result.outcome.status
     else {
         bail!("`{dep}` did not build a wheel");
     };
@@ -143,13 +146,10 @@ fn reuse(
         };
         doc.check(&found.shown())?;
         let outcome = &doc.outcome;
-        let (Some(filename), Some(sha)) = (&outcome.wheel_filename, &outcome.wheel_sha256) else {
+        let Some((filename, sha)) = outcome.wheel() else {
             continue;
         };
-        if doc.job != id
-            || outcome.status != crate::store::JobStatus::Built
-            || outcome.fingerprint != fingerprint
-        {
+        if doc.job != id || outcome.fingerprint != fingerprint {
             continue;
         }
         let Ok(wheel) = obtain(inputs, filename, sha, None, scratch) else {

@@ -89,16 +89,18 @@ pub fn merge(
     let mut failed = 0;
     for job in &taken {
         let mut outcome = job.doc.outcome.clone();
-        // The wheel's blob is what the store names, read again and checked again.
-        outcome.wheel_sha256 = None;
-        if let Some((wheel, sha)) = &job.wheel {
+        // The wheel's blob is what the store names, read again and checked again; a built
+        // job's wheel was found beside its result (`take`), or the merge was refused.
+        if let (JobStatus::Built { wheel_sha256, .. }, Some((wheel, sha))) =
+            (&mut outcome.status, &job.wheel)
+        {
             let bytes = wheel
                 .read(MAX_WHEEL)
                 .map_err(|e| refused(&wheel.shown(), "", e, RESULT_HINT))?;
             if &sha256_hex(&bytes) != sha {
                 bail!("{}: changed while it was merged", wheel.shown().display());
             }
-            outcome.wheel_sha256 = Some(store.put_blob(&bytes)?);
+            *wheel_sha256 = store.put_blob(&bytes)?;
         }
         let log_sha256 = match &job.log {
             Some(log) => {
@@ -109,7 +111,7 @@ pub fn merge(
             }
             None => None,
         };
-        failed += usize::from(outcome.status != JobStatus::Built);
+        failed += usize::from(!outcome.status.is_built());
         store.record_job(&JobRecord::new(&run_id, outcome, log_sha256))?;
     }
     store.finish_run(
@@ -135,8 +137,8 @@ fn take<'a>(
     found: &Found<'a>,
     doc: JobResult,
 ) -> anyhow::Result<Taken<'a>> {
-    let wheel = match (&doc.outcome.wheel_filename, &doc.outcome.wheel_sha256) {
-        (Some(filename), Some(sha)) => {
+    let wheel = match doc.outcome.wheel() {
+        Some((filename, sha)) => {
             let wheel = wheel_named(folders, id, filename, sha)?;
             // A job's wheel, checked as a job's own output is: a CI machine is not rewheel's,
             // and what it uploaded is data like any other.
@@ -153,7 +155,7 @@ fn take<'a>(
                 })?;
             Some((wheel, sha.clone()))
         }
-        _ => None,
+        None => None,
     };
     let log = match &doc.log_file {
         Some(log_file) => {

@@ -234,7 +234,7 @@ impl JobResult {
     pub fn check(&self, doc: &Path) -> Result<(), DocError> {
         let hint = RESULT_HINT;
         check(doc, || "job".into(), &self.job, Rule::JobId, hint)?;
-        if let Some(wheel) = &self.outcome.wheel_filename {
+        if let Some((wheel, _)) = self.outcome.wheel() {
             check(doc, || "wheel_filename".into(), wheel, Rule::Name, hint)?;
         }
         if let Some(log) = &self.log_file {
@@ -532,7 +532,7 @@ mod proptests {
 
     fn assert_plain_result(result: &JobResult) {
         assert!(is_plain_name(&file_stem(&result.job)), "{:?}", result.job);
-        if let Some(wheel) = &result.outcome.wheel_filename {
+        if let Some((wheel, _)) = result.outcome.wheel() {
             assert!(is_plain_name(wheel), "{wheel:?}");
         }
         if let Some(log) = &result.log_file {

@@ -77,7 +77,7 @@ impl Store {
                 continue;
             }
             for job in self.jobs(&run.id)? {
-                needed.extend(job.wheel_sha256.clone());
+                needed.extend(job.wheel().map(|(_, sha)| sha.clone()));
                 needed.extend(job.log_sha256.clone());
             }
         }

@@ -41,12 +41,107 @@ pub enum StoreError {
     Corrupt { path: PathBuf, actual: String },
 }
 
-/// What became of one job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What became of one job: a job recorded as built always has its wheel, a failed one its
+/// error, so no reader checks for a "built" job without a wheel.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobStatus {
-    Built,
-    Failed,
+    Built {
+        wheel_filename: String,
+        wheel_sha256: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+impl JobStatus {
+    /// The status column's word, and the `status` of a job's document.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Built { .. } => "built",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    pub fn is_built(&self) -> bool {
+        matches!(self, Self::Built { .. })
+    }
+
+    /// A built job's wheel: its filename and sha256.
+    pub fn wheel(&self) -> Option<(&String, &String)> {
+        match self {
+            Self::Built {
+                wheel_filename,
+                wheel_sha256,
+            } => Some((wheel_filename, wheel_sha256)),
+            Self::Failed { .. } => None,
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Self::Failed { error } => Some(error),
+            Self::Built { .. } => None,
+        }
+    }
+
+    /// A status from its flat fields (a CI result document), refused when they disagree: a
+    /// document from a CI machine is data, and "built" without a wheel is no build.
+    fn from_fields(
+        word: &str,
+        wheel: (Option<String>, Option<String>),
+        error: Option<String>,
+    ) -> Result<Self, String> {
+        match (word, wheel, error) {
+            ("built", (Some(wheel_filename), Some(wheel_sha256)), None) => Ok(Self::Built {
+                wheel_filename,
+                wheel_sha256,
+            }),
+            ("built", ..) => Err(
+                "a job whose status is `built` has a wheel_filename and a wheel_sha256, and no error"
+                    .into(),
+            ),
+            ("failed", (None, None), error) => Ok(Self::Failed {
+                error: error.unwrap_or_else(|| NO_ERROR.into()),
+            }),
+            ("failed", ..) => Err("a job whose status is `failed` names no wheel".into()),
+            (other, ..) => Err(format!("unknown job status `{other}`")),
+        }
+    }
+
+    /// A status from a row of the store. Rows written before the type said so may be "built"
+    /// with no wheel (a merge of a result without one): that job has nothing to reuse or
+    /// compare, so it reads as failed, saying why.
+    fn from_row(
+        word: &str,
+        wheel: (Option<String>, Option<String>),
+        error: Option<String>,
+    ) -> Result<Self, String> {
+        match (word, wheel) {
+            ("built", (Some(wheel_filename), Some(wheel_sha256))) => Ok(Self::Built {
+                wheel_filename,
+                wheel_sha256,
+            }),
+            ("built", _) => Ok(Self::Failed {
+                error:
+                    "recorded as built, but without a wheel (by an older rewheel); build it again"
+                        .into(),
+            }),
+            ("failed", _) => Ok(Self::Failed {
+                error: error.unwrap_or_else(|| NO_ERROR.into()),
+            }),
+            (other, _) => Err(format!("unknown status `{other}`")),
+        }
+    }
+}
+
+/// The error of a failed job whose row or document holds none.
+const NO_ERROR: &str = "(no error was recorded)";
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// Where a run stands.
@@ -91,7 +186,6 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(JobStatus { Built => "built", Failed => "failed" });
 text_enum!(RunStatus {
     Running => "running",
     Built => "built",
@@ -118,8 +212,11 @@ pub struct Store {
 }
 
 /// What became of one job. The store's row (`JobRecord`) and the CI result document
-/// (`ci::plan_doc::JobResult`) are both this, plus where each keeps the log.
+/// (`ci::plan_doc::JobResult`) are both this, plus where each keeps the log. Its document is
+/// flat (`status`, `wheel_filename`, `wheel_sha256`, `error` side by side), as CI result
+/// documents have always been.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(into = "OutcomeDoc", try_from = "OutcomeDoc")]
 pub struct JobOutcome {
     pub cell: CellId,
     pub name: String,
@@ -127,11 +224,63 @@ pub struct JobOutcome {
     /// 0 for an ordinary build; 1..=3 for the stages of a bootstrap build.
     pub stage: u32,
     pub status: JobStatus,
-    pub wheel_filename: Option<String>,
-    pub wheel_sha256: Option<String>,
     pub fingerprint: String,
     pub seconds: f64,
-    pub error: Option<String>,
+}
+
+/// A job's outcome as its document spells it: the contract of CI result documents.
+#[derive(Serialize, serde::Deserialize)]
+struct OutcomeDoc {
+    cell: CellId,
+    name: String,
+    version: String,
+    stage: u32,
+    status: String,
+    wheel_filename: Option<String>,
+    wheel_sha256: Option<String>,
+    fingerprint: String,
+    seconds: f64,
+    error: Option<String>,
+}
+
+impl From<JobOutcome> for OutcomeDoc {
+    fn from(o: JobOutcome) -> Self {
+        let status = o.status.as_str().to_string();
+        let (wheel_filename, wheel_sha256, error) = match o.status {
+            JobStatus::Built {
+                wheel_filename,
+                wheel_sha256,
+            } => (Some(wheel_filename), Some(wheel_sha256), None),
+            JobStatus::Failed { error } => (None, None, Some(error)),
+        };
+        Self {
+            cell: o.cell,
+            name: o.name,
+            version: o.version,
+            stage: o.stage,
+            status,
+            wheel_filename,
+            wheel_sha256,
+            fingerprint: o.fingerprint,
+            seconds: o.seconds,
+            error,
+        }
+    }
+}
+
+impl TryFrom<OutcomeDoc> for JobOutcome {
+    type Error = String;
+    fn try_from(d: OutcomeDoc) -> Result<Self, String> {
+        Ok(Self {
+            status: JobStatus::from_fields(&d.status, (d.wheel_filename, d.wheel_sha256), d.error)?,
+            cell: d.cell,
+            name: d.name,
+            version: d.version,
+            stage: d.stage,
+            fingerprint: d.fingerprint,
+            seconds: d.seconds,
+        })
+    }
 }
 
 impl JobOutcome {
@@ -140,51 +289,39 @@ impl JobOutcome {
         job: JobIdentity,
         fingerprint: String,
         seconds: f64,
-        wheel: (String, String),
+        (wheel_filename, wheel_sha256): (String, String),
     ) -> Self {
         Self::of(
             job,
             fingerprint,
             seconds,
-            JobStatus::Built,
-            Some(wheel),
-            None,
+            JobStatus::Built {
+                wheel_filename,
+                wheel_sha256,
+            },
         )
     }
 
     /// A job that failed, and why.
     pub fn failed(job: JobIdentity, fingerprint: String, seconds: f64, error: String) -> Self {
-        Self::of(
-            job,
-            fingerprint,
-            seconds,
-            JobStatus::Failed,
-            None,
-            Some(error),
-        )
+        Self::of(job, fingerprint, seconds, JobStatus::Failed { error })
     }
 
-    fn of(
-        job: JobIdentity,
-        fingerprint: String,
-        seconds: f64,
-        status: JobStatus,
-        wheel: Option<(String, String)>,
-        error: Option<String>,
-    ) -> Self {
-        let (wheel_filename, wheel_sha256) = wheel.unzip();
+    fn of(job: JobIdentity, fingerprint: String, seconds: f64, status: JobStatus) -> Self {
         Self {
             cell: job.cell,
             name: job.name,
             version: job.version,
             stage: job.stage,
             status,
-            wheel_filename,
-            wheel_sha256,
             fingerprint,
             seconds,
-            error,
         }
+    }
+
+    /// A built job's wheel: its filename and sha256.
+    pub fn wheel(&self) -> Option<(&String, &String)> {
+        self.status.wheel()
     }
 
     pub fn fingerprint_sha256(&self) -> String {
@@ -513,10 +650,11 @@ impl Store {
                 });
             }
             for job in self.jobs(&run.id)? {
-                for (kind, sha) in [("wheel", &job.wheel_sha256), ("log", &job.log_sha256)] {
+                let wheel = job.wheel().map(|(_, sha)| sha.as_str());
+                for (kind, sha) in [("wheel", wheel), ("log", job.log_sha256.as_deref())] {
                     let Some(sha) = sha else { continue };
                     let verdict = checked
-                        .entry(sha.clone())
+                        .entry(sha.to_string())
                         .or_insert_with(|| match self.verify_blob(sha) {
                             Ok(()) => None,
                             Err(StoreError::Io { source, .. })
@@ -623,13 +761,13 @@ impl Store {
                     job.name,
                     job.version,
                     job.stage,
-                    job.status,
-                    job.wheel_filename,
-                    job.wheel_sha256,
+                    job.status.as_str(),
+                    job.wheel().map(|(filename, _)| filename),
+                    job.wheel().map(|(_, sha)| sha),
                     job.log_sha256,
                     job.fingerprint,
                     job.fingerprint_sha256,
-                    job.error,
+                    job.status.error(),
                     job.seconds,
                     job.reused_from
                 ],
@@ -690,11 +828,19 @@ impl Store {
                         name: row.get(2)?,
                         version: row.get(3)?,
                         stage: row.get(4)?,
-                        status: row.get(5)?,
-                        wheel_filename: row.get(6)?,
-                        wheel_sha256: row.get(7)?,
+                        status: JobStatus::from_row(
+                            &row.get::<_, String>(5)?,
+                            (row.get(6)?, row.get(7)?),
+                            row.get(11)?,
+                        )
+                        .map_err(|why| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                5,
+                                rusqlite::types::Type::Text,
+                                why.into(),
+                            )
+                        })?,
                         fingerprint: row.get(9)?,
-                        error: row.get(11)?,
                         seconds: row.get(12)?,
                     },
                     log_sha256: row.get(8)?,
@@ -775,6 +921,83 @@ mod tests {
             std::fs::read(&wal).unwrap(),
             b"rows not yet in the database"
         );
+    }
+
+    fn identity() -> JobIdentity {
+        JobIdentity {
+            cell: CellId::new("cp311").unwrap(),
+            name: "six".into(),
+            version: "1.16.0".into(),
+            stage: 0,
+        }
+    }
+
+    #[test]
+    fn a_job_outcome_keeps_the_flat_document_ci_results_have_always_had() {
+        let built = JobOutcome::built(
+            identity(),
+            "f".into(),
+            1.0,
+            ("six-1.16.0-py3-none-any.whl".into(), "00".into()),
+        );
+        assert_eq!(
+            serde_json::to_value(&built).unwrap(),
+            serde_json::json!({
+                "cell": "cp311", "name": "six", "version": "1.16.0", "stage": 0,
+                "status": "built", "wheel_filename": "six-1.16.0-py3-none-any.whl",
+                "wheel_sha256": "00", "fingerprint": "f", "seconds": 1.0, "error": null
+            })
+        );
+        let failed = JobOutcome::failed(identity(), "f".into(), 1.0, "boom".into());
+        let doc = serde_json::to_value(&failed).unwrap();
+        assert_eq!(
+            (&doc["status"], &doc["wheel_filename"], &doc["error"]),
+            (&"failed".into(), &serde_json::Value::Null, &"boom".into())
+        );
+        let back: JobOutcome = serde_json::from_value(doc).unwrap();
+        assert_eq!(back.status.error(), Some("boom"));
+    }
+
+    #[test]
+    fn a_document_that_says_built_without_a_wheel_is_refused() {
+        let mut doc = serde_json::to_value(JobOutcome::built(
+            identity(),
+            "f".into(),
+            1.0,
+            ("six-1.16.0-py3-none-any.whl".into(), "00".into()),
+        ))
+        .unwrap();
+        doc["wheel_sha256"] = serde_json::Value::Null;
+        let err = serde_json::from_value::<JobOutcome>(doc.clone()).unwrap_err();
+        assert!(err.to_string().contains("wheel_sha256"), "{err}");
+        doc["status"] = "failed".into();
+        doc["error"] = "boom".into();
+        let err = serde_json::from_value::<JobOutcome>(doc).unwrap_err();
+        assert!(err.to_string().contains("names no wheel"), "{err}");
+    }
+
+    #[test]
+    fn an_old_row_built_without_a_wheel_reads_as_failed_and_is_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let run = store.new_run(&[]).unwrap();
+        store
+            .db
+            .execute(
+                "INSERT INTO jobs (run_id, cell, name, version, stage, status, fingerprint,
+                 fingerprint_sha256, seconds) VALUES (?1, 'cp311', 'six', '1.16.0', 0, 'built',
+                 'f', 'fsha', 1.0)",
+                params![run],
+            )
+            .unwrap();
+        let jobs = store.jobs(&run).unwrap();
+        assert!(!jobs[0].status.is_built());
+        assert!(
+            jobs[0].status.error().unwrap().contains("without a wheel"),
+            "{:?}",
+            jobs[0].status
+        );
+        assert!(store.find_built("fsha").unwrap().is_none());
     }
 
     #[test]

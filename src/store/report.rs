@@ -1,11 +1,11 @@
 //! The store as text: a line per run, a run's jobs, what `runs verify` found, sizes.
 
-use super::{JobRecord, JobStatus, Problem, RunRecord};
+use super::{JobRecord, Problem, RunRecord};
 use std::fmt::Write;
 
 /// `ID  STATUS  built/jobs  (reused)  ARGS`.
 pub fn list_line(run: &RunRecord, jobs: &[JobRecord]) -> String {
-    let built = jobs.iter().filter(|j| j.status == JobStatus::Built).count();
+    let built = jobs.iter().filter(|j| j.status.is_built()).count();
     let reused = jobs.iter().filter(|j| j.reused_from.is_some()).count();
     let reused = if reused > 0 {
         format!(" ({reused} reused)")
@@ -38,7 +38,9 @@ pub fn run_text(run: &RunRecord, jobs: &[JobRecord]) -> String {
             job.status,
             job.name,
             job.version,
-            job.wheel_sha256.as_deref().map(|s| &s[..16]).unwrap_or("-"),
+            job.wheel()
+                .map(|(_, s)| &s[..16.min(s.len())])
+                .unwrap_or("-"),
             job.seconds
         );
         match &job.reused_from {
@@ -47,7 +49,7 @@ pub fn run_text(run: &RunRecord, jobs: &[JobRecord]) -> String {
             }
             None => text.push('\n'),
         }
-        if let Some(error) = &job.error {
+        if let Some(error) = job.status.error() {
             let _ = writeln!(text, "      {error}");
         }
     }

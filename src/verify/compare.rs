@@ -116,12 +116,10 @@ impl Side {
                     .unwrap_or(0)
             };
             for job in &jobs {
-                if job.status != crate::store::JobStatus::Built
-                    || job.stage != last_stage(&job.cell, &job.name)
-                {
+                if job.stage != last_stage(&job.cell, &job.name) {
                     continue;
                 }
-                if let (Some(file), Some(sha)) = (&job.wheel_filename, &job.wheel_sha256) {
+                if let Some((file, sha)) = job.wheel() {
                     // A run's wheels are compared as recorded, or not at all: checked when
                     // read (`compare_sides`), not here, so no change slips in between.
                     let key = (job.cell.to_string(), file.clone());
