@@ -1,8 +1,9 @@
 //! Stage 2, build: from graphs to wheels. `plan` turns each cell's graph into jobs, `job` is
 //! one job's folder, settings and fingerprint (with `frontend.py`, the PEP 517 frontend it
 //! runs), `backend` runs it (local in bubblewrap, or docker), `executor` runs them all in
-//! dependency order into the store, and `run` is one whole run from settings to its
-//! recorded ending. `interpreter` and `images` find and make what backends run.
+//! dependency order into the store, `run` is one whole run from settings to its recorded
+//! ending, and `record` the settings document a run is stored with. `interpreter` and
+//! `images` find and make what backends run.
 
 pub mod backend;
 pub mod executor;
@@ -13,6 +14,7 @@ pub mod patch;
 pub mod plan;
 pub mod pocket;
 pub mod provenance;
+pub mod record;
 pub mod report;
 pub mod run;
 pub mod site_cache;

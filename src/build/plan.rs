@@ -60,7 +60,8 @@ impl Planned {
 
 /// Which finished jobs of the store a run may take over instead of building them again. A
 /// resumed run always takes over its own.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Rebuild {
     /// Reuse any finished job whose fingerprint matches (the job cache).
     #[default]
@@ -85,7 +86,7 @@ impl Rebuild {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BuildOptions {
     pub jobs: usize,
     pub rebuild: Rebuild,

@@ -5,6 +5,7 @@
 use super::backend::{self, Backend, BackendRequest};
 use super::executor::{Executor, Summary};
 use super::plan::{BuildOptions, Planned, Planner};
+use crate::exit;
 use crate::progress::JobDisplay;
 use crate::resolve::report::ResolveReport;
 use crate::resolve::session::{ResolveSettings, resolve};
@@ -14,19 +15,23 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Everything a build run needs, decided once at the edge.
-#[derive(Debug, Clone)]
+/// Everything a build run needs, decided once at the edge, and kept with the run
+/// (`record`) for `--resume`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BuildSettings {
     pub resolve: ResolveSettings,
     pub backend: BackendRequest,
     pub options: BuildOptions,
+    /// Not kept: a resumed run uses the store it is found in.
+    #[serde(skip)]
     pub store_root: PathBuf,
 }
 
 /// Which run of the store this is.
 pub enum RunRef {
-    /// A new run, recorded with the command line that asked for it (for `--resume`).
-    New(Vec<String>),
+    /// A new run, recorded with the command line that asked for it (for people) and its
+    /// settings document (`record`), which `--resume` reads back.
+    New { argv: Vec<String>, document: String },
     /// An interrupted run continued: its finished jobs are reused.
     Resume(String),
 }
@@ -50,6 +55,19 @@ pub enum Ending {
     /// A job failed because a disk was full: the host's fault (`Summary::out_of_space`).
     OutOfSpace,
     BuildFailed,
+}
+
+impl Ending {
+    /// The exit code a run that ended so gives.
+    pub fn code(self) -> u8 {
+        match self {
+            Ending::Built => exit::SUCCESS,
+            Ending::Interrupted => exit::INTERRUPTED,
+            Ending::InputRefused => exit::INPUT,
+            Ending::OutOfSpace => exit::ENVIRONMENT,
+            Ending::BuildFailed => exit::BUILD_FAILED,
+        }
+    }
 }
 
 /// A finished build, with what `check` needs to build again.
@@ -120,7 +138,7 @@ pub fn build(
     let store = Store::open(&settings.store_root)?;
     let run_id = match run {
         RunRef::Resume(id) => id,
-        RunRef::New(argv) => store.new_run(&argv)?,
+        RunRef::New { argv, document } => store.new_run_with(&argv, Some(&document))?,
     };
     // Before anything is done to the run: a run another process builds is refused untouched.
     let lock = store.lock_run(&run_id)?;

@@ -64,6 +64,7 @@ pub(crate) enum Command {
     /// Examples:
     ///   rewheel check -r lock.txt --python 3.11 --source-date-epoch 1700000000
     ///   rewheel check -r lock.txt --matrix matrices/debian.toml --vary build-path,umask --html report.html
+    ///   rewheel check --resume 20261121-204906
     #[command(after_help = exit::TABLE, verbatim_doc_comment)]
     Check(CheckArgs),
     /// Find which upload (between two dates) or which bump (between two locks) broke a
@@ -107,15 +108,6 @@ pub(crate) enum Command {
     /// The run store: `runs list`, `runs show RUN`, `runs verify` (check every blob against its hash).
     #[command(subcommand)]
     Runs(RunsCommand),
-}
-
-impl Cli {
-    /// Parse a stored command line (for `--resume`).
-    pub(crate) fn try_parse_from_argv(argv: &[String]) -> anyhow::Result<Command> {
-        Ok(Cli::try_parse_from(argv)
-            .map_err(|e| anyhow::anyhow!("the stored command line no longer parses: {e}"))?
-            .command)
-    }
 }
 
 #[derive(Args)]
@@ -254,7 +246,9 @@ pub(crate) struct BuildArgs {
     /// The run store (SQLite plus content-addressed wheels and logs).
     #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
     pub(crate) store: Option<PathBuf>,
-    /// Continue an interrupted run: its finished jobs are reused, the rest are built.
+    /// Continue an interrupted run with its own settings: finished jobs are reused, the rest
+    /// built (a check's second side is built again). Of other flags only --store, --expect,
+    /// --provenance and report flags apply.
     #[arg(long, value_name = "RUN")]
     pub(crate) resume: Option<String>,
     /// SOURCE_DATE_EPOCH for every job (unset by default, as for a plain pip build).

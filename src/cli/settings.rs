@@ -1,15 +1,18 @@
 //! Arguments become library settings here, once: nothing below `cli/` sees a clap type.
 
-use super::args::{BackendKind, BuildArgs, IndexArgs, InputArgs, PlanArgs};
+use super::args::{BackendKind, BuildArgs, CheckArgs, IndexArgs, InputArgs, PlanArgs};
 use crate::build::backend::{self, BackendRequest};
 use crate::build::job::Settings;
 use crate::build::plan::{BuildOptions, Rebuild};
+use crate::build::record::{Begin, BuildRequest, Outputs};
 use crate::build::run::BuildSettings;
 use crate::ci::emit::CiOptions;
 use crate::names::PackageName;
 use crate::resolve::archive::Limits;
 use crate::resolve::session::{IndexSettings, ResolveSettings};
 use crate::store::Store;
+use crate::verify::check::CheckSettings;
+use crate::verify::check_run::CheckRequest;
 use anyhow::Context;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -120,6 +123,53 @@ pub(crate) fn build(args: &BuildArgs) -> anyhow::Result<BuildSettings> {
         options,
         store_root: store_root(args.store.as_ref())?,
         resolve,
+    })
+}
+
+/// Which run `build` or `check` works on: a new one of `request`, or the one `--resume`
+/// names, which keeps its own settings (`--expect` and `--provenance` given again replace its own).
+pub(crate) fn begin<T>(
+    args: &BuildArgs,
+    argv: Vec<String>,
+    request: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<Begin<T>> {
+    Ok(match &args.resume {
+        Some(id) => Begin::Resume {
+            store_root: store_root(args.store.as_ref())?,
+            id: id.clone(),
+            outputs: outputs(args),
+        },
+        None => Begin::New {
+            argv,
+            request: request()?,
+        },
+    })
+}
+
+fn outputs(args: &BuildArgs) -> Outputs {
+    Outputs {
+        expect: args.expect.clone(),
+        provenance: args.provenance.clone(),
+    }
+}
+
+pub(crate) fn build_request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
+    Ok(BuildRequest {
+        build: build(args)?,
+        outputs: outputs(args),
+    })
+}
+
+pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<CheckRequest> {
+    Ok(CheckRequest {
+        first: build_request(&args.build)?,
+        check: CheckSettings {
+            vary: args.vary.0.clone(),
+            independent: args.independent,
+            find_culprit: args.find_culprit,
+            remedies: args.remedies.is_some(),
+            remedies_file: args.remedies.clone().filter(|f| !f.as_os_str().is_empty()),
+        },
     })
 }
 

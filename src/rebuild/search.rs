@@ -1,6 +1,7 @@
 //! The search: each candidate recipe is a build run of the wheel's sdist, compared bit for
 //! bit with the published wheel; the builder's time zone is tried when times are off by hours.
 
+use crate::build::record::{BuildRequest, Outputs, RunSettings};
 use crate::build::run::BuildSettings;
 use crate::build::run::{self, RunRef, Stage};
 use crate::rebuild::infer::{self, Guess, Observed, frozen};
@@ -341,7 +342,13 @@ fn attempt(
         observed.version,
         n + 1
     )];
-    let built = match run::build(build, RunRef::New(argv), |_| {}) {
+    // Recorded as a build of its own: an attempt resumes with `build --resume`.
+    let document = RunSettings::Build(BuildRequest {
+        build: build.clone(),
+        outputs: Outputs::default(),
+    })
+    .document();
+    let built = match run::build(build, RunRef::New { argv, document }, |_| {}) {
         Ok(Stage::Built(built)) => built,
         Ok(Stage::Cycle(_)) => return Ok((Outcome::Failed("a dependency cycle".into()), None)),
         Ok(Stage::Interrupted) => return Err(crate::exit::Interrupted.into()),

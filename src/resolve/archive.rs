@@ -23,7 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use tree::{Id, Node, ROOT, Tree};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Total bytes the archive may expand to.
     pub max_unpacked: u64,

@@ -25,7 +25,7 @@ use std::sync::Arc;
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
 
 /// Where packages come from and how they are read: the index flags, as plain values.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IndexSettings {
     /// The index the flags (or `PIP_INDEX_URL`) named; a requirements file's or the matrix's
     /// comes after it, the default index last.
@@ -64,7 +64,7 @@ impl IndexSettings {
 }
 
 /// What to resolve, for which cells, from where.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ResolveSettings {
     pub specs: Vec<String>,
     pub requirement_files: Vec<PathBuf>,

@@ -383,7 +383,13 @@ pub struct RunRecord {
     pub started: String,
     pub finished: Option<String>,
     pub status: RunStatus,
+    /// The command line, for people (`runs list`, `runs show`); never parsed again.
     pub argv: Vec<String>,
+    /// The run's settings document (versioned JSON), which `--resume` reads back; `None` for
+    /// runs recorded before there was one, and for runs nothing resumes (a merge). Its stage
+    /// reads it (`build::record`): the store only keeps it.
+    #[serde(skip)]
+    pub settings: Option<String>,
 }
 
 const SCHEMA: &str = "
@@ -392,7 +398,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started TEXT NOT NULL,
     finished TEXT,
     status TEXT NOT NULL,
-    argv TEXT NOT NULL
+    argv TEXT NOT NULL,
+    settings TEXT
 );
 -- Ids of runs `runs gc` removed: never given out again, since other runs' rows name them
 -- (`reused_from`) and a recycled id would make them lie.
@@ -529,15 +536,23 @@ fn init(db: &Connection) -> rusqlite::Result<()> {
     db.execute_batch("BEGIN IMMEDIATE")?;
     db.execute_batch(SCHEMA)?;
     // Stores made before the job cache lack the column that says a job was reused.
-    let has_reused = db.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'reused_from'",
-        [],
-        |row| row.get::<_, i64>(0),
-    )? > 0;
-    if !has_reused {
+    if !has_column(db, "jobs", "reused_from")? {
         db.execute_batch("ALTER TABLE jobs ADD COLUMN reused_from TEXT")?;
     }
+    // Stores made before runs kept their settings: their runs have only a command line, and
+    // resuming one says so (`build::record`).
+    if !has_column(db, "runs", "settings")? {
+        db.execute_batch("ALTER TABLE runs ADD COLUMN settings TEXT")?;
+    }
     db.execute_batch("COMMIT")
+}
+
+fn has_column(db: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    Ok(db.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        params![table, column],
+        |row| row.get::<_, i64>(0),
+    )? > 0)
 }
 
 impl Store {
@@ -688,7 +703,18 @@ impl Store {
         self.root.join("blobs").join(&sha256[..2]).join(sha256)
     }
 
+    /// A new run with only its command line: one nothing resumes (a merge).
     pub fn new_run(&self, argv: &[String]) -> Result<String, StoreError> {
+        self.new_run_with(argv, None)
+    }
+
+    /// A new run, with its command line (for people) and its settings document (for
+    /// `--resume`).
+    pub fn new_run_with(
+        &self,
+        argv: &[String],
+        settings: Option<&str>,
+    ) -> Result<String, StoreError> {
         let now = jiff::Timestamp::now();
         let id = format!("{}", now.strftime("%Y%m%d-%H%M%S"));
         // Two runs in one second (also from two processes) get a suffix: the insert itself
@@ -702,13 +728,14 @@ impl Store {
             let inserted = self
                 .db
                 .execute(
-                    "INSERT OR IGNORE INTO runs (id, started, status, argv)
-                     SELECT ?1, ?2, 'running', ?3
+                    "INSERT OR IGNORE INTO runs (id, started, status, argv, settings)
+                     SELECT ?1, ?2, 'running', ?3, ?4
                      WHERE NOT EXISTS (SELECT 1 FROM collected_runs WHERE id = ?1)",
                     params![
                         candidate,
                         now.to_string(),
-                        serde_json::to_string(argv).unwrap()
+                        serde_json::to_string(argv).unwrap(),
+                        settings
                     ],
                 )
                 .map_err(self.sql())?;
@@ -732,7 +759,7 @@ impl Store {
     pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.db
             .query_row(
-                "SELECT id, started, finished, status, argv FROM runs WHERE id = ?1",
+                "SELECT id, started, finished, status, argv, settings FROM runs WHERE id = ?1",
                 params![id],
                 run_from_row,
             )
@@ -743,7 +770,9 @@ impl Store {
     pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut stmt = self
             .db
-            .prepare("SELECT id, started, finished, status, argv FROM runs ORDER BY started")
+            .prepare(
+                "SELECT id, started, finished, status, argv, settings FROM runs ORDER BY started",
+            )
             .map_err(self.sql())?;
         let rows = stmt.query_map([], run_from_row).map_err(self.sql())?;
         rows.collect::<Result<_, _>>().map_err(self.sql())
@@ -873,6 +902,7 @@ fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
         finished: row.get(2)?,
         status: row.get(3)?,
         argv: serde_json::from_str(&argv).unwrap_or_default(),
+        settings: row.get(5)?,
     })
 }
 
@@ -998,6 +1028,29 @@ mod tests {
             jobs[0].status
         );
         assert!(store.find_built("fsha").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_store_from_before_run_settings_gains_the_column_and_keeps_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Connection::open(dir.path().join(DATABASE)).unwrap();
+        db.execute_batch(
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, started TEXT NOT NULL, finished TEXT,
+             status TEXT NOT NULL, argv TEXT NOT NULL);
+             INSERT INTO runs VALUES ('20250101-000000', 'then', NULL, 'interrupted',
+             '[\"rewheel\",\"build\",\"six==1.16.0\"]');",
+        )
+        .unwrap();
+        drop(db);
+        let store = Store::open(dir.path()).unwrap();
+        let old = store.run("20250101-000000").unwrap().unwrap();
+        assert_eq!(old.argv, ["rewheel", "build", "six==1.16.0"]);
+        assert_eq!(old.settings, None);
+        let new = store.new_run_with(&[], Some("{}")).unwrap();
+        assert_eq!(
+            store.run(&new).unwrap().unwrap().settings.as_deref(),
+            Some("{}")
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use crate::verify::variation::Variation;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// What the second build does, as plain settings.
-#[derive(Debug, Clone)]
+/// What the second build does, as plain settings (kept with the run, for `check --resume`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CheckSettings {
     pub vary: Vec<Variation>,
     /// Rebuild the whole closure, not only each wheel over the first build's environment.
@@ -21,6 +21,8 @@ pub struct CheckSettings {
     pub find_culprit: bool,
     /// Try and verify the standard remedy of each attributed cause.
     pub remedies: bool,
+    /// Where the verified remedies are written, as per-package settings.
+    pub remedies_file: Option<PathBuf>,
 }
 
 /// What `check` found after the first build succeeded.
@@ -89,9 +91,7 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
     let rebuilt: Vec<Rebuilt> = if settings.independent {
         let planned = built.planner.plan_all_with(&varied)?;
         // A run of its own in the store, its wheels beside the first build's, not over them.
-        let second_run = built
-            .store
-            .new_run(&[format!("check {}: independent second build", built.run_id)])?;
+        let second_run = crate::build::record::new_second_side(&built.store, &built.run_id)?;
         let mut options = built.settings.options.clone();
         options.settings = varied.clone();
         options.rebuild = crate::build::plan::Rebuild::All;

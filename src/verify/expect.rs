@@ -8,6 +8,9 @@ use crate::requirements::Requirements;
 use serde::Serialize;
 use std::str::FromStr;
 
+/// The status of a wheel whose hash is none of those listed: the one that fails.
+pub const MISMATCH: &str = "mismatch";
+
 #[derive(Debug, Serialize)]
 pub struct Expectation {
     pub cell: String,
@@ -49,7 +52,7 @@ pub fn check(
         let (status, expected) = match entry {
             None => ("not-listed", Vec::new()),
             Some(e) if e.hashes.contains(&f.sha256) => ("match", e.hashes.clone()),
-            Some(e) => ("mismatch", e.hashes.clone()),
+            Some(e) => (MISMATCH, e.hashes.clone()),
         };
         out.push(Expectation {
             cell: f.spec.cell.to_string(),
@@ -67,7 +70,7 @@ pub fn print(expectations: &[Expectation]) -> bool {
     for e in expectations {
         match e.status {
             "match" => println!("  expect ok        {}/{}", e.cell, e.wheel),
-            "mismatch" => {
+            MISMATCH => {
                 ok = false;
                 println!(
                     "  expect MISMATCH  {}/{}: sha256 {} is none of {}",

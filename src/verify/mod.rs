@@ -1,9 +1,11 @@
 //! Stage 3, verify: is a wheel reproducible, and if not, why. `check` builds again under
-//! `variation`s, `compare` pairs and hashes two sides, `wheel_diff` explains one pair entry by
-//! entry (each zip read once, headers checked, by `wheel_zip`), `expect` checks hashes against
-//! a requirements file, `report` renders it all.
+//! `variation`s, `check_run` is the whole `check` stage (first build, second build,
+//! remedies, expectations, its outcome), `compare` pairs and hashes two sides, `wheel_diff`
+//! explains one pair entry by entry (each zip read once, headers checked, by `wheel_zip`),
+//! `expect` checks hashes against a requirements file, `report` renders it all.
 
 pub mod check;
+pub mod check_run;
 pub mod compare;
 pub mod expect;
 pub mod remedy;

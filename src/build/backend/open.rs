@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Docker when every cell names an image and an engine answers, else local.
     Auto,
@@ -19,7 +20,7 @@ pub enum BackendKind {
 }
 
 /// What the caller asks of a backend, as plain settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BackendRequest {
     pub kind: BackendKind,
     /// The fixed build path jobs see.
