@@ -2,6 +2,7 @@
 //! lines of Python) builds real wheels: the interpreter is the host's.
 
 use crate::common::{World, package, run};
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -148,6 +149,60 @@ fn resume_reuses_finished_jobs() {
     assert_eq!(
         world.wheels(),
         ["app-1.0-py3-none-any.whl", "lib-2.0-py3-none-any.whl"]
+    );
+}
+
+/// `--resume` reads the run's stored settings, not its command line: the run continues from
+/// another folder, with the files its relative paths named, though its command line no longer
+/// parses.
+#[test]
+fn a_build_resumes_from_its_stored_settings_not_its_command_line() {
+    let world = World::new();
+    package("lib", "2.0", &[], &[]).write(world.path());
+    package("app", "1.0", &["lib"], &[]).write(world.path());
+    std::fs::write(world.path().join("wanted.txt"), "app==1.0\n").unwrap();
+    let mut command = world.command_out("build", &["-r", "wanted.txt"], Path::new("out"));
+    command.current_dir(world.path());
+    let first = run(command);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let run_id = first.stderr.lines().next().unwrap()["run ".len()..].to_string();
+    let db = rusqlite::Connection::open(world.path().join(".store/runs.sqlite3")).unwrap();
+    db.execute("DELETE FROM jobs WHERE name = 'app'", [])
+        .unwrap();
+    db.execute(
+        "UPDATE runs SET argv = '[\"rewheel\",\"build\",\"--a-flag-long-gone\"]'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    std::fs::remove_dir_all(world.path().join("out")).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .args(["build", "--resume", &run_id, "--store"])
+        .arg(world.path().join(".store"))
+        .current_dir(elsewhere.path());
+    let again = run(command);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("built lib 2.0 (0.0 s): reused from the interrupted run"),
+        "{}",
+        again.stderr
+    );
+    let cell = std::fs::read_dir(world.path().join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(cell.join("app-1.0-py3-none-any.whl").is_file());
+    assert!(
+        std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .next()
+            .is_none()
     );
 }
 

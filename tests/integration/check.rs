@@ -2,7 +2,9 @@
 
 use crate::common::{Run, run};
 use crate::common::{World, block, package};
-use std::process::Command;
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn check(world: &World, args: &[&str]) -> Run {
     run(world.command("check", args))
@@ -427,4 +429,190 @@ fn a_second_build_that_fails_is_a_build_failure_not_a_verdict() {
     let r = check(&world, &["fragile==1.0", "--vary", "hostname"]);
     assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("second build of fragile"), "{}", r.stderr);
+}
+
+/// `rewheel check --resume RUN --store STORE ARGS`.
+fn resume(world: &World, command: &str, id: &str, args: &[&str]) -> Run {
+    let mut resume = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    resume
+        .args([command, "--resume", id])
+        .args(args)
+        .arg("--store")
+        .arg(world.path().join(".store"));
+    run(resume)
+}
+
+/// A check stopped by SIGINT while its second side builds resumes from the run's settings:
+/// the first side takes over the run's own jobs, the second is built again, and the report is
+/// the one an uninterrupted check gives.
+#[test]
+fn an_interrupted_check_resumes_with_its_first_build_taken_over() {
+    let world = World::new();
+    // The second side waits while this file is there: a file outside the sdist, so the first
+    // side's jobs keep their fingerprints. Jobs see the host read-only, but not /tmp.
+    let held = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let hold = held.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    package("steady", "1.0", &[], &[]).write(world.path());
+    package("patient", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            format!(
+                "import socket, time\nwhile socket.gethostname() != 'rewheel' and os.path.exists({:?}):\n    time.sleep(0.2)\n",
+                hold.display().to_string()
+            ),
+        )
+        .write(world.path());
+    let args = [
+        "steady==1.0",
+        "patient==1.0",
+        "--vary",
+        "hostname",
+        "--format",
+        "json",
+    ];
+    let mut child = world
+        .command("check", &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (second_side, started) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut said = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("second build of") {
+                let _ = second_side.send(());
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+        said
+    });
+    started
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the second side starts");
+    // SAFETY: kill sends a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let said = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    let id = said
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .unwrap()
+        .to_string();
+    assert!(
+        said.contains(&format!("continue with `rewheel check --resume {id}`")),
+        "{said}"
+    );
+    let list = run({
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        c.args(["runs", "list", "--store"])
+            .arg(world.path().join(".store"));
+        c
+    });
+    assert!(
+        list.stdout.contains(&format!("{id}  interrupted")),
+        "{}",
+        list.stdout
+    );
+
+    std::fs::remove_file(&hold).unwrap();
+    let resumed = resume(&world, "check", &id, &["--format", "json"]);
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert_eq!(
+        resumed
+            .stderr
+            .matches("reused from the interrupted run")
+            .count(),
+        2,
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(
+        resumed.stderr.matches("] built again ").count(),
+        2,
+        "{}",
+        resumed.stderr
+    );
+    let whole = check(&world, &args);
+    assert_eq!(whole.code, 0, "{}{}", whole.stdout, whole.stderr);
+    let pairs =
+        |out: &str| serde_json::from_str::<serde_json::Value>(out).unwrap()["pairs"].clone();
+    assert_eq!(pairs(&resumed.stdout), pairs(&whole.stdout));
+    assert_eq!(pairs(&resumed.stdout).as_array().unwrap().len(), 2);
+}
+
+/// A run recorded by an older rewheel (a command line, no settings) is not resumed: it says
+/// so and how to go on, and the run is still shown as it was.
+#[test]
+fn a_run_with_only_its_command_line_is_not_resumed_and_says_what_to_do() {
+    let world = World::new();
+    package("steady", "1.0", &[], &[]).write(world.path());
+    let first = world.build(&["steady==1.0"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let id = first.stderr.lines().next().unwrap()["run ".len()..].to_string();
+    let db = rusqlite::Connection::open(world.path().join(".store/runs.sqlite3")).unwrap();
+    db.execute("UPDATE runs SET settings = NULL", []).unwrap();
+    drop(db);
+    let r = resume(&world, "build", &id, &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("recorded by an older rewheel")
+            && r.stderr
+                .contains("hint: run `rewheel build steady==1.0 --python"),
+        "{}",
+        r.stderr
+    );
+    let r = resume(&world, "check", &id, &[]);
+    assert!(r.stderr.contains("older rewheel"), "{}", r.stderr);
+    let mut show = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    show.args(["runs", "show", &id, "--store"])
+        .arg(world.path().join(".store"));
+    let show = run(show);
+    assert!(
+        show.stdout.contains("build steady==1.0 --python"),
+        "{}",
+        show.stdout
+    );
+}
+
+/// A build is not resumed as a check, nor a check's second side on its own: each says which
+/// command continues it.
+#[test]
+fn a_run_resumes_only_through_the_command_that_made_it() {
+    let world = World::new();
+    package("steady", "1.0", &[], &[]).write(world.path());
+    let first = world.build(&["steady==1.0"]);
+    let id = first.stderr.lines().next().unwrap()["run ".len()..].to_string();
+    let r = resume(&world, "check", &id, &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("hint: `rewheel build --resume {id}` continues it")),
+        "{}",
+        r.stderr
+    );
+    let checked = check(&world, &["steady==1.0", "--independent", "--vary", "umask"]);
+    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+    let of = checked.stderr.lines().next().unwrap()["run ".len()..].to_string();
+    let second = checked
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("second build: run "))
+        .unwrap();
+    let r = resume(&world, "build", second, &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "hint: `rewheel check --resume {of}` builds that side again"
+        )),
+        "{}",
+        r.stderr
+    );
 }
