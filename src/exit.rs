@@ -1,24 +1,129 @@
-//! The exit codes, one table for every command (also in `--help` and README).
+//! The exit codes, one table for every command: the enum is the only place a number is written;
+//! `--help` and README show tables made from it.
 
-/// Success; for `check`, every wheel reproducible.
-pub const SUCCESS: u8 = 0;
-/// Not reproducible, or a hash differs from what was expected.
-pub const NOT_REPRODUCIBLE: u8 = 1;
-/// Bad usage or input: a requirements line, an unknown package or version, a hash mismatch,
-/// an invalid or unsafe sdist, an unreachable index.
-pub const INPUT: u8 = 2;
-/// A build failed.
-pub const BUILD_FAILED: u8 = 3;
-/// A dependency cycle in at least one cell.
-pub const CYCLE: u8 = 4;
-/// rewheel itself could not work: the run store, the Docker engine, the disk. Not the input's
-/// fault, and not a build's.
-pub const ENVIRONMENT: u8 = 5;
-/// Interrupted by a terminating signal (SIGINT as Ctrl-C sends it, SIGTERM, SIGHUP): one code
-/// for all three, since each ends the run the same way; a build continues with `--resume`.
-pub const INTERRUPTED: u8 = 130;
+use std::sync::LazyLock;
 
-/// A command stopped by a terminating signal, as an error: exit `INTERRUPTED`.
+/// Declares the codes once, so the list the tables walk cannot miss one.
+macro_rules! exit_codes {
+    ($($(#[doc = $doc:literal])* $name:ident = $code:literal, $help:literal, $readme:literal;)*) => {
+        /// How a command ended, as the process exits.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum ExitCode {
+            $($(#[doc = $doc])* $name = $code,)*
+        }
+
+        impl ExitCode {
+            /// Every code, in the order of the tables.
+            pub const ALL: &[ExitCode] = &[$(ExitCode::$name),*];
+
+            /// Its line in `--help`.
+            pub const fn help(self) -> &'static str {
+                match self {
+                    $(ExitCode::$name => $help,)*
+                }
+            }
+
+            /// Its row in README's table, which has room for examples.
+            pub const fn readme(self) -> &'static str {
+                match self {
+                    $(ExitCode::$name => $readme,)*
+                }
+            }
+        }
+    };
+}
+
+exit_codes! {
+    /// Success; for `check`, every wheel reproducible.
+    Success = 0,
+    "success (for check: everything reproducible)",
+    "success (for `check`: everything reproducible)";
+    /// Not reproducible, or a hash differs from what was expected.
+    NotReproducible = 1,
+    "not reproducible, or a hash differs from --expect",
+    "not reproducible, or a hash differs from `--expect`";
+    /// Bad usage or input: a requirements line, an unknown package or version, a hash mismatch,
+    /// an invalid or unsafe sdist, an unreachable index.
+    Input = 2,
+    "usage or input error (requirements, index, sdist, hash)",
+    "usage or input error: requirements, unknown package or version, hash mismatch, invalid or unsafe sdist, unreachable index";
+    /// A build failed.
+    BuildFailed = 3,
+    "build failure",
+    "build failure";
+    /// A dependency cycle in at least one cell.
+    Cycle = 4,
+    "dependency cycle in at least one cell",
+    "dependency cycle in at least one cell";
+    /// rewheel itself could not work: the run store, the Docker engine, the disk. Not the
+    /// input's fault, and not a build's.
+    Environment = 5,
+    "rewheel could not work: the run store, the Docker engine, the disk",
+    "rewheel could not work: the run store (damaged blob, SQLite), the Docker engine, the disk (full, read-only, permissions)";
+    /// Interrupted by a terminating signal (SIGINT as Ctrl-C sends it, SIGTERM, SIGHUP): one
+    /// code for all three, since each ends the run the same way; a build continues with
+    /// `--resume`.
+    Interrupted = 130,
+    "interrupted (Ctrl-C, SIGTERM, SIGHUP); `rewheel build --resume RUN` continues",
+    "interrupted (Ctrl-C, SIGTERM, SIGHUP): the run is recorded interrupted; `build --resume RUN` (or `check --resume RUN`) continues";
+}
+
+impl ExitCode {
+    /// The number the process exits with.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// A check's verdict: `Success` when it found nothing, `NotReproducible` when it found a
+    /// difference (a wheel, a hash, a blob).
+    pub const fn checked(ok: bool) -> Self {
+        if ok {
+            ExitCode::Success
+        } else {
+            ExitCode::NotReproducible
+        }
+    }
+
+    /// The code a process exited with, if it is one of rewheel's.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.code() == code)
+    }
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        code.code().into()
+    }
+}
+
+/// What `std::process::ExitStatus::code` gives.
+impl From<ExitCode> for i32 {
+    fn from(code: ExitCode) -> Self {
+        code.code().into()
+    }
+}
+
+/// So a test compares the status it read with the code by name.
+impl PartialEq<ExitCode> for i32 {
+    fn eq(&self, code: &ExitCode) -> bool {
+        *self == i32::from(*code)
+    }
+}
+
+/// The table `--help` ends with.
+pub fn table() -> &'static str {
+    static TABLE: LazyLock<String> = LazyLock::new(|| {
+        let mut text = String::from("Exit codes:");
+        for code in ExitCode::ALL {
+            text.push_str(&format!("\n  {}  {}", code.code(), code.help()));
+        }
+        text
+    });
+    &TABLE
+}
+
+/// A command stopped by a terminating signal, as an error: exit `Interrupted`.
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted")]
 pub struct Interrupted;
@@ -32,38 +137,38 @@ pub fn keep_until_exit<T>(value: T) {
 
 /// The exit code of a command that failed with `err`, decided from the types in its chain:
 /// the first error rewheel knows the kind of decides.
-pub fn of_error(err: &anyhow::Error) -> u8 {
+pub fn of_error(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
         if cause.is::<Interrupted>() {
-            return INTERRUPTED;
+            return ExitCode::Interrupted;
         }
         if let Some(crate::build::images::ImageError::Unknown(_)) = cause.downcast_ref() {
-            return INPUT;
+            return ExitCode::Input;
         }
         // `#[error(transparent)]` keeps the image error out of the chain: look inside.
         if let Some(crate::build::backend::OpenError::Image(image)) = cause.downcast_ref() {
             return match image {
-                crate::build::images::ImageError::Unknown(_) => INPUT,
-                _ => ENVIRONMENT,
+                crate::build::images::ImageError::Unknown(_) => ExitCode::Input,
+                _ => ExitCode::Environment,
             };
         }
         if let Some(crate::store::StoreError::NoRun(_) | crate::store::StoreError::Busy { .. }) =
             cause.downcast_ref()
         {
-            return INPUT;
+            return ExitCode::Input;
         }
         if let Some(
             crate::build::backend::OpenError::NoEngine(_)
             | crate::build::backend::OpenError::BuildRoot { .. },
         ) = cause.downcast_ref()
         {
-            return ENVIRONMENT;
+            return ExitCode::Environment;
         }
         if cause.is::<crate::store::StoreError>()
             || cause.is::<bollard::errors::Error>()
             || cause.is::<crate::build::images::ImageError>()
         {
-            return ENVIRONMENT;
+            return ExitCode::Environment;
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>()
             && matches!(
@@ -74,23 +179,27 @@ pub fn of_error(err: &anyhow::Error) -> u8 {
                     | std::io::ErrorKind::QuotaExceeded
             )
         {
-            return ENVIRONMENT;
+            return ExitCode::Environment;
         }
         if cause.is::<crate::build::plan::PlanError>()
             || cause.is::<crate::resolve::repository::RepoError>()
         {
-            return INPUT;
+            return ExitCode::Input;
         }
     }
-    INPUT
+    ExitCode::Input
 }
 
 /// The error and its causes, each said once: our errors already include their cause in their
 /// message, while context added at the edge does not.
 pub fn describe(err: &anyhow::Error) -> String {
+    said_once(err.chain().map(|cause| cause.to_string()))
+}
+
+/// Messages from the outermost in, joined by `: `, each skipped when what was said holds it.
+pub fn said_once(messages: impl IntoIterator<Item = String>) -> String {
     let mut text = String::new();
-    for cause in err.chain() {
-        let message = cause.to_string();
+    for message in messages {
         if !text.contains(&message) {
             if !text.is_empty() {
                 text.push_str(": ");
@@ -101,19 +210,57 @@ pub fn describe(err: &anyhow::Error) -> String {
     text
 }
 
-pub const TABLE: &str = "\
-Exit codes:
-  0  success (for check: everything reproducible)
-  1  not reproducible, or a hash differs from --expect
-  2  usage or input error (requirements, index, sdist, hash)
-  3  build failure
-  4  dependency cycle in at least one cell
-  5  rewheel could not work: the run store, the Docker engine, the disk
-  130  interrupted (Ctrl-C, SIGTERM, SIGHUP); `rewheel build --resume RUN` continues";
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// README's table, made from the codes.
+    fn readme_table() -> String {
+        let mut text = String::from("| code | meaning |\n|---|---|\n");
+        for code in ExitCode::ALL {
+            text.push_str(&format!("| {} | {} |\n", code.code(), code.readme()));
+        }
+        text
+    }
+
+    #[test]
+    fn readme_shows_the_codes_as_the_enum_declares_them() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("\n## Exit codes\n\n")
+            .nth(1)
+            .expect("README has an `## Exit codes` section");
+        let table: String = section
+            .lines()
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert_eq!(
+            table,
+            readme_table(),
+            "README's exit codes differ from `ExitCode`\nhint: change the code's texts in src/exit.rs, and paste the table it makes into README"
+        );
+    }
+
+    #[test]
+    fn help_shows_every_code_once_in_order() {
+        let lines: Vec<&str> = table().lines().skip(1).collect();
+        assert_eq!(lines.len(), ExitCode::ALL.len());
+        for (line, code) in lines.iter().zip(ExitCode::ALL) {
+            assert_eq!(*line, format!("  {}  {}", code.code(), code.help()));
+        }
+        assert!(ExitCode::ALL.windows(2).all(|w| w[0].code() < w[1].code()));
+    }
+
+    #[test]
+    fn a_status_reads_back_as_its_code() {
+        for code in ExitCode::ALL {
+            assert_eq!(ExitCode::from_code(code.code()), Some(*code));
+            assert_eq!(i32::from(*code), *code);
+        }
+        assert_eq!(ExitCode::from_code(6), None);
+        assert_eq!(ExitCode::checked(false), ExitCode::NotReproducible);
+    }
 
     #[test]
     fn the_kind_of_error_decides_the_code() {
@@ -121,35 +268,38 @@ mod tests {
             path: "blob".into(),
             actual: "0".into(),
         });
-        assert_eq!(of_error(&store), ENVIRONMENT);
+        assert_eq!(of_error(&store), ExitCode::Environment);
         let run = anyhow::Error::new(crate::store::StoreError::NoRun("x".into()));
-        assert_eq!(of_error(&run), INPUT);
+        assert_eq!(of_error(&run), ExitCode::Input);
         let busy = anyhow::Error::new(crate::store::StoreError::Busy {
             run: "x".into(),
             holder: "process 1".into(),
             path: "live/x.lock".into(),
         });
-        assert_eq!(of_error(&busy), INPUT);
+        assert_eq!(of_error(&busy), ExitCode::Input);
         let unreadable = anyhow::Error::new(crate::store::StoreError::Unreadable {
             path: "runs.sqlite3".into(),
             why: "it is empty".into(),
         });
-        assert_eq!(of_error(&unreadable), ENVIRONMENT);
+        assert_eq!(of_error(&unreadable), ExitCode::Environment);
         let stopped = anyhow::Error::new(Interrupted).context("rebuilding six");
-        assert_eq!(of_error(&stopped), INTERRUPTED);
+        assert_eq!(of_error(&stopped), ExitCode::Interrupted);
         let full = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::StorageFull))
             .context("writing a wheel");
-        assert_eq!(of_error(&full), ENVIRONMENT);
+        assert_eq!(of_error(&full), ExitCode::Environment);
         let unknown = anyhow::Error::new(crate::build::images::ImageError::Unknown("sid".into()));
         let opened = anyhow::Error::new(crate::build::backend::OpenError::Image(
             crate::build::images::ImageError::Unknown("sid".into()),
         ));
-        assert_eq!(of_error(&opened), INPUT);
+        assert_eq!(of_error(&opened), ExitCode::Input);
         let engine = anyhow::Error::new(crate::build::backend::OpenError::Image(
             crate::build::images::ImageError::NoDebootstrap,
         ));
-        assert_eq!(of_error(&engine), ENVIRONMENT);
-        assert_eq!(of_error(&unknown), INPUT);
-        assert_eq!(of_error(&anyhow::anyhow!("a bad requirements line")), INPUT);
+        assert_eq!(of_error(&engine), ExitCode::Environment);
+        assert_eq!(of_error(&unknown), ExitCode::Input);
+        assert_eq!(
+            of_error(&anyhow::anyhow!("a bad requirements line")),
+            ExitCode::Input
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! tries as it goes; the command line turns arguments into `Settings` and keeps the record.
 
 use super::search::{first_bad, probe_bound};
-use crate::exit;
+use crate::exit::ExitCode;
 use crate::names::{PackageName, parse_sdist_filename};
 use crate::requirements::Requirements;
 use crate::resolve::index::{Index, IndexConfig};
@@ -198,18 +198,18 @@ impl<'a> Prober<'a> {
             .and_then(|c| u8::try_from(c).ok())
             .unwrap_or(u8::MAX);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let bad = match (&self.settings.until, code) {
-            (Until::Resolves, exit::SUCCESS) => false,
-            (Until::Resolves, exit::CYCLE) => true,
-            (Until::Builds, exit::SUCCESS) => false,
-            (Until::Builds, exit::BUILD_FAILED | exit::CYCLE) => true,
-            (Until::Reproducible, exit::SUCCESS) => false,
-            (Until::Reproducible, exit::NOT_REPRODUCIBLE) => true,
-            (Until::Matches(want), exit::SUCCESS) => {
+        let bad = match (&self.settings.until, ExitCode::from_code(code)) {
+            (Until::Resolves, Some(ExitCode::Success)) => false,
+            (Until::Resolves, Some(ExitCode::Cycle)) => true,
+            (Until::Builds, Some(ExitCode::Success)) => false,
+            (Until::Builds, Some(ExitCode::BuildFailed | ExitCode::Cycle)) => true,
+            (Until::Reproducible, Some(ExitCode::Success)) => false,
+            (Until::Reproducible, Some(ExitCode::NotReproducible)) => true,
+            (Until::Matches(want), Some(ExitCode::Success)) => {
                 !wheel_hashes(&out_dir, target).iter().any(|h| h == want)
             }
-            (Until::Matches(_), exit::BUILD_FAILED | exit::CYCLE) => true,
-            (_, code) => {
+            (Until::Matches(_), Some(ExitCode::BuildFailed | ExitCode::Cycle)) => true,
+            _ => {
                 // The probe's own error line (clap ends with a `--help` tip, not the error).
                 let stderr = String::from_utf8_lossy(&output.stderr);
                 let why = stderr
@@ -422,7 +422,7 @@ fn resolve_json(
         ])
         .output()?;
     Ok((
-        out.status.code() == Some(exit::CYCLE.into()),
+        out.status.code() == Some(ExitCode::Cycle.into()),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     ))
 }

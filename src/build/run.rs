@@ -5,7 +5,7 @@
 use super::backend::{self, Backend, BackendRequest};
 use super::executor::{Executor, Summary};
 use super::plan::{BuildOptions, Planned, Planner};
-use crate::exit;
+use crate::exit::ExitCode;
 use crate::progress::JobDisplay;
 use crate::resolve::report::ResolveReport;
 use crate::resolve::session::{ResolveSettings, resolve};
@@ -59,13 +59,13 @@ pub enum Ending {
 
 impl Ending {
     /// The exit code a run that ended so gives.
-    pub fn code(self) -> u8 {
+    pub fn code(self) -> ExitCode {
         match self {
-            Ending::Built => exit::SUCCESS,
-            Ending::Interrupted => exit::INTERRUPTED,
-            Ending::InputRefused => exit::INPUT,
-            Ending::OutOfSpace => exit::ENVIRONMENT,
-            Ending::BuildFailed => exit::BUILD_FAILED,
+            Ending::Built => ExitCode::Success,
+            Ending::Interrupted => ExitCode::Interrupted,
+            Ending::InputRefused => ExitCode::Input,
+            Ending::OutOfSpace => ExitCode::Environment,
+            Ending::BuildFailed => ExitCode::BuildFailed,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::str::FromStr;
     name = "rewheel",
     version,
     about = "Rebuild Python wheels from source across an interpreter × distro matrix, and prove whether they are reproducible.",
-    after_help = exit::TABLE
+    after_help = exit::table()
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -37,7 +37,7 @@ pub(crate) enum Command {
     ///   rewheel resolve python-dateutil==2.8.2 --python 3.7 --exclude-newer 2022-07-15
     ///   rewheel resolve -r requirements.txt --matrix matrices/debian.toml --cells 'cp3{9,11}-*'
     ///   rewheel resolve -r lock.txt --python 3.11 --why setuptools-scm
-    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    #[command(after_help = exit::table(), verbatim_doc_comment)]
     Resolve(ResolveArgs),
     /// Build every wheel of each cell from source, each in an isolated job, in dependency order.
     ///
@@ -50,7 +50,7 @@ pub(crate) enum Command {
     ///   rewheel build python-dateutil==2.8.2 --python 3.11 --backend local
     ///   rewheel build -r lock.txt --matrix matrices/debian.toml --cells 'cp3{9,11}-*'
     ///   rewheel build --resume 20261121-204906
-    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    #[command(after_help = exit::table(), verbatim_doc_comment)]
     Build(BuildArgs),
     /// Build every wheel twice, the second time under variations, and explain every difference.
     ///
@@ -65,7 +65,7 @@ pub(crate) enum Command {
     ///   rewheel check -r lock.txt --python 3.11 --source-date-epoch 1700000000
     ///   rewheel check -r lock.txt --matrix matrices/debian.toml --vary build-path,umask --html report.html
     ///   rewheel check --resume 20261121-204906
-    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    #[command(after_help = exit::table(), verbatim_doc_comment)]
     Check(CheckArgs),
     /// Find which upload (between two dates) or which bump (between two locks) broke a
     /// resolution, a build, reproducibility, or an expected hash.
@@ -75,7 +75,7 @@ pub(crate) enum Command {
     ///       --good-date 2022-06-01 --bad-date 2022-07-15
     ///   rewheel bisect --target app --good-lock old.txt --bad-lock new.txt --python 3.11 \
     ///       --until reproducible -- --backend local --vary build-path
-    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    #[command(after_help = exit::table(), verbatim_doc_comment)]
     Bisect(BisectArgs),
     /// Rebuild a wheel someone else published from its sdist, bit for bit, inferring the recipe.
     ///
@@ -89,18 +89,18 @@ pub(crate) enum Command {
     /// Examples:
     ///   rewheel rebuild six-1.16.0-py2.py3-none-any.whl --python 3.11 --backend local
     ///   rewheel rebuild https://files.example/markupsafe-2.1.3-cp311-...whl --matrix matrices/debian.toml
-    #[command(after_help = exit::TABLE, verbatim_doc_comment)]
+    #[command(after_help = exit::table(), verbatim_doc_comment)]
     Rebuild(RebuildArgs),
     /// One CI job per wheel and cell: the plan as JSON, GitHub Actions matrices by level, or a
     /// GitLab child pipeline with `needs:` edges. Each job runs with `rewheel build --plan FILE
     /// --job ID --inputs DIR --out DIR`; `rewheel merge` joins the results into one run.
-    #[command(after_help = exit::TABLE)]
+    #[command(after_help = exit::table())]
     Plan(PlanArgs),
     /// Join CI job results (`*.result.json` and their wheels) into one run of the store.
-    #[command(after_help = exit::TABLE)]
+    #[command(after_help = exit::table())]
     Merge(MergeArgs),
     /// Compare two runs, two folders of wheels, or two wheels, entry by entry.
-    #[command(after_help = exit::TABLE)]
+    #[command(after_help = exit::table())]
     Compare(CompareArgs),
     /// Build images without a registry (debootstrap + import), and list them.
     #[command(subcommand)]

@@ -8,10 +8,10 @@ use crate::bisect::engine::{
     python_of_cell,
 };
 use crate::bisect::record::keep;
-use crate::exit;
+use crate::exit::ExitCode;
 use anyhow::bail;
 
-pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(args: BisectArgs) -> anyhow::Result<ExitCode> {
     if args.index.exclude_newer.is_some() {
         bail!("--exclude-newer is what bisect varies; give --good-date and --bad-date instead");
     }
@@ -69,5 +69,5 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<u8> {
     if let Some(path) = keep(&store_root, &settings, (good, bad), prober.log(), &outcome) {
         println!("kept in {}", path.display());
     }
-    outcome.map(|_| exit::SUCCESS)
+    outcome.map(|_| ExitCode::Success)
 }

@@ -5,11 +5,11 @@ use super::settings::{begin, build_request};
 use crate::build::record::start;
 use crate::build::run::{BuiltRun, Ending, Stage};
 use crate::build::{Summary, report};
-use crate::exit;
+use crate::exit::{self, ExitCode};
 use crate::verify::expect;
 use std::path::Path;
 
-pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8> {
+pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<ExitCode> {
     let begin = begin(&args, argv, || build_request(&args))?;
     let (request, built) = match start(begin, |id| eprintln!("run {id}"))? {
         (request, Stage::Built(built)) => (request, built),
@@ -28,31 +28,31 @@ pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<u8
     if let Some(file) = &request.outputs.expect
         && !expect::print(&expect::check(file, &built.summary.finals)?)
     {
-        return Ok(exit::NOT_REPRODUCIBLE);
+        return Ok(ExitCode::NotReproducible);
     }
-    Ok(exit::SUCCESS)
+    Ok(ExitCode::Success)
 }
 
 /// A run that stopped before any job, said; its exit code.
-pub(crate) fn said(stage: Stage) -> u8 {
+pub(crate) fn said(stage: Stage) -> ExitCode {
     match stage {
         Stage::Cycle(report) => {
             print!("{}", crate::resolve::report::text(&report));
             eprintln!(
                 "error: a dependency cycle stops the build before it starts; see the ways out above"
             );
-            exit::CYCLE
+            ExitCode::Cycle
         }
         Stage::Interrupted => {
             eprintln!("interrupted before any job started");
-            exit::INTERRUPTED
+            ExitCode::Interrupted
         }
         Stage::Built(_) => unreachable!("a run that built is not stopped"),
     }
 }
 
 /// A run that did not end built, said; its exit code. `command` resumes it.
-pub(crate) fn ended(built: &BuiltRun, ending: Ending, command: &str) -> u8 {
+pub(crate) fn ended(built: &BuiltRun, ending: Ending, command: &str) -> ExitCode {
     match ending {
         Ending::Interrupted => eprintln!(
             "interrupted: continue with `rewheel {command} --resume {}`",

@@ -4,10 +4,10 @@ use super::args::CheckArgs;
 use super::build_cmd::{ended, print_summary, said};
 use super::compare_cmd::emit_report;
 use super::settings::begin;
-use crate::exit;
+use crate::exit::ExitCode;
 use crate::verify::check_run::{self, CheckOutcome};
 
-pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
+pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<ExitCode> {
     let begin = begin(&args.build, argv, || super::settings::check(&args))?;
     Ok(match check_run::run(begin, |id| eprintln!("run {id}"))? {
         CheckOutcome::NotStarted(stage) => said(stage),
@@ -21,7 +21,7 @@ pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<u8> {
             eprintln!(
                 "interrupted: the second builds stopped and their containers were removed; continue with `rewheel check --resume {run_id}`"
             );
-            exit::INTERRUPTED
+            ExitCode::Interrupted
         }
         CheckOutcome::Checked(verdict) => {
             emit_report(&verdict.report, &args.report)?;

@@ -2,23 +2,23 @@
 
 use super::args::{CompareArgs, ReportArgs, ReportFormat};
 use super::settings::store_root as store_dir;
-use crate::exit;
+use crate::exit::ExitCode;
 use crate::verify::compare::{Clues, CompareReport, Side, compare_sides};
 use crate::verify::report as compare_report;
 use anyhow::Context;
 
 /// `rewheel compare STATEMENT.intoto.json WHEEL`: is the wheel the statement's subject?
-fn verify_statement(statement: &str, wheel: &str) -> anyhow::Result<u8> {
+fn verify_statement(statement: &str, wheel: &str) -> anyhow::Result<ExitCode> {
     let paths = (std::path::Path::new(statement), std::path::Path::new(wheel));
     Ok(
         match crate::build::provenance::verify_files(paths.0, paths.1)? {
             Ok(sha) => {
                 println!("{wheel} is the subject of {statement} (sha256 {sha})");
-                exit::SUCCESS
+                ExitCode::Success
             }
             Err(why) => {
                 println!("{wheel} does not match {statement}: {why}");
-                exit::NOT_REPRODUCIBLE
+                ExitCode::NotReproducible
             }
         },
     )
@@ -40,16 +40,12 @@ pub(crate) fn emit_report(report: &CompareReport, args: &ReportArgs) -> anyhow::
     Ok(())
 }
 
-pub(crate) fn run(args: CompareArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     if args.a.ends_with(".intoto.json") {
         return verify_statement(&args.a, &args.b);
     }
     let (a, b) = Side::load_pair(&args.a, &args.b, || store_dir(args.store.as_ref()))?;
     let report = compare_sides(&a, &b, &Clues::default())?;
     emit_report(&report, &args.report)?;
-    Ok(if report.all_reproducible() {
-        exit::SUCCESS
-    } else {
-        exit::NOT_REPRODUCIBLE
-    })
+    Ok(ExitCode::checked(report.all_reproducible()))
 }

@@ -3,10 +3,10 @@
 use super::args::ImagesCommand;
 use crate::build::backend::docker::DockerBackend;
 use crate::build::images::{Ensured, Image};
-use crate::exit;
+use crate::exit::ExitCode;
 use anyhow::Context;
 
-pub(crate) fn run(command: ImagesCommand) -> anyhow::Result<u8> {
+pub(crate) fn run(command: ImagesCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -48,6 +48,6 @@ pub(crate) fn run(command: ImagesCommand) -> anyhow::Result<u8> {
                 }
             }
         }
-        Ok(exit::SUCCESS)
+        Ok(ExitCode::Success)
     })
 }

@@ -6,15 +6,15 @@ use super::output::emit;
 use crate::ci::emit as ci_emit;
 use crate::ci::job_runner::{JobRun, JobRunSettings, run_job};
 use crate::ci::plan_doc as ci_plan;
-use crate::exit;
+use crate::exit::ExitCode;
 use anyhow::bail;
 
-pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> anyhow::Result<u8> {
+pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> anyhow::Result<ExitCode> {
     let planned = match crate::build::run::plan(&super::settings::build(&args.build)?)? {
         Ok(planned) => planned,
         Err(cycle) => {
             print!("{}", crate::resolve::report::text(&cycle));
-            return Ok(exit::CYCLE);
+            return Ok(ExitCode::Cycle);
         }
     };
     let doc = ci_plan::document(&planned);
@@ -30,7 +30,7 @@ pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> anyhow::Result<u8> {
         return Ok(match ci_emit::stale(&committed, &text) {
             None => {
                 eprintln!("{} matches the plan", file.display());
-                exit::SUCCESS
+                ExitCode::Success
             }
             Some(why) => {
                 eprintln!(
@@ -38,16 +38,16 @@ pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> anyhow::Result<u8> {
                     file.display(),
                     file.display()
                 );
-                exit::NOT_REPRODUCIBLE
+                ExitCode::NotReproducible
             }
         });
     }
     emit(&text, args.output.as_deref())?;
-    Ok(exit::SUCCESS)
+    Ok(ExitCode::Success)
 }
 
 /// `rewheel build --plan PLAN --job ID --inputs DIR --out DIR`.
-pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<u8> {
+pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let (Some(job), Some(plan_file), Some(inputs)) = (&args.job, &args.plan_file, &args.inputs)
     else {
         bail!("--job needs --plan FILE and --inputs DIR");
@@ -61,17 +61,17 @@ pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<u8> {
         limits: super::settings::index(&args.input.index)?.limits,
     };
     Ok(match run_job(&settings)? {
-        JobRun::Built { .. } => exit::SUCCESS,
+        JobRun::Built { .. } => ExitCode::Success,
         JobRun::Failed { error } => {
             eprintln!("error: {job}: {error}");
-            exit::BUILD_FAILED
+            ExitCode::BuildFailed
         }
-        JobRun::Interrupted => exit::INTERRUPTED,
+        JobRun::Interrupted => ExitCode::Interrupted,
     })
 }
 
 /// `rewheel merge`: job results into one run of the store.
-pub(crate) fn merge(args: MergeArgs, argv: Vec<String>) -> anyhow::Result<u8> {
+pub(crate) fn merge(args: MergeArgs, argv: Vec<String>) -> anyhow::Result<ExitCode> {
     let store_root = super::settings::store_root(args.store.as_ref())?;
     let merged =
         crate::ci::merge::merge(&args.results, args.plan_file.as_deref(), &store_root, &argv)?;
@@ -80,8 +80,8 @@ pub(crate) fn merge(args: MergeArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         merged.run_id, merged.jobs, merged.failed
     );
     Ok(if merged.failed > 0 {
-        exit::BUILD_FAILED
+        ExitCode::BuildFailed
     } else {
-        exit::SUCCESS
+        ExitCode::Success
     })
 }

@@ -15,12 +15,12 @@ mod resolve_cmd;
 mod runs_cmd;
 mod settings;
 
-use crate::exit;
+use crate::exit::{self, ExitCode};
 use args::{Cli, Command};
 use clap::Parser;
 
 /// Run the command line; returns the process exit code.
-pub fn main() -> u8 {
+pub fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let cli = Cli::parse();
     init_tracing(cli.verbose);

@@ -1,13 +1,13 @@
 //! `rewheel rebuild`: reproduce published wheels from their sdists, recipes inferred.
 
 use super::args::RebuildArgs;
-use crate::exit;
+use crate::exit::ExitCode;
 use crate::rebuild::batch::rebuild_all;
 use crate::rebuild::report::Ending;
 use crate::rebuild::{obtain, wheels_named_by};
 use anyhow::Context;
 
-pub(crate) fn run(args: RebuildArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let build = super::settings::build(&args.build)?;
     let scratch = build.store_root.join("rebuild").join(format!(
         "{}-{}",
@@ -31,10 +31,10 @@ pub(crate) fn run(args: RebuildArgs) -> anyhow::Result<u8> {
         |text| print!("{text}"),
     )?;
     Ok(if endings.contains(&Ending::Failed) {
-        exit::BUILD_FAILED
+        ExitCode::BuildFailed
     } else if endings.iter().all(|e| *e == Ending::Reproduced) {
-        exit::SUCCESS
+        ExitCode::Success
     } else {
-        exit::NOT_REPRODUCIBLE
+        ExitCode::NotReproducible
     })
 }

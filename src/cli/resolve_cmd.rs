@@ -2,7 +2,7 @@
 
 use super::args::{Format, ResolveArgs};
 use super::output::emit;
-use crate::exit;
+use crate::exit::ExitCode;
 use crate::names::PackageName;
 use crate::resolve::CellGraph;
 use crate::resolve::explain::WayOut;
@@ -11,7 +11,7 @@ use crate::resolve::session::resolve;
 use anyhow::{Context, bail};
 use std::str::FromStr;
 
-pub(crate) fn run(args: ResolveArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(args: ResolveArgs) -> anyhow::Result<ExitCode> {
     let resolved = resolve(&super::settings::resolve(&args.input)?, !args.no_explain)?;
     if let Some(name) = &args.why {
         let name = PackageName::from_str(name)
@@ -33,15 +33,19 @@ pub(crate) fn run(args: ResolveArgs) -> anyhow::Result<u8> {
     };
     emit(&text, args.output.as_deref())?;
     let cycle = resolved.has_error_cycle();
-    exit::keep_until_exit(resolved);
-    Ok(if cycle { exit::CYCLE } else { exit::SUCCESS })
+    crate::exit::keep_until_exit(resolved);
+    Ok(if cycle {
+        ExitCode::Cycle
+    } else {
+        ExitCode::Success
+    })
 }
 
 fn print_why(
     graphs: &[(CellGraph, Vec<Vec<WayOut>>)],
     name: &PackageName,
     output: Option<&std::path::Path>,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<ExitCode> {
     let mut text = String::new();
     let mut found = false;
     for (cg, _) in graphs {
@@ -71,5 +75,5 @@ fn print_why(
     if !found {
         bail!("{name} is in no cell's graph");
     }
-    Ok(exit::SUCCESS)
+    Ok(ExitCode::Success)
 }

@@ -2,11 +2,11 @@
 
 use super::args::RunsCommand;
 use super::settings::store_root as store_dir;
-use crate::exit;
+use crate::exit::ExitCode;
 use crate::store::gc::Keep;
 use crate::store::{Store, StoreError};
 
-pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
+pub(crate) fn run(command: RunsCommand) -> anyhow::Result<ExitCode> {
     match command {
         RunsCommand::Verify { store, json } => {
             let store = Store::open(&store_dir(store.as_ref())?)?;
@@ -19,11 +19,7 @@ pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
             } else {
                 print!("{}", crate::store::report::problems_text(&problems));
             }
-            return Ok(if problems.is_empty() {
-                exit::SUCCESS
-            } else {
-                exit::NOT_REPRODUCIBLE
-            });
+            return Ok(ExitCode::checked(problems.is_empty()));
         }
         RunsCommand::Gc {
             store,
@@ -77,10 +73,10 @@ pub(crate) fn run(command: RunsCommand) -> anyhow::Result<u8> {
             if json {
                 let doc = serde_json::json!({ "schema_version": 1, "run": record, "jobs": jobs });
                 println!("{}", serde_json::to_string_pretty(&doc)?);
-                return Ok(exit::SUCCESS);
+                return Ok(ExitCode::Success);
             }
             print!("{}", crate::store::report::run_text(&record, &jobs));
         }
     }
-    Ok(exit::SUCCESS)
+    Ok(ExitCode::Success)
 }

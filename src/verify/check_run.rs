@@ -9,7 +9,7 @@ use super::expect::{self, Expectation};
 use crate::build::plan::Rebuild;
 use crate::build::record::{Begin, BuildRequest, ResumeError, RunSettings, Stored, anchor};
 use crate::build::run::{self, BuiltRun, Ending, RunRef, Stage};
-use crate::exit;
+use crate::exit::{self, ExitCode};
 use crate::store::RunStatus;
 use anyhow::Context;
 use serde::Deserialize;
@@ -45,7 +45,7 @@ pub struct Verdict {
     pub unbuilt: bool,
     /// What `--expect` found, when every wheel built on both sides.
     pub expectations: Option<Vec<Expectation>>,
-    pub code: u8,
+    pub code: ExitCode,
 }
 
 /// Check a new request, or resume a stored check: its first build takes over the jobs the
@@ -135,11 +135,11 @@ pub fn run(begin: Begin<CheckRequest>, on_run: impl FnOnce(&str)) -> anyhow::Res
         .flatten()
         .all(|e| e.status != expect::MISMATCH);
     let code = if unbuilt {
-        exit::BUILD_FAILED
+        ExitCode::BuildFailed
     } else if checked.report.all_reproducible() && expected {
-        exit::SUCCESS
+        ExitCode::Success
     } else {
-        exit::NOT_REPRODUCIBLE
+        ExitCode::NotReproducible
     };
     Ok(CheckOutcome::Checked(Box::new(Verdict {
         run_id: built.run_id.clone(),
