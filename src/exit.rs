@@ -135,61 +135,6 @@ pub fn keep_until_exit<T>(value: T) {
     std::mem::forget(value);
 }
 
-/// The exit code of a command that failed with `err`, decided from the types in its chain:
-/// the first error rewheel knows the kind of decides.
-pub fn of_error(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
-        if cause.is::<Interrupted>() {
-            return ExitCode::Interrupted;
-        }
-        if let Some(crate::build::images::ImageError::Unknown(_)) = cause.downcast_ref() {
-            return ExitCode::Input;
-        }
-        // `#[error(transparent)]` keeps the image error out of the chain: look inside.
-        if let Some(crate::build::backend::OpenError::Image(image)) = cause.downcast_ref() {
-            return match image {
-                crate::build::images::ImageError::Unknown(_) => ExitCode::Input,
-                _ => ExitCode::Environment,
-            };
-        }
-        if let Some(crate::store::StoreError::NoRun(_) | crate::store::StoreError::Busy { .. }) =
-            cause.downcast_ref()
-        {
-            return ExitCode::Input;
-        }
-        if let Some(
-            crate::build::backend::OpenError::NoEngine(_)
-            | crate::build::backend::OpenError::BuildRoot { .. },
-        ) = cause.downcast_ref()
-        {
-            return ExitCode::Environment;
-        }
-        if cause.is::<crate::store::StoreError>()
-            || cause.is::<bollard::errors::Error>()
-            || cause.is::<crate::build::images::ImageError>()
-        {
-            return ExitCode::Environment;
-        }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::StorageFull
-                    | std::io::ErrorKind::ReadOnlyFilesystem
-                    | std::io::ErrorKind::PermissionDenied
-                    | std::io::ErrorKind::QuotaExceeded
-            )
-        {
-            return ExitCode::Environment;
-        }
-        if cause.is::<crate::build::plan::PlanError>()
-            || cause.is::<crate::resolve::repository::RepoError>()
-        {
-            return ExitCode::Input;
-        }
-    }
-    ExitCode::Input
-}
-
 /// The error and its causes, each said once: our errors already include their cause in their
 /// message, while context added at the edge does not.
 pub fn describe(err: &anyhow::Error) -> String {
@@ -260,46 +205,5 @@ mod tests {
         }
         assert_eq!(ExitCode::from_code(6), None);
         assert_eq!(ExitCode::checked(false), ExitCode::NotReproducible);
-    }
-
-    #[test]
-    fn the_kind_of_error_decides_the_code() {
-        let store = anyhow::Error::new(crate::store::StoreError::Corrupt {
-            path: "blob".into(),
-            actual: "0".into(),
-        });
-        assert_eq!(of_error(&store), ExitCode::Environment);
-        let run = anyhow::Error::new(crate::store::StoreError::NoRun("x".into()));
-        assert_eq!(of_error(&run), ExitCode::Input);
-        let busy = anyhow::Error::new(crate::store::StoreError::Busy {
-            run: "x".into(),
-            holder: "process 1".into(),
-            path: "live/x.lock".into(),
-        });
-        assert_eq!(of_error(&busy), ExitCode::Input);
-        let unreadable = anyhow::Error::new(crate::store::StoreError::Unreadable {
-            path: "runs.sqlite3".into(),
-            why: "it is empty".into(),
-        });
-        assert_eq!(of_error(&unreadable), ExitCode::Environment);
-        let stopped = anyhow::Error::new(Interrupted).context("rebuilding six");
-        assert_eq!(of_error(&stopped), ExitCode::Interrupted);
-        let full = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::StorageFull))
-            .context("writing a wheel");
-        assert_eq!(of_error(&full), ExitCode::Environment);
-        let unknown = anyhow::Error::new(crate::build::images::ImageError::Unknown("sid".into()));
-        let opened = anyhow::Error::new(crate::build::backend::OpenError::Image(
-            crate::build::images::ImageError::Unknown("sid".into()),
-        ));
-        assert_eq!(of_error(&opened), ExitCode::Input);
-        let engine = anyhow::Error::new(crate::build::backend::OpenError::Image(
-            crate::build::images::ImageError::NoDebootstrap,
-        ));
-        assert_eq!(of_error(&engine), ExitCode::Environment);
-        assert_eq!(of_error(&unknown), ExitCode::Input);
-        assert_eq!(
-            of_error(&anyhow::anyhow!("a bad requirements line")),
-            ExitCode::Input
-        );
     }
 }

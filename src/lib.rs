@@ -31,8 +31,10 @@ pub mod resolve;
 pub mod store;
 pub mod verify;
 
-// The command line: arguments become settings, then one call into a stage.
+// The command line: arguments become settings, then one call into a stage; its errors, sorted
+// at the edge into exit codes.
 pub mod cli;
+pub mod errors;
 
 #[cfg(test)]
 mod proptests;

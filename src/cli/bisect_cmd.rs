@@ -8,20 +8,20 @@ use crate::bisect::engine::{
     python_of_cell,
 };
 use crate::bisect::record::keep;
+use crate::errors::{Error, usage};
 use crate::exit::ExitCode;
-use anyhow::bail;
 
-pub(crate) fn run(args: BisectArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: BisectArgs) -> Result<ExitCode, Error> {
     if args.index.exclude_newer.is_some() {
-        bail!("--exclude-newer is what bisect varies; give --good-date and --bad-date instead");
+        usage!("--exclude-newer is what bisect varies; give --good-date and --bad-date instead");
     }
     if args.python.is_none() && args.cell.is_none() {
-        bail!("name the cell: --python X.Y, --cell cpXY, or --cell ID with --matrix FILE");
+        usage!("name the cell: --python X.Y, --cell cpXY, or --cell ID with --matrix FILE");
     }
     if let (Some(cell), None) = (&args.cell, &args.matrix)
         && python_of_cell(cell).is_none()
     {
-        bail!("--cell {cell}: without --matrix, a cell is named cpXY (e.g. cp37)");
+        usage!("--cell {cell}: without --matrix, a cell is named cpXY (e.g. cp37)");
     }
     if args.python.is_some()
         && !matches!(args.until, Until::Resolves)
@@ -56,7 +56,7 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<ExitCode> {
     ) {
         (Some(good), Some(bad), _, _) => bisect_dates(&settings, *good, *bad, &mut prober),
         (_, _, Some(good), Some(bad)) => bisect_locks(&settings, good, bad, &mut prober),
-        _ => bail!("give --good-date and --bad-date, or --good-lock and --bad-lock"),
+        _ => usage!("give --good-date and --bad-date, or --good-lock and --bad-lock"),
     };
     let good = args
         .good_date
@@ -69,5 +69,5 @@ pub(crate) fn run(args: BisectArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = keep(&store_root, &settings, (good, bad), prober.log(), &outcome) {
         println!("kept in {}", path.display());
     }
-    outcome.map(|_| ExitCode::Success)
+    outcome.map(|_| ExitCode::Success).map_err(Error::from)
 }

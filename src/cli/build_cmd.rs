@@ -5,11 +5,12 @@ use super::settings::{begin, build_request};
 use crate::build::record::start;
 use crate::build::run::{BuiltRun, Ending, Stage};
 use crate::build::{Summary, report};
+use crate::errors::Error;
 use crate::exit::{self, ExitCode};
 use crate::verify::expect;
 use std::path::Path;
 
-pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> anyhow::Result<ExitCode> {
+pub(crate) fn run_build(args: BuildArgs, argv: Vec<String>) -> Result<ExitCode, Error> {
     let begin = begin(&args, argv, || build_request(&args))?;
     let (request, built) = match start(begin, |id| eprintln!("run {id}"))? {
         (request, Stage::Built(built)) => (request, built),

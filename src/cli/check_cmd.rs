@@ -4,10 +4,10 @@ use super::args::CheckArgs;
 use super::build_cmd::{ended, print_summary, said};
 use super::compare_cmd::emit_report;
 use super::settings::begin;
-use crate::exit::ExitCode;
 use crate::verify::check_run::{self, CheckOutcome};
+use crate::{errors::Error, exit::ExitCode};
 
-pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: CheckArgs, argv: Vec<String>) -> Result<ExitCode, Error> {
     let begin = begin(&args.build, argv, || super::settings::check(&args))?;
     Ok(match check_run::run(begin, |id| eprintln!("run {id}"))? {
         CheckOutcome::NotStarted(stage) => said(stage),

@@ -2,13 +2,13 @@
 
 use super::args::{CompareArgs, ReportArgs, ReportFormat};
 use super::settings::store_root as store_dir;
-use crate::exit::ExitCode;
 use crate::verify::compare::{Clues, CompareReport, Side, compare_sides};
 use crate::verify::report as compare_report;
+use crate::{errors::Error, exit::ExitCode};
 use anyhow::Context;
 
 /// `rewheel compare STATEMENT.intoto.json WHEEL`: is the wheel the statement's subject?
-fn verify_statement(statement: &str, wheel: &str) -> anyhow::Result<ExitCode> {
+fn verify_statement(statement: &str, wheel: &str) -> Result<ExitCode, Error> {
     let paths = (std::path::Path::new(statement), std::path::Path::new(wheel));
     Ok(
         match crate::build::provenance::verify_files(paths.0, paths.1)? {
@@ -40,7 +40,7 @@ pub(crate) fn emit_report(report: &CompareReport, args: &ReportArgs) -> anyhow::
     Ok(())
 }
 
-pub(crate) fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: CompareArgs) -> Result<ExitCode, Error> {
     if args.a.ends_with(".intoto.json") {
         return verify_statement(&args.a, &args.b);
     }

@@ -3,10 +3,10 @@
 use super::args::ImagesCommand;
 use crate::build::backend::docker::DockerBackend;
 use crate::build::images::{Ensured, Image};
-use crate::exit::ExitCode;
+use crate::{errors::Error, exit::ExitCode};
 use anyhow::Context;
 
-pub(crate) fn run(command: ImagesCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(command: ImagesCommand) -> Result<ExitCode, Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -6,10 +6,10 @@ use super::output::emit;
 use crate::ci::emit as ci_emit;
 use crate::ci::job_runner::{JobRun, JobRunSettings, run_job};
 use crate::ci::plan_doc as ci_plan;
+use crate::errors::{Error, usage};
 use crate::exit::ExitCode;
-use anyhow::bail;
 
-pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> anyhow::Result<ExitCode> {
+pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> Result<ExitCode, Error> {
     let planned = match crate::build::run::plan(&super::settings::build(&args.build)?)? {
         Ok(planned) => planned,
         Err(cycle) => {
@@ -47,10 +47,10 @@ pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> anyhow::Result<ExitCode> 
 }
 
 /// `rewheel build --plan PLAN --job ID --inputs DIR --out DIR`.
-pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run_one(args: &BuildArgs) -> Result<ExitCode, Error> {
     let (Some(job), Some(plan_file), Some(inputs)) = (&args.job, &args.plan_file, &args.inputs)
     else {
-        bail!("--job needs --plan FILE and --inputs DIR");
+        usage!("--job needs --plan FILE and --inputs DIR");
     };
     let settings = JobRunSettings {
         plan_file: plan_file.clone(),
@@ -71,7 +71,7 @@ pub(crate) fn run_one(args: &BuildArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `rewheel merge`: job results into one run of the store.
-pub(crate) fn merge(args: MergeArgs, argv: Vec<String>) -> anyhow::Result<ExitCode> {
+pub(crate) fn merge(args: MergeArgs, argv: Vec<String>) -> Result<ExitCode, Error> {
     let store_root = super::settings::store_root(args.store.as_ref())?;
     let merged =
         crate::ci::merge::merge(&args.results, args.plan_file.as_deref(), &store_root, &argv)?;

@@ -1,6 +1,6 @@
 //! The command line, thin over the library: `args` (every flag, as clap parses it) →
 //! `settings` (plain library settings, made once) → one `*_cmd` per command (one call into a
-//! stage, then printing) → an exit code, from `exit` for errors.
+//! stage, then printing) → an exit code, or an `errors::Error` that decides one.
 
 mod args;
 mod bisect_cmd;
@@ -15,7 +15,7 @@ mod resolve_cmd;
 mod runs_cmd;
 mod settings;
 
-use crate::exit::{self, ExitCode};
+use crate::exit::ExitCode;
 use args::{Cli, Command};
 use clap::Parser;
 
@@ -41,8 +41,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", exit::describe(&err));
-            exit::of_error(&err)
+            eprintln!("error: {err}");
+            err.exit_code()
         }
     }
 }

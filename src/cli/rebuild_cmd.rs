@@ -1,13 +1,13 @@
 //! `rewheel rebuild`: reproduce published wheels from their sdists, recipes inferred.
 
 use super::args::RebuildArgs;
-use crate::exit::ExitCode;
 use crate::rebuild::batch::rebuild_all;
 use crate::rebuild::report::Ending;
 use crate::rebuild::{obtain, wheels_named_by};
+use crate::{errors::Error, exit::ExitCode};
 use anyhow::Context;
 
-pub(crate) fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: RebuildArgs) -> Result<ExitCode, Error> {
     let build = super::settings::build(&args.build)?;
     let scratch = build.store_root.join("rebuild").join(format!(
         "{}-{}",

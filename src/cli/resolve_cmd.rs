@@ -2,16 +2,17 @@
 
 use super::args::{Format, ResolveArgs};
 use super::output::emit;
+use crate::errors::{Error, usage};
 use crate::exit::ExitCode;
 use crate::names::PackageName;
 use crate::resolve::CellGraph;
 use crate::resolve::explain::WayOut;
 use crate::resolve::report;
 use crate::resolve::session::resolve;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::str::FromStr;
 
-pub(crate) fn run(args: ResolveArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ResolveArgs) -> Result<ExitCode, Error> {
     let resolved = resolve(&super::settings::resolve(&args.input)?, !args.no_explain)?;
     if let Some(name) = &args.why {
         let name = PackageName::from_str(name)
@@ -25,7 +26,7 @@ pub(crate) fn run(args: ResolveArgs) -> anyhow::Result<ExitCode> {
         Format::Dot => report::dot(&report),
         Format::Requirements => match report.cells.as_slice() {
             [cell] => report::requirements(cell),
-            cells => bail!(
+            cells => usage!(
                 "--format requirements writes one cell's closure, and {} cells were resolved\nhint: name one with --python X.Y or --cells ID",
                 cells.len()
             ),
@@ -45,7 +46,7 @@ fn print_why(
     graphs: &[(CellGraph, Vec<Vec<WayOut>>)],
     name: &PackageName,
     output: Option<&std::path::Path>,
-) -> anyhow::Result<ExitCode> {
+) -> Result<ExitCode, Error> {
     let mut text = String::new();
     let mut found = false;
     for (cg, _) in graphs {
@@ -73,7 +74,7 @@ fn print_why(
     }
     emit(&text, output)?;
     if !found {
-        bail!("{name} is in no cell's graph");
+        usage!("{name} is in no cell's graph");
     }
     Ok(ExitCode::Success)
 }

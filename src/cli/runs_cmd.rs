@@ -2,11 +2,11 @@
 
 use super::args::RunsCommand;
 use super::settings::store_root as store_dir;
-use crate::exit::ExitCode;
 use crate::store::gc::Keep;
 use crate::store::{Store, StoreError};
+use crate::{errors::Error, exit::ExitCode};
 
-pub(crate) fn run(command: RunsCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(command: RunsCommand) -> Result<ExitCode, Error> {
     match command {
         RunsCommand::Verify { store, json } => {
             let store = Store::open(&store_dir(store.as_ref())?)?;
