@@ -5,6 +5,7 @@
 
 use crate::common::{RawEntry, World};
 use crate::hostile::{Sentinel, assert_refused, entries_of, resolve, write_tar};
+use rewheel::exit::ExitCode;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -68,11 +69,11 @@ fn a_path_of_30000_components_is_refused_at_once_in_small_memory_by_resolve_and_
         for r in [resolve(&world, &spec), world.build(&[&spec])] {
             assert_refused(
                 &r,
-                2,
+                ExitCode::Input,
                 "components, longer than pip could unpack; the limit is 4095 bytes and 256 components",
             );
             // The entry is named, cut short: the message is not 60 KB.
-            assert_refused(&r, 2, &format!("entry `{name}-1.0/a/a/a/"));
+            assert_refused(&r, ExitCode::Input, &format!("entry `{name}-1.0/a/a/a/"));
             assert!(r.stderr.len() < 4096, "{} bytes of stderr", r.stderr.len());
         }
     }
@@ -93,7 +94,7 @@ fn resolve_json(world: &World, spec: &str) -> serde_json::Value {
         world.path(),
         &["resolve", spec, "--python", &version, "--format", "json"],
     );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     serde_json::from_str(&r.stdout).unwrap()
 }
 
@@ -156,7 +157,7 @@ fn a_hard_linked_pyproject_names_the_same_backend_to_resolve_and_to_the_job() {
     assert_eq!(node["in_tree_backend"], true, "{node}");
 
     let r = world.build(&["hardpy==1.0"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert_eq!(
         generator_of_built_wheel(&world, "hardpy-1.0-py3-none-any.whl"),
         "tinybuild"
@@ -195,8 +196,8 @@ fn a_second_top_folder_with_its_own_backend_is_refused_by_resolve_and_build_alik
         let needle = format!(
             "entry `other/pyproject.toml` is outside the top folder `{name}-1.0`; an sdist holds all its files in one folder"
         );
-        assert_refused(&resolve(&world, &spec), 2, &needle);
-        assert_refused(&world.build(&[&spec]), 2, &needle);
+        assert_refused(&resolve(&world, &spec), ExitCode::Input, &needle);
+        assert_refused(&world.build(&[&spec]), ExitCode::Input, &needle);
     }
     sentinel.assert_untouched();
     assert!(world.wheels().is_empty());

@@ -2,6 +2,7 @@
 
 use crate::common::run;
 use crate::common::{TINYBUILD, World, host_python, package};
+use rewheel::exit::ExitCode;
 use std::process::Command;
 
 #[test]
@@ -72,7 +73,7 @@ fn a_lock_bisection_names_the_bump_that_broke_reproducibility() {
         .arg("--store")
         .arg(dir.join(".store"));
     let r = run(command);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("3 candidate changes between the locks"),
         "{}",

@@ -2,6 +2,7 @@
 //! lines of Python) builds real wheels: the interpreter is the host's.
 
 use crate::common::{World, package, run};
+use rewheel::exit::ExitCode;
 use std::path::Path;
 use std::process::Command;
 
@@ -16,7 +17,7 @@ fn builds_the_closure_in_order_and_installs_build_dependencies() {
         .file("needs.txt", "helper\nlib")
         .write(world.path());
     let r = world.build(&["app==1.0"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert_eq!(
         world.wheels(),
         [
@@ -51,7 +52,7 @@ fn a_failing_sdist_fails_its_dependents_only() {
     package("needs-broken", "1.0", &["broken"], &[]).write(world.path());
     package("fine", "1.0", &[], &[]).write(world.path());
     let r = world.build(&["needs-broken==1.0", "fine==1.0"]);
-    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::BuildFailed, "{}{}", r.stdout, r.stderr);
     assert_eq!(world.wheels(), ["fine-1.0-py3-none-any.whl"]);
     assert!(r.stdout.contains("FAIL  broken 1.0"), "{}", r.stdout);
     assert!(
@@ -89,7 +90,7 @@ fn a_build_that_opens_a_connection_reaches_nothing() {
         )
         .write(world.path());
     let r = world.build(&["nosy==1.0"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(
         listener.accept().is_err(),
         "nothing connected to the listener"
@@ -115,7 +116,7 @@ fn resume_reuses_finished_jobs() {
     package("lib", "2.0", &[], &[]).write(world.path());
     package("app", "1.0", &["lib"], &[]).write(world.path());
     let first = world.build(&["app==1.0"]);
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.code, ExitCode::Success, "{}", first.stderr);
     let run_id = first
         .stderr
         .lines()
@@ -134,7 +135,13 @@ fn resume_reuses_finished_jobs() {
         .args(["build", "--resume", &run_id, "--store"])
         .arg(world.path().join(".store"));
     let again = run(command);
-    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(
+        again.code,
+        ExitCode::Success,
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
     assert!(
         again.stdout.contains("2 built (1 reused)"),
         "{}",
@@ -164,7 +171,7 @@ fn a_build_resumes_from_its_stored_settings_not_its_command_line() {
     let mut command = world.command_out("build", &["-r", "wanted.txt"], Path::new("out"));
     command.current_dir(world.path());
     let first = run(command);
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.code, ExitCode::Success, "{}", first.stderr);
     let run_id = first.stderr.lines().next().unwrap()["run ".len()..].to_string();
     let db = rusqlite::Connection::open(world.path().join(".store/runs.sqlite3")).unwrap();
     db.execute("DELETE FROM jobs WHERE name = 'app'", [])
@@ -183,7 +190,13 @@ fn a_build_resumes_from_its_stored_settings_not_its_command_line() {
         .arg(world.path().join(".store"))
         .current_dir(elsewhere.path());
     let again = run(command);
-    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(
+        again.code,
+        ExitCode::Success,
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
     assert!(
         again
             .stderr
@@ -215,7 +228,7 @@ fn requirements_a_backend_names_at_build_time_are_built_first() {
         .file("needs.txt", "helper")
         .write(world.path());
     let r = world.build(&["late==1.0"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains("its backend asks for [\"helper\"]"),
         "{}",
@@ -279,7 +292,13 @@ fn a_run_killed_with_sigkill_resumes_without_redoing_finished_jobs() {
         .args(["build", "--resume", &run_id, "--store"])
         .arg(&store);
     let again = run(command);
-    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(
+        again.code,
+        ExitCode::Success,
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
     assert!(
         again.stderr.contains("built quick 1.0 (0.0 s): reused"),
         "{}",
@@ -297,7 +316,7 @@ fn build_expect_reports_matches_and_mismatches() {
     let world = World::new();
     package("lib", "2.0", &[], &[]).write(world.path());
     let first = world.build(&["lib==2.0", "--source-date-epoch", "1700000000"]);
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.code, ExitCode::Success, "{}", first.stderr);
     let wheel = world
         .path()
         .join("wheelhouse")
@@ -326,7 +345,13 @@ fn build_expect_reports_matches_and_mismatches() {
         "--expect",
         expect.to_str().unwrap(),
     ]);
-    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(
+        again.code,
+        ExitCode::Success,
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
     assert!(again.stdout.contains("expect ok"), "{}", again.stdout);
     std::fs::write(
         &expect,
@@ -340,7 +365,13 @@ fn build_expect_reports_matches_and_mismatches() {
         "--expect",
         expect.to_str().unwrap(),
     ]);
-    assert_eq!(wrong.code, 1, "{}{}", wrong.stdout, wrong.stderr);
+    assert_eq!(
+        wrong.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        wrong.stdout,
+        wrong.stderr
+    );
     assert!(wrong.stdout.contains("expect MISMATCH"), "{}", wrong.stdout);
 }
 
@@ -351,7 +382,7 @@ fn provenance_names_every_input_and_checks_against_the_wheel() {
     package("app", "1.0", &["helper"], &[]).write(world.path());
     let attest = world.path().join("attest");
     let r = world.build(&["app==1.0", "--provenance", attest.to_str().unwrap()]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let cell = std::fs::read_dir(world.path().join("wheelhouse"))
         .unwrap()
         .next()
@@ -409,14 +440,20 @@ fn provenance_names_every_input_and_checks_against_the_wheel() {
         run(c)
     };
     let ok = compare(&wheel);
-    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert_eq!(ok.code, ExitCode::Success, "{}{}", ok.stdout, ok.stderr);
     let other = world
         .path()
         .join("wheelhouse")
         .join(&cell)
         .join("helper-1.0-py3-none-any.whl");
     let bad = compare(&other);
-    assert_eq!(bad.code, 1, "{}{}", bad.stdout, bad.stderr);
+    assert_eq!(
+        bad.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        bad.stdout,
+        bad.stderr
+    );
     assert!(
         bad.stdout.contains("no subject has sha256"),
         "{}",
@@ -431,7 +468,7 @@ fn a_pylock_is_written_per_cell_and_read_back_as_requirements_and_expectations()
     package("app", "1.0", &["helper"], &[]).write(world.path());
     let attest = world.path().join("attest");
     let r = world.build(&["app==1.0", "--provenance", attest.to_str().unwrap()]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let cell = std::fs::read_dir(&attest)
         .unwrap()
         .next()
@@ -452,7 +489,13 @@ fn a_pylock_is_written_per_cell_and_read_back_as_requirements_and_expectations()
     // The lock as requirements (-r) and as the hashes the wheels must have (--expect).
     let lock = lock.to_str().unwrap();
     let again = world.build(&["-r", lock, "--expect", lock]);
-    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(
+        again.code,
+        ExitCode::Success,
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
     assert!(
         again
             .stdout
@@ -471,6 +514,6 @@ fn a_pylock_is_written_per_cell_and_read_back_as_requirements_and_expectations()
     )
     .unwrap();
     let bad = world.build(&["-r", wrong.to_str().unwrap()]);
-    assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+    assert_eq!(bad.code, ExitCode::Input, "{}{}", bad.stdout, bad.stderr);
     assert!(bad.stderr.contains("hash mismatch"), "{}", bad.stderr);
 }

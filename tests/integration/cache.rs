@@ -3,6 +3,7 @@
 //! keeps what kept runs need.
 
 use crate::common::{World, package, run};
+use rewheel::exit::ExitCode;
 
 /// Labels of the jobs a run really built (not reused), from its progress lines.
 fn built(stderr: &str) -> Vec<String> {
@@ -40,7 +41,13 @@ fn a_second_run_reuses_every_job_and_a_bump_builds_only_what_it_reaches() {
     let world = world();
     let old = pins(&world, "old.txt", "base==1.0\n");
     let first = world.build(&["top==1.0", "other==1.0", "--build-constraints", &old]);
-    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    assert_eq!(
+        first.code,
+        ExitCode::Success,
+        "{}{}",
+        first.stdout,
+        first.stderr
+    );
     assert_eq!(
         built(&first.stderr),
         ["base 1.0", "mid 1.0", "other 1.0", "top 1.0"]
@@ -49,7 +56,13 @@ fn a_second_run_reuses_every_job_and_a_bump_builds_only_what_it_reaches() {
     // The same lock again: nothing is built, every wheel is still written out.
     std::fs::remove_dir_all(world.path().join("wheelhouse")).unwrap();
     let again = world.build(&["top==1.0", "other==1.0", "--build-constraints", &old]);
-    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(
+        again.code,
+        ExitCode::Success,
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
     assert!(built(&again.stderr).is_empty(), "{}", again.stderr);
     assert!(again.stdout.contains("(4 reused)"), "{}", again.stdout);
     assert_eq!(
@@ -66,7 +79,13 @@ fn a_second_run_reuses_every_job_and_a_bump_builds_only_what_it_reaches() {
     // environment holds mid's wheel, which came out byte-identical, so top is reused.
     let new = pins(&world, "new.txt", "base==1.1\n");
     let bumped = world.build(&["top==1.0", "other==1.0", "--build-constraints", &new]);
-    assert_eq!(bumped.code, 0, "{}{}", bumped.stdout, bumped.stderr);
+    assert_eq!(
+        bumped.code,
+        ExitCode::Success,
+        "{}{}",
+        bumped.stdout,
+        bumped.stderr
+    );
     assert_eq!(built(&bumped.stderr), ["base 1.1", "mid 1.0"]);
 
     // A pin bumped: only that package.
@@ -93,9 +112,9 @@ fn gc_keeps_what_the_kept_runs_need_and_they_still_verify() {
     let world = world();
     let old = pins(&world, "old.txt", "base==1.0\n");
     let r = world.build(&["top==1.0", "--build-constraints", &old]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let r = world.build(&["top==1.0", "--build-constraints", &old]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let store = world.path().join(".store");
     let runs_gc = |args: &[&str]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
@@ -108,14 +127,15 @@ fn gc_keeps_what_the_kept_runs_need_and_they_still_verify() {
     };
     // Blobs are fresh (under an hour old): nothing goes but the older run's rows.
     let gc = runs_gc(&["--keep", "1", "--json"]);
-    assert_eq!(gc.code, 0, "{}{}", gc.stdout, gc.stderr);
+    assert_eq!(gc.code, ExitCode::Success, "{}{}", gc.stdout, gc.stderr);
     let doc: serde_json::Value = serde_json::from_str(&gc.stdout).unwrap();
     assert_eq!(doc["removed"]["runs"].as_array().unwrap().len(), 1);
     let mut verify = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
     verify.args(["runs", "verify", "--store"]).arg(&store);
     let v = run(verify);
     assert_eq!(
-        v.code, 0,
+        v.code,
+        ExitCode::Success,
         "the kept run reused the removed run's wheels: {}",
         v.stdout
     );
@@ -123,6 +143,6 @@ fn gc_keeps_what_the_kept_runs_need_and_they_still_verify() {
     let third = world.build(&["top==1.0", "--build-constraints", &old]);
     assert!(built(&third.stderr).is_empty(), "{}", third.stderr);
     let bad = runs_gc(&["--older-than", "soon"]);
-    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert_eq!(bad.code, ExitCode::Input, "{}", bad.stderr);
     assert!(bad.stderr.contains("not an age like 30d"), "{}", bad.stderr);
 }

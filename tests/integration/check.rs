@@ -2,6 +2,7 @@
 
 use crate::common::{Run, run};
 use crate::common::{World, block, package};
+use rewheel::exit::ExitCode;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -70,7 +71,13 @@ fn check_names_the_cause_and_the_variation_of_each_difference() {
             junit.to_str().unwrap(),
         ],
     );
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     let out = &r.stdout;
     assert!(line(out, "steady-1.0").contains("identical"), "{out}");
 
@@ -132,7 +139,7 @@ fn a_reproducible_lock_checks_clean_and_matches_expected_hashes() {
     package("steady", "1.0", &[], &[]).write(world.path());
     package("calm", "2.0", &["steady"], &["steady"]).write(world.path());
     let r = check(&world, &["calm==2.0", "--format", "json"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(doc["schema_version"], 1);
     let pairs = doc["pairs"].as_array().unwrap();
@@ -156,7 +163,13 @@ fn a_reproducible_lock_checks_clean_and_matches_expected_hashes() {
     )
     .unwrap();
     let r = check(&world, &["calm==2.0", "--expect", expect.to_str().unwrap()]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(r.stdout.contains("expect ok        cp3"), "{}", r.stdout);
     assert!(
         r.stdout.contains("expect MISMATCH") && r.stdout.contains("steady-1.0-py3-none-any.whl"),
@@ -187,7 +200,7 @@ fn a_wheel_that_fails_to_build_does_not_hide_the_others_from_check() {
             junit.to_str().unwrap(),
         ],
     );
-    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::BuildFailed, "{}{}", r.stdout, r.stderr);
     // CI's test view shows the job that did not build as an error, beside the wheel that did.
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
@@ -242,7 +255,7 @@ fn a_wheel_that_builds_only_once_is_named_in_the_check_report() {
             "json",
         ],
     );
-    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::BuildFailed, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("second build of fussy"), "{}", r.stderr);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let failed = doc["failed"].as_array().unwrap();
@@ -267,20 +280,32 @@ fn compare_explains_two_folders() {
         .file("clock_times.txt", "")
         .write(world.path());
     let first = check(&world, &["zipclock==1.0", "--vary", "time"]);
-    assert_eq!(first.code, 1, "{}{}", first.stdout, first.stderr);
+    assert_eq!(
+        first.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        first.stdout,
+        first.stderr
+    );
     // The same two builds, through `compare` on the run's folder and a second build's.
     let out2 = world.path().join("again");
     // `--rebuild`: the job cache would hand back the first wheel, timestamps and all.
     let command = world.command_out("build", &["zipclock==1.0", "--rebuild"], &out2);
     std::thread::sleep(std::time::Duration::from_secs(2));
-    assert_eq!(run(command).code, 0);
+    assert_eq!(run(command).code, ExitCode::Success);
     let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
     command
         .arg("compare")
         .arg(world.path().join("wheelhouse"))
         .arg(&out2);
     let r = run(command);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stdout
             .contains("same content, different archive (entry timestamps)"),
@@ -318,7 +343,13 @@ fn the_html_report_renders_in_a_browser() {
             html.to_str().unwrap(),
         ],
     );
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     let out = Command::new(browser)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
         .arg(format!("file://{}", html.display()))
@@ -396,7 +427,13 @@ fn an_independent_second_build_rebuilds_the_closure() {
             "build-path,hash-seed",
         ],
     );
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(r.stderr.contains("second build: run "), "{}", r.stderr);
     // The build dependency was built again (a second `built steady` line), and compared.
     assert_eq!(
@@ -427,7 +464,7 @@ fn a_second_build_that_fails_is_a_build_failure_not_a_verdict() {
         )
         .write(world.path());
     let r = check(&world, &["fragile==1.0", "--vary", "hostname"]);
-    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::BuildFailed, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("second build of fragile"), "{}", r.stderr);
 }
 
@@ -500,7 +537,7 @@ fn an_interrupted_check_resumes_with_its_first_build_taken_over() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     let said = reader.join().unwrap();
-    assert_eq!(status.code(), Some(130), "{said}");
+    assert_eq!(status.code(), Some(ExitCode::Interrupted.into()), "{said}");
     let id = said
         .lines()
         .find_map(|l| l.strip_prefix("run "))
@@ -524,7 +561,13 @@ fn an_interrupted_check_resumes_with_its_first_build_taken_over() {
 
     std::fs::remove_file(&hold).unwrap();
     let resumed = resume(&world, "check", &id, &["--format", "json"]);
-    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert_eq!(
+        resumed.code,
+        ExitCode::Success,
+        "{}{}",
+        resumed.stdout,
+        resumed.stderr
+    );
     assert_eq!(
         resumed
             .stderr
@@ -541,7 +584,13 @@ fn an_interrupted_check_resumes_with_its_first_build_taken_over() {
         resumed.stderr
     );
     let whole = check(&world, &args);
-    assert_eq!(whole.code, 0, "{}{}", whole.stdout, whole.stderr);
+    assert_eq!(
+        whole.code,
+        ExitCode::Success,
+        "{}{}",
+        whole.stdout,
+        whole.stderr
+    );
     let pairs =
         |out: &str| serde_json::from_str::<serde_json::Value>(out).unwrap()["pairs"].clone();
     assert_eq!(pairs(&resumed.stdout), pairs(&whole.stdout));
@@ -555,13 +604,13 @@ fn a_run_with_only_its_command_line_is_not_resumed_and_says_what_to_do() {
     let world = World::new();
     package("steady", "1.0", &[], &[]).write(world.path());
     let first = world.build(&["steady==1.0"]);
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.code, ExitCode::Success, "{}", first.stderr);
     let id = first.stderr.lines().next().unwrap()["run ".len()..].to_string();
     let db = rusqlite::Connection::open(world.path().join(".store/runs.sqlite3")).unwrap();
     db.execute("UPDATE runs SET settings = NULL", []).unwrap();
     drop(db);
     let r = resume(&world, "build", &id, &[]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains("recorded by an older rewheel")
             && r.stderr
@@ -591,7 +640,7 @@ fn a_run_resumes_only_through_the_command_that_made_it() {
     let first = world.build(&["steady==1.0"]);
     let id = first.stderr.lines().next().unwrap()["run ".len()..].to_string();
     let r = resume(&world, "check", &id, &[]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr
             .contains(&format!("hint: `rewheel build --resume {id}` continues it")),
@@ -599,7 +648,13 @@ fn a_run_resumes_only_through_the_command_that_made_it() {
         r.stderr
     );
     let checked = check(&world, &["steady==1.0", "--independent", "--vary", "umask"]);
-    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+    assert_eq!(
+        checked.code,
+        ExitCode::Success,
+        "{}{}",
+        checked.stdout,
+        checked.stderr
+    );
     let of = checked.stderr.lines().next().unwrap()["run ".len()..].to_string();
     let second = checked
         .stderr
@@ -607,7 +662,7 @@ fn a_run_resumes_only_through_the_command_that_made_it() {
         .find_map(|l| l.strip_prefix("second build: run "))
         .unwrap();
     let r = resume(&world, "build", second, &[]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains(&format!(
             "hint: `rewheel check --resume {of}` builds that side again"

@@ -4,6 +4,7 @@
 
 use crate::common::run;
 use crate::common::{World, host_python, package, three_package_closure};
+use rewheel::exit::ExitCode;
 use std::path::Path;
 use std::process::Command;
 
@@ -62,13 +63,13 @@ fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
         "plan",
         &["app==1.0", "-o", plan.to_str().unwrap(), sde[0], sde[1]],
     ));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
     assert_eq!(doc["schema_version"], 1);
     let levels = doc["levels"].as_array().unwrap();
     for emit in ["github", "gitlab"] {
         let r = run(world.command("plan", &["app==1.0", "--emit", emit, sde[0], sde[1]]));
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.code, ExitCode::Success, "{}", r.stderr);
         match emit {
             "github" => {
                 let gh: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -114,7 +115,7 @@ fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
                 .arg("--build-path")
                 .arg(dir.join(".build"));
             let r = run(c);
-            assert_eq!(r.code, 0, "{id}: {}{}", r.stdout, r.stderr);
+            assert_eq!(r.code, ExitCode::Success, "{id}: {}{}", r.stdout, r.stderr);
         }
     }
     // Merged into one run, and compared with the same build done locally in one go.
@@ -126,7 +127,13 @@ fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
         .arg("--store")
         .arg(dir.join(".store"));
     let merged = run(c);
-    assert_eq!(merged.code, 0, "{}{}", merged.stdout, merged.stderr);
+    assert_eq!(
+        merged.code,
+        ExitCode::Success,
+        "{}{}",
+        merged.stdout,
+        merged.stderr
+    );
     let run_id = merged
         .stdout
         .split_whitespace()
@@ -135,14 +142,20 @@ fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
         .trim_end_matches(':')
         .to_string();
     let local = run(world.command_out("build", &["app==1.0", sde[0], sde[1]], &dir.join("local")));
-    assert_eq!(local.code, 0, "{}{}", local.stdout, local.stderr);
+    assert_eq!(
+        local.code,
+        ExitCode::Success,
+        "{}{}",
+        local.stdout,
+        local.stderr
+    );
     let mut c = rewheel();
     c.args(["compare", &run_id])
         .arg(dir.join("local"))
         .arg("--store")
         .arg(dir.join(".store"));
     let r = run(c);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("3 of 3 reproducible"), "{}", r.stdout);
 
     // A missing result is named.
@@ -156,7 +169,7 @@ fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
         .arg("--store")
         .arg(dir.join(".store"));
     let r = run(c);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.code, ExitCode::Input, "{}", r.stderr);
     assert!(
         r.stderr.contains("jobs of the plan without a result: "),
         "{}",
@@ -177,7 +190,7 @@ fn requirements_learned_at_build_time_are_in_later_plans() {
         let out = dir.join(name);
         assert_eq!(
             run(world.command("plan", &["late==1.0", "-o", out.to_str().unwrap()])).code,
-            0
+            ExitCode::Success
         );
         let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
         doc["jobs"]
@@ -190,7 +203,13 @@ fn requirements_learned_at_build_time_are_in_later_plans() {
     // Before any build, nobody knows that late's backend asks for helper.
     assert_eq!(plan("before.json").len(), 1);
     let built = world.build(&["late==1.0"]);
-    assert_eq!(built.code, 0, "{}{}", built.stdout, built.stderr);
+    assert_eq!(
+        built.code,
+        ExitCode::Success,
+        "{}{}",
+        built.stdout,
+        built.stderr
+    );
     // After it, the plan has helper's job, and late's job needs it.
     let jobs = plan("after.json");
     assert_eq!(jobs.len(), 2, "{jobs:?}");
@@ -214,7 +233,7 @@ fn a_ci_job_honours_the_sdist_size_limit() {
         .write(dir);
     let plan = dir.join("plan.json");
     let r = run(world.command("plan", &["lib==2.0", "-o", plan.to_str().unwrap()]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let r = first_job(
         dir,
         &plan,
@@ -222,7 +241,7 @@ fn a_ci_job_honours_the_sdist_size_limit() {
         &dir.join("out"),
         &["--max-sdist-size", "100000"],
     );
-    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_ne!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(
         format!("{}{}", r.stdout, r.stderr).contains("expands past the limit of 100000 bytes"),
         "{}{}",
@@ -239,9 +258,9 @@ fn a_ci_job_reuses_a_cached_result_with_the_same_inputs_and_only_then() {
     let job = |plan: &Path, inputs: &Path, out: &Path| first_job(dir, plan, inputs, out, &[]);
     let plan = dir.join("plan.json");
     let r = run(world.command("plan", &["lib==2.0", "-o", plan.to_str().unwrap()]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}", r.stderr);
     let first = job(&plan, &dir.join("none"), &dir.join("cache/lib"));
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.code, ExitCode::Success, "{}", first.stderr);
     assert!(
         first.stderr.contains("building lib 2.0"),
         "{}",
@@ -250,7 +269,7 @@ fn a_ci_job_reuses_a_cached_result_with_the_same_inputs_and_only_then() {
 
     // The CI cache restored under --inputs: the same job with the same inputs is not built.
     let again = job(&plan, &dir.join("cache"), &dir.join("out"));
-    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.code, ExitCode::Success, "{}", again.stderr);
     assert!(again.stderr.contains("reused lib 2.0"), "{}", again.stderr);
     assert!(!again.stderr.contains("building"), "{}", again.stderr);
     let names = |d: &Path| {
@@ -270,9 +289,9 @@ fn a_ci_job_reuses_a_cached_result_with_the_same_inputs_and_only_then() {
         "plan",
         &["lib==2.0", "--umask", "002", "-o", other.to_str().unwrap()],
     ));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}", r.stderr);
     let changed = job(&other, &dir.join("cache"), &dir.join("out2"));
-    assert_eq!(changed.code, 0, "{}", changed.stderr);
+    assert_eq!(changed.code, ExitCode::Success, "{}", changed.stderr);
     assert!(
         changed.stderr.contains("building lib 2.0"),
         "{}",
@@ -290,8 +309,8 @@ fn a_ci_job_builds_on_when_what_the_hook_names_does_not_apply_to_its_cell() {
         .write(dir);
     let plan = dir.join("plan.json");
     let r = run(world.command("plan", &["marked==1.0", "-o", plan.to_str().unwrap()]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}", r.stderr);
     let r = first_job(dir, &plan, &dir.join("none"), &dir.join("out"), &[]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(dir.join("out/marked-1.0-py3-none-any.whl").is_file());
 }

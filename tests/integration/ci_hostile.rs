@@ -4,6 +4,7 @@
 //! nothing outside the folder they were given, and leave the host file as it was.
 
 use crate::common::{Run, World, host_python, package, run};
+use rewheel::exit::ExitCode;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -93,7 +94,7 @@ fn bounded(mut command: Command) -> Run {
 }
 
 fn assert_refused(r: &Run, needles: &[&str]) {
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
     for needle in needles.iter().chain(&["hint:"]) {
         assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
     }
@@ -281,7 +282,7 @@ fn plan(
 ) -> PathBuf {
     let path = dir.join(name);
     let r = run((ci.plan)(&["lib==2.0", "-o", path.to_str().unwrap()]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let mut doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     edit(&mut doc);
@@ -402,7 +403,7 @@ pub(crate) fn ci_job_attacks(dir: &Path, ci: &CiBackend) {
     let cache = dir.join("cache/lib");
     // Built as usual: a sandbox is not started under the memory ceiling.
     let first = run(job_command(ci, dir, &honest, &dir.join("none"), &cache));
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.code, ExitCode::Success, "{}", first.stderr);
     std::fs::remove_file(cache.join(format!("{stem}.log"))).unwrap();
     std::os::unix::fs::symlink(&secret, cache.join(format!("{stem}.log"))).unwrap();
     let again = job(ci, dir, &honest, &dir.join("cache"), &dir.join("out-4"));

@@ -4,6 +4,7 @@
 //! local build. A simulator that meets a step it does not model fails the test.
 
 use crate::common::{World, host_has_python, package, run, skip, three_package_closure};
+use rewheel::exit::ExitCode;
 use serde_norway::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -143,7 +144,13 @@ fn compare_with_local(
     store: &Path,
     cells: &[&str],
 ) {
-    assert_eq!(merged.code, 0, "{}{}", merged.stdout, merged.stderr);
+    assert_eq!(
+        merged.code,
+        ExitCode::Success,
+        "{}{}",
+        merged.stdout,
+        merged.stderr
+    );
     let run_id = merged
         .stdout
         .split_whitespace()
@@ -158,14 +165,14 @@ fn compare_with_local(
         "build",
         &args(lock, cells, &["--backend", "local", "--out", &out]),
     );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let mut c = rewheel();
     c.args(["compare", run_id])
         .arg(&local)
         .arg("--store")
         .arg(store);
     let r = run(c);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     // `cpXY: N of N reproducible`, one line per cell.
     let per_cell: Vec<&str> = r
         .stdout
@@ -215,7 +222,7 @@ fn simulate_gitlab(lock: &Lock, world: &World, cells: &[&str]) {
         "plan",
         &args(lock, &cells, &["-o", "plan.json"]),
     );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let parent: Artifact = collect(&world.path().join("plan.json"), world.path());
     let r = in_world(
         lock,
@@ -223,7 +230,7 @@ fn simulate_gitlab(lock: &Lock, world: &World, cells: &[&str]) {
         "plan",
         &args(lock, &cells, &["--emit", "gitlab", "-o", "child.yml"]),
     );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let text = std::fs::read_to_string(world.path().join("child.yml")).unwrap();
     let doc: Value = serde_norway::from_str(&text).unwrap();
     let root = doc.as_mapping().unwrap();
@@ -284,7 +291,13 @@ fn simulate_gitlab(lock: &Lock, world: &World, cells: &[&str]) {
             compare_with_local(lock, world, &r, &store, &cells);
             continue;
         }
-        assert_eq!(r.code, 0, "{name}: {}{}", r.stdout, r.stderr);
+        assert_eq!(
+            r.code,
+            ExitCode::Success,
+            "{name}: {}{}",
+            r.stdout,
+            r.stderr
+        );
         let mut kept = Artifact::new();
         for path in strs(&job["artifacts"]["paths"]) {
             let found = dir.join(path.trim_end_matches('/'));
@@ -388,7 +401,7 @@ fn github_job(
             }
             (None, Some(line)) => {
                 let r = sh(lock, dir, &[fill(line, entry)], store);
-                if r.code != 0 {
+                if r.code != ExitCode::Success {
                     return r;
                 }
                 last = Some(r);
@@ -410,7 +423,7 @@ fn simulate_github(lock: &Lock, world: &World, cells: &[&str]) -> &'static str {
         "plan",
         &args(lock, &cells, &["--emit", "github-workflow", "-o", workflow]),
     );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let text = std::fs::read_to_string(world.path().join(workflow)).unwrap();
     let doc: Value = serde_norway::from_str(&text).unwrap();
     // The repository a checkout brings: the sdists' folder stands in for it, workflow included.
@@ -453,7 +466,13 @@ fn simulate_github(lock: &Lock, world: &World, cells: &[&str]) -> &'static str {
             if name == "merge" {
                 compare_with_local(lock, world, &r, &store, &cells);
             } else {
-                assert_eq!(r.code, 0, "{name} {entry:?}: {}{}", r.stdout, r.stderr);
+                assert_eq!(
+                    r.code,
+                    ExitCode::Success,
+                    "{name} {entry:?}: {}{}",
+                    r.stdout,
+                    r.stderr
+                );
             }
         }
         done.insert(name.clone());
@@ -488,7 +507,13 @@ fn the_github_workflow_runs_as_emitted_and_knows_when_it_is_stale() {
     );
     moved[0] = "top==1.0";
     let r = in_world(lock, &world, "plan", &moved);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stderr.contains("no longer matches the plan"),
         "{}",
@@ -553,15 +578,17 @@ fn the_emitted_files_validate_against_the_published_schemas() {
                 ],
             ),
         );
-        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
         let mut c = Command::new(&checker);
         c.args(["--builtin-schema", schema])
             .arg(world.path().join(&file));
         let r = run(c);
         assert_eq!(
-            r.code, 0,
+            r.code,
+            ExitCode::Success,
             "{emit} against {schema}: {}{}",
-            r.stdout, r.stderr
+            r.stdout,
+            r.stderr
         );
     }
     // The checker rejects what is not a pipeline, so the pass above means something.
@@ -569,7 +596,7 @@ fn the_emitted_files_validate_against_the_published_schemas() {
     let mut c = Command::new(&checker);
     c.args(["--builtin-schema", "vendor.github-workflows"])
         .arg(world.path().join("bad.yml"));
-    assert_ne!(run(c).code, 0);
+    assert_ne!(run(c).code, ExitCode::Success);
 }
 
 /// Words of a command line as `sh` splits them (plain words and single quotes are enough here).
@@ -622,7 +649,7 @@ fn the_readme_shows_the_emitted_files_as_they_are() {
         assert_eq!(&words[..2], ["rewheel", "plan"], "{command}");
         let args: Vec<&str> = words[2..].iter().map(String::as_str).collect();
         let r = in_world(&hermetic(), &world, "plan", &args);
-        assert_eq!(r.code, 0, "{command}: {}", r.stderr);
+        assert_eq!(r.code, ExitCode::Success, "{command}: {}", r.stderr);
         let end = from.find("<!-- /emitted -->").unwrap();
         fresh.push_str(header);
         fresh.push_str("```yaml\n");

@@ -4,6 +4,7 @@
 //! pass; a damaged blob of the run store is the environment's fault (exit 5).
 
 use crate::common::{Run, World, package, run};
+use rewheel::exit::ExitCode;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,7 +72,13 @@ fn a_second_entry_with_the_same_name_is_a_named_difference() {
     let a = write(dir.path(), "a", &clean);
     let b = write(dir.path(), "b", &twice);
     let r = compare(&a, &b, &[]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stdout.contains("w.py") && r.stdout.contains("duplicate name"),
         "{}",
@@ -103,7 +110,13 @@ fn a_local_header_naming_another_entry_is_a_named_difference() {
     let a = write(dir.path(), "a", &clean);
     let b = write(dir.path(), "b", &other);
     let r = compare(&a, &b, &[]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stdout.contains("v.py: in ")
             && r.stdout
@@ -131,7 +144,13 @@ fn a_size_lie_is_a_named_difference() {
     let a = write(dir.path(), "a", &clean);
     let b = write(dir.path(), "b", &lying);
     let r = compare(&a, &b, &[]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stdout.contains("w.py: in ")
             && r.stdout.contains(&format!(
@@ -154,7 +173,13 @@ fn differing_bytes_outside_every_entry_are_named() {
     let a = write(dir.path(), "a", &clean);
     let b = write(dir.path(), "b", &padded);
     let r = compare(&a, &b, &[]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stdout
             .contains("same content, different archive (zip layout"),
@@ -185,7 +210,7 @@ fn a_zip_declaring_too_many_entries_is_refused_with_the_cap() {
     let a = write(dir.path(), "a", &stored_zip(&[("w.py", W_PY)]));
     let b = write(dir.path(), "b", &bytes);
     let r = compare(&a, &b, &[]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr
             .contains("the zip declares 2000000 entries, more than 1000000"),
@@ -220,7 +245,7 @@ fn fifty_thousand_changed_entries_are_compared_in_one_pass() {
     let start = std::time::Instant::now();
     let r = compare(&a, &b, &["--format", "json"]);
     eprintln!("50,000 changed entries compared in {:?}", start.elapsed());
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, ExitCode::NotReproducible, "{}", r.stderr);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(doc["pairs"][0]["changed"].as_array().unwrap().len(), 50_000);
 }
@@ -232,7 +257,7 @@ fn three_hundred_thousand_added_entries_are_compared() {
     let start = std::time::Instant::now();
     let r = compare(&a, &b, &["--format", "json"]);
     eprintln!("300,000 added entries compared in {:?}", start.elapsed());
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, ExitCode::NotReproducible, "{}", r.stderr);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(doc["pairs"][0]["added"].as_array().unwrap().len(), 299_999);
 }
@@ -242,7 +267,13 @@ fn a_damaged_blob_is_an_environment_error_naming_runs_verify() {
     let world = World::new();
     package("solid", "1.0", &[], &[]).write(world.path());
     let built = world.build(&["solid==1.0"]);
-    assert_eq!(built.code, 0, "{}{}", built.stdout, built.stderr);
+    assert_eq!(
+        built.code,
+        ExitCode::Success,
+        "{}{}",
+        built.stdout,
+        built.stderr
+    );
     let id = built
         .stderr
         .lines()
@@ -270,7 +301,7 @@ fn a_damaged_blob_is_an_environment_error_naming_runs_verify() {
         .arg("--store")
         .arg(world.path().join(".store"));
     let r = run(command);
-    assert_eq!(r.code, 5, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Environment, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains("changed after it was written")
             && r.stderr.contains("rewheel runs verify"),

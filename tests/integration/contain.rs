@@ -4,6 +4,7 @@
 
 use crate::common::{Run, World, package, run};
 use crate::hostile::{Sentinel, assert_refused, have_bwrap};
+use rewheel::exit::ExitCode;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -125,7 +126,7 @@ open("module.py", "w").write("FOUND = %r\nIGNORED = 0x%s\n" % (found, ignored))
         });
     }
     let r = run(command);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     sentinel.assert_untouched();
     let wheels = target.wheels();
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&wheels[0]).unwrap()).unwrap();
@@ -175,7 +176,11 @@ pub(crate) fn swapped_out_folder(target: &Target) {
         ),
     );
     let r = target.build(&["swap==1.0"]);
-    assert_refused(&r, 3, "it is a link, or lies behind one");
+    assert_refused(
+        &r,
+        ExitCode::BuildFailed,
+        "it is a link, or lies behind one",
+    );
     assert!(target.wheels().is_empty(), "{:?}", target.wheels());
     assert_eq!(std::fs::read(&planted).unwrap(), before);
 }
@@ -213,7 +218,7 @@ pub(crate) fn wheels_that_leave_or_repeat(target: &Target) {
     for (name, entries, message) in cases {
         backend(target.dir, name, &wheel_with(name, &entries));
         let r = target.build(&[&format!("{name}==1.0")]);
-        assert_refused(&r, 3, message);
+        assert_refused(&r, ExitCode::BuildFailed, message);
         assert!(target.wheels().is_empty(), "{name}: {:?}", target.wheels());
     }
     sentinel.assert_untouched();
@@ -236,7 +241,7 @@ fn a_job_folder_of_any_depth_is_removed_and_a_killed_runs_folders_are_swept() {
         .write(world.path());
     let jobs = world.path().join(".build/.jobs");
     let r = world.build(&["deep==1.0"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let left: Vec<_> = std::fs::read_dir(&jobs).unwrap().flatten().collect();
     assert!(left.is_empty(), "job folders left: {left:?}");
 
@@ -265,7 +270,7 @@ fn a_job_folder_of_any_depth_is_removed_and_a_killed_runs_folders_are_swept() {
     std::fs::create_dir(&live).unwrap();
     package("after", "1.0", &[], &[]).write(world.path());
     let r = world.build(&["after==1.0"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(!orphan[0].path().exists(), "the killed run's folder stays");
     assert!(
         Path::new(&live).is_dir(),
@@ -281,7 +286,7 @@ fn endless_matrix_settings_and_patch_files_are_refused_not_read_to_the_end() {
             world.path(),
             &["resolve", "a==1", "--python", "3.11", flag, "/dev/zero"],
         );
-        assert_refused(&r, 2, &format!("not a {what}"));
+        assert_refused(&r, ExitCode::Input, &format!("not a {what}"));
     }
     let settings = world.path().join("settings.toml");
     std::fs::write(&settings, "[packages.a]\npatches = [\"/dev/zero\"]\n").unwrap();
@@ -296,7 +301,7 @@ fn endless_matrix_settings_and_patch_files_are_refused_not_read_to_the_end() {
             settings.to_str().unwrap(),
         ],
     );
-    assert_refused(&r, 2, "not a patch");
+    assert_refused(&r, ExitCode::Input, "not a patch");
 }
 
 #[test]
@@ -309,18 +314,18 @@ fn a_build_path_someone_else_made_first_is_refused() {
     let root = world.path().join(".build");
     std::os::unix::fs::symlink(theirs.path(), &root).unwrap();
     let r = world.build(&["early==1.0"]);
-    assert_refused(&r, 5, "cannot be used: it is a link");
+    assert_refused(&r, ExitCode::Environment, "cannot be used: it is a link");
     theirs.assert_untouched();
     std::fs::remove_file(&root).unwrap();
     std::fs::create_dir(&root).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
     let r = world.build(&["early==1.0"]);
-    assert_refused(&r, 5, "others can write it (mode 777)");
+    assert_refused(&r, ExitCode::Environment, "others can write it (mode 777)");
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
     let r = world.build(&["early==1.0"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
 }
 
 /// Escapes a red-team pass found in the round-2 code, each kept as a test.
@@ -358,7 +363,7 @@ if os.path.isdir(top) and not os.path.islink(top):
             .file("hook.py", hook)
             .write(world.path());
         let r = world.build(&["retry==1.0"]);
-        assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert_ne!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
         sentinel.assert_untouched();
     }
 
@@ -391,7 +396,7 @@ if os.path.isdir(top) and not os.path.islink(top):
         }
         let plan = dir.join("plan.json");
         let r = run(world.command("plan", &["okpkg==1.0", "-o", plan.to_str().unwrap()]));
-        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
         let mut doc: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
         let settings = &mut doc["jobs"][0]["settings"];
@@ -418,7 +423,12 @@ if os.path.isdir(top) and not os.path.islink(top):
         let r = run(c);
         sentinel.assert_untouched();
         // Inside, the preload names no library: the frontend's interpreter says so, or runs.
-        assert!(r.code == 0 || r.code == 3, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.code == ExitCode::Success || r.code == ExitCode::BuildFailed,
+            "{}{}",
+            r.stdout,
+            r.stderr
+        );
     }
 
     /// A backend that keeps answering "needs" after its requirements were installed made the
@@ -433,7 +443,7 @@ if os.path.isdir(top) and not os.path.islink(top):
         );
         let start = std::time::Instant::now();
         let r = world.build(&["needy==1.0", "--timeout", "60"]);
-        assert_refused(&r, 3, "asked again");
+        assert_refused(&r, ExitCode::BuildFailed, "asked again");
         assert!(start.elapsed().as_secs() < 60, "looped");
         let jobs = world.path().join(".build/.jobs");
         let left = std::fs::read_dir(&jobs).map(|d| d.count()).unwrap_or(0);
@@ -449,7 +459,7 @@ if os.path.isdir(top) and not os.path.islink(top):
         package("lib", "2.0", &[], &[]).write(dir);
         let plan = dir.join("plan.json");
         let r = run(world.command("plan", &["lib==2.0", "-o", plan.to_str().unwrap()]));
-        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
         let doc: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
         let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
@@ -486,7 +496,11 @@ if os.path.isdir(top) and not os.path.islink(top):
             .arg("--store")
             .arg(dir.join("merged"));
         let r = run(c);
-        assert_refused(&r, 2, "the entry `../../evil.pth` would land outside");
+        assert_refused(
+            &r,
+            ExitCode::Input,
+            "the entry `../../evil.pth` would land outside",
+        );
         assert!(!dir.join("merged").exists(), "a refused merge made a store");
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::common::package;
 use crate::common::{Run, run};
+use rewheel::exit::ExitCode;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -153,7 +154,7 @@ fn builds_in_a_container_and_the_wheel_imports_in_its_image() {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let wheels = dir.path().join("wheelhouse/cp311-bookworm");
     assert!(
         wheels.join("app-1.0-py3-none-any.whl").is_file(),
@@ -161,7 +162,7 @@ fn builds_in_a_container_and_the_wheel_imports_in_its_image() {
         r.stdout
     );
     let imported = import_in_image(&wheels, "app");
-    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    assert_eq!(imported.code, ExitCode::Success, "{}", imported.stderr);
     assert_eq!(imported.stdout.trim(), "app");
     assert_eq!(
         containers_of(pid, false),
@@ -183,7 +184,7 @@ fn a_container_build_reaches_no_network() {
         )
         .write(dir.path());
     let r = run(build(dir.path(), &["nosy==1.0"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
 }
 
 #[test]
@@ -220,7 +221,7 @@ fn ctrl_c_leaves_no_container_behind() {
     }
     let pid = child.id();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(ExitCode::Interrupted.into()));
     assert_eq!(
         containers_of(pid, false),
         0,
@@ -310,7 +311,13 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
         .args(["--source-date-epoch", "1700000000"])
         .env_remove("PIP_INDEX_URL");
     let r = run(check);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stderr.contains("aslr is not varied in docker"),
         "{}",
@@ -400,7 +407,7 @@ fn build_path_means_the_same_folder_in_docker_and_locally() {
         .args(["--build-path", &build_path])
         .env_remove("PIP_INDEX_URL");
     let r = run(docker_build);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let in_docker = dir
         .path()
         .join("wheelhouse/cp311-bookworm/cext-1.0-py3-none-any.whl");
@@ -429,7 +436,7 @@ fn build_path_means_the_same_folder_in_docker_and_locally() {
         .args(["--build-path", &build_path])
         .env_remove("PIP_INDEX_URL");
     let r = run(local);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let cell = format!("cp{}", version.replace('.', ""));
     let on_host = dir
         .path()
@@ -505,7 +512,13 @@ fn system_packages_make_a_derived_image_in_which_native_builds_work() {
         )
         .write(dir.path());
     let without = run(build(dir.path(), &["ffiext==1.0"]));
-    assert_eq!(without.code, 3, "{}{}", without.stdout, without.stderr);
+    assert_eq!(
+        without.code,
+        ExitCode::BuildFailed,
+        "{}{}",
+        without.stdout,
+        without.stderr
+    );
     assert!(
         without.stderr.contains("'gcc', '-c', 'ffi.c'"),
         "the compiler fails without the header: {}",
@@ -544,7 +557,7 @@ fn system_packages_make_a_derived_image_in_which_native_builds_work() {
     }
     with.env_remove("PIP_INDEX_URL");
     let out = run(with);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, ExitCode::Success, "{}{}", out.stdout, out.stderr);
     if !rust {
         crate::common::skip("the crate registry does not answer; the Rust half did not run");
     }
@@ -620,7 +633,11 @@ fn sigterm_to_check_stops_its_second_builds_and_removes_their_containers() {
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(ExitCode::Interrupted.into()),
+        "{stderr}"
+    );
     assert!(stderr.contains("containers were removed"), "{stderr}");
     assert_eq!(containers_of(pid, false), 0, "a container outlived SIGTERM");
     let start = Instant::now();

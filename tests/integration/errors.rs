@@ -2,13 +2,16 @@
 //! rejected with the reason.
 
 use crate::common::{RawEntry, Sdist, rewheel, run, world, write_raw_tar_gz};
+use rewheel::exit::ExitCode;
 use std::path::Path;
 
 fn assert_input_error(run: &crate::common::Run, needle: &str) {
     assert_eq!(
-        run.code, 2,
+        run.code,
+        ExitCode::Input,
         "stdout: {}\nstderr: {}",
-        run.stdout, run.stderr
+        run.stdout,
+        run.stderr
     );
     let errors: Vec<&str> = run
         .stderr
@@ -101,7 +104,7 @@ fn hash_mismatch_says_expected_and_got() {
         dir.path(),
         &["resolve", "-r", lock.to_str().unwrap(), "--python", "3.9"],
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}", r.stderr);
 }
 
 fn sha256_file(path: &Path) -> String {
@@ -273,6 +276,6 @@ fn links_inside_the_archive_are_fine() {
         .pkg_info("2.2", &[])
         .write(dir.path());
     let r = rewheel(dir.path(), &["resolve", "linky==1.0", "--python", "3.9"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("fine 1.0"), "{}", r.stdout);
 }

@@ -3,11 +3,12 @@
 //! nothing else: the store file is left as it was, the run is recorded, the disk is freed.
 
 use crate::common::{Run, World, package, run, skip};
+use rewheel::exit::ExitCode;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn assert_fails(r: &Run, code: i32, needles: &[&str]) {
+fn assert_fails(r: &Run, code: ExitCode, needles: &[&str]) {
     assert_eq!(r.code, code, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     for needle in needles {
         assert!(
@@ -82,11 +83,11 @@ fn a_store_that_cannot_be_read_is_refused_and_left_as_it_is() {
         let hint = "hint: restore it from a backup, or move it away";
         for args in [&["verify"][..], &["list"][..]] {
             let r = runs(&store, args);
-            assert_fails(&r, 5, &[why, hint, "runs.sqlite3"]);
+            assert_fails(&r, ExitCode::Environment, &[why, hint, "runs.sqlite3"]);
             assert!(!r.stdout.contains("consistent"), "{case}: {}", r.stdout);
         }
         let r = world.build(&["plain==1.0"]);
-        assert_fails(&r, 5, &[why, hint]);
+        assert_fails(&r, ExitCode::Environment, &[why, hint]);
         assert!(world.wheels().is_empty(), "{case}: {:?}", world.wheels());
         assert_eq!(snapshot(&store), before, "{case}: the store was changed");
     }
@@ -97,9 +98,9 @@ fn a_store_that_does_not_exist_yet_is_created() {
     let world = World::new();
     package("plain", "1.0", &[], &[]).write(world.path());
     let r = world.build(&["plain==1.0"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let list = runs(&world.path().join(".store"), &["list"]);
-    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert_eq!(list.code, ExitCode::Success, "{}", list.stderr);
     assert!(list.stdout.contains("built"), "{}", list.stdout);
 }
 
@@ -159,7 +160,7 @@ fn signal(child: &Child, signal: i32) {
 /// The one run of a store, as `runs list` prints it.
 fn only_run(store: &Path) -> (String, String) {
     let list = runs(store, &["list"]);
-    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert_eq!(list.code, ExitCode::Success, "{}", list.stderr);
     let lines: Vec<&str> = list.stdout.lines().skip(1).collect();
     assert_eq!(lines.len(), 1, "{}", list.stdout);
     let mut fields = lines[0].split_whitespace();
@@ -183,7 +184,11 @@ fn every_terminating_signal_marks_the_run_interrupted() {
         signal(&child, sig);
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(130), "{case}: {stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(ExitCode::Interrupted.into()),
+            "{case}: {stderr}"
+        );
         assert!(stderr.contains("--resume"), "{case}: {stderr}");
         wait_for(&format!("the job to end after {case}"), || {
             processes_with(&marker) == 0
@@ -199,7 +204,13 @@ fn every_terminating_signal_marks_the_run_interrupted() {
         );
         // Nothing is left running, and nothing is stranded for `runs verify` to find.
         let verify = runs(&store, &["verify"]);
-        assert_eq!(verify.code, 0, "{case}: {}{}", verify.stdout, verify.stderr);
+        assert_eq!(
+            verify.code,
+            ExitCode::Success,
+            "{case}: {}{}",
+            verify.stdout,
+            verify.stderr
+        );
     }
 }
 
@@ -244,7 +255,11 @@ fn a_signal_during_resolution_marks_the_run_interrupted_at_once() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(ExitCode::Interrupted.into()),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("interrupted before any job started"),
         "{stderr}"
@@ -263,7 +278,13 @@ fn a_run_another_process_builds_cannot_be_resumed() {
     assert_eq!(status, "running");
     // The live run is no problem of the store's.
     let verify = runs(&store, &["verify"]);
-    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    assert_eq!(
+        verify.code,
+        ExitCode::Success,
+        "{}{}",
+        verify.stdout,
+        verify.stderr
+    );
     let mut resume = Command::new(env!("CARGO_BIN_EXE_rewheel"));
     resume
         .args(["build", "--resume", &id, "--store"])
@@ -271,7 +292,7 @@ fn a_run_another_process_builds_cannot_be_resumed() {
     let r = run(resume);
     assert_fails(
         &r,
-        2,
+        ExitCode::Input,
         &[&format!(
             "run {id} is being built by process {}",
             child.id()
@@ -282,7 +303,7 @@ fn a_run_another_process_builds_cannot_be_resumed() {
     assert_eq!(processes_with(&marker), 1, "the first build still runs");
     signal(&child, libc::SIGTERM);
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(output.status.code(), Some(ExitCode::Interrupted.into()));
     assert_eq!(only_run(&store).1, "interrupted");
     assert!(
         !store.join("live").join(format!("{id}.lock")).exists(),
@@ -356,7 +377,7 @@ fn a_full_disk_is_named_and_freed_and_the_next_build_works() {
     let r = world.build(&["filler==1.0"]);
     assert_fails(
         &r,
-        5,
+        ExitCode::Environment,
         &[
             "no space left on device (ENOSPC)",
             &format!("the file system mounted at {}", disk.at.display()),
@@ -379,7 +400,13 @@ fn a_full_disk_is_named_and_freed_and_the_next_build_works() {
     let show = runs(&store, &["show", &id]);
     assert!(show.stdout.contains("ENOSPC"), "{}", show.stdout);
     let next = world.build(&["plain==1.0"]);
-    assert_eq!(next.code, 0, "{}{}", next.stdout, next.stderr);
+    assert_eq!(
+        next.code,
+        ExitCode::Success,
+        "{}{}",
+        next.stdout,
+        next.stderr
+    );
     drop(disk);
 }
 
@@ -400,7 +427,7 @@ fn a_full_store_is_named_and_the_store_still_reads() {
     let r = world.build(&["bigwheel==1.0"]);
     assert_fails(
         &r,
-        5,
+        ExitCode::Environment,
         &[
             &format!("run store {}", disk.at.display()),
             "No space left on device",
@@ -439,7 +466,7 @@ fn a_wheel_entry_that_cannot_be_installed_is_named_with_its_wheel() {
     let r = world.build(&["needsclash==1.0", "--allow-binary", "clash"]);
     assert_fails(
         &r,
-        3,
+        ExitCode::BuildFailed,
         &[
             "clash-1.0-py3-none-any.whl",
             "entry `clash/inner.py`",

@@ -4,6 +4,7 @@
 
 use crate::common::{RawEntry, Run, run, skip, write_raw_tar_gz};
 use crate::common::{World, package};
+use rewheel::exit::ExitCode;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -99,7 +100,7 @@ fn runs_verify(world: &World) -> Run {
     run(command)
 }
 
-pub(crate) fn assert_refused(r: &Run, code: i32, needle: &str) {
+pub(crate) fn assert_refused(r: &Run, code: ExitCode, needle: &str) {
     assert_eq!(r.code, code, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
     assert!(all.contains(needle), "expected `{needle}` in:\n{all}");
@@ -134,9 +135,17 @@ fn a_chain_of_links_cannot_write_outside_in_resolve_or_build() {
         ],
     );
     let r = world.build(&["evil==1.0"]);
-    assert_refused(&r, 2, "would be written through the link `evil-1.0/x`");
+    assert_refused(
+        &r,
+        ExitCode::Input,
+        "would be written through the link `evil-1.0/x`",
+    );
     let r = resolve(&world, "evil==1.0");
-    assert_refused(&r, 2, "would be written through the link `evil-1.0/x`");
+    assert_refused(
+        &r,
+        ExitCode::Input,
+        "would be written through the link `evil-1.0/x`",
+    );
     sentinel.assert_untouched();
     assert!(world.wheels().is_empty());
 }
@@ -163,7 +172,11 @@ fn a_zip_chain_of_links_is_refused_as_well() {
     zip.write_all(b"owned").unwrap();
     zip.finish().unwrap();
     let r = world.build(&["evil==1.0"]);
-    assert_refused(&r, 2, "would be written through the link `evil-1.0/x`");
+    assert_refused(
+        &r,
+        ExitCode::Input,
+        "would be written through the link `evil-1.0/x`",
+    );
     sentinel.assert_untouched();
 }
 
@@ -186,7 +199,11 @@ fn a_hard_link_cannot_copy_a_host_file_into_the_wheel() {
         ],
     );
     let r = world.build(&["evil==1.0"]);
-    assert_refused(&r, 2, "which is not a regular file of this archive");
+    assert_refused(
+        &r,
+        ExitCode::Input,
+        "which is not a regular file of this archive",
+    );
     assert!(world.wheels().is_empty());
 }
 
@@ -209,7 +226,7 @@ fn build_configuration_that_is_a_link_or_too_large_is_refused_never_replaced_by_
     let r = resolve(&world, "linked==1.0");
     assert_refused(
         &r,
-        2,
+        ExitCode::Input,
         "is a link; the files that describe a build must be regular files",
     );
 
@@ -221,7 +238,11 @@ fn build_configuration_that_is_a_link_or_too_large_is_refused_never_replaced_by_
     }
     write_tar(world.path(), "huge", &files, &[]);
     let r = world.build(&["huge==1.0"]);
-    assert_refused(&r, 2, "too large for a file that describes the build");
+    assert_refused(
+        &r,
+        ExitCode::Input,
+        "too large for a file that describes the build",
+    );
 }
 
 #[test]
@@ -234,7 +255,11 @@ fn a_backend_path_outside_the_source_tree_is_refused() {
         )
         .write(world.path());
     let r = world.build(&["wander==1.0"]);
-    assert_refused(&r, 2, "backend-path entry `../..` leaves the source tree");
+    assert_refused(
+        &r,
+        ExitCode::Input,
+        "backend-path entry `../..` leaves the source tree",
+    );
 }
 
 #[test]
@@ -264,7 +289,11 @@ fn long_name_headers_count_and_memory_stays_small() {
     tar.into_inner().unwrap().finish().unwrap();
     assert!(std::fs::metadata(&path).unwrap().len() < 4 << 20);
     let r = resolve(&world, "bomb==1.0");
-    assert_refused(&r, 2, "tar headers of more than 1048576 bytes");
+    assert_refused(
+        &r,
+        ExitCode::Input,
+        "tar headers of more than 1048576 bytes",
+    );
     // SAFETY: getrusage fills the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
@@ -292,14 +321,18 @@ fn a_wheel_that_is_a_link_a_non_zip_or_misnamed_is_refused() {
         "    name = 'linky-1.0-py3-none-any.whl'\n    os.symlink('/etc/hostname', os.path.join(wheel_directory, name))\n    return name",
     );
     let r = world.build(&["linky==1.0"]);
-    assert_refused(&r, 3, "it is a link, or lies behind one, not a file");
+    assert_refused(
+        &r,
+        ExitCode::BuildFailed,
+        "it is a link, or lies behind one, not a file",
+    );
     lying_backend(
         &world,
         "notzip",
         "    name = 'notzip-1.0-py3-none-any.whl'\n    open(os.path.join(wheel_directory, name), 'w').write('abc')\n    return name",
     );
     let r = world.build(&["notzip==1.0"]);
-    assert_refused(&r, 3, "it is not a zip archive");
+    assert_refused(&r, ExitCode::BuildFailed, "it is not a zip archive");
     lying_backend(
         &world,
         "misnamed",
@@ -308,12 +341,16 @@ fn a_wheel_that_is_a_link_a_non_zip_or_misnamed_is_refused() {
     let r = world.build(&["misnamed==1.0"]);
     assert_refused(
         &r,
-        3,
+        ExitCode::BuildFailed,
         "it names other 2.0, but this job builds misnamed 1.0",
     );
     lying_backend(&world, "escaper", "    return '../request.json'");
     let r = world.build(&["escaper==1.0"]);
-    assert_refused(&r, 3, "not a file name in the output folder");
+    assert_refused(
+        &r,
+        ExitCode::BuildFailed,
+        "not a file name in the output folder",
+    );
     assert!(world.wheels().is_empty(), "{:?}", world.wheels());
 }
 
@@ -368,7 +405,7 @@ fn a_daemon_started_by_a_build_ends_with_the_job() {
     let marker = unique_marker("exit");
     daemon_package(&world, &marker, 1);
     let r = world.build(&["daemonic==1.0"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     wait_for("the daemon to end", || processes_with(&marker).is_empty());
 }
 
@@ -378,7 +415,7 @@ fn a_daemon_ends_when_the_job_times_out() {
     let marker = unique_marker("timeout");
     daemon_package(&world, &marker, 120);
     let r = world.build(&["daemonic==1.0", "--timeout", "3"]);
-    assert_refused(&r, 3, "timed out");
+    assert_refused(&r, ExitCode::BuildFailed, "timed out");
     wait_for("the daemon to end", || processes_with(&marker).is_empty());
 }
 
@@ -442,7 +479,11 @@ fn an_interrupt_during_the_second_build_of_check_stops_it() {
         started.elapsed()
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(ExitCode::Interrupted.into()),
+        "{stderr}"
+    );
     assert!(stderr.contains("interrupted"), "{stderr}");
     wait_for("the second build's process to end", || {
         processes_with(&marker).is_empty()
@@ -490,7 +531,7 @@ open("module.py", "w").write("SEEN = %r\n" % seen)
         .file("hook.py", probe)
         .write(world.path());
     let r = world.build(&["nosy==1.0"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     sentinel.assert_untouched();
     let wheel = world
         .path()
@@ -527,7 +568,7 @@ fn a_flood_of_output_keeps_only_the_head_and_tail_of_the_log() {
         )
         .write(world.path());
     let r = world.build(&["chatty==1.0"]);
-    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::BuildFailed, "{}{}", r.stdout, r.stderr);
     let log = r
         .stdout
         .lines()
@@ -554,7 +595,13 @@ fn a_changed_blob_in_the_store_is_never_served() {
     let world = World::new();
     package("solid", "1.0", &[], &[]).write(world.path());
     let first = world.build(&["solid==1.0"]);
-    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    assert_eq!(
+        first.code,
+        ExitCode::Success,
+        "{}{}",
+        first.stdout,
+        first.stderr
+    );
     let wheel = world.path().join("wheelhouse");
     let out = std::fs::read_dir(&wheel)
         .unwrap()
@@ -568,11 +615,21 @@ fn a_changed_blob_in_the_store_is_never_served() {
     std::fs::write(&blob, b"corrupt").unwrap();
 
     let verify = runs_verify(&world);
-    assert_refused(&verify, 1, "does not match its name");
+    assert_refused(
+        &verify,
+        ExitCode::NotReproducible,
+        "does not match its name",
+    );
 
     let id = run_id(&first);
     let resumed = world.build(&["--resume", &id]);
-    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert_eq!(
+        resumed.code,
+        ExitCode::Success,
+        "{}{}",
+        resumed.stdout,
+        resumed.stderr
+    );
     assert!(
         resumed.stderr.contains("not reusing a stored wheel"),
         "{}",
@@ -585,7 +642,13 @@ fn a_changed_blob_in_the_store_is_never_served() {
     );
     assert_eq!(std::fs::read(&blob).unwrap(), good, "the blob was replaced");
     let verify = runs_verify(&world);
-    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    assert_eq!(
+        verify.code,
+        ExitCode::Success,
+        "{}{}",
+        verify.stdout,
+        verify.stderr
+    );
 }
 
 #[test]
@@ -658,7 +721,7 @@ fn compare_of_files_leaves_the_store_alone_and_names_renamed_twins() {
         .arg("--store")
         .arg(&store);
     let r = run(command);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("different names"), "{}", r.stdout);
     assert!(
         r.stdout.contains("their bytes are identical"),
@@ -696,7 +759,7 @@ fn a_relative_build_path_and_hostile_cell_ids() {
         .arg("--python-path")
         .arg(python);
     let r = run(command);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
 
     let matrix = world.path().join("m.toml");
     std::fs::write(&matrix, "[cells.\"../../escaped\"]\npython = \"3.11\"\n").unwrap();
@@ -704,7 +767,7 @@ fn a_relative_build_path_and_hostile_cell_ids() {
         world.path(),
         &["build", "rel==1.0", "--matrix", matrix.to_str().unwrap()],
     );
-    assert_refused(&r, 2, "cell id `../../escaped`");
+    assert_refused(&r, ExitCode::Input, "cell id `../../escaped`");
     assert!(!world.path().join("../escaped").exists());
 }
 
@@ -715,12 +778,18 @@ fn endless_input_files_and_failed_runs_are_bounded_and_recorded() {
         world.path(),
         &["resolve", "-r", "/dev/zero", "--python", "3.11"],
     );
-    assert_refused(&r, 2, "not a requirements file");
+    assert_refused(&r, ExitCode::Input, "not a requirements file");
     // A run that fails while resolving is marked failed in the store, not left running.
     let r = world.build(&["nothing-here==1.0"]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
     let verify = runs_verify(&world);
-    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    assert_eq!(
+        verify.code,
+        ExitCode::Success,
+        "{}{}",
+        verify.stdout,
+        verify.stderr
+    );
     let mut list = Command::new(env!("CARGO_BIN_EXE_rewheel"));
     list.args(["runs", "list", "--store"])
         .arg(world.path().join(".store"));
@@ -765,7 +834,7 @@ open("module.py", "a").write("SEEN = %r\n" % seen)
     }
     // One job at a time: the victim builds after the poisoner, from the same tree.
     let r = world.build(&["poisoner==1.0", "victim==1.0", "--jobs", "1"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     for name in ["poisoner", "victim"] {
         let wheel = world
             .wheels()

@@ -3,6 +3,7 @@
 //! shown by `resolve`, and are inputs of the fingerprint.
 
 use crate::common::{World, package, rewheel};
+use rewheel::exit::ExitCode;
 use std::io::Read;
 
 /// The text of `<pkg>/__init__.py` in the one wheel of `world`'s wheelhouse named `pkg`.
@@ -66,7 +67,7 @@ fn env_config_settings_and_patches_reach_the_build_and_resolve_shows_them() {
          config-settings = { mode = \"fast\", opts = [\"-a\", \"-b\"] }\npatches = [\"one.patch\"]\n",
     );
     let out = world.build(&["app==1.0", "--settings", &file]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, ExitCode::Success, "{}{}", out.stdout, out.stderr);
     let text = module_text(&world, "app");
     assert!(text.contains("PATCHED = 1"), "{text}");
     assert!(text.contains("ENV = 'mild'"), "{text}");
@@ -76,7 +77,7 @@ fn env_config_settings_and_patches_reach_the_build_and_resolve_shows_them() {
     );
 
     let shown = resolve(&world, &["app==1.0", "--settings", &file]);
-    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert_eq!(shown.code, ExitCode::Success, "{}", shown.stderr);
     assert!(
         shown
             .stdout
@@ -109,13 +110,25 @@ fn a_changed_patch_is_a_new_job_and_the_same_patch_is_reused() {
     let file = settings(&world, "[packages.app]\npatches = [\"one.patch\"]\n");
     std::fs::write(&patch, PATCH.replace("VALUE", "1")).unwrap();
     let first = world.build(&["app==1.0", "--settings", &file]);
-    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    assert_eq!(
+        first.code,
+        ExitCode::Success,
+        "{}{}",
+        first.stdout,
+        first.stderr
+    );
     let again = world.build(&["app==1.0", "--settings", &file]);
     assert!(again.stdout.contains("(1 reused)"), "{}", again.stdout);
 
     std::fs::write(&patch, PATCH.replace("VALUE", "2")).unwrap();
     let changed = world.build(&["app==1.0", "--settings", &file]);
-    assert_eq!(changed.code, 0, "{}{}", changed.stdout, changed.stderr);
+    assert_eq!(
+        changed.code,
+        ExitCode::Success,
+        "{}{}",
+        changed.stdout,
+        changed.stderr
+    );
     assert!(!changed.stdout.contains("reused"), "{}", changed.stdout);
     assert!(module_text(&world, "app").contains("PATCHED = 2"));
 
@@ -134,10 +147,22 @@ fn build_requires_add_to_the_build_environment() {
         .file("needs.txt", "helper")
         .write(world.path());
     let without = world.build(&["needy==1.0"]);
-    assert_eq!(without.code, 3, "{}{}", without.stdout, without.stderr);
+    assert_eq!(
+        without.code,
+        ExitCode::BuildFailed,
+        "{}{}",
+        without.stdout,
+        without.stderr
+    );
     let file = settings(&world, "[packages.needy]\nbuild-requires = [\"helper\"]\n");
     let with = world.build(&["needy==1.0", "--settings", &file]);
-    assert_eq!(with.code, 0, "{}{}", with.stdout, with.stderr);
+    assert_eq!(
+        with.code,
+        ExitCode::Success,
+        "{}{}",
+        with.stdout,
+        with.stderr
+    );
 }
 
 #[test]
@@ -146,7 +171,7 @@ fn settings_errors_name_the_file_line_and_what_to_do() {
     app(&world);
     let file = settings(&world, "[packages.app]\nsytem = [\"libffi-dev\"]\n");
     let out = world.build(&["app==1.0", "--settings", &file]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.code, ExitCode::Input, "{}", out.stderr);
     assert!(out.stderr.contains("settings.toml"), "{}", out.stderr);
     assert!(out.stderr.contains("line 2, column 1"), "{}", out.stderr);
 
@@ -156,7 +181,7 @@ fn settings_errors_name_the_file_line_and_what_to_do() {
         "[packages.app]\nsystem = [\"rewheel-no-such-package\"]\n",
     );
     let out = world.build(&["app==1.0", "--settings", &file]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.code, ExitCode::Input, "{}", out.stderr);
     assert!(
         out.stderr
             .contains("system packages this host lacks: rewheel-no-such-package"),
@@ -176,7 +201,7 @@ fn settings_errors_name_the_file_line_and_what_to_do() {
         "[provided]\nsometool = { version = \"1.0\", system = [\"rewheel-no-such-tool\"] }\n",
     );
     let out = world.build(&["app==1.0", "--settings", &file]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.code, ExitCode::Input, "{}", out.stderr);
     assert!(
         out.stderr
             .contains("system packages this host lacks: rewheel-no-such-tool"),
@@ -204,7 +229,13 @@ fn a_patch_cannot_write_outside_the_source_tree() {
     std::fs::write(world.path().join("evil.patch"), hostile).unwrap();
     let file = settings(&world, "[packages.app]\npatches = [\"evil.patch\"]\n");
     let out = world.build(&["app==1.0", "--settings", &file]);
-    assert_eq!(out.code, 2, "an input error: {}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        ExitCode::Input,
+        "an input error: {}{}",
+        out.stdout,
+        out.stderr
+    );
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(
         all.contains("patch evil.patch") && all.contains("is not a path inside the source tree"),
@@ -327,7 +358,7 @@ fn a_rust_extension_builds_offline_from_crates_vendored_by_hash() {
     );
 
     let out = world.build(&["rustext==0.1.0", "--settings", &file]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, ExitCode::Success, "{}{}", out.stdout, out.stderr);
     assert_eq!(world.wheels(), ["rustext-0.1.0-py3-none-linux_x86_64.whl"]);
     // The vendored crates' folder is rewheel's choice: their debug info names a fixed folder,
     // never the job's, which moves with the build path.
@@ -357,7 +388,7 @@ fn a_rust_extension_builds_offline_from_crates_vendored_by_hash() {
         )
         .write(tampered.path());
     let out = tampered.build(&["rustext==0.1.0"]);
-    assert_ne!(out.code, 0);
+    assert_ne!(out.code, ExitCode::Success);
     assert!(
         out.stderr.contains("hash mismatch for itoa-1.0.11"),
         "{}",
@@ -377,12 +408,12 @@ fn a_provided_tool_stands_in_for_a_build_requirement_and_is_shown() {
         )
         .write(world.path());
     let without = world.build(&["usescmake==1.0"]);
-    assert_ne!(without.code, 0, "{}", without.stderr);
+    assert_ne!(without.code, ExitCode::Success, "{}", without.stderr);
     assert!(without.stderr.contains("cmake"), "{}", without.stderr);
 
     let file = settings(&world, "[provided]\ncmake = { version = \"3.25.1\" }\n");
     let out = world.build(&["usescmake==1.0", "--settings", &file]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, ExitCode::Success, "{}{}", out.stdout, out.stderr);
     assert_eq!(world.wheels(), ["usescmake-1.0-py3-none-any.whl"]);
     assert!(module_text(&world, "usescmake").contains("CMAKE = '3.25.1'"));
 
@@ -419,7 +450,7 @@ fn a_provided_tool_stands_in_for_a_build_requirement_and_is_shown() {
     // A provided version the requirement excludes is a resolution error, not a silent pass.
     let old = settings(&world, "[provided]\ncmake = { version = \"3.10\" }\n");
     let out = world.build(&["usescmake==1.0", "--settings", &old]);
-    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, ExitCode::Input, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("cmake"), "{}", out.stderr);
 }
 
@@ -435,7 +466,7 @@ fn a_python_the_build_starts_sees_the_build_environment() {
         )
         .write(world.path());
     let out = world.build(&["spawner==1.0"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, ExitCode::Success, "{}{}", out.stdout, out.stderr);
 }
 
 #[test]
@@ -489,7 +520,7 @@ fn the_build_environment_s_commands_are_on_path() {
         )
         .write(world.path());
     let out = world.build(&["usestool==1.0", "--allow-binary", "toolcmd"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, ExitCode::Success, "{}{}", out.stdout, out.stderr);
     let module = module_text(&world, "usestool");
     assert!(module.contains("RAN = 'tool ran'"), "{module}");
     assert!(module.contains("BIN = 'bin ran'"), "{module}");

@@ -2,6 +2,7 @@
 //! first and, when it does not, prints why it skips.
 
 use crate::common::{Run, run};
+use rewheel::exit::ExitCode;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ fn resolve(python: &str, extra: &[&str]) -> Run {
 fn dateutil_on_python_37_in_july_2022_has_the_scm_cycle() {
     require_index!();
     let r = resolve("3.7", &["--format", "json"]);
-    assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Cycle, "{}{}", r.stdout, r.stderr);
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let cycle = doc["cells"][0]["cycles"]
         .as_array()
@@ -84,7 +85,7 @@ fn dateutil_on_python_37_in_july_2022_has_the_scm_cycle() {
 fn dateutil_on_python_39_in_july_2022_resolves() {
     require_index!();
     let r = resolve("3.9", &[]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let line = |name: &str| {
         r.stdout
             .lines()
@@ -124,7 +125,7 @@ fn build_dateutil(extra: &[&str], out: &std::path::Path) -> Run {
 }
 
 fn assert_closure_built(r: &Run, cell: &str) {
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     for name in [
         "setuptools 63.2.0",
         "wheel 0.37.1",
@@ -310,7 +311,7 @@ fn a_pinned_real_lock_is_reproducible_across_runs_and_cells() {
         dir.path(),
         &["--source-date-epoch", "1700000000", "--vary=-umask"],
     );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("cp39: 10 of 10 reproducible"),
         "{}",
@@ -349,7 +350,13 @@ fn without_source_date_epoch_the_report_says_entry_timestamps_differ() {
     }
     let dir = tempfile::tempdir().unwrap();
     let r = check_real(dir.path(), &["--vary", "time"]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stdout.contains("python_dateutil-2.8.2-py2.py3-none-any.whl         same content, different archive (entry timestamps)"),
         "{}",
@@ -388,7 +395,7 @@ fn a_date_bisection_names_the_setuptools_scm_upload_that_made_the_cycle() {
         .arg(cache)
         .env_remove("PIP_INDEX_URL");
     let r = run(command);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let first = r
         .stdout
         .lines()

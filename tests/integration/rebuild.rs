@@ -3,6 +3,7 @@
 //! wheel, reproduces the wheel bit for bit, and writes a recipe `build` takes.
 
 use crate::common::{Sdist, World, run};
+use rewheel::exit::ExitCode;
 
 /// A backend that stores what `wheel` stores: SOURCE_DATE_EPOCH (else file times) as entry
 /// times, on-disk modes of the copies it makes, its own version as `Generator:`; version 2.0
@@ -91,7 +92,7 @@ fn publish(world: &World, umask: &str) -> std::path::PathBuf {
         ],
         &out,
     ));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let dir = world.path().join("published");
     std::fs::create_dir_all(&dir).unwrap();
     let wheel = dir.join("app-1.0-py3-none-any.whl");
@@ -118,7 +119,7 @@ fn a_wheel_of_a_known_recipe_is_rebuilt_bit_for_bit_without_it() {
             recipe.to_str().unwrap(),
         ],
     ));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains(
             "reproduced app-1.0-py3-none-any.whl bit for bit with recipe: tinywheel==1.0, SOURCE_DATE_EPOCH=1600000000, umask 022"
@@ -145,7 +146,7 @@ fn a_wheel_of_a_known_recipe_is_rebuilt_bit_for_bit_without_it() {
         &["--matrix", recipe.to_str().unwrap(), "--rebuild"],
         &again,
     ));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     let cell = std::fs::read_dir(&again)
         .unwrap()
         .next()
@@ -164,7 +165,7 @@ fn a_group_writable_wheel_is_rebuilt_with_umask_002_and_a_miss_shows_its_diff() 
     let world = world();
     let published = publish(&world, "002");
     let r = run(world.command("rebuild", &[published.to_str().unwrap()]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("umask 002"), "{}", r.stdout);
 
     // A wheel no recipe of the bounded search reaches: its closest attempt and why.
@@ -189,7 +190,13 @@ fn a_group_writable_wheel_is_rebuilt_with_umask_002_and_a_miss_shows_its_diff() 
     }
     writer.finish().unwrap();
     let r = run(world.command("rebuild", &[odd.to_str().unwrap(), "--attempts", "2"]));
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stdout.contains("not reproduced in 2 attempts"),
         "{}",
@@ -209,7 +216,7 @@ fn a_requirements_file_names_the_wheels_to_rebuild_by_hash() {
     let reqs = world.path().join("signed.txt");
     std::fs::write(&reqs, format!("app==1.0 --hash=sha256:{sha}\n")).unwrap();
     let r = run(world.command("rebuild", &[reqs.to_str().unwrap()]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout
             .contains("reproduced app-1.0-py3-none-any.whl bit for bit"),

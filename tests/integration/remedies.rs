@@ -4,6 +4,7 @@
 //! per-package settings; a check with those settings is then reproducible.
 
 use crate::common::{World, block, package, run};
+use rewheel::exit::ExitCode;
 
 fn fixtures(world: &World) {
     // setuptools-style: stores the on-disk mode of its sources, which the umask sets.
@@ -64,7 +65,13 @@ fn remedies_are_verified_written_and_make_the_next_check_reproducible() {
     args.push(format!("--remedies={}", file.display()));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let r = run(world.command("check", &argv));
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     let out = &r.stdout;
     let row = |w: &str| block(out, w);
     assert!(
@@ -110,7 +117,13 @@ fn remedies_are_verified_written_and_make_the_next_check_reproducible() {
             &file,
         ],
     ));
-    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(
+        again.code,
+        ExitCode::Success,
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
 }
 
 /// A fleet-wide policy (`[defaults]`) reaches packages no table names: the same remedies,
@@ -132,9 +145,21 @@ fn a_defaults_policy_remedies_packages_no_table_names() {
         run(world.command("check", &args))
     };
     let without = check(&[]);
-    assert_eq!(without.code, 1, "{}{}", without.stdout, without.stderr);
+    assert_eq!(
+        without.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        without.stdout,
+        without.stderr
+    );
     let with = check(&["--settings", &policy]);
-    assert_eq!(with.code, 0, "{}{}", with.stdout, with.stderr);
+    assert_eq!(
+        with.code,
+        ExitCode::Success,
+        "{}{}",
+        with.stdout,
+        with.stderr
+    );
     // The graph says where each package's settings came from.
     let python = crate::common::host_python().1;
     let graph = crate::common::rewheel(
@@ -174,7 +199,13 @@ fn a_difference_nothing_names_gets_every_standard_remedy_together() {
         "check",
         &["seedleak==1.0", "--vary", "hash-seed,umask", &remedies],
     ));
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stderr.contains("verifying every standard remedy: "),
         "{}",
@@ -195,5 +226,11 @@ fn a_difference_nothing_names_gets_every_standard_remedy_together() {
             &file,
         ],
     ));
-    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(
+        again.code,
+        ExitCode::Success,
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
 }

@@ -1,6 +1,7 @@
 //! `rewheel resolve` on the fixture world, offline.
 
 use crate::common::{Sdist, rewheel, world, write_wheel};
+use rewheel::exit::ExitCode;
 
 fn world_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -12,7 +13,7 @@ fn world_dir() -> tempfile::TempDir {
 fn the_cycle_closes_on_python_37_only_and_is_explained() {
     let dir = world_dir();
     let run = rewheel(dir.path(), &["resolve", "dateapp==1.0", "--python", "3.7"]);
-    assert_eq!(run.code, 4, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, ExitCode::Cycle, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains(
             "dateapp 1.0 —build-system (scm-tool)→ scm-tool 7.0 —install [python_version < \"3.8\"] \
@@ -59,7 +60,7 @@ fn the_cycle_closes_on_python_37_only_and_is_explained() {
 fn python_39_resolves_and_orders_build_tools_first() {
     let dir = world_dir();
     let run = rewheel(dir.path(), &["resolve", "dateapp==1.0", "--python", "3.9"]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, ExitCode::Success, "{}{}", run.stdout, run.stderr);
     let position = |name: &str| {
         run.stdout
             .lines()
@@ -87,7 +88,7 @@ fn json_report_is_a_versioned_contract_with_typed_edges() {
             "json",
         ],
     );
-    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(run.code, ExitCode::Cycle, "{}", run.stderr);
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(doc["schema_version"], 1);
     let cells = doc["cells"].as_array().unwrap();
@@ -158,7 +159,7 @@ fn a_build_constraint_breaks_the_cycle() {
             constraints.to_str().unwrap(),
         ],
     );
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, ExitCode::Success, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("scm-tool 6.0"), "{}", run.stdout);
     assert!(!run.stdout.contains("scm-tool 7.0"), "{}", run.stdout);
 }
@@ -181,7 +182,7 @@ fn allowing_one_binary_breaks_the_cycle() {
             "meta-lib",
         ],
     );
-    assert_eq!(run.code, 4, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, ExitCode::Cycle, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("--allow-binary zipp-like"),
         "{}",
@@ -200,7 +201,7 @@ fn allowing_one_binary_breaks_the_cycle() {
             "zipp-like",
         ],
     );
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, ExitCode::Success, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("meta-lib 4.0  (wheel from the index)"),
         "{}",
@@ -227,7 +228,7 @@ fn a_bootstrap_set_that_covers_the_cycle_makes_it_a_staged_build() {
             "zipp-like",
         ],
     );
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, ExitCode::Success, "{}{}", run.stdout, run.stderr);
 }
 
 #[test]
@@ -244,7 +245,7 @@ fn why_answers_with_the_chain_from_a_root() {
             "tomli-like",
         ],
     );
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, ExitCode::Success, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.starts_with("cp39: dateapp 1.0 —build-system (scm-tool)→ scm-tool 7.0 —install [extra == \"toml\"]")
             || run.stdout.starts_with("cp39: dateapp 1.0 —install (sixish)→ sixish 1.0 —build-backend (tomli-like)→ tomli-like 2.0"),
@@ -262,7 +263,7 @@ fn why_answers_with_the_chain_from_a_root() {
             "meta-lib",
         ],
     );
-    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert_eq!(run.code, ExitCode::Input, "{}", run.stdout);
     assert!(
         run.stdout
             .contains("cp39: meta-lib is not in this cell's graph"),
@@ -285,7 +286,7 @@ fn dot_output_marks_the_cycle() {
             "dot",
         ],
     );
-    assert_eq!(run.code, 4);
+    assert_eq!(run.code, ExitCode::Cycle);
     assert!(run.stdout.starts_with("digraph rewheel {"));
     assert!(
         run.stdout.contains(
@@ -316,7 +317,7 @@ fn a_matrix_file_selects_cells_by_glob() {
             "cp3{9,11}-*",
         ],
     );
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, ExitCode::Success, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("cp39-bullseye (Python 3.9.2)"));
     assert!(run.stdout.contains("cp311-bookworm (Python 3.11.2)"));
     assert!(!run.stdout.contains("cp37"));
@@ -348,7 +349,7 @@ fn warm_runs_work_offline_from_the_cache() {
             "--offline",
         ],
     );
-    assert_eq!(first.code, 0);
+    assert_eq!(first.code, ExitCode::Success);
     assert_eq!(first.stdout, second.stdout);
 }
 
@@ -368,7 +369,13 @@ fn the_shipped_matrices_load_and_select() {
                 "cp3{9,11}-*",
             ],
         );
-        assert_eq!(run.code, 0, "{matrix}: {}{}", run.stdout, run.stderr);
+        assert_eq!(
+            run.code,
+            ExitCode::Success,
+            "{matrix}: {}{}",
+            run.stdout,
+            run.stderr
+        );
         assert_eq!(
             run.stdout.lines().filter(|l| l.starts_with("cp3")).count(),
             2,
@@ -392,7 +399,7 @@ fn the_build_closure_as_a_requirements_file_pins_by_hash_and_says_why() {
             "requirements",
         ],
     );
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, ExitCode::Success, "{}{}", run.stdout, run.stderr);
     let text = &run.stdout;
     assert!(
         text.contains("dateapp==1.0 \\\n    --hash=sha256:"),
@@ -451,7 +458,7 @@ fn the_build_closure_as_a_requirements_file_pins_by_hash_and_says_why() {
             "requirements",
         ],
     );
-    assert_eq!(two.code, 2, "{}", two.stderr);
+    assert_eq!(two.code, ExitCode::Input, "{}", two.stderr);
     assert!(
         two.stderr.contains("writes one cell's closure"),
         "{}",
@@ -475,7 +482,7 @@ fn a_pinned_lock_reads_the_pinned_sdists_not_the_newest() {
         .pkg_info("2.2", &[])
         .write(dir.path());
     let run = rewheel(dir.path(), &["resolve", "pinned==1.0", "--python", "3.11"]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, ExitCode::Success, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("pinned 1.0"), "{}", run.stdout);
     let inspected: Vec<String> = std::fs::read_dir(dir.path().join(".cache/inspect-v3"))
         .unwrap()

@@ -4,6 +4,7 @@
 //! while rewheel's memory stays small.
 
 use crate::common::{Run, Sdist, TINYBUILD, World, package, run};
+use rewheel::exit::ExitCode;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -78,7 +79,13 @@ fn an_sdist_replaced_in_its_find_links_folder_during_the_run_is_not_what_gets_bu
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     // What resolution hashed (A) is what is built, and what the store and the wheel carry.
-    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::Success,
+        "stdout: {}\nstderr: {}",
+        r.stdout,
+        r.stderr
+    );
     let module = wheel_module(&world, "second-1.0-py3-none-any.whl", "second/__init__.py");
     assert_eq!(module, "NAME = 'A'\n", "B was built under A's hash");
 }
@@ -160,7 +167,7 @@ fn resolve_from(port: u16, spec: &str, extra: &[&str]) -> (Run, i64) {
     (r, usage.ru_maxrss / 1024)
 }
 
-fn assert_refused(r: &Run, code: i32, needles: &[&str]) {
+fn assert_refused(r: &Run, code: ExitCode, needles: &[&str]) {
     assert_eq!(r.code, code, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
     for needle in needles {
@@ -181,7 +188,7 @@ fn a_huge_index_page_is_refused_past_the_cap_with_memory_bounded() {
     let (r, peak) = resolve_from(port, "huge==1.0", &[]);
     assert_refused(
         &r,
-        2,
+        ExitCode::Input,
         &[
             &format!("http://127.0.0.1:{port}/simple/huge/"),
             "larger than 67108864 bytes",
@@ -191,7 +198,7 @@ fn a_huge_index_page_is_refused_past_the_cap_with_memory_bounded() {
     assert!(peak < 100, "rewheel peaked at {peak} MiB");
     // The flag moves the cap.
     let (r, _) = resolve_from(port, "huge==1.0", &["--max-page-size", "1000"]);
-    assert_refused(&r, 2, &["larger than 1000 bytes"]);
+    assert_refused(&r, ExitCode::Input, &["larger than 1000 bytes"]);
 }
 
 #[test]
@@ -202,7 +209,7 @@ fn a_gzip_bomb_of_a_page_is_a_clear_error_not_an_unknown_package() {
     let (r, peak) = resolve_from(port, "bomb==1.0", &[]);
     assert_refused(
         &r,
-        2,
+        ExitCode::Input,
         &[
             &format!("http://127.0.0.1:{port}/simple/bomb/"),
             "larger than 67108864 bytes after decompression",
@@ -225,7 +232,7 @@ fn a_page_in_an_encoding_rewheel_does_not_decode_is_named() {
     let (r, _) = resolve_from(port, "brotli==1.0", &[]);
     assert_refused(
         &r,
-        2,
+        ExitCode::Input,
         &[
             &format!("http://127.0.0.1:{port}/simple/brotli/"),
             "Content-Encoding `br`",
@@ -259,7 +266,7 @@ fn an_sdist_download_is_capped_by_its_listed_size_or_the_sdist_cap_and_streamed(
     let (r, peak) = resolve_from(port, "big==1.0", &[]);
     assert_refused(
         &r,
-        2,
+        ExitCode::Input,
         &[
             &format!("http://127.0.0.1:{port}/files/big-1.0.tar.gz"),
             "larger than 1000 bytes",
@@ -269,7 +276,7 @@ fn an_sdist_download_is_capped_by_its_listed_size_or_the_sdist_cap_and_streamed(
     let (r, peak) = resolve_from(port, "large==1.0", &["--max-sdist-size", "200000000"]);
     assert_refused(
         &r,
-        2,
+        ExitCode::Input,
         &[
             &format!("http://127.0.0.1:{port}/files/large-1.0.tar.gz"),
             "larger than 200000000 bytes",

@@ -4,6 +4,7 @@
 //! rebuilding with one variation at a time.
 
 use crate::common::{Run, World, block, package, run, skip};
+use rewheel::exit::ExitCode;
 
 fn check(world: &World, args: &[&str]) -> Run {
     run(world.command("check", args))
@@ -43,7 +44,13 @@ fn each_new_variation_is_caught_and_named() {
             "1700000000",
         ],
     );
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     let out = &r.stdout;
     assert!(block(out, "steady-1.0").contains("identical"), "{out}");
     let home = block(out, "homeleak-1.0");
@@ -93,7 +100,13 @@ fn a_faked_clock_ten_years_ahead_is_caught_and_source_date_epoch_stays() {
             "1700000000",
         ],
     );
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     let clock = block(&r.stdout, "clockleak-1.0");
     assert!(clock.contains("a time during its build (time)"), "{clock}");
     // The second build's value is ten years on: the clock was moved, not merely waited for.
@@ -140,7 +153,13 @@ fn address_randomization_off_is_caught_by_rebuilding_with_it_alone() {
         &world,
         &["addrleak==1.0", "--vary", "aslr", "--find-culprit"],
     );
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     let addr = block(&r.stdout, "addrleak-1.0");
     assert!(
         addr.contains("varying only aslr reproduces the difference"),
@@ -156,7 +175,13 @@ fn file_order_reverses_what_an_unsorted_walk_of_the_sources_sees() {
         &world,
         &["walker==1.0", "--vary", "file-order", "--find-culprit"],
     );
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     let walk = block(&r.stdout, "walker-1.0");
     assert!(
         walk.contains("varying only file-order reproduces the difference"),
@@ -164,5 +189,11 @@ fn file_order_reverses_what_an_unsorted_walk_of_the_sources_sees() {
     );
     // The same names, another order: the tree was copied whole.
     let control = check(&world, &["walker==1.0", "--vary", "hash-seed"]);
-    assert_eq!(control.code, 0, "{}{}", control.stdout, control.stderr);
+    assert_eq!(
+        control.code,
+        ExitCode::Success,
+        "{}{}",
+        control.stdout,
+        control.stderr
+    );
 }
