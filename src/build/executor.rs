@@ -2,17 +2,17 @@
 //! dependency built once and reused; a failure fails only what depends on it; a backend that
 //! asks for more at build time grows the graph (see `plan`), and its job runs again.
 
+use crate::build::attempt::{Attempt, Attempted, Placement, attempt, needs_message};
 use crate::build::backend::Backend;
-use crate::build::job::{EnvWheel, Fingerprint, JobError, JobSpec};
+use crate::build::job::{EnvWheel, JobSpec};
 use crate::build::plan::{
     BOOTSTRAP_STAGES, BuildOptions, Extension, JobKey, Planned, Planner, Source,
 };
 use crate::cell::CellId;
-use crate::store::{JobOutcome, JobRecord, Store, StoreError};
+use crate::store::{JobRecord, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// A built wheel, kept in the store.
 #[derive(Debug, Clone)]
@@ -54,6 +54,9 @@ pub struct FinalJob {
     pub fingerprint: String,
     /// The run whose job this one reused, when it was not built again.
     pub reused_from: Option<String>,
+    /// The cell's marker environment: a second build weighs what its hook names as the
+    /// first did.
+    pub markers: Option<Arc<pep508_rs::MarkerEnvironment>>,
 }
 
 pub struct Summary {
@@ -82,14 +85,9 @@ pub use crate::progress::Events;
 /// What a finished job task hands back to the loop.
 struct Finished {
     key: JobKey,
-    spec: crate::build::job::JobSpec,
-    dir: PathBuf,
-    fingerprint: String,
-    result: Result<crate::build::job::JobOutput, JobError>,
-    seconds: f64,
-    window: (i64, i64),
-    build_path: PathBuf,
-    source_parent: PathBuf,
+    spec: JobSpec,
+    placement: Placement,
+    attempt: Attempt,
 }
 
 /// The loop's bookkeeping: which jobs exist, which ran, what they gave.
@@ -104,6 +102,14 @@ struct Ledger {
     /// Bumped whenever the set of jobs or their dependencies changes.
     revision: u64,
     out_of_space: Vec<String>,
+    /// Jobs a probing run asked its hook only, or had no need to run at all.
+    probed: HashSet<JobKey>,
+    /// A plan's run: no wheelhouse is written.
+    probing: bool,
+    /// Each cell's marker environment, for what a hook names.
+    markers: Arc<HashMap<CellId, pep508_rs::MarkerEnvironment>>,
+    /// A probing run: whether each job's hook has still to answer.
+    unknown: HashMap<JobKey, bool>,
 }
 
 impl Ledger {
@@ -227,8 +233,44 @@ impl Ledger {
             }
         }
         self.started.remove(&asking);
+        // A job a probe only asked is now in a build environment: it is built after all.
+        let needed: Vec<JobKey> = self
+            .jobs
+            .values()
+            .flat_map(|p| p.deps())
+            .filter(|d| self.probed.contains(d))
+            .collect();
+        for key in needed {
+            self.probed.remove(&key);
+            self.started.remove(&key);
+        }
         self.revision += 1;
     }
+
+    /// For a probing run: the jobs whose hooks have never answered (`targets`), and what
+    /// must be built to ask them (their build environments, all the way down).
+    fn probe_sets(&self, unknown: &HashSet<JobKey>) -> ProbeSets {
+        let targets: HashSet<JobKey> = self
+            .jobs
+            .keys()
+            .filter(|k| unknown.contains(k))
+            .copied()
+            .collect();
+        let mut needed = HashSet::new();
+        let mut stack: Vec<JobKey> = targets.iter().flat_map(|k| self.jobs[k].deps()).collect();
+        while let Some(key) = stack.pop() {
+            if needed.insert(key) {
+                stack.extend(self.jobs[&key].deps());
+            }
+        }
+        ProbeSets { targets, needed }
+    }
+}
+
+/// What a probing run does with each job: probe it, build it, or leave it.
+struct ProbeSets {
+    targets: HashSet<JobKey>,
+    needed: HashSet<JobKey>,
 }
 
 /// One run's jobs and where they go: the planner (which grows graphs when a hook asks for
@@ -241,6 +283,9 @@ pub struct Executor<'a> {
     pub options: &'a BuildOptions,
     pub events: Arc<dyn Events>,
     pub interrupt: tokio::sync::watch::Receiver<bool>,
+    /// A plan's run: jobs whose hooks never answered are asked (`JobSpec::probe`), what they
+    /// need is built, nothing else runs and no wheelhouse is written.
+    pub probe: bool,
 }
 
 impl Executor<'_> {
@@ -255,10 +300,7 @@ impl Executor<'_> {
 /// and the store's finished job with the same fingerprint, if any.
 struct Ready {
     spec: JobSpec,
-    dir: PathBuf,
-    root: PathBuf,
-    sources: PathBuf,
-    fingerprint: String,
+    placement: Placement,
     found: Option<JobRecord>,
 }
 
@@ -271,6 +313,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
         options,
         events,
         mut interrupt,
+        probe,
     } = executor;
     let reusable: HashMap<(CellId, String, String, u32), JobRecord> = store
         .jobs(run_id)?
@@ -283,6 +326,8 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
             )
         })
         .collect();
+    // What a requirement a hook names is weighed against, per cell.
+    let markers = Arc::new(planner.markers());
     let mut ledger = Ledger {
         order: planned.iter().map(|p| p.key).collect(),
         jobs: planned.into_iter().map(|p| (p.key, p)).collect(),
@@ -293,6 +338,10 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
         finals: Vec::new(),
         revision: 0,
         out_of_space: Vec::new(),
+        probed: HashSet::new(),
+        probing: probe,
+        markers: markers.clone(),
+        unknown: HashMap::new(),
     };
     let mut running: tokio::task::JoinSet<Finished> = tokio::task::JoinSet::new();
     // Which job each task runs: a task that panics hands back only its id.
@@ -306,6 +355,8 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
     // `--jobs` counts CPU slots: a job takes what its package's `cpus` says (one by default).
     let mut slots: HashMap<JobKey, usize> = HashMap::new();
     let mut lookups: HashMap<JobKey, Ready> = HashMap::new();
+    // A probing run: what to do with each job.
+    let mut probing: Option<ProbeSets> = None;
     let slots_of = |spec: &crate::build::job::JobSpec| {
         spec.recipe.cpus.unwrap_or(1).clamp(1, options.jobs.max(1))
     };
@@ -326,6 +377,21 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
         }
         if order.0 != ledger.revision {
             order = (ledger.revision, ledger.by_critical_path(&cost));
+            if probe {
+                for key in ledger.order.clone() {
+                    ledger
+                        .unknown
+                        .entry(key)
+                        .or_insert_with(|| planner.hook_unknown(key));
+                }
+                let unknown = ledger
+                    .unknown
+                    .iter()
+                    .filter(|(_, u)| **u)
+                    .map(|(k, _)| *k)
+                    .collect();
+                probing = Some(ledger.probe_sets(&unknown));
+            }
         }
         // Two passes: jobs to build start first, then finished jobs are reused (their blobs
         // hashed, the wheelhouse written) while those builds run; after a one-pin bump the
@@ -347,6 +413,17 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                         ledger.fail(key, why, events.as_ref(), None, Vec::new(), 0.0);
                         continue;
                     }
+                    let asks_only = match &probing {
+                        Some(sets) if sets.needed.contains(&key) => false,
+                        Some(sets) if sets.targets.contains(&key) => true,
+                        Some(_) => {
+                            // Neither asked nor needed: a probing run leaves it.
+                            ledger.started.insert(key);
+                            ledger.probed.insert(key);
+                            continue;
+                        }
+                        None => false,
+                    };
                     let planned = &ledger.jobs[&key];
                     if !planned.deps().all(|d| ledger.built.contains_key(&d)) {
                         continue;
@@ -356,11 +433,8 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                     if let std::collections::hash_map::Entry::Vacant(slot) = lookups.entry(key) {
                         let mut spec = planned.spec.clone();
                         spec.env = ledger.env_of(planned);
-                        let (dir, root) = backend.job_dir(&spec);
-                        // Where the sources are is what builds embed: the fingerprint's build path.
-                        let sources = backend.source_parent().unwrap_or_else(|| root.join("src"));
-                        let (fingerprint, fingerprint_sha256) =
-                            Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &sources);
+                        spec.probe = asks_only;
+                        let placement = Placement::of(backend.as_ref(), &spec);
                         let record_key = (
                             spec.cell.clone(),
                             spec.name.clone(),
@@ -371,21 +445,19 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                         // finished job anywhere in the store with the same inputs.
                         let own = reusable
                             .get(&record_key)
-                            .filter(|r| r.fingerprint_sha256 == fingerprint_sha256)
+                            .filter(|r| r.fingerprint_sha256 == placement.fingerprint_sha256)
                             .cloned();
                         let found = match own {
+                            _ if asks_only => None,
                             Some(record) => Some(record),
                             None if options.rebuild.may_reuse(&spec.name) => {
-                                store.find_built(&fingerprint_sha256)?
+                                store.find_built(&placement.fingerprint_sha256)?
                             }
                             None => None,
                         };
                         slot.insert(Ready {
                             spec,
-                            dir,
-                            root,
-                            sources,
-                            fingerprint,
+                            placement,
                             found,
                         });
                     }
@@ -401,10 +473,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                     ledger.started.insert(key);
                     let Ready {
                         spec,
-                        dir,
-                        root,
-                        sources,
-                        fingerprint,
+                        placement,
                         found,
                     } = lookups.remove(&key).expect("looked up above");
                     if let Some(record) = found
@@ -425,7 +494,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                             format!("reused from run {from}")
                         };
                         let path = store.blob_path(sha);
-                        if let Some(bytes) = bytes {
+                        if let Some(bytes) = bytes.filter(|_| !probe) {
                             write_output(&options.out_dir, &spec.cell, filename, &bytes)?;
                         }
                         ledger.built.insert(
@@ -445,11 +514,12 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                                 path: store.blob_path(sha),
                                 window: (now, now),
                                 seconds: record.outcome.seconds,
-                                build_path: root.clone(),
-                                source_parent: sources.clone(),
+                                build_path: placement.build_path.clone(),
+                                source_parent: placement.source_parent.clone(),
                                 sdist_url: planned.sdist_url.clone(),
-                                fingerprint: fingerprint.clone(),
+                                fingerprint: placement.fingerprint.clone(),
                                 reused_from: Some(from.to_string()),
+                                markers: markers.get(&spec.cell).cloned().map(Arc::new),
                             });
                         }
                         events.finished(&spec.cell, &spec.label(), true, 0.0, &note);
@@ -471,21 +541,16 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                     events.started(&spec.cell, &spec.label());
                     slots.insert(key, needs);
                     let backend = backend.clone();
+                    let markers = markers.clone();
                     let handle = running.spawn(async move {
-                        let start = Instant::now();
-                        let began = jiff::Timestamp::now().as_second();
-                        let result = backend.run(&spec, &dir).await;
-                        let ended = jiff::Timestamp::now().as_second();
+                        let attempt =
+                            attempt(backend.as_ref(), &spec, &placement, markers.get(&spec.cell))
+                                .await;
                         Finished {
                             key,
                             spec,
-                            dir,
-                            fingerprint,
-                            result,
-                            seconds: start.elapsed().as_secs_f64(),
-                            window: (began, ended),
-                            build_path: root,
-                            source_parent: sources,
+                            placement,
+                            attempt,
                         }
                     });
                     tasks.insert(handle.id(), key);
@@ -588,75 +653,114 @@ async fn finish(
     let Finished {
         key,
         spec,
-        dir,
-        fingerprint,
-        result,
-        seconds,
-        window,
-        build_path,
-        source_parent,
+        placement,
+        attempt,
     } = done;
-    if let Err(JobError::Needs(requirements)) = &result {
-        // The job runs again in a folder prepared anew: this one holds nothing to keep.
-        let _ = crate::beneath::remove_tree(&dir);
-        if key.stage != 0 {
-            let why = format!(
-                "a bootstrap stage asked for {requirements:?} at build time; pin them in --build-constraints or add them to the bootstrap set"
+    let seconds = attempt.seconds;
+    match &attempt.attempted {
+        Attempted::Needs(requirements) => {
+            if key.stage != 0 {
+                let why = format!(
+                    "{}; a bootstrap stage cannot grow the graph: pin them in --build-constraints or add them to the bootstrap set",
+                    needs_message(requirements)
+                );
+                ledger.fail(key, why, events, None, Vec::new(), seconds);
+                return Ok(());
+            }
+            events.finished(
+                &spec.cell,
+                &spec.label(),
+                true,
+                seconds,
+                &format!(
+                    "its backend asks for {requirements:?}: resolving and building them first"
+                ),
             );
-            ledger.fail(key, why, events, None, Vec::new(), seconds);
-            return Ok(());
+            let planner = planner.clone();
+            let requirements = requirements.clone();
+            let extension = tokio::task::spawn_blocking(move || planner.extend(key, &requirements))
+                .await
+                .expect("the planner does not panic");
+            match extension {
+                Ok(Extension::Proceed) => {
+                    ledger.jobs.get_mut(&key).expect("planned").spec.proceed = true;
+                    ledger.started.remove(&key);
+                }
+                Ok(Extension::Replan(planned)) => ledger.merge(key, planned),
+                Err(err) => ledger.fail(key, err.to_string(), events, None, Vec::new(), seconds),
+            }
         }
-        events.finished(
-            &spec.cell,
-            &spec.label(),
-            true,
-            seconds,
-            &format!("its backend asks for {requirements:?}: resolving and building them first"),
-        );
-        let planner = planner.clone();
-        let requirements = requirements.clone();
-        let extension = tokio::task::spawn_blocking(move || planner.extend(key, &requirements))
+        Attempted::Probed(requires) => {
+            // A probe builds nothing: what the hook said is learned, and what applies to the
+            // cell grows the graph as a build's request would.
+            let applicable: Vec<String> = requires
+                .iter()
+                .filter(|r| {
+                    ledger
+                        .markers
+                        .get(&spec.cell)
+                        .is_none_or(|m| crate::build::attempt::applies(m, r))
+                })
+                .cloned()
+                .collect();
+            let shown = format!("{applicable:?}");
+            let planner = planner.clone();
+            let requires = requires.clone();
+            let extension = tokio::task::spawn_blocking(move || {
+                planner.learn(key, &requires);
+                match applicable.is_empty() {
+                    true => Ok(Extension::Proceed),
+                    false => planner.extend(key, &applicable),
+                }
+            })
             .await
             .expect("the planner does not panic");
-        match extension {
-            Ok(Extension::Proceed) => {
-                ledger.jobs.get_mut(&key).expect("planned").spec.proceed = true;
-                ledger.started.remove(&key);
-            }
-            Ok(Extension::Replan(planned)) => ledger.merge(key, planned),
-            Err(err) => ledger.fail(key, err.to_string(), events, None, Vec::new(), seconds),
+            ledger.unknown.insert(key, false);
+            let said = match extension {
+                Ok(Extension::Proceed) => "its hook asks for nothing new".to_string(),
+                Ok(Extension::Replan(planned)) => {
+                    ledger.merge(key, planned);
+                    format!("its backend asks for {shown}: building them first")
+                }
+                Err(err) => {
+                    ledger.fail(key, err.to_string(), events, None, Vec::new(), seconds);
+                    return Ok(());
+                }
+            };
+            ledger.started.insert(key);
+            ledger.probed.insert(key);
+            events.finished(
+                &spec.cell,
+                &spec.label(),
+                true,
+                seconds,
+                &format!("probed: {said}"),
+            );
         }
-        return Ok(());
-    }
-    match result {
-        Ok(output) => {
-            let bytes = output.wheel;
-            let filename = output.wheel_filename;
-            let sha = store.put_blob(&bytes)?;
+        Attempted::Built(output) => {
+            let (bytes, filename) = (&output.wheel, &output.wheel_filename);
+            let sha = store.put_blob(bytes)?;
             let log_sha = store.put_blob(&output.log)?;
-            if ledger.jobs[&key].is_final {
-                write_output(&options.out_dir, &spec.cell, &filename, &bytes)?;
+            planner.learn(key, &output.requires);
+            if ledger.jobs[&key].is_final && !ledger.probing {
+                write_output(&options.out_dir, &spec.cell, filename, bytes)?;
                 ledger.finals.push(FinalJob {
                     spec: spec.clone(),
                     filename: filename.clone(),
                     sha256: sha.clone(),
                     path: store.blob_path(&sha),
-                    window,
+                    window: attempt.window,
                     seconds,
-                    build_path,
-                    source_parent,
+                    build_path: placement.build_path.clone(),
+                    source_parent: placement.source_parent.clone(),
                     sdist_url: ledger.jobs[&key].sdist_url.clone(),
-                    fingerprint: fingerprint.clone(),
+                    fingerprint: placement.fingerprint.clone(),
                     reused_from: None,
+                    markers: ledger.markers.get(&spec.cell).cloned().map(Arc::new),
                 });
             }
             // Commit the row only once its files are in place: a kill leaves no dangling row.
-            let outcome = JobOutcome::built(
-                spec.identity(),
-                fingerprint,
-                seconds,
-                (filename.clone(), sha.clone()),
-            );
+            let outcome = attempt.outcome(&spec, &placement, &sha);
             store.record_job(&JobRecord::new(run_id, outcome, Some(log_sha.clone())))?;
             ledger.built.insert(
                 key,
@@ -666,12 +770,11 @@ async fn finish(
                     path: store.blob_path(&sha),
                 },
             );
-            let _ = crate::beneath::remove_tree(&dir);
             events.finished(&spec.cell, &spec.label(), true, seconds, "");
             ledger.outcomes.push(Outcome {
                 cell: spec.cell.clone(),
                 label: spec.label(),
-                result: Ok((filename, sha)),
+                result: Ok((filename.clone(), sha)),
                 log: Some(store.blob_path(&log_sha)),
                 log_tail: Vec::new(),
                 seconds,
@@ -679,50 +782,29 @@ async fn finish(
                 input_error: false,
             });
         }
-        Err(err) => {
-            let log = err.log().to_vec();
-            // A full disk fails a job with whatever it managed to say (often nothing): name
-            // the disk, and free what the job wrote, which would keep it full for every job
-            // and run after.
-            let full = crate::fsutil::out_of_space(&dir).map(|device| {
-                let freed = match crate::beneath::remove_tree(&dir) {
-                    Ok(()) => "the job's folder was removed to free what it wrote".to_string(),
-                    Err(e) => format!(
-                        "the job's folder {} could not be removed: {e}",
-                        dir.display()
-                    ),
-                };
-                format!("{device}; {freed} (the job's own error: {err})")
-            });
-            let recorded = full.clone().unwrap_or_else(|| err.to_string());
-            let log_sha = store.put_blob(&log)?;
-            let outcome = JobOutcome::failed(spec.identity(), fingerprint, seconds, recorded);
+        Attempted::Failed(failure) => {
+            let log_sha = store.put_blob(&failure.log)?;
+            let outcome = attempt.outcome(&spec, &placement, "");
             store.record_job(&JobRecord::new(run_id, outcome, Some(log_sha.clone())))?;
-            let text = String::from_utf8_lossy(&log);
+            let text = String::from_utf8_lossy(&failure.log);
             let lines: Vec<&str> = text.lines().collect();
             let tail = lines[lines.len().saturating_sub(15)..]
                 .iter()
                 .map(|l| l.to_string())
                 .collect();
-            let input_error = full.is_none() && matches!(err, JobError::Input(_));
-            let why = match (full, err) {
-                (Some(full), _) => {
-                    ledger.out_of_space.push(full.clone());
-                    full
-                }
-                (None, JobError::Setup(m)) => m,
-                (None, other) => other.to_string(),
-            };
+            if failure.out_of_space {
+                ledger.out_of_space.push(failure.message.clone());
+            }
             ledger.fail(
                 key,
-                why,
+                failure.message.clone(),
                 events,
                 Some(store.blob_path(&log_sha)),
                 tail,
                 seconds,
             );
             if let Some(last) = ledger.outcomes.last_mut() {
-                last.input_error = input_error;
+                last.input_error = failure.input;
             }
         }
     }
@@ -792,9 +874,10 @@ mod tests {
     //! reuse and bootstrap stages, without Python or a sandbox.
     use super::*;
     use crate::build::backend::Runtime;
-    use crate::build::job::{JobOutput, JobSpec};
+    use crate::build::job::{JobEnd, JobError, JobOutput, JobSpec};
     use petgraph::graph::NodeIndex;
     use std::sync::Mutex;
+    use std::time::Instant;
 
     /// Builds a tiny zip per job; `boom` panics, `bad` fails, `slow` waits; `stage3` differs.
     struct Fake {
@@ -820,7 +903,7 @@ mod tests {
             spec: &'a JobSpec,
             _: &'a Path,
         ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + Send + 'a>,
+            Box<dyn std::future::Future<Output = Result<JobEnd, JobError>> + Send + 'a>,
         > {
             Box::pin(async move {
                 self.runs.lock().unwrap().push(spec.label());
@@ -850,12 +933,12 @@ mod tests {
                     .unwrap();
                 std::io::Write::write_all(&mut zip, body.as_bytes()).unwrap();
                 zip.finish().unwrap();
-                Ok(JobOutput {
+                Ok(JobEnd::Wheel(JobOutput {
                     wheel_filename: format!("{}-{}-py3-none-any.whl", spec.name, spec.version),
                     wheel: bytes.into_inner(),
                     log: Vec::new(),
                     requires: Vec::new(),
-                })
+                }))
             })
         }
         fn with_build_path(&self, _: PathBuf, _: PathBuf) -> Arc<dyn Backend> {
@@ -892,6 +975,7 @@ mod tests {
                 timeout: std::time::Duration::from_secs(60),
                 limits: crate::resolve::archive::Limits::default(),
                 proceed: false,
+                probe: false,
             },
             sdist_url: String::new(),
             cell: crate::cell::Cell::for_python("3.11").unwrap(),
@@ -999,6 +1083,7 @@ mod tests {
                 options,
                 events: Arc::new(Quiet),
                 interrupt: rx,
+                probe: false,
             }
             .run(jobs)
             .await
@@ -1148,6 +1233,7 @@ mod tests {
             sdist_url: String::new(),
             fingerprint: String::new(),
             reused_from: None,
+            markers: None,
         })
         .collect();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1296,6 +1382,10 @@ mod tests {
             finals: Vec::new(),
             revision: 0,
             out_of_space: Vec::new(),
+            probed: HashSet::new(),
+            probing: false,
+            markers: Arc::new(HashMap::new()),
+            unknown: HashMap::new(),
         };
         // What the planner hands back carries the first build's (default) settings.
         ledger.merge(

@@ -39,6 +39,140 @@ def normalize(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+class Unsure(Exception):
+    """A marker this evaluator does not decide; rewheel decides it (PEP 508, pep508_rs)."""
+
+
+MARKER_TOKEN = re.compile(
+    r"\s*(?:(?P<paren>[()])|(?P<op>not\s+in\b|in\b|===|==|!=|<=|>=|~=|<|>)"
+    r"|(?P<logic>and\b|or\b)|(?P<string>'[^']*'|\"[^\"]*\")|(?P<name>[A-Za-z_][A-Za-z0-9_.]*))"
+)
+RELEASE = re.compile(r"\d+(\.\d+)*")
+
+
+def marker_environment():
+    # What pip would evaluate with: this very interpreter, inside the job.
+    import platform
+    version = sys.implementation.version
+    implementation_version = "%d.%d.%d" % version[:3]
+    if version.releaselevel != "final":
+        implementation_version += version.releaselevel[0] + str(version.serial)
+    return {
+        "implementation_name": sys.implementation.name,
+        "implementation_version": implementation_version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_full_version": platform.python_version(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
+def compare(left, op, right):
+    # A build requirement is asked for with no extra: `extra` equals nothing.
+    if left is None or right is None:
+        if op in ("==", "!="):
+            return op == "!="
+        raise Unsure(op)
+    if op in ("in", "not in"):
+        return (left in right) == (op == "in")
+    if op == "===":
+        return left == right
+    if RELEASE.fullmatch(left) and RELEASE.fullmatch(right):
+        a, b = [int(x) for x in left.split(".")], [int(x) for x in right.split(".")]
+        if op == "~=":
+            if len(b) < 2:
+                raise Unsure(op)
+            return a + [0] * (len(b) - len(a)) >= b and a[: len(b) - 1] == b[:-1]
+        width = max(len(a), len(b))
+        a, b = a + [0] * (width - len(a)), b + [0] * (width - len(b))
+        return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+    if op in ("==", "!="):
+        return (left == right) == (op == "==")
+    # An ordering of values that are not plain releases (pre-releases, wildcards): PEP 440's
+    # rules, which rewheel applies.
+    raise Unsure(op)
+
+
+def evaluate_marker(text, env):
+    tokens, at = [], 0
+    while at < len(text):
+        if text[at:].strip() == "":
+            break
+        match = MARKER_TOKEN.match(text, at)
+        if not match or match.end() == at:
+            raise Unsure(text)
+        kind = match.lastgroup
+        tokens.append((kind, re.sub(r"\s+", " ", match.group(kind))))
+        at = match.end()
+    position = [0]
+
+    def peek():
+        return tokens[position[0]] if position[0] < len(tokens) else (None, None)
+
+    def take():
+        token = peek()
+        position[0] += 1
+        return token
+
+    def value():
+        kind, text = take()
+        if kind == "string":
+            return text[1:-1]
+        if kind == "name" and text == "extra":
+            return None
+        if kind == "name" and text in env:
+            return env[text]
+        raise Unsure(text)
+
+    def atom():
+        if peek() == ("paren", "("):
+            take()
+            result = expression()
+            if take() != ("paren", ")"):
+                raise Unsure("parenthesis")
+            return result
+        left = value()
+        kind, op = take()
+        if kind != "op":
+            raise Unsure(op)
+        return compare(left, op, value())
+
+    def conjunction():
+        result = atom()
+        while peek() == ("logic", "and"):
+            take()
+            result = atom() and result
+        return result
+
+    def expression():
+        result = conjunction()
+        while peek() == ("logic", "or"):
+            take()
+            result = conjunction() or result
+        return result
+
+    result = expression()
+    if position[0] != len(tokens):
+        raise Unsure(text)
+    return result
+
+
+def applies(requirement, env):
+    # Whether a requirement a hook names is one for this interpreter; when unsure, it is.
+    _, semicolon, marker = requirement.partition(";")
+    if not semicolon or not marker.strip():
+        return True
+    try:
+        return evaluate_marker(marker.strip(), env)
+    except (Unsure, KeyError, IndexError, ValueError):
+        return True
+
+
 def copy_in_listing_order(source, target):
     # A tmpfs lists a folder newest first: entries created in the order the unpacked tree's
     # filesystem lists them come back reversed, so builds that walk folders unsorted see
@@ -171,10 +305,20 @@ def main():
         # PEP 517 config_settings from the package's settings (strings or lists of strings).
         config = request.get("config_settings") or {}
         result["requires"] = list(hook(config)) if hook else []
-        # Requirements the backend adds at build time that are not installed: stop, so rewheel
-        # can build them and run this job again with them (markers are its business).
+        # A probe asks the hook only: rewheel learns what the backend adds at build time.
+        if request.get("probe", False):
+            result["phase"] = "requires"
+            write()
+            return
+        # Requirements the backend adds at build time that apply to this interpreter (markers
+        # first: flit-core names `ruff; extra == "all"` for idna) and are not installed: stop,
+        # so rewheel can build them and run this job again with them.
         installed = set(request.get("installed", []))
-        missing = [r for r in result["requires"] if normalize(requirement_name(r)) not in installed]
+        env = marker_environment()
+        missing = [
+            r for r in result["requires"]
+            if applies(r, env) and normalize(requirement_name(r)) not in installed
+        ]
         if missing and not request.get("proceed", False):
             result["phase"] = "needs"
             result["missing"] = missing

@@ -5,6 +5,7 @@
 //! ending, and `record` the settings document a run is stored with. `interpreter` and
 //! `images` find and make what backends run.
 
+pub mod attempt;
 pub mod backend;
 pub mod executor;
 pub mod images;

@@ -6,6 +6,7 @@
 //! graph at build time.
 
 use crate::build::job::{EnvWheel, JobSpec, Settings};
+use crate::cell::CellId;
 use crate::names::parse_wheel_filename;
 use crate::resolve::archive::Limits;
 use crate::resolve::graph::CycleKind;
@@ -149,6 +150,16 @@ impl Planner {
             .collect()
     }
 
+    /// Each cell's marker environment: what a requirement a hook names is weighed against.
+    pub fn markers(&self) -> HashMap<CellId, pep508_rs::MarkerEnvironment> {
+        self.graphs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|g| (g.cell.id.clone(), g.cell.markers().clone()))
+            .collect()
+    }
+
     /// Every job of every cell, in dependency order.
     pub fn plan_all(&self) -> Result<Vec<Planned>, PlanError> {
         self.plan_all_with(&self.options.settings)
@@ -168,6 +179,27 @@ impl Planner {
             }
         }
         Ok(planned)
+    }
+
+    /// Remember everything a job's hook answered (a build's or a probe's), so that later
+    /// resolutions, and plans made from them, know it before any job runs.
+    pub fn learn(&self, key: JobKey, requires: &[String]) {
+        let graphs = self.graphs.lock().unwrap();
+        if let Some(cg) = graphs.get(key.cell)
+            && let Some(dist) = cg.dists.get(&key.node)
+        {
+            crate::resolve::learn_requirements(&self.repo, dist, &cg.cell, requires);
+        }
+    }
+
+    /// Whether the job's hook has never answered on its interpreter: a plan probes it.
+    pub fn hook_unknown(&self, key: JobKey) -> bool {
+        let graphs = self.graphs.lock().unwrap();
+        graphs.get(key.cell).is_some_and(|cg| {
+            cg.dists
+                .get(&key.node)
+                .is_some_and(|dist| !crate::resolve::hook_known(&self.repo, dist, &cg.cell))
+        })
     }
 
     /// A backend's hook named `requirements` beyond the job's environment: grow the graph.
@@ -339,6 +371,7 @@ impl Planner {
                     timeout: self.options.timeout,
                     limits: self.options.limits,
                     proceed: false,
+                    probe: false,
                 },
                 env,
                 is_final: stage == 0 || stage == BOOTSTRAP_STAGES,

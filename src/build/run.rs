@@ -123,6 +123,7 @@ impl BuiltRun {
                 options,
                 events: self.events.clone(),
                 interrupt: self.interrupt.clone(),
+                probe: false,
             }
             .run(planned),
         )
@@ -249,6 +250,7 @@ fn build_in(
             options: &options,
             events: events.clone(),
             interrupt: interrupt.clone(),
+            probe: false,
         }
         .run(planned),
     )?;
@@ -276,12 +278,92 @@ fn planned_counts(planned: &[Planned]) -> HashMap<String, u64> {
 }
 
 /// The plan of a build without running it: `rewheel plan`. `Err` holds the report of a cycle.
-pub fn plan(settings: &BuildSettings) -> anyhow::Result<Result<Vec<Planned>, Box<ResolveReport>>> {
+///
+/// A plan's jobs run elsewhere, each on its own: one whose backend names a requirement at
+/// build time that the plan does not hold cannot be helped there. So the hooks this cache has
+/// never heard from are asked first, on the backend (`probe`), and the plan is made from the
+/// grown graphs. A plan whose hooks are all known runs nothing.
+pub fn plan(
+    settings: &BuildSettings,
+    argv: &[String],
+) -> anyhow::Result<Result<Vec<Planned>, Box<ResolveReport>>> {
     let resolved = resolve(&settings.resolve, true)?;
     if resolved.has_error_cycle() {
         return Ok(Err(Box::new(resolved.report())));
     }
+    let cells = resolved.cells();
     let (repo, graphs) = resolved.into_parts();
-    let planner = Planner::new(Arc::new(repo), graphs, Arc::new(settings.options.clone()));
-    Ok(Ok(planner.plan_all()?))
+    let planner = Arc::new(Planner::new(
+        Arc::new(repo),
+        graphs,
+        Arc::new(settings.options.clone()),
+    ));
+    let planned = planner.plan_all()?;
+    if planned.iter().any(|p| planner.hook_unknown(p.key)) {
+        probe(settings, argv, &planner, &cells, planned)?;
+        return Ok(Ok(planner.plan_all()?));
+    }
+    Ok(Ok(planned))
+}
+
+/// Ask every hook the cache does not know, building what they need on the backend (a run of
+/// the store, so a later `build` reuses those jobs). Where the backend cannot run, the plan
+/// is made without: a warning says which jobs may then fail.
+fn probe(
+    settings: &BuildSettings,
+    argv: &[String],
+    planner: &Arc<Planner>,
+    cells: &[crate::cell::Cell],
+    planned: Vec<Planned>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let interrupt = on_termination(&runtime)?;
+    let backend = match backend::open(&settings.backend, cells, &runtime, interrupt.clone()) {
+        Ok(Some(backend)) => backend,
+        Ok(None) => return Err(crate::exit::Interrupted.into()),
+        Err(err) => {
+            eprintln!(
+                "warning: the plan's build hooks were not asked ({err}): a job whose backend names requirements at build time will fail in CI\nhint: make the plan where its cells can build, or after a `rewheel build` with the same --cache-dir"
+            );
+            return Ok(());
+        }
+    };
+    let store = Store::open(&settings.store_root)?;
+    let run_id = store.new_run(argv)?;
+    let _lock = store.lock_run(&run_id)?;
+    let events = Arc::new(JobDisplay::new(&planner.cells(), &planned_counts(&planned)));
+    let summary = runtime.block_on(
+        Executor {
+            planner: planner.clone(),
+            backend,
+            store: &store,
+            run_id: &run_id,
+            options: &settings.options,
+            events: events.clone(),
+            interrupt,
+            probe: true,
+        }
+        .run(planned),
+    )?;
+    events.clear();
+    let status = match (summary.interrupted, summary.failures()) {
+        (true, _) => RunStatus::Interrupted,
+        (false, 0) => RunStatus::Built,
+        (false, _) => RunStatus::Failed,
+    };
+    store.finish_run(&run_id, status)?;
+    if summary.interrupted {
+        return Err(crate::exit::Interrupted.into());
+    }
+    for outcome in &summary.outcomes {
+        if let Err(why) = &outcome.result {
+            eprintln!(
+                "warning: [{}] {}: {why}; the plan may miss what its backend names at build time",
+                outcome.cell, outcome.label
+            );
+        }
+    }
+    Ok(())
 }

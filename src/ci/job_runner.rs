@@ -7,12 +7,12 @@ use super::inputs::{
     open_located, refused,
 };
 use super::plan_doc::{EnvEntry, JobResult, SCHEMA_VERSION, crate_file, file_stem};
+use crate::build::attempt::{Attempted, Placement, attempt, needs_message};
 use crate::build::backend::{self, BackendRequest};
-use crate::build::job::{EnvWheel, Fingerprint, JobError, JobSpec};
+use crate::build::job::{EnvWheel, JobSpec};
 use crate::cell::Cell;
 use crate::fsutil::{sha256_hex, write_atomic};
 use crate::resolve::archive::Limits;
-use crate::store::JobOutcome;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -113,14 +113,6 @@ fn wheel_of_job(inputs: &Folders, dep: &str, scratch: &Path) -> anyhow::Result<(
         bail!("`{dep}` did not build a wheel");
     };
     Ok((obtain(inputs, &filename, &sha, None, scratch)?, sha))
-}
-
-/// Whether a requirement a hook named applies to this cell (its markers, no extras); one
-/// that cannot be read counts as applying.
-fn applies(cell: &Cell, text: &str) -> bool {
-    crate::names::parse_requirement(text)
-        .map(|r| r.evaluate_markers(cell.markers(), &[]))
-        .unwrap_or(true)
 }
 
 /// A finished result of this very job among the inputs (a CI cache restored there), built from
@@ -231,7 +223,7 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
             },
         });
     }
-    let mut spec = JobSpec {
+    let spec = JobSpec {
         cell: job.cell.clone(),
         name: job.name.clone(),
         version: job.version.clone(),
@@ -263,6 +255,7 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
         timeout: Duration::from_secs(job.timeout_secs),
         limits: settings.limits,
         proceed: false,
+        probe: false,
     };
     let mut cell = Cell::new(job.cell.clone(), &job.python, job.image.clone())?;
     cell.system = job.recipe.system.clone();
@@ -274,10 +267,8 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
     let Some(backend) = backend::open(&settings.backend, &[cell], &runtime, interrupt)? else {
         return Ok(JobRun::Interrupted);
     };
-    let (dir, root) = backend.job_dir(&spec);
-    let sources = backend.source_parent().unwrap_or_else(|| root.join("src"));
-    let (fingerprint, _) = Fingerprint::of(&spec, backend.runtime(&spec.cell).as_ref(), &sources);
-    if let Some(wheel) = reuse(&inputs, id, &fingerprint, out, &scratch)? {
+    let placement = Placement::of(backend.as_ref(), &spec);
+    if let Some(wheel) = reuse(&inputs, id, &placement.fingerprint, out, &scratch)? {
         eprintln!(
             "[{}] reused {}: a result of this job with the same inputs is under --inputs",
             spec.cell,
@@ -287,27 +278,19 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
         return Ok(JobRun::Built { wheel });
     }
     eprintln!("[{}] building {}", spec.cell, spec.label());
-    let start = std::time::Instant::now();
-    let mut result = runtime.block_on(backend.run(&spec, &dir));
-    // A hook may name requirements whose markers leave them out for this cell (pyparsing's
-    // flit hook names its `diagrams` extra): nothing is missing, so build on, as a local
-    // run's planner would. Only what applies fails the job.
-    if let Err(JobError::Needs(requirements)) = &result
-        && !requirements.iter().any(|r| applies(&cell_of, r))
-    {
-        spec.proceed = true;
-        result = runtime.block_on(backend.run(&spec, &dir));
-    }
-    let seconds = start.elapsed().as_secs_f64();
+    let done = runtime.block_on(attempt(
+        backend.as_ref(),
+        &spec,
+        &placement,
+        Some(cell_of.markers()),
+    ));
     let stem = file_stem(id);
     let log_file = format!("{stem}.log");
-    let (outcome, run) = match result {
-        Ok(output) => {
+    write_atomic(&out.join(&log_file), done.log())?;
+    let (outcome, run) = match &done.attempted {
+        Attempted::Built(output) => {
             let wheel = out.join(&output.wheel_filename);
             write_atomic(&wheel, &output.wheel)?;
-            write_atomic(&out.join(&log_file), &output.log)?;
-            let _ = crate::beneath::remove_tree(&dir);
-            let sha = sha256_hex(&output.wheel);
             eprintln!(
                 "[{}] built {} → {}",
                 spec.cell,
@@ -315,27 +298,26 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
                 wheel.display()
             );
             (
-                JobOutcome::built(
-                    spec.identity(),
-                    fingerprint,
-                    seconds,
-                    (output.wheel_filename, sha),
-                ),
+                done.outcome(&spec, &placement, &sha256_hex(&output.wheel)),
                 JobRun::Built { wheel },
             )
         }
-        Err(err) => {
-            write_atomic(&out.join(&log_file), err.log())?;
-            let error = match &err {
-                JobError::Needs(r) => format!(
-                    "the backend asks for {r:?} at build time, which the plan did not know; a local `rewheel build` finds such requirements and adds them"
+        other => {
+            let error = match other {
+                // `plan` probes every hook it does not know before it emits jobs: this is a
+                // plan made where it could not (or a hook that answers differently here).
+                Attempted::Needs(r) => format!(
+                    "{}, which the plan did not know\nhint: make the plan where its cells can run (`rewheel plan` probes each backend's hook), or run `rewheel build` once with the same cache",
+                    needs_message(r)
                 ),
-                other => other.to_string(),
+                _ => done
+                    .outcome(&spec, &placement, "")
+                    .error
+                    .unwrap_or_default(),
             };
-            (
-                JobOutcome::failed(spec.identity(), fingerprint, seconds, error.clone()),
-                JobRun::Failed { error },
-            )
+            let mut outcome = done.outcome(&spec, &placement, "");
+            outcome.error = Some(error.clone());
+            (outcome, JobRun::Failed { error })
         }
     };
     let doc = JobResult {

@@ -10,7 +10,7 @@ use crate::errors::{Error, usage};
 use crate::exit::ExitCode;
 
 pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> Result<ExitCode, Error> {
-    let planned = match crate::build::run::plan(&super::settings::build(&args.build)?)? {
+    let planned = match crate::build::run::plan(&super::settings::build(&args.build)?, argv)? {
         Ok(planned) => planned,
         Err(cycle) => {
             print!("{}", crate::resolve::report::text(&cycle));

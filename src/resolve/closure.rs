@@ -462,6 +462,16 @@ fn learned_key(dist: &Dist, cell: &Cell) -> String {
     format!("{}-py{}.{}", dist.sha256, release[0], release[1])
 }
 
+/// Whether this sdist's hook has answered on this interpreter before (a build or a probe).
+pub fn hook_known(repo: &Repository, dist: &Dist, cell: &Cell) -> bool {
+    dist.sha256.is_empty()
+        || repo
+            .index
+            .cache()
+            .derived::<Vec<String>>(LEARNED, &learned_key(dist, cell))
+            .is_some()
+}
+
 fn learned_requirements(repo: &Repository, dist: &Dist, cell: &Cell) -> Vec<String> {
     if dist.sha256.is_empty() {
         return Vec::new();
@@ -474,11 +484,25 @@ fn learned_requirements(repo: &Repository, dist: &Dist, cell: &Cell) -> Vec<Stri
 
 /// Remember what a backend named at build time for this sdist, for later resolutions.
 pub fn learn_requirements(repo: &Repository, dist: &Dist, cell: &Cell, requirements: &[String]) {
-    let mut known = learned_requirements(repo, dist, cell);
+    if dist.sha256.is_empty() {
+        return;
+    }
+    let stored = repo
+        .index
+        .cache()
+        .derived::<Vec<String>>(LEARNED, &learned_key(dist, cell));
+    let had = stored.is_some();
+    let mut known = stored.unwrap_or_default();
+    let before = known.len();
     for r in requirements {
         if !known.contains(r) {
             known.push(r.clone());
         }
+    }
+    // Every finished build tells its hook's answer: written only when it says something new
+    // (an empty answer is news once: the hook is known to ask for nothing).
+    if had && known.len() == before {
+        return;
     }
     repo.index
         .cache()

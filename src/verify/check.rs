@@ -2,8 +2,9 @@
 //! with the same build-dependency wheels, so that a difference belongs to the package itself.
 
 use crate::build::FinalJob;
+use crate::build::attempt::{Attempted, Placement, attempt, needs_message};
 use crate::build::backend::Backend;
-use crate::build::job::{JobError, LIBFAKETIME, Settings};
+use crate::build::job::{LIBFAKETIME, Settings};
 use crate::build::run::BuiltRun;
 use crate::store::RunStatus;
 use crate::verify::compare::{Attribution, Clues, CompareReport, FailedBuild, Side, compare_sides};
@@ -608,7 +609,10 @@ pub async fn rebuild_all(
         }
         let mut spec = f.spec.clone();
         spec.settings = settings;
-        spec.proceed = true;
+        // `proceed` stays as the first build left it: a job that asked and was given what it
+        // asked for asks again here only if the variations change its answer.
+        spec.probe = false;
+        let markers = f.markers.clone();
         let semaphore = semaphore.clone();
         let (ended, cell, filename) = (f.window.1, f.spec.cell.clone(), f.filename.clone());
         let what = (cell.clone(), filename.clone());
@@ -629,23 +633,28 @@ pub async fn rebuild_all(
                     tokio::time::sleep(std::time::Duration::from_secs(wait as u64)).await;
                 }
             }
-            let (dir, root) = backend.job_dir(&spec);
-            let sources = backend.source_parent().unwrap_or_else(|| root.join("src"));
-            let began = jiff::Timestamp::now().as_second();
-            let result = backend.run(&spec, &dir).await;
-            let window = (began, jiff::Timestamp::now().as_second());
-            let result = match result {
-                Ok(output) => {
-                    let bytes = output.wheel;
-                    let sha = crate::fsutil::sha256_hex(&bytes);
+            let placement = Placement::of(backend.as_ref(), &spec);
+            let done = attempt(backend.as_ref(), &spec, &placement, markers.as_deref()).await;
+            let window = done.window;
+            let result = match done.attempted {
+                Attempted::Built(output) => {
+                    let sha = crate::fsutil::sha256_hex(&output.wheel);
                     let path = out_dir.join(&cell).join(&filename);
-                    let kept = crate::fsutil::write_atomic(&path, &bytes).map(|()| (path, sha));
-                    let _ = crate::beneath::remove_tree(&dir);
-                    kept.map_err(|e| e.to_string())
+                    crate::fsutil::write_atomic(&path, &output.wheel)
+                        .map(|()| (path, sha))
+                        .map_err(|e| e.to_string())
                 }
-                Err(JobError::Needs(r)) => Err(format!("the backend asked for {r:?} again")),
-                Err(e) => Err(e.to_string()),
+                // The first build's environment holds everything its hook asked for: asking
+                // for more under the variations means the variation changed what the build
+                // needs, which is itself a difference between the two builds.
+                Attempted::Needs(requirements) => Err(format!(
+                    "{}, which the first build did not need: the variations change the build's requirements",
+                    needs_message(&requirements)
+                )),
+                Attempted::Probed(_) => Err("a probe builds no wheel".into()),
+                Attempted::Failed(failure) => Err(failure.message),
             };
+            let (root, sources) = (placement.build_path, placement.source_parent);
             Rebuilt {
                 cell,
                 filename,

@@ -241,6 +241,23 @@ fn requirements_a_backend_names_at_build_time_are_built_first() {
 }
 
 #[test]
+fn what_a_hook_names_for_other_interpreters_or_extras_is_weighed_before_the_job_stops() {
+    let world = World::new();
+    // flit-core building idna names `ruff >= 0.6.2 ; extra == "all"` and the like.
+    package("marked", "1.0", &[], &[])
+        .file(
+            "dynamic.txt",
+            "ruff>=0.6.2;extra==\"all\"\nmissing;python_version<\"3\"\nalso-missing;(os_name==\"nt\")",
+        )
+        .write(world.path());
+    let r = world.build(&["marked==1.0"]);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    // Built in one go: the job did not stop to ask, nor run twice.
+    assert!(!r.stderr.contains("asks for"), "{}", r.stderr);
+    assert_eq!(world.wheels(), ["marked-1.0-py3-none-any.whl"]);
+}
+
+#[test]
 fn a_run_killed_with_sigkill_resumes_without_redoing_finished_jobs() {
     let world = World::new();
     package("quick", "1.0", &[], &[]).write(world.path());

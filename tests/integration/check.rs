@@ -671,3 +671,24 @@ fn a_run_resumes_only_through_the_command_that_made_it() {
         r.stderr
     );
 }
+
+#[test]
+fn check_builds_both_sides_of_a_package_whose_backend_names_requirements_at_build_time() {
+    let world = World::new();
+    let dir = world.path();
+    package("helper", "1.0", &[], &[]).write(dir);
+    package("late", "1.0", &[], &[])
+        .file("dynamic.txt", "helper")
+        .file("needs.txt", "helper")
+        .write(dir);
+    // A cache of its own: the first side learns what the hook names, the second is asked the
+    // same way and has it installed.
+    let r = check(&world, &["late==1.0"]);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("late-1.0-py3-none-any.whl"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stderr.contains("failed"), "{}", r.stderr);
+}

@@ -177,51 +177,77 @@ fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
     );
 }
 
+/// Every job of `plan` in its own process, level by level, with only what its `needs`
+/// produced under `--inputs`; each job's result goes to `results/<job>`.
+fn run_jobs_as_ci_does(
+    dir: &Path,
+    plan: &Path,
+    results: &Path,
+) -> Vec<(String, crate::common::Run)> {
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
+    let (python, _) = host_python();
+    let jobs = doc["jobs"].as_array().unwrap();
+    let mut ran = Vec::new();
+    for level in doc["levels"].as_array().unwrap() {
+        for id in level.as_array().unwrap() {
+            let id = id.as_str().unwrap();
+            let job = jobs.iter().find(|j| j["id"] == id).unwrap();
+            let stem = id.replace('/', "__");
+            let inputs = dir.join("ci").join(&stem).join("inputs");
+            std::fs::create_dir_all(&inputs).unwrap();
+            for need in job["needs"].as_array().unwrap() {
+                let need = need.as_str().unwrap().replace('/', "__");
+                copy_dir(&results.join(&need), &inputs.join(&need));
+            }
+            let mut c = rewheel();
+            c.args(["build", "--plan"])
+                .arg(plan)
+                .args(["--job", id, "--inputs"])
+                .arg(&inputs)
+                .arg("--out")
+                .arg(results.join(&stem))
+                .args(["--backend", "local", "--python-path"])
+                .arg(&python)
+                .arg("--build-path")
+                .arg(dir.join(".build"));
+            ran.push((id.to_string(), run(c)));
+        }
+    }
+    ran
+}
+
 #[test]
-fn requirements_learned_at_build_time_are_in_later_plans() {
+fn a_plan_asks_the_hooks_first_so_its_jobs_build_what_a_backend_names_at_build_time() {
     let world = World::new();
     let dir = world.path();
     package("helper", "1.0", &[], &[]).write(dir);
+    // As hatchling does: the hook names a requirement the sdist's metadata does not.
     package("late", "1.0", &[], &[])
         .file("dynamic.txt", "helper")
         .file("needs.txt", "helper")
         .write(dir);
     let plan = |name: &str| {
         let out = dir.join(name);
-        assert_eq!(
-            run(world.command("plan", &["late==1.0", "-o", out.to_str().unwrap()])).code,
-            ExitCode::Success
-        );
+        let r = run(world.command("plan", &["late==1.0", "-o", out.to_str().unwrap()]));
+        assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
         let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-        doc["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|j| j["id"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
+        (doc, r.stderr)
     };
-    // Before any build, nobody knows that late's backend asks for helper.
-    assert_eq!(plan("before.json").len(), 1);
-    let built = world.build(&["late==1.0"]);
-    assert_eq!(
-        built.code,
-        ExitCode::Success,
-        "{}{}",
-        built.stdout,
-        built.stderr
-    );
-    // After it, the plan has helper's job, and late's job needs it.
-    let jobs = plan("after.json");
-    assert_eq!(jobs.len(), 2, "{jobs:?}");
-    let doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("after.json")).unwrap()).unwrap();
-    let late = doc["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == "late")
-        .unwrap();
+    // A fresh cache, no build before: the plan asks late's hook and holds helper's job.
+    let (doc, said) = plan("plan.json");
+    assert!(said.contains("probed"), "{said}");
+    let jobs = doc["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{doc}");
+    let late = jobs.iter().find(|j| j["name"] == "late").unwrap();
     assert_eq!(late["needs"].as_array().unwrap().len(), 1, "{late}");
+    // Run as CI runs it, each job on its own: late builds with helper installed.
+    for (id, r) in run_jobs_as_ci_does(dir, &dir.join("plan.json"), &dir.join("results")) {
+        assert_eq!(r.code, ExitCode::Success, "{id}: {}{}", r.stdout, r.stderr);
+    }
+    // Known now: the next plan asks nobody and is the same.
+    let (again, said) = plan("again.json");
+    assert!(!said.contains("probed"), "{said}");
+    assert_eq!(again["jobs"], doc["jobs"]);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! What every backend does: run one job in a folder and say what it runs on.
 
 pub use crate::build::job::Runtime;
-use crate::build::job::{JobError, JobOutput, JobSpec};
+use crate::build::job::{JobEnd, JobError, JobSpec};
 use std::path::Path;
 
 pub trait Backend: Send + Sync {
@@ -18,7 +18,7 @@ pub trait Backend: Send + Sync {
         &'a self,
         spec: &'a JobSpec,
         dir: &'a Path,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + Send + 'a>>;
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobEnd, JobError>> + Send + 'a>>;
     /// The same backend building in another folder: `host` on the host, `inside` as the job
     /// sees it (the build-path variation).
     fn with_build_path(

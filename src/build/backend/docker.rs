@@ -3,7 +3,7 @@
 //! a read-only root and build environment, a timeout, and the container always removed.
 
 use super::contract::{Backend, Runtime};
-use crate::build::job::{self, JobError, JobOutput, JobSpec};
+use crate::build::job::{self, JobEnd, JobError, JobSpec};
 use crate::cell::CellId;
 use bollard::Docker;
 use bollard::models::{
@@ -265,7 +265,7 @@ impl Backend for DockerBackend {
         &'a self,
         spec: &'a JobSpec,
         dir: &'a Path,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + Send + 'a>>
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobEnd, JobError>> + Send + 'a>>
     {
         Box::pin(async move {
             let (image, _, _) = self

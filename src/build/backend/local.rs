@@ -4,7 +4,7 @@
 use super::contract::{Backend, Runtime};
 use super::sandbox::{self, Confinement, Isolation, ResourceLimits};
 use crate::build::interpreter::Interpreter;
-use crate::build::job::{self, JobError, JobOutput, JobSpec};
+use crate::build::job::{self, JobEnd, JobError, JobSpec};
 use crate::build::site_cache::SiteCache;
 use crate::cell::CellId;
 use std::collections::HashMap;
@@ -177,7 +177,7 @@ impl Backend for Local {
         &'a self,
         spec: &'a JobSpec,
         dir: &'a Path,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + Send + 'a>>
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobEnd, JobError>> + Send + 'a>>
     {
         Box::pin(async move {
             let interpreter = self
