@@ -12,6 +12,7 @@ use crate::build::backend::{self, BackendRequest};
 use crate::build::job::{EnvWheel, JobSpec};
 use crate::cell::Cell;
 use crate::fsutil::{sha256_hex, write_atomic};
+use crate::store::JobOutcome;
 use crate::resolve::archive::Limits;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -310,13 +311,15 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
                     "{}, which the plan did not know\nhint: make the plan where its cells can run (`rewheel plan` probes each backend's hook), or run `rewheel build` once with the same cache",
                     needs_message(r)
                 ),
-                _ => done
-                    .outcome(&spec, &placement, "")
-                    .error
-                    .unwrap_or_default(),
+                Attempted::Failed(failure) => failure.message.clone(),
+                Attempted::Built(_) | Attempted::Probed(_) => unreachable!("not a probe"),
             };
-            let mut outcome = done.outcome(&spec, &placement, "");
-            outcome.error = Some(error.clone());
+            let outcome = JobOutcome::failed(
+                spec.identity(),
+                placement.fingerprint.clone(),
+                done.seconds,
+                error.clone(),
+            );
             (outcome, JobRun::Failed { error })
         }
     };
