@@ -8,10 +8,71 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// What a build reports as it goes; `JobDisplay` shows it, tests stay quiet.
+/// What a run reports as it goes, one typed event per step of a job; `JobDisplay` shows
+/// them, tests stay quiet or count them.
 pub trait Events: Send + Sync {
-    fn started(&self, cell: &str, label: &str);
-    fn finished(&self, cell: &str, label: &str, ok: bool, seconds: f64, note: &str);
+    fn on(&self, event: JobEvent<'_>);
+}
+
+/// One step of a job's life, as the reporter hears it.
+#[derive(Debug, Clone, Copy)]
+pub enum JobEvent<'a> {
+    Started {
+        cell: &'a str,
+        label: &'a str,
+    },
+    Finished {
+        cell: &'a str,
+        label: &'a str,
+        seconds: f64,
+        ending: Ending<'a>,
+    },
+}
+
+/// How a job's turn ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending<'a> {
+    Built,
+    /// A finished job of this run (`from` is `None`: the interrupted run itself) or of
+    /// another, with the same inputs.
+    Reused {
+        from: Option<&'a str>,
+    },
+    /// Its backend named requirements that are not installed: they are built first and the
+    /// job runs again.
+    Asked {
+        requirements: &'a [String],
+    },
+    /// A plan's probe asked its hook; `requirements` is what it added to the graph.
+    Probed {
+        requirements: &'a [String],
+    },
+    Failed {
+        why: &'a str,
+    },
+}
+
+impl Ending<'_> {
+    fn ok(&self) -> bool {
+        !matches!(self, Ending::Failed { .. })
+    }
+
+    /// What follows the job's line, in the words users grep logs for.
+    fn note(&self) -> String {
+        match self {
+            Ending::Built => String::new(),
+            Ending::Reused { from: None } => ": reused from the interrupted run".into(),
+            Ending::Reused { from: Some(run) } => format!(": reused from run {run}"),
+            Ending::Asked { requirements } => format!(
+                ": its backend asks for {requirements:?}: resolving and building them first"
+            ),
+            Ending::Probed { requirements: [] } => ": probed: its hook asks for nothing new".into(),
+            Ending::Probed { requirements } => {
+                format!(": probed: its backend asks for {requirements:?}: building them first")
+            }
+            Ending::Failed { why } => format!(": {why}"),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -93,6 +154,20 @@ impl JobDisplay {
 }
 
 impl Events for JobDisplay {
+    fn on(&self, event: JobEvent<'_>) {
+        match event {
+            JobEvent::Started { cell, label } => self.started(cell, label),
+            JobEvent::Finished {
+                cell,
+                label,
+                seconds,
+                ending,
+            } => self.finished(cell, label, seconds, ending),
+        }
+    }
+}
+
+impl JobDisplay {
     fn started(&self, cell: &str, label: &str) {
         match &self.multi {
             Some(multi) => {
@@ -112,13 +187,9 @@ impl Events for JobDisplay {
         }
     }
 
-    fn finished(&self, cell: &str, label: &str, ok: bool, seconds: f64, note: &str) {
-        let verb = if ok { "built" } else { "FAILED" };
-        let note = if note.is_empty() {
-            String::new()
-        } else {
-            format!(": {note}")
-        };
+    fn finished(&self, cell: &str, label: &str, seconds: f64, ending: Ending<'_>) {
+        let verb = if ending.ok() { "built" } else { "FAILED" };
+        let note = ending.note();
         match &self.multi {
             Some(multi) => {
                 if let Some(spinner) = self

@@ -139,7 +139,7 @@ pub async fn attempt(
 ) -> Attempt {
     let start = Instant::now();
     let began = jiff::Timestamp::now().as_second();
-    let mut result = backend.run(spec, &placement.dir).await;
+    let mut result = backend.run_job(spec, &placement.dir).await;
     if let (Ok(JobEnd::Asked { missing, .. }), Some(markers)) = (&result, markers)
         && !spec.probe
         && !missing.is_empty()
@@ -147,7 +147,7 @@ pub async fn attempt(
     {
         let mut again = spec.clone();
         again.proceed = true;
-        result = backend.run(&again, &placement.dir).await;
+        result = backend.run_job(&again, &placement.dir).await;
     }
     let attempted = match result {
         Ok(JobEnd::Wheel(output)) => {

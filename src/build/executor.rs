@@ -80,7 +80,7 @@ impl Summary {
     }
 }
 
-pub use crate::progress::Events;
+pub use crate::progress::{Ending, Events, JobEvent};
 
 /// What a finished job task hands back to the loop.
 struct Finished {
@@ -138,7 +138,12 @@ impl Ledger {
     ) {
         let cell = self.jobs[&key].spec.cell.clone();
         let label = self.label(&key);
-        events.finished(&cell, &label, false, seconds, &why);
+        events.on(JobEvent::Finished {
+            cell: &cell,
+            label: &label,
+            seconds,
+            ending: Ending::Failed { why: &why },
+        });
         self.failed.insert(key, why.clone());
         self.outcomes.push(Outcome {
             cell,
@@ -488,11 +493,6 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                             store.record_job(&record.reused_by(run_id))?;
                         }
                         let from = record.reused_from.as_deref().unwrap_or(&record.run_id);
-                        let note = if from == run_id {
-                            "reused from the interrupted run".to_string()
-                        } else {
-                            format!("reused from run {from}")
-                        };
                         let path = store.blob_path(sha);
                         if let Some(bytes) = bytes.filter(|_| !probe) {
                             write_output(&options.out_dir, &spec.cell, filename, &bytes)?;
@@ -522,7 +522,14 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                                 markers: markers.get(&spec.cell).cloned().map(Arc::new),
                             });
                         }
-                        events.finished(&spec.cell, &spec.label(), true, 0.0, &note);
+                        events.on(JobEvent::Finished {
+                            cell: &spec.cell,
+                            label: &spec.label(),
+                            seconds: 0.0,
+                            ending: Ending::Reused {
+                                from: (from != run_id).then_some(from),
+                            },
+                        });
                         ledger.outcomes.push(Outcome {
                             cell: spec.cell.clone(),
                             label: spec.label(),
@@ -538,7 +545,10 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                         }
                         continue;
                     }
-                    events.started(&spec.cell, &spec.label());
+                    events.on(JobEvent::Started {
+                        cell: &spec.cell,
+                        label: &spec.label(),
+                    });
                     slots.insert(key, needs);
                     let backend = backend.clone();
                     let markers = markers.clone();
@@ -667,15 +677,12 @@ async fn finish(
                 ledger.fail(key, why, events, None, Vec::new(), seconds);
                 return Ok(());
             }
-            events.finished(
-                &spec.cell,
-                &spec.label(),
-                true,
+            events.on(JobEvent::Finished {
+                cell: &spec.cell,
+                label: &spec.label(),
                 seconds,
-                &format!(
-                    "its backend asks for {requirements:?}: resolving and building them first"
-                ),
-            );
+                ending: Ending::Asked { requirements },
+            });
             let planner = planner.clone();
             let requirements = requirements.clone();
             let extension = tokio::task::spawn_blocking(move || planner.extend(key, &requirements))
@@ -703,24 +710,24 @@ async fn finish(
                 })
                 .cloned()
                 .collect();
-            let shown = format!("{applicable:?}");
             let planner = planner.clone();
             let requires = requires.clone();
+            let asked = applicable.clone();
             let extension = tokio::task::spawn_blocking(move || {
                 planner.learn(key, &requires);
-                match applicable.is_empty() {
+                match asked.is_empty() {
                     true => Ok(Extension::Proceed),
-                    false => planner.extend(key, &applicable),
+                    false => planner.extend(key, &asked),
                 }
             })
             .await
             .expect("the planner does not panic");
             ledger.unknown.insert(key, false);
-            let said = match extension {
-                Ok(Extension::Proceed) => "its hook asks for nothing new".to_string(),
+            let grew: &[String] = match extension {
+                Ok(Extension::Proceed) => &[],
                 Ok(Extension::Replan(planned)) => {
                     ledger.merge(key, planned);
-                    format!("its backend asks for {shown}: building them first")
+                    &applicable
                 }
                 Err(err) => {
                     ledger.fail(key, err.to_string(), events, None, Vec::new(), seconds);
@@ -729,13 +736,12 @@ async fn finish(
             };
             ledger.started.insert(key);
             ledger.probed.insert(key);
-            events.finished(
-                &spec.cell,
-                &spec.label(),
-                true,
+            events.on(JobEvent::Finished {
+                cell: &spec.cell,
+                label: &spec.label(),
                 seconds,
-                &format!("probed: {said}"),
-            );
+                ending: Ending::Probed { requirements: grew },
+            });
         }
         Attempted::Built(output) => {
             let (bytes, filename) = (&output.wheel, &output.wheel_filename);
@@ -770,7 +776,12 @@ async fn finish(
                     path: store.blob_path(&sha),
                 },
             );
-            events.finished(&spec.cell, &spec.label(), true, seconds, "");
+            events.on(JobEvent::Finished {
+                cell: &spec.cell,
+                label: &spec.label(),
+                seconds,
+                ending: Ending::Built,
+            });
             ledger.outcomes.push(Outcome {
                 cell: spec.cell.clone(),
                 label: spec.label(),
@@ -898,7 +909,7 @@ mod tests {
             let dir = std::env::temp_dir().join(format!("rewheel-fake-{}", spec.folder_name()));
             (dir.clone(), dir)
         }
-        fn run<'a>(
+        fn run_job<'a>(
             &'a self,
             spec: &'a JobSpec,
             _: &'a Path,
@@ -948,8 +959,7 @@ mod tests {
 
     struct Quiet;
     impl Events for Quiet {
-        fn started(&self, _: &str, _: &str) {}
-        fn finished(&self, _: &str, _: &str, _: bool, _: f64, _: &str) {}
+        fn on(&self, _: JobEvent<'_>) {}
     }
 
     fn job(node: usize, stage: u32, name: &str, deps: &[(usize, u32)]) -> Planned {

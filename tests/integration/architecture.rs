@@ -219,3 +219,51 @@ fn clap_stays_in_the_command_line_and_the_command_line_stays_thin() {
         "cli/ has {lines} lines besides its flags; move engine code into its stage"
     );
 }
+
+/// One engine per concept: a job is run on a backend in one function (`build::attempt`),
+/// which `build`, `check`'s second side, a plan's probes and a CI job all call; the command
+/// line orchestrates nothing (no runtime, no backend, no executor, no attempt).
+#[test]
+fn one_function_runs_a_job_and_the_command_line_orchestrates_nothing() {
+    let modules = modules();
+    // The backends define `run_job`; the one caller is the attempt.
+    let callers: Vec<&String> = modules
+        .iter()
+        .filter(|(_, s)| s.contains(".run_job("))
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(callers, ["build::attempt"], "who runs jobs");
+    let attempt_callers: BTreeSet<&str> = modules
+        .iter()
+        .filter(|(m, s)| m.as_str() != "build::attempt" && s.contains("attempt("))
+        .map(|(m, _)| m.as_str())
+        .collect();
+    for stage in ["build::executor", "verify::check", "ci::job_runner"] {
+        assert!(
+            attempt_callers.contains(stage),
+            "{stage} does not run its jobs through the attempt: {attempt_callers:?}"
+        );
+    }
+    let engine = [
+        "tokio::",
+        "block_on",
+        "Executor",
+        "attempt(",
+        "backend::open",
+        "Planner",
+    ];
+    let orchestrating: Vec<String> = modules
+        .iter()
+        .filter(|(m, _)| m.starts_with("cli"))
+        .flat_map(|(m, s)| {
+            engine
+                .iter()
+                .filter(|word| s.contains(*word))
+                .map(move |word| format!("{m}: {word}"))
+        })
+        .collect();
+    assert!(
+        orchestrating.is_empty(),
+        "orchestration in cli/: {orchestrating:?}"
+    );
+}

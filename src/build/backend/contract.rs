@@ -14,7 +14,7 @@ pub trait Backend: Send + Sync {
     fn source_parent(&self) -> Option<std::path::PathBuf> {
         None
     }
-    fn run<'a>(
+    fn run_job<'a>(
         &'a self,
         spec: &'a JobSpec,
         dir: &'a Path,

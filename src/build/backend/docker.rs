@@ -3,6 +3,7 @@
 //! a read-only root and build environment, a timeout, and the container always removed.
 
 use super::contract::{Backend, Runtime};
+use crate::build::images::{Ensured, Image};
 use crate::build::job::{self, JobEnd, JobError, JobSpec};
 use crate::cell::CellId;
 use bollard::Docker;
@@ -35,6 +36,54 @@ pub struct DockerBackend {
     pub pids: i64,
     /// Numbers each job's host folder, so that two runs on one build path never share one.
     sequence: std::sync::atomic::AtomicU64,
+}
+
+/// `rewheel images list`: every shipped image and the engine's id for it, if built.
+pub fn list_images() -> anyhow::Result<Vec<(Image, Option<String>)>> {
+    with_engine(|docker| async move {
+        let mut listed = Vec::new();
+        for image in Image::all() {
+            let id = image.id(&docker).await;
+            listed.push((image, id));
+        }
+        Ok(listed)
+    })
+}
+
+/// `rewheel images build`: each named image (all for none) built unless the engine has it or
+/// `force`; `said` hears each as it is done.
+pub fn build_images(
+    names: &[String],
+    scratch: &Path,
+    force: bool,
+    mut said: impl FnMut(&Image, &Ensured),
+) -> anyhow::Result<()> {
+    let images = Image::selected(names)?;
+    with_engine(|docker| async move {
+        for image in images {
+            let ensured = image.ensure(&docker, scratch, force).await?;
+            said(&image, &ensured);
+        }
+        Ok(())
+    })
+}
+
+/// Run `work` with a connection to the engine, on a runtime of its own.
+fn with_engine<T, F, Fut>(work: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Docker) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    use anyhow::Context;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let docker = DockerBackend::connect()
+            .await
+            .context("no Docker engine answers")?;
+        work(docker).await
+    })
 }
 
 impl DockerBackend {
@@ -261,7 +310,7 @@ impl Backend for DockerBackend {
         (host, self.root.clone())
     }
 
-    fn run<'a>(
+    fn run_job<'a>(
         &'a self,
         spec: &'a JobSpec,
         dir: &'a Path,

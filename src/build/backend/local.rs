@@ -173,7 +173,7 @@ impl Backend for Local {
         (host, inside)
     }
 
-    fn run<'a>(
+    fn run_job<'a>(
         &'a self,
         spec: &'a JobSpec,
         dir: &'a Path,

@@ -1,7 +1,7 @@
 //! The job's folder: laid out the same for every backend, filled from inputs opened once and
 //! checked by hash through that handle, handed to the job's user, swept when orphaned.
 
-use super::{
+use super::spec::{
     CARGO_HOME, FRONTEND, JobError, JobSpec, LIBFAKETIME, SOURCE_DIR, STAGED_SRC, VENDOR,
     VENDOR_REMAP,
 };
@@ -380,4 +380,29 @@ pub fn environment(spec: &JobSpec, root: &Path, source_dir: &Path) -> Vec<(Strin
         env.push((key.clone(), value));
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_input_whose_bytes_are_not_its_recorded_hash_is_refused_by_name() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-1.0.tar.gz");
+        std::fs::write(&path, b"A").unwrap();
+        let sha = crate::fsutil::sha256_hex(b"A");
+        let mut file = super::open_verified(&path, &sha, "the sdist").unwrap();
+        // Replaced after the check: the handle still reads what was checked.
+        std::fs::write(dir.path().join("b"), b"B").unwrap();
+        std::fs::rename(dir.path().join("b"), &path).unwrap();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes, b"A");
+        let err = super::open_verified(&path, &sha, "the sdist").unwrap_err();
+        assert!(
+            err.to_string().contains("hash mismatch for the sdist")
+                && err.to_string().contains("x-1.0.tar.gz"),
+            "{err}"
+        );
+    }
 }

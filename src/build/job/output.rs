@@ -1,7 +1,7 @@
 //! A finished job's output, read as untrusted: the frontend's report, the wheel it names and
 //! the log, each below a handle rewheel opened, bounded, and checked before anything uses it.
 
-use super::{JobEnd, JobError, JobOutput, JobSpec, MAX_LOG, MAX_WHEEL};
+use super::spec::{JobEnd, JobError, JobOutput, JobSpec, MAX_LOG, MAX_WHEEL};
 use crate::beneath::{Beneath, BeneathError};
 use std::path::Path;
 
