@@ -341,8 +341,7 @@ impl Classify for JobError {
             JobError::Setup(_)
             | JobError::Input(_)
             | JobError::Failed { .. }
-            | JobError::Timeout(..)
-            | JobError::Needs(_) => ExitCode::Input,
+            | JobError::Timeout(..) => ExitCode::Input,
         }
     }
 }
