@@ -20,6 +20,8 @@ pub enum JobEvent<'a> {
     Started {
         cell: &'a str,
         label: &'a str,
+        /// Only its hook is asked (a plan's probe).
+        probe: bool,
     },
     Finished {
         cell: &'a str,
@@ -53,8 +55,12 @@ pub enum Ending<'a> {
 }
 
 impl Ending<'_> {
-    fn ok(&self) -> bool {
-        !matches!(self, Ending::Failed { .. })
+    fn verb(&self) -> &'static str {
+        match self {
+            Ending::Failed { .. } => "FAILED",
+            Ending::Probed { .. } => "probed",
+            Ending::Built | Ending::Reused { .. } | Ending::Asked { .. } => "built",
+        }
     }
 
     /// What follows the job's line, in the words users grep logs for.
@@ -66,9 +72,9 @@ impl Ending<'_> {
             Ending::Asked { requirements } => format!(
                 ": its backend asks for {requirements:?}: resolving and building them first"
             ),
-            Ending::Probed { requirements: [] } => ": probed: its hook asks for nothing new".into(),
+            Ending::Probed { requirements: [] } => ": its hook asks for nothing new".into(),
             Ending::Probed { requirements } => {
-                format!(": probed: its backend asks for {requirements:?}: building them first")
+                format!(": its backend asks for {requirements:?}: building them first")
             }
             Ending::Failed { why } => format!(": {why}"),
         }
@@ -156,7 +162,7 @@ impl JobDisplay {
 impl Events for JobDisplay {
     fn on(&self, event: JobEvent<'_>) {
         match event {
-            JobEvent::Started { cell, label } => self.started(cell, label),
+            JobEvent::Started { cell, label, probe } => self.started(cell, label, probe),
             JobEvent::Finished {
                 cell,
                 label,
@@ -168,7 +174,7 @@ impl Events for JobDisplay {
 }
 
 impl JobDisplay {
-    fn started(&self, cell: &str, label: &str) {
+    fn started(&self, cell: &str, label: &str, probe: bool) {
         match &self.multi {
             Some(multi) => {
                 let spinner = multi.add(ProgressBar::new_spinner());
@@ -183,12 +189,13 @@ impl JobDisplay {
                     .unwrap()
                     .insert((cell.into(), label.into()), spinner);
             }
+            None if probe => eprintln!("[{cell}] asking the hook of {label}"),
             None => eprintln!("[{cell}] building {label}"),
         }
     }
 
     fn finished(&self, cell: &str, label: &str, seconds: f64, ending: Ending<'_>) {
-        let verb = if ending.ok() { "built" } else { "FAILED" };
+        let verb = ending.verb();
         let note = ending.note();
         match &self.multi {
             Some(multi) => {

@@ -548,6 +548,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                     events.on(JobEvent::Started {
                         cell: &spec.cell,
                         label: &spec.label(),
+                        probe: spec.probe,
                     });
                     slots.insert(key, needs);
                     let backend = backend.clone();
