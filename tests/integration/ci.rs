@@ -178,14 +178,15 @@ fn a_plan_run_job_by_job_gives_the_wheels_of_a_local_build() {
 }
 
 /// Every job of `plan` in its own process, level by level, with only what its `needs`
-/// produced under `--inputs`; each job's result goes to `results/<job>`.
-fn run_jobs_as_ci_does(
+/// produced under `--inputs`; each job's result goes to `results/<job>`. `backend` picks
+/// where jobs run (`--backend …`).
+pub(crate) fn run_jobs_as_ci_does(
     dir: &Path,
     plan: &Path,
     results: &Path,
+    backend: &[String],
 ) -> Vec<(String, crate::common::Run)> {
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
-    let (python, _) = host_python();
     let jobs = doc["jobs"].as_array().unwrap();
     let mut ran = Vec::new();
     for level in doc["levels"].as_array().unwrap() {
@@ -206,8 +207,7 @@ fn run_jobs_as_ci_does(
                 .arg(&inputs)
                 .arg("--out")
                 .arg(results.join(&stem))
-                .args(["--backend", "local", "--python-path"])
-                .arg(&python)
+                .args(backend)
                 .arg("--build-path")
                 .arg(dir.join(".build"));
             ran.push((id.to_string(), run(c)));
@@ -241,7 +241,15 @@ fn a_plan_asks_the_hooks_first_so_its_jobs_build_what_a_backend_names_at_build_t
     let late = jobs.iter().find(|j| j["name"] == "late").unwrap();
     assert_eq!(late["needs"].as_array().unwrap().len(), 1, "{late}");
     // Run as CI runs it, each job on its own: late builds with helper installed.
-    for (id, r) in run_jobs_as_ci_does(dir, &dir.join("plan.json"), &dir.join("results")) {
+    let (python, _) = host_python();
+    let local = [
+        "--backend",
+        "local",
+        "--python-path",
+        python.to_str().unwrap(),
+    ]
+    .map(String::from);
+    for (id, r) in run_jobs_as_ci_does(dir, &dir.join("plan.json"), &dir.join("results"), &local) {
         assert_eq!(r.code, ExitCode::Success, "{id}: {}{}", r.stdout, r.stderr);
     }
     // Known now: the next plan asks nobody and is the same.

@@ -679,3 +679,46 @@ fn ci_job_attacks_are_refused_on_the_docker_backend_too() {
         },
     );
 }
+
+#[test]
+fn a_plan_asks_the_hooks_in_containers_and_its_jobs_build_there() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    package("helper", "1.0", &[], &[]).write(dir);
+    package("late", "1.0", &[], &[])
+        .file("dynamic.txt", "helper")
+        .file("needs.txt", "helper")
+        .write(dir);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    c.args([
+        "plan",
+        "late==1.0",
+        "--backend",
+        "docker",
+        "--no-index",
+        "--find-links",
+    ])
+    .arg(dir)
+    .arg("--matrix")
+    .arg(matrix(dir))
+    .arg("--cache-dir")
+    .arg(dir.join(".cache"))
+    .arg("--store")
+    .arg(dir.join(".store"))
+    .arg("-o")
+    .arg(dir.join("plan.json"))
+    .env_remove("PIP_INDEX_URL");
+    let r = run(c);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("probed late 1.0"), "{}", r.stderr);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(doc["jobs"].as_array().unwrap().len(), 2, "{doc}");
+    let docker = ["--backend", "docker"].map(String::from);
+    for (id, r) in
+        crate::ci::run_jobs_as_ci_does(dir, &dir.join("plan.json"), &dir.join("results"), &docker)
+    {
+        assert_eq!(r.code, ExitCode::Success, "{id}: {}{}", r.stdout, r.stderr);
+    }
+}
