@@ -387,7 +387,7 @@ fn attempt(
             path.to_path_buf(),
         )]
         .into(),
-        blobs: Default::default(),
+        ..Side::default()
     };
     let report = compare_sides(
         &single("published", &settings.wheel),

@@ -21,6 +21,9 @@ pub struct Side {
     /// The wheels that are blobs of the run store, with the sha256 their bytes must have: it
     /// is checked on the bytes compared, through the handle they are read by.
     pub blobs: BTreeMap<(String, String), String>,
+    /// For a run of the store: the fingerprint each wheel's job was recorded with (its inputs),
+    /// so that two runs' wheels can be told apart by what moved.
+    pub fingerprints: BTreeMap<(String, String), String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +127,8 @@ impl Side {
                     // read (`compare_sides`), not here, so no change slips in between.
                     let key = (job.cell.to_string(), file.clone());
                     side.wheels.insert(key.clone(), store.blob_path(sha));
-                    side.blobs.insert(key, sha.clone());
+                    side.blobs.insert(key.clone(), sha.clone());
+                    side.fingerprints.insert(key, job.fingerprint.clone());
                 }
             }
             return Ok(side);
@@ -178,6 +182,12 @@ pub struct PairReport {
     /// What remedy verification found (`check --remedies`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remedy: Option<crate::verify::remedy::RemedyReport>,
+    /// Two runs of the store: whether the two jobs had the same inputs (their fingerprints),
+    /// and, when not, which moved. Same inputs and different bytes: not reproducible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_inputs: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moved_inputs: Vec<crate::verify::moved::MovedInput>,
 }
 
 impl PairReport {
@@ -284,7 +294,15 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
                 verdict: Verdict::Identical,
                 attribution: Vec::new(),
                 remedy: None,
+                same_inputs: None,
+                moved_inputs: Vec::new(),
             };
+            if let (Some(fa), Some(fb)) = (a.fingerprints.get(key), b.fingerprints.get(key))
+                && let Some(moved) = crate::verify::moved::moved_inputs(fa, fb)
+            {
+                report.same_inputs = Some(moved.is_empty());
+                report.moved_inputs = moved;
+            }
             if ha == hb {
                 return Ok(report);
             }

@@ -2,12 +2,14 @@
 //! `variation`s, `check_run` is the whole `check` stage (first build, second build,
 //! remedies, expectations, its outcome), `compare` pairs and hashes two sides, `wheel_diff`
 //! explains one pair entry by entry (each zip read once, headers checked, by `wheel_zip`),
-//! `expect` checks hashes against a requirements file, `report` renders it all.
+//! `expect` checks hashes against a requirements file, `moved` says which input moved between
+//! two runs' builds of a wheel, `report` renders it all.
 
 pub mod check;
 pub mod check_run;
 pub mod compare;
 pub mod expect;
+pub mod moved;
 pub mod remedy;
 pub mod report;
 pub mod variation;

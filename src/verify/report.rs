@@ -71,6 +71,21 @@ pub fn text(report: &CompareReport) -> String {
             if p.reproducible() {
                 continue;
             }
+            // Across time, what moved comes first: it is the answer to "why".
+            match (p.same_inputs, p.moved_inputs.first()) {
+                (Some(false), Some(_)) => {
+                    for moved in &p.moved_inputs {
+                        let _ = writeln!(out, "       inputs moved: {}", moved.describe());
+                    }
+                }
+                (Some(true), _) => {
+                    let _ = writeln!(
+                        out,
+                        "       same inputs, different bytes: the build is not reproducible"
+                    );
+                }
+                _ => {}
+            }
             let _ = writeln!(
                 out,
                 "       raw sha256        {} ≠ {}",
@@ -217,6 +232,9 @@ pub fn junit(report: &CompareReport) -> String {
 pub fn cause(p: &PairReport) -> String {
     if p.reproducible() {
         return "identical".into();
+    }
+    if let Some(moved) = p.moved_inputs.first() {
+        return format!("{} moved", moved.input.replace('-', " "));
     }
     if let Some(v) = p.attribution.iter().find_map(|a| a.variation) {
         return v.name().to_string();

@@ -313,3 +313,112 @@ fn a_damaged_blob_is_an_environment_error_naming_runs_verify() {
         good
     );
 }
+
+/// The run id a build printed.
+fn run_id(r: &Run) -> String {
+    r.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .expect("the run id is printed")
+        .to_string()
+}
+
+#[test]
+fn two_runs_compared_name_the_build_dependency_that_moved_or_say_nothing_did() {
+    let world = World::new();
+    let dir = world.path();
+    // app's wheel carries the version of the tool it was built with, as a plugin's output would.
+    let app = || {
+        package("app", "1.0", &["tool"], &[])
+            .file(
+                "hook.py",
+                "import importlib.metadata as m\nopen('module.py', 'w').write(f'NAME = \"app\"\\nTOOL = {m.version(\"tool\")!r}\\n')",
+            )
+            .write(dir)
+    };
+    package("tool", "1.0", &[], &[]).write(dir);
+    app();
+    let first = world.build(&["app==1.0"]);
+    assert_eq!(
+        first.code,
+        ExitCode::Success,
+        "{}{}",
+        first.stdout,
+        first.stderr
+    );
+    // A month later: a new upload of the build dependency, the same app.
+    package("tool", "1.1", &[], &[]).write(dir);
+    let second = world.build(&["app==1.0", "--rebuild"]);
+    assert_eq!(
+        second.code,
+        ExitCode::Success,
+        "{}{}",
+        second.stdout,
+        second.stderr
+    );
+    let (a, b) = (run_id(&first), run_id(&second));
+    let compare = |format: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        command
+            .args(["compare", &a, &b, "--format", format])
+            .arg("--store")
+            .arg(dir.join(".store"));
+        run(command)
+    };
+    let json = compare("json");
+    assert_eq!(
+        json.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        json.stdout,
+        json.stderr
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let pair = doc["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["wheel"] == "app-1.0-py3-none-any.whl")
+        .expect("app is compared");
+    assert_eq!(pair["same_inputs"], false, "{pair}");
+    assert_eq!(
+        pair["moved_inputs"],
+        serde_json::json!([{"input": "build-dependency", "name": "tool", "a": "1.0", "b": "1.1"}]),
+        "{pair}"
+    );
+    // The text leads with the cause, before the hashes.
+    let text = compare("text");
+    let block = crate::common::block(&text.stdout, "app-1.0-py3-none-any.whl");
+    let moved = block
+        .find("inputs moved: build dependency tool 1.0 → 1.1")
+        .unwrap_or_else(|| panic!("{block}"));
+    assert!(moved < block.find("raw sha256").unwrap(), "{block}");
+
+    // The same inputs built twice to other bytes: nothing moved, the build is to blame.
+    let clocked = World::new();
+    package("clocked", "1.0", &[], &[])
+        .file("clock_times.txt", "")
+        .write(clocked.path());
+    let one = clocked.build(&["clocked==1.0"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let two = clocked.build(&["clocked==1.0", "--rebuild"]);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .args(["compare", &run_id(&one), &run_id(&two)])
+        .arg("--store")
+        .arg(clocked.path().join(".store"));
+    let r = run(command);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stdout
+            .contains("same inputs, different bytes: the build is not reproducible"),
+        "{}",
+        r.stdout
+    );
+}
