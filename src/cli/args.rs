@@ -429,7 +429,15 @@ pub(crate) struct CompareArgs {
     /// A run id in the store, a folder of wheels (DIR/<cell>/*.whl or DIR/*.whl), or a wheel.
     pub(crate) a: String,
     /// The same, for the other side.
-    pub(crate) b: String,
+    #[arg(required_unless_present = "across_cells")]
+    pub(crate) b: Option<String>,
+    /// Compare the pure wheels (`*-none-any.whl`) of one run between its cells: each cell's
+    /// wheel with the first cell's, and what moved between their builds (the interpreter,
+    /// the image…). A pure wheel should come out the same everywhere.
+    ///
+    ///   rewheel compare 20261206-041750 --across-cells
+    #[arg(long, conflicts_with = "b")]
+    pub(crate) across_cells: bool,
     #[arg(long, env = "REWHEEL_STORE", value_name = "DIR")]
     pub(crate) store: Option<PathBuf>,
     #[command(flatten)]

@@ -2,7 +2,7 @@
 
 use super::args::{CompareArgs, ReportArgs, ReportFormat};
 use super::settings::store_root as store_dir;
-use crate::verify::compare::{Clues, CompareReport, Side, compare_sides};
+use crate::verify::compare::{Clues, CompareReport, Side, across_cells, compare_sides};
 use crate::verify::report as compare_report;
 use crate::{errors::Error, exit::ExitCode};
 use anyhow::Context;
@@ -41,11 +41,15 @@ pub(crate) fn emit_report(report: &CompareReport, args: &ReportArgs) -> anyhow::
 }
 
 pub(crate) fn run(args: CompareArgs) -> Result<ExitCode, Error> {
-    if args.a.ends_with(".intoto.json") {
-        return verify_statement(&args.a, &args.b);
-    }
-    let (a, b) = Side::load_pair(&args.a, &args.b, || store_dir(args.store.as_ref()))?;
-    let report = compare_sides(&a, &b, &Clues::default())?;
+    let store = || store_dir(args.store.as_ref());
+    let report = match &args.b {
+        None => across_cells(&Side::load_pair(&args.a, &args.a, store)?.0)?,
+        Some(b) if args.a.ends_with(".intoto.json") => return verify_statement(&args.a, b),
+        Some(b) => {
+            let (a, b) = Side::load_pair(&args.a, b, store)?;
+            compare_sides(&a, &b, &Clues::default())?
+        }
+    };
     emit_report(&report, &args.report)?;
     Ok(ExitCode::checked(report.all_reproducible()))
 }

@@ -345,6 +345,55 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
     })
 }
 
+/// One run's pure wheels (`*-none-any.whl`) compared between its cells: each other cell's
+/// wheel with the first cell's, as `A vs B` pairs, with what moved between their jobs. A pure
+/// wheel that differs between cells leaks its build's interpreter or system into its bytes.
+pub fn across_cells(side: &Side) -> Result<CompareReport, CompareError> {
+    let mut cells_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (cell, file) in side.wheels.keys() {
+        if !cell.is_empty() && file.ends_with("-none-any.whl") {
+            cells_of.entry(file).or_default().push(cell);
+        }
+    }
+    let one = |cell: &str, file: &str| {
+        let key = (cell.to_string(), file.to_string());
+        let plain = (String::new(), file.to_string());
+        let pick = |map: &BTreeMap<(String, String), String>| {
+            map.get(&key)
+                .map(|v| [(plain.clone(), v.clone())].into())
+                .unwrap_or_default()
+        };
+        Side {
+            label: cell.to_string(),
+            wheels: [(plain.clone(), side.wheels[&key].clone())].into(),
+            blobs: pick(&side.blobs),
+            fingerprints: pick(&side.fingerprints),
+        }
+    };
+    let mut pairs = Vec::new();
+    for (file, cells) in &cells_of {
+        let Some((first, others)) = cells.split_first() else {
+            continue;
+        };
+        for other in others {
+            let report = compare_sides(&one(first, file), &one(other, file), &Clues::default())?;
+            pairs.extend(report.pairs.into_iter().map(|mut pair| {
+                pair.cell = format!("{first} vs {other}");
+                pair
+            }));
+        }
+    }
+    Ok(CompareReport {
+        schema_version: SCHEMA_VERSION,
+        a: format!("{} (each pure wheel's first cell)", side.label),
+        b: format!("{} (its other cells)", side.label),
+        pairs,
+        only_in_a: Vec::new(),
+        only_in_b: Vec::new(),
+        failed: Vec::new(),
+    })
+}
+
 /// A wheel's path, and the sha256 it must have when it is a blob of the store.
 type Sourced = (PathBuf, Option<String>);
 

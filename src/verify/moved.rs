@@ -110,7 +110,8 @@ pub fn moved_inputs(a: &str, b: &str) -> Option<Vec<MovedInput>> {
     let mut plain = |input: &'static str, key: &str, short: bool| {
         let (va, vb) = (text(a.get(key)), text(b.get(key)));
         if va != vb {
-            let cut = |s: String| match short && s.len() > 19 {
+            // An image id is long and its head tells it apart; an interpreter's path is not.
+            let cut = |s: String| match short && s.len() > 19 && !s.contains('/') {
                 true => s[..19].to_string(),
                 false => s,
             };

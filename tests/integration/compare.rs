@@ -422,3 +422,110 @@ fn two_runs_compared_name_the_build_dependency_that_moved_or_say_nothing_did() {
         r.stdout
     );
 }
+
+#[test]
+fn pure_wheels_are_compared_across_cells_and_one_that_embeds_the_interpreter_differs() {
+    let (Some(_), Some(_)) = (
+        crate::common::host_has_python("3.11"),
+        crate::common::host_has_python("3.10"),
+    ) else {
+        crate::common::skip("across cells: needs Python 3.10 and 3.11 on the host");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    package("plain", "1.0", &[], &[]).write(dir);
+    package("embeds", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "import sys\nopen('module.py', 'w').write(f'NAME = \"embeds\"\\nBUILT_BY = {sys.version_info[:2]!r}\\n')",
+        )
+        .write(dir);
+    let rewheel = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        c.args(args)
+            .args(["--store"])
+            .arg(dir.join(".store"))
+            .env_remove("PIP_INDEX_URL");
+        c
+    };
+    let mut build = rewheel(&[
+        "build",
+        "plain==1.0",
+        "embeds==1.0",
+        "--python",
+        "3.11",
+        "--python",
+        "3.10",
+        "--backend",
+        "local",
+        "--source-date-epoch",
+        "1700000000",
+        "--no-index",
+    ]);
+    build
+        .arg("--find-links")
+        .arg(dir)
+        .arg("--cache-dir")
+        .arg(dir.join(".cache"))
+        .arg("--out")
+        .arg(dir.join("wheelhouse"))
+        .arg("--build-path")
+        .arg(dir.join(".build"));
+    let built = run(build);
+    assert_eq!(
+        built.code,
+        ExitCode::Success,
+        "{}{}",
+        built.stdout,
+        built.stderr
+    );
+    let id = run_id(&built);
+    let r = run(rewheel(&[
+        "compare",
+        &id,
+        "--across-cells",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let pair = |wheel: &str| {
+        doc["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["wheel"] == wheel)
+            .unwrap_or_else(|| panic!("{wheel} in {doc}"))
+            .clone()
+    };
+    let plain = pair("plain-1.0-py3-none-any.whl");
+    assert_eq!(plain["verdict"], "identical", "{plain}");
+    let embeds = pair("embeds-1.0-py3-none-any.whl");
+    assert_eq!(embeds["verdict"], "content-differs", "{embeds}");
+    assert!(
+        embeds["cell"].as_str().unwrap().contains(" vs "),
+        "{embeds}"
+    );
+    assert!(
+        embeds["moved_inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["input"] == "interpreter-version"),
+        "{embeds}"
+    );
+    let text = run(rewheel(&["compare", &id, "--across-cells"]));
+    assert!(
+        text.stdout
+            .contains("inputs moved: interpreter version 3.1"),
+        "{}",
+        text.stdout
+    );
+}
