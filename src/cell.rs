@@ -110,8 +110,35 @@ pub struct Cell {
     full_version: Version,
 }
 
+/// The CPython minor versions rewheel builds for: the job's frontend needs 3.6 (f-strings),
+/// and a version newer than the last listed has markers and tags no index has seen, so a typo
+/// like `3.99` would resolve against nothing real.
+pub const KNOWN_PYTHONS: &[(u64, u64)] = &[
+    (3, 6),
+    (3, 7),
+    (3, 8),
+    (3, 9),
+    (3, 10),
+    (3, 11),
+    (3, 12),
+    (3, 13),
+    (3, 14),
+];
+
+/// The known versions as the error names them.
+pub fn known_pythons() -> String {
+    let names: Vec<String> = KNOWN_PYTHONS
+        .iter()
+        .map(|(major, minor)| format!("{major}.{minor}"))
+        .collect();
+    names.join(", ")
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("`{given}` is not a Python version like 3.9 or 3.11.2")]
+#[error(
+    "`{given}` is not a Python version rewheel knows; give one of {} (X.Y, or X.Y.Z for a patch release)",
+    known_pythons()
+)]
 pub struct BadPythonVersion {
     pub given: String,
 }
@@ -127,7 +154,7 @@ impl Cell {
         };
         let version = Version::from_str(given).map_err(|_| bad())?;
         let release = version.release();
-        if version.epoch() != 0 || !(2..=3).contains(&release.len()) || release[0] < 2 {
+        if release.len() < 2 {
             return Err(bad());
         }
         let id = CellId::new(format!("cp{}{}", release[0], release[1])).expect("a plain cell id");
@@ -140,7 +167,12 @@ impl Cell {
         };
         let version = Version::from_str(python).map_err(|_| bad())?;
         let release = version.release();
-        if release.len() < 2 {
+        if version.epoch() != 0
+            || !(2..=3).contains(&release.len())
+            || !KNOWN_PYTHONS.contains(&(release[0], release[1]))
+            || version.any_prerelease()
+            || version.is_local()
+        {
             return Err(bad());
         }
         let short = format!("{}.{}", release[0], release[1]);
@@ -196,6 +228,18 @@ mod tests {
         .unwrap();
         assert!(req.evaluate_markers(cell.markers(), &[]));
         assert!(!req.evaluate_markers(Cell::for_python("3.9").unwrap().markers(), &[]));
+    }
+
+    #[test]
+    fn only_known_interpreters_make_cells() {
+        for known in ["3.6", "3.9.2", "3.14", "3.14.0"] {
+            assert!(Cell::for_python(known).is_ok(), "{known}");
+        }
+        for unknown in ["2.5", "2.7", "3.99", "3.15", "4.0", "3", "3.11.2.1", "1!3.11", "3.11rc1"] {
+            let err = Cell::for_python(unknown).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{unknown}`")), "{err}");
+            assert!(err.contains("3.6, 3.7, 3.8, 3.9, 3.10, 3.11, 3.12, 3.13, 3.14"), "{err}");
+        }
     }
 
     #[test]

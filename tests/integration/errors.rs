@@ -58,6 +58,22 @@ fn malformed_requirements_line_names_file_and_line() {
 }
 
 #[test]
+fn an_interpreter_rewheel_does_not_know_is_refused_with_those_it_does() {
+    let dir = tempfile::tempdir().unwrap();
+    world(dir.path());
+    for (command, python) in [("resolve", "2.5"), ("resolve", "3.99"), ("build", "3.99")] {
+        let r = rewheel(dir.path(), &[command, "dateapp==1.0", "--python", python]);
+        assert_input_error(
+            &r,
+            &format!(
+                "`{python}` is not a Python version rewheel knows; give one of 3.6, 3.7, 3.8, \
+                 3.9, 3.10, 3.11, 3.12, 3.13, 3.14"
+            ),
+        );
+    }
+}
+
+#[test]
 fn unknown_package() {
     let dir = tempfile::tempdir().unwrap();
     world(dir.path());
