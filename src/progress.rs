@@ -81,6 +81,17 @@ impl Ending<'_> {
     }
 }
 
+/// `--quiet`: no spinner, no bars, no progress lines; results and errors only.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Clone)]
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -88,7 +99,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn stderr(enabled: bool) -> Self {
-        if !enabled || !std::io::stderr().is_terminal() {
+        if !enabled || quiet() || !std::io::stderr().is_terminal() {
             return Self::hidden();
         }
         let bar = ProgressBar::new_spinner();
@@ -126,7 +137,7 @@ pub struct JobDisplay {
 
 impl JobDisplay {
     pub fn new(cells: &[String], counts: &HashMap<String, u64>) -> Self {
-        if !std::io::stderr().is_terminal() {
+        if quiet() || !std::io::stderr().is_terminal() {
             return Self {
                 multi: None,
                 bars: HashMap::new(),
@@ -189,8 +200,8 @@ impl JobDisplay {
                     .unwrap()
                     .insert((cell.into(), label.into()), spinner);
             }
-            None if probe => eprintln!("[{cell}] asking the hook of {label}"),
-            None => eprintln!("[{cell}] building {label}"),
+            None if probe => say(format_args!("[{cell}] asking the hook of {label}")),
+            None => say(format_args!("[{cell}] building {label}")),
         }
     }
 
@@ -213,7 +224,21 @@ impl JobDisplay {
                 }
                 let _ = multi.println(format!("[{cell}] {verb} {label} ({seconds:.1} s){note}"));
             }
-            None => eprintln!("[{cell}] {verb} {label} ({seconds:.1} s){note}"),
+            None => say(format_args!("[{cell}] {verb} {label} ({seconds:.1} s){note}")),
         }
+    }
+}
+
+/// An informational line on stderr, which `--quiet` hides.
+pub fn note(line: std::fmt::Arguments<'_>) {
+    say(line)
+}
+
+/// A progress line on stderr. A reader that went away (`2>&1 | head`) must not stop the build:
+/// `eprintln!` would panic on EPIPE in the middle of the jobs, so the line is dropped instead.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if !quiet() {
+        let _ = writeln!(std::io::stderr(), "{line}");
     }
 }

@@ -218,6 +218,18 @@ impl BuildRequest {
     }
 }
 
+/// How a stranded run `id` continues, for `runs verify`: the command that made it, resumed.
+pub fn resume_hint(store_root: &Path, id: &str) -> String {
+    match Stored::read(store_root, id).map(|stored| stored.settings) {
+        Ok(RunSettings::Build(_)) => format!("`rewheel build --resume {id}` continues it"),
+        Ok(RunSettings::Check { .. }) => format!("`rewheel check --resume {id}` continues it"),
+        Ok(RunSettings::SecondSide { of }) => {
+            format!("it is a side of check {of}: `rewheel check --resume {of}` builds it again")
+        }
+        Err(_) => "it cannot be resumed: run its command again (`runs show` has it); the jobs it finished come from the job cache".to_string(),
+    }
+}
+
 /// `path` made absolute against the working folder (left as it is if there is none).
 pub fn anchor(path: &mut PathBuf) {
     if let Ok(absolute) = std::path::absolute(&*path) {

@@ -76,6 +76,7 @@ pub struct BuiltRun {
     pub run_id: String,
     /// This process builds the run until the run is dropped (or the process ends).
     _lock: RunLock,
+    unfinished: Unfinished,
     pub summary: Summary,
     pub backend: Arc<dyn Backend>,
     pub runtime: tokio::runtime::Runtime,
@@ -102,6 +103,9 @@ impl BuiltRun {
             (RunStatus::Built, Ending::Built)
         };
         self.store.finish_run(&self.run_id, status)?;
+        self.unfinished
+            .recorded
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(ending)
     }
 
@@ -137,6 +141,7 @@ pub fn build(
     on_run: impl FnOnce(&str),
 ) -> anyhow::Result<Stage> {
     let store = Store::open(&settings.store_root)?;
+    let new = matches!(run, RunRef::New { .. });
     let run_id = match run {
         RunRef::Resume(id) => id,
         RunRef::New { argv, document } => store.new_run_with(&argv, Some(&document))?,
@@ -144,14 +149,56 @@ pub fn build(
     // Before anything is done to the run: a run another process builds is refused untouched.
     let lock = store.lock_run(&run_id)?;
     on_run(&run_id);
+    let unfinished = Unfinished::new(&settings.store_root, &run_id);
     let store_root = settings.store_root.clone();
     let id = run_id.clone();
-    build_in(store, run_id, lock, settings).inspect_err(|_| {
-        // A run that ends in an error (resolution, planning, the engine) says so in the store.
-        if let Ok(store) = Store::open(&store_root) {
-            let _ = store.finish_run(&id, RunStatus::Failed);
+    let stage = build_in(store, run_id, lock, settings, unfinished).inspect_err(|err| {
+        let Ok(store) = Store::open(&store_root) else {
+            return;
+        };
+        // A new run refused for its input (an unknown interpreter, a bad pin) built nothing and
+        // has nothing to resume: it is not kept, so `runs list` shows only runs that did work.
+        // Any other error (the engine, the disk) says so in the store.
+        if new
+            && crate::errors::code_of(err) == ExitCode::Input
+            && store.drop_empty_run(&id).unwrap_or(false)
+        {
+            return;
         }
-    })
+        let _ = store.finish_run(&id, RunStatus::Failed);
+    })?;
+    Ok(stage)
+}
+
+/// Records its run interrupted when dropped by a panic: a display that meets a closed stderr
+/// (EPIPE) panics, and a run left "running" could never be told from one still building.
+/// Interrupted, it resumes like one stopped by Ctrl-C. A run that ends normally is recorded by
+/// whoever ends it, and this does nothing.
+pub struct Unfinished {
+    store_root: PathBuf,
+    run_id: String,
+    recorded: std::sync::atomic::AtomicBool,
+}
+
+impl Unfinished {
+    fn new(store_root: &std::path::Path, run_id: &str) -> Self {
+        Self {
+            store_root: store_root.to_path_buf(),
+            run_id: run_id.to_string(),
+            recorded: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && !self.recorded.load(std::sync::atomic::Ordering::SeqCst)
+            && let Ok(store) = Store::open(&self.store_root)
+        {
+            let _ = store.finish_run(&self.run_id, RunStatus::Interrupted);
+        }
+    }
 }
 
 /// A watch that turns true on the first terminating signal (SIGINT, SIGTERM, SIGHUP): every
@@ -209,6 +256,7 @@ fn build_in(
     run_id: String,
     lock: RunLock,
     settings: BuildSettings,
+    unfinished: Unfinished,
 ) -> anyhow::Result<Stage> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -258,6 +306,7 @@ fn build_in(
         store,
         run_id,
         _lock: lock,
+        unfinished,
         summary,
         backend,
         runtime,

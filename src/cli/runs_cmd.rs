@@ -2,6 +2,7 @@
 
 use super::args::RunsCommand;
 use super::settings::store_root as store_dir;
+use crate::build::record::resume_hint;
 use crate::store::gc::Keep;
 use crate::store::{Store, StoreError};
 use crate::{errors::Error, exit::ExitCode};
@@ -9,8 +10,8 @@ use crate::{errors::Error, exit::ExitCode};
 pub(crate) fn run(command: RunsCommand) -> Result<ExitCode, Error> {
     match command {
         RunsCommand::Verify { store, json } => {
-            let store = Store::open(&store_dir(store.as_ref())?)?;
-            let problems = store.verify()?;
+            let root = store_dir(store.as_ref())?;
+            let problems = Store::open(&root)?.verify(|id| resume_hint(&root, id))?;
             if json {
                 let doc = serde_json::json!({ "schema_version": 1, "problems": problems });
                 println!("{}", serde_json::to_string_pretty(&doc)?);

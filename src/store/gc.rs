@@ -206,7 +206,7 @@ mod tests {
         );
         assert!(store.run(&old).unwrap().is_none());
         assert_eq!(store.jobs(&new).unwrap().len(), 1);
-        assert!(store.verify().unwrap().is_empty());
+        assert!(store.verify(|_| String::new()).unwrap().is_empty());
         // A run started now never takes the collected run's id, which the kept rows name.
         for _ in 0..3 {
             assert_ne!(store.new_run(&[]).unwrap(), old);

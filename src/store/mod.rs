@@ -651,8 +651,9 @@ impl Store {
         Ok(())
     }
 
-    /// fsck: job rows whose blobs are missing or damaged, and runs still marked running.
-    pub fn verify(&self) -> Result<Vec<Problem>, StoreError> {
+    /// fsck: job rows whose blobs are missing or damaged, and runs still marked running;
+    /// `resume` says how a stranded run continues (its stage reads the run's settings).
+    pub fn verify(&self, resume: impl Fn(&str) -> String) -> Result<Vec<Problem>, StoreError> {
         let mut problems = Vec::new();
         let mut checked = std::collections::HashMap::new();
         for run in self.runs()? {
@@ -661,7 +662,10 @@ impl Store {
                 problems.push(Problem {
                     run: run.id.clone(),
                     job: None,
-                    what: "marked running, but no rewheel is finishing it (killed?); `rewheel build --resume` continues it".into(),
+                    what: format!(
+                        "marked running, but no rewheel is finishing it (killed?); {}",
+                        resume(&run.id)
+                    ),
                 });
             }
             for job in self.jobs(&run.id)? {
@@ -744,6 +748,20 @@ impl Store {
             }
         }
         unreachable!("some suffix is free")
+    }
+
+    /// Forget a run that never got a job (its input was refused before any): `runs list`
+    /// shows runs that did something. A run with jobs is kept; the answer says which happened.
+    pub fn drop_empty_run(&self, id: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .db
+            .execute(
+                "DELETE FROM runs WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM jobs WHERE run_id = ?1)",
+                params![id],
+            )
+            .map_err(self.sql())?;
+        Ok(deleted == 1)
     }
 
     pub fn finish_run(&self, id: &str, status: RunStatus) -> Result<(), StoreError> {

@@ -480,3 +480,92 @@ fn a_wheel_entry_that_cannot_be_installed_is_named_with_its_wheel() {
     );
     assert!(world.wheels().is_empty(), "{:?}", world.wheels());
 }
+
+/// A run refused for its input built nothing and has nothing to resume: `runs list` does not
+/// show it. A run that did work and then met bad input (a resumed one) is kept.
+#[test]
+fn an_input_error_leaves_no_run_in_the_store() {
+    let world = World::new();
+    package("plain", "1.0", &[], &[]).write(world.path());
+    let store = world.path().join(".store");
+    for args in [&["plain==9.9"][..], &["no-such-thing"][..]] {
+        let r = world.build(args);
+        assert_eq!(r.code, ExitCode::Input, "{args:?}: {}", r.stderr);
+    }
+    let mut unknown = world.command("build", &["plain==1.0"]);
+    unknown.args(["--python", "3.99"]);
+    let r = run(unknown);
+    assert_eq!(r.code, ExitCode::Input, "{}", r.stderr);
+    let list = runs(&store, &["list"]);
+    assert_eq!(list.code, ExitCode::Success, "{}", list.stderr);
+    assert_eq!(list.stdout.lines().count(), 1, "only real runs: {}", list.stdout);
+    let built = world.build(&["plain==1.0"]);
+    assert_eq!(built.code, ExitCode::Success, "{}", built.stderr);
+    assert_eq!(only_run(&store).1, "built");
+}
+
+/// `rewheel build … 2>&1 | head -1`: the reader goes away while jobs run. The build is not left
+/// "running" in the store, and `runs verify` finds nothing stranded.
+#[test]
+fn a_build_whose_reader_went_away_ends_recorded() {
+    use std::io::BufRead;
+    let world = World::new();
+    package("dozy", "1.0", &[], &[])
+        .file("hook.py", "import time\ntime.sleep(2)\n")
+        .write(world.path());
+    let mut child = world
+        .command("build", &["dozy==1.0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("run "), "{first}");
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert_ne!(status.code(), Some(0), "nothing could be printed: {status:?}");
+    let store = world.path().join(".store");
+    let (_, recorded) = only_run(&store);
+    assert_eq!(recorded, "interrupted");
+    let verify = runs(&store, &["verify"]);
+    assert_eq!(verify.code, ExitCode::Success, "{}", verify.stdout);
+}
+
+/// A run killed without warning is stranded: `runs verify` names it and the command that
+/// continues it.
+#[test]
+fn runs_verify_names_the_run_to_resume() {
+    let world = World::new();
+    let marker = format!("rewheel-faults-stranded-{}", std::process::id());
+    slow_package(&world, &marker);
+    let mut child = start_slow_build(&world, &marker);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let store = world.path().join(".store");
+    let (id, status) = only_run(&store);
+    assert_eq!(status, "running");
+    let verify = runs(&store, &["verify"]);
+    // The job's own processes outlive a SIGKILL of rewheel; they are this test's to end.
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        {
+            // SAFETY: a process this test's build started, found by its unique marker.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    assert_ne!(verify.code, ExitCode::Success, "{}", verify.stdout);
+    assert!(
+        verify.stdout.contains(&format!(
+            "run {id}: marked running, but no rewheel is finishing it (killed?); `rewheel build --resume {id}` continues it"
+        )),
+        "{}",
+        verify.stdout
+    );
+}
