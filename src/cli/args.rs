@@ -22,6 +22,19 @@ pub(crate) struct Cli {
     /// More log output (repeat for more); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
+    /// No progress lines and no log lines below errors: only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// Colour in log lines: `auto` when stderr is a terminal and NO_COLOR is unset.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]
+    pub(crate) color: Color,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Color {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Subcommand)]
@@ -94,20 +107,57 @@ pub(crate) enum Command {
     /// One CI job per wheel and cell: the plan as JSON, GitHub Actions matrices by level, or a
     /// GitLab child pipeline with `needs:` edges. Each job runs with `rewheel build --plan FILE
     /// --job ID --inputs DIR --out DIR`; `rewheel merge` joins the results into one run.
-    #[command(after_help = exit::table())]
+    ///
+    /// Examples:
+    ///   rewheel plan -r lock.txt --matrix matrices/debian.toml -o plan.json
+    ///   rewheel plan -r lock.txt --python 3.11 --emit gitlab -o child.yml
+    #[command(after_help = exit::table(), verbatim_doc_comment)]
     Plan(PlanArgs),
     /// Join CI job results (`*.result.json` and their wheels) into one run of the store.
-    #[command(after_help = exit::table())]
+    ///
+    /// Examples:
+    ///   rewheel merge --plan plan.json results/
+    #[command(after_help = exit::table(), verbatim_doc_comment)]
     Merge(MergeArgs),
     /// Compare two runs, two folders of wheels, or two wheels, entry by entry.
-    #[command(after_help = exit::table())]
+    ///
+    /// Examples:
+    ///   rewheel compare 20261121-204906 20261122-090112
+    ///   rewheel compare wheelhouse-a/ wheelhouse-b/
+    ///   rewheel compare six-1.16.0-py2.py3-none-any.whl other/six-1.16.0-py2.py3-none-any.whl
+    #[command(after_help = exit::table(), verbatim_doc_comment)]
     Compare(CompareArgs),
     /// Build images without a registry (debootstrap + import), and list them.
-    #[command(subcommand)]
+    ///
+    /// Examples:
+    ///   rewheel images build bookworm bullseye
+    ///   rewheel images list
+    #[command(subcommand, verbatim_doc_comment)]
     Images(ImagesCommand),
     /// The run store: `runs list`, `runs show RUN`, `runs verify` (check every blob against its hash).
-    #[command(subcommand)]
+    ///
+    /// Examples:
+    ///   rewheel runs list
+    ///   rewheel runs show 20261121-204906 --json
+    ///   rewheel runs verify
+    #[command(subcommand, verbatim_doc_comment)]
     Runs(RunsCommand),
+    /// Print a shell completion script for SHELL.
+    ///
+    /// Examples:
+    ///   rewheel completions bash > ~/.local/share/bash-completion/completions/rewheel
+    ///   rewheel completions zsh > ~/.zfunc/_rewheel
+    #[command(verbatim_doc_comment)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), made from these definitions.
+    ///
+    /// Examples:
+    ///   rewheel man > ~/.local/share/man/man1/rewheel.1
+    #[command(verbatim_doc_comment)]
+    Man,
 }
 
 #[derive(Args)]

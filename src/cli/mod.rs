@@ -23,7 +23,7 @@ use clap::Parser;
 pub fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    init_tracing(&cli);
     let result = match cli.command {
         Command::Resolve(args) => resolve_cmd::run(args),
         // One job of a CI plan: no resolution, no run of the store.
@@ -37,6 +37,15 @@ pub fn main() -> ExitCode {
         Command::Merge(args) => job_cmd::merge(args, argv),
         Command::Runs(command) => runs_cmd::run(command),
         Command::Images(command) => images_cmd::run(command),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "rewheel", &mut std::io::stdout());
+            Ok(ExitCode::Success)
+        }
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map(|()| ExitCode::Success)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,
@@ -47,11 +56,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
+fn init_tracing(cli: &Cli) {
+    use std::io::IsTerminal;
+    crate::progress::set_quiet(cli.quiet);
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
         _ => "debug",
+    };
+    // A log file or a CI log shows escape codes as noise.
+    let ansi = match cli.color {
+        args::Color::Always => true,
+        args::Color::Never => false,
+        args::Color::Auto => {
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -59,6 +79,7 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(ansi)
         .without_time()
         .init();
 }

@@ -165,10 +165,21 @@ pub fn open(
     claim_build_root(&request.build_path)?;
     let has_images = cells.iter().all(|c| c.image.is_some());
     let kind = match request.kind {
-        BackendKind::Auto if has_images && runtime.block_on(DockerBackend::connect()).is_ok() => {
-            BackendKind::Docker
+        BackendKind::Auto => {
+            let (kind, why) = if !has_images {
+                (BackendKind::Local, "a cell names no image")
+            } else if runtime.block_on(DockerBackend::connect()).is_ok() {
+                (BackendKind::Docker, "every cell names an image and an engine answers")
+            } else {
+                (BackendKind::Local, "no Docker engine answers")
+            };
+            // Where a build ran decides what its wheels can be compared with: say it.
+            crate::progress::note(format_args!(
+                "backend: {} ({why})",
+                if kind == BackendKind::Docker { "docker" } else { "local" }
+            ));
+            kind
         }
-        BackendKind::Auto => BackendKind::Local,
         other => other,
     };
     if kind == BackendKind::Docker {
