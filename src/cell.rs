@@ -235,10 +235,15 @@ mod tests {
         for known in ["3.6", "3.9.2", "3.14", "3.14.0"] {
             assert!(Cell::for_python(known).is_ok(), "{known}");
         }
-        for unknown in ["2.5", "2.7", "3.99", "3.15", "4.0", "3", "3.11.2.1", "1!3.11", "3.11rc1"] {
+        for unknown in [
+            "2.5", "2.7", "3.99", "3.15", "4.0", "3", "3.11.2.1", "1!3.11", "3.11rc1",
+        ] {
             let err = Cell::for_python(unknown).unwrap_err().to_string();
             assert!(err.contains(&format!("`{unknown}`")), "{err}");
-            assert!(err.contains("3.6, 3.7, 3.8, 3.9, 3.10, 3.11, 3.12, 3.13, 3.14"), "{err}");
+            assert!(
+                err.contains("3.6, 3.7, 3.8, 3.9, 3.10, 3.11, 3.12, 3.13, 3.14"),
+                "{err}"
+            );
         }
     }
 

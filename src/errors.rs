@@ -251,12 +251,6 @@ fn first_decided<'a>(causes: impl Iterator<Item = &'a (dyn StdError + 'static)>)
     causes.filter_map(decide).next().unwrap_or(ExitCode::Input)
 }
 
-/// The code `error` would exit with, for a stage that must know before it is returned (a run
-/// that ends on bad input is not kept).
-pub fn code_of(error: &anyhow::Error) -> ExitCode {
-    first_decided(error.chain())
-}
-
 /// What `error` wraps decides, as its chain shows it.
 fn below(error: &(dyn StdError + 'static)) -> ExitCode {
     first_decided(chain(error.source()))

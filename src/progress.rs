@@ -224,7 +224,9 @@ impl JobDisplay {
                 }
                 let _ = multi.println(format!("[{cell}] {verb} {label} ({seconds:.1} s){note}"));
             }
-            None => say(format_args!("[{cell}] {verb} {label} ({seconds:.1} s){note}")),
+            None => say(format_args!(
+                "[{cell}] {verb} {label} ({seconds:.1} s){note}"
+            )),
         }
     }
 }

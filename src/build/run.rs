@@ -152,22 +152,21 @@ pub fn build(
     let unfinished = Unfinished::new(&settings.store_root, &run_id);
     let store_root = settings.store_root.clone();
     let id = run_id.clone();
-    let stage = build_in(store, run_id, lock, settings, unfinished).inspect_err(|err| {
+    let mut resolved = false;
+    let stage = build_in(store, run_id, lock, settings, unfinished, &mut resolved);
+    stage.inspect_err(|_| {
         let Ok(store) = Store::open(&store_root) else {
             return;
         };
-        // A new run refused for its input (an unknown interpreter, a bad pin) built nothing and
-        // has nothing to resume: it is not kept, so `runs list` shows only runs that did work.
-        // Any other error (the engine, the disk) says so in the store.
-        if new
-            && crate::errors::code_of(err) == ExitCode::Input
-            && store.drop_empty_run(&id).unwrap_or(false)
-        {
+        // A new run whose resolution failed (an unknown interpreter, a bad pin, an index that
+        // does not have it) built nothing and has nothing to resume: it is not kept, so `runs
+        // list` shows only runs that did work. Any later error (the engine, the disk) says so
+        // in the store.
+        if new && !resolved && store.drop_empty_run(&id).unwrap_or(false) {
             return;
         }
         let _ = store.finish_run(&id, RunStatus::Failed);
-    })?;
-    Ok(stage)
+    })
 }
 
 /// Records its run interrupted when dropped by a panic: a display that meets a closed stderr
@@ -257,6 +256,7 @@ fn build_in(
     lock: RunLock,
     settings: BuildSettings,
     unfinished: Unfinished,
+    resolved_once: &mut bool,
 ) -> anyhow::Result<Stage> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -268,6 +268,7 @@ fn build_in(
         store.finish_run(&run_id, RunStatus::Interrupted)?;
         return Ok(Stage::Interrupted);
     };
+    *resolved_once = true;
     if resolved.has_error_cycle() {
         store.finish_run(&run_id, RunStatus::Cycle)?;
         return Ok(Stage::Cycle(Box::new(resolved.report())));

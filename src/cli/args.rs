@@ -104,9 +104,11 @@ pub(crate) enum Command {
     ///   rewheel rebuild https://files.example/markupsafe-2.1.3-cp311-...whl --matrix matrices/debian.toml
     #[command(after_help = exit::table(), verbatim_doc_comment)]
     Rebuild(RebuildArgs),
-    /// One CI job per wheel and cell: the plan as JSON, GitHub Actions matrices by level, or a
-    /// GitLab child pipeline with `needs:` edges. Each job runs with `rewheel build --plan FILE
-    /// --job ID --inputs DIR --out DIR`; `rewheel merge` joins the results into one run.
+    /// One CI job per wheel and cell: the plan as JSON, GitHub Actions matrices, or a GitLab pipeline.
+    ///
+    /// The plan as JSON, GitHub Actions matrices by level, or a GitLab child pipeline with
+    /// `needs:` edges. Each job runs with `rewheel build --plan FILE --job ID --inputs DIR
+    /// --out DIR`; `rewheel merge` joins the results into one run.
     ///
     /// Examples:
     ///   rewheel plan -r lock.txt --matrix matrices/debian.toml -o plan.json

@@ -38,14 +38,18 @@ pub fn main() -> ExitCode {
         Command::Runs(command) => runs_cmd::run(command),
         Command::Images(command) => images_cmd::run(command),
         Command::Completions { shell } => {
+            let mut text = Vec::new();
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "rewheel", &mut std::io::stdout());
-            Ok(ExitCode::Success)
+            clap_complete::generate(shell, &mut command, "rewheel", &mut text);
+            print_bytes(&text)
         }
-        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-            .render(&mut std::io::stdout())
-            .map(|()| ExitCode::Success)
-            .map_err(Into::into),
+        Command::Man => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut text)
+                .map_err(Into::into)
+                .and_then(|()| print_bytes(&text))
+        }
     };
     match result {
         Ok(code) => code,
@@ -54,6 +58,12 @@ pub fn main() -> ExitCode {
             err.exit_code()
         }
     }
+}
+
+/// Generated text, written whole: the generators panic on a closed pipe (`| head`).
+fn print_bytes(text: &[u8]) -> Result<ExitCode, crate::errors::Error> {
+    std::io::Write::write_all(&mut std::io::stdout(), text)?;
+    Ok(ExitCode::Success)
 }
 
 fn init_tracing(cli: &Cli) {

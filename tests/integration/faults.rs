@@ -498,7 +498,12 @@ fn an_input_error_leaves_no_run_in_the_store() {
     assert_eq!(r.code, ExitCode::Input, "{}", r.stderr);
     let list = runs(&store, &["list"]);
     assert_eq!(list.code, ExitCode::Success, "{}", list.stderr);
-    assert_eq!(list.stdout.lines().count(), 1, "only real runs: {}", list.stdout);
+    assert_eq!(
+        list.stdout.lines().count(),
+        1,
+        "only real runs: {}",
+        list.stdout
+    );
     let built = world.build(&["plain==1.0"]);
     assert_eq!(built.code, ExitCode::Success, "{}", built.stderr);
     assert_eq!(only_run(&store).1, "built");
@@ -526,7 +531,11 @@ fn a_build_whose_reader_went_away_ends_recorded() {
     assert!(first.starts_with("run "), "{first}");
     drop(child.stdout.take());
     let status = child.wait().unwrap();
-    assert_ne!(status.code(), Some(0), "nothing could be printed: {status:?}");
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "nothing could be printed: {status:?}"
+    );
     let store = world.path().join(".store");
     let (_, recorded) = only_run(&store);
     assert_eq!(recorded, "interrupted");

@@ -72,6 +72,28 @@ fn every_command_teaches_in_its_help() {
             rewheel(&[group, sub, "--help"])
         );
     }
+    // Every command a user types first shows how it is typed.
+    for command in [
+        "resolve",
+        "build",
+        "check",
+        "bisect",
+        "rebuild",
+        "plan",
+        "merge",
+        "compare",
+        "images",
+        "runs",
+        "completions",
+        "man",
+    ] {
+        let help = rewheel(&[command, "--help"]);
+        assert!(
+            help.stdout.contains("Examples:\n  rewheel "),
+            "{command}: {}",
+            help.stdout
+        );
+    }
 }
 
 #[test]
@@ -136,4 +158,75 @@ fn each_class_of_error_says_what_and_what_to_do() {
         "error-no-run",
         run(world.command("build", &["--resume", "20200101-000000"]))
     );
+}
+
+/// Log lines carry colour only for a terminal, or when asked; `--quiet` leaves errors only.
+#[test]
+fn log_lines_have_no_escape_codes_off_a_terminal_and_quiet_hides_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let resolve = |extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        command
+            .args([
+                "resolve",
+                "six",
+                "--python",
+                "3.9",
+                "--no-index",
+                "--find-links",
+            ])
+            .arg(dir.path())
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR");
+        crate::common::run(command)
+    };
+    let plain = resolve(&["-vv"]);
+    assert!(
+        plain.stderr.contains("DEBUG index page of six"),
+        "{}",
+        plain.stderr
+    );
+    assert!(!plain.stderr.contains('\x1b'), "{}", plain.stderr);
+    let never = resolve(&["-vv", "--color", "never"]);
+    assert!(!never.stderr.contains('\x1b'), "{}", never.stderr);
+    let always = resolve(&["-vv", "--color", "always"]);
+    assert!(always.stderr.contains("\x1b["), "{}", always.stderr);
+    let quiet = resolve(&["--quiet"]);
+    let lines: Vec<&str> = quiet.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", quiet.stderr);
+    assert!(lines[0].starts_with("error: "), "{}", quiet.stderr);
+}
+
+/// Shell completions and the manual page come from the same definitions as `--help`.
+#[test]
+fn completions_and_man_page_are_made_from_the_command_line() {
+    for shell in ["bash", "zsh", "fish"] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        command.args(["completions", shell]);
+        let r = crate::common::run(command);
+        assert_eq!(r.code, rewheel::exit::ExitCode::Success, "{}", r.stderr);
+        for word in ["rewheel", "resolve", "exclude-newer", "color"] {
+            assert!(r.stdout.contains(word), "{shell}: {word}");
+        }
+    }
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command.arg("man");
+    let r = crate::common::run(command);
+    assert_eq!(r.code, rewheel::exit::ExitCode::Success, "{}", r.stderr);
+    assert!(r.stdout.contains(".TH rewheel 1"), "{}", r.stdout);
+    assert!(r.stdout.contains("resolve"), "{}", r.stdout);
+}
+
+/// `--quiet` on a build: the run id and the summary, no progress line per job.
+#[test]
+fn a_quiet_build_prints_no_progress_lines() {
+    let world = World::new();
+    package("plain", "1.0", &[], &[]).write(world.path());
+    let r = world.build(&["plain==1.0", "--quiet"]);
+    assert_eq!(r.code, rewheel::exit::ExitCode::Success, "{}", r.stderr);
+    assert!(!r.stderr.contains("building plain"), "{}", r.stderr);
+    assert!(!r.stderr.contains("built plain"), "{}", r.stderr);
+    let loud = world.build(&["plain==1.0", "--rebuild"]);
+    assert!(loud.stderr.contains("built plain 1.0"), "{}", loud.stderr);
 }

@@ -169,14 +169,21 @@ pub fn open(
             let (kind, why) = if !has_images {
                 (BackendKind::Local, "a cell names no image")
             } else if runtime.block_on(DockerBackend::connect()).is_ok() {
-                (BackendKind::Docker, "every cell names an image and an engine answers")
+                (
+                    BackendKind::Docker,
+                    "every cell names an image and an engine answers",
+                )
             } else {
                 (BackendKind::Local, "no Docker engine answers")
             };
             // Where a build ran decides what its wheels can be compared with: say it.
             crate::progress::note(format_args!(
                 "backend: {} ({why})",
-                if kind == BackendKind::Docker { "docker" } else { "local" }
+                if kind == BackendKind::Docker {
+                    "docker"
+                } else {
+                    "local"
+                }
             ));
             kind
         }
