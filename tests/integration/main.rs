@@ -18,6 +18,7 @@ mod errors;
 mod faults;
 mod hostile;
 mod packages;
+mod pipx;
 mod pypi;
 mod rebuild;
 mod remedies;
