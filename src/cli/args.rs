@@ -125,6 +125,7 @@ pub(crate) enum Command {
     ///
     /// Examples:
     ///   rewheel compare 20261121-204906 20261122-090112
+    ///   rewheel compare 20261121-204906 --across-cells
     ///   rewheel compare wheelhouse-a/ wheelhouse-b/
     ///   rewheel compare six-1.16.0-py2.py3-none-any.whl other/six-1.16.0-py2.py3-none-any.whl
     #[command(after_help = exit::table(), verbatim_doc_comment)]
