@@ -40,7 +40,9 @@ fn header(line: &str) -> Option<Cause> {
     // gcc: `x.c:1:10: fatal error: ffi.h: No such file or directory`
     let (_, rest) = line.split_once("fatal error: ")?;
     let (name, tail) = rest.split_once(": No such file or directory")?;
-    let name = name.trim().trim_matches(|c| c == '\'' || c == '"' || c == '<' || c == '>');
+    let name = name
+        .trim()
+        .trim_matches(|c| c == '\'' || c == '"' || c == '<' || c == '>');
     let _ = tail;
     (!name.is_empty() && !name.contains(' ')).then(|| Cause::Header {
         header: name.to_string(),
@@ -92,9 +94,10 @@ fn tool(line: &str) -> Option<Cause> {
     // `unable to execute 'x86_64-linux-gnu-gcc': No such file or directory`
     let rest = line.split_once("unable to execute '")?.1;
     let (cmd, tail) = rest.split_once('\'')?;
-    tail.contains("No such file or directory").then(|| Cause::Tool {
-        tool: cmd.rsplit('/').next().unwrap_or(cmd).into(),
-    })
+    tail.contains("No such file or directory")
+        .then(|| Cause::Tool {
+            tool: cmd.rsplit('/').next().unwrap_or(cmd).into(),
+        })
 }
 
 fn is_build_tool(name: &str) -> bool {
@@ -140,11 +143,16 @@ impl Cause {
             format!("add `[packages.{package}] system = [\"{debian}\"]` to the settings file")
         };
         match self {
-            Cause::Tool { tool } => format!("{tool} is not in the image: {}", add(tool_package(tool))),
+            Cause::Tool { tool } => {
+                format!("{tool} is not in the image: {}", add(tool_package(tool)))
+            }
             Cause::Header {
                 header,
                 package: Some(debian),
-            } => format!("the header {header} is missing; {debian} ships it: {}", add(debian)),
+            } => format!(
+                "the header {header} is missing; {debian} ships it: {}",
+                add(debian)
+            ),
             Cause::Header {
                 header,
                 package: None,
@@ -403,12 +411,18 @@ mod tests {
         .unwrap();
         gz.finish().unwrap();
         let contents = Contents::at(path);
-        assert_eq!(contents.header_package("ffi.h").as_deref(), Some("libffi-dev"));
+        assert_eq!(
+            contents.header_package("ffi.h").as_deref(),
+            Some("libffi-dev")
+        );
         assert_eq!(
             contents.header_package("libxml/xmlversion.h").as_deref(),
             Some("libxml2-dev")
         );
-        assert_eq!(contents.header_package("yaml.h").as_deref(), Some("libyaml-dev"));
+        assert_eq!(
+            contents.header_package("yaml.h").as_deref(),
+            Some("libyaml-dev")
+        );
         assert_eq!(contents.header_package("nope.h"), None);
     }
 }
