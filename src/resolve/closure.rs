@@ -32,8 +32,17 @@ pub struct ResolveInput {
 /// Build requirements that compile Rust with whatever cargo is on PATH, or fetch one.
 pub const RUST_BUILD_TOOLS: &[&str] = &["maturin", "setuptools-rust", "puccinialin"];
 
-/// The Debian package that brings cargo and (as its dependency) rustc.
-pub const RUST_TOOLCHAIN: &str = "cargo";
+/// The Debian packages that bring each suite's newest cargo and rustc, by image name (the
+/// suite's): bookworm's own rustc 1.63 and trixie's 1.85 are older than maturin >= 1.10 and
+/// recent pyo3 crates need, their security and backports pockets are not (the breadth corpus
+/// builds with these). A cell with no image builds on the host, whose `cargo` is checked.
+pub fn rust_toolchain(image: Option<&str>) -> &'static [&'static str] {
+    match image {
+        Some("bookworm") => &["cargo-web/security", "rustc-web/security"],
+        Some("trixie") => &["cargo/backports", "rustc/backports"],
+        _ => &["cargo"],
+    }
+}
 
 pub struct CellGraph {
     pub cell: Cell,
@@ -209,11 +218,27 @@ impl CellGraph {
             .chain(&info.setup_requires)
             .filter_map(|r| crate::names::parse_requirement(r).ok())
             .any(|r| rust_tool(r.name.as_ref()));
-        if in_env || declared || !info.crates.is_empty() {
-            vec![RUST_TOOLCHAIN.to_string()]
+        if (in_env || declared || !info.crates.is_empty()) && !self.settings_name_rust() {
+            rust_toolchain(self.cell.image.as_deref())
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
         } else {
             Vec::new()
         }
+    }
+
+    /// Whether the settings already name a Rust toolchain for a package of this cell: theirs
+    /// is taken as it is, since two toolchains in one image conflict (`cargo`, `cargo-web`).
+    fn settings_name_rust(&self) -> bool {
+        self.dists.values().any(|d| {
+            self.packages.get(&d.name).is_some_and(|c| {
+                c.system.iter().any(|p| {
+                    let name = p.split('/').next().unwrap_or(p);
+                    name.starts_with("cargo") || name.starts_with("rustc")
+                })
+            })
+        })
     }
 
     /// Distinct build environments resolved.
