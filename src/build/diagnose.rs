@@ -17,7 +17,10 @@ pub enum Cause {
         package: Option<String>,
     },
     /// pkg-config was asked for a library it does not know (`Package libxml-2.0 was not found`).
-    PkgConfig { library: String },
+    PkgConfig {
+        library: String,
+        package: Option<String>,
+    },
     /// A Rust build with no cargo, whose helper tried to download a toolchain.
     RustDownload,
     /// The build tried the network, which a job does not have.
@@ -58,12 +61,14 @@ fn pkg_config(line: &str) -> Option<Cause> {
     {
         return Some(Cause::PkgConfig {
             library: name.trim_matches(|c| c == '\'' || c == '"').to_string(),
+            package: None,
         });
     }
     let rest = line.split_once("Run-time dependency ")?.1;
     let (name, found) = rest.split_once(" found: ")?;
     found.starts_with("NO").then(|| Cause::PkgConfig {
         library: name.to_string(),
+        package: None,
     })
 }
 
@@ -159,7 +164,17 @@ impl Cause {
             } => format!(
                 "the header {header} is missing: add the Debian package that ships it (`apt-file search {header}`) as `[packages.{package}] system = [...]`"
             ),
-            Cause::PkgConfig { library } => format!(
+            Cause::PkgConfig {
+                library,
+                package: Some(debian),
+            } => format!(
+                "pkg-config does not know {library}; {debian} ships {library}.pc: {}",
+                add(debian)
+            ),
+            Cause::PkgConfig {
+                library,
+                package: None,
+            } => format!(
                 "pkg-config does not know {library}: add the -dev package that ships {library}.pc (`apt-file search {library}.pc`) as `[packages.{package}] system = [...]`"
             ),
             Cause::RustDownload => format!(
@@ -220,27 +235,49 @@ impl Contents {
     /// The package that ships `header` under `/usr/include`, preferring the plain path over a
     /// multiarch or nested one, as a compiler's search order does.
     pub fn header_package(&self, header: &str) -> Option<String> {
-        let file = std::fs::File::open(&self.path).ok()?;
-        let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file));
         let exact = format!("usr/include/{header}");
         let suffix = format!("/{header}");
+        self.best(|path| {
+            if path == exact {
+                Some(0)
+            } else if path.starts_with("usr/include/x86_64-linux-gnu/")
+                && path.ends_with(&suffix)
+                && path.matches('/').count() == header.matches('/').count() + 3
+            {
+                Some(1)
+            } else if path.starts_with("usr/include/") && path.ends_with(&suffix) {
+                Some(2)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The package that ships pkg-config's `LIBRARY.pc`, in the multiarch folder first.
+    pub fn pc_package(&self, library: &str) -> Option<String> {
+        let suffix = format!("/pkgconfig/{library}.pc");
+        self.best(|path| {
+            if !path.ends_with(&suffix) {
+                None
+            } else if path.starts_with("usr/lib/x86_64-linux-gnu/") {
+                Some(0)
+            } else {
+                Some(1)
+            }
+        })
+    }
+
+    /// The first package of the best-ranked path (0 is best; `None` is no match).
+    fn best(&self, rank: impl Fn(&str) -> Option<u8>) -> Option<String> {
+        let file = std::fs::File::open(&self.path).ok()?;
+        let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file));
         let mut best: Option<(u8, String)> = None;
         for line in reader.lines() {
             let Ok(line) = line else { break };
             let Some((path, packages)) = line.rsplit_once(char::is_whitespace) else {
                 continue;
             };
-            let path = path.trim_end();
-            let rank = if path == exact {
-                0
-            } else if path.starts_with("usr/include/x86_64-linux-gnu/")
-                && path.ends_with(&suffix)
-                && path.matches('/').count() == header.matches('/').count() + 3
-            {
-                1
-            } else if path.starts_with("usr/include/") && path.ends_with(&suffix) {
-                2
-            } else {
+            let Some(rank) = rank(path.trim_end()) else {
                 continue;
             };
             let package = packages
@@ -311,14 +348,21 @@ pub fn annotate(
         let Some(mut cause) = scan(&log) else {
             continue;
         };
-        if let Cause::Header { header, package } = &mut cause
-            && let Some(suite) = cells
+        let contents = || {
+            let suite = cells
                 .iter()
                 .find(|c| c.id == outcome.cell)
-                .and_then(Suite::of)
-        {
-            *package = Contents::open(cache_dir, &suite.mirror, &suite.name, !offline)
-                .and_then(|c| c.header_package(header));
+                .and_then(Suite::of)?;
+            Contents::open(cache_dir, &suite.mirror, &suite.name, !offline)
+        };
+        match &mut cause {
+            Cause::Header { header, package } => {
+                *package = contents().and_then(|c| c.header_package(header));
+            }
+            Cause::PkgConfig { library, package } => {
+                *package = contents().and_then(|c| c.pc_package(library));
+            }
+            _ => {}
         }
         let name = outcome.label.split_whitespace().next().unwrap_or_default();
         outcome.hint = Some(cause.hint(name));
@@ -376,7 +420,8 @@ mod tests {
         assert_eq!(
             scan(log),
             Some(Cause::PkgConfig {
-                library: "libffi".into()
+                library: "libffi".into(),
+                package: None
             })
         );
         let log = "Run-time dependency yaml-0.1 found: NO (tried pkgconfig and cmake)\n";
@@ -406,7 +451,8 @@ mod tests {
             b"usr/include/ffi.h-not                                 libdevel/other\n\
               usr/include/x86_64-linux-gnu/ffi.h                    libdevel/libffi-dev\n\
               usr/include/libxml2/libxml/xmlversion.h               libdevel/libxml2-dev\n\
-              usr/include/yaml.h                                    libdevel/libyaml-dev,libdevel/x\n",
+              usr/include/yaml.h                                    libdevel/libyaml-dev,libdevel/x\n\
+              usr/lib/x86_64-linux-gnu/pkgconfig/libxml-2.0.pc      libdevel/libxml2-dev\n",
         )
         .unwrap();
         gz.finish().unwrap();
@@ -424,5 +470,9 @@ mod tests {
             Some("libyaml-dev")
         );
         assert_eq!(contents.header_package("nope.h"), None);
+        assert_eq!(
+            contents.pc_package("libxml-2.0").as_deref(),
+            Some("libxml2-dev")
+        );
     }
 }
