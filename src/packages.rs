@@ -237,6 +237,11 @@ fn parse_umask(table: &str, text: Option<&str>) -> Result<Option<u32>, String> {
         .ok_or_else(|| format!("{table}.umask: `{text}` is not an octal umask like \"022\""))
 }
 
+/// The shipped settings, compiled in so the binary works outside the repository.
+const SHIPPED: &str = include_str!("../settings/native.toml");
+/// How messages name the shipped settings.
+const SHIPPED_ORIGIN: &str = "(rewheel's shipped settings)";
+
 /// Settings for thousands of packages are far below this; a patch too.
 const MAX_SETTINGS_FILE: u64 = 16 << 20;
 const MAX_PATCH: u64 = 64 << 20;
@@ -368,6 +373,45 @@ impl PackageSettings {
             provided,
             defaults,
         })
+    }
+
+    /// The settings rewheel ships (`settings/native.toml`): what common native packages need
+    /// from Debian, so that they build with no settings file.
+    pub fn shipped() -> Self {
+        let file: SettingsFile = toml::from_str(SHIPPED).expect("the shipped settings parse");
+        Self::from_specs(
+            Path::new(SHIPPED_ORIGIN),
+            file.packages,
+            file.provided,
+            file.defaults,
+        )
+        .expect("the shipped settings are valid")
+    }
+
+    /// Put `shipped` beneath these settings, key by key: a package's key set here wins, a key
+    /// only `shipped` sets is taken.
+    pub fn underlay(&mut self, shipped: PackageSettings) {
+        for (name, base) in shipped.packages {
+            let Some(own) = self.packages.get_mut(&name) else {
+                self.packages.insert(name, base);
+                continue;
+            };
+            if own.system.is_empty() {
+                own.system = base.system;
+            }
+            for (key, value) in base.env {
+                own.env.entry(key).or_insert(value);
+            }
+            for (key, value) in base.config_settings {
+                own.config_settings.entry(key).or_insert(value);
+            }
+            if own.build_requires.is_empty() {
+                own.build_requires = base.build_requires;
+            }
+        }
+        for (name, base) in shipped.provided {
+            self.provided.entry(name).or_insert(base);
+        }
     }
 
     /// Requirements the image satisfies itself (`[provided]`).
@@ -588,6 +632,29 @@ mod tests {
         assert!(
             err.contains("defaults.umask: `9` is not an octal umask"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_settings_lie_beneath_the_user_s_key_by_key() {
+        let name = |n: &str| PackageName::from_str(n).unwrap();
+        let mut none = PackageSettings::default();
+        none.underlay(PackageSettings::shipped());
+        assert_eq!(none.get(&name("cffi")).unwrap().system, ["libffi-dev"]);
+        // The user's `system` replaces the shipped one; their other keys stand beside it.
+        let mut own =
+            load("[packages.cffi]\nsystem = [\"libffi-dev\", \"x11proto-dev\"]\n").unwrap();
+        own.underlay(PackageSettings::shipped());
+        assert_eq!(
+            own.get(&name("cffi")).unwrap().system,
+            ["libffi-dev", "x11proto-dev"]
+        );
+        let mut env = load("[packages.cffi]\nenv = { X = \"1\" }\n").unwrap();
+        env.underlay(PackageSettings::shipped());
+        let cffi = env.get(&name("cffi")).unwrap();
+        assert_eq!(
+            (cffi.system.as_slice(), cffi.env["X"].as_str()),
+            (&["libffi-dev".to_string()][..], "1")
         );
     }
 

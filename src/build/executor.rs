@@ -32,6 +32,8 @@ pub struct Outcome {
     pub reused: bool,
     /// The failure lies in the job's inputs (an unsafe sdist), not in its build.
     pub input_error: bool,
+    /// The likely cause of a failure, read from its log, with the setting that fixes it.
+    pub hint: Option<String>,
 }
 
 /// A wheel of the run, with the job that made it (environment included), for `check`.
@@ -154,6 +156,7 @@ impl Ledger {
             seconds,
             reused: false,
             input_error: false,
+            hint: None,
         });
     }
 
@@ -539,6 +542,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                             seconds: 0.0,
                             reused: true,
                             input_error: false,
+                            hint: None,
                         });
                         if ledger.unblocks(key) {
                             continue 'passes;
@@ -792,6 +796,7 @@ async fn finish(
                 seconds,
                 reused: false,
                 input_error: false,
+                hint: None,
             });
         }
         Attempted::Failed(failure) => {

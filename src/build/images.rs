@@ -260,6 +260,10 @@ impl Image {
             .arg(&self.recipe.suite)
             .arg(&root)
             .arg(&self.recipe.mirror)
+            .args(script_for(
+                &self.recipe.suite,
+                Path::new(DEBOOTSTRAP_SCRIPTS),
+            ))
             .env(
                 "PATH",
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -307,9 +311,30 @@ impl Image {
     }
 }
 
+/// Where debootstrap keeps a script per suite it knows.
+const DEBOOTSTRAP_SCRIPTS: &str = "/usr/share/debootstrap/scripts";
+
+/// The script to pass debootstrap for a suite newer than the host's debootstrap knows (forky
+/// on a bookworm host): `sid`'s, which every suite since jessie links to; none when it knows it.
+fn script_for(suite: &str, scripts: &Path) -> Option<std::path::PathBuf> {
+    (!scripts.join(suite).exists() && scripts.join("sid").exists()).then(|| scripts.join("sid"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::Image;
+
+    #[test]
+    fn a_suite_debootstrap_does_not_know_takes_sid_s_script() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sid"), "").unwrap();
+        std::os::unix::fs::symlink("sid", dir.path().join("bookworm")).unwrap();
+        assert_eq!(super::script_for("bookworm", dir.path()), None);
+        assert_eq!(
+            super::script_for("forky", dir.path()),
+            Some(dir.path().join("sid"))
+        );
+    }
 
     #[test]
     fn system_packages_make_another_recipe_and_backports_go_their_own_way() {

@@ -7,6 +7,7 @@
 
 pub mod attempt;
 pub mod backend;
+pub mod diagnose;
 pub mod executor;
 pub mod images;
 pub mod interpreter;

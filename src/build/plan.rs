@@ -302,6 +302,19 @@ impl Planner {
         } else {
             vec![0]
         };
+        let mut recipe = cg
+            .packages
+            .get(&dist.name)
+            .map(|c| crate::build::job::Recipe::of(&c))
+            .unwrap_or_default();
+        // What the cell's image carries for this node anyway (a Rust toolchain): a CI job
+        // installs the recipe's system packages, so they are named here too.
+        for implied in cg.implied_system(node) {
+            if !recipe.system.contains(&implied) {
+                recipe.system.push(implied);
+                recipe.system.sort();
+            }
+        }
         let mut planned = Vec::new();
         for stage in stages {
             let mut env = Vec::new();
@@ -362,10 +375,7 @@ impl Planner {
                     settings: self.options.settings.clone(),
                     recipe: crate::build::job::Recipe {
                         provided: provided.clone(),
-                        ..cg.packages
-                            .get(&dist.name)
-                            .map(|c| crate::build::job::Recipe::of(&c))
-                            .unwrap_or_default()
+                        ..recipe.clone()
                     },
                     crates: crates.clone(),
                     timeout: self.options.timeout,

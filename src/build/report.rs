@@ -39,6 +39,9 @@ pub fn text(summary: &Summary, out: &Path) -> String {
         for o in &of_cell {
             if let Err(why) = &o.result {
                 let _ = writeln!(text, "  FAIL  {:<40} {why}", o.label);
+                if let Some(hint) = &o.hint {
+                    let _ = writeln!(text, "        likely cause: {hint}");
+                }
                 for line in &o.log_tail {
                     let _ = writeln!(text, "        | {line}");
                 }

@@ -284,13 +284,14 @@ fn build_in(
         return Ok(Stage::Interrupted);
     };
     let options = Arc::new(settings.options.clone());
+    let cells = resolved.cells();
     let (repo, graphs) = resolved.into_parts();
     // Held here so that the repository (and its blocking HTTP client) is dropped outside the
     // async runtime.
     let planner = Arc::new(Planner::new(Arc::new(repo), graphs, options.clone()));
     let planned = planner.plan_all()?;
     let events = Arc::new(JobDisplay::new(&planner.cells(), &planned_counts(&planned)));
-    let summary = runtime.block_on(
+    let mut summary = runtime.block_on(
         Executor {
             planner: planner.clone(),
             backend: backend.clone(),
@@ -303,6 +304,12 @@ fn build_in(
         }
         .run(planned),
     )?;
+    crate::build::diagnose::annotate(
+        &mut summary,
+        &cells,
+        &settings.resolve.index.cache_dir,
+        settings.resolve.index.offline,
+    );
     Ok(Stage::Built(Box::new(BuiltRun {
         store,
         run_id,

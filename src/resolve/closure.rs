@@ -29,6 +29,21 @@ pub struct ResolveInput {
     pub packages: Arc<PackageSettings>,
 }
 
+/// Build requirements that compile Rust with whatever cargo is on PATH, or fetch one.
+pub const RUST_BUILD_TOOLS: &[&str] = &["maturin", "setuptools-rust", "puccinialin"];
+
+/// The Debian packages that bring each suite's newest cargo and rustc, by image name (the
+/// suite's): bookworm's own rustc 1.63 and trixie's 1.85 are older than maturin >= 1.10 and
+/// recent pyo3 crates need, their security and backports pockets are not (the breadth corpus
+/// builds with these). A cell with no image builds on the host, whose `cargo` is checked.
+pub fn rust_toolchain(image: Option<&str>) -> &'static [&'static str] {
+    match image {
+        Some("bookworm") => &["cargo-web/security", "rustc-web/security"],
+        Some("trixie") => &["cargo/backports", "rustc/backports"],
+        _ => &["cargo"],
+    }
+}
+
 pub struct CellGraph {
     pub cell: Cell,
     pub graph: BuildGraph,
@@ -149,10 +164,11 @@ impl CellGraph {
         let mut cell = self.cell.clone();
         let mut system: Vec<String> = self
             .dists
-            .values()
-            .filter(|d| !d.binary)
-            .flat_map(|d| {
+            .iter()
+            .filter(|(_, d)| !d.binary)
+            .flat_map(|(&node, d)| {
                 let settings = self.packages.get(&d.name).map(|c| c.system.clone());
+                let implied = self.implied_system(node);
                 let provided = d
                     .provided
                     .then(|| self.packages.provided().get(&d.name))
@@ -162,6 +178,7 @@ impl CellGraph {
                     .into_iter()
                     .flatten()
                     .chain(provided.into_iter().flatten())
+                    .chain(implied)
             })
             .collect();
         // `[provided]` says the image has these tools, so it has them whether or not this
@@ -178,6 +195,50 @@ impl CellGraph {
         system.dedup();
         cell.system = system;
         cell
+    }
+
+    /// Debian packages a node needs whatever the settings say: a Rust build gets the suite's
+    /// cargo and rustc, since without them maturin, setuptools-rust and puccinialin try to
+    /// download a toolchain, which a job without network cannot.
+    pub fn implied_system(&self, node: NodeIndex) -> Vec<String> {
+        let Some(info) = self.dists.get(&node).and_then(|d| d.sdist.as_ref()) else {
+            return Vec::new();
+        };
+        let rust_tool = |name: &str| RUST_BUILD_TOOLS.contains(&name);
+        let in_env = self
+            .build_env
+            .get(&node)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| self.dists.get(m))
+            .any(|d| rust_tool(d.name.as_ref()));
+        let declared = info
+            .build_requires
+            .iter()
+            .chain(&info.setup_requires)
+            .filter_map(|r| crate::names::parse_requirement(r).ok())
+            .any(|r| rust_tool(r.name.as_ref()));
+        if (in_env || declared || !info.crates.is_empty()) && !self.settings_name_rust() {
+            rust_toolchain(self.cell.image.as_deref())
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether the settings already name a Rust toolchain for a package of this cell: theirs
+    /// is taken as it is, since two toolchains in one image conflict (`cargo`, `cargo-web`).
+    fn settings_name_rust(&self) -> bool {
+        self.dists.values().any(|d| {
+            self.packages.get(&d.name).is_some_and(|c| {
+                c.system.iter().any(|p| {
+                    let name = p.split('/').next().unwrap_or(p);
+                    name.starts_with("cargo") || name.starts_with("rustc")
+                })
+            })
+        })
     }
 
     /// Distinct build environments resolved.

@@ -154,6 +154,7 @@ pub fn resolve(settings: &ResolveSettings, explain: bool) -> anyhow::Result<Reso
     if let Some(matrix) = &matrix {
         packages.merge(matrix.packages.clone())?;
     }
+    packages.underlay(PackageSettings::shipped());
     let packages = Arc::new(packages);
 
     let mut reqs = Requirements::default();

@@ -722,3 +722,88 @@ fn a_plan_asks_the_hooks_in_containers_and_its_jobs_build_there() {
         assert_eq!(r.code, ExitCode::Success, "{id}: {}{}", r.stdout, r.stderr);
     }
 }
+
+/// A PEP 517 backend that compiles a C++ extension module as setuptools' `build_ext` does
+/// (`c++ -shared`, Python's headers), then wheels it: what the default image must carry for a
+/// C++ extension to build with no settings.
+const CXXBUILD: &str = r#"
+import base64, hashlib, os, subprocess, sysconfig, zipfile
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    out = "cxxext" + suffix
+    subprocess.run(["c++", "-O2", "-fPIC", "-shared", "-I" + sysconfig.get_paths()["include"],
+                    "cxxext.cpp", "-o", out], check=True)
+    files = {
+        "cxxext" + suffix: open(out, "rb").read(),
+        "cxxext-1.0.dist-info/METADATA": open("PKG-INFO", "rb").read(),
+        "cxxext-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: cxxbuild\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n",
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append("cxxext-1.0.dist-info/RECORD,,")
+    files["cxxext-1.0.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
+    name = "cxxext-1.0-cp311-cp311-linux_x86_64.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        for path, data in files.items():
+            z.writestr(zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return name
+"#;
+
+const CXX_SOURCE: &str = r#"#include <Python.h>
+#include <string>
+static PyObject *name(PyObject *, PyObject *) {
+    std::string n = "cxx";
+    return PyUnicode_FromString(n.c_str());
+}
+static PyMethodDef methods[] = {{"name", name, METH_NOARGS, nullptr}, {nullptr, nullptr, 0, nullptr}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "cxxext", nullptr, -1, methods};
+PyMODINIT_FUNC PyInit_cxxext(void) { return PyModule_Create(&module); }
+"#;
+
+#[test]
+fn a_cxx_extension_builds_in_the_default_image_with_no_settings() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    crate::common::Sdist::new("cxxext", "1.0")
+        .pyproject(&[], "cxxbuild", Some("."))
+        .pkg_info("2.2", &[])
+        .file("cxxbuild.py", CXXBUILD)
+        .file("cxxext.cpp", CXX_SOURCE)
+        .write(dir.path());
+    let out = run(build(dir.path(), &["cxxext==1.0"]));
+    assert_eq!(out.code, ExitCode::Success, "{}{}", out.stdout, out.stderr);
+    let wheels = dir.path().join("wheelhouse/cp311-bookworm");
+    assert!(
+        wheels
+            .join("cxxext-1.0-cp311-cp311-linux_x86_64.whl")
+            .exists(),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_rust_extension_builds_in_the_default_image_with_no_settings() {
+    require_docker!();
+    if !crate::packages::crates_io_answers() {
+        return crate::common::skip("the crate registry does not answer");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A Cargo.lock and no settings: the job's image gets the suite's cargo by itself.
+    crate::packages::rust_extension(dir.path());
+    let out = run(build(dir.path(), &["rustext==0.1.0"]));
+    assert_eq!(out.code, ExitCode::Success, "{}{}", out.stdout, out.stderr);
+    assert!(
+        dir.path()
+            .join("wheelhouse/cp311-bookworm/rustext-0.1.0-py3-none-linux_x86_64.whl")
+            .exists(),
+        "{}",
+        out.stdout
+    );
+}

@@ -526,3 +526,57 @@ fn the_build_environment_s_commands_are_on_path() {
     assert!(module.contains("BIN = 'bin ran'"), "{module}");
     assert!(module.contains("PY = 'py ran 3'"), "{module}");
 }
+
+/// The Debian archive answers: the Contents index a hint is looked up in can be fetched.
+fn debian_archive_answers() -> bool {
+    std::process::Command::new("curl")
+        .args([
+            "-sfI",
+            "--max-time",
+            "10",
+            &format!(
+                "{}/dists/bookworm/main/Contents-amd64.gz",
+                rewheel::build::images::DEFAULT_MIRROR
+            ),
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_build_missing_a_header_is_told_which_debian_package_ships_it() {
+    let codename = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    if !codename.contains("VERSION_CODENAME=bookworm") {
+        return crate::common::skip("the host is not Debian bookworm (its suite's Contents)");
+    }
+    if std::path::Path::new("/usr/include/zmq.h").exists() {
+        return crate::common::skip("the host has zmq.h (libzmq3-dev installed)");
+    }
+    if !debian_archive_answers() {
+        return crate::common::skip("the Debian archive does not answer");
+    }
+    let world = World::new();
+    // A C extension that includes a header of a library the host lacks, as pyzmq does.
+    crate::common::Sdist::new("needszmq", "1.0")
+        .pyproject(&[], "ccbuild", Some("."))
+        .pkg_info("2.2", &[])
+        .file(
+            "ccbuild.py",
+            "import subprocess\n\
+             def get_requires_for_build_wheel(config_settings=None):\n    return []\n\
+             def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n    \
+             subprocess.run(['cc', '-c', 'm.c', '-o', 'm.o'], check=True)\n",
+        )
+        .file("m.c", "#include <zmq.h>\nint f(void) { return 0; }\n")
+        .write(world.path());
+    let out = world.build(&["needszmq==1.0"]);
+    assert_ne!(out.code, ExitCode::Success, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "likely cause: the header zmq.h is missing; libzmq3-dev ships it: add `[packages.needszmq] system = [\"libzmq3-dev\"]`"
+        ),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+}
