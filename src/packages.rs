@@ -238,7 +238,7 @@ fn parse_umask(table: &str, text: Option<&str>) -> Result<Option<u32>, String> {
 }
 
 /// The shipped settings, compiled in so the binary works outside the repository.
-const SHIPPED: &str = include_str!("../settings/native.toml");
+const SHIPPED: &str = include_str!("../matrices/native-settings.toml");
 /// How messages name the shipped settings.
 const SHIPPED_ORIGIN: &str = "(rewheel's shipped settings)";
 
@@ -375,7 +375,7 @@ impl PackageSettings {
         })
     }
 
-    /// The settings rewheel ships (`settings/native.toml`): what common native packages need
+    /// The settings rewheel ships (`matrices/native-settings.toml`): what common native packages need
     /// from Debian, so that they build with no settings file.
     pub fn shipped() -> Self {
         let file: SettingsFile = toml::from_str(SHIPPED).expect("the shipped settings parse");
