@@ -57,6 +57,9 @@ pub enum Error {
     Pylock(crate::pylock::PylockError),
     CellId(crate::cell::BadCellId),
     PythonVersion(crate::cell::BadPythonVersion),
+    Sha256(crate::digest::BadSha256),
+    RunId(crate::ids::BadRunId),
+    JobId(crate::ids::BadJobId),
     CiDocument(crate::ci::plan_doc::DocError),
     Compare(crate::verify::compare::CompareError),
     Zip(crate::verify::wheel_zip::ZipError),
@@ -98,6 +101,9 @@ impl Error {
             Error::Pylock(e) => e.exit_code(),
             Error::CellId(e) => e.exit_code(),
             Error::PythonVersion(e) => e.exit_code(),
+            Error::Sha256(e) => e.exit_code(),
+            Error::RunId(e) => e.exit_code(),
+            Error::JobId(e) => e.exit_code(),
             Error::CiDocument(e) => e.exit_code(),
             Error::Compare(e) => e.exit_code(),
             Error::Zip(e) => e.exit_code(),
@@ -231,6 +237,9 @@ typed_errors! {
     Pylock(crate::pylock::PylockError),
     CellId(crate::cell::BadCellId),
     PythonVersion(crate::cell::BadPythonVersion),
+    Sha256(crate::digest::BadSha256),
+    RunId(crate::ids::BadRunId),
+    JobId(crate::ids::BadJobId),
     CiDocument(crate::ci::plan_doc::DocError),
     Compare(crate::verify::compare::CompareError),
     Zip(crate::verify::wheel_zip::ZipError),
@@ -520,6 +529,31 @@ impl Classify for crate::cell::BadCellId {
 }
 
 impl Classify for crate::cell::BadPythonVersion {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Self { .. } => ExitCode::Input,
+        }
+    }
+}
+
+// A hash or an id that is not one, as a document or the command line gave it.
+impl Classify for crate::digest::BadSha256 {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Self { .. } => ExitCode::Input,
+        }
+    }
+}
+
+impl Classify for crate::ids::BadRunId {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Self { .. } => ExitCode::Input,
+        }
+    }
+}
+
+impl Classify for crate::ids::BadJobId {
     fn exit_code(&self) -> ExitCode {
         match self {
             Self { .. } => ExitCode::Input,

@@ -10,10 +10,12 @@
 // Vocabulary, at the bottom: names, cells, matrices, requirements files, small helpers.
 pub mod beneath;
 pub mod cell;
+pub mod digest;
 pub mod doors;
 pub mod exit;
 pub mod fsutil;
 pub mod http;
+pub mod ids;
 pub mod matrix;
 pub mod names;
 pub mod packages;
