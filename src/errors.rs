@@ -636,6 +636,10 @@ mod tests {
         Error::from(error).exit_code()
     }
 
+    fn run_id() -> crate::ids::RunId {
+        crate::ids::RunId::parse("20200101-000000").unwrap()
+    }
+
     fn io(kind: ErrorKind) -> std::io::Error {
         std::io::Error::from(kind)
     }
@@ -721,13 +725,13 @@ mod tests {
     fn the_kind_of_error_decides_the_code() {
         let store = anyhow::Error::new(StoreError::Corrupt {
             path: "blob".into(),
-            actual: "0".into(),
+            actual: crate::digest::Sha256::of(b"0"),
         });
         assert_eq!(code(store), ExitCode::Environment);
-        let run = anyhow::Error::new(StoreError::NoRun("x".into()));
+        let run = anyhow::Error::new(StoreError::NoRun(run_id()));
         assert_eq!(code(run), ExitCode::Input);
         let busy = anyhow::Error::new(StoreError::Busy {
-            run: "x".into(),
+            run: run_id(),
             holder: "process 1".into(),
             path: "live/x.lock".into(),
         });
@@ -757,7 +761,7 @@ mod tests {
 
     #[test]
     fn an_error_taken_at_the_edge_says_every_context_as_before() {
-        let error = anyhow::Error::new(StoreError::NoRun("x".into()))
+        let error = anyhow::Error::new(StoreError::NoRun(run_id()))
             .context("resuming")
             .context("rewheel build --resume x");
         let said = crate::exit::describe(&error);
@@ -809,7 +813,7 @@ mod tests {
     fn a_damaged_blob_met_while_comparing_is_the_environments() {
         let compared = crate::verify::compare::CompareError::Store(StoreError::Corrupt {
             path: "blob".into(),
-            actual: "0".into(),
+            actual: crate::digest::Sha256::of(b"0"),
         });
         assert_eq!(
             code(anyhow::Error::new(compared).context("comparing")),

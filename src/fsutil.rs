@@ -1,5 +1,6 @@
 //! Small filesystem helpers shared by the caches.
 
+use crate::digest::Sha256;
 use std::io::Write;
 use std::path::Path;
 
@@ -19,28 +20,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(bytes))
+pub fn sha256_hex(bytes: &[u8]) -> Sha256 {
+    Sha256::of(bytes)
 }
 
 /// The sha256 of what a reader yields, read in chunks: memory bounded by the buffer.
-pub fn sha256_reader(mut reader: impl std::io::Read) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
+pub fn sha256_reader(mut reader: impl std::io::Read) -> std::io::Result<Sha256> {
+    let mut hasher = Sha256::hasher();
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
+        sha2::Digest::update(&mut hasher, &buf[..n]);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(Sha256::finish(hasher))
 }
 
 /// The sha256 of a file, streamed.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+pub fn sha256_file(path: &Path) -> std::io::Result<Sha256> {
     sha256_reader(std::fs::File::open(path)?)
 }
 

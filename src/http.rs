@@ -58,7 +58,7 @@ pub struct Response {
 /// A body streamed into a temporary file, with what was learned while writing it.
 pub struct Download {
     pub file: tempfile::NamedTempFile,
-    pub sha256: String,
+    pub sha256: crate::digest::Sha256,
     pub size: u64,
 }
 
@@ -334,8 +334,9 @@ fn stream_to(
     cap: Cap,
     write: &dyn Fn(std::io::Error) -> HttpError,
 ) -> Result<Download, BodyError> {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
+    use crate::digest::Sha256;
+    use sha2::Digest;
+    let mut hasher = Sha256::hasher();
     let mut buf = vec![0u8; 1 << 16];
     let mut size: u64 = 0;
     loop {
@@ -356,7 +357,7 @@ fn stream_to(
     file.flush().map_err(|e| BodyError::Fatal(write(e)))?;
     Ok(Download {
         file,
-        sha256: hex::encode(hasher.finalize()),
+        sha256: Sha256::finish(hasher),
         size,
     })
 }

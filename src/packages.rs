@@ -132,7 +132,7 @@ pub struct Provided {
 pub struct Patch {
     /// The file name, for messages.
     pub name: String,
-    pub sha256: String,
+    pub sha256: crate::digest::Sha256,
     pub text: String,
 }
 

@@ -38,7 +38,7 @@ pub enum Ending<'a> {
     /// A finished job of this run (`from` is `None`: the interrupted run itself) or of
     /// another, with the same inputs.
     Reused {
-        from: Option<&'a str>,
+        from: Option<&'a crate::ids::RunId>,
     },
     /// Its backend named requirements that are not installed: they are built first and the
     /// job runs again.

@@ -2,6 +2,7 @@
 //! is (`-r`: each package pinned, its sdist hash checked; `--expect`: its wheel hashes are what
 //! the built wheels must hash to), and written for what a run built, one per cell.
 
+use crate::digest::Sha256;
 use serde::Deserialize;
 use std::fmt::Write;
 use std::path::Path;
@@ -45,8 +46,8 @@ struct Artifact {
 pub struct Locked {
     pub name: String,
     pub version: String,
-    pub sdist_sha256: Option<String>,
-    pub wheel_sha256: Vec<String>,
+    pub sdist_sha256: Option<Sha256>,
+    pub wheel_sha256: Vec<Sha256>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +73,6 @@ pub fn read(path: &Path, text: &str) -> Result<Vec<Locked>, PylockError> {
             lock.lock_version
         )));
     }
-    let sha = |a: &Artifact| a.hashes.get("sha256").map(|h| h.to_ascii_lowercase());
     lock.packages
         .into_iter()
         .map(|p| {
@@ -82,9 +82,20 @@ pub fn read(path: &Path, text: &str) -> Result<Vec<Locked>, PylockError> {
                     p.name
                 ))
             })?;
+            let sha = |a: &Artifact| {
+                a.hashes
+                    .get("sha256")
+                    .map(|h| Sha256::parse(&h.to_ascii_lowercase()))
+                    .transpose()
+                    .map_err(|err| invalid(format!("package {}: {err}", p.name)))
+            };
             Ok(Locked {
-                sdist_sha256: p.sdist.as_ref().and_then(sha),
-                wheel_sha256: p.wheels.iter().filter_map(sha).collect(),
+                sdist_sha256: p.sdist.as_ref().map(sha).transpose()?.flatten(),
+                wheel_sha256: p
+                    .wheels
+                    .iter()
+                    .filter_map(|w| sha(w).transpose())
+                    .collect::<Result<_, _>>()?,
                 name: p.name,
                 version,
             })
@@ -99,7 +110,7 @@ pub struct BuiltWheel<'a> {
     pub filename: &'a str,
     /// The wheel's path relative to the lock file.
     pub path: &'a str,
-    pub sha256: &'a str,
+    pub sha256: &'a Sha256,
     pub size: u64,
 }
 
@@ -133,7 +144,7 @@ mod tests {
 
     #[test]
     fn a_written_lock_reads_back() {
-        let sha = "a".repeat(64);
+        let sha = Sha256::of(b"six");
         let text = write(
             &[BuiltWheel {
                 name: "six",

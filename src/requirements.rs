@@ -1,6 +1,7 @@
 //! pip requirements files: `==` pins, markers, `--hash`, `-r`/`-c` includes, comments and
 //! backslash continuations. Every error names the file and line it came from.
 
+use crate::digest::Sha256;
 use pep508_rs::{Requirement, VersionOrUrl};
 use std::collections::HashSet;
 use std::fmt;
@@ -25,8 +26,8 @@ impl fmt::Display for Origin {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub requirement: Requirement,
-    /// Lowercase hex sha256 digests that the artifact must match (pip's hash-checking mode).
-    pub hashes: Vec<String>,
+    /// The sha256 digests that the artifact must match (pip's hash-checking mode).
+    pub hashes: Vec<Sha256>,
     pub origin: Origin,
 }
 
@@ -216,7 +217,7 @@ impl Requirements {
 
 fn parse_requirement(
     spec: &str,
-    hashes: Vec<String>,
+    hashes: Vec<Sha256>,
     origin: Origin,
 ) -> Result<Entry, RequirementsError> {
     let requirement =
@@ -296,7 +297,7 @@ fn split_option(line: &str) -> (&str, Option<&str>) {
 }
 
 /// Split `pkg==1.0 --hash=sha256:abc --hash sha256:def` into the spec and its digests.
-fn split_hashes(line: &str) -> Result<(&str, Vec<String>), String> {
+fn split_hashes(line: &str) -> Result<(&str, Vec<Sha256>), String> {
     let Some(at) = line.find(" --") else {
         return Ok((line, Vec::new()));
     };
@@ -317,10 +318,10 @@ fn split_hashes(line: &str) -> Result<(&str, Vec<String>), String> {
                 "hash algorithm `{algo}` is not supported; use sha256"
             ));
         }
-        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let Ok(digest) = Sha256::parse(&digest.to_ascii_lowercase()) else {
             return Err(format!("`{digest}` is not a sha256 digest (64 hex digits)"));
-        }
-        hashes.push(digest.to_ascii_lowercase());
+        };
+        hashes.push(digest);
     }
     Ok((spec, hashes))
 }
@@ -369,7 +370,7 @@ mod tests {
             .map(|e| e.requirement.name.to_string())
             .collect();
         assert_eq!(names, ["python-dateutil", "importlib-metadata", "six"]);
-        assert_eq!(reqs.requirements[0].hashes, [digest]);
+        assert_eq!(reqs.requirements[0].hashes, [digest.as_str()]);
         assert_eq!(
             reqs.requirements[0].origin,
             Origin::File {

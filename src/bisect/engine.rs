@@ -3,6 +3,7 @@
 //! tries as it goes; the command line turns arguments into `Settings` and keeps the record.
 
 use super::search::{first_bad, probe_bound};
+use crate::digest::Sha256;
 use crate::exit::ExitCode;
 use crate::names::{PackageName, parse_sdist_filename};
 use crate::requirements::Requirements;
@@ -85,7 +86,7 @@ pub enum Until {
     Resolves,
     Builds,
     Reproducible,
-    Matches(String),
+    Matches(Sha256),
 }
 
 pub fn parse_until(s: &str) -> Result<Until, String> {
@@ -93,10 +94,11 @@ pub fn parse_until(s: &str) -> Result<Until, String> {
         "resolves" => Ok(Until::Resolves),
         "builds" => Ok(Until::Builds),
         "reproducible" => Ok(Until::Reproducible),
-        _ => match s.strip_prefix("matches=") {
-            Some(sha) if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Ok(Until::Matches(sha.to_ascii_lowercase()))
-            }
+        _ => match s
+            .strip_prefix("matches=")
+            .map(|sha| Sha256::parse(&sha.to_ascii_lowercase()))
+        {
+            Some(Ok(sha)) => Ok(Until::Matches(sha)),
             _ => Err(format!(
                 "`{s}`: use resolves, builds, reproducible or matches=SHA256"
             )),
@@ -245,7 +247,7 @@ pub fn python_of_cell(id: &str) -> Option<String> {
 }
 
 /// sha256 of the target's wheels in a probe's output folder.
-fn wheel_hashes(out: &Path, target: &str) -> Vec<String> {
+fn wheel_hashes(out: &Path, target: &str) -> Vec<Sha256> {
     let name = target
         .split(['=', '<', '>', '!', '~', ' '])
         .next()

@@ -7,6 +7,7 @@
 
 use crate::build::backend::Backend;
 use crate::build::job::{Fingerprint, JobEnd, JobError, JobOutput, JobSpec};
+use crate::digest::Sha256;
 use crate::store::JobOutcome;
 use pep508_rs::MarkerEnvironment;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ pub struct Placement {
     /// Where the job sees the sdist's top folder unpacked: what builds embed.
     pub source_parent: PathBuf,
     pub fingerprint: String,
-    pub fingerprint_sha256: String,
+    pub fingerprint_sha256: Sha256,
 }
 
 impl Placement {
@@ -74,15 +75,26 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// What the store (and a CI result document) records of this attempt.
-    pub fn outcome(&self, spec: &JobSpec, placement: &Placement, sha256: &str) -> JobOutcome {
+    /// What the store (and a CI result document) records of this attempt. `wheel_sha256` is
+    /// the wheel's, when the caller hashed it already (a wheel can be large).
+    pub fn outcome(
+        &self,
+        spec: &JobSpec,
+        placement: &Placement,
+        wheel_sha256: Option<&Sha256>,
+    ) -> JobOutcome {
         let (identity, fingerprint) = (spec.identity(), placement.fingerprint.clone());
         match &self.attempted {
             Attempted::Built(output) => JobOutcome::built(
                 identity,
                 fingerprint,
                 self.seconds,
-                (output.wheel_filename.clone(), sha256.to_string()),
+                (
+                    output.wheel_filename.clone(),
+                    wheel_sha256
+                        .cloned()
+                        .unwrap_or_else(|| Sha256::of(&output.wheel)),
+                ),
             ),
             Attempted::Needs(requirements) => JobOutcome::failed(
                 identity,

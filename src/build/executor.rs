@@ -9,6 +9,8 @@ use crate::build::plan::{
     BOOTSTRAP_STAGES, BuildOptions, Extension, JobKey, Planned, Planner, Source,
 };
 use crate::cell::CellId;
+use crate::digest::Sha256;
+use crate::ids::RunId;
 use crate::store::{JobRecord, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -18,14 +20,14 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 struct Built {
     filename: String,
-    sha256: String,
+    sha256: Sha256,
     path: PathBuf,
 }
 
 pub struct Outcome {
     pub cell: CellId,
     pub label: String,
-    pub result: Result<(String, String), String>,
+    pub result: Result<(String, Sha256), String>,
     pub log: Option<PathBuf>,
     pub log_tail: Vec<String>,
     pub seconds: f64,
@@ -41,7 +43,7 @@ pub struct Outcome {
 pub struct FinalJob {
     pub spec: crate::build::job::JobSpec,
     pub filename: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub path: PathBuf,
     /// When the job ran, as seconds since the epoch (for attributing embedded times).
     pub window: (i64, i64),
@@ -55,7 +57,7 @@ pub struct FinalJob {
     pub sdist_url: String,
     pub fingerprint: String,
     /// The run whose job this one reused, when it was not built again.
-    pub reused_from: Option<String>,
+    pub reused_from: Option<RunId>,
     /// The cell's marker environment: a second build weighs what its hook names as the
     /// first did.
     pub markers: Option<Arc<pep508_rs::MarkerEnvironment>>,
@@ -287,7 +289,7 @@ pub struct Executor<'a> {
     pub planner: Arc<Planner>,
     pub backend: Arc<dyn Backend>,
     pub store: &'a Store,
-    pub run_id: &'a str,
+    pub run_id: &'a RunId,
     pub options: &'a BuildOptions,
     pub events: Arc<dyn Events>,
     pub interrupt: tokio::sync::watch::Receiver<bool>,
@@ -489,13 +491,13 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                         && let Some(bytes) = reusable_wheel(store, sha, planned.is_final)
                         && record
                             .log_sha256
-                            .as_deref()
+                            .as_ref()
                             .is_none_or(|log| reusable_blob(store, log))
                     {
-                        if record.run_id != run_id {
+                        if record.run_id != *run_id {
                             store.record_job(&record.reused_by(run_id))?;
                         }
-                        let from = record.reused_from.as_deref().unwrap_or(&record.run_id);
+                        let from = record.reused_from.as_ref().unwrap_or(&record.run_id);
                         let path = store.blob_path(sha);
                         if let Some(bytes) = bytes.filter(|_| !probe) {
                             write_output(&options.out_dir, &spec.cell, filename, &bytes)?;
@@ -521,7 +523,7 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                                 source_parent: placement.source_parent.clone(),
                                 sdist_url: planned.sdist_url.clone(),
                                 fingerprint: placement.fingerprint.clone(),
-                                reused_from: Some(from.to_string()),
+                                reused_from: Some(from.clone()),
                                 markers: markers.get(&spec.cell).cloned().map(Arc::new),
                             });
                         }
@@ -639,9 +641,9 @@ async fn execute(executor: Executor<'_>, planned: Vec<Planned>) -> Result<Summar
                 p.spec.cell,
                 b.filename,
                 BOOTSTRAP_STAGES - 1,
-                &a.sha256[..12],
+                a.sha256.short(),
                 BOOTSTRAP_STAGES,
-                &b.sha256[..12]
+                b.sha256.short()
             ));
         }
     }
@@ -661,7 +663,7 @@ async fn finish(
     ledger: &mut Ledger,
     planner: &Arc<Planner>,
     store: &Store,
-    run_id: &str,
+    run_id: &RunId,
     options: &BuildOptions,
     events: &dyn Events,
 ) -> Result<(), StoreError> {
@@ -771,7 +773,7 @@ async fn finish(
                 });
             }
             // Commit the row only once its files are in place: a kill leaves no dangling row.
-            let outcome = attempt.outcome(&spec, &placement, &sha);
+            let outcome = attempt.outcome(&spec, &placement, Some(&sha));
             store.record_job(&JobRecord::new(run_id, outcome, Some(log_sha.clone())))?;
             ledger.built.insert(
                 key,
@@ -801,7 +803,7 @@ async fn finish(
         }
         Attempted::Failed(failure) => {
             let log_sha = store.put_blob(&failure.log)?;
-            let outcome = attempt.outcome(&spec, &placement, "");
+            let outcome = attempt.outcome(&spec, &placement, None);
             store.record_job(&JobRecord::new(run_id, outcome, Some(log_sha.clone())))?;
             let text = String::from_utf8_lossy(&failure.log);
             let lines: Vec<&str> = text.lines().collect();
@@ -838,7 +840,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 /// A stored wheel may be reused only when its bytes still match its name; a damaged one is
 /// built again (and the new build replaces the blob).
-fn reusable_blob(store: &Store, sha256: &str) -> bool {
+fn reusable_blob(store: &Store, sha256: &Sha256) -> bool {
     match store.verify_blob(sha256) {
         Ok(()) => true,
         Err(err) => {
@@ -871,7 +873,7 @@ fn write_output(
 
 /// A stored wheel to reuse, checked against its name once: its bytes when they go to the
 /// wheelhouse (`Some(Some)`), only the check otherwise (`Some(None)`); `None` when damaged.
-fn reusable_wheel(store: &Store, sha256: &str, is_final: bool) -> Option<Option<Vec<u8>>> {
+fn reusable_wheel(store: &Store, sha256: &Sha256, is_final: bool) -> Option<Option<Vec<u8>>> {
     if !is_final {
         return reusable_blob(store, sha256).then_some(None);
     }
@@ -981,7 +983,7 @@ mod tests {
                 version: "1.0".into(),
                 stage,
                 sdist: PathBuf::from("/nonexistent.tar.gz"),
-                sdist_sha256: format!("{name}{stage}"),
+                sdist_sha256: Sha256::of(format!("{name}{stage}").as_bytes()),
                 backend: "fake".into(),
                 backend_path: Vec::new(),
                 env: Vec::new(),
@@ -1012,7 +1014,7 @@ mod tests {
     struct Setup {
         _dir: tempfile::TempDir,
         store: Store,
-        run: String,
+        run: RunId,
         planner: Arc<Planner>,
         options: BuildOptions,
     }
@@ -1071,7 +1073,7 @@ mod tests {
 
     fn go_in(
         s: &Setup,
-        run: &str,
+        run: &RunId,
         options: &BuildOptions,
         fake: Arc<Fake>,
         jobs: Vec<Planned>,
@@ -1114,7 +1116,7 @@ mod tests {
         })
     }
 
-    fn result_of<'a>(summary: &'a Summary, label: &str) -> &'a Result<(String, String), String> {
+    fn result_of<'a>(summary: &'a Summary, label: &str) -> &'a Result<(String, Sha256), String> {
         &summary
             .outcomes
             .iter()
@@ -1240,7 +1242,7 @@ mod tests {
         .map(|(i, (name, seconds))| FinalJob {
             spec: job(i, 0, name, &[]).spec,
             filename: format!("{name}-1.0-py3-none-any.whl"),
-            sha256: String::new(),
+            sha256: Sha256::of(b""),
             path: PathBuf::new(),
             window: (0, 0),
             seconds: *seconds,

@@ -100,7 +100,7 @@ mod tests {
     fn patch(text: &str) -> Patch {
         Patch {
             name: "t.patch".into(),
-            sha256: String::new(),
+            sha256: crate::digest::Sha256::of(text.as_bytes()),
             text: text.into(),
         }
     }

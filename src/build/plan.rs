@@ -7,6 +7,7 @@
 
 use crate::build::job::{EnvWheel, JobSpec, Settings};
 use crate::cell::CellId;
+use crate::digest::Sha256;
 use crate::names::parse_wheel_filename;
 use crate::resolve::archive::Limits;
 use crate::resolve::graph::CycleKind;
@@ -258,7 +259,8 @@ impl Planner {
             source: Box::new(source),
         };
         let dist = &cg.dists[&node];
-        let Some(info) = &dist.sdist else {
+        // An sdist is known by the hash of rewheel's copy; what has none is not built.
+        let (Some(info), Some(sdist_sha256)) = (&dist.sdist, &dist.sha256) else {
             return Ok(Vec::new());
         };
         let cycle_of = |n: NodeIndex| {
@@ -272,7 +274,7 @@ impl Planner {
             .repo
             .index
             .fetch(&crate::resolve::index::IndexFile {
-                sha256: Some(dist.sha256.clone()),
+                sha256: Some(sdist_sha256.to_string()),
                 ..dist.file.clone()
             })
             .map_err(|e| repo_err(e.into()))?;
@@ -368,7 +370,7 @@ impl Planner {
                     version: dist.version.to_string(),
                     stage,
                     sdist: sdist.clone(),
-                    sdist_sha256: dist.sha256.clone(),
+                    sdist_sha256: sdist_sha256.clone(),
                     backend: info.build_backend.clone(),
                     backend_path: info.backend_path.clone(),
                     env: Vec::new(),
@@ -425,7 +427,7 @@ impl Planner {
 }
 
 /// `fetched`: a copy in the cache and the sha256 of its bytes, taken while they were copied.
-fn env_wheel(cg: &CellGraph, node: NodeIndex, fetched: (PathBuf, String)) -> EnvWheel {
+fn env_wheel(cg: &CellGraph, node: NodeIndex, fetched: (PathBuf, Sha256)) -> EnvWheel {
     labelled_wheel(
         cg.graph.graph[node].name.as_ref(),
         &cg.graph.graph[node].version.to_string(),
@@ -435,7 +437,7 @@ fn env_wheel(cg: &CellGraph, node: NodeIndex, fetched: (PathBuf, String)) -> Env
 
 /// A wheel for a build environment, labelled with the version its filename says: a seed of
 /// another version than the node's must not be recorded (fingerprint, CI plan) as the node's.
-fn labelled_wheel(name: &str, node_version: &str, (path, sha256): (PathBuf, String)) -> EnvWheel {
+fn labelled_wheel(name: &str, node_version: &str, (path, sha256): (PathBuf, Sha256)) -> EnvWheel {
     let version = path
         .file_name()
         .and_then(|f| parse_wheel_filename(&f.to_string_lossy()))
@@ -524,7 +526,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("setuptools-69.0.0-py3-none-any.whl");
         std::fs::write(&path, b"zip").unwrap();
-        let wheel = super::labelled_wheel("setuptools", "70.0", (path, "ab".repeat(32)));
+        let sha = crate::digest::Sha256::of(b"zip");
+        let wheel = super::labelled_wheel("setuptools", "70.0", (path, sha));
         assert_eq!(wheel.version, "69.0.0");
     }
 }

@@ -5,7 +5,9 @@
 //! `sha256sums.txt` that `sha256sum -c` reads.
 
 use super::executor::FinalJob;
+use crate::digest::Sha256;
 use crate::fsutil::write_atomic;
+use crate::ids::RunId;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ fn rfc3339(seconds: i64) -> String {
 }
 
 /// The statement for one wheel of run `run_id`.
-pub fn statement(job: &FinalJob, run_id: &str) -> Value {
+pub fn statement(job: &FinalJob, run_id: &RunId) -> Value {
     let spec = &job.spec;
     // The fingerprint is the job's inputs as rewheel keys them: backend, runtime (image id or
     // interpreter path), interpreter version, build path.
@@ -129,11 +131,11 @@ pub fn write_for(built: &crate::build::run::BuiltRun, dir: &Path) -> anyhow::Res
 pub fn write_all(
     dir: &Path,
     finals: &[FinalJob],
-    run_id: &str,
+    run_id: &RunId,
     out_dir: &Path,
 ) -> std::io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    let mut sums: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut sums: BTreeMap<String, BTreeMap<String, Sha256>> = BTreeMap::new();
     for job in finals {
         let cell_dir = dir.join(job.spec.cell.as_str());
         let path = cell_dir.join(format!("{}.intoto.json", job.filename));
@@ -190,14 +192,14 @@ pub fn write_all(
 }
 
 /// Does this statement name these bytes as its subject? `Err` says why not.
-pub fn verify(statement: &Value, filename: &str, sha256: &str) -> Result<(), String> {
+pub fn verify(statement: &Value, filename: &str, sha256: &Sha256) -> Result<(), String> {
     if statement["_type"] != STATEMENT_TYPE || statement["predicateType"] != PREDICATE_TYPE {
         return Err("not an in-toto statement with a SLSA v1 provenance predicate".into());
     }
     let subjects = statement["subject"].as_array().cloned().unwrap_or_default();
     let subject = subjects
         .iter()
-        .find(|s| s["digest"]["sha256"] == sha256)
+        .find(|s| s["digest"]["sha256"] == sha256.as_str())
         .ok_or_else(|| {
             format!(
                 "no subject has sha256 {sha256}; the statement names {}",
@@ -222,7 +224,7 @@ pub fn verify(statement: &Value, filename: &str, sha256: &str) -> Result<(), Str
 pub fn verify_files(
     statement: &std::path::Path,
     wheel: &std::path::Path,
-) -> anyhow::Result<Result<String, String>> {
+) -> anyhow::Result<Result<Sha256, String>> {
     use anyhow::Context;
     let doc: serde_json::Value = serde_json::from_slice(
         &std::fs::read(statement)
@@ -241,16 +243,20 @@ mod tests {
 
     #[test]
     fn a_statement_verifies_its_subject_and_nothing_else() {
+        let (ab, cd) = (Sha256::of(b"ab"), Sha256::of(b"cd"));
         let statement = json!({
             "_type": STATEMENT_TYPE,
             "predicateType": PREDICATE_TYPE,
-            "subject": [{ "name": "six-1.16.0-py2.py3-none-any.whl", "digest": { "sha256": "ab" } }],
+            "subject": [{ "name": "six-1.16.0-py2.py3-none-any.whl", "digest": { "sha256": ab } }],
         });
-        assert!(verify(&statement, "six-1.16.0-py2.py3-none-any.whl", "ab").is_ok());
-        let other = verify(&statement, "six-1.16.0-py2.py3-none-any.whl", "cd").unwrap_err();
-        assert!(other.contains("no subject has sha256 cd"), "{other}");
-        let renamed = verify(&statement, "six.whl", "ab").unwrap_err();
+        assert!(verify(&statement, "six-1.16.0-py2.py3-none-any.whl", &ab).is_ok());
+        let other = verify(&statement, "six-1.16.0-py2.py3-none-any.whl", &cd).unwrap_err();
+        assert!(
+            other.contains(&format!("no subject has sha256 {cd}")),
+            "{other}"
+        );
+        let renamed = verify(&statement, "six.whl", &ab).unwrap_err();
         assert!(renamed.contains("names it"), "{renamed}");
-        assert!(verify(&json!({}), "x", "ab").is_err());
+        assert!(verify(&json!({}), "x", &ab).is_err());
     }
 }

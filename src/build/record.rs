@@ -7,6 +7,7 @@
 //! `check` part of a check, which this stage keeps as it is.
 
 use super::run::{BuildSettings, RunRef, Stage, build};
+use crate::ids::RunId;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -55,7 +56,7 @@ pub enum RunSettings {
     },
     /// The second build of `check --independent`: a part of that check, built again when
     /// the check resumes, not a run of its own.
-    SecondSide { of: String },
+    SecondSide { of: RunId },
 }
 
 /// Why a stored run is not resumed.
@@ -64,16 +65,16 @@ pub enum ResumeError {
     #[error(
         "run {id} was recorded by an older rewheel, which kept only its command line: it cannot be resumed\nhint: run `{command}` again: the jobs it finished come from the job cache, not built again"
     )]
-    CommandLineOnly { id: String, command: String },
+    CommandLineOnly { id: RunId, command: String },
     #[error(
         "run {id} has no settings to resume from (it was recorded as `{command}`)\nhint: runs of `build` and `check` resume"
     )]
-    NotResumable { id: String, command: String },
+    NotResumable { id: RunId, command: String },
     #[error(
         "run {id} was recorded by a newer rewheel (settings schema {found}; this one reads {SCHEMA_VERSION})\nhint: resume it with that rewheel, or run `{command}` again"
     )]
     Newer {
-        id: String,
+        id: RunId,
         found: u32,
         command: String,
     },
@@ -81,7 +82,7 @@ pub enum ResumeError {
         "run {id}: its stored settings cannot be read ({why})\nhint: run `{command}` again: the jobs it finished come from the job cache, not built again"
     )]
     Unreadable {
-        id: String,
+        id: RunId,
         why: String,
         command: String,
     },
@@ -89,19 +90,19 @@ pub enum ResumeError {
         "run {id} was a {was}, not a {wanted}\nhint: `rewheel {was} --resume {id}` continues it"
     )]
     OtherCommand {
-        id: String,
+        id: RunId,
         was: &'static str,
         wanted: &'static str,
     },
     #[error(
         "run {id} is the second build of check run {of}, not a run of its own\nhint: `rewheel check --resume {of}` builds that side again"
     )]
-    SecondSide { id: String, of: String },
+    SecondSide { id: RunId, of: RunId },
 }
 
 /// A stored run's settings, as its stage reads them.
 pub struct Stored {
-    pub id: String,
+    pub id: RunId,
     pub settings: RunSettings,
     /// The run's command line as one shell line, for messages.
     pub command: String,
@@ -110,16 +111,16 @@ pub struct Stored {
 impl Stored {
     /// Read the settings run `id` of the store at `store_root` was recorded with; the runs
     /// they describe use that store, wherever it was when they started.
-    pub fn read(store_root: &Path, id: &str) -> anyhow::Result<Stored> {
+    pub fn read(store_root: &Path, id: &RunId) -> anyhow::Result<Stored> {
         let store = Store::open(store_root)?;
         let run = store
             .run(id)?
-            .ok_or_else(|| StoreError::NoRun(id.to_string()))?;
+            .ok_or_else(|| StoreError::NoRun(id.clone()))?;
         let command = match run.argv.split_first() {
             Some((_, args)) if !args.is_empty() => format!("rewheel {}", args.join(" ")),
             _ => run.argv.join(" "),
         };
-        let id = id.to_string();
+        let id = id.clone();
         let Some(text) = run.settings else {
             return Err(match run.argv.get(1).map(String::as_str) {
                 Some("build" | "check") => ResumeError::CommandLineOnly { id, command },
@@ -242,7 +243,7 @@ pub fn anchor(path: &mut PathBuf) {
 /// follows, with how it stopped.
 pub fn start(
     begin: Begin<BuildRequest>,
-    on_run: impl FnOnce(&str),
+    on_run: impl FnOnce(&RunId),
 ) -> anyhow::Result<(BuildRequest, Stage)> {
     let (request, run) = match begin {
         Begin::New { argv, request } => {
@@ -276,14 +277,14 @@ pub enum Begin<T> {
     /// A stored run continued with its own settings; `outputs` given again replace its own.
     Resume {
         store_root: PathBuf,
-        id: String,
+        id: RunId,
         outputs: Outputs,
     },
 }
 
 /// A new run for the second build of check `of`, recorded as a part of that check.
-pub fn new_second_side(store: &Store, of: &str) -> Result<String, StoreError> {
-    let settings = RunSettings::SecondSide { of: of.to_string() };
+pub fn new_second_side(store: &Store, of: &RunId) -> Result<RunId, StoreError> {
+    let settings = RunSettings::SecondSide { of: of.clone() };
     store.new_run_with(
         &[format!("check {of}: independent second build")],
         Some(&settings.document()),
@@ -348,7 +349,7 @@ mod tests {
         }
     }
 
-    fn stored(document: Option<&str>, argv: &[&str]) -> (tempfile::TempDir, String) {
+    fn stored(document: Option<&str>, argv: &[&str]) -> (tempfile::TempDir, RunId) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
@@ -451,7 +452,8 @@ mod tests {
     fn the_second_side_of_a_check_points_to_its_check() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let id = new_second_side(&store, "20260101-000000").unwrap();
+        let of = RunId::parse("20260101-000000").unwrap();
+        let id = new_second_side(&store, &of).unwrap();
         let err = Stored::read(dir.path(), &id)
             .unwrap()
             .build()

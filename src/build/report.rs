@@ -58,7 +58,7 @@ pub fn text(summary: &Summary, out: &Path) -> String {
 }
 
 /// What a run that ran out of space says: each full file system, and what to do.
-pub fn out_of_space(summary: &Summary, run_id: &str) -> String {
+pub fn out_of_space(summary: &Summary, run_id: &crate::ids::RunId) -> String {
     let mut text = String::new();
     for full in &summary.out_of_space {
         let _ = writeln!(text, "error: {full}");

@@ -6,6 +6,7 @@ use super::backend::{self, Backend, BackendRequest};
 use super::executor::{Executor, Summary};
 use super::plan::{BuildOptions, Planned, Planner};
 use crate::exit::ExitCode;
+use crate::ids::RunId;
 use crate::progress::JobDisplay;
 use crate::resolve::report::ResolveReport;
 use crate::resolve::session::{ResolveSettings, resolve};
@@ -33,7 +34,7 @@ pub enum RunRef {
     /// settings document (`record`), which `--resume` reads back.
     New { argv: Vec<String>, document: String },
     /// An interrupted run continued: its finished jobs are reused.
-    Resume(String),
+    Resume(RunId),
 }
 
 /// How a build run stopped before building anything.
@@ -73,7 +74,7 @@ impl Ending {
 /// A finished build, with what `check` needs to build again.
 pub struct BuiltRun {
     pub store: Store,
-    pub run_id: String,
+    pub run_id: RunId,
     /// This process builds the run until the run is dropped (or the process ends).
     _lock: RunLock,
     unfinished: Unfinished,
@@ -115,7 +116,7 @@ impl BuiltRun {
         &self,
         planned: Vec<Planned>,
         backend: Arc<dyn Backend>,
-        run_id: &str,
+        run_id: &RunId,
         options: &BuildOptions,
     ) -> Result<Summary, StoreError> {
         self.runtime.block_on(
@@ -138,7 +139,7 @@ impl BuiltRun {
 pub fn build(
     settings: BuildSettings,
     run: RunRef,
-    on_run: impl FnOnce(&str),
+    on_run: impl FnOnce(&RunId),
 ) -> anyhow::Result<Stage> {
     let store = Store::open(&settings.store_root)?;
     let new = matches!(run, RunRef::New { .. });
@@ -252,7 +253,7 @@ fn resolve_or_interrupt(
 
 fn build_in(
     store: Store,
-    run_id: String,
+    run_id: RunId,
     lock: RunLock,
     settings: BuildSettings,
     unfinished: Unfinished,

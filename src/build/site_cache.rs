@@ -53,7 +53,7 @@ impl SiteCache {
         &self,
         wheel: &Path,
         file: &std::fs::File,
-        sha256: &str,
+        sha256: &crate::digest::Sha256,
         site: &Path,
         compile: Option<(&str, Compile)>,
     ) -> Result<(), String> {
@@ -179,6 +179,11 @@ mod tests {
     use std::io::Write;
     use std::os::unix::fs::MetadataExt;
 
+    /// The name the demo wheel's tree is cached under (the hash is not checked here).
+    fn key() -> crate::digest::Sha256 {
+        crate::digest::Sha256::of(b"demo wheel")
+    }
+
     fn wheel(dir: &Path) -> PathBuf {
         let path = dir.join("demo-1.0-py3-none-any.whl");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
@@ -202,13 +207,13 @@ mod tests {
         let cache = SiteCache::new(dir.path().join(".sites"));
         let (a, b) = (dir.path().join("a/env"), dir.path().join("b/env"));
         cache
-            .install(&whl, &std::fs::File::open(&whl).unwrap(), "abc", &a, None)
+            .install(&whl, &std::fs::File::open(&whl).unwrap(), &key(), &a, None)
             .unwrap();
         // The wheel is gone and the handle reads nothing: the second site can only come
         // from the tree.
         std::fs::remove_file(&whl).unwrap();
         cache
-            .install(&whl, &tempfile::tempfile().unwrap(), "abc", &b, None)
+            .install(&whl, &tempfile::tempfile().unwrap(), &key(), &b, None)
             .unwrap();
         let ino = |p: PathBuf| std::fs::metadata(p).unwrap().ino();
         assert_eq!(
@@ -221,7 +226,8 @@ mod tests {
         assert_eq!(meta.mode() & 0o777, 0o444);
         // Removing a site leaves the tree.
         std::fs::remove_dir_all(dir.path().join("a")).unwrap();
-        assert!(dir.path().join(".sites/abc/demo/__init__.py").is_file());
+        let tree = dir.path().join(".sites").join(key());
+        assert!(tree.join("demo/__init__.py").is_file());
     }
 
     #[test]
@@ -241,7 +247,7 @@ mod tests {
             .install(
                 &whl,
                 &std::fs::File::open(&whl).unwrap(),
-                "abc",
+                &key(),
                 &site("1"),
                 Some(("py", &compile)),
             )
@@ -251,7 +257,7 @@ mod tests {
             .install(
                 &whl,
                 &std::fs::File::open(&whl).unwrap(),
-                "abc",
+                &key(),
                 &site("2"),
                 Some(("py", &compile)),
             )
@@ -260,7 +266,7 @@ mod tests {
             .install(
                 &whl,
                 &std::fs::File::open(&whl).unwrap(),
-                "abc",
+                &key(),
                 &site("3"),
                 Some(("py", &compile)),
             )
@@ -274,7 +280,7 @@ mod tests {
             .install(
                 &whl,
                 &std::fs::File::open(&whl).unwrap(),
-                "abc",
+                &key(),
                 &site("4"),
                 Some(("py", &compile)),
             )
@@ -292,7 +298,7 @@ mod tests {
                 .install(
                     &whl,
                     &std::fs::File::open(&whl).unwrap(),
-                    "abc",
+                    &key(),
                     &site(n),
                     Some(("other", &broken)),
                 )

@@ -3,7 +3,8 @@
 //! pipeline) and a complete GitHub Actions workflow (a plan job, one job per level with its
 //! matrix, one artifact per plan job, a download of exactly the needed ones, a merge).
 
-use super::plan_doc::{PlanDoc, PlanJob, file_stem};
+use super::plan_doc::{PlanDoc, PlanJob};
+use crate::ids::JobId;
 use serde_norway::{Mapping, Value};
 
 /// How the emitted files get rewheel, images and the plan.
@@ -171,7 +172,7 @@ pub fn gitlab(plan: &PlanDoc, options: &CiOptions) -> String {
         ("job", s(options.plan_job.clone())),
     ]);
     for j in &plan.jobs {
-        let stem = file_stem(&j.id);
+        let stem = j.id.file_stem();
         let mut needs = vec![plan_need.clone()];
         needs.extend(
             j.needs
@@ -238,19 +239,19 @@ pub fn gitlab(plan: &PlanDoc, options: &CiOptions) -> String {
 }
 
 /// The artifact name of a plan job's results.
-pub fn artifact_name(id: &str) -> String {
-    format!("result-{}", file_stem(id))
+pub fn artifact_name(id: &JobId) -> String {
+    format!("result-{}", id.file_stem())
 }
 
 /// A `download-artifact` pattern that matches exactly these artifacts (minimatch braces).
-fn pattern_of(needs: &[String]) -> String {
+fn pattern_of(needs: &[JobId]) -> String {
     match needs {
         [] => String::new(),
         [one] => artifact_name(one),
         many => format!(
             "result-{{{}}}",
             many.iter()
-                .map(|n| file_stem(n))
+                .map(JobId::file_stem)
                 .collect::<Vec<_>>()
                 .join(",")
         ),
@@ -297,7 +298,7 @@ pub fn github_workflow(plan: &PlanDoc, options: &CiOptions) -> String {
             .map(|j| {
                 let mut entry = map([
                     ("job", s(j.id.clone())),
-                    ("stem", s(file_stem(&j.id))),
+                    ("stem", s(j.id.file_stem())),
                     ("image", s(options.image_of(j))),
                     ("needs", s(pattern_of(&j.needs))),
                 ]);
@@ -456,10 +457,11 @@ mod tests {
 
     #[test]
     fn patterns_match_exactly_the_needed_artifacts() {
+        let id = |id: &str| JobId::parse(id).unwrap();
         assert_eq!(pattern_of(&[]), "");
-        assert_eq!(pattern_of(&["cp311/a-1".into()]), "result-cp311__a-1");
+        assert_eq!(pattern_of(&[id("cp311/a-1")]), "result-cp311__a-1");
         assert_eq!(
-            pattern_of(&["cp311/a-1".into(), "cp311/b-2".into()]),
+            pattern_of(&[id("cp311/a-1"), id("cp311/b-2")]),
             "result-{cp311__a-1,cp311__b-2}"
         );
     }
@@ -468,7 +470,7 @@ mod tests {
         let mut doc = serde_json::json!({
             "id": format!("{cell}/six-1.16.0"), "cell": cell, "python": python, "image": image,
             "name": "six", "version": "1.16.0", "stage": 0, "level": 0, "is_final": true,
-            "sdist": { "filename": "six-1.16.0.tar.gz", "url": "file:///x", "sha256": "0" },
+            "sdist": { "filename": "six-1.16.0.tar.gz", "url": "file:///x", "sha256": "0".repeat(64) },
             "build_backend": "setuptools.build_meta", "backend_path": [], "build_env": [],
             "needs": [], "timeout_secs": 60,
             "settings": serde_json::to_value(crate::build::job::Settings::default()).unwrap(),

@@ -7,8 +7,9 @@
 use super::plan_doc::{DocError, PlanDoc};
 use crate::beneath::{Beneath, BeneathError};
 use crate::build::job::{MAX_LOG, MAX_WHEEL};
+use crate::digest::Sha256;
 use anyhow::{Context, bail};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -216,10 +217,10 @@ const LOCATED_HINT: &str = "a plan locates a file by `file://` URL only where `r
 /// Copy what `from` yields into `to`, hashing on the way, and keep it only if its sha256 is
 /// `sha256`: the job then reads rewheel's own copy, the bytes that were checked. Past `max`
 /// bytes it is an error (the size a file claimed may not be the size it has).
-pub fn copy_checked(from: File, max: u64, sha256: &str, to: &Path) -> anyhow::Result<bool> {
+pub fn copy_checked(from: File, max: u64, sha256: &Sha256, to: &Path) -> anyhow::Result<bool> {
     let dir = to.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = Sha256::hasher();
     let mut reader = from.take(max + 1);
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
@@ -235,7 +236,7 @@ pub fn copy_checked(from: File, max: u64, sha256: &str, to: &Path) -> anyhow::Re
         hasher.update(&buf[..n]);
         tmp.write_all(&buf[..n])?;
     }
-    if hex::encode(hasher.finalize()) != sha256 {
+    if Sha256::finish(hasher) != *sha256 {
         return Ok(false);
     }
     tmp.persist(to).map_err(|err| err.error)?;
@@ -253,7 +254,8 @@ mod tests {
         std::fs::write(&from, b"bytes").unwrap();
         let to = t.path().join("to");
         let open = || File::open(&from).unwrap();
-        assert!(!copy_checked(open(), 10, "00", &to).unwrap());
+        let other = crate::fsutil::sha256_hex(b"other bytes");
+        assert!(!copy_checked(open(), 10, &other, &to).unwrap());
         assert!(!to.exists());
         let sha = crate::fsutil::sha256_hex(b"bytes");
         assert!(copy_checked(open(), 10, &sha, &to).unwrap());

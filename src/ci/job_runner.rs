@@ -6,12 +6,14 @@ use super::inputs::{
     self, Folders, Found, INPUTS_HINT, MAX_ARCHIVE, MAX_LOG_FILE, MAX_RESULT, copy_checked,
     open_located, refused,
 };
-use super::plan_doc::{EnvEntry, JobResult, SCHEMA_VERSION, crate_file, file_stem};
+use super::plan_doc::{EnvEntry, JobResult, SCHEMA_VERSION, crate_file};
 use crate::build::attempt::{Attempted, Placement, attempt, needs_message};
 use crate::build::backend::{self, BackendRequest};
 use crate::build::job::{EnvWheel, JobSpec};
 use crate::cell::Cell;
-use crate::fsutil::{sha256_hex, write_atomic};
+use crate::digest::Sha256;
+use crate::fsutil::write_atomic;
+use crate::ids::JobId;
 use crate::resolve::archive::Limits;
 use crate::store::JobOutcome;
 use anyhow::{Context, bail};
@@ -22,7 +24,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct JobRunSettings {
     pub plan_file: PathBuf,
-    pub job: String,
+    pub job: JobId,
     /// What earlier jobs left, searched recursively.
     pub inputs: PathBuf,
     pub out: PathBuf,
@@ -47,7 +49,7 @@ pub enum JobRun {
 fn obtain(
     inputs: &Folders,
     filename: &str,
-    sha256: &str,
+    sha256: &Sha256,
     url: Option<&str>,
     scratch: &Path,
 ) -> anyhow::Result<PathBuf> {
@@ -75,7 +77,7 @@ fn obtain(
     }
     let download =
         crate::http::Http::new(4).download(url, scratch, crate::http::Cap::download())?;
-    if download.sha256 != sha256 {
+    if download.sha256 != *sha256 {
         bail!(
             "hash mismatch for {filename}: expected sha256 {sha256}, got {}",
             download.sha256
@@ -89,8 +91,8 @@ fn obtain(
 }
 
 /// The result document of job `dep` among the inputs, read within its cap and checked.
-fn result_of<'a>(inputs: &'a Folders, dep: &str) -> anyhow::Result<(Found<'a>, Vec<u8>)> {
-    let result_name = format!("{}.result.json", file_stem(dep));
+fn result_of<'a>(inputs: &'a Folders, dep: &JobId) -> anyhow::Result<(Found<'a>, Vec<u8>)> {
+    let result_name = format!("{}.result.json", dep.file_stem());
     let found = inputs.named(&result_name).next().with_context(|| {
         format!(
             "the result of `{dep}` is not among the inputs ({result_name})\nhint: {INPUTS_HINT}"
@@ -103,7 +105,11 @@ fn result_of<'a>(inputs: &'a Folders, dep: &str) -> anyhow::Result<(Found<'a>, V
 }
 
 /// The wheel an earlier job of the plan built, through its result document.
-fn wheel_of_job(inputs: &Folders, dep: &str, scratch: &Path) -> anyhow::Result<(PathBuf, String)> {
+fn wheel_of_job(
+    inputs: &Folders,
+    dep: &JobId,
+    scratch: &Path,
+) -> anyhow::Result<(PathBuf, Sha256)> {
     let (found, bytes) = result_of(inputs, dep)?;
     let result = JobResult::parse(&bytes, &found.shown())?;
     let crate::store::JobStatus::Built {
@@ -121,12 +127,12 @@ fn wheel_of_job(inputs: &Folders, dep: &str, scratch: &Path) -> anyhow::Result<(
 /// are, and nothing is built.
 fn reuse(
     inputs: &Folders,
-    id: &str,
+    id: &JobId,
     fingerprint: &str,
     out: &Path,
     scratch: &Path,
 ) -> anyhow::Result<Option<PathBuf>> {
-    let stem = file_stem(id);
+    let stem = id.file_stem();
     let name = format!("{stem}.result.json");
     for found in inputs.named(&name) {
         let bytes = found
@@ -142,7 +148,7 @@ fn reuse(
         let Some((filename, sha)) = outcome.wheel() else {
             continue;
         };
-        if doc.job != id || outcome.fingerprint != fingerprint {
+        if doc.job != *id || outcome.fingerprint != fingerprint {
             continue;
         }
         let Ok(wheel) = obtain(inputs, filename, sha, None, scratch) else {
@@ -285,7 +291,7 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
         &placement,
         Some(cell_of.markers()),
     ));
-    let stem = file_stem(id);
+    let stem = id.file_stem();
     let log_file = format!("{stem}.log");
     write_atomic(&out.join(&log_file), done.log())?;
     let (outcome, run) = match &done.attempted {
@@ -299,7 +305,7 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
                 wheel.display()
             );
             (
-                done.outcome(&spec, &placement, &sha256_hex(&output.wheel)),
+                done.outcome(&spec, &placement, None),
                 JobRun::Built { wheel },
             )
         }
@@ -325,7 +331,7 @@ pub fn run_job(settings: &JobRunSettings) -> anyhow::Result<JobRun> {
     };
     let doc = JobResult {
         schema_version: SCHEMA_VERSION,
-        job: id.to_string(),
+        job: id.clone(),
         outcome,
         log_file: Some(log_file),
     };

@@ -4,7 +4,9 @@
 use super::inputs::{self, Folders, Found, MAX_LOG_FILE, MAX_RESULT, refused};
 use super::plan_doc::{JobResult, RESULT_HINT};
 use crate::build::job::MAX_WHEEL;
+use crate::digest::Sha256;
 use crate::fsutil::{sha256_hex, sha256_reader};
+use crate::ids::{JobId, RunId};
 use crate::store::{JobRecord, JobStatus, RunStatus, Store};
 use anyhow::bail;
 use std::collections::BTreeMap;
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// What a merge made.
 pub struct Merged {
-    pub run_id: String,
+    pub run_id: RunId,
     pub jobs: usize,
     pub failed: usize,
 }
@@ -20,7 +22,7 @@ pub struct Merged {
 /// One job's result, with the files it names found and checked.
 struct Taken<'a> {
     doc: JobResult,
-    wheel: Option<(Found<'a>, String)>,
+    wheel: Option<(Found<'a>, Sha256)>,
     log: Option<Found<'a>>,
 }
 
@@ -32,7 +34,7 @@ pub fn merge(
     argv: &[String],
 ) -> anyhow::Result<Merged> {
     let folders = Folders::open(roots, false)?;
-    let mut results: BTreeMap<String, Vec<(Found, JobResult)>> = BTreeMap::new();
+    let mut results: BTreeMap<JobId, Vec<(Found, JobResult)>> = BTreeMap::new();
     for found in folders
         .files()
         .filter(|f| f.name().to_string_lossy().ends_with(".result.json"))
@@ -97,7 +99,7 @@ pub fn merge(
             let bytes = wheel
                 .read(MAX_WHEEL)
                 .map_err(|e| refused(&wheel.shown(), "", e, RESULT_HINT))?;
-            if &sha256_hex(&bytes) != sha {
+            if sha256_hex(&bytes) != *sha {
                 bail!("{}: changed while it was merged", wheel.shown().display());
             }
             *wheel_sha256 = store.put_blob(&bytes)?;
@@ -133,7 +135,7 @@ pub fn merge(
 /// below the folders) and its log (beside it; a missing log is not kept).
 fn take<'a>(
     folders: &'a Folders,
-    id: &str,
+    id: &JobId,
     found: &Found<'a>,
     doc: JobResult,
 ) -> anyhow::Result<Taken<'a>> {
@@ -176,9 +178,9 @@ fn take<'a>(
 /// The file named `filename` whose bytes hash to `sha`.
 fn wheel_named<'a>(
     folders: &'a Folders,
-    id: &str,
+    id: &JobId,
     filename: &str,
-    sha: &str,
+    sha: &Sha256,
 ) -> anyhow::Result<Found<'a>> {
     for found in folders.named(filename) {
         let file = found
@@ -186,7 +188,7 @@ fn wheel_named<'a>(
             .map_err(|e| refused(&found.shown(), "", e, RESULT_HINT))?;
         let got = sha256_reader(std::io::Read::take(file, MAX_WHEEL + 1))
             .map_err(|e| anyhow::anyhow!("{}: {e}", found.shown().display()))?;
-        if got == sha {
+        if got == *sha {
             return Ok(found);
         }
     }

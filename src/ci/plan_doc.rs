@@ -4,6 +4,8 @@
 
 use crate::build::job::{Recipe, Settings};
 use crate::build::plan::{JobKey, Planned, Source};
+use crate::digest::Sha256;
+use crate::ids::{BadJobId, JobId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Component, Path};
@@ -17,14 +19,14 @@ pub struct PlanDoc {
     pub tool: String,
     pub jobs: Vec<PlanJob>,
     /// Job ids by level: every job of a level needs only jobs of earlier levels.
-    pub levels: Vec<Vec<String>>,
+    pub levels: Vec<Vec<JobId>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Artifact {
     pub filename: String,
     pub url: String,
-    pub sha256: String,
+    pub sha256: Sha256,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,7 +34,7 @@ pub struct Artifact {
 pub enum EnvEntry {
     /// The wheel an earlier job of the plan builds.
     Job {
-        job: String,
+        job: JobId,
         name: String,
         version: String,
     },
@@ -42,13 +44,13 @@ pub enum EnvEntry {
         version: String,
         filename: String,
         url: Option<String>,
-        sha256: String,
+        sha256: Sha256,
     },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanJob {
-    pub id: String,
+    pub id: JobId,
     pub cell: crate::cell::CellId,
     pub python: String,
     pub image: Option<String>,
@@ -65,7 +67,7 @@ pub struct PlanJob {
     pub build_backend: String,
     pub backend_path: Vec<String>,
     pub build_env: Vec<EnvEntry>,
-    pub needs: Vec<String>,
+    pub needs: Vec<JobId>,
     pub settings: Settings,
     /// The package's own settings (`[packages.NAME]`): env, config settings, patches (with
     /// their text, so the job needs no file besides the plan), system packages.
@@ -82,7 +84,7 @@ pub struct PlanJob {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobResult {
     pub schema_version: u32,
-    pub job: String,
+    pub job: JobId,
     #[serde(flatten)]
     pub outcome: crate::store::JobOutcome,
     pub log_file: Option<String>,
@@ -106,7 +108,8 @@ pub const PLAN_HINT: &str = "a plan names its files by plain names, found below 
 /// What to do about a result document or the files beside it.
 pub const RESULT_HINT: &str = "a result document names only plain files beside it, below the folder given; links, devices, FIFOs and files over the limit are not read: use the folders `rewheel build --job` wrote, as CI saved them";
 
-/// What a path-like field of a document may hold.
+/// What a path-like field of a document may hold. Job ids are checked by their type (`JobId`)
+/// when the document is read.
 #[derive(Clone, Copy)]
 enum Rule {
     /// A file name with nothing else in it: no folder, no `..`, no NUL.
@@ -115,8 +118,6 @@ enum Rule {
     Path,
     /// A PEP 517 backend-path entry: relative and inside the tree (`.` allowed, as pip does).
     Tree,
-    /// A job id: it names files (`<stem>.result.json`), so its stem must be a plain name.
-    JobId,
 }
 
 impl Rule {
@@ -130,7 +131,6 @@ impl Rule {
                         .components()
                         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
             }
-            Rule::JobId => plain_name(&file_stem(value)),
         }
     }
 
@@ -139,7 +139,6 @@ impl Rule {
             Rule::Name => "a plain file name",
             Rule::Path => "a relative path of plain names",
             Rule::Tree => "a path inside the source tree",
-            Rule::JobId => "a job id that makes a plain file name",
         }
     }
 }
@@ -189,22 +188,12 @@ impl PlanDoc {
         let hint = PLAN_HINT;
         for (i, job) in self.jobs.iter().enumerate() {
             let at = |field: &str| format!("jobs[{i}].{field}");
-            check(doc, || at("id"), &job.id, Rule::JobId, hint)?;
             let name = &job.sdist.filename;
             check(doc, || at("sdist.filename"), name, Rule::Name, hint)?;
             for (j, entry) in job.build_env.iter().enumerate() {
-                match entry {
-                    EnvEntry::Job { job, .. } => check(
-                        doc,
-                        || at(&format!("build_env[{j}].job")),
-                        job,
-                        Rule::JobId,
-                        hint,
-                    )?,
-                    EnvEntry::Wheel { filename, .. } => {
-                        let field = || at(&format!("build_env[{j}].filename"));
-                        check(doc, field, filename, Rule::Name, hint)?
-                    }
+                if let EnvEntry::Wheel { filename, .. } = entry {
+                    let field = || at(&format!("build_env[{j}].filename"));
+                    check(doc, field, filename, Rule::Name, hint)?
                 }
             }
             for (j, krate) in job.crates.iter().enumerate() {
@@ -233,7 +222,6 @@ impl JobResult {
     /// Every file this document names is a plain name beside it.
     pub fn check(&self, doc: &Path) -> Result<(), DocError> {
         let hint = RESULT_HINT;
-        check(doc, || "job".into(), &self.job, Rule::JobId, hint)?;
         if let Some((wheel, _)) = self.outcome.wheel() {
             check(doc, || "wheel_filename".into(), wheel, Rule::Name, hint)?;
         }
@@ -249,29 +237,16 @@ pub fn crate_file(krate: &crate::resolve::crates::CrateRef) -> String {
     format!("{}-{}.crate.tar.gz", krate.name, krate.version)
 }
 
-/// `cp311-bookworm/six-1.16.0` (and `.stage2` for bootstrap stages).
-pub fn job_id(cell: &str, name: &str, version: &str, stage: u32) -> String {
-    match stage {
-        0 => format!("{cell}/{name}-{version}"),
-        s => format!("{cell}/{name}-{version}.stage{s}"),
-    }
-}
-
-/// A job id as a file name.
-pub fn file_stem(id: &str) -> String {
-    id.replace('/', "__")
-}
-
-pub fn document(planned: &[Planned]) -> PlanDoc {
-    let ids: HashMap<JobKey, String> = planned
+/// The plan of `planned`, refused when a job's id would not make a plain file name (a name
+/// and version longer than a file name may be).
+pub fn document(planned: &[Planned]) -> Result<PlanDoc, BadJobId> {
+    let ids: HashMap<JobKey, JobId> = planned
         .iter()
         .map(|p| {
-            (
-                p.key,
-                job_id(&p.spec.cell, &p.spec.name, &p.spec.version, p.key.stage),
-            )
+            let id = JobId::of(&p.spec.cell, &p.spec.name, &p.spec.version, p.key.stage)?;
+            Ok((p.key, id))
         })
-        .collect();
+        .collect::<Result<_, BadJobId>>()?;
     let by_key: HashMap<JobKey, &Planned> = planned.iter().map(|p| (p.key, p)).collect();
     // Levels by depth-first search: bootstrap stages are not listed in dependency order.
     fn level(
@@ -356,12 +331,12 @@ pub fn document(planned: &[Planned]) -> PlanDoc {
     for j in &jobs {
         levels[j.level].push(j.id.clone());
     }
-    PlanDoc {
+    Ok(PlanDoc {
         schema_version: SCHEMA_VERSION,
         tool: format!("rewheel {}", env!("CARGO_PKG_VERSION")),
         jobs,
         levels,
-    }
+    })
 }
 
 /// GitHub Actions: matrices have no per-entry dependencies, so one `strategy.matrix` per level
@@ -392,6 +367,9 @@ mod proptests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
+    /// The sha256 of nothing, where a template needs one.
+    const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
     /// A plan of one job, as `rewheel plan` writes it, to be spoiled field by field.
     fn plan_template() -> Value {
         json!({
@@ -401,16 +379,16 @@ mod proptests {
             "jobs": [{
                 "id": "cp311/a-1.0", "cell": "cp311", "python": "3.11", "image": null,
                 "name": "a", "version": "1.0", "stage": 0, "level": 0, "is_final": true,
-                "sdist": { "filename": "a-1.0.tar.gz", "url": "file:///x/a-1.0.tar.gz", "sha256": "00" },
+                "sdist": { "filename": "a-1.0.tar.gz", "url": "file:///x/a-1.0.tar.gz", "sha256": SHA },
                 "build_backend": "setuptools.build_meta",
                 "backend_path": ["."],
                 "build_env": [
                     { "from": "job", "job": "cp311/b-1.0", "name": "b", "version": "1.0" },
-                    { "from": "wheel", "name": "c", "version": "1.0", "filename": "c-1.0-py3-none-any.whl", "url": null, "sha256": "00" }
+                    { "from": "wheel", "name": "c", "version": "1.0", "filename": "c-1.0-py3-none-any.whl", "url": null, "sha256": SHA }
                 ],
                 "needs": ["cp311/b-1.0"],
                 "settings": serde_json::to_value(crate::build::job::Settings::default()).unwrap(),
-                "crates": [{ "name": "d", "version": "1.0", "sha256": "00" }],
+                "crates": [{ "name": "d", "version": "1.0", "sha256": SHA }],
                 "timeout_secs": 60
             }]
         })
@@ -420,7 +398,7 @@ mod proptests {
         json!({
             "schema_version": 1, "job": "cp311/a-1.0", "cell": "cp311", "name": "a",
             "version": "1.0", "stage": 0, "status": "built",
-            "wheel_filename": "a-1.0-py3-none-any.whl", "wheel_sha256": "00",
+            "wheel_filename": "a-1.0-py3-none-any.whl", "wheel_sha256": SHA,
             "fingerprint": "f", "seconds": 1.0, "error": null, "log_file": "cp311__a-1.0.log"
         })
     }
@@ -504,7 +482,7 @@ mod proptests {
 
     fn assert_plain_plan(plan: &PlanDoc) {
         for job in &plan.jobs {
-            assert!(is_plain_name(&file_stem(&job.id)), "{:?}", job.id);
+            assert!(is_plain_name(&job.id.file_stem()), "{:?}", job.id);
             assert!(
                 is_plain_name(&job.sdist.filename),
                 "{:?}",
@@ -512,7 +490,7 @@ mod proptests {
             );
             for entry in &job.build_env {
                 match entry {
-                    EnvEntry::Job { job, .. } => assert!(is_plain_name(&file_stem(job))),
+                    EnvEntry::Job { job, .. } => assert!(is_plain_name(&job.file_stem())),
                     EnvEntry::Wheel { filename, .. } => assert!(is_plain_name(filename)),
                 }
             }
@@ -531,7 +509,7 @@ mod proptests {
     }
 
     fn assert_plain_result(result: &JobResult) {
-        assert!(is_plain_name(&file_stem(&result.job)), "{:?}", result.job);
+        assert!(is_plain_name(&result.job.file_stem()), "{:?}", result.job);
         if let Some((wheel, _)) = result.outcome.wheel() {
             assert!(is_plain_name(wheel), "{wheel:?}");
         }
@@ -573,10 +551,13 @@ mod proptests {
             let parsed = PlanDoc::parse(&serde_json::to_vec(&doc).unwrap(), Path::new("plan.json"));
             match parsed {
                 Ok(plan) => assert_plain_plan(&plan),
-                // A refusal names the document and says what to do.
+                // A refusal names the document and says what to do; a job id, checked as the
+                // document is read, says what a job id must be.
                 Err(err) => {
                     let text = format!("{err:#}");
-                    prop_assert!(text.contains("plan.json") && text.contains("hint:"), "{}", text);
+                    let said = text.contains("hint:")
+                        || (matches!(field, 0 | 2) && text.contains("does not make a plain file name"));
+                    prop_assert!(text.contains("plan.json") && said, "{}", text);
                 }
             }
         }
@@ -612,5 +593,33 @@ mod proptests {
             Path::new("r"),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_hash_that_is_not_a_sha256_is_refused_where_the_document_is_read() {
+        for place in [
+            "/jobs/0/sdist/sha256",
+            "/jobs/0/build_env/1/sha256",
+            "/jobs/0/crates/0/sha256",
+        ] {
+            let mut doc = plan_template();
+            *doc.pointer_mut(place).unwrap() = "../../x".into();
+            let err = PlanDoc::parse(&serde_json::to_vec(&doc).unwrap(), Path::new("plan.json"))
+                .unwrap_err();
+            let text = format!("{err:#}");
+            assert!(
+                text.starts_with("plan.json: not a rewheel plan: sha256 `../../x` is not 64"),
+                "{place}: {text}"
+            );
+        }
+        let mut doc = result_template();
+        doc["wheel_sha256"] = SHA.to_uppercase().into();
+        let err =
+            JobResult::parse(&serde_json::to_vec(&doc).unwrap(), Path::new("r.json")).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.starts_with("r.json: not a job result: wheel_sha256: sha256 `E3B0"),
+            "{text}"
+        );
     }
 }

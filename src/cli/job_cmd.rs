@@ -17,7 +17,7 @@ pub(crate) fn plan(args: PlanArgs, argv: &[String]) -> Result<ExitCode, Error> {
             return Ok(ExitCode::Cycle);
         }
     };
-    let doc = ci_plan::document(&planned);
+    let doc = ci_plan::document(&planned)?;
     let ci = super::settings::ci_options(&args, argv);
     let text = match args.emit {
         Emit::Json => serde_json::to_string_pretty(&doc)? + "\n",
@@ -54,7 +54,7 @@ pub(crate) fn run_one(args: &BuildArgs) -> Result<ExitCode, Error> {
     };
     let settings = JobRunSettings {
         plan_file: plan_file.clone(),
-        job: job.clone(),
+        job: crate::ids::JobId::parse(job)?,
         inputs: inputs.clone(),
         out: args.out.clone(),
         backend: super::settings::backend_request(args),

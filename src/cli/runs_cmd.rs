@@ -66,6 +66,7 @@ pub(crate) fn run(command: RunsCommand) -> Result<ExitCode, Error> {
             }
         }
         RunsCommand::Show { run, store, json } => {
+            let run = crate::ids::RunId::parse(&run)?;
             let store = Store::open(&store_dir(store.as_ref())?)?;
             let record = store
                 .run(&run)?

@@ -136,7 +136,7 @@ pub(crate) fn begin<T>(
     Ok(match &args.resume {
         Some(id) => Begin::Resume {
             store_root: store_root(args.store.as_ref())?,
-            id: id.clone(),
+            id: crate::ids::RunId::parse(id)?,
             outputs: outputs(args),
         },
         None => Begin::New {

@@ -4,6 +4,7 @@
 use crate::build::record::{BuildRequest, Outputs, RunSettings};
 use crate::build::run::BuildSettings;
 use crate::build::run::{self, RunRef, Stage};
+use crate::digest::Sha256;
 use crate::rebuild::infer::{self, Guess, Observed, frozen};
 use crate::rebuild::recipe_file;
 use crate::verify::compare::{Clues, PairReport, Side, compare_sides};
@@ -193,7 +194,8 @@ pub fn wheels_named_by(file: &Path, build: &BuildSettings) -> anyhow::Result<Vec
             .iter()
             .filter(|f| {
                 // A find-links folder lists no hashes: its files are hashed here.
-                let sha = f.sha256.clone().or_else(|| {
+                let listed = f.sha256.as_deref().and_then(|sha| Sha256::parse(sha).ok());
+                let sha = listed.or_else(|| {
                     crate::resolve::index::local_path(&f.url)
                         .and_then(|p| crate::fsutil::sha256_file(&p).ok())
                 });

@@ -2,6 +2,7 @@
 //! until every node that must be built from source is known.
 
 use crate::cell::Cell;
+use crate::digest::Sha256;
 use crate::names::PackageName;
 use crate::packages::PackageSettings;
 use crate::requirements::Entry;
@@ -518,40 +519,40 @@ pub const LEARNED: &str = "hook-requires-v1";
 
 /// Hooks answer for the interpreter they run on (`tomli; python_version < "3.11"` comes back
 /// resolved), so what was learned is kept per sdist and interpreter version.
-fn learned_key(dist: &Dist, cell: &Cell) -> String {
+fn learned_key(sha256: &Sha256, cell: &Cell) -> String {
     let release = cell.python_version().release();
-    format!("{}-py{}.{}", dist.sha256, release[0], release[1])
+    format!("{sha256}-py{}.{}", release[0], release[1])
 }
 
 /// Whether this sdist's hook has answered on this interpreter before (a build or a probe).
 pub fn hook_known(repo: &Repository, dist: &Dist, cell: &Cell) -> bool {
-    dist.sha256.is_empty()
-        || repo
-            .index
+    dist.sha256.as_ref().is_none_or(|sha256| {
+        repo.index
             .cache()
-            .derived::<Vec<String>>(LEARNED, &learned_key(dist, cell))
+            .derived::<Vec<String>>(LEARNED, &learned_key(sha256, cell))
             .is_some()
+    })
 }
 
 fn learned_requirements(repo: &Repository, dist: &Dist, cell: &Cell) -> Vec<String> {
-    if dist.sha256.is_empty() {
+    let Some(sha256) = &dist.sha256 else {
         return Vec::new();
-    }
+    };
     repo.index
         .cache()
-        .derived::<Vec<String>>(LEARNED, &learned_key(dist, cell))
+        .derived::<Vec<String>>(LEARNED, &learned_key(sha256, cell))
         .unwrap_or_default()
 }
 
 /// Remember what a backend named at build time for this sdist, for later resolutions.
 pub fn learn_requirements(repo: &Repository, dist: &Dist, cell: &Cell, requirements: &[String]) {
-    if dist.sha256.is_empty() {
+    let Some(sha256) = &dist.sha256 else {
         return;
-    }
+    };
     let stored = repo
         .index
         .cache()
-        .derived::<Vec<String>>(LEARNED, &learned_key(dist, cell));
+        .derived::<Vec<String>>(LEARNED, &learned_key(sha256, cell));
     let had = stored.is_some();
     let mut known = stored.unwrap_or_default();
     let before = known.len();
@@ -567,7 +568,7 @@ pub fn learn_requirements(repo: &Repository, dist: &Dist, cell: &Cell, requireme
     }
     repo.index
         .cache()
-        .store_derived(LEARNED, &learned_key(dist, cell), &known);
+        .store_derived(LEARNED, &learned_key(sha256, cell), &known);
 }
 
 /// setuptools' `get_requires_for_build_wheel` answers `wheel` before 70.1, whose bdist_wheel
@@ -633,13 +634,23 @@ fn check_roots_exist(repo: &Repository, cell: &Cell, roots: &[&Entry]) -> Result
 }
 
 fn verify_hashes(entry: &Entry, dist: &Dist) -> Result<(), CellError> {
-    if entry.hashes.is_empty() || entry.hashes.contains(&dist.sha256) {
+    if entry.hashes.is_empty()
+        || dist
+            .sha256
+            .as_ref()
+            .is_some_and(|sha| entry.hashes.contains(sha))
+    {
         return Ok(());
     }
+    let expected: Vec<&str> = entry.hashes.iter().map(|h| h.as_str()).collect();
     Err(CellError::HashMismatch {
         origin: entry.origin.to_string(),
         filename: dist.file.filename.clone(),
-        expected: entry.hashes.join(" or "),
-        got: dist.sha256.clone(),
+        expected: expected.join(" or "),
+        got: dist
+            .sha256
+            .as_ref()
+            .map(Sha256::to_string)
+            .unwrap_or_default(),
     })
 }

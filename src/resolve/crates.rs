@@ -2,6 +2,7 @@
 //! and fetched before the job (which has no network) into the content-addressed cache, each
 //! checked against the checksum its lock file gives.
 
+use crate::digest::Sha256;
 use crate::resolve::archive::SdistFiles;
 use crate::resolve::index::{Index, IndexError, IndexFile};
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ pub struct CrateRef {
     pub name: String,
     pub version: String,
     /// The lock file's checksum: the sha256 of the `.crate` file.
-    pub sha256: String,
+    pub sha256: Sha256,
 }
 
 impl CrateRef {
@@ -35,7 +36,7 @@ impl CrateRef {
             // A crate is a gzipped tar; the name says so to the archive reader.
             filename: format!("{}-{}.crate.tar.gz", self.name, self.version),
             url: self.url(),
-            sha256: Some(self.sha256.clone()),
+            sha256: Some(self.sha256.to_string()),
             requires_python: None,
             upload_time: None,
             yanked: false,
@@ -114,8 +115,7 @@ pub fn from_lockfiles(
                     ))
                     .cloned()
             });
-            let Some(sha256) =
-                checksum.filter(|c| c.len() == 64 && c.chars().all(|ch| ch.is_ascii_hexdigit()))
+            let Some(sha256) = checksum.and_then(|c| Sha256::parse(&c.to_ascii_lowercase()).ok())
             else {
                 return Err(LockError {
                     file: path.clone(),
@@ -144,7 +144,7 @@ pub fn from_lockfiles(
             crates.insert(CrateRef {
                 name: package.name,
                 version: package.version,
-                sha256: sha256.to_ascii_lowercase(),
+                sha256,
             });
         }
     }

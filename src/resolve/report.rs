@@ -1,6 +1,7 @@
 //! What `resolve` prints: text for people, JSON (a versioned contract) for programs, DOT for
 //! graph viewers. Data comes in resolved; nothing here fetches or decides.
 
+use crate::digest::Sha256;
 use crate::resolve::CellGraph;
 use crate::resolve::explain::WayOut;
 use crate::resolve::graph::{BuildGraph, CycleKind};
@@ -49,7 +50,9 @@ pub struct NodeReport {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub provided: bool,
     pub filename: String,
-    pub sha256: String,
+    /// `""` when there is none (what the image provides), as the report has always said it.
+    #[serde(serialize_with = "or_empty")]
+    pub sha256: Option<Sha256>,
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build_backend: Option<String>,
@@ -92,7 +95,11 @@ pub struct NodeSettings {
 #[derive(Serialize)]
 pub struct PatchReport {
     pub name: String,
-    pub sha256: String,
+    pub sha256: Sha256,
+}
+
+fn or_empty<S: serde::Serializer>(sha: &Option<Sha256>, to: S) -> Result<S::Ok, S::Error> {
+    to.serialize_str(sha.as_ref().map_or("", |sha| sha.as_str()))
 }
 
 impl NodeSettings {
@@ -418,8 +425,8 @@ pub fn requirements(cell: &CellReport) -> String {
             continue;
         }
         let _ = write!(text, "{}=={}", node.name, node.version);
-        if !node.sha256.is_empty() {
-            let _ = write!(text, " \\\n    --hash=sha256:{}", node.sha256);
+        if let Some(sha256) = &node.sha256 {
+            let _ = write!(text, " \\\n    --hash=sha256:{sha256}");
         }
         text.push('\n');
         let mut via: Vec<String> = cell

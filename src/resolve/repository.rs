@@ -2,6 +2,7 @@
 //! `--exclude-newer`), and what a given version needs, read from its sdist or its wheel metadata.
 
 use crate::cell::Cell;
+use crate::digest::Sha256;
 use crate::names::{PackageName, parse_sdist_filename, parse_wheel_filename};
 use crate::progress::Progress;
 use crate::resolve::archive::{self, Limits};
@@ -63,7 +64,9 @@ pub struct Dist {
     pub version: Version,
     /// The file the facts were read from: the sdist, or a wheel for `--allow-binary`.
     pub file: IndexFile,
-    pub sha256: String,
+    /// Of rewheel's copy of an sdist; of a binary wheel, what the index lists, if it is a
+    /// sha256; none for what the image provides.
+    pub sha256: Option<Sha256>,
     pub binary: bool,
     /// Build facts; `None` for binaries, which are not built.
     pub sdist: Option<SdistInfo>,
@@ -236,7 +239,7 @@ impl Repository {
                     url: String::new(),
                     ..Default::default()
                 },
-                sha256: String::new(),
+                sha256: None,
                 binary: false,
                 sdist: None,
                 requires_dist: Vec::new(),
@@ -261,11 +264,15 @@ impl Repository {
             name: name.clone(),
             version: version.clone(),
         })?;
-        let (sha256, info) = match file.sha256.as_deref().and_then(|sha| {
+        let listed = file
+            .sha256
+            .as_deref()
+            .and_then(|sha| Sha256::parse(sha).ok());
+        let (sha256, info) = match listed.and_then(|sha| {
             self.index
                 .cache()
-                .derived::<SdistInfo>(INSPECT_CACHE, sha)
-                .map(|info| (sha.to_string(), info))
+                .derived::<SdistInfo>(INSPECT_CACHE, &sha)
+                .map(|info| (sha, info))
         }) {
             Some(hit) => hit,
             None => {
@@ -314,7 +321,7 @@ impl Repository {
             requires_source: source,
             requires_python,
             file,
-            sha256,
+            sha256: Some(sha256),
             binary: false,
             sdist: Some(info),
             provided: false,
@@ -364,7 +371,10 @@ impl Repository {
                 .requires_python
                 .as_deref()
                 .and_then(|s| VersionSpecifiers::from_str(s).ok()),
-            sha256: wheel.sha256.clone().unwrap_or_default(),
+            sha256: wheel
+                .sha256
+                .as_deref()
+                .and_then(|sha| Sha256::parse(sha).ok()),
             file: wheel.clone(),
             binary: true,
             sdist: None,

@@ -2,6 +2,8 @@
 //! run that built or reused the same wheel, so only the rows that remain decide what stays.
 
 use super::{RunStatus, Store, StoreError};
+use crate::digest::Sha256;
+use crate::ids::RunId;
 use rusqlite::params;
 use std::collections::HashSet;
 use std::path::Path;
@@ -19,7 +21,7 @@ pub enum Keep {
 /// What a collection removed (or would remove, in a dry run).
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Collected {
-    pub runs: Vec<String>,
+    pub runs: Vec<RunId>,
     pub blobs: usize,
     pub bytes: u64,
 }
@@ -34,7 +36,7 @@ impl Store {
     pub fn gc(&self, keep: Keep, dry_run: bool) -> Result<Collected, StoreError> {
         let runs = self.runs()?;
         let newest_first: Vec<_> = runs.iter().rev().collect();
-        let doomed: Vec<String> = newest_first
+        let doomed: Vec<RunId> = newest_first
             .iter()
             .enumerate()
             .filter(|(i, run)| {
@@ -71,7 +73,7 @@ impl Store {
                 let _ = std::fs::remove_dir_all(self.root.join("check").join(id));
             }
         }
-        let mut needed: HashSet<String> = HashSet::new();
+        let mut needed: HashSet<Sha256> = HashSet::new();
         for run in self.runs()? {
             if dry_run && doomed.contains(&run.id) {
                 continue;
@@ -88,7 +90,7 @@ impl Store {
                 .ok()
                 .and_then(|m| now.duration_since(m).ok())
                 .is_none_or(|age| age < FRESH);
-            if needed.contains(&name) || fresh {
+            if needed.contains(name.as_str()) || fresh {
                 continue;
             }
             if dry_run || std::fs::remove_file(&path).is_ok() {
@@ -148,7 +150,7 @@ mod tests {
             .unwrap();
     }
 
-    fn job(store: &Store, run: &str, name: &str, wheel: &[u8]) -> String {
+    fn job(store: &Store, run: &RunId, name: &str, wheel: &[u8]) -> Sha256 {
         let sha = store.put_blob(wheel).unwrap();
         age(&store.blob_path(&sha));
         let identity = JobIdentity {

@@ -4,6 +4,7 @@
 //! lock go when the process ends, however it ends.
 
 use super::{Store, StoreError};
+use crate::ids::RunId;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -25,17 +26,14 @@ impl Drop for RunLock {
 }
 
 impl Store {
-    fn lock_path(&self, run: &str) -> Result<PathBuf, StoreError> {
-        // Run ids are the store's own (a timestamp and a suffix); anything else names no run.
-        if run.is_empty() || run.starts_with('.') || run.contains(['/', '\0']) {
-            return Err(StoreError::NoRun(run.to_string()));
-        }
-        Ok(self.root.join("live").join(format!("{run}.lock")))
+    // A run id is a timestamp and a suffix (`RunId`), so it is a plain file name.
+    fn lock_path(&self, run: &RunId) -> PathBuf {
+        self.root.join("live").join(format!("{run}.lock"))
     }
 
     /// Hold `run` for this process, or say which process holds it.
-    pub fn lock_run(&self, run: &str) -> Result<RunLock, StoreError> {
-        let path = self.lock_path(run)?;
+    pub fn lock_run(&self, run: &RunId) -> Result<RunLock, StoreError> {
+        let path = self.lock_path(run);
         let io = |source| StoreError::Io {
             path: path.clone(),
             source,
@@ -45,7 +43,7 @@ impl Store {
             let mut file = open_lock(&path, true).map_err(io)?;
             if !try_flock(&file, libc::LOCK_EX).map_err(io)? {
                 return Err(StoreError::Busy {
-                    run: run.to_string(),
+                    run: run.clone(),
                     holder: holder_of(&mut file),
                     path,
                 });
@@ -60,8 +58,8 @@ impl Store {
     }
 
     /// Which live process holds `run`, if one does.
-    pub fn run_holder(&self, run: &str) -> Option<String> {
-        let path = self.lock_path(run).ok()?;
+    pub fn run_holder(&self, run: &RunId) -> Option<String> {
+        let path = self.lock_path(run);
         let mut file = open_lock(&path, false).ok()?;
         // A shared lock is refused only while a builder holds the exclusive one.
         match try_flock(&file, libc::LOCK_SH) {

@@ -8,7 +8,9 @@ pub mod lock;
 pub mod report;
 
 use crate::cell::CellId;
+use crate::digest::Sha256;
 use crate::fsutil::write_atomic;
+use crate::ids::RunId;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -26,19 +28,19 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error("no run `{0}` in the store; `rewheel runs list` shows them")]
-    NoRun(String),
+    NoRun(RunId),
     /// The store's database is there but is not one rewheel can read: it is left as it is.
     #[error("run store {}: {why}; rewheel leaves it as it is\nhint: restore it from a backup, or move it away (`mv {} {}.damaged`) to start a new, empty store (the blobs beside it stay)", path.display(), path.display(), path.display())]
     Unreadable { path: PathBuf, why: String },
     /// Another live process builds this run.
     #[error("run {run} is being built by {holder} (it holds {}); two processes never build one run\nhint: wait for it to end, or stop it, then resume again", path.display())]
     Busy {
-        run: String,
+        run: RunId,
         holder: String,
         path: PathBuf,
     },
     #[error("run store {}: the blob's content has sha256 {actual}, not its name; it was changed after it was written\nhint: `rewheel runs verify` lists every damaged blob; rebuilding replaces it", path.display())]
-    Corrupt { path: PathBuf, actual: String },
+    Corrupt { path: PathBuf, actual: Sha256 },
 }
 
 /// What became of one job: a job recorded as built always has its wheel, a failed one its
@@ -47,7 +49,7 @@ pub enum StoreError {
 pub enum JobStatus {
     Built {
         wheel_filename: String,
-        wheel_sha256: String,
+        wheel_sha256: Sha256,
     },
     Failed {
         error: String,
@@ -68,7 +70,7 @@ impl JobStatus {
     }
 
     /// A built job's wheel: its filename and sha256.
-    pub fn wheel(&self) -> Option<(&String, &String)> {
+    pub fn wheel(&self) -> Option<(&String, &Sha256)> {
         match self {
             Self::Built {
                 wheel_filename,
@@ -89,7 +91,7 @@ impl JobStatus {
     /// document from a CI machine is data, and "built" without a wheel is no build.
     fn from_fields(
         word: &str,
-        wheel: (Option<String>, Option<String>),
+        wheel: (Option<String>, Option<Sha256>),
         error: Option<String>,
     ) -> Result<Self, String> {
         match (word, wheel, error) {
@@ -114,7 +116,7 @@ impl JobStatus {
     /// compare, so it reads as failed, saying why.
     fn from_row(
         word: &str,
-        wheel: (Option<String>, Option<String>),
+        wheel: (Option<String>, Option<Sha256>),
         error: Option<String>,
     ) -> Result<Self, String> {
         match (word, wheel) {
@@ -206,6 +208,34 @@ impl rusqlite::types::FromSql for CellId {
     }
 }
 
+// A store's rows are read back as checked as any input: a damaged or hand-edited row that
+// names no blob or no run is refused where it is read, not followed as a path.
+impl rusqlite::types::ToSql for Sha256 {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for Sha256 {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        Sha256::parse(value.as_str()?)
+            .map_err(|err| rusqlite::types::FromSqlError::Other(err.into()))
+    }
+}
+
+impl rusqlite::types::ToSql for RunId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for RunId {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        RunId::parse(value.as_str()?)
+            .map_err(|err| rusqlite::types::FromSqlError::Other(err.into()))
+    }
+}
+
 pub struct Store {
     root: PathBuf,
     db: Connection,
@@ -250,7 +280,7 @@ impl From<JobOutcome> for OutcomeDoc {
             JobStatus::Built {
                 wheel_filename,
                 wheel_sha256,
-            } => (Some(wheel_filename), Some(wheel_sha256), None),
+            } => (Some(wheel_filename), Some(wheel_sha256.into()), None),
             JobStatus::Failed { error } => (None, None, Some(error)),
         };
         Self {
@@ -271,8 +301,14 @@ impl From<JobOutcome> for OutcomeDoc {
 impl TryFrom<OutcomeDoc> for JobOutcome {
     type Error = String;
     fn try_from(d: OutcomeDoc) -> Result<Self, String> {
+        // Parsed here rather than by its type so the refusal names the field.
+        let wheel_sha256 = d
+            .wheel_sha256
+            .map(|sha| Sha256::parse(&sha))
+            .transpose()
+            .map_err(|err| format!("wheel_sha256: {err}"))?;
         Ok(Self {
-            status: JobStatus::from_fields(&d.status, (d.wheel_filename, d.wheel_sha256), d.error)?,
+            status: JobStatus::from_fields(&d.status, (d.wheel_filename, wheel_sha256), d.error)?,
             cell: d.cell,
             name: d.name,
             version: d.version,
@@ -289,7 +325,7 @@ impl JobOutcome {
         job: JobIdentity,
         fingerprint: String,
         seconds: f64,
-        (wheel_filename, wheel_sha256): (String, String),
+        (wheel_filename, wheel_sha256): (String, Sha256),
     ) -> Self {
         Self::of(
             job,
@@ -320,11 +356,11 @@ impl JobOutcome {
     }
 
     /// A built job's wheel: its filename and sha256.
-    pub fn wheel(&self) -> Option<(&String, &String)> {
+    pub fn wheel(&self) -> Option<(&String, &Sha256)> {
         self.status.wheel()
     }
 
-    pub fn fingerprint_sha256(&self) -> String {
+    pub fn fingerprint_sha256(&self) -> Sha256 {
         crate::fsutil::sha256_hex(self.fingerprint.as_bytes())
     }
 }
@@ -341,19 +377,19 @@ pub struct JobIdentity {
 /// A job's row in the store: its outcome, the run it belongs to, and its log's blob.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRecord {
-    pub run_id: String,
+    pub run_id: RunId,
     #[serde(flatten)]
     pub outcome: JobOutcome,
-    pub log_sha256: Option<String>,
-    pub fingerprint_sha256: String,
+    pub log_sha256: Option<Sha256>,
+    pub fingerprint_sha256: Sha256,
     /// The run whose job this one reused (same fingerprint), when it was not built again.
-    pub reused_from: Option<String>,
+    pub reused_from: Option<RunId>,
 }
 
 impl JobRecord {
-    pub fn new(run_id: &str, outcome: JobOutcome, log_sha256: Option<String>) -> Self {
+    pub fn new(run_id: &RunId, outcome: JobOutcome, log_sha256: Option<Sha256>) -> Self {
         Self {
-            run_id: run_id.to_string(),
+            run_id: run_id.clone(),
             fingerprint_sha256: outcome.fingerprint_sha256(),
             outcome,
             log_sha256,
@@ -362,10 +398,10 @@ impl JobRecord {
     }
 
     /// This finished job, taken over by `run_id` without building it again.
-    pub fn reused_by(&self, run_id: &str) -> Self {
+    pub fn reused_by(&self, run_id: &RunId) -> Self {
         let mut record = self.clone();
         record.reused_from = Some(self.reused_from.clone().unwrap_or(self.run_id.clone()));
-        record.run_id = run_id.to_string();
+        record.run_id = run_id.clone();
         record
     }
 }
@@ -379,7 +415,7 @@ impl std::ops::Deref for JobRecord {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
-    pub id: String,
+    pub id: RunId,
     pub started: String,
     pub finished: Option<String>,
     pub status: RunStatus,
@@ -611,7 +647,7 @@ impl Store {
 
     /// Keep bytes under their sha256; returns the digest. A blob already there is kept only
     /// if its content still matches its name; a damaged one is replaced.
-    pub fn put_blob(&self, bytes: &[u8]) -> Result<String, StoreError> {
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Sha256, StoreError> {
         let sha = crate::fsutil::sha256_hex(bytes);
         let path = self.blob_path(&sha);
         let intact = match hash_file(&path) {
@@ -625,27 +661,27 @@ impl Store {
     }
 
     /// A blob's bytes, checked against its name: the store never hands over a changed byte.
-    pub fn read_blob(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+    pub fn read_blob(&self, sha256: &Sha256) -> Result<Vec<u8>, StoreError> {
         let path = self.blob_path(sha256);
         let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
             path: path.clone(),
             source,
         })?;
         let actual = crate::fsutil::sha256_hex(&bytes);
-        if actual != sha256 {
+        if actual != *sha256 {
             return Err(StoreError::Corrupt { path, actual });
         }
         Ok(bytes)
     }
 
     /// Check a blob in place without keeping its bytes.
-    pub fn verify_blob(&self, sha256: &str) -> Result<(), StoreError> {
+    pub fn verify_blob(&self, sha256: &Sha256) -> Result<(), StoreError> {
         let path = self.blob_path(sha256);
         let actual = hash_file(&path).map_err(|source| StoreError::Io {
             path: path.clone(),
             source,
         })?;
-        if actual != sha256 {
+        if actual != *sha256 {
             return Err(StoreError::Corrupt { path, actual });
         }
         Ok(())
@@ -669,11 +705,11 @@ impl Store {
                 });
             }
             for job in self.jobs(&run.id)? {
-                let wheel = job.wheel().map(|(_, sha)| sha.as_str());
-                for (kind, sha) in [("wheel", wheel), ("log", job.log_sha256.as_deref())] {
+                let wheel = job.wheel().map(|(_, sha)| sha);
+                for (kind, sha) in [("wheel", wheel), ("log", job.log_sha256.as_ref())] {
                     let Some(sha) = sha else { continue };
                     let verdict = checked
-                        .entry(sha.to_string())
+                        .entry(sha.clone())
                         .or_insert_with(|| match self.verify_blob(sha) {
                             Ok(()) => None,
                             Err(StoreError::Io { source, .. })
@@ -694,7 +730,7 @@ impl Store {
                                 "{} {} {} stage {}",
                                 job.cell, job.name, job.version, job.stage
                             )),
-                            what: format!("{kind} blob {} {what}", &sha[..16.min(sha.len())]),
+                            what: format!("{kind} blob {} {what}", &sha[..16]),
                         });
                     }
                 }
@@ -703,12 +739,12 @@ impl Store {
         Ok(problems)
     }
 
-    pub fn blob_path(&self, sha256: &str) -> PathBuf {
+    pub fn blob_path(&self, sha256: &Sha256) -> PathBuf {
         self.root.join("blobs").join(&sha256[..2]).join(sha256)
     }
 
     /// A new run with only its command line: one nothing resumes (a merge).
-    pub fn new_run(&self, argv: &[String]) -> Result<String, StoreError> {
+    pub fn new_run(&self, argv: &[String]) -> Result<RunId, StoreError> {
         self.new_run_with(argv, None)
     }
 
@@ -718,17 +754,12 @@ impl Store {
         &self,
         argv: &[String],
         settings: Option<&str>,
-    ) -> Result<String, StoreError> {
+    ) -> Result<RunId, StoreError> {
         let now = jiff::Timestamp::now();
-        let id = format!("{}", now.strftime("%Y%m%d-%H%M%S"));
         // Two runs in one second (also from two processes) get a suffix: the insert itself
         // decides, so there is no window between looking and taking.
         for n in 1.. {
-            let candidate = if n == 1 {
-                id.clone()
-            } else {
-                format!("{id}-{n}")
-            };
+            let candidate = RunId::started(now, n);
             let inserted = self
                 .db
                 .execute(
@@ -752,7 +783,7 @@ impl Store {
 
     /// Forget a run that never got a job (its input was refused before any): `runs list`
     /// shows runs that did something. A run with jobs is kept; the answer says which happened.
-    pub fn drop_empty_run(&self, id: &str) -> Result<bool, StoreError> {
+    pub fn drop_empty_run(&self, id: &RunId) -> Result<bool, StoreError> {
         let deleted = self
             .db
             .execute(
@@ -764,7 +795,7 @@ impl Store {
         Ok(deleted == 1)
     }
 
-    pub fn finish_run(&self, id: &str, status: RunStatus) -> Result<(), StoreError> {
+    pub fn finish_run(&self, id: &RunId, status: RunStatus) -> Result<(), StoreError> {
         self.db
             .execute(
                 "UPDATE runs SET status = ?2, finished = ?3 WHERE id = ?1",
@@ -774,7 +805,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+    pub fn run(&self, id: &RunId) -> Result<Option<RunRecord>, StoreError> {
         self.db
             .query_row(
                 "SELECT id, started, finished, status, argv, settings FROM runs WHERE id = ?1",
@@ -823,13 +854,13 @@ impl Store {
         Ok(())
     }
 
-    pub fn jobs(&self, run_id: &str) -> Result<Vec<JobRecord>, StoreError> {
+    pub fn jobs(&self, run_id: &RunId) -> Result<Vec<JobRecord>, StoreError> {
         self.select_jobs("WHERE run_id = ?1 ORDER BY cell, rowid", params![run_id])
     }
 
     /// The newest finished job anywhere in the store whose inputs had this fingerprint: the
     /// job cache. Its blobs are the caller's to verify before use.
-    pub fn find_built(&self, fingerprint_sha256: &str) -> Result<Option<JobRecord>, StoreError> {
+    pub fn find_built(&self, fingerprint_sha256: &Sha256) -> Result<Option<JobRecord>, StoreError> {
         Ok(self
             .select_jobs(
                 "WHERE fingerprint_sha256 = ?1 AND status = 'built' AND wheel_sha256 IS NOT NULL
@@ -903,12 +934,12 @@ impl Store {
 /// Something `rewheel runs verify` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
-    pub run: String,
+    pub run: RunId,
     pub job: Option<String>,
     pub what: String,
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
+fn hash_file(path: &Path) -> std::io::Result<Sha256> {
     crate::fsutil::sha256_reader(std::fs::File::open(path)?)
 }
 
@@ -943,7 +974,7 @@ mod tests {
     #[test]
     fn runs_started_in_the_same_second_by_two_processes_get_their_own_ids() {
         let dir = tempfile::tempdir().unwrap();
-        let ids: Vec<String> = (0..4)
+        let ids: Vec<RunId> = (0..4)
             .map(|_| {
                 let root = dir.path().to_path_buf();
                 std::thread::spawn(move || Store::open(&root).unwrap().new_run(&[]).unwrap())
@@ -980,20 +1011,25 @@ mod tests {
         }
     }
 
+    fn wheel_sha() -> Sha256 {
+        Sha256::of(b"the wheel")
+    }
+
     #[test]
     fn a_job_outcome_keeps_the_flat_document_ci_results_have_always_had() {
         let built = JobOutcome::built(
             identity(),
             "f".into(),
             1.0,
-            ("six-1.16.0-py3-none-any.whl".into(), "00".into()),
+            ("six-1.16.0-py3-none-any.whl".into(), wheel_sha()),
         );
         assert_eq!(
             serde_json::to_value(&built).unwrap(),
             serde_json::json!({
                 "cell": "cp311", "name": "six", "version": "1.16.0", "stage": 0,
                 "status": "built", "wheel_filename": "six-1.16.0-py3-none-any.whl",
-                "wheel_sha256": "00", "fingerprint": "f", "seconds": 1.0, "error": null
+                "wheel_sha256": wheel_sha().as_str(), "fingerprint": "f", "seconds": 1.0,
+                "error": null
             })
         );
         let failed = JobOutcome::failed(identity(), "f".into(), 1.0, "boom".into());
@@ -1012,7 +1048,7 @@ mod tests {
             identity(),
             "f".into(),
             1.0,
-            ("six-1.16.0-py3-none-any.whl".into(), "00".into()),
+            ("six-1.16.0-py3-none-any.whl".into(), wheel_sha()),
         ))
         .unwrap();
         doc["wheel_sha256"] = serde_json::Value::Null;
@@ -1025,6 +1061,57 @@ mod tests {
     }
 
     #[test]
+    fn a_document_whose_wheel_sha256_is_not_one_is_refused_by_field() {
+        let mut doc = serde_json::to_value(JobOutcome::built(
+            identity(),
+            "f".into(),
+            1.0,
+            ("six-1.16.0-py3-none-any.whl".into(), wheel_sha()),
+        ))
+        .unwrap();
+        for bad in ["00", "../../etc/passwd", &wheel_sha().to_uppercase()] {
+            doc["wheel_sha256"] = bad.into();
+            let err = serde_json::from_value::<JobOutcome>(doc.clone()).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("wheel_sha256: sha256 `{bad}` is not 64")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_row_whose_hash_or_run_id_is_not_one_is_refused_where_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let run = store.new_run(&[]).unwrap();
+        store
+            .db
+            .execute(
+                "INSERT INTO jobs (run_id, cell, name, version, stage, status, wheel_filename,
+                 wheel_sha256, fingerprint, fingerprint_sha256, seconds) VALUES (?1, 'cp311',
+                 'six', '1.16.0', 0, 'built', 'six.whl', '../../x', 'f', ?2, 1.0)",
+                params![run, Sha256::of(b"f")],
+            )
+            .unwrap();
+        let err = store.jobs(&run).unwrap_err();
+        assert!(matches!(err, StoreError::Sql { .. }), "{err}");
+        assert!(
+            err.to_string().contains("sha256 `../../x` is not 64"),
+            "{err}"
+        );
+        store
+            .db
+            .execute(
+                "INSERT INTO runs (id, started, status, argv) VALUES ('../x', 'then', 'built', '[]')",
+                [],
+            )
+            .unwrap();
+        let err = store.runs().unwrap_err();
+        assert!(err.to_string().contains("`../x` is not a run id"), "{err}");
+    }
+
+    #[test]
     fn an_old_row_built_without_a_wheel_reads_as_failed_and_is_never_reused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -1034,8 +1121,8 @@ mod tests {
             .execute(
                 "INSERT INTO jobs (run_id, cell, name, version, stage, status, fingerprint,
                  fingerprint_sha256, seconds) VALUES (?1, 'cp311', 'six', '1.16.0', 0, 'built',
-                 'f', 'fsha', 1.0)",
-                params![run],
+                 'f', ?2, 1.0)",
+                params![run, Sha256::of(b"f")],
             )
             .unwrap();
         let jobs = store.jobs(&run).unwrap();
@@ -1045,7 +1132,7 @@ mod tests {
             "{:?}",
             jobs[0].status
         );
-        assert!(store.find_built("fsha").unwrap().is_none());
+        assert!(store.find_built(&Sha256::of(b"f")).unwrap().is_none());
     }
 
     #[test]
@@ -1061,7 +1148,8 @@ mod tests {
         .unwrap();
         drop(db);
         let store = Store::open(dir.path()).unwrap();
-        let old = store.run("20250101-000000").unwrap().unwrap();
+        let old = RunId::parse("20250101-000000").unwrap();
+        let old = store.run(&old).unwrap().unwrap();
         assert_eq!(old.argv, ["rewheel", "build", "six==1.16.0"]);
         assert_eq!(old.settings, None);
         let new = store.new_run_with(&[], Some("{}")).unwrap();

@@ -38,9 +38,7 @@ pub fn run_text(run: &RunRecord, jobs: &[JobRecord]) -> String {
             job.status,
             job.name,
             job.version,
-            job.wheel()
-                .map(|(_, s)| &s[..16.min(s.len())])
-                .unwrap_or("-"),
+            job.wheel().map(|(_, s)| &s[..16]).unwrap_or("-"),
             job.seconds
         );
         match &job.reused_from {

@@ -6,6 +6,7 @@ use crate::build::attempt::{Attempted, Placement, attempt, needs_message};
 use crate::build::backend::Backend;
 use crate::build::job::{LIBFAKETIME, Settings};
 use crate::build::run::BuiltRun;
+use crate::digest::Sha256;
 use crate::store::RunStatus;
 use crate::verify::compare::{Attribution, Clues, CompareReport, FailedBuild, Side, compare_sides};
 use crate::verify::variation::Variation;
@@ -422,7 +423,7 @@ pub fn say_partial_first_build(built: &BuiltRun) {
 pub fn write_verified(
     report: &crate::verify::compare::CompareReport,
     file: &std::path::Path,
-    from_run: &str,
+    from_run: &crate::ids::RunId,
 ) -> std::io::Result<usize> {
     let verified: Vec<crate::verify::remedy::PackageRemedy> = report
         .pairs
@@ -524,7 +525,7 @@ pub fn clues(
 pub struct Rebuilt {
     pub cell: crate::cell::CellId,
     pub filename: String,
-    pub result: Result<(PathBuf, String), String>,
+    pub result: Result<(PathBuf, Sha256), String>,
     pub window: (i64, i64),
     pub build_path: PathBuf,
     /// Where it saw the sdist's top folder unpacked.

@@ -10,6 +10,7 @@ use crate::build::plan::Rebuild;
 use crate::build::record::{Begin, BuildRequest, ResumeError, RunSettings, Stored, anchor};
 use crate::build::run::{self, BuiltRun, Ending, RunRef, Stage};
 use crate::exit::{self, ExitCode};
+use crate::ids::RunId;
 use crate::store::RunStatus;
 use anyhow::Context;
 use serde::Deserialize;
@@ -30,13 +31,13 @@ pub enum CheckOutcome {
     /// The first build ended, as `Ending` says, with no wheel to check.
     FirstBuild(Box<BuiltRun>, Ending),
     /// A terminating signal stopped the second builds: the run, recorded interrupted.
-    Interrupted(String),
+    Interrupted(RunId),
     Checked(Box<Verdict>),
 }
 
 /// What a check that built both sides found.
 pub struct Verdict {
-    pub run_id: String,
+    pub run_id: RunId,
     pub report: CompareReport,
     /// How many verified remedies were written where, or why they could not be: the report
     /// is said either way.
@@ -51,7 +52,10 @@ pub struct Verdict {
 /// Check a new request, or resume a stored check: its first build takes over the jobs the
 /// run finished, and the second side is built again, so the report is the one an
 /// uninterrupted check gives.
-pub fn run(begin: Begin<CheckRequest>, on_run: impl FnOnce(&str)) -> anyhow::Result<CheckOutcome> {
+pub fn run(
+    begin: Begin<CheckRequest>,
+    on_run: impl FnOnce(&RunId),
+) -> anyhow::Result<CheckOutcome> {
     let (request, run_ref) = match begin {
         Begin::New { argv, mut request } => {
             if request.check.independent {

@@ -2,6 +2,8 @@
 //! raw and stabilized hashes, a verdict per wheel, and, when the variations of the second build
 //! are known, which of them leaked into each difference.
 
+use crate::digest::Sha256;
+use crate::ids::RunId;
 use crate::store::{Store, StoreError};
 use crate::verify::variation::Variation;
 use crate::verify::wheel_diff::{self, ArchiveAspect, Verdict, Wheel};
@@ -20,7 +22,7 @@ pub struct Side {
     pub wheels: BTreeMap<(String, String), PathBuf>,
     /// The wheels that are blobs of the run store, with the sha256 their bytes must have: it
     /// is checked on the bytes compared, through the handle they are read by.
-    pub blobs: BTreeMap<(String, String), String>,
+    pub blobs: BTreeMap<(String, String), Sha256>,
     /// For a run of the store: the fingerprint each wheel's job was recorded with (its inputs),
     /// so that two runs' wheels can be told apart by what moved.
     pub fingerprints: BTreeMap<(String, String), String>,
@@ -107,10 +109,12 @@ impl Side {
             }
             return Ok(side);
         }
+        // What is not a run id names no run: it is neither of the three.
         if let Some(store) = store
-            && store.run(spec)?.is_some()
+            && let Ok(run) = RunId::parse(spec)
+            && store.run(&run)?.is_some()
         {
-            let jobs = store.jobs(spec)?;
+            let jobs = store.jobs(&run)?;
             let last_stage = |cell: &str, name: &str| {
                 jobs.iter()
                     .filter(|j| j.cell == cell && j.name == name)
@@ -169,10 +173,10 @@ pub struct PairReport {
     /// The other side's filename, when two single wheels with different names are compared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub b_wheel: Option<String>,
-    pub a_sha256: String,
-    pub b_sha256: String,
-    pub a_stabilized_sha256: Option<String>,
-    pub b_stabilized_sha256: Option<String>,
+    pub a_sha256: Sha256,
+    pub b_sha256: Sha256,
+    pub a_stabilized_sha256: Option<Sha256>,
+    pub b_stabilized_sha256: Option<Sha256>,
     /// What had to be normalized for the stabilized hashes to agree (empty when they do not,
     /// or when the raw hashes already do).
     pub normalizations: Vec<String>,
@@ -395,13 +399,13 @@ pub fn across_cells(side: &Side) -> Result<CompareReport, CompareError> {
 }
 
 /// A wheel's path, and the sha256 it must have when it is a blob of the store.
-type Sourced = (PathBuf, Option<String>);
+type Sourced = (PathBuf, Option<Sha256>);
 
 /// A wheel opened once and hashed through its handle; a store blob's hash must be its name.
 fn open_hashed(
     path: &Path,
-    blob: &Option<String>,
-) -> Result<(std::fs::File, String), CompareError> {
+    blob: &Option<Sha256>,
+) -> Result<(std::fs::File, Sha256), CompareError> {
     let io = |source| match blob {
         Some(_) => CompareError::Store(StoreError::Io {
             path: path.to_path_buf(),

@@ -3,6 +3,7 @@
 //! the wheels they signed.
 
 use crate::build::FinalJob;
+use crate::digest::Sha256;
 use crate::names::PackageName;
 use crate::requirements::Requirements;
 use serde::Serialize;
@@ -15,10 +16,10 @@ pub const MISMATCH: &str = "mismatch";
 pub struct Expectation {
     pub cell: String,
     pub wheel: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     /// `match`, `mismatch`, or `not-listed` (no line with hashes for this name and version).
     pub status: &'static str,
-    pub expected: Vec<String>,
+    pub expected: Vec<Sha256>,
 }
 
 pub fn check(

@@ -153,7 +153,7 @@ pub fn package_remedy(package: &str, remedies: &[Remedy]) -> PackageRemedy {
 }
 
 /// Verified remedies as a settings file (`rewheel check --settings FILE` reads it back).
-pub fn settings_file(remedies: &[PackageRemedy], from_run: &str) -> String {
+pub fn settings_file(remedies: &[PackageRemedy], from_run: &crate::ids::RunId) -> String {
     let mut text = format!(
         "# Remedies `rewheel check` verified on run {from_run}: with these settings each package's\n\
          # wheel was built identically under the check's variations. Pass with --settings FILE.\n"
@@ -208,7 +208,8 @@ mod tests {
     #[test]
     fn the_settings_file_reads_back_as_package_settings() {
         let remedy = package_remedy("markupsafe", &[Remedy::FixedUmask, Remedy::PrefixMap]);
-        let text = settings_file(&[remedy], "20261130-1");
+        let run = crate::ids::RunId::parse("20261130-120000").unwrap();
+        let text = settings_file(&[remedy], &run);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("remedies.toml");
         std::fs::write(&path, &text).unwrap();

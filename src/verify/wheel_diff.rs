@@ -4,9 +4,10 @@
 //! about (duplicate names, headers that disagree, size lies). Also a stabilized hash: the
 //! wheel's meaning without what carries none.
 
+use crate::digest::Sha256;
 use crate::verify::wheel_zip::{self, Anomaly, AnomalyKind, Header};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
@@ -33,7 +34,7 @@ pub struct Wheel {
     pub path: PathBuf,
     /// The handle every byte of the wheel is read through, once opened.
     file: File,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub entries: Vec<Entry>,
     /// The zip's comment.
     pub comment: Vec<u8>,
@@ -72,7 +73,7 @@ impl Wheel {
 
     /// Read a wheel through a handle already open, whose bytes hash to `sha256`: the zip is
     /// parsed once, each entry's data streamed once, in order.
-    pub fn from_file(file: File, path: &Path, sha256: String) -> Result<Self, WheelError> {
+    pub fn from_file(file: File, path: &Path, sha256: Sha256) -> Result<Self, WheelError> {
         let fail = |e: wheel_zip::ZipError| WheelError {
             path: path.display().to_string(),
             message: e.0,
@@ -82,7 +83,7 @@ impl Wheel {
         let mut entries = Vec::with_capacity(archive.headers.len());
         let mut buf = vec![0u8; CHUNK];
         for header in archive.headers {
-            let mut hasher = Sha256::new();
+            let mut hasher = Sha256::hasher();
             let (size, found) =
                 wheel_zip::verify_entry(&file, &header, &mut buf, |chunk| hasher.update(chunk))
                     .map_err(fail)?;
@@ -133,14 +134,14 @@ impl Wheel {
     /// A hash of what the wheel means: entries sorted by name, their content, and whether they
     /// are executable; RECORD left out, since it only restates the other entries. What the zip
     /// is ambiguous about is part of it: such a wheel means what each reader makes of it.
-    pub fn stabilized_sha256(&self) -> String {
+    pub fn stabilized_sha256(&self) -> Sha256 {
         let mut entries: Vec<&Entry> = self
             .entries
             .iter()
             .filter(|e| !is_record(e.name()))
             .collect();
         entries.sort_by(|a, b| a.name().cmp(b.name()));
-        let mut hasher = Sha256::new();
+        let mut hasher = Sha256::hasher();
         for e in entries {
             let exec = e.header.mode() & 0o111 != 0;
             hasher.update(e.name().as_bytes());
@@ -153,7 +154,7 @@ impl Wheel {
             hasher.update([0]);
             hasher.update(a.reason.as_bytes());
         }
-        hex::encode(hasher.finalize())
+        Sha256::finish(hasher)
     }
 }
 

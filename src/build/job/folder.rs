@@ -229,13 +229,13 @@ fn vendor(spec: &JobSpec, dir: &Path, root: &Path) -> Result<(), JobError> {
 /// only way the job reads it: a file replaced at `path` after this is not what gets unpacked.
 pub(super) fn open_verified(
     path: &Path,
-    sha256: &str,
+    sha256: &crate::digest::Sha256,
     what: &str,
 ) -> Result<std::fs::File, JobError> {
     let reading = |e: std::io::Error| JobError::Setup(format!("reading {}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(reading)?;
     let actual = crate::fsutil::sha256_reader(&file).map_err(reading)?;
-    if actual != sha256 {
+    if actual != *sha256 {
         return Err(JobError::Input(format!(
             "hash mismatch for {what} {}: expected sha256 {sha256}, got {actual} (changed on disk since it was fetched?)",
             path.display()

@@ -1,6 +1,7 @@
 //! The job's types, shared by every stage: what goes in (spec, settings, recipe,
 //! environment), what identifies it (fingerprint), and how it ends.
 
+use crate::digest::Sha256;
 use crate::packages::{ConfigValue, PackageConfig, Patch};
 use crate::resolve::archive::Limits;
 use crate::resolve::crates::CrateRef;
@@ -250,7 +251,7 @@ pub const CARGO_HOME: &str = "cargo-home";
 pub struct EnvWheel {
     pub name: String,
     pub version: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     #[serde(skip)]
     pub path: PathBuf,
     /// Where a wheel not built here (a seed, a binary) can be fetched again, for CI plans.
@@ -265,7 +266,7 @@ pub struct JobSpec {
     pub version: String,
     pub stage: u32,
     pub sdist: PathBuf,
-    pub sdist_sha256: String,
+    pub sdist_sha256: Sha256,
     pub backend: String,
     pub backend_path: Vec<String>,
     pub env: Vec<EnvWheel>,
@@ -334,7 +335,7 @@ pub struct Fingerprint<'a> {
     /// Image id (docker) or interpreter path (local).
     pub runtime: &'a str,
     pub interpreter_version: &'a str,
-    pub sdist_sha256: &'a str,
+    pub sdist_sha256: &'a Sha256,
     pub build_backend: &'a str,
     pub build_env: &'a [EnvWheel],
     pub settings: &'a Settings,
@@ -351,7 +352,7 @@ pub struct Fingerprint<'a> {
 
 impl Fingerprint<'_> {
     /// The fingerprint of a job about to run on a backend, as JSON and its sha256.
-    pub fn of(spec: &JobSpec, runtime: Option<&Runtime>, root: &Path) -> (String, String) {
+    pub fn of(spec: &JobSpec, runtime: Option<&Runtime>, root: &Path) -> (String, Sha256) {
         let (id, interpreter) = runtime
             .map(|r| (r.id.as_str(), r.interpreter_version.as_str()))
             .unwrap_or_default();

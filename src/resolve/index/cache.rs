@@ -2,6 +2,7 @@
 //! derived data other modules choose to keep there (sdist inspections).
 
 use super::file::{IndexError, IndexFile};
+use crate::digest::Sha256;
 use crate::fsutil::{sha256_hex, write_atomic};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -14,22 +15,12 @@ pub const PAGE_TTL_SECS: i64 = 600;
 /// Artifacts by content: `ARTIFACTS/ab/abcd…/FILENAME`.
 const ARTIFACTS: &str = "artifacts-v1";
 
-fn is_sha256(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 /// The hash an index lists becomes a path: a sha256 only.
-fn checked_sha<'a>(file: &IndexFile, sha: &'a str) -> Result<&'a str, IndexError> {
-    if is_sha256(sha) {
-        Ok(sha)
-    } else {
-        Err(IndexError::BadPage {
-            url: file.url.clone(),
-            message: format!("`{sha}` is not a sha256 for {}", file.filename),
-        })
-    }
+fn checked_sha(file: &IndexFile, sha: &str) -> Result<Sha256, IndexError> {
+    Sha256::parse(sha).map_err(|_| IndexError::BadPage {
+        url: file.url.clone(),
+        message: format!("`{sha}` is not a sha256 for {}", file.filename),
+    })
 }
 
 /// The filename an index lists becomes a path too: a plain name only.
@@ -175,7 +166,7 @@ impl Cache {
     }
 
     /// Where an artifact's bytes are kept: under their own sha256, whatever their source.
-    fn content_path(&self, sha256: &str, filename: &str) -> PathBuf {
+    fn content_path(&self, sha256: &Sha256, filename: &str) -> PathBuf {
         self.root
             .join(ARTIFACTS)
             .join(&sha256[..2])
@@ -194,14 +185,17 @@ impl Cache {
     /// The cached copy of a file and its sha256, if there is one. A file without a listed hash
     /// is found through what its URL last downloaded to; a local file never is (its folder may
     /// have changed since).
-    pub fn artifact(&self, file: &IndexFile) -> Result<Option<(PathBuf, String)>, IndexError> {
+    pub fn artifact(&self, file: &IndexFile) -> Result<Option<(PathBuf, Sha256)>, IndexError> {
         check_filename(file)?;
         let sha256 = match &file.sha256 {
-            Some(sha) => checked_sha(file, sha)?.to_string(),
+            Some(sha) => checked_sha(file, sha)?,
             None if super::file::local_path(&file.url).is_some() => return Ok(None),
             None => match std::fs::read_to_string(self.url_pointer(&file.url)) {
-                Ok(sha) if is_sha256(sha.trim()) => sha.trim().to_string(),
-                _ => return Ok(None),
+                Ok(sha) => match Sha256::parse(sha.trim()) {
+                    Ok(sha) => sha,
+                    Err(_) => return Ok(None),
+                },
+                Err(_) => return Ok(None),
             },
         };
         let path = self.content_path(&sha256, &file.filename);
@@ -219,11 +213,11 @@ impl Cache {
         &self,
         file: &IndexFile,
         tmp: tempfile::NamedTempFile,
-        sha256: &str,
+        sha256: &Sha256,
     ) -> Result<PathBuf, IndexError> {
         check_filename(file)?;
         if let Some(expected) = &file.sha256
-            && expected != sha256
+            && sha256 != expected.as_str()
         {
             return Err(IndexError::HashMismatch {
                 filename: file.filename.clone(),
@@ -255,7 +249,7 @@ impl Cache {
         file: &IndexFile,
         source: &std::path::Path,
         max: u64,
-    ) -> Result<(PathBuf, String), IndexError> {
+    ) -> Result<(PathBuf, Sha256), IndexError> {
         use std::io::{Read, Write};
         use std::os::unix::fs::OpenOptionsExt;
         let io = super::file::io_error(source);
@@ -278,7 +272,7 @@ impl Cache {
         std::fs::create_dir_all(&scratch).map_err(super::file::io_error(&scratch))?;
         let mut tmp =
             tempfile::NamedTempFile::new_in(&scratch).map_err(super::file::io_error(&scratch))?;
-        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        let mut hasher = Sha256::hasher();
         let mut buf = vec![0u8; 1 << 16];
         let mut size = 0u64;
         loop {
@@ -299,19 +293,19 @@ impl Cache {
             tmp.write_all(&buf[..n])
                 .map_err(super::file::io_error(&scratch))?;
         }
-        let sha256 = hex::encode(sha2::Digest::finalize(hasher));
+        let sha256 = Sha256::finish(hasher);
         let path = self.store_artifact(file, tmp, &sha256)?;
         Ok((path, sha256))
     }
 
     fn metadata_path(&self, file: &IndexFile) -> PathBuf {
-        let key = match &file.sha256 {
-            Some(sha) if is_sha256(sha) => sha.clone(),
+        let key = match file.sha256.as_deref().map(Sha256::parse) {
+            Some(Ok(sha)) => sha.into(),
             _ => format!("url-{}", sha256_hex(file.url.as_bytes())),
         };
         let name = match check_filename(file) {
             Ok(()) => file.filename.clone(),
-            Err(_) => sha256_hex(file.filename.as_bytes()),
+            Err(_) => sha256_hex(file.filename.as_bytes()).into(),
         };
         let mut path = self
             .root
@@ -399,14 +393,14 @@ mod tests {
         assert_eq!(std::fs::read(&copy).unwrap(), b"A");
         // Asked for by the hash resolution recorded, the copy answers, not the folder.
         let pinned = IndexFile {
-            sha256: Some(sha.clone()),
+            sha256: Some(sha.to_string()),
             ..listed.clone()
         };
         assert_eq!(cache.artifact(&pinned).unwrap(), Some((copy, sha.clone())));
         let err = cache
             .adopt(
                 &IndexFile {
-                    sha256: Some(sha),
+                    sha256: Some(sha.to_string()),
                     ..listed.clone()
                 },
                 &source,

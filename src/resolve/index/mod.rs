@@ -7,6 +7,7 @@ mod find_links;
 pub(crate) mod simple;
 pub(crate) use file::local_path;
 
+use crate::digest::Sha256;
 use crate::http::{Cap, Http, HttpError};
 use crate::names::PackageName;
 use jiff::Timestamp;
@@ -157,7 +158,7 @@ impl Index {
     }
 
     /// The same, with the sha256 of the copy's bytes, computed while they were written.
-    pub fn fetch_hashed(&self, file: &IndexFile) -> Result<(PathBuf, String), IndexError> {
+    pub fn fetch_hashed(&self, file: &IndexFile) -> Result<(PathBuf, Sha256), IndexError> {
         if let Some(found) = self.cache.artifact(file)? {
             return Ok(found);
         }
