@@ -245,6 +245,37 @@ fn merge_takes_no_wheel_that_is_a_link_out_of_its_folder() {
     }
 }
 
+#[test]
+fn merge_refuses_a_result_whose_wheel_sha256_is_not_one_by_file_and_field() {
+    let t = tempfile::tempdir().unwrap();
+    let wheel = "a-1.0-py3-none-any.whl";
+    let upper = sha256(b"a wheel").to_uppercase();
+    for (case, bad) in [
+        ("short", "00"),
+        ("path", "../../outside/sentinel"),
+        ("upper", upper.as_str()),
+    ] {
+        let results = t.path().join(case);
+        let store = t.path().join(format!("{case}.store"));
+        std::fs::create_dir_all(&results).unwrap();
+        std::fs::write(
+            results.join("cp-x__a-1.0.result.json"),
+            result_doc(Some((wheel, bad)), "cp-x__a-1.0.log"),
+        )
+        .unwrap();
+        std::fs::write(results.join(wheel), b"a wheel").unwrap();
+        let r = merge(&results, &store);
+        assert_eq!(r.code, ExitCode::Input, "{case}: {}{}", r.stdout, r.stderr);
+        for needle in [
+            "cp-x__a-1.0.result.json: not a job result",
+            &format!("wheel_sha256: sha256 `{bad}` is not 64 lowercase hexadecimal digits"),
+        ] {
+            assert!(r.stderr.contains(needle), "{case}: {needle}: {}", r.stderr);
+        }
+        assert!(!store.exists(), "{case}: a refused merge leaves no store");
+    }
+}
+
 /// Where a CI job of the attacks runs: how its plan is made (`-o PATH` is added) and which
 /// backend arguments `build --job` gets.
 pub(crate) struct CiBackend<'a> {
