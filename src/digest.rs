@@ -40,7 +40,6 @@ impl Sha256 {
         }
     }
 
-    /// The sha256 of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         let mut hasher = Self::hasher();
         sha2::Digest::update(&mut hasher, bytes);
