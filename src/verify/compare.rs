@@ -359,19 +359,23 @@ pub fn across_cells(side: &Side) -> Result<CompareReport, CompareError> {
             cells_of.entry(file).or_default().push(cell);
         }
     }
+    fn pick<T: Clone>(
+        map: &BTreeMap<(String, String), T>,
+        key: &(String, String),
+        plain: &(String, String),
+    ) -> BTreeMap<(String, String), T> {
+        map.get(key)
+            .map(|v| [(plain.clone(), v.clone())].into())
+            .unwrap_or_default()
+    }
     let one = |cell: &str, file: &str| {
         let key = (cell.to_string(), file.to_string());
         let plain = (String::new(), file.to_string());
-        let pick = |map: &BTreeMap<(String, String), String>| {
-            map.get(&key)
-                .map(|v| [(plain.clone(), v.clone())].into())
-                .unwrap_or_default()
-        };
         Side {
             label: cell.to_string(),
             wheels: [(plain.clone(), side.wheels[&key].clone())].into(),
-            blobs: pick(&side.blobs),
-            fingerprints: pick(&side.fingerprints),
+            blobs: pick(&side.blobs, &key, &plain),
+            fingerprints: pick(&side.fingerprints, &key, &plain),
         }
     };
     let mut pairs = Vec::new();
