@@ -12,6 +12,8 @@ pub struct IndexFile {
     pub filename: String,
     /// Absolute `http(s)://` or `file://` URL.
     pub url: String,
+    /// As the index lists it: a claim, made a `Sha256` only where it is used, so a malformed
+    /// hash refuses that file when it is fetched, not the whole listing.
     pub sha256: Option<String>,
     pub requires_python: Option<String>,
     /// PEP 700 upload time; find-links folders have none.
