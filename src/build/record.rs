@@ -220,7 +220,7 @@ impl BuildRequest {
 }
 
 /// How a stranded run `id` continues, for `runs verify`: the command that made it, resumed.
-pub fn resume_hint(store_root: &Path, id: &str) -> String {
+pub fn resume_hint(store_root: &Path, id: &RunId) -> String {
     match Stored::read(store_root, id).map(|stored| stored.settings) {
         Ok(RunSettings::Build(_)) => format!("`rewheel build --resume {id}` continues it"),
         Ok(RunSettings::Check { .. }) => format!("`rewheel check --resume {id}` continues it"),

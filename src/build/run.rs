@@ -176,15 +176,15 @@ pub fn build(
 /// whoever ends it, and this does nothing.
 pub struct Unfinished {
     store_root: PathBuf,
-    run_id: String,
+    run_id: RunId,
     recorded: std::sync::atomic::AtomicBool,
 }
 
 impl Unfinished {
-    fn new(store_root: &std::path::Path, run_id: &str) -> Self {
+    fn new(store_root: &std::path::Path, run_id: &RunId) -> Self {
         Self {
             store_root: store_root.to_path_buf(),
-            run_id: run_id.to_string(),
+            run_id: run_id.clone(),
             recorded: std::sync::atomic::AtomicBool::new(false),
         }
     }

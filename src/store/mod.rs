@@ -689,7 +689,7 @@ impl Store {
 
     /// fsck: job rows whose blobs are missing or damaged, and runs still marked running;
     /// `resume` says how a stranded run continues (its stage reads the run's settings).
-    pub fn verify(&self, resume: impl Fn(&str) -> String) -> Result<Vec<Problem>, StoreError> {
+    pub fn verify(&self, resume: impl Fn(&RunId) -> String) -> Result<Vec<Problem>, StoreError> {
         let mut problems = Vec::new();
         let mut checked = std::collections::HashMap::new();
         for run in self.runs()? {
