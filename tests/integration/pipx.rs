@@ -28,12 +28,17 @@ fn the_wheel_maturin_builds_installs_with_pipx_and_runs() {
     };
     let dir = tempfile::tempdir().unwrap();
     let wheels = dir.path().join("dist");
-    // The dev profile shares the test build's compiled crates: the release binary is the same
-    // source, and a release build from nothing would take most of this suite's time.
+    // A target folder of its own: in the test build's, maturin's build (without the
+    // dev-dependencies' features) replaced the binary the other tests were running, mid-run.
+    // The dev profile: a release build from nothing would take most of this suite's time.
     let mut build = Command::new(&maturin);
     build
         .args(["build", "--locked", "--profile", "dev", "--out"])
         .arg(&wheels)
+        .env(
+            "CARGO_TARGET_DIR",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pipx-target"),
+        )
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     let built = run(build);
     assert_eq!(built.code, 0, "{}{}", built.stdout, built.stderr);
