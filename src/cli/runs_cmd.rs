@@ -58,11 +58,8 @@ pub(crate) fn run(command: RunsCommand) -> Result<ExitCode, Error> {
                 "store: {blobs} blobs, {}",
                 crate::store::report::human_bytes(bytes)
             );
-            for run in store.runs()? {
-                println!(
-                    "{}",
-                    crate::store::report::list_line(&run, &store.jobs(&run.id)?)
-                );
+            for (run, counts) in store.runs_counted()? {
+                println!("{}", crate::store::report::list_line(&run, counts));
             }
         }
         RunsCommand::Show { run, store, json } => {

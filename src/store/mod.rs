@@ -413,6 +413,14 @@ impl std::ops::Deref for JobRecord {
     }
 }
 
+/// How many jobs a run has, built and reused: what `runs list` says of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JobCounts {
+    pub jobs: usize,
+    pub built: usize,
+    pub reused: usize,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
     pub id: RunId,
@@ -580,6 +588,11 @@ fn init(db: &Connection) -> rusqlite::Result<()> {
     if !has_column(db, "runs", "settings")? {
         db.execute_batch("ALTER TABLE runs ADD COLUMN settings TEXT")?;
     }
+    // `runs list` counts each run's jobs from this index alone: reading the rows (a
+    // fingerprint each) took 0.2 s at 100,000 of them.
+    db.execute_batch(
+        "CREATE INDEX IF NOT EXISTS jobs_by_run ON jobs (run_id, status, reused_from)",
+    )?;
     db.execute_batch("COMMIT")
 }
 
@@ -825,6 +838,44 @@ impl Store {
             .map_err(self.sql())?;
         let rows = stmt.query_map([], run_from_row).map_err(self.sql())?;
         rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Every run, oldest first, with its job counts.
+    pub fn runs_counted(&self) -> Result<Vec<(RunRecord, JobCounts)>, StoreError> {
+        let mut counts: std::collections::HashMap<String, JobCounts> =
+            std::collections::HashMap::new();
+        let mut stmt = self
+            .db
+            .prepare(
+                "SELECT run_id, COUNT(*), SUM(status = 'built'), SUM(reused_from IS NOT NULL)
+                 FROM jobs GROUP BY run_id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |row| {
+                let count = |i| row.get::<_, i64>(i).map(|n| n as usize);
+                Ok((
+                    row.get::<_, String>(0)?,
+                    JobCounts {
+                        jobs: count(1)?,
+                        built: count(2)?,
+                        reused: count(3)?,
+                    },
+                ))
+            })
+            .map_err(self.sql())?;
+        for row in rows {
+            let (run, c) = row.map_err(self.sql())?;
+            counts.insert(run, c);
+        }
+        Ok(self
+            .runs()?
+            .into_iter()
+            .map(|run| {
+                let c = counts.get(run.id.as_str()).copied().unwrap_or_default();
+                (run, c)
+            })
+            .collect())
     }
 
     pub fn record_job(&self, job: &JobRecord) -> Result<(), StoreError> {
@@ -1189,5 +1240,67 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.jobs(&run).unwrap().len(), 1);
         assert_eq!(store.runs().unwrap()[0].argv, ["build", "six==1.16.0"]);
+    }
+
+    #[test]
+    fn runs_are_counted_as_their_rows_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let job = |name: &str| JobIdentity {
+            cell: CellId::new("cp311").unwrap(),
+            name: name.into(),
+            version: "1.0".into(),
+            stage: 0,
+        };
+        let first = store.new_run(&[]).unwrap();
+        let built = |name: &str| {
+            JobOutcome::built(
+                job(name),
+                name.into(),
+                1.0,
+                (
+                    format!("{name}-1.0-py3-none-any.whl"),
+                    Sha256::of(name.as_bytes()),
+                ),
+            )
+        };
+        for name in ["a", "b"] {
+            store
+                .record_job(&JobRecord::new(&first, built(name), None))
+                .unwrap();
+        }
+        store
+            .record_job(&JobRecord::new(
+                &first,
+                JobOutcome::failed(job("c"), "c".into(), 1.0, "no".into()),
+                None,
+            ))
+            .unwrap();
+        let second = store.new_run(&[]).unwrap();
+        let reused = JobRecord::new(&first, built("a"), None).reused_by(&second);
+        store.record_job(&reused).unwrap();
+        store
+            .record_job(&JobRecord::new(&second, built("b"), None))
+            .unwrap();
+        let empty = store.new_run(&[]).unwrap();
+        let counted: Vec<(RunId, JobCounts)> = store
+            .runs_counted()
+            .unwrap()
+            .into_iter()
+            .map(|(run, counts)| (run.id, counts))
+            .collect();
+        let counts = |jobs, built, reused| JobCounts {
+            jobs,
+            built,
+            reused,
+        };
+        assert_eq!(
+            counted,
+            [
+                (first, counts(3, 2, 0)),
+                (second, counts(2, 2, 1)),
+                (empty, counts(0, 0, 0))
+            ]
+        );
     }
 }
