@@ -53,7 +53,7 @@ pub(crate) fn run(command: RunsCommand) -> Result<ExitCode, Error> {
         }
         RunsCommand::List { store } => {
             let store = Store::open(&store_dir(store.as_ref())?)?;
-            let (blobs, bytes) = store.size();
+            let (blobs, bytes) = store.size()?;
             println!(
                 "store: {blobs} blobs, {}",
                 crate::store::report::human_bytes(bytes)

@@ -513,7 +513,7 @@ fn create_if_absent(root: &Path, path: &Path) -> Result<(), StoreError> {
         .set_permissions(std::fs::Permissions::from_mode(0o644))
         .map_err(io)?;
     let db = Connection::open(fresh.path()).map_err(sql)?;
-    init(&db).map_err(sql)?;
+    init(&db, root).map_err(sql)?;
     // Closing the only connection moves the write-ahead log into the file and removes it.
     db.close().map_err(|(_, err)| sql(err))?;
     match std::fs::hard_link(fresh.path(), path) {
@@ -574,7 +574,7 @@ fn recognise(db: &Connection, path: &Path) -> Result<(), StoreError> {
 
 /// WAL, the schema, and the migrations of older stores, in one write transaction: several
 /// processes opening a new or old store at once take turns instead of racing to alter it.
-fn init(db: &Connection) -> rusqlite::Result<()> {
+fn init(db: &Connection, root: &Path) -> rusqlite::Result<()> {
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "NORMAL")?;
     db.execute_batch("BEGIN IMMEDIATE")?;
@@ -593,6 +593,17 @@ fn init(db: &Connection) -> rusqlite::Result<()> {
     db.execute_batch(
         "CREATE INDEX IF NOT EXISTS jobs_by_run ON jobs (run_id, status, reused_from)",
     )?;
+    // The blobs and their sizes, for `runs list`, which looked at every blob file (0.9 s at
+    // 100,000 blobs). A store from before has its blobs counted once, here.
+    let has_tally = db.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'blobs'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )? > 0;
+    if !has_tally {
+        db.execute_batch("CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, bytes INTEGER NOT NULL)")?;
+        gc::tally(db, &root.join("blobs"))?;
+    }
     db.execute_batch("COMMIT")
 }
 
@@ -633,7 +644,7 @@ impl Store {
         // busy one: when several processes open a fresh store at once, the losers retry.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            match init(&db) {
+            match init(&db, root) {
                 Ok(()) => break,
                 Err(err)
                     if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
@@ -670,6 +681,10 @@ impl Store {
         if !intact {
             write_atomic(&path, bytes).map_err(|source| StoreError::Io { path, source })?;
         }
+        self.db
+            .prepare_cached("INSERT OR REPLACE INTO blobs (sha256, bytes) VALUES (?1, ?2)")
+            .and_then(|mut insert| insert.execute(params![sha, bytes.len() as i64]))
+            .map_err(self.sql())?;
         Ok(sha)
     }
 
