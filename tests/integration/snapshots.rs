@@ -348,8 +348,9 @@ fn a_cycle_is_explained_with_its_ways_out() {
 
 #[test]
 fn a_cell_without_an_interpreter_on_this_host_says_how_to_name_one() {
-    if crate::common::host_has_python("3.5").is_some() {
-        crate::common::skip("this host has Python 3.5, which the test needs missing");
+    // The newest Python rewheel knows, and one this host does not have.
+    if crate::common::host_has_python("3.14").is_some() {
+        crate::common::skip("this host has Python 3.14, which the test needs missing");
         return;
     }
     let world = World::new();
@@ -362,7 +363,7 @@ fn a_cell_without_an_interpreter_on_this_host_says_how_to_name_one() {
             "build",
             "app==1.0",
             "--python",
-            "3.5",
+            "3.14",
             "--backend",
             "local",
             "--store",
