@@ -53,16 +53,13 @@ pub(crate) fn run(command: RunsCommand) -> Result<ExitCode, Error> {
         }
         RunsCommand::List { store } => {
             let store = Store::open(&store_dir(store.as_ref())?)?;
-            let (blobs, bytes) = store.size();
+            let (blobs, bytes) = store.size()?;
             println!(
                 "store: {blobs} blobs, {}",
                 crate::store::report::human_bytes(bytes)
             );
-            for run in store.runs()? {
-                println!(
-                    "{}",
-                    crate::store::report::list_line(&run, &store.jobs(&run.id)?)
-                );
+            for (run, counts) in store.runs_counted()? {
+                println!("{}", crate::store::report::list_line(&run, counts));
             }
         }
         RunsCommand::Show { run, store, json } => {

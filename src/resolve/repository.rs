@@ -280,19 +280,29 @@ impl Repository {
                 // rewheel's own copy, hashed (and checked) as it was written: the job reads
                 // it, not the source, so what is built is what this hash names.
                 let (path, sha256) = self.index.fetch_hashed(&file)?;
-                let files = archive::read_sdist(&path, self.config.limits)?;
-                let info = inspect(&files).map_err(|source| RepoError::Inspect {
-                    name: name.clone(),
-                    version: version.clone(),
-                    source,
-                })?;
-                for warning in &info.warnings {
-                    tracing::warn!("{name} {version}: {warning}");
-                }
-                self.index
+                // A file listed without a hash (a find-links folder) is known by it only now.
+                match self
+                    .index
                     .cache()
-                    .store_derived(INSPECT_CACHE, &sha256, &info);
-                (sha256, info)
+                    .derived::<SdistInfo>(INSPECT_CACHE, &sha256)
+                {
+                    Some(info) => (sha256, info),
+                    None => {
+                        let files = archive::read_sdist(&path, self.config.limits)?;
+                        let info = inspect(&files).map_err(|source| RepoError::Inspect {
+                            name: name.clone(),
+                            version: version.clone(),
+                            source,
+                        })?;
+                        for warning in &info.warnings {
+                            tracing::warn!("{name} {version}: {warning}");
+                        }
+                        self.index
+                            .cache()
+                            .store_derived(INSPECT_CACHE, &sha256, &info);
+                        (sha256, info)
+                    }
+                }
             }
         };
         let (requires, source) = match &info.requires_dist {

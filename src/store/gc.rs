@@ -98,17 +98,36 @@ impl Store {
                 collected.bytes += meta.len();
             }
         }
+        if !dry_run {
+            // Counted again from the files: blobs removed, and any a killed process wrote
+            // without its row in the tally.
+            let tx = self.db.unchecked_transaction().map_err(self.sql())?;
+            tx.execute("DELETE FROM blobs", []).map_err(self.sql())?;
+            tally(&tx, &self.root.join("blobs")).map_err(self.sql())?;
+            tx.commit().map_err(self.sql())?;
+        }
         Ok(collected)
     }
 
-    /// How many blobs the store holds and their bytes.
-    pub fn size(&self) -> (usize, u64) {
-        blobs(&self.root.join("blobs"))
-            .iter()
-            .fold((0, 0), |(n, bytes), (_, _, meta)| {
-                (n + 1, bytes + meta.len())
-            })
+    /// How many blobs the store holds and their bytes, as the store's tally has them.
+    pub fn size(&self) -> Result<(usize, u64), StoreError> {
+        self.db
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM blobs",
+                [],
+                |row| Ok((row.get::<_, i64>(0)? as usize, row.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(self.sql())
     }
+}
+
+/// Every blob file under `root` into the tally.
+pub(super) fn tally(db: &rusqlite::Connection, root: &Path) -> rusqlite::Result<()> {
+    let mut insert = db.prepare("INSERT OR REPLACE INTO blobs (sha256, bytes) VALUES (?1, ?2)")?;
+    for (_, name, meta) in blobs(root) {
+        insert.execute(params![name, meta.len() as i64])?;
+    }
+    Ok(())
 }
 
 /// Every blob file: `blobs/<2 hex>/<sha256>`.
@@ -172,6 +191,22 @@ mod tests {
     }
 
     #[test]
+    fn the_tally_of_blobs_follows_writes_and_a_store_from_before_is_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.size().unwrap(), (0, 0));
+        store.put_blob(b"one").unwrap();
+        store.put_blob(b"three").unwrap();
+        store.put_blob(b"one").unwrap();
+        assert_eq!(store.size().unwrap(), (2, 8));
+        // A store made before the tally: its blob files are counted when it is opened.
+        store.db.execute_batch("DROP TABLE blobs").unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.size().unwrap(), (2, 8));
+    }
+
+    #[test]
     fn gc_keeps_every_blob_a_kept_run_needs_and_only_those() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -209,6 +244,9 @@ mod tests {
         assert!(store.run(&old).unwrap().is_none());
         assert_eq!(store.jobs(&new).unwrap().len(), 1);
         assert!(store.verify(|_| String::new()).unwrap().is_empty());
+        let kept =
+            [&shared, &fresh].map(|sha| std::fs::metadata(store.blob_path(sha)).unwrap().len());
+        assert_eq!(store.size().unwrap(), (2, kept.iter().sum()));
         // A run started now never takes the collected run's id, which the kept rows name.
         for _ in 0..3 {
             assert_ne!(store.new_run(&[]).unwrap(), old);

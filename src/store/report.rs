@@ -1,22 +1,24 @@
 //! The store as text: a line per run, a run's jobs, what `runs verify` found, sizes.
 
-use super::{JobRecord, Problem, RunRecord};
+use super::{JobCounts, JobRecord, Problem, RunRecord};
 use std::fmt::Write;
 
 /// `ID  STATUS  built/jobs  (reused)  ARGS`.
-pub fn list_line(run: &RunRecord, jobs: &[JobRecord]) -> String {
-    let built = jobs.iter().filter(|j| j.status.is_built()).count();
-    let reused = jobs.iter().filter(|j| j.reused_from.is_some()).count();
+pub fn list_line(run: &RunRecord, counts: JobCounts) -> String {
+    let JobCounts {
+        jobs,
+        built,
+        reused,
+    } = counts;
     let reused = if reused > 0 {
         format!(" ({reused} reused)")
     } else {
         String::new()
     };
     format!(
-        "{}  {:<11}  {built}/{} jobs built{reused}  {}",
+        "{}  {:<11}  {built}/{jobs} jobs built{reused}  {}",
         run.id,
         run.status,
-        jobs.len(),
         run.argv.get(1..).unwrap_or_default().join(" ")
     )
 }

@@ -4,7 +4,7 @@
 //! run ids, times, hashes. `INSTA_UPDATE=always cargo nextest run -E 'test(/snapshots::/)'`
 //! writes new snapshots after an intended change; review them with `git diff`.
 
-use crate::common::{Run, World, package, run};
+use crate::common::{RawEntry, Run, World, package, run, write_raw_tar_gz};
 use std::process::Command;
 
 /// A run as one text: exit code, then stdout and stderr. Progress lines on stderr come in the
@@ -32,6 +32,8 @@ macro_rules! rewheel_snapshot {
                 (r"[^\s'\x22]*/target/tmp/[A-Za-z0-9._-]+", "[TEMP]"),
                 (r"\b\d{8}-\d{6}(-\d+)?\b", "[RUN]"),
                 (r"\b\d+(\.\d+)? ?(s|ms)\b", "[TIME]"),
+                // The cache's folder of a hash is named by its first two digits.
+                (r"/[0-9a-f]{2}/[0-9a-f]{64}/", "/[SHA256]/"),
                 (r"\b[0-9a-f]{64}\b", "[SHA256]"),
                 (r"\b[0-9a-f]{16}\b", "[SHORT]"),
                 (r"cp3\d+\b", "[CELL]"),
@@ -229,4 +231,204 @@ fn a_quiet_build_prints_no_progress_lines() {
     assert!(!r.stderr.contains("built plain"), "{}", r.stderr);
     let loud = world.build(&["plain==1.0", "--rebuild"]);
     assert!(loud.stderr.contains("built plain 1.0"), "{}", loud.stderr);
+}
+
+/// `rewheel resolve ARGS` on the world's find-links folder with the host's interpreter as the
+/// cell, unless ARGS name cells themselves.
+fn resolve_in(world: &World, args: &[&str]) -> Run {
+    crate::common::rewheel(world.path(), &[&["resolve"], args].concat())
+}
+
+fn write(world: &World, name: &str, text: &str) -> String {
+    let path = world.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn input_errors_name_the_file_the_line_and_the_way_out() {
+    let world = World::new();
+    package("app", "1.0", &[], &[]).write(world.path());
+    let (_, python) = crate::common::host_python();
+    let python = python.as_str();
+
+    let matrix = write(
+        &world,
+        "bad-matrix.toml",
+        "[cells.bookworm]\npython = \"3.11.2\"\n\n[cells.trixie\npython = \"3.13.5\"\n",
+    );
+    rewheel_snapshot!(
+        "error-matrix-toml",
+        resolve_in(&world, &["app==1.0", "--matrix", &matrix])
+    );
+
+    let settings = write(
+        &world,
+        "settings.toml",
+        "[packages.app]\nenv = { CFLAGS = \"-O2\" }\nbuild-flavour = \"fast\"\n",
+    );
+    rewheel_snapshot!(
+        "error-settings-file",
+        resolve_in(
+            &world,
+            &["app==1.0", "--python", python, "--settings", &settings]
+        )
+    );
+
+    let matrix = write(
+        &world,
+        "matrix.toml",
+        "[cells.bookworm]\npython = \"3.11.2\"\n[cells.trixie]\npython = \"3.13.5\"\n",
+    );
+    rewheel_snapshot!(
+        "error-unknown-cells",
+        resolve_in(
+            &world,
+            &["app==1.0", "--matrix", &matrix, "--cells", "{buster,sid}"]
+        )
+    );
+
+    let pins = write(
+        &world,
+        "pins.txt",
+        &format!("app==1.0 \\\n    --hash=sha256:{}\n", "0".repeat(64)),
+    );
+    rewheel_snapshot!(
+        "error-hash-mismatch",
+        resolve_in(&world, &["-r", &pins, "--python", python])
+    );
+
+    rewheel_snapshot!(
+        "error-runs-show-unknown",
+        rewheel(&[
+            "runs",
+            "show",
+            "20200101-000000",
+            "--store",
+            &world.path().join(".store").display().to_string(),
+        ])
+    );
+}
+
+#[test]
+fn an_unsafe_sdist_is_refused_with_the_entry_and_the_rule() {
+    let world = World::new();
+    let entry = |path: &'static str, data: &[u8]| RawEntry {
+        path,
+        kind: tar::EntryType::Regular,
+        link: None,
+        data: data.to_vec(),
+    };
+    write_raw_tar_gz(
+        &world.path().join("evil-1.0.tar.gz"),
+        &[
+            entry(
+                "evil-1.0/PKG-INFO",
+                b"Metadata-Version: 2.2\nName: evil\nVersion: 1.0\n",
+            ),
+            entry("evil-1.0/../../etc/cron.d/evil", b"x"),
+        ],
+    );
+    let (_, python) = crate::common::host_python();
+    rewheel_snapshot!(
+        "error-unsafe-sdist",
+        resolve_in(&world, &["evil==1.0", "--python", &python])
+    );
+}
+
+#[test]
+fn a_cycle_is_explained_with_its_ways_out() {
+    let world = World::new();
+    crate::common::world(world.path());
+    rewheel_snapshot!(
+        "error-cycle",
+        resolve_in(&world, &["dateapp==1.0", "--python", "3.7"])
+    );
+}
+
+#[test]
+fn a_cell_without_an_interpreter_on_this_host_says_how_to_name_one() {
+    // The newest Python rewheel knows, and one this host does not have.
+    if crate::common::host_has_python("3.14").is_some() {
+        crate::common::skip("this host has Python 3.14, which the test needs missing");
+        return;
+    }
+    let world = World::new();
+    package("app", "1.0", &[], &[]).write(world.path());
+    let store = world.path().join(".store");
+    let build = world.path().join(".build");
+    let r = crate::common::rewheel(
+        world.path(),
+        &[
+            "build",
+            "app==1.0",
+            "--python",
+            "3.14",
+            "--backend",
+            "local",
+            "--store",
+            store.to_str().unwrap(),
+            "--build-path",
+            build.to_str().unwrap(),
+            "--out",
+            world.path().join("out").to_str().unwrap(),
+        ],
+    );
+    rewheel_snapshot!("error-no-interpreter", r);
+}
+
+#[test]
+fn ci_documents_that_point_outside_are_refused_by_field_and_path() {
+    let world = World::new();
+    package("lib", "2.0", &[], &[]).write(world.path());
+    let plan = world.path().join("plan.json");
+    let made = run(world.command("plan", &["lib==2.0", "-o", plan.to_str().unwrap()]));
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    doc["jobs"][0]["sdist"]["filename"] = "../escape.tar.gz".into();
+    std::fs::write(&plan, doc.to_string()).unwrap();
+    let id = doc["jobs"][0]["id"].as_str().unwrap().to_string();
+    let (python, _) = crate::common::host_python();
+    let mut job = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    job.args(["build", "--plan"])
+        .arg(&plan)
+        .args(["--job", &id, "--inputs"])
+        .arg(world.path().join("inputs"))
+        .arg("--out")
+        .arg(world.path().join("out"))
+        .args(["--backend", "local", "--python-path"])
+        .arg(python)
+        .arg("--build-path")
+        .arg(world.path().join(".build"))
+        .env_remove("PIP_INDEX_URL");
+    rewheel_snapshot!("error-plan-refused", run(job));
+
+    let results = world.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let result = serde_json::json!({
+        "schema_version": 1,
+        "job": "cp-x/a-1.0",
+        "cell": "cp-x",
+        "name": "a",
+        "version": "1.0",
+        "stage": 0,
+        "status": "failed",
+        "wheel_filename": null,
+        "wheel_sha256": null,
+        "fingerprint": "f",
+        "seconds": 1.0,
+        "error": "failed",
+        "log_file": "../outside/a.log",
+    });
+    std::fs::write(results.join("cp-x__a-1.0.result.json"), result.to_string()).unwrap();
+    rewheel_snapshot!(
+        "error-merge-refused",
+        rewheel(&[
+            "merge",
+            results.to_str().unwrap(),
+            "--store",
+            world.path().join("merged").to_str().unwrap(),
+        ])
+    );
 }

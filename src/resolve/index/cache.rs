@@ -39,6 +39,61 @@ pub struct Cache {
     root: PathBuf,
 }
 
+/// Local files adopted into `ARTIFACTS`, by path: the `Stamp` each had when it was read.
+const LOCAL_STAMPS: &str = "local-v1";
+
+/// A local file's identity when it was read, and what its bytes hashed to. Writing a file in
+/// place or replacing it changes its ctime (which no one but the clock's owner can set back)
+/// or its inode, so a file whose stamp is unchanged holds the bytes that were hashed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    sha256: Option<Sha256>,
+}
+
+/// A file changed within this long of being read may change again without its times
+/// moving (times are kept to a clock tick, two seconds on some file systems): its stamp is not
+/// kept, as git does not trust a "racily clean" entry.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Replace `path` with `bytes` in one rename, without waiting for the disk.
+fn write_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).map_err(|err| err.error)?;
+    Ok(())
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            sha256: None,
+        }
+    }
+
+    /// Whether the file's last change was at least `SETTLED` before `read_at`.
+    fn settled(&self, read_at: std::time::SystemTime) -> bool {
+        let Ok(since_epoch) = read_at.duration_since(std::time::UNIX_EPOCH) else {
+            return false;
+        };
+        let cutoff = since_epoch.saturating_sub(SETTLED).as_nanos() as i128;
+        self.mtime_ns.max(self.ctime_ns) < cutoff
+    }
+}
+
 pub struct CachedPage {
     pub fetched_at: Timestamp,
     /// `None` records that the index answered 404.
@@ -242,13 +297,73 @@ impl Cache {
         Ok(path)
     }
 
+    /// Where the stamp of a local file is kept: by its path.
+    fn stamp_path(&self, source: &Path) -> PathBuf {
+        self.root.join(LOCAL_STAMPS).join(format!(
+            "{}.json",
+            sha256_hex(source.as_os_str().as_encoded_bytes())
+        ))
+    }
+
+    /// The copy a local file was adopted as, if the file is still the one it was then.
+    fn adopted(
+        &self,
+        file: &IndexFile,
+        source: &Path,
+        stamp: &Stamp,
+    ) -> Result<Option<(PathBuf, Sha256)>, IndexError> {
+        let Some(known) = std::fs::read(self.stamp_path(source))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Stamp>(&bytes).ok())
+        else {
+            return Ok(None);
+        };
+        let Some(sha256) = known.sha256.clone() else {
+            return Ok(None);
+        };
+        let unchanged = Stamp {
+            sha256: None,
+            ..known
+        } == *stamp;
+        if !unchanged {
+            return Ok(None);
+        }
+        let path = self.content_path(&sha256, &file.filename);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        if let Some(expected) = &file.sha256
+            && sha256 != expected.as_str()
+        {
+            return Err(IndexError::HashMismatch {
+                filename: file.filename.clone(),
+                expected: expected.clone(),
+                got: sha256.to_string(),
+            });
+        }
+        Ok(Some((path, sha256)))
+    }
+
     /// Copy a local file into the cache, hashing while copying, at most `max` bytes: what is
-    /// used afterwards is this copy, whatever happens to the original.
+    /// used afterwards is this copy, whatever happens to the original. A file adopted before
+    /// and unchanged since (`Stamp`) is not read again: a warm resolve of a find-links folder
+    /// of 5,000 sdists copied, hashed and inspected every one of them, each time.
     pub fn adopt(
         &self,
         file: &IndexFile,
         source: &std::path::Path,
         max: u64,
+    ) -> Result<(PathBuf, Sha256), IndexError> {
+        self.adopt_reading_at(file, source, max, std::time::SystemTime::now())
+    }
+
+    /// `adopt`, with the instant the file is read as `read_at` (a test's clock).
+    fn adopt_reading_at(
+        &self,
+        file: &IndexFile,
+        source: &std::path::Path,
+        max: u64,
+        read_at: std::time::SystemTime,
     ) -> Result<(PathBuf, Sha256), IndexError> {
         use std::io::{Read, Write};
         use std::os::unix::fs::OpenOptionsExt;
@@ -258,15 +373,16 @@ impl Cache {
             .custom_flags(libc::O_NONBLOCK)
             .open(source)
             .map_err(super::file::io_error(source))?;
-        if !reader
-            .metadata()
-            .map_err(super::file::io_error(source))?
-            .is_file()
-        {
+        let meta = reader.metadata().map_err(super::file::io_error(source))?;
+        if !meta.is_file() {
             return Err(io(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "not a regular file",
             )));
+        }
+        let stamp = Stamp::of(&meta);
+        if let Some(found) = self.adopted(file, source, &stamp)? {
+            return Ok(found);
         }
         let scratch = self.scratch_dir();
         std::fs::create_dir_all(&scratch).map_err(super::file::io_error(&scratch))?;
@@ -295,6 +411,16 @@ impl Cache {
         }
         let sha256 = Sha256::finish(hasher);
         let path = self.store_artifact(file, tmp, &sha256)?;
+        if stamp.settled(read_at) {
+            let stamp = Stamp {
+                sha256: Some(sha256.clone()),
+                ..stamp
+            };
+            let bytes = serde_json::to_vec(&stamp).expect("stamps serialize");
+            // Not synced: a stamp lost or cut short by a crash does not parse, and costs one
+            // copy.
+            let _ = write_unsynced(&self.stamp_path(source), &bytes);
+        }
         Ok((path, sha256))
     }
 
@@ -333,10 +459,12 @@ impl Cache {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Not synced, as stamps are not: a record lost or cut short by a crash does not parse
+    /// and is derived again, while a sync per sdist was half of a cold resolve's waiting.
     pub fn store_derived<T: Serialize>(&self, kind: &str, key: &str, value: &T) {
         let path = self.root.join(kind).join(format!("{key}.json"));
         let bytes = serde_json::to_vec(value).expect("derived records serialize");
-        if let Err(err) = write_atomic(&path, &bytes) {
+        if let Err(err) = write_unsynced(&path, &bytes) {
             tracing::warn!("cannot write the cache: {err}");
         }
     }
@@ -410,6 +538,96 @@ mod tests {
         assert!(matches!(err, IndexError::HashMismatch { .. }), "{err}");
         let err = cache.adopt(&listed, &source, 0).unwrap_err();
         assert!(err.to_string().contains("larger than 0 bytes"), "{err}");
+    }
+
+    /// A source file and how the folder lists it.
+    fn local(dir: &Path, bytes: &[u8]) -> (PathBuf, IndexFile) {
+        let source = dir.join("six-1.16.0.tar.gz");
+        std::fs::write(&source, bytes).unwrap();
+        let listed = IndexFile {
+            url: url::Url::from_file_path(&source).unwrap().to_string(),
+            sha256: None,
+            ..file(None)
+        };
+        (source, listed)
+    }
+
+    fn later() -> std::time::SystemTime {
+        std::time::SystemTime::now() + SETTLED * 2
+    }
+
+    #[test]
+    fn a_local_file_unchanged_since_it_was_read_is_not_read_again() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(&dir.path().join("cache"));
+        let (source, listed) = local(dir.path(), b"A");
+        let (copy, sha) = cache
+            .adopt_reading_at(&listed, &source, 10, later())
+            .unwrap();
+        let inode = std::fs::metadata(&copy).unwrap().ino();
+        let again = cache
+            .adopt_reading_at(&listed, &source, 10, later())
+            .unwrap();
+        assert_eq!(again, (copy.clone(), sha.clone()));
+        // Read again, the copy would have been written anew (a new inode) under its hash.
+        assert_eq!(std::fs::metadata(&copy).unwrap().ino(), inode);
+        // The stamp does not excuse a pin it contradicts.
+        let pinned = IndexFile {
+            sha256: Some("ab".repeat(32)),
+            ..listed.clone()
+        };
+        let err = cache
+            .adopt_reading_at(&pinned, &source, 10, later())
+            .unwrap_err();
+        assert!(matches!(err, IndexError::HashMismatch { .. }), "{err}");
+        // Nor a copy that is gone.
+        std::fs::remove_file(&copy).unwrap();
+        let back = cache
+            .adopt_reading_at(&listed, &source, 10, later())
+            .unwrap();
+        assert_eq!(back, (copy.clone(), sha));
+        assert_eq!(std::fs::read(&copy).unwrap(), b"A");
+    }
+
+    #[test]
+    fn a_local_file_written_in_place_is_read_again_even_with_its_times_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(&dir.path().join("cache"));
+        let (source, listed) = local(dir.path(), b"A");
+        let modified = std::fs::metadata(&source).unwrap().modified().unwrap();
+        let (_, first) = cache
+            .adopt_reading_at(&listed, &source, 10, later())
+            .unwrap();
+        // Same size, same inode, same mtime: only the ctime tells.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&source)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, b"B")?;
+                f.set_modified(modified)
+            })
+            .unwrap();
+        let (copy, second) = cache
+            .adopt_reading_at(&listed, &source, 10, later())
+            .unwrap();
+        assert_ne!(first, second);
+        assert_eq!(second, sha256_hex(b"B"));
+        assert_eq!(std::fs::read(copy).unwrap(), b"B");
+    }
+
+    #[test]
+    fn a_local_file_read_just_after_it_changed_keeps_no_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(&dir.path().join("cache"));
+        let (source, listed) = local(dir.path(), b"A");
+        cache.adopt(&listed, &source, 10).unwrap();
+        assert!(!cache.stamp_path(&source).exists());
+        cache
+            .adopt_reading_at(&listed, &source, 10, later())
+            .unwrap();
+        assert!(cache.stamp_path(&source).exists());
     }
 
     #[test]
