@@ -1,12 +1,12 @@
 //! Cache hygiene: drop old runs and every blob no kept run names. A blob is shared by every
 //! run that built or reused the same wheel, so only the rows that remain decide what stays.
 
+use super::tally::{blobs, tally};
 use super::{RunStatus, Store, StoreError};
 use crate::digest::Sha256;
 use crate::ids::RunId;
 use rusqlite::params;
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 /// Which runs survive.
@@ -121,43 +121,12 @@ impl Store {
     }
 }
 
-/// Every blob file under `root` into the tally.
-pub(super) fn tally(db: &rusqlite::Connection, root: &Path) -> rusqlite::Result<()> {
-    let mut insert = db.prepare("INSERT OR REPLACE INTO blobs (sha256, bytes) VALUES (?1, ?2)")?;
-    for (_, name, meta) in blobs(root) {
-        insert.execute(params![name, meta.len() as i64])?;
-    }
-    Ok(())
-}
-
-/// Every blob file: `blobs/<2 hex>/<sha256>`.
-fn blobs(root: &Path) -> Vec<(std::path::PathBuf, String, std::fs::Metadata)> {
-    let mut out = Vec::new();
-    for shard in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        for entry in std::fs::read_dir(shard.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                continue;
-            }
-            if let Ok(meta) = entry.metadata()
-                && meta.is_file()
-            {
-                out.push((entry.path(), name, meta));
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cell::CellId;
     use crate::store::{JobIdentity, JobOutcome, JobRecord};
+    use std::path::Path;
 
     fn age(path: &Path) {
         let old = SystemTime::now() - Duration::from_secs(7200);

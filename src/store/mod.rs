@@ -6,6 +6,7 @@
 pub mod gc;
 pub mod lock;
 pub mod report;
+mod tally;
 
 use crate::cell::CellId;
 use crate::digest::Sha256;
@@ -602,7 +603,7 @@ fn init(db: &Connection, root: &Path) -> rusqlite::Result<()> {
     )? > 0;
     if !has_tally {
         db.execute_batch("CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, bytes INTEGER NOT NULL)")?;
-        gc::tally(db, &root.join("blobs"))?;
+        tally::tally(db, &root.join("blobs"))?;
     }
     db.execute_batch("COMMIT")
 }
