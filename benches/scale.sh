@@ -63,10 +63,13 @@ for n in $ns; do
     measure "$bin" resolve "${common[@]}"; read -r cold _ <"$work/measured"
     measure "$bin" resolve "${common[@]}"; read -r warm _ <"$work/measured"
     "$bin" resolve "${common[@]}" --format json >"$work/graph-$tag.json"
-    measure "$bin" plan "${common[@]}" --backend local; read -r plan _ <"$work/measured"
     measure "$bin" build "${common[@]}" --backend local -j "$cores" \
       --store "$work/store-$tag" --out "$work/wheels-$tag" --build-path "$work/build-$tag"
     read -r wall rss cpu <"$work/measured"
+    # After the build, whose jobs told every hook's answer: a plan then asks none (before it,
+    # `plan` would build the closure to ask them, which is the build's cost again).
+    measure "$bin" plan "${common[@]}" --backend local --store "$work/store-$tag"
+    read -r plan _ <"$work/measured"
     run=$("$bin" runs list --store "$work/store-$tag" | awk '{id=$1} END {print id}')
     "$bin" runs show "$run" --json --store "$work/store-$tag" >"$work/run-$tag.json"
     store=$(du -sk "$work/store-$tag" | cut -f1)
