@@ -90,10 +90,11 @@ db = sqlite3.connect(sys.argv[1]); want = int(sys.argv[2])
 (run,) = db.execute("select id from runs order by id desc limit 1").fetchone()
 columns = [row[1] for row in db.execute("pragma table_info(jobs)")]
 rest = ", ".join(c for c in columns if c != "run_id")
+run_rest = ", ".join(row[1] for row in db.execute("pragma table_info(runs)") if row[1] != "id")
 i = 0
 while have < want:
-    i += 1; new = "%s-copy%05d" % (run, i)
-    db.execute("insert into runs select ?, started, finished, status, argv from runs where id = ?", (new, run))
+    i += 1; new = "%s-%d" % (run.split("-")[0] + "-" + run.split("-")[1], 100000 + i)
+    db.execute("insert into runs (id, %s) select ?, %s from runs where id = ?" % (run_rest, run_rest), (new, run))
     db.execute("insert into jobs (run_id, %s) select ?, %s from jobs where run_id = ?" % (rest, rest), (new, run))
     (have,) = db.execute("select count(*) from jobs").fetchone()
 db.commit()
