@@ -250,6 +250,59 @@ def console_scripts(site_dirs, bin_dir):
     return made
 
 
+def install_file_clock(scratch):
+    """Files this build writes carry the time of the clock it runs under.
+
+    libfaketime moves the clock a build reads, but the kernel stamps the files it writes with
+    the real time, and a backend that zips files with their modification time (setuptools'
+    bdist_wheel without SOURCE_DATE_EPOCH) then stores today. Debian's libfaketime cannot
+    fake what Python's os.stat returns (it has no stat64), so the interpreter that runs the
+    backend does: a file whose real time falls in this build's window (from now to a day on)
+    is reported at the faked clock's time for it; older and explicitly set times (copies that
+    keep their source's times) are reported as they are. The backend still writes its own
+    archive; only what it reads of the clock changed.
+    """
+    spec = os.environ.get("FAKETIME", "")
+    if not spec:
+        return
+    probe = os.path.join(scratch, ".file-clock")
+    with open(probe, "w"):
+        pass
+    real_start_ns = os.stat(probe).st_mtime_ns
+    os.unlink(probe)
+    import time
+
+    fake_start_ns = time.time_ns()
+    frozen = not spec.startswith(("@", "+", "-"))
+    window_ns = 86400 * 10**9
+
+    def moved(ns):
+        if not real_start_ns <= ns <= real_start_ns + window_ns:
+            return ns
+        # A frozen clock stamps every new file at its one time; a moving one keeps the
+        # files' distances in time.
+        return time.time_ns() if frozen else ns + fake_start_ns - real_start_ns
+
+    def rewrite(result):
+        cls, (seq, extra) = result.__reduce__()
+        seq, extra = list(seq), dict(extra)
+        for field, index in (("atime", 7), ("mtime", 8), ("ctime", 9)):
+            ns = moved(extra[f"st_{field}_ns"])
+            extra[f"st_{field}_ns"] = ns
+            extra[f"st_{field}"] = ns / 1e9
+            seq[index] = ns // 10**9
+        return cls(seq, extra)
+
+    def wrap(call):
+        def faked(*args, **kwargs):
+            return rewrite(call(*args, **kwargs))
+
+        faked.__wrapped__ = call
+        return faked
+
+    os.stat, os.lstat, os.fstat = wrap(os.stat), wrap(os.lstat), wrap(os.fstat)
+
+
 def keep_sdist_times(times_file, base):
     # The sdist's own file times, as `tar -xf` keeps them; paths are the archive's, checked to
     # stay below the unpacked tree, and links are not followed.
@@ -298,6 +351,7 @@ def main():
             result["phase"] = "sdist-times"
             keep_sdist_times(request["times"], request["times_base"])
         os.chdir(source_dir)
+        install_file_clock(os.path.dirname(request["out_dir"]))
         result["phase"] = "load-backend"
         backend = load_backend(request["backend"], source_dir, request["backend_path"])
         result["phase"] = "get_requires_for_build_wheel"

@@ -224,3 +224,173 @@ fn a_requirements_file_names_the_wheels_to_rebuild_by_hash() {
         r.stdout
     );
 }
+
+/// A backend that builds as setuptools' bdist_wheel does without SOURCE_DATE_EPOCH: sources
+/// copied into `build/lib` keeping their times, dist-info files written there, and every
+/// entry stamped with its file's modification time (RECORD with the clock's).
+const STAMPING_BACKEND: &str = r#"
+import base64, hashlib, os, shutil, time, zipfile
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name, version = open("NAME").read().split()
+    info = f"{name}-{version}.dist-info"
+    lib = os.path.join("build", "lib")
+    for path in open("PACK").read().split():
+        os.makedirs(os.path.join(lib, os.path.dirname(path)), exist_ok=True)
+        shutil.copy2(path, os.path.join(lib, path))
+    os.makedirs(os.path.join(lib, info), exist_ok=True)
+    shutil.copyfile("PKG-INFO", os.path.join(lib, info, "METADATA"))
+    with open(os.path.join(lib, info, "WHEEL"), "w") as f:
+        f.write("Wheel-Version: 1.0\nGenerator: stamper (1.0)\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    stamp = lambda t: time.gmtime(max(int(sde) if sde else int(t), 315532800))[:6]
+    filename = f"{name}-{version}-py3-none-any.whl"
+    record = []
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as z:
+        for folder, dirs, files in os.walk(lib):
+            dirs.sort()
+            for file in sorted(files):
+                full = os.path.join(folder, file)
+                arc = os.path.relpath(full, lib)
+                data = open(full, "rb").read()
+                entry = zipfile.ZipInfo(arc, date_time=stamp(os.stat(full).st_mtime))
+                entry.external_attr = 0o644 << 16
+                z.writestr(entry, data)
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                record.append(f"{arc},sha256={digest},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        entry = zipfile.ZipInfo(f"{info}/RECORD", date_time=stamp(time.time()))
+        entry.external_attr = 0o644 << 16
+        z.writestr(entry, "\n".join(record) + "\n")
+    return filename
+"#;
+
+#[test]
+fn a_wheel_stamped_with_its_files_build_times_is_rebuilt_bit_for_bit_without_source_date_epoch() {
+    if !std::path::Path::new(rewheel::build::job::LIBFAKETIME).is_file() {
+        return crate::common::skip("no libfaketime on this host");
+    }
+    let world = World::new();
+    Sdist::new("stamper", "1.0")
+        .pyproject(&[], "stamper", Some("."))
+        .pkg_info("2.2", &[])
+        .file("stamper.py", STAMPING_BACKEND)
+        .file("NAME", "stamper 1.0")
+        .file("PACK", "stamper.py")
+        .write(world.path());
+    let sdist = Sdist::new("clocked", "1.0")
+        .pyproject(&["stamper"], "stamper", None)
+        .pkg_info("2.2", &[])
+        .file("NAME", "clocked 1.0")
+        .file("PACK", "clocked/__init__.py")
+        .file("clocked/__init__.py", "NAME = 'clocked'\n")
+        .write(world.path());
+
+    // Published as a maintainer builds: the sdist unpacked with its times, the backend run
+    // with the real clock and no SOURCE_DATE_EPOCH.
+    let maintainer = world.path().join("maintainer");
+    std::fs::create_dir_all(&maintainer).unwrap();
+    let (python, _) = crate::common::host_python();
+    let script = format!(
+        r#"
+import os, sys, tarfile
+tarfile.open({sdist:?}).extractall({maintainer:?})
+sys.path.insert(0, {backend:?})
+os.chdir(os.path.join({maintainer:?}, "clocked-1.0"))
+os.environ.pop("SOURCE_DATE_EPOCH", None)
+import stamper
+print(stamper.build_wheel({maintainer:?}))
+"#,
+        sdist = sdist.to_str().unwrap(),
+        maintainer = maintainer.to_str().unwrap(),
+        backend = world.path().to_str().unwrap(),
+    );
+    std::fs::write(world.path().join("stamper.py"), STAMPING_BACKEND).unwrap();
+    let out = std::process::Command::new(&python)
+        .args(["-c", &script])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let published = maintainer.join("clocked-1.0-py3-none-any.whl");
+    // The rebuild's clock is not the publisher's: its files are written seconds later, in
+    // another two-second step of a zip entry's time.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    let r = run(world.command("rebuild", &[published.to_str().unwrap()]));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("reproduced clocked-1.0-py3-none-any.whl bit for bit"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("clock"), "{}", r.stdout);
+}
+
+#[test]
+fn a_rebuild_builds_the_wheel_and_its_build_environment_not_its_runtime_dependencies() {
+    let world = world();
+    // `needy` imports `broken` when installed; `broken` does not build at all.
+    Sdist::new("needy", "1.0")
+        .pyproject(&["tinywheel"], "tinywheel", None)
+        .pkg_info("2.2", &["broken"])
+        .file("NAME", "needy 1.0")
+        .file("PACK", "needy/__init__.py")
+        .file("needy/__init__.py", "import broken\n")
+        .write(world.path());
+    Sdist::new("broken", "1.0")
+        .pyproject(&[], "nosuchbackend", None)
+        .pkg_info("2.2", &[])
+        .write(world.path());
+    let pins = world.path().join("known-recipe.txt");
+    std::fs::write(&pins, "tinywheel==1.0\n").unwrap();
+    let out = world.path().join("published-build");
+    let r = run(world.command_out(
+        "build",
+        &[
+            "needy==1.0",
+            "--no-deps",
+            "--build-constraints",
+            pins.to_str().unwrap(),
+            "--source-date-epoch",
+            "1600000000",
+        ],
+        &out,
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let cell = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        !cell.join("broken-1.0-py3-none-any.whl").exists(),
+        "--no-deps builds no runtime dependency"
+    );
+    let published = cell.join("needy-1.0-py3-none-any.whl");
+
+    let r = run(world.command("rebuild", &[published.to_str().unwrap()]));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("reproduced needy-1.0-py3-none-any.whl bit for bit"),
+        "{}",
+        r.stdout
+    );
+    // needy and its backend: two jobs, broken not among them.
+    assert!(
+        r.stdout
+            .contains("built: 2 jobs, the wheel and its build environment"),
+        "{}",
+        r.stdout
+    );
+}
