@@ -324,6 +324,7 @@ mod tests {
                     allow_binary: ["wheel".parse().unwrap()].into(),
                     bootstrap: vec![("setuptools".into(), "setuptools".parse().unwrap())],
                     settings_files: vec![],
+                    no_deps: false,
                 },
                 backend: BackendRequest {
                     kind: BackendKind::Local,

@@ -212,6 +212,10 @@ pub(crate) struct InputArgs {
     /// hold. Repeatable; one package in two files is an error.
     #[arg(long = "settings", value_name = "FILE")]
     pub(crate) settings_files: Vec<PathBuf>,
+    /// Build the named packages and their build environments only, not their runtime
+    /// dependencies (pip's --no-deps): what a wheel's bytes depend on, and nothing more.
+    #[arg(long = "no-deps")]
+    pub(crate) no_deps: bool,
     /// The bootstrap set: cycles among only these are built in stages, not errors.
     #[arg(long, value_name = "NAME", num_args = 1.., default_values = ["setuptools", "wheel", "flit-core"])]
     pub(crate) bootstrap: Vec<String>,

@@ -73,6 +73,7 @@ pub(crate) fn resolve(args: &InputArgs) -> anyhow::Result<ResolveSettings> {
             .collect::<HashSet<_>>(),
         bootstrap: names(&args.bootstrap, "--bootstrap")?,
         settings_files: args.settings_files.clone(),
+        no_deps: args.no_deps,
     })
 }
 

@@ -28,6 +28,13 @@ pub fn text(found: &Rebuilt, wheel_name: &str) -> String {
         let _ = writeln!(out, "inferred: {reason}");
     }
     let cutoff = found.exclude_newer.as_ref();
+    if let Some(a) = found.reproduced().or_else(|| found.closest()) {
+        let _ = writeln!(
+            out,
+            "built: {} jobs, the wheel and its build environment (its runtime dependencies are not inputs of its bytes)",
+            a.jobs
+        );
+    }
     if let Some(a) = found.reproduced() {
         let _ = writeln!(
             out,

@@ -29,6 +29,9 @@ pub struct RebuildSettings {
 pub struct Attempt {
     pub guess: Guess,
     pub outcome: Outcome,
+    /// Jobs of the attempt's build: the wheel and its build environment's closure (its runtime
+    /// dependencies are not inputs of its bytes, so they are not built).
+    pub jobs: usize,
 }
 
 pub enum Outcome {
@@ -130,7 +133,7 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
             n + 1,
             describe(&guess, exclude_newer.as_ref())
         );
-        let (outcome, rebuilt) = attempt(settings, &observed, &guess, exclude_newer, n)?;
+        let (outcome, rebuilt, jobs) = attempt(settings, &observed, &guess, exclude_newer, n)?;
         n += 1;
         let done = matches!(outcome, Outcome::Identical);
         // Times off by whole hours: the builder's time zone leaked; try it next.
@@ -145,7 +148,11 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
                 queue.push_front(zoned);
             }
         }
-        attempts.push(Attempt { guess, outcome });
+        attempts.push(Attempt {
+            guess,
+            outcome,
+            jobs,
+        });
         if done {
             break;
         }
@@ -305,12 +312,13 @@ fn attempt(
     guess: &Guess,
     exclude_newer: Option<Timestamp>,
     n: usize,
-) -> anyhow::Result<(Outcome, Option<PathBuf>)> {
+) -> anyhow::Result<(Outcome, Option<PathBuf>, usize)> {
     let dir = settings.scratch.join(format!("attempt-{}", n + 1));
     std::fs::create_dir_all(&dir)?;
     let mut build = settings.build.clone();
     build.resolve.specs = vec![format!("{}=={}", observed.name, observed.version)];
     build.resolve.requirement_files.clear();
+    build.resolve.no_deps = true;
     if !guess.pins.is_empty() {
         let pins = dir.join("constraints.txt");
         std::fs::write(&pins, guess.pins.join("\n") + "\n")?;
@@ -352,11 +360,14 @@ fn attempt(
     .document();
     let built = match run::build(build, RunRef::New { argv, document }, |_| {}) {
         Ok(Stage::Built(built)) => built,
-        Ok(Stage::Cycle(_)) => return Ok((Outcome::Failed("a dependency cycle".into()), None)),
+        Ok(Stage::Cycle(_)) => {
+            return Ok((Outcome::Failed("a dependency cycle".into()), None, 0));
+        }
         Ok(Stage::Interrupted) => return Err(crate::exit::Interrupted.into()),
-        Err(err) => return Ok((Outcome::Failed(crate::exit::describe(&err)), None)),
+        Err(err) => return Ok((Outcome::Failed(crate::exit::describe(&err)), None, 0)),
     };
     built.events.clear();
+    let jobs = built.summary.outcomes.len();
     let _ = built.finish();
     // The signal that stopped this attempt stops the search too.
     if built.summary.interrupted {
@@ -374,6 +385,7 @@ fn attempt(
                 observed.name, built.run_id
             )),
             None,
+            jobs,
         ));
     };
     let single = |label: &str, path: &Path| Side {
@@ -406,5 +418,5 @@ fn attempt(
     } else {
         Outcome::Differs(Box::new(pair))
     };
-    Ok((outcome, Some(ours.path.clone())))
+    Ok((outcome, Some(ours.path.clone()), jobs))
 }

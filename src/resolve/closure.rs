@@ -8,7 +8,7 @@ use crate::packages::PackageSettings;
 use crate::requirements::Entry;
 use crate::resolve::graph::{BuildGraph, Cycle, Edge, EdgeKind};
 use crate::resolve::provider::{
-    Constraints, Resolution, ResolveError, requirement_range, resolve_env,
+    Constraints, Reach, Resolution, ResolveError, requirement_range, resolve_env,
 };
 use crate::resolve::repository::{Dist, RepoError, Repository};
 use pep508_rs::{MarkerTree, Requirement};
@@ -28,6 +28,8 @@ pub struct ResolveInput {
     pub bootstrap: HashSet<PackageName>,
     /// Per-package build settings: extra build requirements here, the rest for the jobs.
     pub packages: Arc<PackageSettings>,
+    /// The requirements alone, not their runtime dependencies (a rebuild's wheel).
+    pub no_deps: bool,
 }
 
 /// Build requirements that compile Rust with whatever cargo is on PATH, or fetch one.
@@ -117,13 +119,19 @@ pub fn resolve_cell(
     crate::resolve::prefetch::warm(repo, cell, &root_reqs, &pins);
     check_roots_exist(repo, cell, &roots)?;
     let target_constraints = Constraints::from_requirements(&input.constraints, cell);
-    let target = resolve_env(repo, cell, &root_reqs, &target_constraints).map_err(|source| {
-        CellError::Resolve {
-            cell: cell.id.to_string(),
-            what: "cannot resolve the requirements".into(),
-            source,
-        }
-    })?;
+    let reach = if input.no_deps {
+        Reach::Named
+    } else {
+        Reach::Closure
+    };
+    let target =
+        resolve_env(repo, cell, &root_reqs, &target_constraints, reach).map_err(|source| {
+            CellError::Resolve {
+                cell: cell.id.to_string(),
+                what: "cannot resolve the requirements".into(),
+                source,
+            }
+        })?;
     let mut build_constraints = Constraints::from_requirements(&input.build_constraints, cell);
     for (name, range) in extra_build_constraints.iter() {
         build_constraints = build_constraints.with(name.clone(), range.clone());
@@ -365,19 +373,23 @@ impl CellGraph {
             return Ok(env.clone());
         }
         let reqs: Vec<Requirement> = wanted.iter().map(|w| w.requirement.clone()).collect();
-        let env =
-            resolve_env(repo, &self.cell, &reqs, &self.build_constraints).map_err(|source| {
-                CellError::Resolve {
-                    cell: self.cell.id.to_string(),
-                    what: format!(
-                        "cannot resolve the build environment of {} {} ({})",
-                        dist.name,
-                        dist.version,
-                        key.join(", ")
-                    ),
-                    source,
-                }
-            })?;
+        let env = resolve_env(
+            repo,
+            &self.cell,
+            &reqs,
+            &self.build_constraints,
+            Reach::Closure,
+        )
+        .map_err(|source| CellError::Resolve {
+            cell: self.cell.id.to_string(),
+            what: format!(
+                "cannot resolve the build environment of {} {} ({})",
+                dist.name,
+                dist.version,
+                key.join(", ")
+            ),
+            source,
+        })?;
         self.envs.insert(key, env.clone());
         Ok(env)
     }

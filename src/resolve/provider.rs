@@ -103,11 +103,22 @@ pub enum ResolveError {
     },
 }
 
+/// How far an environment's resolution follows requirements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The requirements and everything they need at run time: an installable environment.
+    Closure,
+    /// The requirements alone (pip's --no-deps): a rebuild needs a wheel's sdist and build
+    /// environment, not what it imports when installed.
+    Named,
+}
+
 pub fn resolve_env(
     repo: &Repository,
     cell: &Cell,
     roots: &[Requirement],
     constraints: &Constraints,
+    reach: Reach,
 ) -> Result<Resolution, ResolveError> {
     // A requirement that no version can meet once constrained deserves a plain sentence, not
     // a derivation.
@@ -131,6 +142,7 @@ pub fn resolve_env(
         cell,
         roots,
         constraints,
+        reach,
     };
     match pubgrub::resolve(&provider, Pkg::Root, Version::new([0])) {
         Ok(selected) => {
@@ -181,6 +193,7 @@ struct Provider<'a> {
     cell: &'a Cell,
     roots: &'a [Requirement],
     constraints: &'a Constraints,
+    reach: Reach,
 }
 
 impl Provider<'_> {
@@ -298,12 +311,19 @@ impl DependencyProvider for Provider<'_> {
                         "it requires Python {spec}"
                     )));
                 }
+                if self.reach == Reach::Named {
+                    return Ok(available(Default::default()));
+                }
                 Ok(available(self.dependencies_of(&dist.requires_dist, &[])))
             }
             Pkg::Extra(name, extra) => {
                 let dist = self.repo.dist(name, version, self.cell)?;
-                let mut deps =
-                    self.dependencies_of(&dist.requires_dist, std::slice::from_ref(extra));
+                let mut deps = match self.reach {
+                    Reach::Closure => {
+                        self.dependencies_of(&dist.requires_dist, std::slice::from_ref(extra))
+                    }
+                    Reach::Named => Default::default(),
+                };
                 let same = VersionRange::singleton(version.clone());
                 deps.entry(Pkg::Name(name.clone()))
                     .and_modify(|r| *r = r.intersection(&same))

@@ -81,6 +81,10 @@ pub struct ResolveSettings {
     pub bootstrap: Vec<(String, PackageName)>,
     /// Per-package build settings files (`--settings`); the matrix may hold more.
     pub settings_files: Vec<PathBuf>,
+    /// The named packages without their runtime dependencies (pip's --no-deps); their build
+    /// environments are resolved whole.
+    #[serde(default)]
+    pub no_deps: bool,
 }
 
 /// Everything resolution produced, for the stages that go on from it.
@@ -226,6 +230,7 @@ pub fn resolve(settings: &ResolveSettings, explain: bool) -> anyhow::Result<Reso
             .collect(),
         bootstrap: settings.bootstrap.iter().map(|(_, n)| n.clone()).collect(),
         packages: packages.clone(),
+        no_deps: settings.no_deps,
     };
 
     // Cells are independent; the repository's caches are shared between them.
