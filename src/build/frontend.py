@@ -257,10 +257,10 @@ def install_file_clock(scratch):
     the real time, and a backend that zips files with their modification time (setuptools'
     bdist_wheel without SOURCE_DATE_EPOCH) then stores today. Debian's libfaketime cannot
     fake what Python's os.stat returns (it has no stat64), so the interpreter that runs the
-    backend does: a file whose real time falls in this build's window (from now to a day on)
-    is reported at the faked clock's time for it; older and explicitly set times (copies that
-    keep their source's times) are reported as they are. The backend still writes its own
-    archive; only what it reads of the clock changed.
+    backend does: a file whose real time falls in this build's window (from a second ago to
+    a day on) is reported at the faked clock's time for it; older and explicitly set times
+    (copies that keep their source's times) are reported as they are. The backend still writes
+    its own archive; only what it reads of the clock changed.
     """
     spec = os.environ.get("FAKETIME", "")
     if not spec:
@@ -268,7 +268,9 @@ def install_file_clock(scratch):
     probe = os.path.join(scratch, ".file-clock")
     with open(probe, "w"):
         pass
-    real_start_ns = os.stat(probe).st_mtime_ns
+    # Less a second: the kernel stamps files from a coarse clock, which can lag the probe's
+    # own (finer) stamp by tens of milliseconds, so files written after it may read earlier.
+    real_start_ns = os.stat(probe).st_mtime_ns - 10**9
     os.unlink(probe)
     import time
 
@@ -291,14 +293,18 @@ def install_file_clock(scratch):
             extra[f"st_{field}_ns"] = ns
             extra[f"st_{field}"] = ns / 1e9
             seq[index] = ns // 10**9
-        return cls(seq, extra)
+        return cls(seq, dict=extra)
 
-    def wrap(call):
-        def faked(*args, **kwargs):
-            return rewrite(call(*args, **kwargs))
+    class Faked:
+        # Not a function: a function stored as a class attribute becomes a method, and
+        # Python 3.9's pathlib keeps `stat = os.stat` in a class.
+        def __init__(self, call):
+            self.__wrapped__ = call
 
-        faked.__wrapped__ = call
-        return faked
+        def __call__(self, *args, **kwargs):
+            return rewrite(self.__wrapped__(*args, **kwargs))
+
+    wrap = Faked
 
     os.stat, os.lstat, os.fstat = wrap(os.stat), wrap(os.lstat), wrap(os.fstat)
 

@@ -348,7 +348,15 @@ pub struct Fingerprint<'a> {
     /// How crates are laid out for cargo (`VENDOR_LAYOUT`), only for jobs that vendor any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vendor_layout: Option<&'static str>,
+    /// How the frontend stamps the files a build under a faked clock writes
+    /// (`FILE_CLOCK`), only for jobs whose clock is faked: their wheels changed with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_clock: Option<&'static str>,
 }
+
+/// The frontend's file clock (frontend.py, `install_file_clock`): files written during the
+/// build read at the faked clock's time. A new way of stamping them is a new name here.
+pub const FILE_CLOCK: &str = "stat-v1";
 
 impl Fingerprint<'_> {
     /// The fingerprint of a job about to run on a backend, as JSON and its sha256.
@@ -368,6 +376,8 @@ impl Fingerprint<'_> {
             recipe: spec.recipe.fingerprint(),
             crates: spec.crates.iter().map(|c| &c.krate).collect(),
             vendor_layout: (!spec.crates.is_empty()).then_some(VENDOR_LAYOUT),
+            file_clock: (spec.recipe.clock.is_some() || spec.settings.faketime.is_some())
+                .then_some(FILE_CLOCK),
         })
         .expect("fingerprints serialize");
         let sha = crate::fsutil::sha256_hex(json.as_bytes());
