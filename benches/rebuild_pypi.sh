@@ -71,7 +71,7 @@ for pin in pins:
     if code == 0:
         why = "bit for bit"
     elif code == 1:
-        m = re.search(r"^(.*(same content|DIFF|differ).*)$", text, re.M)
+        m = re.search(r"^\s*DIFF \S+\s+(.*)$", text, re.M)
         why = "closest: " + (m.group(1).strip() if m else "differs")[:150]
     else:
         log = read("log")

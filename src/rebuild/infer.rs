@@ -355,9 +355,10 @@ pub fn candidates(first: &Guess, limit: usize) -> Vec<Guess> {
     out
 }
 
-/// Each entry's time in `published` less its time in `rebuilt`, in seconds, for entries
-/// both have: what a backend storing local times leaks of its builder's time zone.
-pub fn time_offsets(published: &Path, rebuilt: &Path) -> Vec<i64> {
+/// For entries both wheels have: the rebuilt entry's time (built in UTC, so an instant) and the
+/// published one's less it, in seconds:
+/// what a backend storing local times leaks of its builder's time zone.
+pub fn time_offsets(published: &Path, rebuilt: &Path) -> Vec<(i64, i64)> {
     let times = |path: &Path| -> std::collections::BTreeMap<String, u64> {
         let Ok(file) = std::fs::File::open(path) else {
             return Default::default();
@@ -376,9 +377,12 @@ pub fn time_offsets(published: &Path, rebuilt: &Path) -> Vec<i64> {
             .collect()
     };
     let (a, b) = (times(published), times(rebuilt));
-    let mut offsets: Vec<i64> = a
+    let mut offsets: Vec<(i64, i64)> = a
         .iter()
-        .filter_map(|(name, &t)| Some(t as i64 - *b.get(name)? as i64))
+        .filter_map(|(name, &t)| {
+            let ours = *b.get(name)? as i64;
+            Some((ours, t as i64 - ours))
+        })
         .collect();
     offsets.sort();
     offsets.dedup();
@@ -386,41 +390,50 @@ pub fn time_offsets(published: &Path, rebuilt: &Path) -> Vec<i64> {
 }
 
 /// The time zone that explains the offsets between a wheel built in TZ=UTC and the published
-/// one: a fixed offset, or a summer/winter pair of the common zones, as a POSIX `TZ` rule
-/// (which the C library reads without a zone database).
-pub fn zone_for(offsets: &[i64]) -> Option<String> {
+/// one: a fixed offset, or a summer/winter rule of the common zones, as a POSIX `TZ` rule
+/// (which the C library reads without a zone database). Each offset is weighed at its entry's
+/// instant (the rebuilt entry's time, UTC), so five hours behind in December is New York's
+/// winter, not Chicago's summer.
+pub fn zone_for(entries: &[(i64, i64)]) -> Option<String> {
     // Zip times step by 2 s, so an offset may miss the half hour by that much.
-    let mut hours: Vec<i64> = offsets
+    let snapped: Vec<(i64, i64)> = entries
         .iter()
-        .map(|o| {
+        .map(|&(at, o)| {
             let near = (o + 900).div_euclid(1800) * 1800;
-            ((o - near).abs() <= 2).then_some(near)
+            ((o - near).abs() <= 2).then_some((at, near))
         })
         .collect::<Option<Vec<_>>>()?;
-    hours.retain(|o| *o != 0);
-    hours.sort();
-    hours.dedup();
     // Entries with fixed times (flit's metadata) agree whatever the zone: no evidence.
-    let pair = |lo: i64, hi: i64| hours.iter().all(|o| *o == lo * 3600 || *o == hi * 3600);
-    let known = [
-        (-8, -7, "PST8PDT,M3.2.0,M11.1.0"),
-        (-7, -6, "MST7MDT,M3.2.0,M11.1.0"),
-        (-6, -5, "CST6CDT,M3.2.0,M11.1.0"),
-        (-5, -4, "EST5EDT,M3.2.0,M11.1.0"),
-        (0, 1, "GMT0BST,M3.5.0/1,M10.5.0"),
-        (1, 2, "CET-1CEST,M3.5.0,M10.5.0/3"),
-        (2, 3, "EET-2EEST,M3.5.0/3,M10.5.0/4"),
-    ];
-    if hours.is_empty() {
+    let evidence: Vec<(i64, i64)> = snapped.into_iter().filter(|(_, o)| *o != 0).collect();
+    if evidence.is_empty() {
         return None;
     }
-    if let Some((_, _, rule)) = known.iter().find(|(lo, hi, _)| pair(*lo, *hi)) {
+    let fits = |rule: &str| {
+        let Ok(tz) = jiff::tz::TimeZone::posix(rule) else {
+            return false;
+        };
+        evidence.iter().all(|&(at, o)| {
+            jiff::Timestamp::from_second(at)
+                .is_ok_and(|ts| i64::from(tz.to_offset(ts).seconds()) == o)
+        })
+    };
+    let known = [
+        "PST8PDT,M3.2.0,M11.1.0",
+        "MST7MDT,M3.2.0,M11.1.0",
+        "CST6CDT,M3.2.0,M11.1.0",
+        "EST5EDT,M3.2.0,M11.1.0",
+        "GMT0BST,M3.5.0/1,M10.5.0",
+        "CET-1CEST,M3.5.0,M10.5.0/3",
+        "EET-2EEST,M3.5.0/3,M10.5.0/4",
+    ];
+    if let Some(rule) = known.iter().find(|rule| fits(rule)) {
         return Some(rule.to_string());
     }
-    if let [one] = hours.as_slice() {
+    let one = evidence[0].1;
+    if evidence.iter().all(|(_, o)| *o == one) {
         // POSIX counts west positive: UTC+5:30 is `REW-5:30`.
         let (h, m) = (one.abs() / 3600, one.abs() % 3600 / 60);
-        let sign = if *one > 0 { "-" } else { "" };
+        let sign = if one > 0 { "-" } else { "" };
         return Some(match m {
             0 => format!("REW{sign}{h}"),
             m => format!("REW{sign}{h}:{m:02}"),
@@ -434,27 +447,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn offsets_name_the_builders_zone() {
+    fn offsets_name_the_builders_zone_by_the_season_of_each_entry() {
         let h = 3600;
+        // 2023-01-15 and 2023-07-15, noon UTC.
+        let (winter, summer) = (1_673_784_000, 1_689_422_400);
+        let pacific = Some("PST8PDT,M3.2.0,M11.1.0");
         assert_eq!(
-            zone_for(&[-8 * h, -7 * h]).as_deref(),
-            Some("PST8PDT,M3.2.0,M11.1.0")
+            zone_for(&[(winter, -8 * h), (summer, -7 * h)]).as_deref(),
+            pacific
         );
+        assert_eq!(zone_for(&[(summer, -7 * h)]).as_deref(), pacific);
         assert_eq!(
-            zone_for(&[-7 * h]).as_deref(),
-            Some("PST8PDT,M3.2.0,M11.1.0")
+            zone_for(&[(winter, -7 * h)]).as_deref(),
+            Some("MST7MDT,M3.2.0,M11.1.0")
         );
-        assert_eq!(zone_for(&[19800]).as_deref(), Some("REW-5:30"));
-        assert_eq!(zone_for(&[0]), None);
+        // pathspec 0.12.1: five hours behind in December is New York's winter.
         assert_eq!(
-            zone_for(&[-8 * h, 0, -7 * h]).as_deref(),
-            Some("PST8PDT,M3.2.0,M11.1.0")
+            zone_for(&[(1_702_247_204, -5 * h)]).as_deref(),
+            Some("EST5EDT,M3.2.0,M11.1.0")
         );
-        assert_eq!(zone_for(&[1234]), None);
+        assert_eq!(zone_for(&[(winter, 19800)]).as_deref(), Some("REW-5:30"));
+        assert_eq!(zone_for(&[(winter, 0)]), None);
         assert_eq!(
-            zone_for(&[-8 * h, -7 * h - 2, -7 * h, 0]).as_deref(),
-            Some("PST8PDT,M3.2.0,M11.1.0")
+            zone_for(&[(winter, -8 * h), (winter, 0), (summer, -7 * h)]).as_deref(),
+            pacific
         );
+        assert_eq!(zone_for(&[(winter, 1234)]), None);
+        assert_eq!(
+            zone_for(&[
+                (winter, -8 * h),
+                (summer, -7 * h - 2),
+                (summer, -7 * h),
+                (summer, 0)
+            ])
+            .as_deref(),
+            pacific
+        );
+        // Offsets no one rule gives at those instants.
+        assert_eq!(zone_for(&[(winter, -7 * h), (winter, -8 * h)]), None);
     }
 
     #[test]
