@@ -14,6 +14,7 @@
 //! umask = "022"                               # pinned for this build (wins over variations)
 //! cpus = 2                                    # CPU slots of --jobs it takes
 //! clock = "2021-05-05 14:18:16"               # a frozen clock (libfaketime), for rebuilds
+//! backend = "poetry-core==1.8.1"              # a published backend instead of the in-tree one
 //!
 //! [defaults]                                  # every package built from source, unless its
 //! umask = "022"                               # own table sets the same key
@@ -67,6 +68,11 @@ pub struct PackageSpec {
     /// of a wheel written without SOURCE_DATE_EPOCH needs.
     #[serde(default)]
     pub clock: Option<String>,
+    /// A published release of the package's own backend to build with instead of the in-tree
+    /// one (`backend-path`): a self-hosting backend's wheel made by an older release of itself
+    /// (`poetry-core==1.8.1` for poetry-core 1.9.0).
+    #[serde(default)]
+    pub backend: Option<String>,
 }
 
 /// A settings file: `[packages.*]` tables, the `[provided]` table and `[defaults]`.
@@ -149,8 +155,22 @@ pub struct PackageConfig {
     pub sdist_times: bool,
     pub cpus: Option<usize>,
     pub clock: Option<String>,
+    /// A published backend instead of the in-tree one (`poetry-core==1.8.1`).
+    pub backend: Option<String>,
     /// The file that said so, for messages.
     pub origin: PathBuf,
+}
+
+impl PackageConfig {
+    /// The published backend `version` builds with: none for the release the pin names,
+    /// which builds itself.
+    pub fn backend_for(&self, version: &pep508_rs::pep440_rs::Version) -> Option<&str> {
+        let pin = self.backend.as_deref()?;
+        let pinned = pin
+            .split_once("==")
+            .and_then(|(_, v)| pep508_rs::pep440_rs::Version::from_str(v.trim()).ok());
+        (pinned.as_ref() != Some(version)).then_some(pin)
+    }
 }
 
 /// Every package's settings, by normalized name.
@@ -316,6 +336,16 @@ impl PackageSettings {
                     "packages.{key}.clock: `{clock}` is not a time like \"2021-05-05 14:18:16\""
                 )));
             }
+            if let Some(backend) = &spec.backend
+                && !backend.split_once("==").is_some_and(|(n, v)| {
+                    PackageName::from_str(n.trim()).is_ok_and(|n| n == name)
+                        && pep508_rs::pep440_rs::Version::from_str(v.trim()).is_ok()
+                })
+            {
+                return Err(invalid(format!(
+                    "packages.{key}.backend: `{backend}` is not a pin of {key} itself, like \"{key}==1.0\"\nhint: it names the release of the package's own backend to build with instead of the in-tree one"
+                )));
+            }
             let umask =
                 parse_umask(&format!("packages.{key}"), spec.umask.as_deref()).map_err(invalid)?;
             let mut system = spec.system;
@@ -334,6 +364,7 @@ impl PackageSettings {
                     sdist_times: spec.sdist_times,
                     cpus: spec.cpus.filter(|n| *n > 0),
                     clock: spec.clock,
+                    backend: spec.backend,
                     origin: path.to_path_buf(),
                 },
             );
@@ -465,6 +496,12 @@ impl PackageSettings {
             }
             if first.clock.is_none() {
                 first.clock = config.clock;
+            }
+            if first.backend.is_some() && config.backend.is_some() {
+                return Err(twice("backend"));
+            }
+            if first.backend.is_none() {
+                first.backend = config.backend;
             }
         }
         for (name, provided) in other.provided {

@@ -309,6 +309,10 @@ impl Planner {
             .get(&dist.name)
             .map(|c| crate::build::job::Recipe::of(&c))
             .unwrap_or_default();
+        // The release a published-backend pin names builds itself.
+        if let Some(config) = cg.packages.get(&dist.name) {
+            recipe.backend = config.backend_for(&dist.version).map(str::to_string);
+        }
         // What the cell's image carries for this node anyway (a Rust toolchain): a CI job
         // installs the recipe's system packages, so they are named here too.
         for implied in cg.implied_system(node) {
@@ -372,7 +376,12 @@ impl Planner {
                     sdist: sdist.clone(),
                     sdist_sha256: sdist_sha256.clone(),
                     backend: info.build_backend.clone(),
-                    backend_path: info.backend_path.clone(),
+                    // A published release of the backend replaces the in-tree one.
+                    backend_path: if recipe.backend.is_some() {
+                        Vec::new()
+                    } else {
+                        info.backend_path.clone()
+                    },
                     env: Vec::new(),
                     settings: self.options.settings.clone(),
                     recipe: crate::build::job::Recipe {

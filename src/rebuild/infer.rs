@@ -71,6 +71,19 @@ pub enum InferError {
     NotAWheel { path: String, message: String },
 }
 
+/// The pin of the wheel's own package among the recipe's, when a self-hosting backend's wheel
+/// was made by another release of itself (poetry-core 1.9.0 says `Generator: poetry-core
+/// 1.8.1`): the job builds with that release instead of the in-tree backend.
+pub fn own_backend<'a>(guess: &'a Guess, name: &str) -> Option<&'a str> {
+    use std::str::FromStr;
+    let own = crate::names::PackageName::from_str(name).ok()?;
+    guess.pins.iter().map(String::as_str).find(|pin| {
+        pin.split_once("==")
+            .and_then(|(n, _)| crate::names::PackageName::from_str(n).ok())
+            .is_some_and(|n| n == own)
+    })
+}
+
 /// The backend package a `Generator:` names, and its version.
 pub fn generator_pin(generator: &str) -> Option<String> {
     let text = generator.trim();

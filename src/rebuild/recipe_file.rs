@@ -70,6 +70,9 @@ pub fn write(
     if guess.sdist_times {
         text.push_str("sdist-times = true\n");
     }
+    if let Some(pin) = crate::rebuild::infer::own_backend(guess, name) {
+        text.push_str(&format!("backend = {}\n", quote(pin)));
+    }
     if let Some(t) = guess.frozen_clock {
         let clock = frozen(t, guess.timezone.as_deref());
         text.push_str(&format!("clock = {}\n", quote(&clock)));

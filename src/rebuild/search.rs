@@ -337,14 +337,18 @@ fn attempt(
     if let Some(path) = &guess.build_path {
         build.backend.build_path = PathBuf::from(path);
     }
+    // Per-package settings of the wheel's own package: the build tools keep theirs.
+    let mut own = String::new();
     if guess.sdist_times {
-        // As a per-package setting of the wheel's own package: the build tools keep theirs.
-        let times = dir.join("settings.toml");
-        std::fs::write(
-            &times,
-            format!("[packages.{}]\nsdist-times = true\n", observed.name),
-        )?;
-        build.resolve.settings_files.push(times);
+        own.push_str("sdist-times = true\n");
+    }
+    if let Some(pin) = infer::own_backend(guess, &observed.name) {
+        own.push_str(&format!("backend = \"{pin}\"\n"));
+    }
+    if !own.is_empty() {
+        let file = dir.join("settings.toml");
+        std::fs::write(&file, format!("[packages.{}]\n{own}", observed.name))?;
+        build.resolve.settings_files.push(file);
     }
     let argv = vec![format!(
         "rebuild {}-{} (attempt {})",
@@ -374,11 +378,12 @@ fn attempt(
         return Err(crate::exit::Interrupted.into());
     }
     let wanted: crate::names::PackageName = observed.name.parse()?;
-    let Some(ours) =
-        built.summary.finals.iter().find(|f| {
-            f.spec.name.parse::<crate::names::PackageName>().ok() == Some(wanted.clone())
-        })
-    else {
+    // By version too: a self-hosting backend rebuilt with an older release of itself builds
+    // that release first.
+    let Some(ours) = built.summary.finals.iter().find(|f| {
+        f.spec.name.parse::<crate::names::PackageName>().ok() == Some(wanted.clone())
+            && f.spec.version == observed.version
+    }) else {
         return Ok((
             Outcome::Failed(format!(
                 "{} did not build (see run {})",

@@ -299,6 +299,11 @@ impl CellGraph {
                 let origin = format!("build-requires in {}", settings.origin.display());
                 self.want(&mut wanted, &dist, EdgeKind::BuildBackend, text, &origin)?;
             }
+            // A published release of its own backend, built first as any build requirement.
+            if let Some(text) = settings.backend_for(&dist.version) {
+                let origin = format!("backend in {}", settings.origin.display());
+                self.want(&mut wanted, &dist, EdgeKind::BuildSystem, text, &origin)?;
+            }
             // What this sdist's backend asked for when it was built before, here or elsewhere
             // on this cache: the graph knows it now, so plans made from it are complete.
             for text in learned_requirements(repo, &dist, &self.cell) {
@@ -405,10 +410,15 @@ impl CellGraph {
     ) -> Result<Vec<NodeIndex>, CellError> {
         let new = self.add_environment(repo, env)?;
         let dist = self.dists[&ix].clone();
-        let in_tree = dist
-            .sdist
-            .as_ref()
-            .is_some_and(|i| !i.backend_path.is_empty());
+        let published_backend = self
+            .packages
+            .get(&dist.name)
+            .is_some_and(|s| s.backend_for(&dist.version).is_some());
+        let in_tree = !published_backend
+            && dist
+                .sdist
+                .as_ref()
+                .is_some_and(|i| !i.backend_path.is_empty());
         for w in wanted {
             // An in-tree backend builds itself: its own name in its requirements is no cycle.
             if in_tree && w.requirement.name == dist.name {

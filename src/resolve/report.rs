@@ -86,6 +86,8 @@ pub struct NodeSettings {
     pub umask: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sdist_times: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,6 +122,7 @@ impl NodeSettings {
                 .collect(),
             umask: config.umask.map(|m| format!("{m:03o}")),
             clock: config.clock.clone(),
+            backend: config.backend.clone(),
             sdist_times: config.sdist_times,
             cpus: config.cpus,
         }
@@ -146,6 +149,9 @@ impl NodeSettings {
         }
         if let Some(clock) = &self.clock {
             parts.push(format!("clock: {clock}"));
+        }
+        if let Some(backend) = &self.backend {
+            parts.push(format!("backend: {backend}"));
         }
         if self.sdist_times {
             parts.push("sdist-times".into());

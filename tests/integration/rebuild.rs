@@ -394,3 +394,82 @@ fn a_rebuild_builds_the_wheel_and_its_build_environment_not_its_runtime_dependen
         r.stdout
     );
 }
+
+#[test]
+fn a_self_hosting_backend_published_by_an_older_release_of_itself_is_rebuilt_with_that_release() {
+    let world = world();
+    // tinywheel 2.0 as its maintainer published it: built by tinywheel 1.0, not by itself.
+    let settings = world.path().join("older.toml");
+    std::fs::write(
+        &settings,
+        "[packages.tinywheel]\nbackend = \"tinywheel==1.0\"\n",
+    )
+    .unwrap();
+    let out = world.path().join("published-build");
+    let r = run(world.command_out(
+        "build",
+        &[
+            "tinywheel==2.0",
+            "--settings",
+            settings.to_str().unwrap(),
+            "--source-date-epoch",
+            "1600000000",
+        ],
+        &out,
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let cell = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let published = world.path().join("tinywheel-2.0-py3-none-any.whl");
+    std::fs::copy(cell.join("tinywheel-2.0-py3-none-any.whl"), &published).unwrap();
+
+    let recipe = world.path().join("recipe/tinywheel.toml");
+    let r = run(world.command(
+        "rebuild",
+        &[
+            published.to_str().unwrap(),
+            "--recipe",
+            recipe.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "reproduced tinywheel-2.0-py3-none-any.whl bit for bit with recipe: tinywheel==1.0"
+        ),
+        "{}",
+        r.stdout
+    );
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    assert!(text.contains("backend = \"tinywheel==1.0\""), "{text}");
+
+    // A backend setting that names another package is refused where it is written.
+    std::fs::write(
+        &settings,
+        "[packages.tinywheel]\nbackend = \"flit-core==3.9\"\n",
+    )
+    .unwrap();
+    let r = crate::common::rewheel(
+        world.path(),
+        &[
+            "resolve",
+            "tinywheel==2.0",
+            "--python",
+            "3.11",
+            "--settings",
+            settings.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(
+            "packages.tinywheel.backend: `flit-core==3.9` is not a pin of tinywheel itself"
+        ),
+        "{}",
+        r.stderr
+    );
+}

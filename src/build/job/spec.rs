@@ -187,6 +187,10 @@ pub struct Recipe {
     /// A clock frozen at this local time (libfaketime), winning over the `time` variation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
+    /// A published release of the package's own backend, which the job uses instead of the
+    /// in-tree one: its `backend-path` is dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }
 
 impl Recipe {
@@ -201,6 +205,7 @@ impl Recipe {
             sdist_times: config.sdist_times,
             cpus: config.cpus,
             clock: config.clock.clone(),
+            backend: config.backend.clone(),
         }
     }
 
