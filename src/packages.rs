@@ -17,6 +17,8 @@
 //! backend = "poetry-core==1.8.1"              # a published backend instead of the in-tree one
 //!
 //! [defaults]                                  # every package built from source, unless its
+//! shared-env = ["setuptools==79.0.0", "setuptools-scm==8.3.1", "wheel==0.45.1"]
+//!                                             # one build environment for all (--no-isolation)
 //! umask = "022"                               # own table sets the same key
 //! env = { CFLAGS = "-ffile-prefix-map={source_dir}=." }
 //! ```
@@ -73,6 +75,10 @@ pub struct PackageSpec {
     /// (`poetry-core==1.8.1` for poetry-core 1.9.0).
     #[serde(default)]
     pub backend: Option<String>,
+    /// The shared build environment this package builds in (pins), over `[defaults]`'s: a
+    /// group of packages is those naming the same set.
+    #[serde(default)]
+    pub shared_env: Vec<String>,
 }
 
 /// A settings file: `[packages.*]` tables, the `[provided]` table and `[defaults]`.
@@ -91,12 +97,18 @@ struct SettingsFile {
 /// policy would say it (a fixed umask, prefix maps), key by key under the package's own table.
 /// Only what holds for any package: system packages, patches or config settings name one.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DefaultsSpec {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub umask: Option<String>,
+    /// One build environment every package built from source builds in, beside its own
+    /// requirements, as release pipelines build with `--no-isolation` in one toolchain (whose
+    /// setuptools plugins, file finders and commands reach every build). Its own members build
+    /// in their own environments.
+    #[serde(default)]
+    pub shared_env: Vec<String>,
 }
 
 /// `[defaults]`, checked.
@@ -104,13 +116,31 @@ pub struct DefaultsSpec {
 struct Defaults {
     env: BTreeMap<String, String>,
     umask: Option<u32>,
+    shared_env: Vec<String>,
     origin: PathBuf,
 }
 
 impl Defaults {
     fn is_empty(&self) -> bool {
-        self.env.is_empty() && self.umask.is_none()
+        self.env.is_empty() && self.umask.is_none() && self.shared_env.is_empty()
     }
+}
+
+/// Each entry of a shared build environment must be a pin (`NAME==VERSION`): what a release
+/// pipeline's toolchain held that day.
+fn check_shared_env(table: &str, pins: &[String]) -> Result<(), String> {
+    for pin in pins {
+        let pinned = pin.split_once("==").is_some_and(|(n, v)| {
+            PackageName::from_str(n.trim()).is_ok()
+                && pep508_rs::pep440_rs::Version::from_str(v.trim()).is_ok()
+        });
+        if !pinned {
+            return Err(format!(
+                "{table}.shared-env: `{pin}` is not a pin like \"setuptools==79.0.0\"\nhint: a shared build environment is the exact toolchain the builds ran in"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A requirement the image satisfies with its own tool instead of a wheel built here:
@@ -157,11 +187,24 @@ pub struct PackageConfig {
     pub clock: Option<String>,
     /// A published backend instead of the in-tree one (`poetry-core==1.8.1`).
     pub backend: Option<String>,
+    /// The shared build environment's pins (its own or `[defaults]`'s).
+    pub shared_env: Vec<String>,
     /// The file that said so, for messages.
     pub origin: PathBuf,
 }
 
 impl PackageConfig {
+    /// The shared build environment `name` builds in: none for its own members, which build
+    /// in their own environments (as a toolchain is installed before it is used).
+    pub fn shared_env_for(&self, name: &PackageName) -> &[String] {
+        let member = self.shared_env.iter().any(|pin| {
+            pin.split_once("==")
+                .and_then(|(n, _)| PackageName::from_str(n.trim()).ok())
+                .is_some_and(|n| &n == name)
+        });
+        if member { &[] } else { &self.shared_env }
+    }
+
     /// The published backend `version` builds with: none for the release the pin names,
     /// which builds itself.
     pub fn backend_for(&self, version: &pep508_rs::pep440_rs::Version) -> Option<&str> {
@@ -346,6 +389,7 @@ impl PackageSettings {
                     "packages.{key}.backend: `{backend}` is not a pin of {key} itself, like \"{key}==1.0\"\nhint: it names the release of the package's own backend to build with instead of the in-tree one"
                 )));
             }
+            check_shared_env(&format!("packages.{key}"), &spec.shared_env).map_err(invalid)?;
             let umask =
                 parse_umask(&format!("packages.{key}"), spec.umask.as_deref()).map_err(invalid)?;
             let mut system = spec.system;
@@ -365,6 +409,7 @@ impl PackageSettings {
                     cpus: spec.cpus.filter(|n| *n > 0),
                     clock: spec.clock,
                     backend: spec.backend,
+                    shared_env: spec.shared_env,
                     origin: path.to_path_buf(),
                 },
             );
@@ -394,9 +439,11 @@ impl PackageSettings {
             );
         }
         check_env("defaults", &defaults.env).map_err(invalid)?;
+        check_shared_env("defaults", &defaults.shared_env).map_err(invalid)?;
         let defaults = Defaults {
             umask: parse_umask("defaults", defaults.umask.as_deref()).map_err(invalid)?,
             env: defaults.env,
+            shared_env: defaults.shared_env,
             origin: path.to_path_buf(),
         };
         Ok(Self {
@@ -503,6 +550,12 @@ impl PackageSettings {
             if first.backend.is_none() {
                 first.backend = config.backend;
             }
+            if !first.shared_env.is_empty() && !config.shared_env.is_empty() {
+                return Err(twice("shared-env"));
+            }
+            if first.shared_env.is_empty() {
+                first.shared_env = config.shared_env;
+            }
         }
         for (name, provided) in other.provided {
             if let Some(first) = self.provided.get(&name) {
@@ -526,11 +579,17 @@ impl PackageSettings {
         if first.umask.is_some() && second.umask.is_some() {
             return Err(twice("umask"));
         }
+        if !first.shared_env.is_empty() && !second.shared_env.is_empty() {
+            return Err(twice("shared-env"));
+        }
         if first.is_empty() {
             first.origin = second.origin;
         }
         first.env.extend(second.env);
         first.umask = first.umask.or(second.umask);
+        if first.shared_env.is_empty() {
+            first.shared_env = second.shared_env;
+        }
         Ok(())
     }
 
@@ -551,6 +610,9 @@ impl PackageSettings {
                 .or_insert_with(|| value.clone());
         }
         config.umask = config.umask.or(self.defaults.umask);
+        if config.shared_env.is_empty() {
+            config.shared_env = self.defaults.shared_env.clone();
+        }
         Some(Cow::Owned(config))
     }
 

@@ -17,6 +17,7 @@ pub fn write(
     cell: &Cell,
     exclude_newer: Option<&Timestamp>,
     reproduced: bool,
+    shared_env: &[String],
 ) -> std::io::Result<PathBuf> {
     let dir = matrix.parent().unwrap_or(Path::new("."));
     let stem = matrix
@@ -86,6 +87,14 @@ pub fn write(
     }
     if !env.is_empty() {
         text.push_str(&format!("env = {{ {} }}\n", env.join(", ")));
+    }
+    if !shared_env.is_empty() {
+        // The toolchain it was built in, as the run's settings named it.
+        let pins: Vec<String> = shared_env.iter().map(|p| quote(p)).collect();
+        text.push_str(&format!(
+            "\n[defaults]\nshared-env = [{}]\n",
+            pins.join(", ")
+        ));
     }
     std::fs::write(matrix, text)?;
     Ok(matrix.to_path_buf())

@@ -261,6 +261,16 @@ pub fn write_recipe(found: &Rebuilt, build: &BuildSettings, file: &Path) -> anyh
     let Some(a) = found.reproduced().or_else(|| found.closest()) else {
         return Ok(false);
     };
+    // The shared build environment the run's settings gave the wheel's package, if any.
+    let mut settings = crate::packages::PackageSettings::default();
+    for path in &build.resolve.settings_files {
+        settings.merge(crate::packages::PackageSettings::load(path)?)?;
+    }
+    let name: crate::names::PackageName = found.observed.name.parse()?;
+    let shared = settings
+        .get(&name)
+        .map(|c| c.shared_env_for(&name).to_vec())
+        .unwrap_or_default();
     recipe_file::write(
         file,
         &found.observed.name,
@@ -269,6 +279,7 @@ pub fn write_recipe(found: &Rebuilt, build: &BuildSettings, file: &Path) -> anyh
         &cell_of(build)?,
         found.exclude_newer.as_ref(),
         found.reproduced().is_some(),
+        &shared,
     )
     .with_context(|| format!("cannot write the recipe to {}", file.display()))?;
     Ok(true)

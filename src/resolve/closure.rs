@@ -274,6 +274,21 @@ impl CellGraph {
                 continue; // a binary is installed, not built
             };
             let mut wanted = Vec::new();
+            let settings = self
+                .packages
+                .get(&dist.name)
+                .map(Cow::into_owned)
+                .unwrap_or_default();
+            // The run's shared build environment (a release pipeline's one toolchain) comes
+            // first: its pins are what the build gets, as with --no-isolation, whatever range
+            // the sdist's own requirements name.
+            for text in settings.shared_env_for(&dist.name) {
+                let origin = format!(
+                    "the shared build environment in {}",
+                    settings.origin.display()
+                );
+                self.want(&mut wanted, &dist, EdgeKind::BuildBackend, text, &origin)?;
+            }
             for (kind, reqs, origin) in [
                 (
                     EdgeKind::BuildSystem,
@@ -290,11 +305,6 @@ impl CellGraph {
                     self.want(&mut wanted, &dist, kind, text, origin)?;
                 }
             }
-            let settings = self
-                .packages
-                .get(&dist.name)
-                .map(Cow::into_owned)
-                .unwrap_or_default();
             for text in &settings.build_requires {
                 let origin = format!("build-requires in {}", settings.origin.display());
                 self.want(&mut wanted, &dist, EdgeKind::BuildBackend, text, &origin)?;

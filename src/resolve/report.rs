@@ -88,6 +88,8 @@ pub struct NodeSettings {
     pub clock: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_env: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sdist_times: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,6 +125,7 @@ impl NodeSettings {
             umask: config.umask.map(|m| format!("{m:03o}")),
             clock: config.clock.clone(),
             backend: config.backend.clone(),
+            shared_env: config.shared_env.clone(),
             sdist_times: config.sdist_times,
             cpus: config.cpus,
         }
@@ -152,6 +155,9 @@ impl NodeSettings {
         }
         if let Some(backend) = &self.backend {
             parts.push(format!("backend: {backend}"));
+        }
+        if !self.shared_env.is_empty() {
+            parts.push(format!("shared env: {}", self.shared_env.join(" ")));
         }
         if self.sdist_times {
             parts.push("sdist-times".into());

@@ -473,3 +473,161 @@ fn a_self_hosting_backend_published_by_an_older_release_of_itself_is_rebuilt_wit
         r.stderr
     );
 }
+
+/// A backend that, as setuptools does, lets plugins installed beside it add files: every
+/// `finderwheel.file_finders` entry point found in the build environment names files to pack.
+const FINDER_BACKEND: &str = r#"
+import base64, hashlib, os, zipfile
+from importlib.metadata import entry_points
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def finders():
+    eps = entry_points()
+    group = "finderwheel.file_finders"
+    found = eps.select(group=group) if hasattr(eps, "select") else eps.get(group, [])
+    return sorted(found, key=lambda e: e.name)
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name, version = open("NAME").read().split()
+    info = f"{name}-{version}.dist-info"
+    files = open("PACK").read().split()
+    for finder in finders():
+        files += [f for f in finder.load()() if f not in files]
+    entries = [(p, open(p, "rb").read()) for p in files]
+    entries.append((f"{info}/METADATA", open("PKG-INFO", "rb").read()))
+    entries.append((f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: finderwheel (1.0)\nRoot-Is-Purelib: true\nTag: py3-none-any\n"))
+    if os.path.exists("ENTRY_POINTS"):
+        entries.append((f"{info}/entry_points.txt", open("ENTRY_POINTS", "rb").read()))
+    record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}" for p, d in entries]
+    entries.append((f"{info}/RECORD", ("\n".join(record + [f"{info}/RECORD,,"]) + "\n").encode()))
+    t = max(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")), 315532800)
+    import time
+    filename = f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as z:
+        for path, data in entries:
+            entry = zipfile.ZipInfo(path, date_time=time.gmtime(t)[:6])
+            entry.external_attr = 0o644 << 16
+            z.writestr(entry, data)
+    return filename
+"#;
+
+#[test]
+fn a_wheel_built_in_a_shared_build_environment_is_reproduced_with_it_and_differs_without() {
+    let world = World::new();
+    Sdist::new("finderwheel", "1.0")
+        .pyproject(&[], "finderwheel", Some("."))
+        .pkg_info("2.2", &[])
+        .file("finderwheel.py", FINDER_BACKEND)
+        .file("NAME", "finderwheel 1.0")
+        .file("PACK", "finderwheel.py")
+        .write(world.path());
+    // A plugin of the backend, as setuptools-scm is a file finder of setuptools: it is in the
+    // release team's toolchain, and no package names it.
+    Sdist::new("gitfiles", "1.0")
+        .pyproject(&["finderwheel"], "finderwheel", None)
+        .pkg_info("2.2", &[])
+        .file("NAME", "gitfiles 1.0")
+        .file("PACK", "gitfiles.py")
+        .file(
+            "gitfiles.py",
+            "import os\n\ndef find():\n    return open('GITFILES').read().split() if os.path.exists('GITFILES') else []\n",
+        )
+        .file("ENTRY_POINTS", "[finderwheel.file_finders]\ngit = gitfiles:find\n")
+        .write(world.path());
+    Sdist::new("app", "1.0")
+        .pyproject(&["finderwheel"], "finderwheel", None)
+        .pkg_info("2.2", &[])
+        .file("NAME", "app 1.0")
+        .file("PACK", "app/__init__.py")
+        .file("GITFILES", "app/data.txt")
+        .file("app/__init__.py", "NAME = 'app'\n")
+        .file("app/data.txt", "tracked by git\n")
+        .write(world.path());
+    let shared = world.path().join("toolchain.toml");
+    std::fs::write(
+        &shared,
+        "[defaults]\nshared-env = [\"finderwheel==1.0\", \"gitfiles==1.0\"]\n",
+    )
+    .unwrap();
+
+    let publish = |name: &str, settings: &[&str]| {
+        let out = world.path().join(name);
+        let mut args = vec!["app==1.0", "--source-date-epoch", "1600000000"];
+        args.extend_from_slice(settings);
+        let r = run(world.command_out("build", &args, &out));
+        assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+        let cell = std::fs::read_dir(&out)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        cell.join("app-1.0-py3-none-any.whl")
+    };
+    let names = |wheel: &std::path::Path| {
+        let zip = zip::ZipArchive::new(std::fs::File::open(wheel).unwrap()).unwrap();
+        zip.file_names()
+            .map(|n| n.unwrap().into_owned())
+            .collect::<Vec<_>>()
+    };
+    // The release team's wheel, built in their one toolchain: the plugin packed data.txt.
+    let published = publish("released", &["--settings", shared.to_str().unwrap()]);
+    assert!(names(&published).contains(&"app/data.txt".to_string()));
+    // Built in its own isolated environment, as the sdist alone says: no plugin, no file.
+    let isolated = publish("isolated", &[]);
+    assert!(!names(&isolated).contains(&"app/data.txt".to_string()));
+
+    let r = run(world.command("rebuild", &[published.to_str().unwrap(), "--attempts", "2"]));
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains("app/data.txt"), "{}", r.stdout);
+
+    let recipe = world.path().join("recipe/app.toml");
+    let r = run(world.command(
+        "rebuild",
+        &[
+            published.to_str().unwrap(),
+            "--settings",
+            shared.to_str().unwrap(),
+            "--recipe",
+            recipe.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("reproduced app-1.0-py3-none-any.whl bit for bit"),
+        "{}",
+        r.stdout
+    );
+    // The recipe keeps the toolchain, and builds the same bytes again.
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    assert!(
+        text.contains("shared-env = [\"finderwheel==1.0\", \"gitfiles==1.0\"]"),
+        "{text}"
+    );
+    let again = world.path().join("again");
+    let r = run(world.command_out(
+        "build",
+        &["--matrix", recipe.to_str().unwrap(), "--rebuild"],
+        &again,
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let cell = std::fs::read_dir(&again)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::read(cell.join("app-1.0-py3-none-any.whl")).unwrap(),
+        std::fs::read(&published).unwrap()
+    );
+}
