@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 /// `<stem>-constraints.txt`. Returns the matrix file.
 pub fn write(
     matrix: &Path,
-    name: &str,
-    version: &str,
+    (name, version): (&str, &str),
     guess: &Guess,
     cell: &Cell,
     exclude_newer: Option<&Timestamp>,

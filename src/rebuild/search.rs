@@ -273,8 +273,7 @@ pub fn write_recipe(found: &Rebuilt, build: &BuildSettings, file: &Path) -> anyh
         .unwrap_or_default();
     recipe_file::write(
         file,
-        &found.observed.name,
-        &found.observed.version,
+        (&found.observed.name, &found.observed.version),
         &a.guess,
         &cell_of(build)?,
         found.exclude_newer.as_ref(),
