@@ -61,6 +61,9 @@ pub struct Guess {
     pub build_path: Option<String>,
     /// The Debian suite whose compiler matches the embedded one.
     pub suite: Option<String>,
+    /// Build dependencies taken this many months before the upload: a maintainer's toolchain
+    /// is older than the index on the day (setuptools' metadata changes with its version).
+    pub deps_months_earlier: u32,
     /// Why each value was chosen, for the report.
     pub reasons: Vec<String>,
 }
@@ -324,8 +327,24 @@ pub fn guess(observed: &Observed) -> Guess {
         timezone: None,
         build_path,
         suite,
+        deps_months_earlier: 0,
         reasons,
     }
+}
+
+/// How far back the search takes build dependencies, step by step, when only metadata
+/// differs.
+pub const EARLIER_DEPS: &[u32] = &[6, 12, 24, 36];
+
+/// The next step back for build dependencies after `guess`'s, if any.
+pub fn earlier_deps(guess: &Guess) -> Option<Guess> {
+    let next = EARLIER_DEPS
+        .iter()
+        .find(|m| **m > guess.deps_months_earlier)?;
+    Some(Guess {
+        deps_months_earlier: *next,
+        ..guess.clone()
+    })
 }
 
 /// A small, bounded set of recipes around the guess, the guess first: the other umask, and
@@ -554,6 +573,7 @@ mod tests {
             timezone: None,
             build_path: None,
             suite: None,
+            deps_months_earlier: 0,
             reasons: Vec::new(),
         };
         let all = candidates(&g, 10);

@@ -86,6 +86,28 @@ fn distance(pair: &PairReport) -> usize {
     }
 }
 
+/// Whether the entries that differ in content are all the backend's metadata files (RECORD
+/// follows them).
+fn only_metadata_differs(pair: &PairReport) -> bool {
+    use crate::verify::wheel_diff::Verdict;
+    let Verdict::ContentDiffers {
+        added,
+        removed,
+        changed,
+        ..
+    } = &pair.verdict
+    else {
+        return false;
+    };
+    let metadata = |e: &str| {
+        e.split_once(".dist-info/")
+            .is_some_and(|(_, f)| matches!(f, "METADATA" | "WHEEL" | "RECORD" | "entry_points.txt"))
+    };
+    !changed.is_empty()
+        && changed.iter().all(|c| metadata(&c.entry))
+        && added.iter().chain(removed).all(|e| metadata(e))
+}
+
 /// The cutoff for build dependencies: when the wheel was uploaded, or its sdist if that came
 /// later (an sdist uploaded seconds after its wheel must stay within reach).
 fn upload_time(settings: &BuildSettings, wheel: &Path, observed: &Observed) -> Option<Timestamp> {
@@ -146,6 +168,27 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
             };
             if !attempts.iter().any(|a| a.guess == zoned) && !queue.contains(&zoned) {
                 queue.push_front(zoned);
+            }
+        }
+        // Only the metadata the backend writes differs: the maintainer's backend was older
+        // than the index's on the day; take build dependencies from further back next.
+        // An older setuptools than the index had on the day, its release before that date
+        // (what wrote the metadata), the rest of the toolchain as of the day: a cutoff for
+        // all would lose the pins newer than it.
+        if let Outcome::Differs(pair) = &outcome
+            && only_metadata_differs(pair)
+            && let Some(mut older) = infer::earlier_deps(&guess)
+            && let Some(t) = exclude_newer
+            && let Some(version) = release_before(
+                &settings.build,
+                "setuptools",
+                earlier(t, older.deps_months_earlier),
+            )
+        {
+            older.pins.retain(|p| !p.starts_with("setuptools=="));
+            older.pins.push(format!("setuptools=={version}"));
+            if !attempts.iter().any(|a| a.guess == older) && !queue.contains(&older) {
+                queue.push_front(older);
             }
         }
         attempts.push(Attempt {
@@ -312,8 +355,43 @@ pub fn describe(guess: &Guess, exclude_newer: Option<&Timestamp>) -> String {
     }
     if let Some(t) = exclude_newer {
         parts.push(format!("build dependencies as of {t}"));
+        if guess.deps_months_earlier > 0 {
+            parts.push(format!(
+                "setuptools as of {} months before",
+                guess.deps_months_earlier
+            ));
+        }
     }
     parts.join(", ")
+}
+
+/// The newest final release of `name` the index had before `when`.
+fn release_before(settings: &BuildSettings, name: &str, when: Timestamp) -> Option<String> {
+    let index = crate::resolve::index::Index::new(settings.resolve.index.config(None)).ok()?;
+    let name: crate::names::PackageName = name.parse().ok()?;
+    index
+        .project(&name)
+        .ok()?
+        .iter()
+        .filter(|f| f.upload_time.is_some_and(|t| t < when) && !f.yanked)
+        .filter_map(|f| {
+            crate::names::parse_wheel_filename(&f.filename)
+                .map(|(_, v)| v)
+                .or_else(|| {
+                    crate::names::parse_sdist_filename(&f.filename, &name).map(|s| s.version)
+                })
+        })
+        .filter(|v| !v.any_prerelease())
+        .max()
+        .map(|v| v.to_string())
+}
+
+/// `t` less `months` (of 30 days).
+fn earlier(t: Timestamp, months: u32) -> Timestamp {
+    t.checked_sub(jiff::SignedDuration::from_hours(
+        24 * 30 * i64::from(months),
+    ))
+    .unwrap_or(t)
 }
 
 fn attempt(
