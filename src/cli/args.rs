@@ -426,6 +426,17 @@ pub(crate) struct RebuildArgs {
     /// and constraints files beside it).
     #[arg(long, value_name = "FILE")]
     pub(crate) recipe: Option<PathBuf>,
+    /// Wheels of a batch rebuilt at once (they share the slots of -j). A wheel an earlier
+    /// batch on this store has a verdict for is not rebuilt unless --rebuild is given.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) parallel: usize,
+    /// Write the batch's report as JSON: every wheel's verdict, recipe and cause, and the
+    /// rates bit for bit and equal after normalising entry times, by backend and by year.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) report: Option<PathBuf>,
+    /// Write the batch's report as one HTML page.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
 }
 
 #[derive(Args)]

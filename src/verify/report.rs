@@ -5,7 +5,7 @@ use crate::verify::compare::{CompareReport, PairReport};
 use crate::verify::wheel_diff::Verdict;
 use std::fmt::Write;
 
-fn verdict_line(p: &PairReport) -> String {
+pub(crate) fn verdict_line(p: &PairReport) -> String {
     match &p.verdict {
         Verdict::Identical => "identical".into(),
         Verdict::SameContent { archive } => format!(

@@ -631,3 +631,79 @@ fn a_wheel_built_in_a_shared_build_environment_is_reproduced_with_it_and_differs
         std::fs::read(&published).unwrap()
     );
 }
+
+#[test]
+fn a_batch_rebuilds_wheels_side_by_side_keeps_each_verdict_and_reports_the_rates() {
+    let world = world();
+    let app = publish(&world, "022");
+    let out = world.path().join("backend-build");
+    let r = run(world.command_out(
+        "build",
+        &["tinywheel==1.0", "--source-date-epoch", "1600000000"],
+        &out,
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let cell = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Both published on the index (the find-links folder), named by hash.
+    let mut lines = String::new();
+    for (wheel, name) in [
+        (app, "app==1.0"),
+        (
+            cell.join("tinywheel-1.0-py3-none-any.whl"),
+            "tinywheel==1.0",
+        ),
+    ] {
+        let on_index = world.path().join(wheel.file_name().unwrap());
+        std::fs::copy(&wheel, &on_index).unwrap();
+        let sha = rewheel::fsutil::sha256_file(&on_index).unwrap();
+        lines.push_str(&format!("{name} --hash=sha256:{sha}\n"));
+    }
+    let reqs = world.path().join("release.txt");
+    std::fs::write(&reqs, lines).unwrap();
+    let report = world.path().join("batch.json");
+    let page = world.path().join("batch.html");
+    let args = [
+        reqs.to_str().unwrap(),
+        "--parallel",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ];
+    let r = run(world.command("rebuild", &args));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("2 wheels: 2/2 bit for bit, 2/2 equal after normalising entry times"),
+        "{}",
+        r.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["all"]["identical"], 2);
+    assert_eq!(json["by_family"]["other"]["wheels"], 2, "{json}");
+    assert_eq!(json["wheels"][0]["name"], "app");
+    assert!(
+        std::fs::read_to_string(&page)
+            .unwrap()
+            .contains("2 published wheels rebuilt")
+    );
+
+    // Run again (as after a kill): the store has both verdicts, nothing is rebuilt.
+    let r = run(world.command("rebuild", &args));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout.matches("kept from an earlier batch").count(),
+        2,
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stderr.contains("attempt 1"), "{}", r.stderr);
+}
