@@ -205,8 +205,11 @@ impl PairReport {
 
     /// The variations its differences are attributed to, each once, in a stable order.
     pub fn causes(&self) -> Vec<Variation> {
-        let mut causes: Vec<Variation> =
-            self.attribution.iter().filter_map(|a| a.variation).collect();
+        let mut causes: Vec<Variation> = self
+            .attribution
+            .iter()
+            .filter_map(|a| a.variation)
+            .collect();
         causes.sort();
         causes.dedup();
         causes

@@ -12,7 +12,11 @@ pub const REMEDIES_FILE: &str = "rewheel-remedies.toml";
 
 /// The next step after `report`, or `None` when every wheel is reproducible. `argv` is the
 /// check's command line as given, program name first.
-pub fn next_step(report: &CompareReport, check: &CheckSettings, argv: &[String]) -> Option<NextStep> {
+pub fn next_step(
+    report: &CompareReport,
+    check: &CheckSettings,
+    argv: &[String],
+) -> Option<NextStep> {
     let differing: Vec<_> = report.pairs.iter().filter(|p| !p.reproducible()).collect();
     if differing.is_empty() {
         return None;
@@ -92,10 +96,7 @@ pub fn next_step(report: &CompareReport, check: &CheckSettings, argv: &[String])
                         has(verified)
                     ),
                     vec![
-                        write_to(
-                            &file,
-                            "verify them again and write them as settings".into(),
-                        ),
+                        write_to(&file, "verify them again and write them as settings".into()),
                         settings_with(&file),
                     ],
                 )
@@ -226,7 +227,13 @@ mod tests {
         let w = without_remedies(&argv);
         assert_eq!(
             w,
-            words(&["rewheel", "check", "six==1.16.0", "--settings", "rewheel-remedies.toml"])
+            words(&[
+                "rewheel",
+                "check",
+                "six==1.16.0",
+                "--settings",
+                "rewheel-remedies.toml"
+            ])
         );
         assert_eq!(free_file(&w), "rewheel-remedies-2.toml");
         assert_eq!(free_file(&words(&["rewheel", "check"])), REMEDIES_FILE);
