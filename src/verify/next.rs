@@ -35,9 +35,13 @@ pub fn next_step(
     let settings_with = |file: &str| {
         let mut w = words.clone();
         w.extend(["--settings".to_string(), file.to_string()]);
+        // A wheel that did not build fails every check until it builds: no green to promise.
+        let purpose = match report.failed.is_empty() {
+            true => "then check with them: it ends with exit 0 once they cover every difference",
+            false => "then check with them (the jobs that did not build still fail it)",
+        };
         NextCommand {
-            purpose: "then check with them: it ends with exit 0 once they cover every difference"
-                .into(),
+            purpose: purpose.into(),
             command: shell_line(&w),
         }
     };
@@ -178,6 +182,125 @@ pub fn shell_line(words: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::job::Settings;
+    use crate::verify::compare::{FailedBuild, PairReport};
+    use crate::verify::remedy::{RemedyHint, RemedyReport};
+    use crate::verify::variation::Variation;
+    use crate::verify::wheel_diff::Verdict;
+
+    fn pair(wheel: &str, differs: bool) -> PairReport {
+        PairReport {
+            cell: "cp311".into(),
+            wheel: wheel.into(),
+            b_wheel: None,
+            a_sha256: crate::digest::Sha256::of(b"a"),
+            b_sha256: crate::digest::Sha256::of(if differs { b"b" } else { b"a" }),
+            a_stabilized_sha256: None,
+            b_stabilized_sha256: None,
+            normalizations: Vec::new(),
+            verdict: match differs {
+                true => Verdict::SameContent {
+                    archive: Vec::new(),
+                },
+                false => Verdict::Identical,
+            },
+            attribution: Vec::new(),
+            remedy: None,
+            remedy_hint: None,
+            same_inputs: None,
+            moved_inputs: Vec::new(),
+        }
+    }
+
+    fn report(pairs: Vec<PairReport>) -> CompareReport {
+        CompareReport {
+            schema_version: 1,
+            a: "a".into(),
+            b: "b".into(),
+            pairs,
+            only_in_a: Vec::new(),
+            only_in_b: Vec::new(),
+            failed: Vec::new(),
+            next: None,
+        }
+    }
+
+    fn check(remedies: bool, file: Option<&str>) -> CheckSettings {
+        CheckSettings {
+            vary: vec![Variation::Umask, Variation::Hostname],
+            independent: false,
+            find_culprit: false,
+            remedies,
+            remedies_file: file.map(std::path::PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn each_ending_gets_its_next_step() {
+        let argv = words(&["rewheel", "check", "a==1"]);
+        let set = [Variation::Umask, Variation::Hostname];
+        let base = Settings::default();
+        // Nothing differs: nothing to do.
+        let green = report(vec![pair("a", false)]);
+        assert!(next_step(&green, &check(false, None), &argv).is_none());
+
+        // Untried: verify, then check with the settings written.
+        let mut umask = pair("a", true);
+        umask.remedy_hint = Some(RemedyHint::of(&[Variation::Umask], &set, &base));
+        let mut host = pair("b", true);
+        host.remedy_hint = Some(RemedyHint::of(&[Variation::Hostname], &set, &base));
+        let untried = report(vec![umask.clone(), host]);
+        let next = next_step(&untried, &check(false, None), &argv).unwrap();
+        assert_eq!(
+            next.advice,
+            "1 differing wheel has a known remedy, not tried (a fixed umask 022); \
+             1 differing wheel has no known remedy: report it upstream"
+        );
+        let lines: Vec<&str> = next.commands.iter().map(|c| c.command.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "rewheel check a==1 --remedies=rewheel-remedies.toml",
+                "rewheel check a==1 --settings rewheel-remedies.toml"
+            ]
+        );
+
+        // Verified and written: only the check with them, which a failed job still fails.
+        let mut fixed = umask.clone();
+        fixed.remedy_hint = None;
+        fixed.remedy = Some(RemedyReport {
+            causes: vec![Variation::Umask],
+            remedies: vec!["a fixed umask 022".into()],
+            verified: true,
+            settings: None,
+        });
+        let mut written = report(vec![fixed]);
+        written.failed.push(FailedBuild {
+            cell: "cp311".into(),
+            job: "c 1".into(),
+            side: "first",
+            error: "no compiler".into(),
+        });
+        let argv = words(&["rewheel", "check", "a==1", "--remedies=r.toml"]);
+        let next = next_step(&written, &check(true, Some("r.toml")), &argv).unwrap();
+        assert_eq!(next.commands.len(), 1);
+        assert_eq!(
+            next.commands[0].command,
+            "rewheel check a==1 --settings r.toml"
+        );
+        assert!(next.commands[0].purpose.contains("did not build"));
+
+        // Nothing known helps: say so, and suggest no command.
+        let mut host = pair("b", true);
+        host.remedy_hint = Some(RemedyHint::of(&[Variation::Hostname], &set, &base));
+        let next = next_step(&report(vec![host]), &check(false, None), &argv).unwrap();
+        assert!(next.commands.is_empty());
+        assert!(
+            next.advice.contains("report it upstream"),
+            "{}",
+            next.advice
+        );
+    }
 
     fn words(s: &[&str]) -> Vec<String> {
         s.iter().map(|w| w.to_string()).collect()
