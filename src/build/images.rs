@@ -65,6 +65,39 @@ pub enum ImageError {
     Io(#[from] std::io::Error),
 }
 
+/// A Debian package installed in an image, as `dpkg-query` inside the image lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct DebPackage {
+    pub name: String,
+    pub version: String,
+}
+
+/// What `dpkg-query -W -f` prints per package: its state, name and version (dpkg expands the
+/// escapes itself).
+pub const DPKG_QUERY_FORMAT: &str = r"${db:Status-Abbrev}\t${Package}\t${Version}\n";
+
+/// The installed packages of a listing in `DPKG_QUERY_FORMAT`, sorted by name. Packages dpkg
+/// only remembers (removed with their configuration files left) are not in the image.
+pub fn installed_packages(listing: &str) -> Vec<DebPackage> {
+    let mut out: Vec<DebPackage> = listing
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let (status, name, version) = (fields.next()?, fields.next()?, fields.next()?);
+            (status.starts_with("ii") && !name.is_empty() && !version.is_empty()).then(|| {
+                DebPackage {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                }
+            })
+        })
+        .collect();
+    // A package of two architectures is listed once per architecture.
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// What `ensure` did.
 pub enum Ensured {
     Present(String),
@@ -323,6 +356,21 @@ fn script_for(suite: &str, scripts: &Path) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::Image;
+
+    #[test]
+    fn only_installed_packages_are_listed_once_each() {
+        let listing = "ii \tpython3\t3.11.2-1+b1\n\
+                       rc \told-tool\t1.0-1\n\
+                       ii \tlibc6\t2.36-9\n\
+                       ii \tlibc6\t2.36-9\n\
+                       garbage\n\
+                       ii \tnoversion\t\n";
+        let names: Vec<String> = super::installed_packages(listing)
+            .into_iter()
+            .map(|p| format!("{}={}", p.name, p.version))
+            .collect();
+        assert_eq!(names, ["libc6=2.36-9", "python3=3.11.2-1+b1"]);
+    }
 
     #[test]
     fn a_suite_debootstrap_does_not_know_takes_sid_s_script() {

@@ -5,6 +5,7 @@
 //! `sha256sums.txt` that `sha256sum -c` reads.
 
 use super::executor::FinalJob;
+use super::images::DebPackage;
 use crate::digest::Sha256;
 use crate::fsutil::write_atomic;
 use crate::ids::RunId;
@@ -23,8 +24,25 @@ fn rfc3339(seconds: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The statement for one wheel of run `run_id`.
-pub fn statement(job: &FinalJob, run_id: &RunId) -> Value {
+/// The image a docker job ran in, by digest, with the Debian packages installed in it beside
+/// the digest (when known): what a verifier compares with an image rebuilt from the recipe.
+fn image_dependency(inputs: &Value, packages: &[DebPackage]) -> Option<Value> {
+    if inputs["backend"] != "docker" {
+        return None;
+    }
+    let id = inputs["runtime"].as_str().unwrap_or_default();
+    let mut image = json!({
+        "name": "image",
+        "digest": { "sha256": id.trim_start_matches("sha256:") },
+    });
+    if !packages.is_empty() {
+        image["annotations"] = json!({ "debianPackages": packages });
+    }
+    Some(image)
+}
+
+/// The statement for one wheel of run `run_id`; `packages` are those of its cell's image.
+pub fn statement(job: &FinalJob, run_id: &RunId, packages: &[DebPackage]) -> Value {
     let spec = &job.spec;
     // The fingerprint is the job's inputs as rewheel keys them: backend, runtime (image id or
     // interpreter path), interpreter version, build path.
@@ -40,12 +58,7 @@ pub fn statement(job: &FinalJob, run_id: &RunId) -> Value {
             "digest": { "sha256": wheel.sha256 },
         }));
     }
-    if inputs["backend"] == "docker" {
-        dependencies.push(json!({
-            "name": "image",
-            "digest": { "sha256": inputs["runtime"].as_str().unwrap_or_default().trim_start_matches("sha256:") },
-        }));
-    }
+    dependencies.extend(image_dependency(&inputs, packages));
     let mut metadata = json!({
         "invocationId": format!("{run_id}/{}", spec.label()),
         "startedOn": rfc3339(job.window.0),
@@ -114,11 +127,22 @@ fn relative(from: &Path, to: &Path) -> String {
 /// wheels written to `out_dir/<cell>/`) in `dir`.
 /// The statements and checksums of a run's final wheels in `dir`, with the message saying so.
 pub fn write_for(built: &crate::build::run::BuiltRun, dir: &Path) -> anyhow::Result<String> {
+    let packages: BTreeMap<String, Vec<DebPackage>> = built
+        .summary
+        .finals
+        .iter()
+        .map(|f| f.spec.cell.to_string())
+        .map(|cell| {
+            let listed = built.backend.image_packages(&cell);
+            (cell, listed)
+        })
+        .collect();
     let files = write_all(
         dir,
         &built.summary.finals,
         &built.run_id,
         &built.settings.options.out_dir,
+        &packages,
     )
     .map_err(|e| anyhow::anyhow!("cannot write provenance in {}: {e}", dir.display()))?;
     Ok(format!(
@@ -133,13 +157,17 @@ pub fn write_all(
     finals: &[FinalJob],
     run_id: &RunId,
     out_dir: &Path,
+    packages: &BTreeMap<String, Vec<DebPackage>>,
 ) -> std::io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut sums: BTreeMap<String, BTreeMap<String, Sha256>> = BTreeMap::new();
     for job in finals {
         let cell_dir = dir.join(job.spec.cell.as_str());
         let path = cell_dir.join(format!("{}.intoto.json", job.filename));
-        let text = serde_json::to_string_pretty(&statement(job, run_id)).expect("JSON");
+        let listed = packages
+            .get(job.spec.cell.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        let text = serde_json::to_string_pretty(&statement(job, run_id, listed)).expect("JSON");
         write_atomic(&path, text.as_bytes())?;
         written.push(path);
         sums.entry(job.spec.cell.to_string())
@@ -240,6 +268,26 @@ pub fn verify_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_is_named_by_digest_with_its_packages_beside_it() {
+        let docker = json!({ "backend": "docker", "runtime": "sha256:47b8b84c8f5e" });
+        let packages = [DebPackage {
+            name: "python3".into(),
+            version: "3.11.2-1+b1".into(),
+        }];
+        let image = image_dependency(&docker, &packages).unwrap();
+        assert_eq!(image["digest"]["sha256"], "47b8b84c8f5e");
+        assert_eq!(
+            image["annotations"]["debianPackages"],
+            json!([{ "name": "python3", "version": "3.11.2-1+b1" }])
+        );
+        // Not listed: no annotation rather than an empty one, which would claim an empty image.
+        let bare = image_dependency(&docker, &[]).unwrap();
+        assert!(bare.get("annotations").is_none(), "{bare}");
+        let local = json!({ "backend": "local", "runtime": "/usr/bin/python3" });
+        assert!(image_dependency(&local, &packages).is_none());
+    }
 
     #[test]
     fn a_statement_verifies_its_subject_and_nothing_else() {

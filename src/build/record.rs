@@ -106,6 +106,8 @@ pub struct Stored {
     pub settings: RunSettings,
     /// The run's command line as one shell line, for messages.
     pub command: String,
+    /// The command line as it was given, word by word: what a suggested next command edits.
+    pub argv: Vec<String>,
 }
 
 impl Stored {
@@ -153,6 +155,7 @@ impl Stored {
             id,
             settings,
             command,
+            argv: run.argv,
         })
     }
 

@@ -397,6 +397,8 @@ pub(crate) struct CheckArgs {
     /// umask, -ffile-prefix-map, SOURCE_DATE_EPOCH, a pinned PYTHONHASHSEED/TZ/LC_ALL), verify
     /// it by building both sides again with it, and report it in the wheel's row. With
     /// `--remedies=FILE`, write the verified ones there as per-package settings (`--settings`).
+    /// Without it, a differing row names the remedy it would try, and the report ends with the
+    /// command lines to run next.
     #[arg(long, num_args = 0..=1, require_equals = true, value_name = "FILE", default_missing_value = "")]
     pub(crate) remedies: Option<PathBuf>,
 

@@ -57,6 +57,7 @@ pub fn text(found: &Rebuilt, wheel_name: &str) -> String {
                 only_in_a: Vec::new(),
                 only_in_b: Vec::new(),
                 failed: Vec::new(),
+                next: None,
             };
             out.push_str(&crate::verify::report::text(&report));
         }

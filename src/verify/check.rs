@@ -9,6 +9,7 @@ use crate::build::run::BuiltRun;
 use crate::digest::Sha256;
 use crate::store::RunStatus;
 use crate::verify::compare::{Attribution, Clues, CompareReport, FailedBuild, Side, compare_sides};
+use crate::verify::remedy::RemedyHint;
 use crate::verify::variation::Variation;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -185,6 +186,12 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
     }
     if settings.remedies {
         verify_remedies(built, &mut report, set, (&varied, &backend2), &second_dir);
+    } else {
+        // Untried, a differing wheel's row still says what would fix it, or that nothing
+        // rewheel knows would: the remedies cost builds, so they are asked for, not run.
+        for pair in report.pairs.iter_mut().filter(|p| !p.reproducible()) {
+            pair.remedy_hint = Some(RemedyHint::of(&pair.causes(), set, &base));
+        }
     }
     Ok(Checked {
         report,
@@ -287,7 +294,7 @@ fn verify_remedies(
     (varied, varied_backend): (&Settings, &Arc<dyn Backend>),
     second_dir: &std::path::Path,
 ) {
-    use crate::verify::remedy::{Remedy, RemedyReport, package_remedy, remedies_for};
+    use crate::verify::remedy::{Remedy, RemedyReport, package_remedy, tries};
     let base = &built.options.settings;
     // Per differing wheel: its first build, and the remedies of each try.
     let mut plans: Vec<(usize, &FinalJob, Vec<Vec<Remedy>>)> = Vec::new();
@@ -298,31 +305,14 @@ fn verify_remedies(
         let Some(first) = first_build_of(built, pair) else {
             continue;
         };
-        let mut causes: Vec<Variation> = pair
-            .attribution
-            .iter()
-            .filter_map(|a| a.variation)
-            .collect();
-        causes.sort();
-        causes.dedup();
-        let attributed = remedies_for(&causes, base);
-        // What attribution cannot see (a hash seed reordering generated code, two causes in
-        // one entry) gets one more try: every standard remedy of the varied set together.
-        let every = remedies_for(set, base);
+        let causes = pair.causes();
+        let tries = tries(&causes, set, base);
         pair.remedy = Some(RemedyReport {
-            causes: causes.clone(),
-            remedies: attributed.iter().map(|r| r.describe()).collect(),
+            causes,
+            remedies: tries[0].iter().map(Remedy::describe).collect(),
             verified: false,
             settings: None,
         });
-        // A cause no setting hides (the hostname) is not worth the second try.
-        let hidable = causes
-            .iter()
-            .all(|c| Remedy::for_variation(*c, base).is_some());
-        let mut tries = vec![attributed.clone()];
-        if hidable && every.len() > attributed.len() {
-            tries.push(every);
-        }
         plans.push((i, first, tries));
     }
     for round in 0..2 {

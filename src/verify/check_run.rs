@@ -56,8 +56,14 @@ pub fn run(
     begin: Begin<CheckRequest>,
     on_run: impl FnOnce(&RunId),
 ) -> anyhow::Result<CheckOutcome> {
+    // The command line the next step is made from: as given, or as the run was recorded.
+    let argv: Vec<String>;
     let (request, run_ref) = match begin {
-        Begin::New { argv, mut request } => {
+        Begin::New {
+            argv: given,
+            mut request,
+        } => {
+            argv = given.clone();
             if request.check.independent {
                 request.first.build.options.rebuild = Rebuild::All;
             }
@@ -68,7 +74,13 @@ pub fn run(
                 check: serde_json::to_value(check).expect("settings are plain data"),
             };
             let document = settings.document();
-            (request, RunRef::New { argv, document })
+            (
+                request,
+                RunRef::New {
+                    argv: given,
+                    document,
+                },
+            )
         }
         Begin::Resume {
             store_root,
@@ -91,6 +103,7 @@ pub fn run(
                 }
             };
             first.outputs = first.outputs.replaced_by(outputs);
+            argv = stored.argv.clone();
             (CheckRequest { first, check }, RunRef::Resume(id))
         }
     };
@@ -129,6 +142,8 @@ pub fn run(
             .map(|n| (n, file.clone()))
             .with_context(|| format!("cannot write remedies to {}", file.display()))
     });
+    let mut report = checked.report;
+    report.next = super::next::next_step(&report, &request.check, &argv);
     let unbuilt = first_failed || checked.second_failures > 0;
     let expectations = match &request.first.outputs.expect {
         Some(file) if !unbuilt => Some(expect::check(file, &built.summary.finals)?),
@@ -140,14 +155,14 @@ pub fn run(
         .all(|e| e.status != expect::MISMATCH);
     let code = if unbuilt {
         ExitCode::BuildFailed
-    } else if checked.report.all_reproducible() && expected {
+    } else if report.all_reproducible() && expected {
         ExitCode::Success
     } else {
         ExitCode::NotReproducible
     };
     Ok(CheckOutcome::Checked(Box::new(Verdict {
         run_id: built.run_id.clone(),
-        report: checked.report,
+        report,
         remedies,
         unbuilt,
         expectations,

@@ -186,6 +186,10 @@ pub struct PairReport {
     /// What remedy verification found (`check --remedies`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remedy: Option<crate::verify::remedy::RemedyReport>,
+    /// A `check` without `--remedies`: what they would try for this wheel, or that nothing
+    /// would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy_hint: Option<crate::verify::remedy::RemedyHint>,
     /// Two runs of the store: whether the two jobs had the same inputs (their fingerprints),
     /// and, when not, which moved. Same inputs and different bytes: not reproducible.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,6 +201,18 @@ pub struct PairReport {
 impl PairReport {
     pub fn reproducible(&self) -> bool {
         matches!(self.verdict, Verdict::Identical)
+    }
+
+    /// The variations its differences are attributed to, each once, in a stable order.
+    pub fn causes(&self) -> Vec<Variation> {
+        let mut causes: Vec<Variation> = self
+            .attribution
+            .iter()
+            .filter_map(|a| a.variation)
+            .collect();
+        causes.sort();
+        causes.dedup();
+        causes
     }
 }
 
@@ -211,6 +227,10 @@ pub struct CompareReport {
     /// Jobs that did not build on one side of a `check`, so nothing of theirs was compared.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<FailedBuild>,
+    /// From `check`, when wheels differ: what to run next (the remedies, then the check
+    /// with the settings they write), or why nothing rewheel knows would help.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<crate::verify::remedy::NextStep>,
 }
 
 /// A job of `check` that failed, on the first side or the second.
@@ -298,6 +318,7 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
                 verdict: Verdict::Identical,
                 attribution: Vec::new(),
                 remedy: None,
+                remedy_hint: None,
                 same_inputs: None,
                 moved_inputs: Vec::new(),
             };
@@ -346,6 +367,7 @@ pub fn compare_sides(a: &Side, b: &Side, clues: &Clues) -> Result<CompareReport,
         only_in_a,
         only_in_b,
         failed: Vec::new(),
+        next: None,
     })
 }
 
@@ -399,6 +421,7 @@ pub fn across_cells(side: &Side) -> Result<CompareReport, CompareError> {
         only_in_a: Vec::new(),
         only_in_b: Vec::new(),
         failed: Vec::new(),
+        next: None,
     })
 }
 

@@ -111,7 +111,7 @@ impl RemedyReport {
     /// One line for the text report.
     pub fn line(&self) -> String {
         if self.remedies.is_empty() {
-            return "no known remedy: report it upstream".into();
+            return NO_KNOWN_REMEDY.into();
         }
         match self.verified {
             true => format!(
@@ -124,6 +124,103 @@ impl RemedyReport {
             ),
         }
     }
+}
+
+/// The tries `--remedies` makes for a differing wheel: the remedies of its attributed causes,
+/// then, when those are not all and every cause can be hidden by a setting, every standard
+/// remedy of the varied set together (what attribution cannot see: a hash seed reordering
+/// generated code, two causes in one entry). A try with no remedy is skipped.
+pub fn tries(causes: &[Variation], set: &[Variation], base: &Settings) -> Vec<Vec<Remedy>> {
+    let attributed = remedies_for(causes, base);
+    let every = remedies_for(set, base);
+    // A cause no setting hides (the hostname) is not worth the second try.
+    let hidable = causes
+        .iter()
+        .all(|c| Remedy::for_variation(*c, base).is_some());
+    let more = hidable && every.len() > attributed.len();
+    let mut out = vec![attributed];
+    if more {
+        out.push(every);
+    }
+    out
+}
+
+/// What a differing wheel's row says when no remedy was tried for it: the remedies
+/// `--remedies` would try first, or that its causes have none.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemedyHint {
+    /// `not-tried`: `check --remedies` would try `remedies`; `no-known-remedy`: no setting
+    /// hides its causes.
+    pub status: HintStatus,
+    /// The attributed causes (variations).
+    pub causes: Vec<Variation>,
+    /// The remedies the first try would build with, described; empty for `no-known-remedy`.
+    pub remedies: Vec<String>,
+    /// The remedies are every standard one of the varied set, since no cause was attributed
+    /// that names one.
+    pub every: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HintStatus {
+    NotTried,
+    NoKnownRemedy,
+}
+
+impl RemedyHint {
+    /// The hint for a differing wheel with these attributed causes.
+    pub fn of(causes: &[Variation], set: &[Variation], base: &Settings) -> RemedyHint {
+        let tries = tries(causes, set, base);
+        let first = tries.iter().position(|t| !t.is_empty());
+        RemedyHint {
+            status: match first {
+                Some(_) => HintStatus::NotTried,
+                None => HintStatus::NoKnownRemedy,
+            },
+            causes: causes.to_vec(),
+            remedies: first
+                .map(|i| tries[i].iter().map(Remedy::describe).collect())
+                .unwrap_or_default(),
+            every: first.is_some_and(|i| i > 0),
+        }
+    }
+
+    /// One line for the reports.
+    pub fn line(&self) -> String {
+        match self.status {
+            HintStatus::NoKnownRemedy => NO_KNOWN_REMEDY.into(),
+            HintStatus::NotTried => format!(
+                "known remedy, not tried: run with --remedies to verify {}{}",
+                if self.every {
+                    "every standard remedy of the varied set: "
+                } else {
+                    ""
+                },
+                self.remedies.join(" + ")
+            ),
+        }
+    }
+}
+
+/// What a row says when no setting hides the cause.
+pub const NO_KNOWN_REMEDY: &str = "no known remedy: report it upstream";
+
+/// What a user runs next after a check that found differences, in the order to run them.
+#[derive(Debug, Clone, Serialize)]
+pub struct NextStep {
+    /// Why, in one sentence.
+    pub advice: String,
+    /// Commands to run in turn; empty when nothing rewheel knows would help.
+    pub commands: Vec<NextCommand>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NextCommand {
+    /// What the command does and costs.
+    pub purpose: String,
+    /// One shell line, words quoted where a shell would change them.
+    pub command: String,
 }
 
 /// The remedies `causes` call for, deduplicated, in a stable order.

@@ -116,6 +116,9 @@ pub fn text(report: &CompareReport) -> String {
             if let Some(remedy) = &p.remedy {
                 let _ = writeln!(out, "       {}", remedy.line());
             }
+            if let Some(hint) = &p.remedy_hint {
+                let _ = writeln!(out, "       {}", hint.line());
+            }
             if let Verdict::ContentDiffers { changed, .. } = &p.verdict {
                 for change in changed.iter().filter(|c| !c.follows_other_changes) {
                     if let Some(diff) = &change.diff {
@@ -148,7 +151,31 @@ pub fn text(report: &CompareReport) -> String {
             f.cell, f.job, f.side, f.error
         );
     }
+    if let Some(next) = &report.next {
+        let _ = writeln!(out, "next: {}", next.advice);
+        for (n, c) in next.commands.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {}:\n     {}", n + 1, c.purpose, c.command);
+        }
+    }
     out
+}
+
+/// What a row's remedy column says: never nothing, since an empty cell reads as "no idea".
+pub fn remedy_cell(p: &PairReport) -> String {
+    if p.reproducible() {
+        return "none needed".into();
+    }
+    if let Some(r) = &p.remedy {
+        return r.line();
+    }
+    if let Some(h) = &p.remedy_hint {
+        return h.line();
+    }
+    if !p.moved_inputs.is_empty() {
+        return "none: its inputs moved (see the cause), so the two builds are not the same build"
+            .into();
+    }
+    "not tried: `rewheel check --remedies` builds a wheel twice with each known remedy".into()
 }
 
 fn xml(s: &str) -> String {
@@ -213,6 +240,7 @@ pub fn junit(report: &CompareReport) -> String {
                 .iter()
                 .map(|a| format!("{}: {}", a.entry, a.evidence))
                 .chain(p.remedy.as_ref().map(|r| r.line()))
+                .chain(p.remedy_hint.as_ref().map(|h| h.line()))
                 .collect();
             let _ = writeln!(
                 out,
@@ -301,11 +329,7 @@ pub fn html(report: &CompareReport) -> String {
     for &i in &order {
         let p = &report.pairs[i];
         let class = if p.reproducible() { "ok" } else { "diff" };
-        let remedy = p
-            .remedy
-            .as_ref()
-            .map(|r| xml(&r.line()))
-            .unwrap_or_default();
+        let remedy = xml(&remedy_cell(p));
         let _ = write!(
             rows,
             "<tr class=\"{class}\" data-cause=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{remedy}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
@@ -377,6 +401,22 @@ pub fn html(report: &CompareReport) -> String {
     }
     let total = report.pairs.len();
     let same = report.pairs.iter().filter(|p| p.reproducible()).count();
+    let next = report.next.as_ref().map_or_else(String::new, |next| {
+        let mut html = format!(
+            "<section id=\"next\"><h2>Next</h2><p>{}</p><ol>",
+            xml(&next.advice)
+        );
+        for c in &next.commands {
+            let _ = write!(
+                html,
+                "<li>{}:<pre>{}</pre></li>",
+                xml(&c.purpose),
+                xml(&c.command)
+            );
+        }
+        html.push_str("</ol></section>\n");
+        html
+    });
     let buttons: String = std::iter::once(("all".to_string(), total))
         .chain(counts.iter().cloned())
         .map(|(name, n)| {
@@ -392,7 +432,7 @@ pub fn html(report: &CompareReport) -> String {
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}tr.ok td:nth-child(3){{color:#17702a}}\
 tr.diff td:nth-child(3){{color:#a31515;font-weight:bold}}pre.diff{{background:#f6f6f6;padding:.5em;overflow:auto}}\
 .add{{background:#e6ffec}}.del{{background:#ffebe9}}#filters button{{margin:0 .3em .6em 0}}</style></head>\n<body><h1>rewheel: {same} of {total} wheels reproducible</h1>\
-<p>A: <code>{}</code> — B: <code>{}</code></p>\n<h2>By cause</h2>{}\n<p id=\"filters\">{buttons}</p>\n\
+<p>A: <code>{}</code> — B: <code>{}</code></p>\n{next}<h2>By cause</h2>{}\n<p id=\"filters\">{buttons}</p>\n\
 <table id=\"summary\"><thead><tr><th>cell</th><th>wheel</th><th>verdict</th><th>cause</th><th>remedy</th><th>A sha256</th><th>B sha256</th></tr></thead><tbody>{rows}</tbody></table>\n{details}\n\
 <script>function show(f){{for(const r of document.querySelectorAll('#summary tbody tr'))r.hidden=f!=='all'&&r.dataset.cause!==f;}}\
 for(const b of document.querySelectorAll('#filters button'))b.onclick=()=>show(b.dataset.filter);\

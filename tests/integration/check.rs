@@ -293,11 +293,14 @@ fn compare_explains_two_folders() {
     let command = world.command_out("build", &["zipclock==1.0", "--rebuild"], &out2);
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(run(command).code, ExitCode::Success);
+    let html = world.path().join("compare.html");
     let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
     command
         .arg("compare")
         .arg(world.path().join("wheelhouse"))
-        .arg(&out2);
+        .arg(&out2)
+        .arg("--html")
+        .arg(&html);
     let r = run(command);
     assert_eq!(
         r.code,
@@ -312,6 +315,13 @@ fn compare_explains_two_folders() {
         "{}",
         r.stdout
     );
+    // Outside a check no remedy was tried, and the page says how one would be.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<td>not tried: `rewheel check --remedies` builds"),
+        "{page}"
+    );
+    assert!(!page.contains("<td></td>"), "{page}");
 }
 
 /// The HTML report in a real headless browser: it loads, shows the summary table and a diff.

@@ -807,3 +807,47 @@ fn a_rust_extension_builds_in_the_default_image_with_no_settings() {
         out.stdout
     );
 }
+
+/// Provenance names the image by digest and, beside it, the Debian packages `dpkg-query`
+/// lists inside that image (issue 26 §3): a verifier compares them with an image rebuilt from
+/// the recipe.
+#[test]
+fn provenance_lists_the_packages_of_the_image_beside_its_digest() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    package("plain", "1.0", &[], &[]).write(dir.path());
+    let attest = dir.path().join("attest");
+    let mut command = build(dir.path(), &["plain==1.0"]);
+    command.arg("--provenance").arg(&attest);
+    let r = run(command);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let statement = attest.join("cp311-bookworm/plain-1.0-py3-none-any.whl.intoto.json");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&statement).unwrap()).unwrap();
+    let dependencies = doc["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let image = dependencies
+        .iter()
+        .find(|d| d["name"] == "image")
+        .unwrap_or_else(|| panic!("no image in {doc}"));
+    assert!(image["digest"]["sha256"].is_string(), "{image}");
+    let packages = image["annotations"]["debianPackages"].as_array().unwrap();
+    let version_of = |name: &str| {
+        packages
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["version"].as_str())
+            .map(String::from)
+    };
+    assert!(
+        version_of("python3").is_some_and(|v| v.starts_with("3.11")),
+        "{image}"
+    );
+    assert!(version_of("dpkg").is_some(), "{image}");
+    // Only what is installed, each once.
+    let mut names: Vec<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    let listed = names.len();
+    names.dedup();
+    assert_eq!(names.len(), listed, "{image}");
+}

@@ -234,3 +234,134 @@ fn a_difference_nothing_names_gets_every_standard_remedy_together() {
         again.stderr
     );
 }
+
+/// The commands of a text report's `next:` section, in order.
+fn next_commands(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("next: "))
+        .filter_map(|l| l.strip_prefix("     rewheel "))
+        .map(|rest| format!("rewheel {rest}"))
+        .collect()
+}
+
+/// A suggested command line run as a user pastes it: by a shell, in the folder the check ran
+/// in, with `rewheel` on PATH.
+fn paste(world: &World, line: &str) -> crate::common::Run {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_rewheel"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", line])
+        .current_dir(world.path())
+        .env("PATH", path)
+        .env_remove("PIP_INDEX_URL");
+    run(command)
+}
+
+/// The quickstart's path to green (issue 26 §2): a check whose wheel differs by umask names
+/// the remedy and the command to run next, in text, JSON and HTML; that command verifies and
+/// writes the remedy, and the check it then suggests ends with exit 0.
+#[test]
+fn a_check_that_differs_says_what_to_run_next_and_following_it_ends_green() {
+    let world = World::new();
+    fixtures(&world);
+    let check = |extra: &[&str]| {
+        let mut args = vec!["modeleak==1.0", "--vary", "umask"];
+        args.extend(extra);
+        let mut command = world.command("check", &args);
+        command.current_dir(world.path());
+        run(command)
+    };
+    let first = check(&["--html", "report.html"]);
+    assert_eq!(
+        first.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        first.stdout,
+        first.stderr
+    );
+    let row = block(&first.stdout, "modeleak-1.0");
+    assert!(
+        row.contains("known remedy, not tried: run with --remedies to verify a fixed umask 022"),
+        "{row}"
+    );
+    assert!(
+        first
+            .stdout
+            .contains("next: 1 differing wheel has a known remedy, not tried (a fixed umask 022)"),
+        "{}",
+        first.stdout
+    );
+    let suggested = next_commands(&first.stdout);
+    assert_eq!(suggested.len(), 2, "{}", first.stdout);
+    assert!(
+        suggested[0].ends_with(" --remedies=rewheel-remedies.toml"),
+        "{suggested:?}"
+    );
+    assert!(
+        suggested[1].ends_with(" --settings rewheel-remedies.toml"),
+        "{suggested:?}"
+    );
+    // The HTML page says the same, and no remedy cell is left empty.
+    let page = std::fs::read_to_string(world.path().join("report.html")).unwrap();
+    assert!(page.contains("<section id=\"next\">"), "{page}");
+    assert!(page.contains("known remedy, not tried"), "{page}");
+    assert!(!page.contains("<td></td>"), "{page}");
+
+    // The JSON report carries the same step.
+    let json = check(&["--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["pairs"][0]["remedy_hint"]["status"], "not-tried");
+    assert_eq!(doc["pairs"][0]["remedy_hint"]["causes"][0], "umask");
+    let commands = doc["next"]["commands"].as_array().unwrap();
+    assert_eq!(commands.len(), 2, "{}", json.stdout);
+    let verify = commands[0]["command"].as_str().unwrap();
+    assert!(
+        verify.contains(" --format json ") && verify.ends_with(" --remedies=rewheel-remedies.toml"),
+        "{verify}"
+    );
+
+    // Step 1, as pasted: the remedy is verified, written, and the next command is the check
+    // with it (the same line as suggested before).
+    let remedies = paste(&world, &suggested[0]);
+    assert_eq!(
+        remedies.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        remedies.stdout,
+        remedies.stderr
+    );
+    assert!(
+        block(&remedies.stdout, "modeleak-1.0")
+            .contains("remedy verified: a fixed umask 022 makes it reproducible"),
+        "{}",
+        remedies.stdout
+    );
+    let written = std::fs::read_to_string(world.path().join("rewheel-remedies.toml")).unwrap();
+    assert!(written.contains("[packages.modeleak]"), "{written}");
+    assert_eq!(
+        next_commands(&remedies.stdout),
+        [suggested[1].clone()],
+        "{}",
+        remedies.stdout
+    );
+
+    // Step 2, as pasted: green, and nothing more to do.
+    let green = paste(&world, &suggested[1]);
+    assert_eq!(
+        green.code,
+        ExitCode::Success,
+        "{}{}",
+        green.stdout,
+        green.stderr
+    );
+    assert!(!green.stdout.contains("next:"), "{}", green.stdout);
+}

@@ -39,6 +39,9 @@ macro_rules! rewheel_snapshot {
                 (r"cp3\d+\b", "[CELL]"),
                 (r"\b3\.\d+\.\d+\b", "[PYTHON]"),
                 (r"/root/\.pyenv/versions/[^\s'\x22]+", "[INTERPRETER]"),
+                // A suggested command line repeats the host's interpreter.
+                (r"--python-path /\S+", "--python-path [INTERPRETER]"),
+                (r"--python 3\.\d+ --backend local --no-index", "--python [PYTHON] --backend local --no-index"),
             ],
             prepend_module_to_snapshot => false,
         }, {

@@ -14,6 +14,11 @@ pub trait Backend: Send + Sync {
     fn source_parent(&self) -> Option<std::path::PathBuf> {
         None
     }
+    /// The Debian packages installed in the image a cell's jobs run in (as `dpkg-query` in
+    /// that image listed them), for provenance; empty where jobs run on the host.
+    fn image_packages(&self, _cell: &str) -> Vec<crate::build::images::DebPackage> {
+        Vec::new()
+    }
     fn run_job<'a>(
         &'a self,
         spec: &'a JobSpec,

@@ -3,7 +3,7 @@
 //! a read-only root and build environment, a timeout, and the container always removed.
 
 use super::contract::{Backend, Runtime};
-use crate::build::images::{Ensured, Image};
+use crate::build::images::{DPKG_QUERY_FORMAT, DebPackage, Ensured, Image, installed_packages};
 use crate::build::job::{self, JobEnd, JobError, JobSpec};
 use crate::cell::CellId;
 use bollard::Docker;
@@ -28,6 +28,8 @@ pub struct DockerBackend {
     docker: Docker,
     /// Per cell: image reference, image id, python version inside.
     cells: HashMap<CellId, (String, String, String)>,
+    /// Per cell: the Debian packages installed in its image, for provenance.
+    packages: HashMap<CellId, Vec<DebPackage>>,
     build_root: PathBuf,
     /// Where the job sees its folder inside the container.
     root: PathBuf,
@@ -104,6 +106,7 @@ impl DockerBackend {
         Self {
             docker,
             cells,
+            packages: HashMap::new(),
             build_root,
             root: PathBuf::from(DEFAULT_ROOT),
             session,
@@ -119,6 +122,7 @@ impl DockerBackend {
         Self {
             docker: self.docker.clone(),
             cells: self.cells.clone(),
+            packages: self.packages.clone(),
             build_root,
             root,
             session: self.session.clone(),
@@ -126,6 +130,12 @@ impl DockerBackend {
             pids: self.pids,
             sequence: Default::default(),
         }
+    }
+
+    /// The same backend, knowing the packages installed in each cell's image.
+    pub fn with_packages(mut self, packages: HashMap<CellId, Vec<DebPackage>>) -> Self {
+        self.packages = packages;
+        self
     }
 
     /// A label value no other rewheel process uses.
@@ -164,20 +174,20 @@ impl DockerBackend {
         tracing::warn!("containers of session {session} are still there after 20 s");
     }
 
-    /// The interpreter version an image runs, asked of the image itself.
-    pub async fn probe_python(
+    /// The interpreter version an image runs and the Debian packages installed in it, asked
+    /// of the image itself in one container.
+    pub async fn probe_image(
         docker: &Docker,
         image: &str,
         session: &str,
-    ) -> Result<String, String> {
+    ) -> Result<(String, Vec<DebPackage>), String> {
+        // The version first, on a line of its own; an image without dpkg lists nothing.
+        let script = format!(
+            "python3 -S -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' && {{ dpkg-query -W -f '{DPKG_QUERY_FORMAT}' 2>/dev/null || true; }}"
+        );
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
-            cmd: Some(vec![
-                "python3".into(),
-                "-S".into(),
-                "-c".into(),
-                "import sys; print('%d.%d.%d' % sys.version_info[:3])".into(),
-            ]),
+            cmd: Some(vec!["sh".into(), "-c".into(), script]),
             network_disabled: Some(true),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
@@ -188,10 +198,12 @@ impl DockerBackend {
         let out = run_to_end(docker, body, std::time::Duration::from_secs(60), session)
             .await
             .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.1);
         if out.0 != 0 {
-            return Err(String::from_utf8_lossy(&out.1).into_owned());
+            return Err(text.into_owned());
         }
-        Ok(String::from_utf8_lossy(&out.1).trim().to_string())
+        let (version, listing) = text.split_once('\n').unwrap_or((&text, ""));
+        Ok((version.trim().to_string(), installed_packages(listing)))
     }
 }
 
@@ -293,6 +305,10 @@ impl Backend for DockerBackend {
             id: id.clone(),
             interpreter_version: python.clone(),
         })
+    }
+
+    fn image_packages(&self, cell: &str) -> Vec<DebPackage> {
+        self.packages.get(cell).cloned().unwrap_or_default()
     }
 
     fn job_dir(&self, spec: &JobSpec) -> (PathBuf, PathBuf) {

@@ -249,6 +249,7 @@ async fn docker(
         .await
         .map_err(OpenError::NoEngine)?;
     let mut images = HashMap::new();
+    let mut packages = HashMap::new();
     for cell in cells {
         let Some(name) = &cell.image else {
             return Err(OpenError::NoImage(cell.id.to_string()));
@@ -266,7 +267,7 @@ async fn docker(
             // as the base was, since no command could name it ahead of the resolution.
             None => derive(&docker, &image, &request.image_scratch).await?,
         };
-        let python = DockerBackend::probe_python(&docker, &image.reference(), &session)
+        let (python, installed) = DockerBackend::probe_image(&docker, &image.reference(), &session)
             .await
             .map_err(|e| OpenError::Probe {
                 reference: image.reference(),
@@ -282,11 +283,10 @@ async fn docker(
             });
         }
         images.insert(cell.id.clone(), (image.reference(), id, python));
+        packages.insert(cell.id.clone(), installed);
     }
-    Ok(Arc::new(DockerBackend::new(
-        docker,
-        images,
-        request.build_path.clone(),
-        session,
-    )))
+    Ok(Arc::new(
+        DockerBackend::new(docker, images, request.build_path.clone(), session)
+            .with_packages(packages),
+    ))
 }
