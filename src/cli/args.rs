@@ -439,6 +439,11 @@ pub(crate) struct RebuildArgs {
     /// Write the batch's report as one HTML page.
     #[arg(long, value_name = "FILE")]
     pub(crate) html: Option<PathBuf>,
+    /// Write each rebuilt wheel's in-toto statement in DIR (`<wheel>.rebuild.intoto.json`):
+    /// the published wheel, the sdist, the build environment and image by digest, the recipe
+    /// and the verdict. Anyone checks one with `rewheel rebuild STATEMENT`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) attest: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -2,9 +2,10 @@
 
 use super::args::RebuildArgs;
 use crate::build::plan::Rebuild;
-use crate::rebuild::batch::{Batch, html, rebuild_all, report};
-use crate::rebuild::report::Ending;
-use crate::rebuild::{obtain, wheels_named_by};
+use crate::rebuild::attest::check;
+use crate::rebuild::batch::{Batch, rebuild_all, write_reports};
+use crate::rebuild::report::exit_code;
+use crate::rebuild::{obtain_with_source, wheels_named_by};
 use crate::{errors::Error, exit::ExitCode};
 use anyhow::Context;
 
@@ -17,9 +18,15 @@ pub(crate) fn run(args: RebuildArgs) -> Result<ExitCode, Error> {
     ));
     std::fs::create_dir_all(&scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
+    // A statement someone published: its recipe built once, its verdict checked.
+    if args.target.ends_with(".json") {
+        let checked = check(std::path::Path::new(&args.target), &build, &scratch)?;
+        print!("{}", checked.text());
+        return Ok(exit_code(&[checked.ending()]));
+    }
     // A wheel (file or URL), or a requirements file / lock naming wheels by hash.
     let wheels = if args.target.ends_with(".whl") {
-        vec![obtain(&args.target, &scratch)?]
+        vec![obtain_with_source(&args.target, &scratch)?]
     } else {
         wheels_named_by(std::path::Path::new(&args.target), &build)?
     };
@@ -31,23 +38,10 @@ pub(crate) fn run(args: RebuildArgs) -> Result<ExitCode, Error> {
         recipe: args.recipe.as_deref(),
         parallel: args.parallel,
         again: !matches!(build.options.rebuild, Rebuild::Nothing),
+        attest: args.attest.as_deref(),
     };
     let verdicts = rebuild_all(&batch, |text| print!("{text}"))?;
-    if let Some(file) = &args.report {
-        let json = serde_json::to_string_pretty(&report(&verdicts)).context("the report")?;
-        crate::fsutil::write_atomic(file, json.as_bytes())
-            .with_context(|| format!("cannot write {}", file.display()))?;
-    }
-    if let Some(file) = &args.html {
-        crate::fsutil::write_atomic(file, html(&verdicts).as_bytes())
-            .with_context(|| format!("cannot write {}", file.display()))?;
-    }
-    let endings: Vec<Ending> = verdicts.iter().map(|v| v.ending()).collect();
-    Ok(if endings.contains(&Ending::Failed) {
-        ExitCode::BuildFailed
-    } else if endings.iter().all(|e| *e == Ending::Reproduced) {
-        ExitCode::Success
-    } else {
-        ExitCode::NotReproducible
-    })
+    write_reports(&verdicts, args.report.as_deref(), args.html.as_deref())?;
+    let endings: Vec<_> = verdicts.iter().map(|v| v.ending()).collect();
+    Ok(exit_code(&endings))
 }

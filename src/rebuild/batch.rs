@@ -123,7 +123,8 @@ fn verdict_of(found: &Rebuilt, wheel: &Path, sha256: Sha256, seconds: f64) -> Ve
 
 /// What the batch was asked.
 pub struct Batch<'a> {
-    pub wheels: &'a [PathBuf],
+    /// Each published wheel on this host, and where it came from (a URL or the path given).
+    pub wheels: &'a [(PathBuf, String)],
     pub build: &'a BuildSettings,
     pub attempts: usize,
     pub scratch: &'a Path,
@@ -133,6 +134,8 @@ pub struct Batch<'a> {
     pub parallel: usize,
     /// Rebuild wheels an earlier batch already has a verdict for.
     pub again: bool,
+    /// Write each wheel's rebuild statement here (`attest`).
+    pub attest: Option<&'a Path>,
 }
 
 /// Rebuild each wheel; `print` hears each wheel's report as it is ready, and the summary.
@@ -188,7 +191,7 @@ fn one(
     kept: &Path,
     print: &(impl Fn(&str) + Sync),
 ) -> anyhow::Result<Verdict> {
-    let wheel = &batch.wheels[n];
+    let (wheel, source) = &batch.wheels[n];
     let sha256 = crate::fsutil::sha256_file(wheel)?;
     // Kept by the wheel and what the batch was asked: other settings are another rebuild.
     let asked = serde_json::to_string(&(batch.build, batch.attempts))?;
@@ -232,6 +235,17 @@ fn one(
         }
     }
     let v = verdict_of(&found, wheel, sha256, started.elapsed().as_secs_f64());
+    let published = crate::rebuild::attest::Published {
+        wheel: &v.wheel,
+        sha256: &v.sha256,
+        from: source,
+        verdict: &v.verdict,
+    };
+    if let Some(dir) = batch.attest
+        && let Some(file) = crate::rebuild::attest::write(dir, &found, &published)?
+    {
+        out.push_str(&format!("statement written to {}\n", file.display()));
+    }
     debug_assert_eq!(v.ending(), ending(&found));
     crate::fsutil::write_atomic(&record, serde_json::to_string_pretty(&v)?.as_bytes())?;
     print(&out);
@@ -297,6 +311,25 @@ pub fn report(verdicts: &[Verdict]) -> BatchReport<'_> {
         by_year: by_year.into_iter().map(|(k, v)| (k, Rate::of(v))).collect(),
         wheels: verdicts,
     }
+}
+
+/// Write the report as JSON and as HTML, where asked.
+pub fn write_reports(
+    verdicts: &[Verdict],
+    json: Option<&Path>,
+    page: Option<&Path>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(file) = json {
+        let text = serde_json::to_string_pretty(&report(verdicts))?;
+        crate::fsutil::write_atomic(file, text.as_bytes())
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    if let Some(file) = page {
+        crate::fsutil::write_atomic(file, html(verdicts).as_bytes())
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    Ok(())
 }
 
 /// The table and the rates, as the end of a batch prints them.

@@ -43,8 +43,9 @@ pub struct Observed {
     pub source_paths: Vec<String>,
 }
 
-/// The first guess at how the wheel was built; the search varies it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The first guess at how the wheel was built; the search varies it. A rebuild statement
+/// carries the one that matched, which a verifier builds again.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Guess {
     /// Build-environment pins (`wheel==0.36.2`), from the generator.
     pub pins: Vec<String>,

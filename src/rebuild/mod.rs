@@ -3,6 +3,7 @@
 //! bounded set of recipes around the first guess until one matches or the set is spent. The
 //! recipe that matched (or came closest) is written as a matrix file `build`/`check` take.
 
+pub mod attest;
 pub mod batch;
 pub mod infer;
 pub mod recipe_file;
@@ -10,6 +11,6 @@ pub mod report;
 pub mod search;
 
 pub use search::{
-    Attempt, Outcome, RebuildSettings, Rebuilt, describe, obtain, python_of, rebuild,
-    wheels_named_by, write_recipe,
+    Attempt, Outcome, RebuildSettings, Rebuilt, describe, obtain, obtain_with_source, python_of,
+    rebuild, wheels_named_by, write_recipe,
 };

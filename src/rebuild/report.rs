@@ -14,6 +14,18 @@ pub enum Ending {
     Failed,
 }
 
+/// A rebuild's exit code: 3 if a wheel did not build, 0 if every one is bit for bit, else 1.
+pub fn exit_code(endings: &[Ending]) -> crate::exit::ExitCode {
+    use crate::exit::ExitCode;
+    if endings.contains(&Ending::Failed) {
+        ExitCode::BuildFailed
+    } else if endings.iter().all(|e| *e == Ending::Reproduced) {
+        ExitCode::Success
+    } else {
+        ExitCode::NotReproducible
+    }
+}
+
 pub fn ending(found: &Rebuilt) -> Ending {
     match (found.reproduced(), found.closest()) {
         (Some(_), _) => Ending::Reproduced,

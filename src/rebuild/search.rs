@@ -32,6 +32,23 @@ pub struct Attempt {
     /// Jobs of the attempt's build: the wheel and its build environment's closure (its runtime
     /// dependencies are not inputs of its bytes, so they are not built).
     pub jobs: usize,
+    /// The job that made the wheel, for a statement of the rebuild.
+    pub made: Option<Made>,
+}
+
+/// The job that made an attempt's wheel, its run, and its image's Debian packages.
+pub struct Made {
+    pub job: crate::build::executor::FinalJob,
+    pub run_id: crate::ids::RunId,
+    pub packages: Vec<crate::build::images::DebPackage>,
+}
+
+/// What one attempt gave.
+struct Tried {
+    outcome: Outcome,
+    rebuilt: Option<PathBuf>,
+    jobs: usize,
+    made: Option<Made>,
 }
 
 pub enum Outcome {
@@ -155,7 +172,12 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
             n + 1,
             describe(&guess, exclude_newer.as_ref())
         );
-        let (outcome, rebuilt, jobs) = attempt(settings, &observed, &guess, exclude_newer, n)?;
+        let Tried {
+            outcome,
+            rebuilt,
+            jobs,
+            made,
+        } = attempt(settings, &observed, &guess, exclude_newer, n)?;
         n += 1;
         let done = matches!(outcome, Outcome::Identical);
         // Times off by whole hours: the builder's time zone leaked; try it next.
@@ -195,6 +217,7 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
             guess,
             outcome,
             jobs,
+            made,
         });
         if done {
             break;
@@ -208,6 +231,17 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
 }
 
 /// The published wheel on this host: a file as is, a URL downloaded into `scratch`.
+/// The published wheel on this host, and where it came from as a statement names it for
+/// someone else: the URL, or this host's absolute path.
+pub fn obtain_with_source(target: &str, scratch: &Path) -> anyhow::Result<(PathBuf, String)> {
+    let source = if target.contains("://") {
+        target.to_string()
+    } else {
+        std::path::absolute(target).map_or_else(|_| target.to_string(), |p| p.display().to_string())
+    };
+    Ok((obtain(target, scratch)?, source))
+}
+
 pub fn obtain(target: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
     if !(target.starts_with("http://") || target.starts_with("https://")) {
         let path = PathBuf::from(target);
@@ -232,8 +266,11 @@ pub fn obtain(target: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
 
 /// The wheels a requirements file (or PEP 751 lock) names by hash: for each pinned package
 /// with `--hash` values, the index's wheel files whose sha256 is one of them, fetched and
-/// checked. What `rebuild FILE` rebuilds, one after another.
-pub fn wheels_named_by(file: &Path, build: &BuildSettings) -> anyhow::Result<Vec<PathBuf>> {
+/// checked, each with the URL it came from. What `rebuild FILE` rebuilds.
+pub fn wheels_named_by(
+    file: &Path,
+    build: &BuildSettings,
+) -> anyhow::Result<Vec<(PathBuf, String)>> {
     let reqs = crate::requirements::Requirements::read_wheel_hashes(file)?;
     let index =
         crate::resolve::index::Index::new(build.resolve.index.config(reqs.index_url.clone()))?;
@@ -259,7 +296,7 @@ pub fn wheels_named_by(file: &Path, build: &BuildSettings) -> anyhow::Result<Vec
             );
         }
         for f in named {
-            wheels.push(index.fetch(f)?);
+            wheels.push((index.fetch(f)?, f.url.clone()));
         }
     }
     anyhow::ensure!(
@@ -386,6 +423,37 @@ fn release_before(settings: &BuildSettings, name: &str, when: Timestamp) -> Opti
         .map(|v| v.to_string())
 }
 
+fn failed(why: String, jobs: usize) -> Tried {
+    Tried {
+        outcome: Outcome::Failed(why),
+        rebuilt: None,
+        jobs,
+        made: None,
+    }
+}
+
+/// One recipe, as a rebuild statement names it: built once and compared, no search.
+pub fn rebuild_with(
+    settings: &RebuildSettings,
+    guess: Guess,
+    exclude_newer: Option<Timestamp>,
+) -> anyhow::Result<Rebuilt> {
+    let observed = infer::observe(&settings.wheel)?;
+    std::fs::create_dir_all(&settings.scratch)
+        .with_context(|| format!("cannot create {}", settings.scratch.display()))?;
+    let tried = attempt(settings, &observed, &guess, exclude_newer, 0)?;
+    Ok(Rebuilt {
+        observed,
+        exclude_newer,
+        attempts: vec![Attempt {
+            guess,
+            outcome: tried.outcome,
+            jobs: tried.jobs,
+            made: tried.made,
+        }],
+    })
+}
+
 /// `t` less `months` (of 30 days).
 fn earlier(t: Timestamp, months: u32) -> Timestamp {
     t.checked_sub(jiff::SignedDuration::from_hours(
@@ -400,7 +468,7 @@ fn attempt(
     guess: &Guess,
     exclude_newer: Option<Timestamp>,
     n: usize,
-) -> anyhow::Result<(Outcome, Option<PathBuf>, usize)> {
+) -> anyhow::Result<Tried> {
     let dir = settings.scratch.join(format!("attempt-{}", n + 1));
     std::fs::create_dir_all(&dir)?;
     let mut build = settings.build.clone();
@@ -452,11 +520,9 @@ fn attempt(
     .document();
     let built = match run::build(build, RunRef::New { argv, document }, |_| {}) {
         Ok(Stage::Built(built)) => built,
-        Ok(Stage::Cycle(_)) => {
-            return Ok((Outcome::Failed("a dependency cycle".into()), None, 0));
-        }
+        Ok(Stage::Cycle(_)) => return Ok(failed("a dependency cycle".into(), 0)),
         Ok(Stage::Interrupted) => return Err(crate::exit::Interrupted.into()),
-        Err(err) => return Ok((Outcome::Failed(crate::exit::describe(&err)), None, 0)),
+        Err(err) => return Ok(failed(crate::exit::describe(&err), 0)),
     };
     built.events.clear();
     let jobs = built.summary.outcomes.len();
@@ -472,12 +538,8 @@ fn attempt(
         f.spec.name.parse::<crate::names::PackageName>().ok() == Some(wanted.clone())
             && f.spec.version == observed.version
     }) else {
-        return Ok((
-            Outcome::Failed(format!(
-                "{} did not build (see run {})",
-                observed.name, built.run_id
-            )),
-            None,
+        return Ok(failed(
+            format!("{} did not build (see run {})", observed.name, built.run_id),
             jobs,
         ));
     };
@@ -511,5 +573,14 @@ fn attempt(
     } else {
         Outcome::Differs(Box::new(pair))
     };
-    Ok((outcome, Some(ours.path.clone()), jobs))
+    Ok(Tried {
+        outcome,
+        rebuilt: Some(ours.path.clone()),
+        jobs,
+        made: Some(Made {
+            job: ours.clone(),
+            run_id: built.run_id.clone(),
+            packages: built.backend.image_packages(&ours.spec.cell.to_string()),
+        }),
+    })
 }

@@ -707,3 +707,95 @@ fn a_batch_rebuilds_wheels_side_by_side_keeps_each_verdict_and_reports_the_rates
     );
     assert!(!r.stderr.contains("attempt 1"), "{}", r.stderr);
 }
+
+#[test]
+fn a_rebuild_statement_names_its_inputs_and_someone_else_verifies_it_by_rebuilding() {
+    let world = world();
+    let published = publish(&world, "022");
+    let attest = world.path().join("statements");
+    let r = run(world.command(
+        "rebuild",
+        &[
+            published.to_str().unwrap(),
+            "--attest",
+            attest.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let file = attest.join("app-1.0-py3-none-any.whl.rebuild.intoto.json");
+    assert!(r.stdout.contains("statement written to"), "{}", r.stdout);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let sha = rewheel::fsutil::sha256_file(&published)
+        .unwrap()
+        .to_string();
+    assert_eq!(s["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(s["subject"][0]["digest"]["sha256"], sha);
+    let rebuild = &s["predicate"]["buildDefinition"]["externalParameters"]["rebuild"];
+    assert_eq!(rebuild["verdict"], "identical");
+    assert_eq!(rebuild["published"]["digest"]["sha256"], sha);
+    assert_eq!(rebuild["recipe"]["pins"][0], "tinywheel==1.0");
+    // The sdist and the build environment's wheels, by digest.
+    let deps = s["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    assert!(deps.iter().any(|d| d["name"] == "app-1.0.tar.gz"), "{text}");
+    assert!(deps.iter().any(|d| d["name"] == "tinywheel==1.0"), "{text}");
+
+    // Someone else, with a store of their own, rebuilds from the statement alone.
+    let other = tempfile::tempdir().unwrap();
+    let verify = |statement: &std::path::Path| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        command
+            .args(["rebuild", statement.to_str().unwrap(), "--backend", "local"])
+            .args(["--no-index", "--find-links", world.path().to_str().unwrap()])
+            .arg("--cache-dir")
+            .arg(other.path().join("cache"))
+            .arg("--store")
+            .arg(other.path().join("store"))
+            .arg("--build-path")
+            .arg(other.path().join("build"))
+            .env_remove("PIP_INDEX_URL");
+        run(command)
+    };
+    let r = verify(&file);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "app-1.0-py3-none-any.whl: the statement says identical; rebuilt from it here: bit for bit, verified"
+        ),
+        "{}",
+        r.stdout
+    );
+    // A statement whose recipe was changed does not give the published bytes.
+    let mut forged = s.clone();
+    forged["predicate"]["buildDefinition"]["externalParameters"]["rebuild"]["recipe"]["pins"] =
+        serde_json::json!(["tinywheel==2.0"]);
+    let forged_file = world.path().join("forged.json");
+    std::fs::write(&forged_file, forged.to_string()).unwrap();
+    let r = verify(&forged_file);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("rebuilt from it here: different bytes"),
+        "{}",
+        r.stdout
+    );
+    // One that names another wheel than the one at its address is refused before building.
+    let mut wrong = s.clone();
+    wrong["predicate"]["buildDefinition"]["externalParameters"]["rebuild"]["published"]["digest"]
+        ["sha256"] = serde_json::json!("0".repeat(64));
+    std::fs::write(&forged_file, wrong.to_string()).unwrap();
+    let r = verify(&forged_file);
+    assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("the statement names 0000"),
+        "{}",
+        r.stderr
+    );
+}
