@@ -310,16 +310,20 @@ def install_file_clock(scratch):
 
 
 def keep_sdist_times(times_file, base):
-    # The sdist's own file times, as `tar -xf` keeps them; paths are the archive's, checked to
-    # stay below the unpacked tree, and links are not followed.
+    # The sdist's own file times and permission bits, as `python -m build` unpacks an sdist
+    # before building its wheel (tarfile sets the archive's bits, whatever the umask); paths
+    # are the archive's, checked to stay below the unpacked tree, and links are neither
+    # followed nor changed.
     with open(times_file) as f:
         times = json.load(f)
     root = os.path.realpath(base)
-    for rel, mtime in times:
+    for rel, mtime, mode in times:
         path = os.path.normpath(os.path.join(base, rel))
         if os.path.commonpath([root, os.path.realpath(os.path.dirname(path))]) != root:
             continue
         try:
+            if not os.path.islink(path):
+                os.chmod(path, mode & 0o777)
             os.utime(path, (mtime, mtime), follow_symlinks=False)
         except OSError:
             pass

@@ -213,10 +213,11 @@ pub fn extract_sdist_file(
     Ok(dest.join(model.top))
 }
 
-/// The time each regular file of an sdist carries, by its path in the archive (top folder
-/// included), as `tar -xf` would set it: for rebuilding wheels whose entries took their times
-/// from the sources. Only headers are read; at most `limits.max_entries` of them.
-pub fn entry_times(path: &Path, limits: Limits) -> Result<Vec<(String, u64)>, ArchiveError> {
+/// The time and permission bits each regular file of an sdist carries, by its path in the
+/// archive (top folder included), as `python -m build` unpacks them (tarfile sets the bits):
+/// for rebuilding wheels whose entries took their times and modes from the sources. Only
+/// headers are read; at most `limits.max_entries` of them.
+pub fn entry_times(path: &Path, limits: Limits) -> Result<Vec<(String, u64, u32)>, ArchiveError> {
     entry_times_file(open(path)?, path, limits)
 }
 
@@ -225,7 +226,7 @@ pub fn entry_times_file(
     file: std::fs::File,
     path: &Path,
     limits: Limits,
-) -> Result<Vec<(String, u64)>, ArchiveError> {
+) -> Result<Vec<(String, u64, u32)>, ArchiveError> {
     let invalid = |message: String| ArchiveError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -243,7 +244,8 @@ pub fn entry_times_file(
                 && let (Ok(name), Some(t)) = (entry.name(), entry.last_modified())
                 && let Some(t) = crate::fsutil::zip_epoch(t)
             {
-                times.push((name.to_string(), t));
+                let mode = entry.unix_mode().unwrap_or(0o644) & 0o777;
+                times.push((name.to_string(), t, mode));
             }
         }
         return Ok(times);
@@ -270,7 +272,8 @@ pub fn entry_times_file(
         if header.entry_type().is_file()
             && let (Ok(path), Some(mtime)) = (entry.path(), pax.or(header.mtime().ok()))
         {
-            times.push((path.to_string_lossy().into_owned(), mtime));
+            let mode = header.mode().unwrap_or(0o644) & 0o777;
+            times.push((path.to_string_lossy().into_owned(), mtime, mode));
         }
     }
     Ok(times)

@@ -357,7 +357,15 @@ pub struct Fingerprint<'a> {
     /// (`FILE_CLOCK`), only for jobs whose clock is faked: their wheels changed with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_clock: Option<&'static str>,
+    /// What an unpacking that keeps the sdist's file times keeps (`SDIST_KEEPS`), only for
+    /// such jobs: their permission bits changed with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sdist_keeps: Option<&'static str>,
 }
+
+/// What `sdist-times` keeps of the archive's entries: their times and permission bits, as
+/// `python -m build` unpacks an sdist (tarfile sets the archive's bits, whatever the umask).
+pub const SDIST_KEEPS: &str = "times-modes-v1";
 
 /// The frontend's file clock (frontend.py, `install_file_clock`): files written during the
 /// build read at the faked clock's time. A new way of stamping them is a new name here.
@@ -383,6 +391,7 @@ impl Fingerprint<'_> {
             vendor_layout: (!spec.crates.is_empty()).then_some(VENDOR_LAYOUT),
             file_clock: (spec.recipe.clock.is_some() || spec.settings.faketime.is_some())
                 .then_some(FILE_CLOCK),
+            sdist_keeps: spec.recipe.sdist_times.then_some(SDIST_KEEPS),
         })
         .expect("fingerprints serialize");
         let sha = crate::fsutil::sha256_hex(json.as_bytes());
