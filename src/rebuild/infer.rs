@@ -105,6 +105,8 @@ pub fn generator_pin(generator: &str) -> Option<String> {
     let package = match tool.to_ascii_lowercase().as_str() {
         "bdist_wheel" => "wheel".to_string(),
         "flit" => "flit-core".to_string(),
+        // poetry-core signs its wheels `poetry X` up to 1.0.x (rsa 4.9 says `poetry 1.0.7`).
+        "poetry" => "poetry-core".to_string(),
         other => other.replace('_', "-"),
     };
     Some(format!("{package}=={version}"))
@@ -529,6 +531,10 @@ mod tests {
         assert_eq!(
             generator_pin("setuptools (75.1.0)").as_deref(),
             Some("setuptools==75.1.0")
+        );
+        assert_eq!(
+            generator_pin("poetry 1.0.7").as_deref(),
+            Some("poetry-core==1.0.7")
         );
         assert_eq!(
             generator_pin("hatchling 1.18.0").as_deref(),
