@@ -64,7 +64,13 @@ pub struct Guess {
     pub suite: Option<String>,
     /// Build dependencies taken this many months before the upload: a maintainer's toolchain
     /// is older than the index on the day (setuptools' metadata changes with its version).
+    #[serde(default)]
     pub deps_months_earlier: u32,
+    /// The pins stand in for the sdist's own build requirements, as when a maintainer built
+    /// with the backend's command line (`flit build` 3.8) though the sdist names `flit-core<3`:
+    /// they are the package's shared build environment.
+    #[serde(default)]
+    pub pins_over_sdist: bool,
     /// Why each value was chosen, for the report.
     pub reasons: Vec<String>,
 }
@@ -331,6 +337,7 @@ pub fn guess(observed: &Observed) -> Guess {
         build_path,
         suite,
         deps_months_earlier: 0,
+        pins_over_sdist: false,
         reasons,
     }
 }
@@ -581,6 +588,7 @@ mod tests {
             build_path: None,
             suite: None,
             deps_months_earlier: 0,
+            pins_over_sdist: false,
             reasons: Vec::new(),
         };
         let all = candidates(&g, 10);

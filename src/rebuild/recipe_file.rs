@@ -73,6 +73,10 @@ pub fn write(
     if let Some(pin) = crate::rebuild::infer::own_backend(guess, name) {
         text.push_str(&format!("backend = {}\n", quote(pin)));
     }
+    if guess.pins_over_sdist {
+        let pins: Vec<String> = guess.pins.iter().map(|p| quote(p)).collect();
+        text.push_str(&format!("shared-env = [{}]\n", pins.join(", ")));
+    }
     if let Some(t) = guess.frozen_clock {
         let clock = frozen(t, guess.timezone.as_deref());
         text.push_str(&format!("clock = {}\n", quote(&clock)));

@@ -194,6 +194,21 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
         }
         // Only the metadata the backend writes differs: the maintainer's backend was older
         // than the index's on the day; take build dependencies from further back next.
+        // The generator's pin conflicts with the sdist's own range: the maintainer built with
+        // the backend's command line; its pins stand in for the sdist's requirements next.
+        if let Outcome::Failed(why) = &outcome
+            && why.contains("conflicts with the constraint")
+            && !guess.pins.is_empty()
+            && !guess.pins_over_sdist
+        {
+            let over = Guess {
+                pins_over_sdist: true,
+                ..guess.clone()
+            };
+            if !attempts.iter().any(|a| a.guess == over) && !queue.contains(&over) {
+                queue.push_front(over);
+            }
+        }
         // An older setuptools than the index had on the day, its release before that date
         // (what wrote the metadata), the rest of the toolchain as of the day: a cutoff for
         // all would lose the pins newer than it.
@@ -370,6 +385,9 @@ pub fn describe(guess: &Guess, exclude_newer: Option<&Timestamp>) -> String {
     if !guess.pins.is_empty() {
         parts.push(guess.pins.join(" "));
     }
+    if guess.pins_over_sdist {
+        parts.push("over the sdist's own build requirements".into());
+    }
     parts.push(match guess.source_date_epoch {
         Some(t) => format!("SOURCE_DATE_EPOCH={t}"),
         None => "no SOURCE_DATE_EPOCH".into(),
@@ -500,6 +518,9 @@ fn attempt(
     }
     if let Some(pin) = infer::own_backend(guess, &observed.name) {
         own.push_str(&format!("backend = \"{pin}\"\n"));
+    }
+    if guess.pins_over_sdist {
+        own.push_str(&format!("shared-env = {:?}\n", guess.pins));
     }
     if !own.is_empty() {
         let file = dir.join("settings.toml");

@@ -799,3 +799,54 @@ fn a_rebuild_statement_names_its_inputs_and_someone_else_verifies_it_by_rebuildi
         r.stderr
     );
 }
+
+#[test]
+fn a_wheel_built_by_a_backend_outside_the_sdists_range_is_rebuilt_with_that_backend() {
+    let world = world();
+    // The sdist names tinywheel<2, but its maintainer built it with tinywheel 2.0's own
+    // command line (as typer 0.9.0 says `flit 3.8.0` and names `flit-core>=2,<3`).
+    Sdist::new("oldrange", "1.0")
+        .pyproject(&["tinywheel<2"], "tinywheel", None)
+        .pkg_info("2.2", &[])
+        .file("NAME", "oldrange 1.0")
+        .file("PACK", "oldrange/__init__.py")
+        .file("oldrange/__init__.py", "X = 1\n")
+        .write(world.path());
+    let toolchain = world.path().join("maintainer.toml");
+    std::fs::write(
+        &toolchain,
+        "[packages.oldrange]\nshared-env = [\"tinywheel==2.0\"]\n",
+    )
+    .unwrap();
+    let out = world.path().join("published-build");
+    let r = run(world.command_out(
+        "build",
+        &[
+            "oldrange==1.0",
+            "--settings",
+            toolchain.to_str().unwrap(),
+            "--source-date-epoch",
+            "1600000000",
+        ],
+        &out,
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let cell = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let published = world.path().join("oldrange-1.0-py3-none-any.whl");
+    std::fs::copy(cell.join("oldrange-1.0-py3-none-any.whl"), &published).unwrap();
+
+    let r = run(world.command("rebuild", &[published.to_str().unwrap()]));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "bit for bit with recipe: tinywheel==2.0, over the sdist's own build requirements"
+        ),
+        "{}",
+        r.stdout
+    );
+}
