@@ -142,6 +142,22 @@ pub fn check(
         None => None,
     };
     let claimed = field(&rebuild["verdict"], "the verdict")?;
+    // A statement is someone else's document: the build folder it names becomes a folder on
+    // this host, so only one below the temporary folder is taken from it, or the one given.
+    if let Some(folder) = &guess.build_path {
+        let named = Path::new(folder);
+        let plain = named.is_absolute()
+            && named
+                .components()
+                .all(|c| !matches!(c, std::path::Component::ParentDir));
+        let given = build.backend.build_path == named;
+        if !(plain && (named.starts_with("/tmp/") || given)) {
+            bail!(
+                "{}: the recipe builds in {folder}, outside /tmp\nhint: if you trust the statement, give --build-path {folder} yourself",
+                path.display()
+            );
+        }
+    }
 
     // The published wheel, as the statement says where it is; it must be the one it names.
     std::fs::create_dir_all(scratch)?;

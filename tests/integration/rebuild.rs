@@ -798,6 +798,16 @@ fn a_rebuild_statement_names_its_inputs_and_someone_else_verifies_it_by_rebuildi
         "{}",
         r.stderr
     );
+    // A statement's build folder becomes a folder on this host: none outside /tmp is taken
+    // from it, and nothing is made there.
+    let mut far = s.clone();
+    far["predicate"]["buildDefinition"]["externalParameters"]["rebuild"]["recipe"]["build_path"] =
+        serde_json::json!("/var/rewheel-statement-test/../../etc");
+    std::fs::write(&forged_file, far.to_string()).unwrap();
+    let r = verify(&forged_file);
+    assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("outside /tmp"), "{}", r.stderr);
+    assert!(!std::path::Path::new("/var/rewheel-statement-test").exists());
 }
 
 #[test]
