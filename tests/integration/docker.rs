@@ -851,3 +851,62 @@ fn provenance_lists_the_packages_of_the_image_beside_its_digest() {
     names.dedup();
     assert_eq!(names.len(), listed, "{image}");
 }
+
+/// The newest suite `matrices/debian.toml` lists: its image is made from Debian's archive on
+/// this host (whose debootstrap may not know the suite; rewheel then uses the one for sid) and
+/// a wheel builds in its cell. Gated on the engine and on the archive answering.
+#[test]
+fn forky_the_newest_listed_suite_builds_its_image_and_a_wheel() {
+    require_docker!();
+    let archive = rewheel::build::images::DEFAULT_MIRROR;
+    let answers = Command::new("curl")
+        .args([
+            "-sfI",
+            "--max-time",
+            "10",
+            &format!("{archive}/dists/sid/Release"),
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !answers {
+        return crate::common::skip("Debian's archive does not answer");
+    }
+    let r = run({
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        command.args(["images", "build", "forky"]);
+        command
+    });
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    package("plain", "1.0", &[], &[]).write(dir.path());
+    let debian = Path::new(env!("CARGO_MANIFEST_DIR")).join("matrices/debian.toml");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .args([
+            "build",
+            "plain==1.0",
+            "--backend",
+            "docker",
+            "--no-index",
+            "--find-links",
+        ])
+        .arg(dir.path())
+        .arg("--matrix")
+        .arg(&debian)
+        .args(["--cells", "cp314-forky", "--cache-dir"])
+        .arg(dir.path().join(".cache"))
+        .arg("--store")
+        .arg(dir.path().join(".store"))
+        .arg("--out")
+        .arg(dir.path().join("wheelhouse"))
+        .env_remove("PIP_INDEX_URL");
+    let r = run(command);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        dir.path()
+            .join("wheelhouse/cp314-forky/plain-1.0-py3-none-any.whl")
+            .exists(),
+        "{}",
+        r.stdout
+    );
+}
