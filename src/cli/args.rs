@@ -380,9 +380,12 @@ pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub(crate) build: BuildArgs,
     /// What the second build varies: names to vary only those, `-name` to leave one out
-    /// (`--vary build-path,umask`, or `--vary=-time` with the `=`). Default: all of build-path, time, umask, timezone,
-    /// locale, hostname, uid, hash-seed, env, num-cpus, home, exec-path, kernel, aslr,
-    /// file-order.
+    /// (`--vary build-path,umask`, or `--vary=-time` with the `=`). Default: all of
+    /// build-path (sources and build environment), build-env-path (the build environment
+    /// only), time, umask, timezone, locale (LANG, LC_ALL and LANGUAGE), hostname, domain,
+    /// uid, user (name, GECOS field, login shell), hash-seed, env, num-cpus, home, exec-path
+    /// (PATH's folders in reverse order), kernel, aslr, file-order, bin-sh (dash or bash),
+    /// nice.
     #[arg(long, default_value = "all", value_parser = parse_vary, value_name = "LIST", allow_hyphen_values = true)]
     pub(crate) vary: VarySet,
     /// Rebuild the whole closure the second time, not just each wheel with the first build's
@@ -668,4 +671,21 @@ fn parse_age(s: &str) -> Result<std::time::Duration, String> {
         _ => return Err(bad()),
     };
     Ok(std::time::Duration::from_secs(n * seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_help_of_vary_names_every_variation() {
+        use clap::CommandFactory;
+        let mut command = super::Cli::command();
+        let check = command.find_subcommand_mut("check").expect("check exists");
+        let help = check.render_long_help().to_string();
+        let words: Vec<&str> = help
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .collect();
+        for v in crate::verify::variation::ALL {
+            assert!(words.contains(&v.name()), "`{v}` is not in:\n{help}");
+        }
+    }
 }

@@ -60,6 +60,22 @@ pub fn check(built: &BuiltRun, settings: &CheckSettings) -> anyhow::Result<Check
         );
         set.retain(|v| *v != Variation::Domain);
     }
+    let mounts = built.backend.replaces_system_files();
+    if local && set.contains(&Variation::BinSh) {
+        let why = match mounts {
+            false => Some("binding another shell needs bubblewrap's mount namespace".to_string()),
+            true => crate::build::backend::other_shell().err(),
+        };
+        if let Some(why) = why {
+            eprintln!("note: bin-sh is not varied here ({why})");
+            set.retain(|v| *v != Variation::BinSh);
+        }
+    }
+    if !mounts && set.contains(&Variation::User) {
+        eprintln!(
+            "note: without bubblewrap only USER and LOGNAME vary with user: /etc/passwd is the host's\nhint: apt-get install bubblewrap"
+        );
+    }
     let set = &set;
     let base = built.options.settings.clone();
     let mut varied = vary(&base, set);
@@ -437,7 +453,12 @@ pub fn vary(base: &Settings, set: &[Variation]) -> Settings {
         match v {
             Variation::Umask => s.umask = if base.umask == 0o022 { 0o002 } else { 0o022 },
             Variation::Timezone => s.timezone = "XXX-14".into(),
-            Variation::Locale => s.locale = "en_US.UTF-8".into(),
+            // gettext's LANGUAGE with it: one setting in practice (GNU gettext reads it only
+            // under a locale that is not C, Python's gettext before LC_ALL), one remedy.
+            Variation::Locale => {
+                s.locale = "en_US.UTF-8".into();
+                s.language = "fr_CH:fr".into();
+            }
             Variation::Hostname => s.hostname = format!("{}-varied", base.hostname),
             Variation::Domain => s.domainname = "nis.varied".into(),
             Variation::Uid => {
@@ -457,6 +478,14 @@ pub fn vary(base: &Settings, set: &[Variation]) -> Settings {
                 .extra_env
                 .push(("REWHEEL_NOISE".into(), "rewheel-variation-noise".into())),
             Variation::NumCpus => s.cpus = Some("0".into()),
+            Variation::BinSh => s.other_sh = true,
+            Variation::User => {
+                s.user = "rewheel2".into();
+                s.gecos = "rewheel second build,room 2,+1 555 0100,,".into();
+                s.login_shell = "/bin/bash".into();
+            }
+            Variation::Nice => s.nice = base.nice + 10,
+            Variation::BuildEnvPath => s.env_dir = format!("{}-varied", base.env_dir),
             // The build path is the backend's folder.
             Variation::BuildPath => {}
         }
@@ -487,6 +516,18 @@ pub fn clues(
             base.locale.clone(),
             varied.locale.clone(),
         ));
+        out.push((
+            Variation::Locale,
+            base.language.clone(),
+            varied.language.clone(),
+        ));
+    }
+    if set.contains(&Variation::User) {
+        // The name, and the GECOS field's first part (the full name): a login shell is too
+        // common a string to tell anything.
+        let full_name = |s: &Settings| s.gecos.split(',').next().unwrap_or_default().to_string();
+        out.push((Variation::User, base.user.clone(), varied.user.clone()));
+        out.push((Variation::User, full_name(base), full_name(varied)));
     }
     if set.contains(&Variation::Timezone) {
         out.push((Variation::Timezone, String::new(), varied.timezone.clone()));
@@ -722,7 +763,15 @@ pub fn per_wheel_clues(
         let moved = (r.window.0 + offset, r.window.1 + offset);
         clues.windows.insert(key.clone(), [f.window, moved]);
         let mut values = Vec::new();
-        // The more specific first: a home folder lies inside the build folder.
+        // The more specific first: a home folder and the build environment lie inside the
+        // build folder.
+        if set.contains(&Variation::BuildEnvPath) {
+            values.push((
+                Variation::BuildEnvPath,
+                f.build_path.join(&base.env_dir).display().to_string(),
+                r.build_path.join(&varied.env_dir).display().to_string(),
+            ));
+        }
         if set.contains(&Variation::Home) {
             values.push((
                 Variation::Home,

@@ -638,6 +638,8 @@ fn describe(v: Variation) -> &'static str {
         Variation::Home => "the home folder",
         Variation::ExecPath => "the first PATH folder",
         Variation::Kernel => "the kernel release",
+        Variation::User => "the build user's name",
+        Variation::BuildEnvPath => "the build environment's folder",
         _ => "a value",
     }
 }

@@ -2,7 +2,7 @@
 //! verified by building the wheel again on both sides with it (the same variations as the
 //! check), and written as per-package settings the next run can take (`--settings`).
 
-use crate::build::job::{Recipe, SOURCE_DIR, Settings};
+use crate::build::job::{ENV_DIR_PLACEHOLDER, ENV_REMAP, Recipe, SOURCE_DIR, Settings};
 use crate::verify::variation::Variation;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -13,13 +13,15 @@ pub enum Remedy {
     /// Build with umask 022 whatever the run's: backends that store on-disk modes then store
     /// the same ones.
     FixedUmask,
-    /// Map the source tree's path away in compiled files: `-ffile-prefix-map` for C and C++,
-    /// `--remap-path-prefix` for Rust.
+    /// Map the source tree's and the build environment's paths away in compiled files:
+    /// `-ffile-prefix-map` for C and C++, `--remap-path-prefix` for Rust. Both at once: an
+    /// extension embeds its sources and its build dependencies' headers alike.
     PrefixMap,
     /// Give the build a `SOURCE_DATE_EPOCH`: tools that honour it stop embedding the clock.
     SourceDateEpoch(u64),
-    /// Pin one variable the variation changes (`PYTHONHASHSEED`, `TZ`, `LC_ALL`).
-    Pin(&'static str, &'static str),
+    /// Pin the variables the variation changes (`PYTHONHASHSEED`, `TZ`, `LC_ALL` with
+    /// `LANGUAGE`).
+    Pin(&'static [(&'static str, &'static str)]),
 }
 
 /// The epoch written when the run had none: the first second zip files can hold.
@@ -30,15 +32,20 @@ impl Remedy {
     pub fn for_variation(v: Variation, base: &Settings) -> Option<Remedy> {
         match v {
             Variation::Umask => Some(Remedy::FixedUmask),
-            Variation::BuildPath | Variation::Home => Some(Remedy::PrefixMap),
+            Variation::BuildPath | Variation::Home | Variation::BuildEnvPath => {
+                Some(Remedy::PrefixMap)
+            }
             Variation::Time => base
                 .source_date_epoch
                 .is_none()
                 .then_some(Remedy::SourceDateEpoch(DEFAULT_EPOCH)),
-            Variation::HashSeed => Some(Remedy::Pin("PYTHONHASHSEED", "0")),
-            Variation::Timezone => Some(Remedy::Pin("TZ", "UTC")),
-            Variation::Locale => Some(Remedy::Pin("LC_ALL", "C.UTF-8")),
-            // What a build reads of the host itself has no setting that hides it.
+            Variation::HashSeed => Some(Remedy::Pin(&[("PYTHONHASHSEED", "0")])),
+            Variation::Timezone => Some(Remedy::Pin(&[("TZ", "UTC")])),
+            // LANGUAGE=C: Python's gettext reads LANGUAGE before LC_ALL, and `C` in it means
+            // no translation.
+            Variation::Locale => Some(Remedy::Pin(&[("LC_ALL", "C.UTF-8"), ("LANGUAGE", "C")])),
+            // What a build reads of the host itself (its name, the user, the shell, the
+            // niceness) has no setting that hides it.
             _ => None,
         }
     }
@@ -46,12 +53,15 @@ impl Remedy {
     pub fn describe(&self) -> String {
         match self {
             Remedy::FixedUmask => "a fixed umask 022".into(),
-            Remedy::PrefixMap => {
-                "-ffile-prefix-map=<source dir>=. in CFLAGS/CXXFLAGS (--remap-path-prefix in RUSTFLAGS)"
-                    .into()
-            }
+            Remedy::PrefixMap => format!(
+                "-ffile-prefix-map=<source dir>=. and <build environment>={ENV_REMAP} in CFLAGS/CXXFLAGS (--remap-path-prefix in RUSTFLAGS)"
+            ),
             Remedy::SourceDateEpoch(epoch) => format!("SOURCE_DATE_EPOCH={epoch}"),
-            Remedy::Pin(key, value) => format!("{key}={value}"),
+            Remedy::Pin(pins) => pins
+                .iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 
@@ -67,17 +77,27 @@ impl Remedy {
         match self {
             Remedy::FixedUmask => recipe.umask = Some(0o022),
             Remedy::PrefixMap => {
-                append("CFLAGS", format!("-ffile-prefix-map={SOURCE_DIR}=."));
-                append("CXXFLAGS", format!("-ffile-prefix-map={SOURCE_DIR}=."));
-                append("RUSTFLAGS", format!("--remap-path-prefix={SOURCE_DIR}=."));
+                let c = format!(
+                    "-ffile-prefix-map={SOURCE_DIR}=. -ffile-prefix-map={ENV_DIR_PLACEHOLDER}={ENV_REMAP}"
+                );
+                append("CFLAGS", c.clone());
+                append("CXXFLAGS", c);
+                append(
+                    "RUSTFLAGS",
+                    format!(
+                        "--remap-path-prefix={SOURCE_DIR}=. --remap-path-prefix={ENV_DIR_PLACEHOLDER}={ENV_REMAP}"
+                    ),
+                );
             }
             Remedy::SourceDateEpoch(epoch) => {
                 recipe
                     .env
                     .insert("SOURCE_DATE_EPOCH".into(), epoch.to_string());
             }
-            Remedy::Pin(key, value) => {
-                recipe.env.insert(key.to_string(), value.to_string());
+            Remedy::Pin(pins) => {
+                for (key, value) in *pins {
+                    recipe.env.insert(key.to_string(), value.to_string());
+                }
             }
         }
     }
@@ -290,6 +310,15 @@ mod tests {
             &base,
         );
         assert_eq!(r, [Remedy::FixedUmask, Remedy::PrefixMap]);
+        // Moving only the build environment calls for the same map, which names it too.
+        assert_eq!(
+            remedies_for(&[Variation::BuildEnvPath, Variation::BuildPath], &base),
+            [Remedy::PrefixMap]
+        );
+        assert_eq!(
+            remedies_for(&[Variation::User, Variation::Nice, Variation::BinSh], &base),
+            []
+        );
         // With SOURCE_DATE_EPOCH already set, the clock has no further remedy.
         let with_epoch = Settings {
             source_date_epoch: Some(1),
@@ -314,10 +343,13 @@ mod tests {
         let name = "markupsafe".parse().unwrap();
         let config = settings.get(&name).unwrap();
         assert_eq!(config.umask, Some(0o022));
-        assert_eq!(config.env["CFLAGS"], "-ffile-prefix-map={source_dir}=.");
+        assert_eq!(
+            config.env["CFLAGS"],
+            "-ffile-prefix-map={source_dir}=. -ffile-prefix-map={env_dir}=/rewheel/env"
+        );
         assert_eq!(
             config.env["RUSTFLAGS"],
-            "--remap-path-prefix={source_dir}=."
+            "--remap-path-prefix={source_dir}=. --remap-path-prefix={env_dir}=/rewheel/env"
         );
     }
 }

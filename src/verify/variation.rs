@@ -46,6 +46,15 @@ pub enum Variation {
     /// The sources listed in reverse directory order (copied onto a tmpfs in the order the
     /// first build's filesystem listed them).
     FileOrder,
+    /// `/bin/sh` is the other of dash and bash (build scripts that run `sh`).
+    BinSh,
+    /// The build user's name (`USER`, `LOGNAME`), GECOS field and login shell, in the job's
+    /// own /etc/passwd.
+    User,
+    /// Another niceness.
+    Nice,
+    /// The build environment's folder, and only it, moves (the sources stay).
+    BuildEnvPath,
 }
 
 pub const ALL: &[Variation] = &[
@@ -65,6 +74,10 @@ pub const ALL: &[Variation] = &[
     Variation::Kernel,
     Variation::Aslr,
     Variation::FileOrder,
+    Variation::BinSh,
+    Variation::User,
+    Variation::Nice,
+    Variation::BuildEnvPath,
 ];
 
 impl Variation {
@@ -86,6 +99,10 @@ impl Variation {
             Variation::Kernel => "kernel",
             Variation::Aslr => "aslr",
             Variation::FileOrder => "file-order",
+            Variation::BinSh => "bin-sh",
+            Variation::User => "user",
+            Variation::Nice => "nice",
+            Variation::BuildEnvPath => "build-env-path",
         }
     }
 }

@@ -289,6 +289,24 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
         "domainleak",
         r#"open("/proc/sys/kernel/domainname").read().strip()"#,
     );
+    // The image's own users are not the job's: the build user is real on both sides.
+    leak(
+        "whoami",
+        r#"(__import__("getpass").getuser(), __import__("pwd").getpwuid(os.getuid()).pw_gecos)"#,
+    );
+    leak("niceleak", "os.nice(0)");
+    leak(
+        "shleak",
+        r#"__import__("subprocess").run(["sh", "-c", "echo -e x"], capture_output=True).stdout"#,
+    );
+    leak("langleak", r#"os.environ.get("LANGUAGE")"#);
+    package("incdep", "1.0", &[], &[]).write(dir.path());
+    package("envleak", "1.0", &["incdep"], &[])
+        .file(
+            "hook.py",
+            "import incdep\nopen('module.py', 'a').write(f'AT = {incdep.__file__!r}\\n')",
+        )
+        .write(dir.path());
     package("steady", "1.0", &[], &[]).write(dir.path());
     let command = build(
         dir.path(),
@@ -299,6 +317,11 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
             "homeleak==1.0",
             "walker==1.0",
             "domainleak==1.0",
+            "whoami==1.0",
+            "niceleak==1.0",
+            "shleak==1.0",
+            "langleak==1.0",
+            "envleak==1.0",
             "steady==1.0",
         ],
     );
@@ -340,8 +363,24 @@ fn every_variation_applies_in_a_container_and_a_steady_wheel_stays_identical() {
         "userleak-1.0",
         "homeleak-1.0",
         "domainleak-1.0",
+        "whoami-1.0",
+        "niceleak-1.0",
+        "shleak-1.0",
+        "langleak-1.0",
+        "envleak-1.0",
     ] {
         assert!(!row(wheel).contains("identical"), "{wheel}: {}", r.stdout);
+    }
+    for (wheel, variation) in [
+        ("whoami-1.0", "(user)"),
+        ("langleak-1.0", "(locale)"),
+        ("envleak-1.0", "(build-env-path)"),
+    ] {
+        assert!(
+            crate::common::block(&r.stdout, wheel).contains(variation),
+            "{wheel}: {}",
+            r.stdout
+        );
     }
     assert!(
         crate::common::block(&r.stdout, "domainleak-1.0").contains("(domain)"),

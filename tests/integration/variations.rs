@@ -1,5 +1,7 @@
 //! The variations reprotest has and the first set lacked (home, exec-path, kernel, aslr,
-//! user-group, a faked clock), each with a fixture whose backend leaks exactly that value:
+//! user-group, a faked clock), and those Debian's rebuilders and Python builds add (the build
+//! user, niceness, /bin/sh, LANGUAGE, the build environment's folder), each with a fixture
+//! whose backend leaks exactly that value:
 //! `check` says "not reproducible" and names the variation, from the value it finds or by
 //! rebuilding with one variation at a time.
 
@@ -195,5 +197,298 @@ fn file_order_reverses_what_an_unsorted_walk_of_the_sources_sees() {
         "{}{}",
         control.stdout,
         control.stderr
+    );
+}
+
+#[test]
+fn the_build_user_is_a_real_user_of_each_sides_world_and_its_name_is_caught() {
+    let world = World::new();
+    // What setuptools' and many a build script's `getpass.getuser()` read, and the GECOS
+    // field some record as the packager's name.
+    leak(
+        &world,
+        "whoami",
+        r#"(__import__("getpass").getuser(), __import__("pwd").getpwuid(os.getuid()).pw_gecos, __import__("pwd").getpwuid(os.getuid()).pw_shell)"#,
+    );
+    // Under another uid alone, the user is still the same one, and real: a verdict, not a
+    // build failure ("getpwuid(): uid not found: 1001").
+    let r = check(&world, &["whoami==1.0", "--vary", "uid"]);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let r = check(&world, &["whoami==1.0", "--vary", "uid,user"]);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let row = block(&r.stdout, "whoami-1.0");
+    assert!(
+        row.contains("contains the build user's name `rewheel1` (user)"),
+        "{row}"
+    );
+    // Each side's user is the job's own, never one of the host's.
+    assert!(
+        row.contains("('rewheel1', 'rewheel first build,,,', '/bin/sh')"),
+        "{row}"
+    );
+    assert!(
+        row.contains("('rewheel2', 'rewheel second build,room 2,+1 555 0100,,', '/bin/bash')"),
+        "{row}"
+    );
+}
+
+#[test]
+fn niceness_is_caught_by_rebuilding_with_it_alone() {
+    let world = World::new();
+    leak(&world, "niceleak", "os.nice(0)");
+    let r = check(
+        &world,
+        &[
+            "niceleak==1.0",
+            "--vary",
+            "nice,hash-seed",
+            "--find-culprit",
+        ],
+    );
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let row = block(&r.stdout, "niceleak-1.0");
+    assert!(
+        row.contains("-LEAK = 0") && row.contains("+LEAK = 10"),
+        "{row}"
+    );
+    assert!(
+        row.contains("varying only nice reproduces the difference"),
+        "{row}"
+    );
+}
+
+#[test]
+fn bin_sh_as_the_other_of_dash_and_bash_is_caught() {
+    if let Err(why) = rewheel::build::backend::other_shell() {
+        skip(&format!("variations: bin-sh cannot vary here ({why})"));
+        return;
+    }
+    let world = World::new();
+    // `echo -e` is dash's and bash's classic disagreement: dash prints the `-e`.
+    leak(
+        &world,
+        "shleak",
+        r#"__import__("subprocess").run(["sh", "-c", "echo -e x"], capture_output=True).stdout"#,
+    );
+    let r = check(
+        &world,
+        &[
+            "shleak==1.0",
+            "--vary",
+            "bin-sh,hash-seed",
+            "--find-culprit",
+        ],
+    );
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let row = block(&r.stdout, "shleak-1.0");
+    assert!(
+        row.contains("varying only bin-sh reproduces the difference"),
+        "{row}"
+    );
+}
+
+#[test]
+fn language_varies_with_the_locale_and_its_remedy_pins_both() {
+    let world = World::new();
+    leak(&world, "langleak", r#"os.environ.get("LANGUAGE")"#);
+    let file = world.path().join("remedies.toml");
+    let remedies = format!("--remedies={}", file.display());
+    let r = check(&world, &["langleak==1.0", "--vary", "locale", &remedies]);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let row = block(&r.stdout, "langleak-1.0");
+    assert!(
+        row.contains("contains the locale `fr_CH:fr` (locale)"),
+        "{row}"
+    );
+    assert!(
+        row.contains("remedy verified: LC_ALL=C.UTF-8 LANGUAGE=C makes it reproducible"),
+        "{row}"
+    );
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains("LANGUAGE = \"C\""), "{written}");
+}
+
+/// A build dependency whose module is also a C header (a Python docstring to Python, code to
+/// the preprocessor), as numpy's or pybind11's headers sit in the build environment.
+fn header_dependency(world: &World) {
+    crate::common::Sdist::new("incdep", "1.0")
+        .pyproject(&[], "tinybuild", Some("."))
+        .pkg_info("2.2", &[])
+        .file("tinybuild.py", crate::common::TINYBUILD)
+        .file("NAME", "incdep 1.0")
+        .file("needs.txt", "")
+        .file(
+            "module.py",
+            "#if 0\n\"\"\"\n#endif\nstatic int answer(void) { return 42; }\n#if 0\n\"\"\"\n#endif\n",
+        )
+        .write(world.path());
+}
+
+#[test]
+fn the_build_environments_folder_is_told_apart_from_the_sources_and_mapped_by_the_remedy() {
+    let world = World::new();
+    header_dependency(&world);
+    // Where a build dependency's files are, as an include path records it.
+    package("envleak", "1.0", &["incdep"], &[])
+        .file(
+            "hook.py",
+            "import incdep\nopen('module.py', 'a').write(f'HEADERS = {os.path.dirname(incdep.__file__)!r}\\n')",
+        )
+        .write(world.path());
+    package("srcleak", "1.0", &[], &[])
+        .file(
+            "hook.py",
+            "open('module.py', 'a').write(f'WHERE = {os.getcwd()!r}\\n')",
+        )
+        .write(world.path());
+    // A C object with debug information: its sources' folder and the header's.
+    package("envcext", "1.0", &["incdep"], &[])
+        .file(
+            "hook.py",
+            r#"import subprocess, shlex, incdep
+site = os.path.dirname(os.path.dirname(incdep.__file__))
+open("ext.c", "w").write('#include "incdep/__init__.py"\nint use(void) { return answer(); }\n')
+flags = shlex.split(os.environ.get("CFLAGS", ""))
+subprocess.run(["gcc", "-g", "-O0", *flags, "-I", site, "-c", os.path.abspath("ext.c"), "-o", "ext.o"], check=True)
+open("module.py", "a").write(f"OBJ = {open('ext.o', 'rb').read()!r}\n")
+"#,
+        )
+        .write(world.path());
+    // Both moved: each wheel names the folder it embeds.
+    let r = check(
+        &world,
+        &[
+            "envleak==1.0",
+            "srcleak==1.0",
+            "--vary",
+            "build-path,build-env-path",
+        ],
+    );
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let env = block(&r.stdout, "envleak-1.0");
+    assert!(
+        env.contains("contains the build environment's folder") && env.contains("(build-env-path)"),
+        "{env}"
+    );
+    let src = block(&r.stdout, "srcleak-1.0");
+    assert!(src.contains("(build-path)"), "{src}");
+    assert!(!src.contains("build-env-path"), "{src}");
+    // The environment alone moved: the sources' leak stays identical.
+    let r = check(
+        &world,
+        &["envleak==1.0", "srcleak==1.0", "--vary", "build-env-path"],
+    );
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        block(&r.stdout, "srcleak-1.0").contains("identical"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        block(&r.stdout, "envleak-1.0").contains("(build-env-path)"),
+        "{}",
+        r.stdout
+    );
+
+    // The remedy maps the environment's folder as well as the sources'.
+    let file = world.path().join("remedies.toml");
+    let remedies = format!("--remedies={}", file.display());
+    let r = check(
+        &world,
+        &["envcext==1.0", "--vary", "build-env-path", &remedies],
+    );
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let row = block(&r.stdout, "envcext-1.0");
+    assert!(row.contains("(build-env-path)"), "{row}");
+    assert!(row.contains("remedy verified: -ffile-prefix-map"), "{row}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        written.contains("-ffile-prefix-map={env_dir}=/rewheel/env"),
+        "{written}"
+    );
+    let remedied = file.display().to_string();
+    let again = check(
+        &world,
+        &[
+            "envcext==1.0",
+            "--vary",
+            "build-env-path",
+            "--settings",
+            &remedied,
+        ],
+    );
+    assert_eq!(
+        again.code,
+        ExitCode::Success,
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
+    // The sources' map alone, the remedy before this variation existed, is not enough.
+    let sources_only = world.path().join("sources-only.toml");
+    std::fs::write(
+        &sources_only,
+        "[packages.envcext]\nenv = { CFLAGS = \"-ffile-prefix-map={source_dir}=.\" }\n",
+    )
+    .unwrap();
+    let sources_only = sources_only.display().to_string();
+    let not_enough = check(
+        &world,
+        &[
+            "envcext==1.0",
+            "--vary",
+            "build-env-path",
+            "--settings",
+            &sources_only,
+        ],
+    );
+    assert_eq!(
+        not_enough.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        not_enough.stdout,
+        not_enough.stderr
     );
 }

@@ -31,6 +31,11 @@ pub trait Backend: Send + Sync {
         host: std::path::PathBuf,
         inside: std::path::PathBuf,
     ) -> std::sync::Arc<dyn Backend>;
+    /// Whether a job's view of the world's own files (`/etc/passwd`, `/bin/sh`) can be
+    /// replaced: a mount namespace or a container. Without one the host's are what it sees.
+    fn replaces_system_files(&self) -> bool {
+        true
+    }
     /// Remove whatever the jobs of this process left running (after Ctrl-C).
     fn cleanup(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(async {})

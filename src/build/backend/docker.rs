@@ -12,8 +12,8 @@ use bollard::models::{
     MountVolumeOptionsDriverConfig,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
-    WaitContainerOptions,
+    CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions, LogsOptions,
+    RemoveContainerOptions, WaitContainerOptions,
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -38,6 +38,9 @@ pub struct DockerBackend {
     pub pids: i64,
     /// Numbers each job's host folder, so that two runs on one build path never share one.
     sequence: std::sync::atomic::AtomicU64,
+    /// Per image: the other of its dash and bash, copied out of it once (the `bin-sh`
+    /// variation binds it over the container's /bin/sh).
+    shells: std::sync::Arc<tokio::sync::Mutex<HashMap<String, PathBuf>>>,
 }
 
 /// `rewheel images list`: every shipped image and the engine's id for it, if built.
@@ -113,6 +116,7 @@ impl DockerBackend {
             memory_bytes: 4 << 30,
             pids: 1024,
             sequence: Default::default(),
+            shells: Default::default(),
         }
     }
 
@@ -129,6 +133,7 @@ impl DockerBackend {
             memory_bytes: self.memory_bytes,
             pids: self.pids,
             sequence: Default::default(),
+            shells: self.shells.clone(),
         }
     }
 
@@ -136,6 +141,103 @@ impl DockerBackend {
     pub fn with_packages(mut self, packages: HashMap<CellId, Vec<DebPackage>>) -> Self {
         self.packages = packages;
         self
+    }
+
+    /// The other of dash and bash than the image's `/bin/sh`, as a file on the host: the
+    /// image's own binary (its libraries are the image's), copied out of a container that
+    /// never starts, once per image and process.
+    async fn other_shell(&self, image: &str) -> Result<PathBuf, String> {
+        let mut shells = self.shells.lock().await;
+        if let Some(path) = shells.get(image) {
+            return Ok(path.clone());
+        }
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["readlink".into(), "-f".into(), "/bin/sh".into()]),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (code, out, _) = run_to_end(
+            &self.docker,
+            body,
+            std::time::Duration::from_secs(60),
+            &self.session,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let current = String::from_utf8_lossy(&out).trim().to_string();
+        let other = match current.rsplit('/').next() {
+            Some("dash") if code == 0 => "bash",
+            Some("bash") if code == 0 => "dash",
+            _ => {
+                return Err(format!(
+                    "the image's /bin/sh is `{current}`, neither dash nor bash"
+                ));
+            }
+        };
+        let mut labels = HashMap::new();
+        labels.insert(LABEL.to_string(), self.session.clone());
+        let created = self
+            .docker
+            .create_container(
+                None::<CreateContainerOptions>,
+                ContainerCreateBody {
+                    image: Some(image.to_string()),
+                    cmd: Some(vec!["true".into()]),
+                    network_disabled: Some(true),
+                    labels: Some(labels),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let guard = RemoveOnDrop {
+            docker: self.docker.clone(),
+            id: Some(created.id.clone()),
+        };
+        let mut archive = Vec::new();
+        let mut stream = self.docker.download_from_container(
+            &created.id,
+            Some(DownloadFromContainerOptions {
+                path: format!("/bin/{other}"),
+            }),
+        );
+        while let Some(chunk) = stream.next().await {
+            archive.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+            // A shell is a few MiB: an image that says otherwise is not read to its end.
+            if archive.len() > 64 << 20 {
+                return Err(format!("/bin/{other} in the image is over 64 MiB"));
+            }
+        }
+        guard.remove().await;
+        let mut bytes = None;
+        let mut tar = tar::Archive::new(archive.as_slice());
+        for entry in tar.entries().map_err(|e| e.to_string())? {
+            let mut entry = entry.map_err(|e| e.to_string())?;
+            if entry.header().entry_type().is_file() {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut data).map_err(|e| e.to_string())?;
+                bytes = Some(data);
+                break;
+            }
+        }
+        let bytes = bytes.ok_or_else(|| format!("the image has no /bin/{other} file"))?;
+        let folder = self.build_root.join(".shells");
+        std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
+        let path = folder.join(format!(
+            "{}-{other}",
+            &crate::fsutil::sha256_hex(image.as_bytes())[..16]
+        ));
+        crate::fsutil::write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+        shells.insert(image.to_string(), path.clone());
+        Ok(path)
     }
 
     /// A label value no other rewheel process uses.
@@ -351,7 +453,15 @@ impl Backend for DockerBackend {
             job::hand_over(dir, uid, gid).map_err(|e| {
                 JobError::Setup(format!("handing the build folder to uid {uid}: {e}"))
             })?;
-            let env: Vec<String> = job::environment(spec, root, &prepared.source_dir)
+            let sh = match spec.settings.other_sh {
+                false => None,
+                true => Some(self.other_shell(image).await.map_err(|e| {
+                    JobError::Setup(format!(
+                        "the bin-sh variation cannot vary /bin/sh in {image}: {e}\nhint: --vary=-bin-sh"
+                    ))
+                })?),
+            };
+            let env: Vec<String> = job::environment(spec, root, &prepared)
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
@@ -369,12 +479,22 @@ impl Backend for DockerBackend {
             let script = format!("umask {:03o} && exec {}", spec.umask(), frontend.join(" "));
             let mut tmpfs = HashMap::new();
             tmpfs.insert("/tmp".to_string(), "rw,size=1g".to_string());
+            let env_dir = &spec.settings.env_dir;
+            let identity = dir.join(job::IDENTITY);
             let mut binds = vec![
                 format!("{}:{r}", dir.display()),
                 // The build environment and the frontend are inputs: read-only.
-                format!("{}:{r}/env:ro", dir.join("env").display()),
+                format!("{}:{r}/{env_dir}:ro", dir.join(env_dir).display()),
                 format!("{}:{r}/frontend:ro", dir.join("frontend").display()),
+                // The job's own user entries, as the local backend binds them.
+                format!("{}:/etc/passwd:ro", identity.join("passwd").display()),
+                format!("{}:/etc/group:ro", identity.join("group").display()),
             ];
+            if let Some(sh) = &sh {
+                // The engine resolves /bin/sh's link inside the image: dash's file is
+                // covered, as in the local backend.
+                binds.push(format!("{}:/bin/sh:ro", sh.display()));
+            }
             let mut mounts = Vec::new();
             if !spec.settings.file_order_reversed {
                 // The sources where `tar -xf SDIST -C DIR` puts them, DIR the build path.

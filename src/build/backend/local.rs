@@ -25,21 +25,7 @@ fn compile_bytecode(python: &Path, tree: &Path, uid: u32, gid: u32) -> Result<()
         .into_iter()
         .chain(["-I", "-m", "compileall", "-q", "."].map(String::from))
         .collect::<Vec<_>>();
-    let argv = sandbox::wrap(
-        &Confinement {
-            isolation: Isolation::Bwrap,
-            host_dir: tree,
-            inside_dir: tree,
-            interpreter: python,
-            hostname: "rewheel",
-            uid,
-            gid,
-            reorder_sources: false,
-            source: None,
-            env: &[],
-        },
-        &command,
-    )?;
+    let argv = sandbox::wrap(&Confinement::plain(tree, python, uid, gid), &command)?;
     let mut command = std::process::Command::new(&argv[0]);
     // SAFETY: prctl, setrlimit and in_child touch only the child's own state. The modules
     // compiled come from sdists: the compiler gets a job's limits, and dies with rewheel.
@@ -148,6 +134,10 @@ impl Backend for Local {
         (self.isolation == Isolation::Bwrap).then(|| self.build_root.clone())
     }
 
+    fn replaces_system_files(&self) -> bool {
+        self.isolation == Isolation::Bwrap
+    }
+
     fn runtime(&self, cell: &str) -> Option<Runtime> {
         self.interpreters.get(cell).map(|i| Runtime {
             backend: "local",
@@ -212,6 +202,20 @@ impl Backend for Local {
                     "the file-order variation needs bubblewrap (a mount namespace for the tmpfs)\nhint: apt-get install bubblewrap, or --vary=-file-order".into(),
                 ));
             }
+            let bwrap = self.isolation == Isolation::Bwrap;
+            let sh = match spec.settings.other_sh {
+                false => None,
+                true if !bwrap => {
+                    return Err(JobError::Setup(
+                        "the bin-sh variation needs bubblewrap (a mount namespace to bind the other shell)\nhint: apt-get install bubblewrap, or --vary=-bin-sh".into(),
+                    ));
+                }
+                true => Some(sandbox::other_shell().map_err(|e| {
+                    JobError::Setup(format!(
+                        "the bin-sh variation cannot vary /bin/sh here: {e}\nhint: --vary=-bin-sh"
+                    ))
+                })?),
+            };
             if spec.settings.faketime.is_some() && !Path::new(job::LIBFAKETIME).is_file() {
                 return Err(JobError::Setup(format!(
                     "the time variation needs libfaketime ({} is missing)\nhint: apt-get install libfaketime, or --vary=-time",
@@ -252,7 +256,8 @@ impl Backend for Local {
                     inside.join("request.json").display().to_string(),
                     inside.join("result.json").display().to_string(),
                 ]);
-                let env = job::environment(spec, &inside, &prepared.source_dir);
+                let env = job::environment(spec, &inside, &prepared);
+                let identity = dir.join(job::IDENTITY);
                 let argv = sandbox::wrap(
                     &Confinement {
                         isolation: self.isolation,
@@ -265,6 +270,9 @@ impl Backend for Local {
                         reorder_sources: spec.settings.file_order_reversed,
                         source: source.as_ref().map(|(h, i)| (h.as_path(), i.as_path())),
                         env: &env,
+                        env_dir: &spec.settings.env_dir,
+                        identity: bwrap.then_some(identity.as_path()),
+                        sh: sh.as_deref(),
                     },
                     &frontend,
                 )

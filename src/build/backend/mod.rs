@@ -9,3 +9,4 @@ pub mod sandbox;
 
 pub use contract::{Backend, Runtime};
 pub use open::{BackendKind, BackendRequest, OpenError, claim_build_root, open};
+pub use sandbox::other_shell;

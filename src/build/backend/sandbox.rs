@@ -120,6 +120,60 @@ pub struct Confinement<'a> {
     /// The job's environment, set inside the sandbox only: the programs that start it on the
     /// host run with none of it (a plan's PATH or LD_PRELOAD would choose or load them).
     pub env: &'a [(String, String)],
+    /// The build environment's folder under the job's folder (bound read-only).
+    pub env_dir: &'a str,
+    /// The job's own `passwd` and `group` files, bound over the host's.
+    pub identity: Option<&'a Path>,
+    /// A shell bound over `/bin/sh` (the `bin-sh` variation).
+    pub sh: Option<&'a Path>,
+}
+
+impl Confinement<'_> {
+    /// A confinement for a command of rewheel's own (bytecode compilation): nothing of a
+    /// job's world but its folder.
+    pub fn plain<'a>(
+        host_dir: &'a Path,
+        interpreter: &'a Path,
+        uid: u32,
+        gid: u32,
+    ) -> Confinement<'a> {
+        Confinement {
+            isolation: Isolation::Bwrap,
+            host_dir,
+            inside_dir: host_dir,
+            interpreter,
+            hostname: "rewheel",
+            uid,
+            gid,
+            reorder_sources: false,
+            source: None,
+            env: &[],
+            env_dir: crate::build::job::ENV_DIR,
+            identity: None,
+            sh: None,
+        }
+    }
+}
+
+/// The other of dash and bash than the host's `/bin/sh`, for the `bin-sh` variation; why not,
+/// when the host has another shell there or lacks the other one.
+pub fn other_shell() -> Result<PathBuf, String> {
+    let current = std::fs::canonicalize("/bin/sh").map_err(|e| format!("/bin/sh: {e}"))?;
+    let other = match current.file_name().and_then(|n| n.to_str()) {
+        Some("dash") => "bash",
+        Some("bash") => "dash",
+        _ => {
+            return Err(format!(
+                "/bin/sh is {}, neither dash nor bash",
+                current.display()
+            ));
+        }
+    };
+    ["/usr/bin", "/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(other))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("/bin/sh is {} and there is no {other}", current.display()))
 }
 
 /// A program found on rewheel's own PATH (the operator's), never on the job's.
@@ -143,6 +197,18 @@ fn bind_source(path: &Path) -> Result<String, String> {
         Ok(meta) if meta.is_dir() => Ok(path.display().to_string()),
         Ok(_) => Err(format!(
             "{} is not a folder (a link?): not bound into the sandbox",
+            path.display()
+        )),
+        Err(err) => Err(format!("{}: {err}", path.display())),
+    }
+}
+
+/// A file bound into the sandbox must be a regular file of the job's folder, not a link.
+fn bind_file(path: &Path) -> Result<String, String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(path.display().to_string()),
+        Ok(_) => Err(format!(
+            "{} is not a regular file (a link?): not bound into the sandbox",
             path.display()
         )),
         Err(err) => Err(format!("{}: {err}", path.display())),
@@ -198,12 +264,29 @@ pub fn wrap(c: &Confinement, command: &[String]) -> Result<Vec<String>, String> 
             argv.extend(["--bind".into(), bind_source(c.host_dir)?, s(c.inside_dir)]);
             // The build environment is an input, and its files are the site cache's, shared
             // with every job by hard links: read-only.
-            if c.host_dir.join("env").exists() {
+            if c.host_dir.join(c.env_dir).exists() {
                 argv.extend([
                     "--ro-bind".into(),
-                    bind_source(&c.host_dir.join("env"))?,
-                    s(&c.inside_dir.join("env")),
+                    bind_source(&c.host_dir.join(c.env_dir))?,
+                    s(&c.inside_dir.join(c.env_dir)),
                 ]);
+            }
+            // The job's own user entries: the build user exists whatever its uid, and the
+            // host's users are nobody's business.
+            if let Some(identity) = c.identity {
+                for file in ["passwd", "group"] {
+                    argv.extend([
+                        "--ro-bind".into(),
+                        bind_file(&identity.join(file))?,
+                        format!("/etc/{file}"),
+                    ]);
+                }
+            }
+            // A bind over /bin/sh lands on the file its link names (dash's, on Debian), so
+            // `dash` runs bash too: what counts is that every `sh` the build runs is the
+            // other shell, and a read-only host leaves no link to change.
+            if let Some(sh) = c.sh {
+                argv.extend(["--ro-bind".into(), s(sh), "/bin/sh".into()]);
             }
             if c.reorder_sources {
                 use crate::build::job::STAGED_SRC;
@@ -307,6 +390,9 @@ mod tests {
                     reorder_sources: false,
                     source: Some((&source, Path::new("/tmp/rewheel-build/six-1.0"))),
                     env: &env,
+                    env_dir: "env",
+                    identity: None,
+                    sh: None,
                 },
                 &["python".into()],
             )

@@ -2,8 +2,8 @@
 //! checked by hash through that handle, handed to the job's user, swept when orphaned.
 
 use super::spec::{
-    CARGO_HOME, FRONTEND, JobError, JobSpec, LIBFAKETIME, SOURCE_DIR, STAGED_SRC, VENDOR,
-    VENDOR_REMAP,
+    CARGO_HOME, ENV_DIR_PLACEHOLDER, FRONTEND, IDENTITY, JobError, JobSpec, LIBFAKETIME,
+    SOURCE_DIR, STAGED_SRC, VENDOR, VENDOR_REMAP,
 };
 use crate::build::site_cache::{Compile, SiteCache};
 use crate::build::wheel_install::install_wheel_file;
@@ -24,11 +24,14 @@ pub enum EnvFill<'a> {
 }
 
 /// The job folder, laid out the same for every backend:
-/// `src/<sdist top>/`, `env/` (the build environment), `out/`, `frontend/`, `tmp/`, `home/`.
+/// `src/<sdist top>/`, `env/` (the build environment; another name under the `build-env-path`
+/// variation), `out/`, `frontend/`, `tmp/`, `home/`, `identity/` (passwd and group).
 pub struct Prepared {
     pub source_top: String,
     /// Where the job sees the unpacked source tree (`{source_dir}` in per-package env values).
     pub source_dir: PathBuf,
+    /// Where the job sees its build environment (`{env_dir}` in per-package env values).
+    pub env_dir: PathBuf,
 }
 
 /// Fill `dir` (the host side of the build path) for a job. `root` is how the job itself sees
@@ -50,23 +53,46 @@ pub fn prepare(
             spec.settings.uid, spec.settings.gid
         )));
     }
-    // A plan from elsewhere names the home folder: a plain name in the job's folder only.
-    if crate::cell::CellId::new(spec.settings.home.as_str()).is_err() {
+    // A plan from elsewhere names the home and environment folders: plain names in the job's
+    // folder only, and none of the folders the job's layout holds.
+    let env_dir = spec.settings.env_dir.as_str();
+    for (what, name) in [
+        ("home", spec.settings.home.as_str()),
+        ("environment", env_dir),
+    ] {
+        if crate::cell::CellId::new(name).is_err() {
+            return Err(JobError::Input(format!(
+                "{what} folder `{name}` is not a plain folder name"
+            )));
+        }
+    }
+    let layout = [
+        "src", "out", "frontend", "tmp", "env-bin", IDENTITY, STAGED_SRC, VENDOR, CARGO_HOME,
+    ];
+    if layout.contains(&env_dir) || env_dir == spec.settings.home {
         return Err(JobError::Input(format!(
-            "home folder `{}` is not a plain folder name",
-            spec.settings.home
+            "environment folder `{env_dir}` is a folder the job's layout already has"
         )));
     }
     for sub in [
         "src",
-        "env",
+        env_dir,
         "out",
         "frontend",
         "tmp",
+        IDENTITY,
         spec.settings.home.as_str(),
     ] {
         std::fs::create_dir_all(dir.join(sub))
             .map_err(|e| setup("creating the build folder", &e))?;
+    }
+    let (passwd, group) = spec
+        .settings
+        .identity_files(&root.join(&spec.settings.home))
+        .map_err(JobError::Input)?;
+    for (name, text) in [("passwd", passwd), ("group", group)] {
+        std::fs::write(dir.join(IDENTITY).join(name), text)
+            .map_err(|e| setup("writing the job's user entries", &e))?;
     }
     // Unpacked from the handle its hash was read through: the bytes built are the ones the
     // fingerprint, the provenance and the job cache name.
@@ -94,14 +120,14 @@ pub fn prepare(
         // The fingerprint names this hash: what is installed is read through the same handle.
         let file = open_verified(&wheel.path, &wheel.sha256, "the build-environment wheel")?;
         match &fill {
-            EnvFill::Unpack => install_wheel_file(file, &wheel.path, &dir.join("env"))
+            EnvFill::Unpack => install_wheel_file(file, &wheel.path, &dir.join(env_dir))
                 .map_err(|e| setup("installing the build environment", &e))?,
             EnvFill::Link { cache, compile } => cache
                 .install(
                     &wheel.path,
                     &file,
                     &wheel.sha256,
-                    &dir.join("env"),
+                    &dir.join(env_dir),
                     *compile,
                 )
                 .map_err(|e| setup("installing the build environment", &e))?,
@@ -111,7 +137,7 @@ pub fn prepare(
         vendor(spec, dir, root)?;
     }
     for provided in &spec.recipe.provided {
-        record_provided(&dir.join("env"), provided)
+        record_provided(&dir.join(env_dir), provided)
             .map_err(|e| setup("recording a provided tool", &e))?;
     }
     std::fs::write(dir.join("frontend/frontend.py"), FRONTEND)
@@ -126,7 +152,7 @@ pub fn prepare(
         "out_dir": root.join("out"),
         "backend": spec.backend,
         "backend_path": spec.backend_path,
-        "site_dirs": [root.join("env")],
+        "site_dirs": [root.join(env_dir)],
         "installed": installed_names(spec),
         "proceed": spec.proceed,
         "probe": spec.probe,
@@ -159,6 +185,7 @@ pub fn prepare(
     Ok(Prepared {
         source_dir: parent.join(&source_top),
         source_top,
+        env_dir: root.join(env_dir),
     })
 }
 
@@ -321,9 +348,11 @@ fn installed_names(spec: &JobSpec) -> Vec<String> {
 
 /// The environment a job sees: an allow-list, nothing inherited, then what the package's
 /// settings set (which wins: a per-package pin is how a remedy holds against a variation).
-pub fn environment(spec: &JobSpec, root: &Path, source_dir: &Path) -> Vec<(String, String)> {
+pub fn environment(spec: &JobSpec, root: &Path, prepared: &Prepared) -> Vec<(String, String)> {
     let settings = &spec.settings;
     let mut env = vec![
+        ("USER".into(), settings.user.clone()),
+        ("LOGNAME".into(), settings.user.clone()),
         ("PATH".into(), settings.path.clone()),
         (
             "HOME".into(),
@@ -357,6 +386,9 @@ pub fn environment(spec: &JobSpec, root: &Path, source_dir: &Path) -> Vec<(Strin
         ));
         env.push(("CARGO_NET_OFFLINE".into(), "true".into()));
     }
+    if !settings.language.is_empty() {
+        env.push(("LANGUAGE".into(), settings.language.clone()));
+    }
     if let Some(epoch) = settings.source_date_epoch {
         env.push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
     }
@@ -374,8 +406,11 @@ pub fn environment(spec: &JobSpec, root: &Path, source_dir: &Path) -> Vec<(Strin
     env.extend(settings.extra_env.iter().cloned());
     for (key, value) in &spec.recipe.env {
         env.retain(|(k, _)| k != key);
-        // `{source_dir}` is where this job's tree is: what -ffile-prefix-map needs to name.
-        let mut value = value.replace(SOURCE_DIR, &source_dir.display().to_string());
+        // `{source_dir}` is where this job's tree is, `{env_dir}` its build environment: what
+        // -ffile-prefix-map needs to name.
+        let mut value = value
+            .replace(SOURCE_DIR, &prepared.source_dir.display().to_string())
+            .replace(ENV_DIR_PLACEHOLDER, &prepared.env_dir.display().to_string());
         // RUSTFLAGS replaces cargo's configured flags, the vendor remap among them.
         if key == "RUSTFLAGS" && !spec.crates.is_empty() {
             value = format!("{value} {}", vendor_remap(root));

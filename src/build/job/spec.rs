@@ -28,6 +28,15 @@ pub const JOB_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Where Debian's libfaketime lives, on the host and in the images (`time` variation).
 pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
+/// The job's build environment's folder, under its folder, unless the `build-env-path`
+/// variation moves it.
+pub const ENV_DIR: &str = "env";
+
+/// The job's own `/etc/passwd` and `/etc/group`, generated under its folder and bound over the
+/// world's: the build user is a real user on both sides, whatever the uid, and never one of
+/// the host's.
+pub const IDENTITY: &str = "identity";
+
 /// Inputs that change a build's bytes; all recorded in the fingerprint. Fields added after
 /// the first release are left out of it at their default, so fingerprints (and the job
 /// cache) of builds that do not use them stay as they were, and older plans still read.
@@ -72,6 +81,34 @@ pub struct Settings {
     /// The NIS domain name (the `domain` variation; docker backend). Empty: the default.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub domainname: String,
+    /// The build user's name (`USER`, `LOGNAME`, its entry in the job's own /etc/passwd), its
+    /// GECOS field and login shell (the `user` variation). Never left out of the fingerprint:
+    /// jobs before these existed saw the host's /etc/passwd and no `USER`, another input.
+    pub user: String,
+    pub gecos: String,
+    pub login_shell: String,
+    /// The niceness the build runs at (the `nice` variation).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub nice: i32,
+    /// `LANGUAGE`, gettext's list of languages (the `locale` variation sets it with
+    /// `LANG`/`LC_ALL`); unset when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub language: String,
+    /// `/bin/sh` is the other of dash and bash than the world's own (the `bin-sh` variation).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub other_sh: bool,
+    /// The build environment's folder, a plain name in the job's folder (the `build-env-path`
+    /// variation moves it, and only it).
+    #[serde(skip_serializing_if = "is_default_env_dir")]
+    pub env_dir: String,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+fn is_default_env_dir(dir: &String) -> bool {
+    dir == ENV_DIR
 }
 
 fn is_default_gid(gid: &u32) -> bool {
@@ -88,12 +125,16 @@ fn is_default_path(path: &String) -> bool {
 
 impl Settings {
     /// The program and arguments that run `command` with this build's personality (the
-    /// `kernel` and `aslr` variations), found on the host or in the image.
+    /// `kernel` and `aslr` variations) and niceness (`nice`), found on the host or in the
+    /// image: the same words in both backends.
     pub fn personality(&self, command: Vec<String>) -> Vec<String> {
-        if !self.uname_2_6 && !self.aslr_off {
-            return command;
+        let mut argv = Vec::new();
+        if self.nice != 0 {
+            argv.extend(["nice".to_string(), "-n".into(), self.nice.to_string()]);
         }
-        let mut argv = vec!["setarch".to_string(), std::env::consts::ARCH.to_string()];
+        if self.uname_2_6 || self.aslr_off {
+            argv.extend(["setarch".to_string(), std::env::consts::ARCH.to_string()]);
+        }
         if self.uname_2_6 {
             argv.push("--uname-2.6".into());
         }
@@ -102,6 +143,50 @@ impl Settings {
         }
         argv.extend(command);
         argv
+    }
+
+    /// The job's own `/etc/passwd` and `/etc/group`: root, the build user at its uid and gid
+    /// with its name, GECOS field, home and login shell, and nobody. What a plan from elsewhere
+    /// names is checked first: a colon or a line break would write other entries.
+    pub fn identity_files(&self, home: &Path) -> Result<(String, String), String> {
+        let name_ok = !self.user.is_empty()
+            && self.user.len() <= 32
+            && self
+                .user
+                .starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && self
+                .user
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+        if !name_ok {
+            return Err(format!("`{}` is not a plain user name", self.user));
+        }
+        let field_ok = |s: &str| !s.contains([':', '\n', '\r', '\0']);
+        let home = home.display().to_string();
+        for (what, value) in [
+            ("GECOS field", &self.gecos),
+            ("login shell", &self.login_shell),
+            ("home folder", &home),
+        ] {
+            if !field_ok(value) {
+                return Err(format!(
+                    "the build user's {what} `{value}` cannot be a passwd field"
+                ));
+            }
+        }
+        let (uid, gid) = (self.uid, self.gid);
+        let mut passwd = format!(
+            "root:x:0:0:root:/root:/bin/sh\n{}:x:{uid}:{gid}:{}:{home}:{}\n",
+            self.user, self.gecos, self.login_shell
+        );
+        let mut group = format!("root:x:0:\n{}:x:{gid}:\n", self.user);
+        if uid != 65534 {
+            passwd.push_str("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+        }
+        if gid != 65534 {
+            group.push_str("nogroup:x:65534:\n");
+        }
+        Ok((passwd, group))
     }
 
     /// Seconds the faked clock is ahead (`+3650d` → 315,360,000), for attribution.
@@ -149,6 +234,13 @@ impl Default for Settings {
             faketime: None,
             file_order_reversed: false,
             domainname: String::new(),
+            user: "rewheel1".into(),
+            gecos: "rewheel first build,,,".into(),
+            login_shell: "/bin/sh".into(),
+            nice: 0,
+            language: String::new(),
+            other_sh: false,
+            env_dir: ENV_DIR.into(),
         }
     }
 }
@@ -239,6 +331,13 @@ pub struct VendoredCrate {
 
 /// The placeholder per-package env values may use for the job's source tree.
 pub const SOURCE_DIR: &str = "{source_dir}";
+
+/// The placeholder per-package env values may use for the job's build environment's folder.
+pub const ENV_DIR_PLACEHOLDER: &str = "{env_dir}";
+
+/// What compiled code says instead of the build environment's folder, under the prefix-map
+/// remedy: where pip or uv would have put it is nobody's business in a wheel.
+pub const ENV_REMAP: &str = "/rewheel/env";
 
 /// What compiled code says instead of the vendor folder's path, which moves with the build
 /// path: the crates' place is rewheel's choice, not the package's, so it must not reach a wheel.
