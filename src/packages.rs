@@ -6,7 +6,8 @@
 //! [packages.cffi]
 //! system = ["libffi-dev", "pkg-config"]       # Debian packages the image must carry
 //! env = { CFLAGS = "-ffile-prefix-map={source_dir}=." }   # set in the build (wins over
-//!                                             # variations; {source_dir}: the job's tree)
+//!                                             # variations; {source_dir}: the job's tree,
+//!                                             # {env_dir}: its build environment's folder)
 //! config-settings = { "--build-option" = ["--no-cython"] }   # PEP 517 config_settings
 //! build-requires = ["setuptools-rust>=1.7"]   # added to the build environment
 //! patches = ["patches/cffi-no-network.patch"] # applied to the unpacked source (-p1)
