@@ -500,6 +500,14 @@ pub fn clues(
     set: &[Variation],
 ) -> Vec<(Variation, String, String)> {
     let mut out = Vec::new();
+    // First, as the more specific: the user's names hold the default hostname. The name,
+    // and the GECOS field's first part (the full name): a login shell is too common a string
+    // to tell anything.
+    if set.contains(&Variation::User) {
+        let full_name = |s: &Settings| s.gecos.split(',').next().unwrap_or_default().to_string();
+        out.push((Variation::User, base.user.clone(), varied.user.clone()));
+        out.push((Variation::User, full_name(base), full_name(varied)));
+    }
     if set.contains(&Variation::Hostname) {
         out.push((
             Variation::Hostname,
@@ -521,13 +529,6 @@ pub fn clues(
             base.language.clone(),
             varied.language.clone(),
         ));
-    }
-    if set.contains(&Variation::User) {
-        // The name, and the GECOS field's first part (the full name): a login shell is too
-        // common a string to tell anything.
-        let full_name = |s: &Settings| s.gecos.split(',').next().unwrap_or_default().to_string();
-        out.push((Variation::User, base.user.clone(), varied.user.clone()));
-        out.push((Variation::User, full_name(base), full_name(varied)));
     }
     if set.contains(&Variation::Timezone) {
         out.push((Variation::Timezone, String::new(), varied.timezone.clone()));
