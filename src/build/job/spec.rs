@@ -567,4 +567,38 @@ mod tests {
         assert_eq!(offset("+90"), 90);
         assert_eq!(Settings::default().clock_offset(), 0);
     }
+
+    #[test]
+    fn the_jobs_own_passwd_names_the_build_user_at_its_uid_and_refuses_forged_fields() {
+        let home = std::path::Path::new("/tmp/rewheel-build/cp311/six-1.0/home");
+        let settings = Settings {
+            uid: 1001,
+            gid: 1001,
+            ..Settings::default()
+        };
+        let (passwd, group) = settings.identity_files(home).unwrap();
+        assert!(passwd.contains(&format!(
+            "\nrewheel1:x:1001:1001:rewheel first build,,,:{}:/bin/sh\n",
+            home.display()
+        )));
+        assert!(passwd.starts_with("root:x:0:0:") && passwd.contains("\nnobody:x:65534:"));
+        assert!(group.contains("\nrewheel1:x:1001:\n"), "{group}");
+        // A plan from elsewhere cannot write entries of its own through a field.
+        for forged in [
+            Settings {
+                gecos: "x:0:0::/:/bin/sh\nroot2".into(),
+                ..Settings::default()
+            },
+            Settings {
+                user: "root:x".into(),
+                ..Settings::default()
+            },
+            Settings {
+                login_shell: "/bin/sh\nevil:x:0:0::/:/bin/sh".into(),
+                ..Settings::default()
+            },
+        ] {
+            assert!(forged.identity_files(home).is_err());
+        }
+    }
 }
