@@ -494,3 +494,39 @@ open("module.py", "a").write(f"OBJ = {open('ext.o', 'rb').read()!r}\n")
         not_enough.stderr
     );
 }
+
+#[test]
+fn without_bubblewrap_bin_sh_says_it_cannot_vary_and_user_varies_only_the_variables() {
+    let world = World::new();
+    leak(&world, "loginleak", r#"__import__("getpass").getuser()"#);
+    let mut command = world.command(
+        "check",
+        &["loginleak==1.0", "--vary", "user,bin-sh,hash-seed"],
+    );
+    command.env("REWHEEL_NO_BWRAP", "1");
+    let r = run(command);
+    assert_eq!(
+        r.code,
+        ExitCode::NotReproducible,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("note: bin-sh is not varied here"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("only USER and LOGNAME vary with user: /etc/passwd is the host's"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("varying hash-seed, user"), "{}", r.stderr);
+    assert!(
+        block(&r.stdout, "loginleak-1.0").contains("(user)"),
+        "{}",
+        r.stdout
+    );
+}
