@@ -156,6 +156,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_variation_is_named_alike_in_vary_and_in_reports() {
+        for v in ALL {
+            let json = serde_json::to_string(v).unwrap();
+            assert_eq!(json, format!("\"{}\"", v.name()));
+            assert_eq!(v.name().parse::<Variation>().unwrap(), *v);
+        }
+    }
+
+    #[test]
     fn vary_lists_switch_variations_on_and_off() {
         assert_eq!(
             parse_set("build-path,umask").unwrap(),
