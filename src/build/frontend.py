@@ -349,7 +349,8 @@ def main():
         os.environ["PYTHONPATH"] = os.pathsep.join(
             request["site_dirs"] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         )
-        bin_dir = os.path.join(os.path.dirname(request["out_dir"]), "env-bin")
+        # Beside the environment, named after it: where its tools are moves with it.
+        bin_dir = request["bin_dir"]
         # Only when there are any: PATH stays as the job set it (and as exec-path varies it).
         if console_scripts(request["site_dirs"], bin_dir):
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")

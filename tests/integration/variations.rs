@@ -361,6 +361,20 @@ fn the_build_environments_folder_is_told_apart_from_the_sources_and_mapped_by_th
             "import incdep\nopen('module.py', 'a').write(f'HEADERS = {os.path.dirname(incdep.__file__)!r}\\n')",
         )
         .write(world.path());
+    // Where a build dependency's console script is, as a build that records its tools' paths
+    // leaks it: the scripts move with the environment.
+    package("tooldep", "1.0", &[], &[])
+        .file(
+            "entry_points.txt",
+            "[console_scripts]\ntooldep = tooldep:main\n",
+        )
+        .write(world.path());
+    package("toolleak", "1.0", &["tooldep"], &[])
+        .file(
+            "hook.py",
+            "import shutil\nopen('module.py', 'a').write(f'TOOL = {shutil.which(\"tooldep\")!r}\\n')",
+        )
+        .write(world.path());
     package("srcleak", "1.0", &[], &[])
         .file(
             "hook.py",
@@ -385,6 +399,7 @@ open("module.py", "a").write(f"OBJ = {open('ext.o', 'rb').read()!r}\n")
         &world,
         &[
             "envleak==1.0",
+            "toolleak==1.0",
             "srcleak==1.0",
             "--vary",
             "build-path,build-env-path",
@@ -402,13 +417,24 @@ open("module.py", "a").write(f"OBJ = {open('ext.o', 'rb').read()!r}\n")
         env.contains("contains the build environment's folder") && env.contains("(build-env-path)"),
         "{env}"
     );
+    let tool = block(&r.stdout, "toolleak-1.0");
+    assert!(
+        tool.contains("env-bin/tooldep") && tool.contains("(build-env-path)"),
+        "{tool}"
+    );
     let src = block(&r.stdout, "srcleak-1.0");
     assert!(src.contains("(build-path)"), "{src}");
     assert!(!src.contains("build-env-path"), "{src}");
     // The environment alone moved: the sources' leak stays identical.
     let r = check(
         &world,
-        &["envleak==1.0", "srcleak==1.0", "--vary", "build-env-path"],
+        &[
+            "envleak==1.0",
+            "toolleak==1.0",
+            "srcleak==1.0",
+            "--vary",
+            "build-env-path",
+        ],
     );
     assert_eq!(
         r.code,
@@ -422,11 +448,13 @@ open("module.py", "a").write(f"OBJ = {open('ext.o', 'rb').read()!r}\n")
         "{}",
         r.stdout
     );
-    assert!(
-        block(&r.stdout, "envleak-1.0").contains("(build-env-path)"),
-        "{}",
-        r.stdout
-    );
+    for wheel in ["envleak-1.0", "toolleak-1.0"] {
+        assert!(
+            block(&r.stdout, wheel).contains("(build-env-path)"),
+            "{wheel}: {}",
+            r.stdout
+        );
+    }
 
     // The remedy maps the environment's folder as well as the sources'.
     let file = world.path().join("remedies.toml");

@@ -66,10 +66,16 @@ pub fn prepare(
             )));
         }
     }
+    // The environment's console scripts go beside it, in `<env_dir>-bin`.
+    let bin_dir = format!("{env_dir}-bin");
     let layout = [
-        "src", "out", "frontend", "tmp", "env-bin", IDENTITY, STAGED_SRC, VENDOR, CARGO_HOME,
+        "src", "out", "frontend", "tmp", IDENTITY, STAGED_SRC, VENDOR, CARGO_HOME,
     ];
-    if layout.contains(&env_dir) || env_dir == spec.settings.home {
+    let home = spec.settings.home.as_str();
+    if layout.contains(&env_dir)
+        || layout.contains(&bin_dir.as_str())
+        || [env_dir, bin_dir.as_str()].contains(&home)
+    {
         return Err(JobError::Input(format!(
             "environment folder `{env_dir}` is a folder the job's layout already has"
         )));
@@ -153,6 +159,7 @@ pub fn prepare(
         "backend": spec.backend,
         "backend_path": spec.backend_path,
         "site_dirs": [root.join(env_dir)],
+        "bin_dir": root.join(&bin_dir),
         "installed": installed_names(spec),
         "proceed": spec.proceed,
         "probe": spec.probe,

@@ -277,6 +277,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         f"{info}/METADATA": open("PKG-INFO", "rb").read(),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tinybuild\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    if os.path.exists("entry_points.txt"):
+        files[f"{info}/entry_points.txt"] = open("entry_points.txt", "rb").read()
     record = []
     for path, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
