@@ -87,3 +87,68 @@ fn the_wheel_maturin_builds_installs_with_pipx_and_runs() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("dateapp"), "{}", r.stdout);
 }
+
+/// rewheel rebuilds its own wheel from its own sdist (which carries Cargo.lock) in the default
+/// trixie cell, twice, and gets the same bytes: the crates vendored by hash, the suite's Rust
+/// from its backports pocket, maturin built from source. Opt-in (`REWHEEL_SELF_REBUILD=1`):
+/// it compiles maturin and rewheel in release, about half an hour on 2 cores.
+#[test]
+fn rewheel_rebuilds_its_own_wheel_from_its_sdist_bit_for_bit() {
+    if std::env::var_os("REWHEEL_SELF_REBUILD").is_none() {
+        skip(
+            "REWHEEL_SELF_REBUILD is not set: it builds maturin and rewheel from source twice (about 30 minutes on 2 cores)",
+        );
+        return;
+    }
+    let Some(maturin) = tool("maturin") else {
+        skip("maturin is not installed; .ci/run installs it from PyPI");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    let mut sdist = Command::new(&maturin);
+    sdist
+        .args(["sdist", "--out"])
+        .arg(&dist)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    let made = run(sdist);
+    assert_eq!(made.code, 0, "{}{}", made.stdout, made.stderr);
+    let debian = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("matrices/debian.toml");
+    let build = |out: &str, again: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+        command
+            .args(["build", &format!("rewheel=={}", env!("CARGO_PKG_VERSION"))])
+            .arg("--find-links")
+            .arg(&dist)
+            .arg("--matrix")
+            .arg(&debian)
+            .args(["--cells", "cp313-trixie", "--backend", "docker", "--store"])
+            .arg(dir.path().join("store"))
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .arg("--out")
+            .arg(dir.path().join(out));
+        if again {
+            command.args(["--rebuild", "rewheel"]);
+        }
+        let r = run(command);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let cell = dir.path().join(out).join("cp313-trixie");
+        let wheel = std::fs::read_dir(&cell)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("rewheel-"))
+            })
+            .expect("rewheel's wheel");
+        std::fs::read(wheel).unwrap()
+    };
+    let first = build("first", false);
+    let second = build("second", true);
+    assert!(
+        first == second,
+        "rewheel's wheel differs between two builds"
+    );
+}
