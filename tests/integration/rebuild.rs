@@ -53,6 +53,16 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     )
 }
 
+/// The one cell folder a build wrote its wheels in.
+fn only_cell(out: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
 fn world() -> World {
     let world = World::new();
     for version in ["1.0", "2.0"] {
@@ -96,12 +106,7 @@ fn publish(world: &World, umask: &str) -> std::path::PathBuf {
     let dir = world.path().join("published");
     std::fs::create_dir_all(&dir).unwrap();
     let wheel = dir.join("app-1.0-py3-none-any.whl");
-    let cell = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cell = only_cell(&out);
     std::fs::copy(cell.join("app-1.0-py3-none-any.whl"), &wheel).unwrap();
     wheel
 }
@@ -147,12 +152,7 @@ fn a_wheel_of_a_known_recipe_is_rebuilt_bit_for_bit_without_it() {
         &again,
     ));
     assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
-    let cell = std::fs::read_dir(&again)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cell = only_cell(&again);
     assert_eq!(
         std::fs::read(cell.join("app-1.0-py3-none-any.whl")).unwrap(),
         std::fs::read(&published).unwrap(),
@@ -366,12 +366,7 @@ fn a_rebuild_builds_the_wheel_and_its_build_environment_not_its_runtime_dependen
         &out,
     ));
     assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
-    let cell = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cell = only_cell(&out);
     assert!(
         !cell.join("broken-1.0-py3-none-any.whl").exists(),
         "--no-deps builds no runtime dependency"
@@ -418,12 +413,7 @@ fn a_self_hosting_backend_published_by_an_older_release_of_itself_is_rebuilt_wit
         &out,
     ));
     assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
-    let cell = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cell = only_cell(&out);
     let published = world.path().join("tinywheel-2.0-py3-none-any.whl");
     std::fs::copy(cell.join("tinywheel-2.0-py3-none-any.whl"), &published).unwrap();
 
@@ -558,12 +548,7 @@ fn a_wheel_built_in_a_shared_build_environment_is_reproduced_with_it_and_differs
         args.extend_from_slice(settings);
         let r = run(world.command_out("build", &args, &out));
         assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
-        let cell = std::fs::read_dir(&out)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let cell = only_cell(&out);
         cell.join("app-1.0-py3-none-any.whl")
     };
     let names = |wheel: &std::path::Path| {
@@ -620,12 +605,7 @@ fn a_wheel_built_in_a_shared_build_environment_is_reproduced_with_it_and_differs
         &again,
     ));
     assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
-    let cell = std::fs::read_dir(&again)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cell = only_cell(&again);
     assert_eq!(
         std::fs::read(cell.join("app-1.0-py3-none-any.whl")).unwrap(),
         std::fs::read(&published).unwrap()
@@ -643,12 +623,7 @@ fn a_batch_rebuilds_wheels_side_by_side_keeps_each_verdict_and_reports_the_rates
         &out,
     ));
     assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
-    let cell = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cell = only_cell(&out);
     // Both published on the index (the find-links folder), named by hash.
     let mut lines = String::new();
     for (wheel, name) in [
@@ -841,12 +816,7 @@ fn a_wheel_built_by_a_backend_outside_the_sdists_range_is_rebuilt_with_that_back
         &out,
     ));
     assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
-    let cell = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cell = only_cell(&out);
     let published = world.path().join("oldrange-1.0-py3-none-any.whl");
     std::fs::copy(cell.join("oldrange-1.0-py3-none-any.whl"), &published).unwrap();
 
