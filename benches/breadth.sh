@@ -38,10 +38,19 @@ packages=$corpus
 [ -n "${ONLY:-}" ] && packages=$(echo "$ONLY" | tr ' ' '\n' | grep -vx -- -)
 mkdir -p "$out"
 
+# BARE=1 checks with no settings file at all (issue 26: what a new user meets): only the
+# settings collection rewheel ships, no corpus settings and no policy.
+settings() {
+  if [ -n "${BARE:-}" ]; then
+    return
+  fi
+  echo --settings "$here/breadth/settings.toml" --settings "$here/breadth/${1#*-}.toml" \
+    --settings "${POLICY:-$here/breadth/policy.toml}"
+}
+
 common() {
-  echo --matrix "$root/matrices/debian.toml" --cells "$1" \
-    --settings "$here/breadth/settings.toml" --settings "$here/breadth/${1#*-}.toml" \
-    --settings "${POLICY:-$here/breadth/policy.toml}" --exclude-newer "$date"
+  # shellcheck disable=SC2046
+  echo --matrix "$root/matrices/debian.toml" --cells "$1" $(settings "$1") --exclude-newer "$date"
 }
 
 if [ "$mode" = corpus ]; then
@@ -68,15 +77,13 @@ fi
 limit="${LIMIT:-3600}"
 
 for cell in "${cells[@]}"; do
-  suite="${cell#*-}"
   dir="$out/$cell"
   mkdir -p "$dir"
   for pkg in $packages; do
     start=$(date +%s)
     timeout "$limit" "$rewheel" check "$pkg" \
       --matrix "$root/matrices/debian.toml" --cells "$cell" \
-      --settings "$here/breadth/settings.toml" --settings "$here/breadth/$suite.toml" \
-      --settings "${POLICY:-$here/breadth/policy.toml}" --remedies="$dir/$pkg.remedies.toml" \
+      $(settings "$cell") --remedies="$dir/$pkg.remedies.toml" \
       --exclude-newer "$date" --source-date-epoch 1700000000 \
       --store "$out/store" --cache-dir "$out/cache" --out "$dir/wheels" \
       --format json >"$dir/$pkg.json" 2>"$dir/$pkg.log"

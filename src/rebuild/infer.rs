@@ -397,6 +397,33 @@ pub fn candidates(first: &Guess, limit: usize) -> Vec<Guess> {
     out
 }
 
+/// The recipes around `best`, the attempt closest so far, most promising first: what its
+/// archive differences point at (file modes: the other umask; entry times: the clock and
+/// `SOURCE_DATE_EPOCH`), then the rest of [`candidates`] around it. What the search found on
+/// the way (an older toolchain, a time zone) stays while another dimension is tried: a wheel
+/// may need two findings at once (requests 2.31.0: setuptools of two years before *and* the
+/// other umask).
+pub fn neighbours(
+    best: &Guess,
+    archive: &[crate::verify::wheel_diff::ArchiveAspect],
+) -> Vec<Guess> {
+    use crate::verify::wheel_diff::ArchiveAspect;
+    let mut around: Vec<Guess> = candidates(best, usize::MAX)
+        .into_iter()
+        .filter(|g| g != best)
+        .collect();
+    let points_at = |g: &Guess| {
+        let modes = g.umask != best.umask && archive.contains(&ArchiveAspect::Permissions);
+        let times = (g.frozen_clock != best.frozen_clock
+            || g.source_date_epoch != best.source_date_epoch)
+            && archive.contains(&ArchiveAspect::EntryTimestamps);
+        modes || times
+    };
+    // Stable: within each group, `candidates`' own order.
+    around.sort_by_key(|g| !points_at(g));
+    around
+}
+
 /// For entries both wheels have: the rebuilt entry's time (built in UTC, so an instant) and the
 /// published one's less it, in seconds:
 /// what a backend storing local times leaks of its builder's time zone.
@@ -595,5 +622,37 @@ mod tests {
         assert_eq!(all[0], g);
         assert_eq!(all.len(), 5);
         assert_eq!(candidates(&g, 2).len(), 2);
+    }
+
+    #[test]
+    fn the_closest_attempt_keeps_its_findings_and_varies_what_still_differs() {
+        use crate::verify::wheel_diff::ArchiveAspect;
+        let older = Guess {
+            pins: vec!["wheel==0.40.0".into(), "setuptools==57.0.0".into()],
+            source_date_epoch: None,
+            umask: 0o002,
+            sdist_times: true,
+            frozen_clock: Some(1_684_768_334),
+            timezone: None,
+            build_path: None,
+            suite: None,
+            deps_months_earlier: 24,
+            pins_over_sdist: false,
+            reasons: Vec::new(),
+        };
+        // Only the modes differ: the other umask comes first, with the older toolchain kept.
+        let next = neighbours(&older, &[ArchiveAspect::Permissions]);
+        assert_eq!(next[0].umask, 0o022);
+        assert_eq!(next[0].pins, older.pins);
+        assert_eq!(next[0].deps_months_earlier, 24);
+        assert_eq!(next[0].frozen_clock, older.frozen_clock);
+        assert!(!next.contains(&older));
+        // Only the times differ: a clock or epoch variant first, the umask kept.
+        let next = neighbours(&older, &[ArchiveAspect::EntryTimestamps]);
+        assert_eq!(next[0].umask, 0o002);
+        assert!(
+            next[0].frozen_clock != older.frozen_clock
+                || next[0].source_date_epoch != older.source_date_epoch
+        );
     }
 }

@@ -163,6 +163,7 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
     let mut queue: std::collections::VecDeque<Guess> =
         infer::candidates(&first, settings.attempts).into();
     let mut n = 0;
+    let mut best: Option<usize> = None;
     while let Some(guess) = queue.pop_front() {
         if n >= settings.attempts.max(1) {
             break;
@@ -180,6 +181,21 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
         } = attempt(settings, &observed, &guess, exclude_newer, n)?;
         n += 1;
         let done = matches!(outcome, Outcome::Identical);
+        // Closer than every attempt before: what is left to find is around this one.
+        if let Outcome::Differs(pair) = &outcome
+            && best.is_none_or(|d| distance(pair) < d)
+        {
+            best = Some(distance(pair));
+            for next in infer::neighbours(&guess, pair.verdict.archive())
+                .into_iter()
+                .rev()
+            {
+                if !attempts.iter().any(|a| a.guess == next) {
+                    queue.retain(|q| q != &next);
+                    queue.push_front(next);
+                }
+            }
+        }
         // Times off by whole hours: the builder's time zone leaked; try it next.
         if let (Outcome::Differs(_), Some(rebuilt), None) = (&outcome, &rebuilt, &guess.timezone)
             && let Some(zone) = infer::zone_for(&infer::time_offsets(&settings.wheel, rebuilt))

@@ -224,6 +224,16 @@ pub enum Verdict {
     },
 }
 
+impl Verdict {
+    /// How the two archives differ beyond their entries' bytes (none when identical).
+    pub fn archive(&self) -> &[ArchiveAspect] {
+        match self {
+            Verdict::Identical => &[],
+            Verdict::SameContent { archive } | Verdict::ContentDiffers { archive, .. } => archive,
+        }
+    }
+}
+
 /// An anomaly of one side's zip.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SideAnomaly {
