@@ -59,6 +59,14 @@ pub const MAX_SEARCHED: u64 = 16 << 20;
 const CHUNK: usize = 1 << 16;
 
 impl Wheel {
+    /// The host system every entry's "version made by" names (0: MS-DOS, what Python's
+    /// zipfile writes on Windows; 3: Unix), when they agree.
+    pub fn made_on(&self) -> Option<u8> {
+        let mut systems = self.entries.iter().map(|e| (e.header.made_by >> 8) as u8);
+        let first = systems.next()?;
+        systems.all(|s| s == first).then_some(first)
+    }
+
     pub fn read(path: &Path) -> Result<Self, WheelError> {
         let file = File::open(path).map_err(|e| WheelError {
             path: path.display().to_string(),
