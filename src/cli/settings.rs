@@ -91,6 +91,18 @@ pub(crate) fn backend_request(args: &BuildArgs) -> BackendRequest {
 }
 
 pub(crate) fn build(args: &BuildArgs) -> anyhow::Result<BuildSettings> {
+    // `--rebuild NAME` reads as `--rebuild` (everything) and a requirement NAME: say so, since
+    // the two differ only in cost.
+    if let Some(name) = std::env::args()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[0] == "--rebuild" && !w[1].starts_with('-'))
+        .map(|w| w[1].clone())
+    {
+        tracing::warn!(
+            "`--rebuild {name}` rebuilds every job and builds `{name}`; to rebuild only it, write `--rebuild={name}`"
+        );
+    }
     let resolve = resolve(&args.input)?;
     let rebuild = match args.rebuild.as_deref() {
         None => Rebuild::Nothing,

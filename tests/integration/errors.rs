@@ -295,3 +295,39 @@ fn links_inside_the_archive_are_fine() {
     assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("fine 1.0"), "{}", r.stdout);
 }
+
+#[test]
+fn rebuild_with_a_space_is_explained_since_it_means_every_job() {
+    let dir = tempfile::tempdir().unwrap();
+    world(dir.path());
+    // Refused later for the interpreter: the warning comes first, from the arguments alone.
+    let r = rewheel(
+        dir.path(),
+        &[
+            "build",
+            "dateapp==1.0",
+            "--rebuild",
+            "dateapp",
+            "--python",
+            "3.99",
+        ],
+    );
+    assert!(
+        r.stderr.contains(
+            "`--rebuild dateapp` rebuilds every job and builds `dateapp`; to rebuild only it, write `--rebuild=dateapp`"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = rewheel(
+        dir.path(),
+        &[
+            "build",
+            "dateapp==1.0",
+            "--rebuild=dateapp",
+            "--python",
+            "3.99",
+        ],
+    );
+    assert!(!r.stderr.contains("rebuilds every job"), "{}", r.stderr);
+}

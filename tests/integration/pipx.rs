@@ -129,7 +129,7 @@ fn rewheel_rebuilds_its_own_wheel_from_its_sdist_bit_for_bit() {
             .arg("--out")
             .arg(dir.path().join(out));
         if again {
-            command.args(["--rebuild", "rewheel"]);
+            command.arg("--rebuild=rewheel");
         }
         let r = run(command);
         assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
