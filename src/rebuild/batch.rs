@@ -101,6 +101,11 @@ fn verdict_of(found: &Rebuilt, wheel: &Path, sha256: Sha256, seconds: f64) -> Ve
             }),
         ),
     };
+    // A repaired wheel cannot come out of a Debian cell as it was published: say why first.
+    let cause = match (verdict, found.observed.repaired()) {
+        ("identical", _) | (_, None) => cause,
+        (_, Some(repaired)) => Some(repaired),
+    };
     Verdict {
         wheel: wheel
             .file_name()

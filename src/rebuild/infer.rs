@@ -41,6 +41,34 @@ pub struct Observed {
     pub compilers: Vec<String>,
     /// Folders the extensions embed that end in the sdist's top folder.
     pub source_paths: Vec<String>,
+    /// The filename's platform tags (`manylinux_2_17_x86_64.manylinux2014_x86_64`).
+    pub platform: String,
+    /// Libraries auditwheel copied into the wheel (`numpy.libs/libgfortran-….so`).
+    pub vendored_libs: Vec<String>,
+}
+
+impl Observed {
+    /// The wheel was made portable after its build: a manylinux or musllinux tag, which
+    /// auditwheel's repair step gives (with any outside library copied into `NAME.libs/`).
+    pub fn repaired(&self) -> Option<String> {
+        let tag = self
+            .platform
+            .split('.')
+            .find(|t| t.starts_with("manylinux") || t.starts_with("musllinux"))?;
+        let libs = match self.vendored_libs.len() {
+            0 => String::new(),
+            n => format!(
+                " and {n} vendored librar{} in {}",
+                if n == 1 { "y" } else { "ies" },
+                self.vendored_libs[0]
+                    .split_once('/')
+                    .map_or("", |(folder, _)| folder)
+            ),
+        };
+        Some(format!(
+            "the tag {tag}{libs}: built in a manylinux (or musllinux) image, then repaired by auditwheel, which rewrote the wheel; a rebuild needs that image in a matrix cell and auditwheel's repair step, which rewheel does not run yet: in a Debian cell the closest it gets is the unrepaired linux wheel"
+        ))
+    }
 }
 
 /// The first guess at how the wheel was built; the search varies it. A rebuild statement
@@ -184,6 +212,12 @@ pub fn observe(path: &Path) -> Result<Observed, InferError> {
     let mut observed = Observed {
         name: name.to_string(),
         version: version.to_string(),
+        platform: filename
+            .trim_end_matches(".whl")
+            .rsplit('-')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
         ..Observed::default()
     };
     let mut times = std::collections::BTreeSet::new();
@@ -200,6 +234,12 @@ pub fn observe(path: &Path) -> Result<Observed, InferError> {
             modes.insert(mode & 0o777);
         }
         let entry_name = entry.name().map(|n| n.to_string()).unwrap_or_default();
+        if entry_name
+            .split_once('/')
+            .is_some_and(|(top, _)| top.ends_with(".libs"))
+        {
+            observed.vendored_libs.push(entry_name.clone());
+        }
         // Bounded reads: a hostile wheel cannot make this hold more than 256 MiB of one entry.
         let limit = 256 << 20;
         if entry_name.ends_with(".dist-info/WHEEL") {
@@ -326,6 +366,9 @@ pub fn guess(observed: &Observed) -> Guess {
         .map(String::from);
     if let (Some(suite), Some(compiler)) = (&suite, observed.compilers.first()) {
         reasons.push(format!("the extensions say `{compiler}`: Debian {suite}"));
+    }
+    if let Some(repaired) = observed.repaired() {
+        reasons.push(repaired);
     }
     Guess {
         pins,
@@ -601,6 +644,34 @@ mod tests {
             embedded_folders(blob, "markupsafe", "2.1.3"),
             ["/tmp/build", "/tmp/build"]
         );
+    }
+
+    #[test]
+    fn a_wheel_auditwheel_repaired_is_said_to_need_its_image_and_repair() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, entries: &[&str]| {
+            let path = dir.path().join(name);
+            let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+            for entry in entries {
+                zip.start_file(*entry, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                zip.write_all(b"\x7fELF").unwrap();
+            }
+            zip.finish().unwrap();
+            path
+        };
+        let repaired = write(
+            "fast-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            &["fast/_speed.so", "fast.libs/libz-a1b2c3.so.1.2.13"],
+        );
+        let observed = observe(&repaired).unwrap();
+        let said = observed.repaired().expect("a manylinux wheel");
+        assert!(said.contains("the tag manylinux_2_17_x86_64"), "{said}");
+        assert!(said.contains("1 vendored library in fast.libs"), "{said}");
+        assert!(guess(&observed).reasons.contains(&said));
+        let plain = write("fast-1.0-cp311-cp311-linux_x86_64.whl", &["fast/_speed.so"]);
+        assert_eq!(observe(&plain).unwrap().repaired(), None);
     }
 
     #[test]
