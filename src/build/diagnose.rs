@@ -64,6 +64,24 @@ fn pkg_config(line: &str) -> Option<Cause> {
             package: None,
         });
     }
+    // Rust's pkg-config crate: `The system library `libpq` required by crate `pq-sys` was
+    // not found.`
+    if let Some(rest) = line.split_once("The system library `").map(|(_, r)| r)
+        && let Some((name, tail)) = rest.split_once('`')
+        && tail.contains("was not found")
+    {
+        return Some(Cause::PkgConfig {
+            library: name.to_string(),
+            package: None,
+        });
+    }
+    // openssl-sys looks through pkg-config for openssl.pc, then gives up with this.
+    if line.contains("Could not find directory of OpenSSL installation") {
+        return Some(Cause::PkgConfig {
+            library: "openssl".into(),
+            package: None,
+        });
+    }
     let rest = line.split_once("Run-time dependency ")?.1;
     let (name, found) = rest.split_once(" found: ")?;
     found.starts_with("NO").then(|| Cause::PkgConfig {
@@ -426,6 +444,27 @@ mod tests {
         );
         let log = "Run-time dependency yaml-0.1 found: NO (tried pkgconfig and cmake)\n";
         assert!(scan(log).unwrap().hint("pyyaml").contains("yaml-0.1.pc"));
+    }
+
+    #[test]
+    fn rust_sys_crates_name_the_library_pkg_config_did_not_find() {
+        // openssl-sys, as cryptography 50.0.2 failed in trixie with no settings file.
+        let log = "warning: openssl-sys@0.9.117: Could not find directory of OpenSSL installation, and this `-sys` crate cannot proceed\n";
+        assert_eq!(
+            scan(log),
+            Some(Cause::PkgConfig {
+                library: "openssl".into(),
+                package: None
+            })
+        );
+        let log = "  The system library `libpq` required by crate `pq-sys` was not found.\n";
+        assert_eq!(
+            scan(log),
+            Some(Cause::PkgConfig {
+                library: "libpq".into(),
+                package: None
+            })
+        );
     }
 
     #[test]
