@@ -16,6 +16,8 @@
 //! cpus = 2                                    # CPU slots of --jobs it takes
 //! clock = "2021-05-05 14:18:16"               # a frozen clock (libfaketime), for rebuilds
 //! backend = "poetry-core==1.8.1"              # a published backend instead of the in-tree one
+//! setup-py = ["--universal"]                  # `python setup.py bdist_wheel OPTIONS`, as pip
+//!                                             # ran it before PEP 517 (and maintainers by hand)
 //!
 //! [defaults]                                  # every package built from source, unless its
 //! shared-env = ["setuptools==79.0.0", "setuptools-scm==8.3.1", "wheel==0.45.1"]
@@ -76,6 +78,11 @@ pub struct PackageSpec {
     /// (`poetry-core==1.8.1` for poetry-core 1.9.0).
     #[serde(default)]
     pub backend: Option<String>,
+    /// Build by running `setup.py bdist_wheel` with these options, not through a PEP 517
+    /// hook: how pip built before PEP 517 and maintainers by hand (`--universal`), which
+    /// setuptools older than 40.8 (no `build_meta`) needs too.
+    #[serde(default)]
+    pub setup_py: Option<Vec<String>>,
     /// The shared build environment this package builds in (pins), over `[defaults]`'s: a
     /// group of packages is those naming the same set.
     #[serde(default)]
@@ -188,6 +195,8 @@ pub struct PackageConfig {
     pub clock: Option<String>,
     /// A published backend instead of the in-tree one (`poetry-core==1.8.1`).
     pub backend: Option<String>,
+    /// `setup.py bdist_wheel` with these options instead of a PEP 517 hook.
+    pub setup_py: Option<Vec<String>>,
     /// The shared build environment's pins (its own or `[defaults]`'s).
     pub shared_env: Vec<String>,
     /// The file that said so, for messages.
@@ -410,6 +419,7 @@ impl PackageSettings {
                     cpus: spec.cpus.filter(|n| *n > 0),
                     clock: spec.clock,
                     backend: spec.backend,
+                    setup_py: spec.setup_py,
                     shared_env: spec.shared_env,
                     origin: path.to_path_buf(),
                 },
@@ -550,6 +560,12 @@ impl PackageSettings {
             }
             if first.backend.is_none() {
                 first.backend = config.backend;
+            }
+            if first.setup_py.is_some() && config.setup_py.is_some() {
+                return Err(twice("setup-py"));
+            }
+            if first.setup_py.is_none() {
+                first.setup_py = config.setup_py;
             }
             if !first.shared_env.is_empty() && !config.shared_env.is_empty() {
                 return Err(twice("shared-env"));

@@ -31,6 +31,37 @@ def load_backend(spec, source_dir, backend_path):
     return backend
 
 
+class SetupPy:
+    """`python setup.py bdist_wheel OPTIONS`, run here as pip ran builds before PEP 517 (and
+    maintainers by hand, `--universal`): no hook asks for requirements, and setuptools older
+    than 40.8 has no build_meta to call."""
+
+    def __init__(self, options):
+        self.options = list(options)
+
+    def get_requires_for_build_wheel(self, config_settings=None):
+        return []
+
+    def build_wheel(self, wheel_directory, config_settings=None):
+        import tempfile
+
+        dist = tempfile.mkdtemp(prefix="setup-py-", dir=os.path.dirname(wheel_directory))
+        # What `python setup.py` sets up: its folder first on sys.path, its name as argv[0]
+        # and __file__; setuptools imported first, as pip's shim did, for distutils scripts.
+        sys.path.insert(0, os.getcwd())
+        sys.argv = ["setup.py", "bdist_wheel", "--dist-dir", dist, *self.options]
+        import setuptools  # noqa: F401
+
+        with open("setup.py", "rb") as f:
+            code = compile(f.read(), "setup.py", "exec")
+        exec(code, {"__file__": "setup.py", "__name__": "__main__"})
+        wheels = [n for n in os.listdir(dist) if n.endswith(".whl")]
+        if len(wheels) != 1:
+            raise RuntimeError(f"setup.py bdist_wheel made {len(wheels)} wheels, not one")
+        os.replace(os.path.join(dist, wheels[0]), os.path.join(wheel_directory, wheels[0]))
+        return wheels[0]
+
+
 def requirement_name(requirement):
     return re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement).group(1)
 
@@ -364,7 +395,10 @@ def main():
         os.chdir(source_dir)
         install_file_clock(os.path.dirname(request["out_dir"]))
         result["phase"] = "load-backend"
-        backend = load_backend(request["backend"], source_dir, request["backend_path"])
+        if request.get("setup_py") is not None:
+            backend = SetupPy(request["setup_py"])
+        else:
+            backend = load_backend(request["backend"], source_dir, request["backend_path"])
         result["phase"] = "get_requires_for_build_wheel"
         hook = getattr(backend, "get_requires_for_build_wheel", None)
         # PEP 517 config_settings from the package's settings (strings or lists of strings).

@@ -43,6 +43,8 @@ pub struct Observed {
     pub source_paths: Vec<String>,
     /// The filename's platform tags (`manylinux_2_17_x86_64.manylinux2014_x86_64`).
     pub platform: String,
+    /// The filename's Python tags (`py2.py3`).
+    pub python_tag: String,
     /// Libraries auditwheel copied into the wheel (`numpy.libs/libgfortran-….so`).
     pub vendored_libs: Vec<String>,
 }
@@ -99,6 +101,10 @@ pub struct Guess {
     /// they are the package's shared build environment.
     #[serde(default)]
     pub pins_over_sdist: bool,
+    /// Built by running `setup.py bdist_wheel` with these options, as pip did before PEP 517
+    /// and maintainers by hand (`--universal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_py: Option<Vec<String>>,
     /// Why each value was chosen, for the report.
     pub reasons: Vec<String>,
 }
@@ -216,6 +222,12 @@ pub fn observe(path: &Path) -> Result<Observed, InferError> {
             .trim_end_matches(".whl")
             .rsplit('-')
             .next()
+            .unwrap_or_default()
+            .to_string(),
+        python_tag: filename
+            .trim_end_matches(".whl")
+            .rsplit('-')
+            .nth(2)
             .unwrap_or_default()
             .to_string(),
         ..Observed::default()
@@ -381,6 +393,7 @@ pub fn guess(observed: &Observed) -> Guess {
         suite,
         deps_months_earlier: 0,
         pins_over_sdist: false,
+        setup_py: None,
         reasons,
     }
 }
@@ -465,6 +478,57 @@ pub fn neighbours(
     // Stable: within each group, `candidates`' own order.
     around.sort_by_key(|g| !points_at(g));
     around
+}
+
+/// The settings of the toolchain a `setup.py` recipe runs: setuptools and wheel installed
+/// from the index's wheels, as pip installed them then. Older than 40.8, setuptools has no
+/// PEP 517 hooks to build itself with; its wheels are then inputs of the rebuild, by digest.
+pub fn legacy_toolchain(guess: &Guess) -> &'static str {
+    if guess.setup_py.is_some() {
+        "\n[packages.setuptools]\nallow-binary = true\n\n[packages.wheel]\nallow-binary = true\n"
+    } else {
+        ""
+    }
+}
+
+/// A wheel tagged for Python 2 and 3 at once (`py2.py3`) while the rebuild is tagged for one:
+/// the maintainer gave bdist_wheel `--universal` on the command line, which the sdist does not
+/// say. The recipe runs `setup.py bdist_wheel --universal` as they did.
+pub fn universal_by_hand(observed: &Observed, rebuilt: &Path, guess: &Guess) -> Option<Guess> {
+    let published: std::collections::BTreeSet<&str> = observed.python_tag.split('.').collect();
+    let universal = published == ["py2", "py3"].into();
+    let options = guess.setup_py.clone().unwrap_or_default();
+    if !universal || options.iter().any(|o| o == "--universal") {
+        return None;
+    }
+    // The rebuilt wheel's own tags, from its WHEEL file (its path is a blob's, by hash).
+    let file = std::fs::File::open(rebuilt).ok()?;
+    let mut zip = zip::ZipArchive::new(file).ok()?;
+    let name = zip
+        .file_names()
+        .filter_map(Result::ok)
+        .find(|n| n.ends_with(".dist-info/WHEEL"))?
+        .to_string();
+    let mut text = String::new();
+    zip.by_name(&name)
+        .ok()?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    let tagged: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Tag:"))
+        .filter_map(|t| t.trim().split('-').next())
+        .collect();
+    (tagged != published).then(|| Guess {
+        setup_py: Some(
+            options
+                .into_iter()
+                .chain(["--universal".to_string()])
+                .collect(),
+        ),
+        ..guess.clone()
+    })
 }
 
 /// For entries both wheels have: the rebuilt entry's time (built in UTC, so an instant) and the
@@ -687,6 +751,7 @@ mod tests {
             suite: None,
             deps_months_earlier: 0,
             pins_over_sdist: false,
+            setup_py: None,
             reasons: Vec::new(),
         };
         let all = candidates(&g, 10);
@@ -709,6 +774,7 @@ mod tests {
             suite: None,
             deps_months_earlier: 24,
             pins_over_sdist: false,
+            setup_py: None,
             reasons: Vec::new(),
         };
         // Only the modes differ: the other umask comes first, with the older toolchain kept.

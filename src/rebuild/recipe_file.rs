@@ -77,6 +77,10 @@ pub fn write(
         let pins: Vec<String> = guess.pins.iter().map(|p| quote(p)).collect();
         text.push_str(&format!("shared-env = [{}]\n", pins.join(", ")));
     }
+    if let Some(options) = &guess.setup_py {
+        let options: Vec<String> = options.iter().map(|o| quote(o)).collect();
+        text.push_str(&format!("setup-py = [{}]\n", options.join(", ")));
+    }
     if let Some(t) = guess.frozen_clock {
         let clock = frozen(t, guess.timezone.as_deref());
         text.push_str(&format!("clock = {}\n", quote(&clock)));
@@ -99,6 +103,7 @@ pub fn write(
             pins.join(", ")
         ));
     }
+    text.push_str(crate::rebuild::infer::legacy_toolchain(guess));
     std::fs::write(matrix, text)?;
     Ok(matrix.to_path_buf())
 }

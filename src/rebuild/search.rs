@@ -225,10 +225,33 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
                 queue.push_front(over);
             }
         }
+        // setuptools older than 40.8 has no PEP 517 hooks: the maintainer ran setup.py, as
+        // pip then did; so does the next attempt.
+        if let Outcome::Failed(why) = &outcome
+            && why.contains("setuptools>=40.8.0")
+            && guess.setup_py.is_none()
+        {
+            let legacy = Guess {
+                setup_py: Some(Vec::new()),
+                ..guess.clone()
+            };
+            if !attempts.iter().any(|a| a.guess == legacy) && !queue.contains(&legacy) {
+                queue.push_front(legacy);
+            }
+        }
         // An older setuptools than the index had on the day, its release before that date
         // (what wrote the metadata), the rest of the toolchain as of the day: a cutoff for
         // all would lose the pins newer than it.
+        // Tagged py2.py3 by hand (`setup.py bdist_wheel --universal`): that explains the
+        // WHEEL file, so it comes before an older toolchain.
+        let universal = match (&outcome, &rebuilt) {
+            (Outcome::Differs(_), Some(rebuilt)) => {
+                infer::universal_by_hand(&observed, rebuilt, &guess)
+            }
+            _ => None,
+        };
         if let Outcome::Differs(pair) = &outcome
+            && universal.is_none()
             && only_metadata_differs(pair)
             && let Some(mut older) = infer::earlier_deps(&guess)
             && let Some(t) = exclude_newer
@@ -243,6 +266,12 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
             if !attempts.iter().any(|a| a.guess == older) && !queue.contains(&older) {
                 queue.push_front(older);
             }
+        }
+        if let Some(universal) = universal
+            && !attempts.iter().any(|a| a.guess == universal)
+        {
+            queue.retain(|q| q != &universal);
+            queue.push_front(universal);
         }
         attempts.push(Attempt {
             guess,
@@ -404,6 +433,13 @@ pub fn describe(guess: &Guess, exclude_newer: Option<&Timestamp>) -> String {
     if guess.pins_over_sdist {
         parts.push("over the sdist's own build requirements".into());
     }
+    if let Some(options) = &guess.setup_py {
+        parts.push(
+            format!("setup.py bdist_wheel {}", options.join(" "))
+                .trim_end()
+                .to_string(),
+        );
+    }
     parts.push(match guess.source_date_epoch {
         Some(t) => format!("SOURCE_DATE_EPOCH={t}"),
         None => "no SOURCE_DATE_EPOCH".into(),
@@ -538,9 +574,17 @@ fn attempt(
     if guess.pins_over_sdist {
         own.push_str(&format!("shared-env = {:?}\n", guess.pins));
     }
+    if let Some(options) = &guess.setup_py {
+        own.push_str(&format!("setup-py = {options:?}\n"));
+    }
+    let mut text = String::new();
     if !own.is_empty() {
+        text.push_str(&format!("[packages.{}]\n{own}", observed.name));
+    }
+    text.push_str(infer::legacy_toolchain(guess));
+    if !text.is_empty() {
         let file = dir.join("settings.toml");
-        std::fs::write(&file, format!("[packages.{}]\n{own}", observed.name))?;
+        std::fs::write(&file, text)?;
         build.resolve.settings_files.push(file);
     }
     let argv = vec![format!(

@@ -289,12 +289,22 @@ impl CellGraph {
                 );
                 self.want(&mut wanted, &dist, EdgeKind::BuildBackend, text, &origin)?;
             }
-            for (kind, reqs, origin) in [
+            // `setup.py` run directly needs no `build_meta`: PEP 517's floor for its fallback
+            // (setuptools 40.8, 2019) does not apply, as it did not before PEP 517.
+            let legacy: Vec<String>;
+            let (build_requires, build_source) = if settings.setup_py.is_some()
+                && info.build_requires_source == crate::resolve::inspect::FALLBACK_SOURCE
+            {
+                legacy = vec!["setuptools".into(), "wheel".into()];
                 (
-                    EdgeKind::BuildSystem,
-                    &info.build_requires,
-                    info.build_requires_source.as_str(),
-                ),
+                    &legacy,
+                    "setup-py (setup.py run directly, as before PEP 517)",
+                )
+            } else {
+                (&info.build_requires, info.build_requires_source.as_str())
+            };
+            for (kind, reqs, origin) in [
+                (EdgeKind::BuildSystem, build_requires, build_source),
                 (
                     EdgeKind::BuildBackend,
                     &info.setup_requires,

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// What PEP 517 prescribes for a project that declares no build system.
 pub const FALLBACK_REQUIRES: &[&str] = &["setuptools>=40.8.0", "wheel"];
+/// Where the build requirements of an sdist without `[build-system] requires` came from.
+pub const FALLBACK_SOURCE: &str = "pep517-fallback";
 pub const FALLBACK_BACKEND: &str = "setuptools.build_meta:__legacy__";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -71,7 +73,7 @@ pub fn inspect(files: &SdistFiles) -> Result<SdistInfo, InspectError> {
             }
             (
                 FALLBACK_REQUIRES.iter().map(|s| s.to_string()).collect(),
-                "pep517-fallback",
+                FALLBACK_SOURCE,
             )
         }
     };

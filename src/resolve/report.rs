@@ -88,6 +88,8 @@ pub struct NodeSettings {
     pub clock: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_py: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shared_env: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -125,6 +127,7 @@ impl NodeSettings {
             umask: config.umask.map(|m| format!("{m:03o}")),
             clock: config.clock.clone(),
             backend: config.backend.clone(),
+            setup_py: config.setup_py.clone(),
             shared_env: config.shared_env.clone(),
             sdist_times: config.sdist_times,
             cpus: config.cpus,
@@ -155,6 +158,13 @@ impl NodeSettings {
         }
         if let Some(backend) = &self.backend {
             parts.push(format!("backend: {backend}"));
+        }
+        if let Some(options) = &self.setup_py {
+            parts.push(
+                format!("setup.py bdist_wheel {}", options.join(" "))
+                    .trim_end()
+                    .to_string(),
+            );
         }
         if !self.shared_env.is_empty() {
             parts.push(format!("shared env: {}", self.shared_env.join(" ")));

@@ -830,3 +830,146 @@ fn a_wheel_built_by_a_backend_outside_the_sdists_range_is_rebuilt_with_that_back
         r.stdout
     );
 }
+
+/// setuptools as it was before PEP 517 (no `build_meta`), in one module: `setup()` runs the
+/// `bdist_wheel` command line, `--universal` tagging the wheel py2.py3 as wheel's command did.
+const OLD_SETUPTOOLS: &str = r#"
+import base64, hashlib, os, sys, time, zipfile
+
+def setup(name, version, packages=()):
+    args = sys.argv[1:]
+    assert args[0] == "bdist_wheel", args
+    dist = args[args.index("--dist-dir") + 1]
+    tags = ["py2", "py3"] if "--universal" in args else ["py3"]
+    info = f"{name}-{version}.dist-info"
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    stamp = time.gmtime(int(sde) if sde else 315532800)[:6]
+    entries = []
+    for package in packages:
+        for file in sorted(os.listdir(package)):
+            entries.append((f"{package}/{file}", open(os.path.join(package, file), "rb").read()))
+    wheel = "Wheel-Version: 1.0\nGenerator: bdist_wheel (0.30.0)\nRoot-Is-Purelib: true\n"
+    wheel += "".join(f"Tag: {t}-none-any\n" for t in tags)
+    entries.append((f"{info}/METADATA", f"Metadata-Version: 2.0\nName: {name}\nVersion: {version}\n".encode()))
+    entries.append((f"{info}/WHEEL", wheel.encode()))
+    record = []
+    for path, data in entries:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    entries.append((f"{info}/RECORD", ("\n".join(record) + "\n").encode()))
+    os.makedirs(dist, exist_ok=True)
+    with zipfile.ZipFile(os.path.join(dist, f"{name}-{version}-{'.'.join(tags)}-none-any.whl"), "w") as z:
+        for path, data in entries:
+            entry = zipfile.ZipInfo(path, date_time=stamp)
+            entry.external_attr = 0o644 << 16
+            z.writestr(entry, data)
+"#;
+
+/// A wheel of `files` with a METADATA file, as the index would serve a published one.
+fn published_wheel(dir: &std::path::Path, name: &str, version: &str, files: &[(&str, &str)]) {
+    use std::io::Write;
+    let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    let info = format!("{name}-{version}.dist-info");
+    let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+    for (entry, text) in files
+        .iter()
+        .copied()
+        .chain([(format!("{info}/METADATA").as_str(), metadata.as_str())])
+    {
+        zip.start_file(entry, options).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn a_wheel_made_by_running_setup_py_by_hand_is_rebuilt_by_running_it_so() {
+    let world = World::new();
+    // The toolchain of the day, published as wheels: setuptools older than 40.8 (no PEP 517
+    // hooks) and wheel 0.30.0.
+    published_wheel(
+        world.path(),
+        "setuptools",
+        "36.0",
+        &[("setuptools/__init__.py", OLD_SETUPTOOLS)],
+    );
+    published_wheel(
+        world.path(),
+        "wheel",
+        "0.30.0",
+        &[("wheel/__init__.py", "")],
+    );
+    let sdist = Sdist::new("oldapp", "1.0")
+        .file(
+            "setup.py",
+            "from setuptools import setup\nsetup(name='oldapp', version='1.0', packages=['oldapp'])\n",
+        )
+        .pkg_info("2.1", &[])
+        .file("oldapp/__init__.py", "NAME = 'oldapp'\n")
+        .write(world.path());
+
+    // Published as its maintainer made it: `python setup.py bdist_wheel --universal`.
+    let maintainer = world.path().join("maintainer");
+    let toolchain = world.path().join("toolchain");
+    std::fs::create_dir_all(toolchain.join("setuptools")).unwrap();
+    std::fs::write(toolchain.join("setuptools/__init__.py"), OLD_SETUPTOOLS).unwrap();
+    let (python, _) = crate::common::host_python();
+    let script = format!(
+        r#"
+import os, subprocess, sys, tarfile
+tarfile.open({sdist:?}).extractall({maintainer:?})
+os.chdir(os.path.join({maintainer:?}, "oldapp-1.0"))
+env = dict(os.environ, PYTHONPATH={toolchain:?})
+subprocess.run([sys.executable, "setup.py", "bdist_wheel", "--universal", "--dist-dir", {maintainer:?}], env=env, check=True)
+"#,
+        sdist = sdist.to_str().unwrap(),
+        maintainer = maintainer.to_str().unwrap(),
+        toolchain = toolchain.to_str().unwrap(),
+    );
+    let out = std::process::Command::new(&python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let published = maintainer.join("oldapp-1.0-py2.py3-none-any.whl");
+    assert!(published.is_file());
+
+    let recipe = world.path().join("recipe.toml");
+    let r = run(world.command(
+        "rebuild",
+        &[
+            published.to_str().unwrap(),
+            "--recipe",
+            recipe.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    // PEP 517's fallback needs setuptools 40.8: the search ran setup.py instead, then gave it
+    // the `--universal` the py2.py3 tags say was typed.
+    assert!(
+        r.stderr.contains("setup.py bdist_wheel,")
+            && r.stderr.contains("setup.py bdist_wheel --universal"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains(
+            "reproduced oldapp-1.0-py2.py3-none-any.whl bit for bit with recipe: wheel==0.30.0, setup.py bdist_wheel --universal"
+        ),
+        "{}",
+        r.stdout
+    );
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    assert!(text.contains("setup-py = [\"--universal\"]"), "{text}");
+    assert!(
+        text.contains("[packages.setuptools]\nallow-binary = true"),
+        "{text}"
+    );
+}

@@ -164,6 +164,7 @@ pub fn prepare(
         "proceed": spec.proceed,
         "probe": spec.probe,
         "config_settings": spec.recipe.config_settings,
+        "setup_py": spec.recipe.setup_py,
     });
     let mut request = request;
     if spec.recipe.sdist_times {

@@ -283,6 +283,9 @@ pub struct Recipe {
     /// in-tree one: its `backend-path` is dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// `setup.py bdist_wheel` with these options instead of the PEP 517 hooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_py: Option<Vec<String>>,
 }
 
 impl Recipe {
@@ -298,6 +301,7 @@ impl Recipe {
             cpus: config.cpus,
             clock: config.clock.clone(),
             backend: config.backend.clone(),
+            setup_py: config.setup_py.clone(),
         }
     }
 
