@@ -1,5 +1,10 @@
-//! Build images made without a registry: debootstrap a Debian suite, then import its root
-//! filesystem into the local engine through the Engine API. Tags carry the recipe's digest.
+//! Build images made without a registry: a Debian suite's root filesystem, made by mmdebstrap
+//! (or debootstrap where the host has no mmdebstrap), imported into the local engine through
+//! the Engine API. Tags carry the recipe's digest.
+//!
+//! mmdebstrap runs without root (user namespaces) and, with SOURCE_DATE_EPOCH fixed, writes
+//! the same tarball for the same package set: the image's layer digest (`docker inspect`,
+//! `RootFS.Layers`) is then one someone else can check by building the recipe again.
 
 use super::pocket::Pocket;
 use bollard::Docker;
@@ -101,7 +106,13 @@ pub fn installed_packages(listing: &str) -> Vec<DebPackage> {
 /// What `ensure` did.
 pub enum Ensured {
     Present(String),
-    Built { id: String, seconds: f64 },
+    Built {
+        id: String,
+        seconds: f64,
+        /// The root filesystem layer's digest (`RootFS.Layers`): the same for the same package
+        /// set when mmdebstrap made it, so someone else can check it.
+        layer: Option<String>,
+    },
 }
 
 pub struct Image {
@@ -235,13 +246,26 @@ impl Image {
         let start = std::time::Instant::now();
         let log = scratch.join(format!("{}-{}.log", self.name, self.digest));
         eprintln!(
-            "{}: debootstrap {} (log: {})",
+            "{}: {} {} (log: {})",
             self.reference(),
+            if has_mmdebstrap().await {
+                "mmdebstrap"
+            } else {
+                "debootstrap"
+            },
             self.recipe.suite,
             log.display()
         );
         let id = self.build(docker, scratch, &log).await?;
+        let layer = docker
+            .inspect_image(&self.reference())
+            .await
+            .ok()
+            .and_then(|i| i.root_fs)
+            .and_then(|r| r.layers)
+            .and_then(|l| l.into_iter().next());
         Ok(Ensured::Built {
+            layer,
             id,
             seconds: start.elapsed().as_secs_f64(),
         })
@@ -268,8 +292,116 @@ impl Image {
             .and_then(|i| i.id)
     }
 
-    /// debootstrap the suite into a scratch folder and import it as this image.
+    /// Make the suite's root filesystem (mmdebstrap, else debootstrap) and import it as this
+    /// image.
     pub async fn build(
+        &self,
+        docker: &Docker,
+        scratch: &Path,
+        log: &Path,
+    ) -> Result<String, ImageError> {
+        if has_mmdebstrap().await {
+            let tarball = scratch.join(format!("{}-{}.tar", self.name, self.digest));
+            let made = self.mmdebstrap(&tarball, log).await;
+            let imported = match made {
+                Ok(()) => self.import(docker, &tarball).await,
+                Err(e) => Err(e),
+            };
+            let _ = std::fs::remove_file(&tarball);
+            return imported;
+        }
+        self.debootstrap_and_import(docker, scratch, log).await
+    }
+
+    /// The root filesystem as one tarball, made by mmdebstrap (as root, or in a user
+    /// namespace without it): the recipe's packages, then those of the suite's pockets, with
+    /// file times clamped to `IMAGE_EPOCH` and the host's resolver and name left out, so the
+    /// same package set gives the same bytes.
+    async fn mmdebstrap(&self, tarball: &Path, log: &Path) -> Result<(), ImageError> {
+        let suite = &self.recipe.suite;
+        let mirror = self.recipe.mirror.trim_end_matches('/');
+        let mut sources = vec![format!("deb {mirror} {suite} main")];
+        let mut hooks = Vec::new();
+        let mut by_pocket: std::collections::BTreeMap<Pocket, Vec<&str>> = Default::default();
+        for entry in &self.recipe.pockets {
+            if let (name, Some(pocket)) = Pocket::split(entry) {
+                by_pocket.entry(pocket).or_default().push(name);
+            }
+        }
+        // A pocket's package takes its dependencies from the pocket too (`-t`), as
+        // `install_from_pockets` does after debootstrap.
+        for (pocket, names) in by_pocket {
+            sources.push(pocket.source_line(mirror, suite));
+            hooks.push(format!(
+                "chroot \"$1\" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t {} {}",
+                pocket.release(suite),
+                names.join(" ")
+            ));
+        }
+        hooks.push("rm -f \"$1/etc/resolv.conf\" \"$1/etc/hostname\"".into());
+        let log_file = std::fs::File::create(log)?;
+        let mut command = tokio::process::Command::new("mmdebstrap");
+        command
+            .arg("--mode=auto")
+            // A snapshot of the archive (how an image is made again later, elsewhere) has a
+            // Release file past its Valid-Until; debootstrap never checks it either.
+            .arg("--aptopt=Acquire::Check-Valid-Until \"false\"")
+            .arg(format!("--variant={}", self.recipe.variant))
+            .arg(format!("--include={}", self.recipe.packages.join(",")));
+        for hook in &hooks {
+            command.arg(format!("--customize-hook={hook}"));
+        }
+        let status = command
+            .arg(suite)
+            .arg(tarball)
+            .args(&sources)
+            .env("SOURCE_DATE_EPOCH", IMAGE_EPOCH.to_string())
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .status()
+            .await?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(ImageError::Debootstrap {
+                suite: format!("{suite} (mmdebstrap)"),
+                status: status.to_string(),
+                log: log.display().to_string(),
+            })
+        }
+    }
+
+    /// Import a root filesystem tarball as this image.
+    async fn import(&self, docker: &Docker, tarball: &Path) -> Result<String, ImageError> {
+        let file = tokio::fs::File::open(tarball).await?;
+        self.import_stream(docker, file).await
+    }
+
+    async fn import_stream<R>(&self, docker: &Docker, tar: R) -> Result<String, ImageError>
+    where
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    {
+        let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(tar));
+        let options = bollard::query_parameters::CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(format!("{REPOSITORY}/{}", self.name)),
+            tag: Some(self.digest.clone()),
+            changes: vec!["USER 1000:1000".into(), "WORKDIR /build".into()],
+            ..Default::default()
+        };
+        let mut progress = docker.create_image(Some(options), Some(body), None);
+        while let Some(event) = progress.next().await {
+            event?;
+        }
+        Ok(self.id(docker).await.unwrap_or_default())
+    }
+
+    /// debootstrap the suite into a scratch folder and import it as this image.
+    async fn debootstrap_and_import(
         &self,
         docker: &Docker,
         scratch: &Path,
@@ -326,22 +458,26 @@ impl Image {
             .stdout(std::process::Stdio::piped())
             .spawn()?;
         let stdout = tar.stdout.take().expect("piped");
-        let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(stdout));
-        let options = bollard::query_parameters::CreateImageOptions {
-            from_src: Some("-".into()),
-            repo: Some(format!("{REPOSITORY}/{}", self.name)),
-            tag: Some(self.digest.clone()),
-            changes: vec!["USER 1000:1000".into(), "WORKDIR /build".into()],
-            ..Default::default()
-        };
-        let mut progress = docker.create_image(Some(options), Some(body), None);
-        while let Some(event) = progress.next().await {
-            event?;
-        }
+        let id = self.import_stream(docker, stdout).await?;
         tar.wait().await?;
         let _ = std::fs::remove_dir_all(&root);
-        Ok(self.id(docker).await.unwrap_or_default())
+        Ok(id)
     }
+}
+
+/// The time mmdebstrap clamps the root filesystem's file times to (2024-01-01 UTC): fixed,
+/// so the tarball depends on the package set alone.
+pub const IMAGE_EPOCH: u64 = 1_704_067_200;
+
+/// Whether the host has mmdebstrap (preferred: no root needed, reproducible tarballs).
+async fn has_mmdebstrap() -> bool {
+    tokio::process::Command::new("mmdebstrap")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
 }
 
 /// Where debootstrap keeps a script per suite it knows.

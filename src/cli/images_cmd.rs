@@ -1,4 +1,5 @@
-//! `rewheel images build|list`: build images offline (debootstrap + import), show them.
+//! `rewheel images build|list`: build images offline (mmdebstrap or debootstrap, then import),
+//! show them.
 
 use super::args::ImagesCommand;
 use crate::build::backend::docker::{build_images, list_images};
@@ -26,10 +27,14 @@ pub(crate) fn run(command: ImagesCommand) -> Result<ExitCode, Error> {
             Ensured::Present(id) => {
                 println!("{}: already built ({})", image.reference(), short(id))
             }
-            Ensured::Built { id, seconds } => println!(
-                "{}: built in {seconds:.0} s ({})",
+            Ensured::Built { id, seconds, layer } => println!(
+                "{}: built in {seconds:.0} s ({}){}",
                 image.reference(),
-                short(id)
+                short(id),
+                layer
+                    .as_deref()
+                    .map(|l| format!(", layer {l}"))
+                    .unwrap_or_default()
             ),
         })?,
     }

@@ -892,8 +892,9 @@ fn provenance_lists_the_packages_of_the_image_beside_its_digest() {
 }
 
 /// The newest suite `matrices/debian.toml` lists: its image is made from Debian's archive on
-/// this host (whose debootstrap may not know the suite; rewheel then uses the one for sid) and
-/// a wheel builds in its cell. Gated on the engine and on the archive answering.
+/// this host (by mmdebstrap, twice, giving the same layer; or by a debootstrap that may not
+/// know the suite, which then takes sid's script) and a wheel builds in its cell. Gated on the
+/// engine and on the archive answering.
 #[test]
 fn forky_the_newest_listed_suite_builds_its_image_and_a_wheel() {
     require_docker!();
@@ -910,12 +911,30 @@ fn forky_the_newest_listed_suite_builds_its_image_and_a_wheel() {
     if !answers {
         return crate::common::skip("Debian's archive does not answer");
     }
-    let r = run({
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
-        command.args(["images", "build", "forky"]);
-        command
-    });
-    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let build = || {
+        let r = run({
+            let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+            command.args(["images", "build", "forky", "--force"]);
+            command
+        });
+        assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+        r.stdout
+    };
+    let first = build();
+    // mmdebstrap with a fixed SOURCE_DATE_EPOCH: the same package set, the same layer, which
+    // is what lets someone else check an image by making it again.
+    if Command::new("mmdebstrap").arg("--version").output().is_ok() {
+        let layer = |out: &str| {
+            out.split(", layer ")
+                .nth(1)
+                .map(|l| l.trim().to_string())
+                .unwrap_or_else(|| panic!("no layer digest in {out}"))
+        };
+        let second = build();
+        assert_eq!(layer(&first), layer(&second), "{first}{second}");
+    } else {
+        crate::common::skip("mmdebstrap is not installed: the image's layer is not checked twice");
+    }
     let dir = tempfile::tempdir().unwrap();
     package("plain", "1.0", &[], &[]).write(dir.path());
     let debian = Path::new(env!("CARGO_MANIFEST_DIR")).join("matrices/debian.toml");
