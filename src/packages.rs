@@ -18,6 +18,7 @@
 //! backend = "poetry-core==1.8.1"              # a published backend instead of the in-tree one
 //! setup-py = ["--universal"]                  # `python setup.py bdist_wheel OPTIONS`, as pip
 //!                                             # ran it before PEP 517 (and maintainers by hand)
+//! build-date = "2023-05-22"                   # its build environment as the index stood then
 //!
 //! [defaults]                                  # every package built from source, unless its
 //! shared-env = ["setuptools==79.0.0", "setuptools-scm==8.3.1", "wheel==0.45.1"]
@@ -83,6 +84,10 @@ pub struct PackageSpec {
     /// setuptools older than 40.8 (no `build_meta`) needs too.
     #[serde(default)]
     pub setup_py: Option<Vec<String>>,
+    /// Its build environment resolved as the index stood at this instant (RFC 3339 or a
+    /// date): each wheel of a lock with the toolchain of the day it was built, in one run.
+    #[serde(default)]
+    pub build_date: Option<String>,
     /// The shared build environment this package builds in (pins), over `[defaults]`'s: a
     /// group of packages is those naming the same set.
     #[serde(default)]
@@ -197,6 +202,8 @@ pub struct PackageConfig {
     pub backend: Option<String>,
     /// `setup.py bdist_wheel` with these options instead of a PEP 517 hook.
     pub setup_py: Option<Vec<String>>,
+    /// Its build environment as the index stood then (on top of `--exclude-newer`).
+    pub build_date: Option<jiff::Timestamp>,
     /// The shared build environment's pins (its own or `[defaults]`'s).
     pub shared_env: Vec<String>,
     /// The file that said so, for messages.
@@ -399,6 +406,12 @@ impl PackageSettings {
                     "packages.{key}.backend: `{backend}` is not a pin of {key} itself, like \"{key}==1.0\"\nhint: it names the release of the package's own backend to build with instead of the in-tree one"
                 )));
             }
+            let build_date = spec
+                .build_date
+                .as_deref()
+                .map(crate::resolve::index::parse_instant)
+                .transpose()
+                .map_err(|e| invalid(format!("packages.{key}.build-date: {e}")))?;
             check_shared_env(&format!("packages.{key}"), &spec.shared_env).map_err(invalid)?;
             let umask =
                 parse_umask(&format!("packages.{key}"), spec.umask.as_deref()).map_err(invalid)?;
@@ -420,6 +433,7 @@ impl PackageSettings {
                     clock: spec.clock,
                     backend: spec.backend,
                     setup_py: spec.setup_py,
+                    build_date,
                     shared_env: spec.shared_env,
                     origin: path.to_path_buf(),
                 },
@@ -567,6 +581,10 @@ impl PackageSettings {
             if first.setup_py.is_none() {
                 first.setup_py = config.setup_py;
             }
+            if first.build_date.is_some() && config.build_date.is_some() {
+                return Err(twice("build-date"));
+            }
+            first.build_date = first.build_date.or(config.build_date);
             if !first.shared_env.is_empty() && !config.shared_env.is_empty() {
                 return Err(twice("shared-env"));
             }

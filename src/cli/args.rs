@@ -7,7 +7,6 @@ use crate::verify::variation::{Variation, parse_set};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 #[derive(Parser)]
 #[command(
@@ -253,7 +252,7 @@ pub(crate) struct IndexArgs {
     pub(crate) offline: bool,
     /// Resolve as the index stood at this instant (RFC 3339, or a date meaning its midnight UTC),
     /// from upload times.
-    #[arg(long, value_name = "DATE", value_parser = parse_instant)]
+    #[arg(long, value_name = "DATE", value_parser = crate::resolve::index::parse_instant)]
     pub(crate) exclude_newer: Option<Timestamp>,
     /// Attempts per HTTP request before giving up (with exponential backoff).
     #[arg(long, default_value_t = 4, value_name = "N")]
@@ -274,16 +273,6 @@ pub(crate) enum Format {
     Dot,
     /// One cell's build closure as a pip requirements file (pins, hashes, `# via`).
     Requirements,
-}
-
-pub(crate) fn parse_instant(s: &str) -> Result<Timestamp, String> {
-    if let Ok(ts) = Timestamp::from_str(s) {
-        return Ok(ts);
-    }
-    jiff::civil::Date::from_str(s)
-        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
-        .map(|z| z.timestamp())
-        .map_err(|_| format!("`{s}` is neither an RFC 3339 instant (2022-07-15T00:00:00Z) nor a date (2022-07-15)"))
 }
 
 #[derive(Args, Clone)]
@@ -547,10 +536,10 @@ pub(crate) struct BisectArgs {
     #[arg(long)]
     pub(crate) target: String,
     /// The last instant known good (RFC 3339 or a date).
-    #[arg(long, value_parser = parse_instant, requires = "bad_date", conflicts_with = "good_lock")]
+    #[arg(long, value_parser = crate::resolve::index::parse_instant, requires = "bad_date", conflicts_with = "good_lock")]
     pub(crate) good_date: Option<Timestamp>,
     /// The first instant known bad.
-    #[arg(long, value_parser = parse_instant, requires = "good_date")]
+    #[arg(long, value_parser = crate::resolve::index::parse_instant, requires = "good_date")]
     pub(crate) bad_date: Option<Timestamp>,
     /// A lock (pip requirements with pins) known good.
     #[arg(long, requires = "bad_lock")]

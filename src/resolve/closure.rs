@@ -124,14 +124,13 @@ pub fn resolve_cell(
     } else {
         Reach::Closure
     };
-    let target =
-        resolve_env(repo, cell, &root_reqs, &target_constraints, reach).map_err(|source| {
-            CellError::Resolve {
-                cell: cell.id.to_string(),
-                what: "cannot resolve the requirements".into(),
-                source,
-            }
-        })?;
+    let target = resolve_env(repo, cell, &root_reqs, &target_constraints, reach, None).map_err(
+        |source| CellError::Resolve {
+            cell: cell.id.to_string(),
+            what: "cannot resolve the requirements".into(),
+            source,
+        },
+    )?;
     let mut build_constraints = Constraints::from_requirements(&input.build_constraints, cell);
     for (name, range) in extra_build_constraints.iter() {
         build_constraints = build_constraints.with(name.clone(), range.clone());
@@ -335,7 +334,7 @@ impl CellGraph {
                     "an earlier build's hook",
                 )?;
             }
-            let mut env = self.resolve_wanted(repo, &dist, &wanted)?;
+            let mut env = self.resolve_wanted(repo, &dist, &wanted, settings.build_date)?;
             if setuptools_hook_wants_wheel(&dist, info, &env) {
                 self.want(
                     &mut wanted,
@@ -344,7 +343,7 @@ impl CellGraph {
                     "wheel",
                     "setuptools' hook",
                 )?;
-                env = self.resolve_wanted(repo, &dist, &wanted)?;
+                env = self.resolve_wanted(repo, &dist, &wanted, settings.build_date)?;
             }
             queue.extend(self.connect(repo, ix, &wanted, &env)?);
             self.wanted.insert(ix, wanted);
@@ -390,10 +389,15 @@ impl CellGraph {
         repo: &Repository,
         dist: &Dist,
         wanted: &[Wanted],
+        cutoff: Option<jiff::Timestamp>,
     ) -> Result<Resolution, CellError> {
         let mut key: Vec<String> = wanted.iter().map(|w| w.requirement.to_string()).collect();
         key.sort();
         key.dedup();
+        // The same requirements as of another day are another environment.
+        if let Some(t) = cutoff {
+            key.push(format!("@{t}"));
+        }
         if let Some(env) = self.envs.get(&key) {
             return Ok(env.clone());
         }
@@ -404,6 +408,7 @@ impl CellGraph {
             &reqs,
             &self.build_constraints,
             Reach::Closure,
+            cutoff,
         )
         .map_err(|source| CellError::Resolve {
             cell: self.cell.id.to_string(),
@@ -498,7 +503,8 @@ impl CellGraph {
             return Ok(None);
         }
         let before = self.graph.graph.node_count();
-        let env = self.resolve_wanted(repo, &dist, &wanted)?;
+        let cutoff = self.packages.get(&dist.name).and_then(|c| c.build_date);
+        let env = self.resolve_wanted(repo, &dist, &wanted, cutoff)?;
         let queue: VecDeque<NodeIndex> = self.connect(repo, ix, &wanted, &env)?.into();
         self.wanted.insert(ix, wanted);
         self.drain(repo, queue)?;

@@ -119,6 +119,7 @@ pub fn resolve_env(
     roots: &[Requirement],
     constraints: &Constraints,
     reach: Reach,
+    cutoff: Option<jiff::Timestamp>,
 ) -> Result<Resolution, ResolveError> {
     // A requirement that no version can meet once constrained deserves a plain sentence, not
     // a derivation.
@@ -143,6 +144,7 @@ pub fn resolve_env(
         roots,
         constraints,
         reach,
+        cutoff,
     };
     match pubgrub::resolve(&provider, Pkg::Root, Version::new([0])) {
         Ok(selected) => {
@@ -194,6 +196,9 @@ struct Provider<'a> {
     roots: &'a [Requirement],
     constraints: &'a Constraints,
     reach: Reach,
+    /// Only versions on the index by then (a package's `build-date`), on top of the
+    /// repository's own `--exclude-newer`.
+    cutoff: Option<jiff::Timestamp>,
 }
 
 impl Provider<'_> {
@@ -203,6 +208,11 @@ impl Provider<'_> {
         }
         if self.repo.is_provided(name) {
             return true;
+        }
+        if let (Some(cutoff), Some(uploaded)) = (self.cutoff, candidate.uploaded)
+            && uploaded > cutoff
+        {
+            return false;
         }
         // A yanked release is only taken when pinned exactly (PEP 592).
         if candidate.yanked && range.as_singleton().is_none() {

@@ -90,6 +90,8 @@ pub struct NodeSettings {
     pub backend: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub setup_py: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_date: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shared_env: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -128,6 +130,7 @@ impl NodeSettings {
             clock: config.clock.clone(),
             backend: config.backend.clone(),
             setup_py: config.setup_py.clone(),
+            build_date: config.build_date.map(|t| t.to_string()),
             shared_env: config.shared_env.clone(),
             sdist_times: config.sdist_times,
             cpus: config.cpus,
@@ -158,6 +161,9 @@ impl NodeSettings {
         }
         if let Some(backend) = &self.backend {
             parts.push(format!("backend: {backend}"));
+        }
+        if let Some(date) = &self.build_date {
+            parts.push(format!("build env as of {date}"));
         }
         if let Some(options) = &self.setup_py {
             parts.push(

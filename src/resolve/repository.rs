@@ -24,6 +24,8 @@ pub struct Candidate {
     pub wheels: Vec<IndexFile>,
     pub yanked: bool,
     pub requires_python: Option<VersionSpecifiers>,
+    /// When its first file reached the index, if the index says.
+    pub uploaded: Option<Timestamp>,
 }
 
 impl Candidate {
@@ -161,6 +163,7 @@ impl Repository {
                 wheels: Vec::new(),
                 yanked: false,
                 requires_python: None,
+                uploaded: None,
             }]));
         }
         self.progress.message(format!("index page of {name}"));
@@ -188,8 +191,13 @@ impl Repository {
                     wheels: Vec::new(),
                     yanked: true,
                     requires_python: None,
+                    uploaded: None,
                 });
             candidate.yanked &= file.yanked;
+            candidate.uploaded = match (candidate.uploaded, file.upload_time) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if candidate.requires_python.is_none() {
                 candidate.requires_python = file
                     .requires_python

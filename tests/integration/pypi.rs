@@ -431,3 +431,61 @@ fn a_date_bisection_names_the_setuptools_scm_upload_that_made_the_cycle() {
         .unwrap();
     assert!(probes <= bound, "{line}");
 }
+
+/// A lock whose wheels were built on different days: each package's `build-date` gives its
+/// build environment the toolchain of its day, in one resolution (issue 27 §2).
+#[test]
+fn each_package_builds_with_the_toolchain_of_its_own_day() {
+    require_index!();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("dates.toml");
+    std::fs::write(
+        &settings,
+        "[packages.six]\nbuild-date = \"2020-06-01\"\n\n[packages.idna]\nbuild-date = \"2023-06-01\"\n",
+    )
+    .unwrap();
+    let cache = std::env::temp_dir().join("rewheel-test-pypi-cache");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rewheel"));
+    command
+        .args(["resolve", "six==1.16.0", "idna==2.10", "--no-deps"])
+        .args([
+            "--python",
+            "3.11",
+            "--exclude-newer",
+            "2026-10-01",
+            "--format",
+            "json",
+        ])
+        .arg("--settings")
+        .arg(&settings)
+        .arg("--cache-dir")
+        .arg(cache)
+        .env_remove("PIP_INDEX_URL");
+    let r = run(command);
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let cell = &doc["cells"][0];
+    let nodes = cell["nodes"].as_array().unwrap();
+    let version_of = |id: &serde_json::Value| {
+        nodes
+            .iter()
+            .find(|n| &n["id"] == id)
+            .map(|n| (n["name"].as_str().unwrap(), n["version"].as_str().unwrap()))
+            .unwrap()
+    };
+    // The setuptools each package's build environment holds.
+    let setuptools_of = |package: &str| {
+        let node = nodes.iter().find(|n| n["name"] == package).unwrap();
+        cell["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["from"] == node["id"])
+            .map(|e| version_of(&e["to"]))
+            .find(|(name, _)| *name == "setuptools")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| panic!("no setuptools in {package}'s build environment"))
+    };
+    assert_eq!(setuptools_of("six"), "47.1.1");
+    assert_eq!(setuptools_of("idna"), "67.8.0");
+}

@@ -212,3 +212,20 @@ impl Index {
         Ok(Some(response.body))
     }
 }
+
+/// An instant as users write one: RFC 3339 (`2022-07-15T00:00:00Z`), or a date meaning its
+/// midnight UTC (`2022-07-15`).
+pub fn parse_instant(s: &str) -> Result<jiff::Timestamp, String> {
+    use std::str::FromStr;
+    if let Ok(ts) = jiff::Timestamp::from_str(s) {
+        return Ok(ts);
+    }
+    jiff::civil::Date::from_str(s)
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
+        .map(|z| z.timestamp())
+        .map_err(|_| {
+            format!(
+                "`{s}` is neither an RFC 3339 instant (2022-07-15T00:00:00Z) nor a date (2022-07-15)"
+            )
+        })
+}
