@@ -129,7 +129,7 @@ pub(crate) enum Command {
     ///   rewheel compare six-1.16.0-py2.py3-none-any.whl other/six-1.16.0-py2.py3-none-any.whl
     #[command(after_help = exit::table(), verbatim_doc_comment)]
     Compare(CompareArgs),
-    /// Build images without a registry (debootstrap + import), and list them.
+    /// Build images without a registry (mmdebstrap or debootstrap, then import), and list them.
     ///
     /// Examples:
     ///   rewheel images build bookworm bullseye
@@ -630,9 +630,10 @@ pub(crate) enum RunsCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum ImagesCommand {
-    /// Make images in the local engine from Debian's archive (no registry needed):
-    /// debootstrap the suite with python3 and a C toolchain, then import its root filesystem.
-    /// An image whose recipe digest is already in the engine is kept.
+    /// Make images in the local engine from Debian's archive (no registry needed): the suite
+    /// with python3 and a C toolchain, by mmdebstrap (no root needed; the same package set
+    /// gives the same layer digest, printed) or else debootstrap, then imported. An image
+    /// whose recipe digest is already in the engine is kept.
     Build {
         /// bullseye, bookworm, trixie, forky (default: all).
         names: Vec<String>,
