@@ -115,6 +115,28 @@ pub enum Ensured {
     },
 }
 
+impl Ensured {
+    /// What `images build` says of it, after the image's reference.
+    pub fn describe(&self) -> String {
+        match self {
+            Ensured::Present(id) => format!("already built ({})", short_id(id)),
+            Ensured::Built { id, seconds, layer } => {
+                let layer = layer.as_deref().map(|l| format!(", layer {l}"));
+                let id = short_id(id);
+                format!(
+                    "built in {seconds:.0} s ({id}){}",
+                    layer.unwrap_or_default()
+                )
+            }
+        }
+    }
+}
+
+/// An engine id as people read it: `sha256:` and 12 digits.
+pub fn short_id(id: &str) -> &str {
+    &id[..id.len().min(19)]
+}
+
 pub struct Image {
     pub name: &'static str,
     pub recipe: Recipe,

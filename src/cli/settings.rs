@@ -91,16 +91,15 @@ pub(crate) fn backend_request(args: &BuildArgs) -> BackendRequest {
 }
 
 pub(crate) fn build(args: &BuildArgs) -> anyhow::Result<BuildSettings> {
-    // `--rebuild NAME` reads as `--rebuild` (everything) and a requirement NAME: say so, since
-    // the two differ only in cost.
-    if let Some(name) = std::env::args()
-        .collect::<Vec<_>>()
+    // `--rebuild NAME` is `--rebuild` (every job) and a requirement NAME: say so.
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(w) = argv
         .windows(2)
         .find(|w| w[0] == "--rebuild" && !w[1].starts_with('-'))
-        .map(|w| w[1].clone())
     {
         tracing::warn!(
-            "`--rebuild {name}` rebuilds every job and builds `{name}`; to rebuild only it, write `--rebuild={name}`"
+            "`--rebuild {0}` rebuilds every job and builds `{0}`; to rebuild only it, write `--rebuild={0}`",
+            w[1]
         );
     }
     let resolve = resolve(&args.input)?;
