@@ -122,7 +122,10 @@ fn rewheel_rebuilds_its_own_wheel_from_its_sdist_bit_for_bit() {
             .arg(&dist)
             .arg("--matrix")
             .arg(&debian)
-            .args(["--cells", "cp313-trixie", "--backend", "docker", "--store"])
+            .args(["--cells", "cp313-trixie", "--backend", "docker"])
+            // As every rebuilder gives it: mimalloc's C code stamps `__DATE__` and `__TIME__`
+            // into the binary, which GCC takes from SOURCE_DATE_EPOCH when it is set.
+            .args(["--source-date-epoch", "1700000000", "--store"])
             .arg(dir.path().join("store"))
             .arg("--cache-dir")
             .arg(dir.path().join("cache"))

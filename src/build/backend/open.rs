@@ -103,7 +103,7 @@ async fn derive(
     std::fs::create_dir_all(scratch).map_err(ImageError::Io)?;
     let log = scratch.join(format!("{}-{}.log", image.name, image.digest));
     eprintln!(
-        "{}: building {} with {} (debootstrap, once; log: {})",
+        "{}: building {} with {} (once; log: {})",
         image.reference(),
         image.name,
         image.extra.join(" "),
