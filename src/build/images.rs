@@ -160,18 +160,23 @@ impl Image {
         })
     }
 
-    /// `apt-get install -t <suite>-<pocket>` inside the new root, a pocket at a time (the
-    /// host's network; this is the image build, not a job).
-    fn install_from_pockets(&self, root: &Path, log: &Path) -> Result<(), ImageError> {
-        let suite = &self.recipe.suite;
+    /// The recipe's `NAME/POCKET` packages, by pocket.
+    fn by_pocket(&self) -> std::collections::BTreeMap<Pocket, Vec<&str>> {
         let mut by_pocket: std::collections::BTreeMap<Pocket, Vec<&str>> = Default::default();
         for entry in &self.recipe.pockets {
             if let (name, Some(pocket)) = Pocket::split(entry) {
                 by_pocket.entry(pocket).or_default().push(name);
             }
         }
+        by_pocket
+    }
+
+    /// `apt-get install -t <suite>-<pocket>` inside the new root, a pocket at a time (the
+    /// host's network; this is the image build, not a job).
+    fn install_from_pockets(&self, root: &Path, log: &Path) -> Result<(), ImageError> {
+        let suite = &self.recipe.suite;
         let _ = std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"));
-        for (pocket, names) in by_pocket {
+        for (pocket, names) in self.by_pocket() {
             let release = pocket.release(suite);
             std::fs::write(
                 root.join(format!("etc/apt/sources.list.d/{release}.list")),
@@ -179,8 +184,8 @@ impl Image {
             )?;
             let log_file = std::fs::OpenOptions::new().append(true).open(log)?;
             let script = format!(
-                "apt-get update -qq && apt-get install -y -qq --no-install-recommends -t {release} {} && apt-get clean",
-                names.join(" ")
+                "apt-get update -qq && {} && apt-get clean",
+                pocket_install(&release, &names)
             );
             let status = std::process::Command::new("chroot")
                 .arg(root)
@@ -270,7 +275,7 @@ impl Image {
         eprintln!(
             "{}: {} {} (log: {})",
             self.reference(),
-            if has_mmdebstrap().await {
+            if has_mmdebstrap() {
                 "mmdebstrap"
             } else {
                 "debootstrap"
@@ -322,7 +327,7 @@ impl Image {
         scratch: &Path,
         log: &Path,
     ) -> Result<String, ImageError> {
-        if has_mmdebstrap().await {
+        if has_mmdebstrap() {
             let tarball = scratch.join(format!("{}-{}.tar", self.name, self.digest));
             let made = self.mmdebstrap(&tarball, log).await;
             let imported = match made {
@@ -344,24 +349,16 @@ impl Image {
         let mirror = self.recipe.mirror.trim_end_matches('/');
         let mut sources = vec![format!("deb {mirror} {suite} main")];
         let mut hooks = Vec::new();
-        let mut by_pocket: std::collections::BTreeMap<Pocket, Vec<&str>> = Default::default();
-        for entry in &self.recipe.pockets {
-            if let (name, Some(pocket)) = Pocket::split(entry) {
-                by_pocket.entry(pocket).or_default().push(name);
-            }
-        }
         // A pocket's package takes its dependencies from the pocket too (`-t`), as
         // `install_from_pockets` does after debootstrap.
-        for (pocket, names) in by_pocket {
+        for (pocket, names) in self.by_pocket() {
             sources.push(pocket.source_line(mirror, suite));
             hooks.push(format!(
-                "chroot \"$1\" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t {} {}",
-                pocket.release(suite),
-                names.join(" ")
+                "chroot \"$1\" env DEBIAN_FRONTEND=noninteractive {}",
+                pocket_install(&pocket.release(suite), &names)
             ));
         }
         hooks.push("rm -f \"$1/etc/resolv.conf\" \"$1/etc/hostname\"".into());
-        let log_file = std::fs::File::create(log)?;
         let mut command = tokio::process::Command::new("mmdebstrap");
         command
             .arg("--mode=auto")
@@ -373,19 +370,12 @@ impl Image {
         for hook in &hooks {
             command.arg(format!("--customize-hook={hook}"));
         }
-        let status = command
+        command
             .arg(suite)
             .arg(tarball)
             .args(&sources)
-            .env("SOURCE_DATE_EPOCH", IMAGE_EPOCH.to_string())
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .status()
-            .await?;
+            .env("SOURCE_DATE_EPOCH", IMAGE_EPOCH.to_string());
+        let status = run_logged(command, log).await?;
         if status.success() {
             Ok(())
         } else {
@@ -440,8 +430,8 @@ impl Image {
         if root.exists() {
             std::fs::remove_dir_all(&root)?;
         }
-        let log_file = std::fs::File::create(log)?;
-        let status = tokio::process::Command::new("debootstrap")
+        let mut command = tokio::process::Command::new("debootstrap");
+        command
             .arg(format!("--variant={}", self.recipe.variant))
             .arg(format!("--include={}", self.recipe.packages.join(",")))
             .arg(&self.recipe.suite)
@@ -450,15 +440,8 @@ impl Image {
             .args(script_for(
                 &self.recipe.suite,
                 Path::new(DEBOOTSTRAP_SCRIPTS),
-            ))
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .status()
-            .await?;
+            ));
+        let status = run_logged(command, log).await?;
         if !status.success() {
             return Err(ImageError::Debootstrap {
                 suite: self.recipe.suite.clone(),
@@ -491,15 +474,45 @@ impl Image {
 /// so the tarball depends on the package set alone.
 pub const IMAGE_EPOCH: u64 = 1_704_067_200;
 
-/// Whether the host has mmdebstrap (preferred: no root needed, reproducible tarballs).
-async fn has_mmdebstrap() -> bool {
-    tokio::process::Command::new("mmdebstrap")
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+/// Whether the host has mmdebstrap (preferred: no root needed, reproducible tarballs); asked
+/// once per process.
+fn has_mmdebstrap() -> bool {
+    static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        std::process::Command::new("mmdebstrap")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// A pocket's packages installed with their dependencies from that pocket (`-t`), the same
+/// after debootstrap and in mmdebstrap's hook.
+fn pocket_install(release: &str, names: &[&str]) -> String {
+    format!(
+        "apt-get install -y -qq --no-install-recommends -t {release} {}",
+        names.join(" ")
+    )
+}
+
+/// Run a root filesystem builder with a plain `PATH` (it runs `/usr/sbin` tools), its output
+/// in `log`.
+async fn run_logged(
+    mut command: tokio::process::Command,
+    log: &Path,
+) -> Result<std::process::ExitStatus, ImageError> {
+    let log_file = std::fs::File::create(log)?;
+    Ok(command
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
         .status()
-        .await
-        .is_ok_and(|s| s.success())
+        .await?)
 }
 
 /// Where debootstrap keeps a script per suite it knows.

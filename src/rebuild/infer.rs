@@ -215,21 +215,13 @@ pub fn observe(path: &Path) -> Result<Observed, InferError> {
         .ok_or_else(|| bad("the filename is not NAME-VERSION-PY-ABI-PLATFORM.whl".into()))?;
     let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    // NAME-VERSION[-BUILD]-PY-ABI-PLATFORM, read from its end.
+    let tags: Vec<&str> = filename.trim_end_matches(".whl").rsplit('-').collect();
     let mut observed = Observed {
         name: name.to_string(),
         version: version.to_string(),
-        platform: filename
-            .trim_end_matches(".whl")
-            .rsplit('-')
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-        python_tag: filename
-            .trim_end_matches(".whl")
-            .rsplit('-')
-            .nth(2)
-            .unwrap_or_default()
-            .to_string(),
+        platform: tags.first().copied().unwrap_or_default().to_string(),
+        python_tag: tags.get(2).copied().unwrap_or_default().to_string(),
         ..Observed::default()
     };
     let mut times = std::collections::BTreeSet::new();

@@ -190,10 +190,7 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
                 .into_iter()
                 .rev()
             {
-                if !attempts.iter().any(|a| a.guess == next) {
-                    queue.retain(|q| q != &next);
-                    queue.push_front(next);
-                }
+                next_up(&mut queue, &attempts, next, true);
             }
         }
         // Times off by whole hours: the builder's time zone leaked; try it next.
@@ -204,12 +201,8 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
                 timezone: Some(zone),
                 ..guess.clone()
             };
-            if !attempts.iter().any(|a| a.guess == zoned) && !queue.contains(&zoned) {
-                queue.push_front(zoned);
-            }
+            next_up(&mut queue, &attempts, zoned, false);
         }
-        // Only the metadata the backend writes differs: the maintainer's backend was older
-        // than the index's on the day; take build dependencies from further back next.
         // The generator's pin conflicts with the sdist's own range: the maintainer built with
         // the backend's command line; its pins stand in for the sdist's requirements next.
         if let Outcome::Failed(why) = &outcome
@@ -221,9 +214,7 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
                 pins_over_sdist: true,
                 ..guess.clone()
             };
-            if !attempts.iter().any(|a| a.guess == over) && !queue.contains(&over) {
-                queue.push_front(over);
-            }
+            next_up(&mut queue, &attempts, over, false);
         }
         // setuptools older than 40.8 has no PEP 517 hooks: the maintainer ran setup.py, as
         // pip then did; so does the next attempt.
@@ -235,13 +226,8 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
                 setup_py: Some(Vec::new()),
                 ..guess.clone()
             };
-            if !attempts.iter().any(|a| a.guess == legacy) && !queue.contains(&legacy) {
-                queue.push_front(legacy);
-            }
+            next_up(&mut queue, &attempts, legacy, false);
         }
-        // An older setuptools than the index had on the day, its release before that date
-        // (what wrote the metadata), the rest of the toolchain as of the day: a cutoff for
-        // all would lose the pins newer than it.
         // Tagged py2.py3 by hand (`setup.py bdist_wheel --universal`): that explains the
         // WHEEL file, so it comes before an older toolchain.
         let universal = match (&outcome, &rebuilt) {
@@ -250,6 +236,10 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
             }
             _ => None,
         };
+        // Only the metadata the backend writes differs: the maintainer's backend was older
+        // than the index's on the day. An older setuptools next, its release before that
+        // date (what wrote the metadata), the rest of the toolchain as of the day: a cutoff
+        // for all would lose the pins newer than it.
         if let Outcome::Differs(pair) = &outcome
             && universal.is_none()
             && only_metadata_differs(pair)
@@ -263,15 +253,10 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
         {
             older.pins.retain(|p| !p.starts_with("setuptools=="));
             older.pins.push(format!("setuptools=={version}"));
-            if !attempts.iter().any(|a| a.guess == older) && !queue.contains(&older) {
-                queue.push_front(older);
-            }
+            next_up(&mut queue, &attempts, older, false);
         }
-        if let Some(universal) = universal
-            && !attempts.iter().any(|a| a.guess == universal)
-        {
-            queue.retain(|q| q != &universal);
-            queue.push_front(universal);
+        if let Some(universal) = universal {
+            next_up(&mut queue, &attempts, universal, true);
         }
         attempts.push(Attempt {
             guess,
@@ -290,7 +275,22 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
     })
 }
 
-/// The published wheel on this host: a file as is, a URL downloaded into `scratch`.
+/// Try `guess` next, unless an attempt already did; `ahead` moves it to the front even when
+/// it is queued already (what the closest attempt points at), else a queued one keeps its
+/// place.
+fn next_up(
+    queue: &mut std::collections::VecDeque<Guess>,
+    tried: &[Attempt],
+    guess: Guess,
+    ahead: bool,
+) {
+    if tried.iter().any(|a| a.guess == guess) || (!ahead && queue.contains(&guess)) {
+        return;
+    }
+    queue.retain(|q| q != &guess);
+    queue.push_front(guess);
+}
+
 /// The published wheel on this host, and where it came from as a statement names it for
 /// someone else: the URL, or this host's absolute path.
 pub fn obtain_with_source(target: &str, scratch: &Path) -> anyhow::Result<(PathBuf, String)> {
@@ -302,6 +302,7 @@ pub fn obtain_with_source(target: &str, scratch: &Path) -> anyhow::Result<(PathB
     Ok((obtain(target, scratch)?, source))
 }
 
+/// The published wheel on this host: a file as is, a URL downloaded into `scratch`.
 pub fn obtain(target: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
     if !(target.starts_with("http://") || target.starts_with("https://")) {
         let path = PathBuf::from(target);
