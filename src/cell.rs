@@ -97,6 +97,17 @@ pub struct Cell {
     /// The build image this cell runs in, when it runs in one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// An image the user made and the engine has (`supplied-image`: a manylinux one, say),
+    /// used as it is, by reference; the cell's interpreter in it is `interpreter`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supplied_image: Option<String>,
+    /// The interpreter's path in a supplied image (`/opt/python/cp311-cp311/bin/python`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<String>,
+    /// The program that repairs each platform wheel after its build, in the job
+    /// (`auditwheel`, as a manylinux image's release runs it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<String>,
     /// The image CI jobs of this cell run in, when the matrix names one (`ci-image`).
     #[serde(skip)]
     pub ci_image: Option<String>,
@@ -196,10 +207,18 @@ impl Cell {
             full_version: Version::from_str(&full).map_err(|_| bad())?,
             python: full,
             image,
+            supplied_image: None,
+            interpreter: None,
+            repair: None,
             ci_image: None,
             system: Vec::new(),
             markers,
         })
+    }
+
+    /// Whether the cell runs in an image (shipped or supplied): the docker backend's cells.
+    pub fn has_image(&self) -> bool {
+        self.image.is_some() || self.supplied_image.is_some()
     }
 
     pub fn markers(&self) -> &MarkerEnvironment {

@@ -298,7 +298,10 @@ impl Classify for OpenError {
             | OpenError::WrongPython { .. }
             | OpenError::NoInterpreter(_)
             | OpenError::HostLacks(_)
-            | OpenError::NoDpkg(_) => ExitCode::Input,
+            | OpenError::NoDpkg(_)
+            | OpenError::SuppliedMissing { .. }
+            | OpenError::SuppliedSystem { .. }
+            | OpenError::SuppliedLocal(_) => ExitCode::Input,
         }
     }
 }

@@ -39,6 +39,24 @@ struct CellSpec {
     /// The image this cell's CI jobs run in (emitted GitLab and GitHub files).
     #[serde(default)]
     ci_image: Option<String>,
+    /// An image the engine has that the user made (a manylinux one), instead of `image`.
+    #[serde(default)]
+    supplied_image: Option<String>,
+    /// The interpreter's path in the supplied image.
+    #[serde(default)]
+    interpreter: Option<String>,
+    /// The program that repairs platform wheels after the build (`auditwheel`).
+    #[serde(default)]
+    repair: Option<String>,
+}
+
+/// A path or program name a job runs: plain characters, so nothing a shell or the engine
+/// reads otherwise.
+fn plain_program(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+'))
 }
 
 #[derive(Debug)]
@@ -95,9 +113,36 @@ impl Matrix {
         for (id, spec) in file.cells {
             // Cell ids become folder names (`--out DIR/<cell>/`, build folders): plain names only.
             let cell_id = CellId::new(id.clone()).map_err(|err| invalid(err.to_string()))?;
+            if spec.image.is_some() && spec.supplied_image.is_some() {
+                return Err(invalid(format!(
+                    "cells.{id}: give `image` (a shipped recipe) or `supplied-image` (one the engine has), not both"
+                )));
+            }
+            if spec.interpreter.is_some() && spec.supplied_image.is_none() {
+                return Err(invalid(format!(
+                    "cells.{id}.interpreter: only a supplied image's interpreter is named; a shipped image runs its python3"
+                )));
+            }
+            if let Some(path) = &spec.interpreter
+                && !(path.starts_with('/') && plain_program(path))
+            {
+                return Err(invalid(format!(
+                    "cells.{id}.interpreter: `{path}` is not an absolute path of plain characters"
+                )));
+            }
+            if let Some(repair) = &spec.repair
+                && !plain_program(repair)
+            {
+                return Err(invalid(format!(
+                    "cells.{id}.repair: `{repair}` is not a program name or path of plain characters\nhint: repair = \"auditwheel\""
+                )));
+            }
             let mut cell = Cell::new(cell_id, &spec.python, spec.image)
                 .map_err(|err| invalid(format!("cells.{id}.python: {err}")))?;
             cell.ci_image = spec.ci_image;
+            cell.supplied_image = spec.supplied_image;
+            cell.interpreter = spec.interpreter;
+            cell.repair = spec.repair;
             cells.push(cell);
         }
         Ok(Self {
@@ -175,6 +220,42 @@ mod tests {
         let path = dir.path().join("m.toml");
         std::fs::write(&path, text).unwrap();
         Matrix::load(&path)
+    }
+
+    #[test]
+    fn a_supplied_image_names_its_interpreter_and_repair_step() {
+        let m = load(
+            "[cells.cp311-manylinux]\npython = \"3.11.9\"\nsupplied-image = \"stand-in/manylinux:1\"\n\
+             interpreter = \"/opt/python/cp311-cp311/bin/python\"\nrepair = \"auditwheel\"\n",
+        )
+        .unwrap();
+        let cell = &m.cells[0];
+        assert!(cell.has_image() && cell.image.is_none());
+        assert_eq!(cell.supplied_image.as_deref(), Some("stand-in/manylinux:1"));
+        assert_eq!(cell.repair.as_deref(), Some("auditwheel"));
+        for (text, says) in [
+            (
+                "image = \"bookworm\"\nsupplied-image = \"x:1\"\n",
+                "not both",
+            ),
+            (
+                "image = \"bookworm\"\ninterpreter = \"/usr/bin/python3\"\n",
+                "only a supplied",
+            ),
+            (
+                "supplied-image = \"x:1\"\ninterpreter = \"python; rm -rf /\"\n",
+                "absolute path",
+            ),
+            (
+                "supplied-image = \"x:1\"\nrepair = \"auditwheel && curl\"\n",
+                "plain characters",
+            ),
+        ] {
+            let err = load(&format!("[cells.c]\npython = \"3.11\"\n{text}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -325,6 +325,10 @@ pub struct Suite {
 impl Suite {
     /// A cell's image suite, or for a cell built on this host (no image), the host's own.
     pub fn of(cell: &crate::cell::Cell) -> Option<Self> {
+        // A supplied image's distribution is the user's: no Debian suite to look in.
+        if cell.supplied_image.is_some() {
+            return None;
+        }
         match &cell.image {
             Some(image) => {
                 let recipe = crate::build::images::Image::named(image).ok()?.recipe;

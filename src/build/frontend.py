@@ -360,6 +360,31 @@ def keep_sdist_times(times_file, base):
             pass
 
 
+def repair(command, out_dir, wheel):
+    """The cell's repair step, as a manylinux image's release runs it after the build:
+    `auditwheel repair` copies the libraries the extensions load from outside the policy into
+    the wheel and retags it; its output replaces the backend's. A wheel with no platform tag
+    of Linux's own (pure, or tagged already) is left as the backend made it."""
+    if not wheel.endswith(("-linux_x86_64.whl", "-linux_aarch64.whl", "-linux_i686.whl")):
+        return wheel
+    import subprocess
+    import tempfile
+
+    repaired = tempfile.mkdtemp(prefix="repaired-", dir=os.path.dirname(out_dir))
+    subprocess.run(
+        list(command) + ["repair", "--wheel-dir", repaired, os.path.join(out_dir, wheel)],
+        check=True,
+        stdout=sys.stderr,
+    )
+    made = [n for n in os.listdir(repaired) if n.endswith(".whl")]
+    if len(made) != 1:
+        raise RuntimeError(f"{' '.join(command)} repair made {len(made)} wheels, not one")
+    os.unlink(os.path.join(out_dir, wheel))
+    os.replace(os.path.join(repaired, made[0]), os.path.join(out_dir, made[0]))
+    os.rmdir(repaired)
+    return made[0]
+
+
 def main():
     request_path, result_path = sys.argv[1], sys.argv[2]
     with open(request_path) as f:
@@ -426,6 +451,9 @@ def main():
         write()
         result["phase"] = "build_wheel"
         result["wheel"] = backend.build_wheel(request["out_dir"], config)
+        if request.get("repair"):
+            result["phase"] = "repair"
+            result["wheel"] = repair(request["repair"], request["out_dir"], result["wheel"])
         result["phase"] = "done"
         write()
     except BaseException as error:  # noqa: BLE001 - any failure is reported, not raised

@@ -386,6 +386,7 @@ impl Planner {
                     settings: self.options.settings.clone(),
                     recipe: crate::build::job::Recipe {
                         provided: provided.clone(),
+                        repair: cg.cell.repair.clone(),
                         ..recipe.clone()
                     },
                     crates: crates.clone(),

@@ -26,6 +26,9 @@ pub fn frozen(t: u64, zone: Option<&str>) -> String {
 pub struct Observed {
     pub name: String,
     pub version: String,
+    /// METADATA's `Name:` as written (`typer-slim`), which a build switch may have chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dist_name: Option<String>,
     /// `Generator:` of the WHEEL file, as written.
     pub generator: Option<String>,
     /// All entries carry this one time (seconds since the epoch, read as UTC).
@@ -68,7 +71,7 @@ impl Observed {
             ),
         };
         Some(format!(
-            "the tag {tag}{libs}: built in a manylinux (or musllinux) image, then repaired by auditwheel, which rewrote the wheel; a rebuild needs that image in a matrix cell and auditwheel's repair step, which rewheel does not run yet: in a Debian cell the closest it gets is the unrepaired linux wheel"
+            "the tag {tag}{libs}: built in a manylinux (or musllinux) image, then repaired by auditwheel, which rewrote the wheel; a rebuild runs in that image, named as a matrix cell's `supplied-image` (with its `interpreter`), with `repair = \"auditwheel\"`: in a Debian cell the closest it gets is the unrepaired linux wheel"
         ))
     }
 }
@@ -105,6 +108,10 @@ pub struct Guess {
     /// and maintainers by hand (`--universal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_py: Option<Vec<String>>,
+    /// Set in the build's environment: a switch a build hook reads to choose which of the
+    /// project's distributions it makes (`TIANGOLO_BUILD_PACKAGE = "typer-slim"`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
     /// Why each value was chosen, for the report.
     pub reasons: Vec<String>,
 }
@@ -253,6 +260,14 @@ pub fn observe(path: &Path) -> Result<Observed, InferError> {
                 .lines()
                 .find_map(|l| l.strip_prefix("Generator:"))
                 .map(|g| g.trim().to_string());
+        } else if entry_name.ends_with(".dist-info/METADATA") {
+            let mut text = String::new();
+            let _ = (&mut entry).take(1 << 20).read_to_string(&mut text);
+            observed.dist_name = text
+                .lines()
+                .take_while(|l| !l.is_empty())
+                .find_map(|l| l.strip_prefix("Name:"))
+                .map(|n| n.trim().to_string());
         } else if entry_name.ends_with(".so") || entry_name.contains(".so.") {
             observed.binary = true;
             let mut bytes = Vec::new();
@@ -386,6 +401,7 @@ pub fn guess(observed: &Observed) -> Guess {
         deps_months_earlier: 0,
         pins_over_sdist: false,
         setup_py: None,
+        env: Default::default(),
         reasons,
     }
 }
@@ -521,6 +537,82 @@ pub fn universal_by_hand(observed: &Observed, rebuilt: &Path, guess: &Guess) -> 
         ),
         ..guess.clone()
     })
+}
+
+/// The build hooks a backend loads from an sdist's top folder by default, and setup.py.
+pub const BUILD_SCRIPTS: &[&str] = &["pdm_build.py", "hatch_build.py", "setup.py"];
+
+/// Variables the build reads that rewheel sets or varies itself, or that every program reads:
+/// none of them is a project's switch.
+const NOT_SWITCHES: &[&str] = &[
+    "SOURCE_DATE_EPOCH",
+    "TZ",
+    "LANG",
+    "LANGUAGE",
+    "HOME",
+    "PATH",
+    "USER",
+    "TMPDIR",
+    "PWD",
+    "CC",
+    "CXX",
+    "CFLAGS",
+    "CXXFLAGS",
+    "CPPFLAGS",
+    "LDFLAGS",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+];
+
+/// The environment variables a build script reads by name (`os.getenv("X")`,
+/// `os.environ.get("X")`, `os.environ["X"]`), in the order they first appear: a project
+/// that publishes several distributions from one tree picks one by such a switch.
+pub fn build_switches(script: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for opener in ["getenv(", "environ.get(", "environ["] {
+        let mut rest = script;
+        while let Some(at) = rest.find(opener) {
+            rest = &rest[at + opener.len()..];
+            let quoted = rest.trim_start();
+            let Some(quote) = quoted.chars().next().filter(|c| matches!(c, '"' | '\'')) else {
+                continue;
+            };
+            let Some(end) = quoted[1..].find(quote) else {
+                continue;
+            };
+            let name = &quoted[1..1 + end];
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                && !name.starts_with("LC_")
+                && !NOT_SWITCHES.contains(&name);
+            if plain && !found.iter().any(|f| f == name) {
+                found.push(name.to_string());
+            }
+        }
+    }
+    found
+}
+
+/// The same recipe with a build switch set to the distribution the published wheel is
+/// (METADATA's `Name:`): what a maintainer set to publish that one of the project's wheels.
+pub fn switched(guess: &Guess, observed: &Observed, switch: &str, script: &str) -> Option<Guess> {
+    // A name as PEP 508 spells one: the value goes into the recipe and the job's environment.
+    let value = observed.dist_name.as_ref().filter(|n| {
+        n.parse::<crate::names::PackageName>().is_ok()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    })?;
+    if guess.env.contains_key(switch) {
+        return None;
+    }
+    let mut next = guess.clone();
+    next.env.insert(switch.to_string(), value.clone());
+    next.reasons.push(format!(
+        "{script} reads {switch}, and the closest attempt's content differs: {switch}={value}, the distribution published"
+    ));
+    Some(next)
 }
 
 /// For entries both wheels have: the rebuilt entry's time (built in UTC, so an instant) and the
@@ -744,12 +836,33 @@ mod tests {
             deps_months_earlier: 0,
             pins_over_sdist: false,
             setup_py: None,
+            env: Default::default(),
             reasons: Vec::new(),
         };
         let all = candidates(&g, 10);
         assert_eq!(all[0], g);
         assert_eq!(all.len(), 5);
         assert_eq!(candidates(&g, 2).len(), 2);
+    }
+
+    #[test]
+    fn a_build_hooks_switches_are_the_variables_it_reads_by_name() {
+        let hook = r#"import os
+TIANGOLO_BUILD_PACKAGE = os.getenv("TIANGOLO_BUILD_PACKAGE", "typer")
+debug = os.environ.get('SOURCE_DATE_EPOCH')
+flavour = os.environ[ "FLAVOUR" ]
+again = os.getenv("TIANGOLO_BUILD_PACKAGE")
+lower = os.getenv(name)
+"#;
+        assert_eq!(build_switches(hook), ["TIANGOLO_BUILD_PACKAGE", "FLAVOUR"]);
+        let observed = Observed {
+            dist_name: Some("typer-slim".into()),
+            ..Observed::default()
+        };
+        let g = guess(&observed);
+        let next = switched(&g, &observed, "TIANGOLO_BUILD_PACKAGE", "pdm_build.py").unwrap();
+        assert_eq!(next.env["TIANGOLO_BUILD_PACKAGE"], "typer-slim");
+        assert!(switched(&next, &observed, "TIANGOLO_BUILD_PACKAGE", "pdm_build.py").is_none());
     }
 
     #[test]
@@ -767,6 +880,7 @@ mod tests {
             deps_months_earlier: 24,
             pins_over_sdist: false,
             setup_py: None,
+            env: Default::default(),
             reasons: Vec::new(),
         };
         // Only the modes differ: the other umask comes first, with the older toolchain kept.

@@ -63,6 +63,17 @@ pub fn write(
     if let Some(image) = &cell.image {
         text.push_str(&format!("image = {}\n", quote(image)));
     }
+    // A supplied image by the reference it had here: whoever rebuilds needs the same image
+    // (the statement names its id).
+    for (key, value) in [
+        ("supplied-image", &cell.supplied_image),
+        ("interpreter", &cell.interpreter),
+        ("repair", &cell.repair),
+    ] {
+        if let Some(value) = value {
+            text.push_str(&format!("{key} = {}\n", quote(value)));
+        }
+    }
     text.push_str(&format!(
         "\n[packages.{name}]\numask = {}\n",
         quote(&format!("{:03o}", guess.umask))
@@ -91,6 +102,9 @@ pub fn write(
     }
     if let Some(epoch) = guess.source_date_epoch {
         env.push(format!("SOURCE_DATE_EPOCH = {}", quote(&epoch.to_string())));
+    }
+    for (switch, value) in &guess.env {
+        env.push(format!("{switch} = {}", quote(value)));
     }
     if !env.is_empty() {
         text.push_str(&format!("env = {{ {} }}\n", env.join(", ")));

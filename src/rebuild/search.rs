@@ -164,6 +164,7 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
         infer::candidates(&first, settings.attempts).into();
     let mut n = 0;
     let mut best: Option<usize> = None;
+    let mut switches: Option<Vec<(&str, String)>> = None;
     while let Some(guess) = queue.pop_front() {
         if n >= settings.attempts.max(1) {
             break;
@@ -258,6 +259,21 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
         if let Some(universal) = universal {
             next_up(&mut queue, &attempts, universal, true);
         }
+        // Only metadata differs and a build script of the sdist reads a variable by name:
+        // one tree publishing several distributions (typer and typer-slim) picks one by such
+        // a switch. Set to the distribution published, each goes first, once.
+        if let Outcome::Differs(pair) = &outcome
+            && only_metadata_differs(pair)
+            && guess.env.is_empty()
+        {
+            let switches =
+                switches.get_or_insert_with(|| sdist_switches(&settings.build, &observed));
+            for (script, switch) in switches.iter().rev() {
+                if let Some(next) = infer::switched(&guess, &observed, switch, script) {
+                    next_up(&mut queue, &attempts, next, true);
+                }
+            }
+        }
         attempts.push(Attempt {
             guess,
             outcome,
@@ -273,6 +289,37 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
         exclude_newer,
         attempts,
     })
+}
+
+/// The variables the sdist's build scripts read by name (`infer::build_switches`), with the
+/// script that reads each; the sdist is the index's, as the attempts built it.
+fn sdist_switches(settings: &BuildSettings, observed: &Observed) -> Vec<(&'static str, String)> {
+    let found = || -> Option<Vec<(&'static str, String)>> {
+        let index = crate::resolve::index::Index::new(settings.resolve.index.config(None)).ok()?;
+        let name: crate::names::PackageName = observed.name.parse().ok()?;
+        let files = index.project(&name).ok()?;
+        let sdist = files.iter().find(|f| {
+            crate::names::parse_sdist_filename(&f.filename, &name)
+                .is_some_and(|s| s.version.to_string() == observed.version)
+        })?;
+        let path = index.fetch(sdist).ok()?;
+        let read =
+            crate::resolve::archive::read_sdist(&path, crate::resolve::archive::Limits::default())
+                .ok()?;
+        let mut switches = Vec::new();
+        for script in infer::BUILD_SCRIPTS {
+            let Some(bytes) = read.get(script) else {
+                continue;
+            };
+            for switch in infer::build_switches(&String::from_utf8_lossy(bytes)) {
+                switches.push((*script, switch));
+            }
+        }
+        // A handful at most: each is a build.
+        switches.truncate(3);
+        Some(switches)
+    };
+    found().unwrap_or_default()
 }
 
 /// Try `guess` next, unless an attempt already did; `ahead` moves it to the front even when
@@ -452,6 +499,9 @@ pub fn describe(guess: &Guess, exclude_newer: Option<&Timestamp>) -> String {
     if let Some(zone) = &guess.timezone {
         parts.push(format!("TZ={zone}"));
     }
+    for (switch, value) in &guess.env {
+        parts.push(format!("{switch}={value}"));
+    }
     if let Some(t) = guess.frozen_clock {
         parts.push(format!(
             "clock frozen at {}",
@@ -577,6 +627,14 @@ fn attempt(
     }
     if let Some(options) = &guess.setup_py {
         own.push_str(&format!("setup-py = {options:?}\n"));
+    }
+    if !guess.env.is_empty() {
+        let pairs: Vec<String> = guess
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k} = {}", toml::Value::String(v.clone())))
+            .collect();
+        own.push_str(&format!("env = {{ {} }}\n", pairs.join(", ")));
     }
     let mut text = String::new();
     if !own.is_empty() {

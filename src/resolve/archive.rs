@@ -91,11 +91,12 @@ impl SdistFiles {
     }
 }
 
-/// Files worth reading: build configuration and metadata, never code beyond setup.py.
+/// Files worth reading: build configuration and metadata, never code beyond setup.py and the
+/// build hooks pdm-backend and hatchling load by default (what environment they read).
 fn wanted(rel: &str) -> bool {
     matches!(
         rel,
-        "pyproject.toml" | "PKG-INFO" | "setup.cfg" | "setup.py"
+        "pyproject.toml" | "PKG-INFO" | "setup.cfg" | "setup.py" | "pdm_build.py" | "hatch_build.py"
     ) || (rel.matches('/').count() <= 2
         && (rel.ends_with(".egg-info/requires.txt") || rel.ends_with(".egg-info/PKG-INFO")))
         // Rust extensions: the crates a job needs, vendored before it runs.

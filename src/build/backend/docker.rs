@@ -24,10 +24,21 @@ pub const LABEL: &str = "rewheel.session";
 /// Where a job sees its folder, by default.
 pub const DEFAULT_ROOT: &str = "/build";
 
+/// A cell's image as the engine has it.
+#[derive(Debug, Clone)]
+pub struct CellImage {
+    pub reference: String,
+    /// The engine's image id.
+    pub id: String,
+    /// The interpreter's version inside.
+    pub python: String,
+    /// The interpreter the job runs: `python3`, or a supplied image's path.
+    pub interpreter: String,
+}
+
 pub struct DockerBackend {
     docker: Docker,
-    /// Per cell: image reference, image id, python version inside.
-    cells: HashMap<CellId, (String, String, String)>,
+    cells: HashMap<CellId, CellImage>,
     /// Per cell: the Debian packages installed in its image, for provenance.
     packages: HashMap<CellId, Vec<DebPackage>>,
     build_root: PathBuf,
@@ -101,7 +112,7 @@ impl DockerBackend {
 
     pub fn new(
         docker: Docker,
-        cells: HashMap<CellId, (String, String, String)>,
+        cells: HashMap<CellId, CellImage>,
         build_root: PathBuf,
         session: String,
     ) -> Self {
@@ -281,11 +292,13 @@ impl DockerBackend {
     pub async fn probe_image(
         docker: &Docker,
         image: &str,
+        interpreter: &str,
         session: &str,
     ) -> Result<(String, Vec<DebPackage>), String> {
-        // The version first, on a line of its own; an image without dpkg lists nothing.
+        // The version first, on a line of its own; an image without dpkg lists nothing. The
+        // interpreter is a checked plain path (the matrix) or python3.
         let script = format!(
-            "python3 -S -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' && {{ dpkg-query -W -f '{DPKG_QUERY_FORMAT}' 2>/dev/null || true; }}"
+            "{interpreter} -S -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' && {{ dpkg-query -W -f '{DPKG_QUERY_FORMAT}' 2>/dev/null || true; }}"
         );
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
@@ -402,10 +415,14 @@ impl Backend for DockerBackend {
     }
 
     fn runtime(&self, cell: &str) -> Option<Runtime> {
-        self.cells.get(cell).map(|(_, id, python)| Runtime {
+        self.cells.get(cell).map(|image| Runtime {
             backend: "docker",
-            id: id.clone(),
-            interpreter_version: python.clone(),
+            // Another interpreter of one image is another runtime (a supplied image's path).
+            id: match image.interpreter.as_str() {
+                "python3" => image.id.clone(),
+                path => format!("{} {path}", image.id),
+            },
+            interpreter_version: image.python.clone(),
         })
     }
 
@@ -435,7 +452,11 @@ impl Backend for DockerBackend {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobEnd, JobError>> + Send + 'a>>
     {
         Box::pin(async move {
-            let (image, _, _) = self
+            let CellImage {
+                reference: image,
+                interpreter,
+                ..
+            } = self
                 .cells
                 .get(&spec.cell)
                 .ok_or_else(|| JobError::Setup(format!("no image for cell {}", spec.cell)))?;
@@ -466,7 +487,7 @@ impl Backend for DockerBackend {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             let frontend = spec.settings.personality(
-                ["python3", "-S"]
+                [interpreter.as_str(), "-S"]
                     .into_iter()
                     .map(String::from)
                     .chain([

@@ -2,6 +2,7 @@
 //! bisection probe all do the same way.
 
 use super::contract::Backend;
+use super::docker::CellImage;
 use super::docker::DockerBackend;
 use super::local::Local;
 use crate::build::images::{Image, ImageError};
@@ -47,6 +48,18 @@ pub enum OpenError {
     ImageMissing { reference: String, name: String },
     #[error("cannot run python3 in {reference}: {message}")]
     Probe { reference: String, message: String },
+    #[error(
+        "cell {cell}'s supplied image {reference} is not in the engine\nhint: build or load it first (docker build -t {reference} …, docker load); rewheel makes only its shipped images"
+    )]
+    SuppliedMissing { cell: String, reference: String },
+    #[error(
+        "cell {cell} runs in a supplied image, but the packages' settings add system packages to it: {packages}\nhint: install them in the image, which rewheel does not make"
+    )]
+    SuppliedSystem { cell: String, packages: String },
+    #[error(
+        "cell {0} runs in a supplied image, which only the docker backend runs\nhint: --backend docker (or auto, with an engine answering)"
+    )]
+    SuppliedLocal(String),
     #[error("cell {cell} wants Python {want} but image {reference} has {found}")]
     WrongPython {
         cell: String,
@@ -163,7 +176,7 @@ pub fn open(
     mut interrupt: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<Arc<dyn Backend>>, OpenError> {
     claim_build_root(&request.build_path)?;
-    let has_images = cells.iter().all(|c| c.image.is_some());
+    let has_images = cells.iter().all(|c| c.has_image());
     let kind = match request.kind {
         BackendKind::Auto => {
             let (kind, why) = if !has_images {
@@ -189,6 +202,11 @@ pub fn open(
         }
         other => other,
     };
+    if kind != BackendKind::Docker
+        && let Some(cell) = cells.iter().find(|c| c.supplied_image.is_some())
+    {
+        return Err(OpenError::SuppliedLocal(cell.id.to_string()));
+    }
     if kind == BackendKind::Docker {
         let session = DockerBackend::new_session();
         return runtime.block_on(async {
@@ -251,6 +269,12 @@ async fn docker(
     let mut images = HashMap::new();
     let mut packages = HashMap::new();
     for cell in cells {
+        if let Some(reference) = &cell.supplied_image {
+            let runtime = supplied(&docker, cell, reference, &session).await?;
+            packages.insert(cell.id.clone(), runtime.1);
+            images.insert(cell.id.clone(), runtime.0);
+            continue;
+        }
         let Some(name) = &cell.image else {
             return Err(OpenError::NoImage(cell.id.to_string()));
         };
@@ -267,12 +291,13 @@ async fn docker(
             // as the base was, since no command could name it ahead of the resolution.
             None => derive(&docker, &image, &request.image_scratch).await?,
         };
-        let (python, installed) = DockerBackend::probe_image(&docker, &image.reference(), &session)
-            .await
-            .map_err(|e| OpenError::Probe {
-                reference: image.reference(),
-                message: e.to_string(),
-            })?;
+        let (python, installed) =
+            DockerBackend::probe_image(&docker, &image.reference(), "python3", &session)
+                .await
+                .map_err(|e| OpenError::Probe {
+                    reference: image.reference(),
+                    message: e.to_string(),
+                })?;
         let want = cell.python_version().release();
         if !python.starts_with(&format!("{}.{}.", want[0], want[1])) {
             return Err(OpenError::WrongPython {
@@ -282,11 +307,69 @@ async fn docker(
                 found: python,
             });
         }
-        images.insert(cell.id.clone(), (image.reference(), id, python));
+        images.insert(
+            cell.id.clone(),
+            CellImage {
+                reference: image.reference(),
+                id,
+                python,
+                interpreter: "python3".into(),
+            },
+        );
         packages.insert(cell.id.clone(), installed);
     }
     Ok(Arc::new(
         DockerBackend::new(docker, images, request.build_path.clone(), session)
             .with_packages(packages),
+    ))
+}
+
+/// A cell's supplied image: used as the engine has it (rewheel cannot make it, so none is
+/// derived with system packages), its interpreter where the matrix says.
+async fn supplied(
+    docker: &bollard::Docker,
+    cell: &Cell,
+    reference: &str,
+    session: &str,
+) -> Result<(CellImage, Vec<crate::build::images::DebPackage>), OpenError> {
+    if !cell.system.is_empty() {
+        return Err(OpenError::SuppliedSystem {
+            cell: cell.id.to_string(),
+            packages: cell.system.join(" "),
+        });
+    }
+    let id = docker
+        .inspect_image(reference)
+        .await
+        .ok()
+        .and_then(|i| i.id)
+        .ok_or_else(|| OpenError::SuppliedMissing {
+            cell: cell.id.to_string(),
+            reference: reference.to_string(),
+        })?;
+    let interpreter = cell.interpreter.clone().unwrap_or_else(|| "python3".into());
+    let (python, installed) = DockerBackend::probe_image(docker, reference, &interpreter, session)
+        .await
+        .map_err(|e| OpenError::Probe {
+            reference: format!("{reference} ({interpreter})"),
+            message: e.to_string(),
+        })?;
+    let want = cell.python_version().release();
+    if !python.starts_with(&format!("{}.{}.", want[0], want[1])) {
+        return Err(OpenError::WrongPython {
+            cell: cell.id.to_string(),
+            want: format!("{}.{}", want[0], want[1]),
+            reference: format!("{reference} ({interpreter})"),
+            found: python,
+        });
+    }
+    Ok((
+        CellImage {
+            reference: reference.to_string(),
+            id,
+            python,
+            interpreter,
+        },
+        installed,
     ))
 }

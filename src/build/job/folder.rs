@@ -165,6 +165,7 @@ pub fn prepare(
         "probe": spec.probe,
         "config_settings": spec.recipe.config_settings,
         "setup_py": spec.recipe.setup_py,
+        "repair": spec.recipe.repair.as_ref().map(|program| [program]),
     });
     let mut request = request;
     if spec.recipe.sdist_times {

@@ -286,6 +286,10 @@ pub struct Recipe {
     /// `setup.py bdist_wheel` with these options instead of the PEP 517 hooks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub setup_py: Option<Vec<String>>,
+    /// The cell's repair step (`auditwheel`), run on a platform wheel after its build: the
+    /// job's wheel is its output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<String>,
 }
 
 impl Recipe {
@@ -302,6 +306,7 @@ impl Recipe {
             clock: config.clock.clone(),
             backend: config.backend.clone(),
             setup_py: config.setup_py.clone(),
+            repair: None,
         }
     }
 
