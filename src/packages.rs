@@ -19,6 +19,8 @@
 //! setup-py = ["--universal"]                  # `python setup.py bdist_wheel OPTIONS`, as pip
 //!                                             # ran it before PEP 517 (and maintainers by hand)
 //! build-date = "2023-05-22"                   # its build environment as the index stood then
+//! listing-order = "ext4:59a6c369-63de-d100-9f91-0976116d73ad"
+//!                                             # folders list in ext4's hash order, this seed
 //!
 //! [defaults]                                  # every package built from source, unless its
 //! shared-env = ["setuptools==79.0.0", "setuptools-scm==8.3.1", "wheel==0.45.1"]
@@ -88,6 +90,10 @@ pub struct PackageSpec {
     /// date): each wheel of a lock with the toolchain of the day it was built, in one run.
     #[serde(default)]
     pub build_date: Option<String>,
+    /// The order the build's folders list in: `ext4:UUID`, an ext4 filesystem's hash order
+    /// under that seed, as the builder's filesystem listed them (`rebuild::listing`).
+    #[serde(default)]
+    pub listing_order: Option<String>,
     /// The shared build environment this package builds in (pins), over `[defaults]`'s: a
     /// group of packages is those naming the same set.
     #[serde(default)]
@@ -204,6 +210,8 @@ pub struct PackageConfig {
     pub setup_py: Option<Vec<String>>,
     /// Its build environment as the index stood then (on top of `--exclude-newer`).
     pub build_date: Option<jiff::Timestamp>,
+    /// Folders list in ext4's hash order under this seed (`ext4:UUID`).
+    pub listing_order: Option<String>,
     /// The shared build environment's pins (its own or `[defaults]`'s).
     pub shared_env: Vec<String>,
     /// The file that said so, for messages.
@@ -412,6 +420,13 @@ impl PackageSettings {
                 .map(crate::resolve::index::parse_instant)
                 .transpose()
                 .map_err(|e| invalid(format!("packages.{key}.build-date: {e}")))?;
+            if let Some(order) = &spec.listing_order
+                && !crate::rebuild::listing::is_valid(order)
+            {
+                return Err(invalid(format!(
+                    "packages.{key}.listing-order: `{order}` is not an ext4 hash seed like \"ext4:59a6c369-63de-d100-9f91-0976116d73ad\""
+                )));
+            }
             check_shared_env(&format!("packages.{key}"), &spec.shared_env).map_err(invalid)?;
             let umask =
                 parse_umask(&format!("packages.{key}"), spec.umask.as_deref()).map_err(invalid)?;
@@ -434,6 +449,7 @@ impl PackageSettings {
                     backend: spec.backend,
                     setup_py: spec.setup_py,
                     build_date,
+                    listing_order: spec.listing_order,
                     shared_env: spec.shared_env,
                     origin: path.to_path_buf(),
                 },
@@ -585,6 +601,12 @@ impl PackageSettings {
                 return Err(twice("build-date"));
             }
             first.build_date = first.build_date.or(config.build_date);
+            if first.listing_order.is_some() && config.listing_order.is_some() {
+                return Err(twice("listing-order"));
+            }
+            if first.listing_order.is_none() {
+                first.listing_order = config.listing_order;
+            }
             if !first.shared_env.is_empty() && !config.shared_env.is_empty() {
                 return Err(twice("shared-env"));
             }

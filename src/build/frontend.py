@@ -340,6 +340,107 @@ def install_file_clock(scratch):
     os.stat, os.lstat, os.fstat = wrap(os.stat), wrap(os.lstat), wrap(os.fstat)
 
 
+def ext4_hash(name, seed):
+    """ext4's (major, minor) hash of a name (bytes) under a seed of four words: the kernel's
+    half_md4 with signed characters (fs/ext4/hash.c), as rewheel's rebuild::listing has it."""
+    mask = 0xFFFFFFFF
+    rounds = (
+        (lambda x, y, z: z ^ (x & (y ^ z)), 0,
+         ((0, 3), (1, 7), (2, 11), (3, 19), (4, 3), (5, 7), (6, 11), (7, 19))),
+        (lambda x, y, z: ((x & y) + ((x ^ y) & z)) & mask, 0o13240474631,
+         ((1, 3), (3, 5), (5, 9), (7, 13), (0, 3), (2, 5), (4, 9), (6, 13))),
+        (lambda x, y, z: x ^ y ^ z, 0o15666365641,
+         ((3, 3), (7, 9), (2, 11), (6, 15), (1, 3), (5, 9), (0, 11), (4, 15))),
+    )
+    buf = list(seed) if any(seed) else [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476]
+    for start in range(0, len(name), 32):
+        rest = name[start:]
+        pad = len(rest) | (len(rest) << 8)
+        pad = (pad | (pad << 16)) & mask
+        words, val = [], pad
+        for i, ch in enumerate(rest[:32]):
+            val = ((ch - 256 if ch > 127 else ch) + (val << 8)) & mask
+            if i % 4 == 3:
+                words.append(val)
+                val = pad
+        if len(words) < 8:
+            words.append(val)
+        words += [pad] * (8 - len(words))
+        regs = buf[:]
+        for func, k, steps in rounds:
+            for j, (index, shift) in enumerate(steps):
+                # The registers rotate a, d, c, b from one step to the next.
+                a = (4 - j % 4) % 4
+                b, c, d = (a + 1) % 4, (a + 2) % 4, (a + 3) % 4
+                x = (regs[a] + func(regs[b], regs[c], regs[d]) + words[index] + k) & mask
+                regs[a] = ((x << shift) | (x >> (32 - shift))) & mask
+        buf = [(x + y) & mask for x, y in zip(buf, regs)]
+    major = buf[1] & ~1 & mask
+    if major == 0x7FFFFFFF << 1:
+        major = (0x7FFFFFFF - 1) << 1
+    return major, buf[2]
+
+
+def install_listing_order(value):
+    """Folders the build reads list in the order an ext4 filesystem with this hash seed
+    (`ext4:UUID`) lists them, as the publisher's did: a backend that zips what it finds in
+    the order it finds it (poetry-core copying its metadata folder) then writes that order.
+    What this process reads through os.scandir and os.listdir (glob, pathlib, os.walk,
+    shutil) is reordered; programs it starts list as the job's own filesystem does."""
+    if not value:
+        return
+    import uuid
+
+    raw = uuid.UUID(value.split(":", 1)[1]).bytes
+    seed = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, 16, 4)]
+
+    def key(name):
+        return ext4_hash(name if isinstance(name, bytes) else os.fsencode(name), seed)
+
+    class Listing:
+        def __init__(self, entries):
+            self._entries = iter(entries)
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self._entries)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+        def close(self):
+            self._entries = iter(())
+
+    class Scandir:
+        # Not a function, as the file clock's wrapper: Python 3.9's pathlib keeps
+        # `scandir = os.scandir` in a class.
+        def __init__(self, call):
+            self.__wrapped__ = call
+
+        def __call__(self, *args, **kwargs):
+            with self.__wrapped__(*args, **kwargs) as found:
+                entries = list(found)
+            entries.sort(key=lambda e: key(e.name))
+            return Listing(entries)
+
+    class Listdir:
+        def __init__(self, call):
+            self.__wrapped__ = call
+
+        def __call__(self, *args, **kwargs):
+            return sorted(self.__wrapped__(*args, **kwargs), key=key)
+
+    os.scandir, os.listdir = Scandir(os.scandir), Listdir(os.listdir)
+    accessor = getattr(sys.modules.get("pathlib"), "_NormalAccessor", None)
+    if accessor is not None:
+        accessor.scandir, accessor.listdir = os.scandir, os.listdir
+
+
 def keep_sdist_times(times_file, base):
     # The sdist's own file times and permission bits, as `python -m build` unpacks an sdist
     # before building its wheel (tarfile sets the archive's bits, whatever the umask); paths
@@ -419,6 +520,7 @@ def main():
             keep_sdist_times(request["times"], request["times_base"])
         os.chdir(source_dir)
         install_file_clock(os.path.dirname(request["out_dir"]))
+        install_listing_order(request.get("listing_order"))
         result["phase"] = "load-backend"
         if request.get("setup_py") is not None:
             backend = SetupPy(request["setup_py"])

@@ -112,6 +112,10 @@ pub struct Guess {
     /// project's distributions it makes (`TIANGOLO_BUILD_PACKAGE = "typer-slim"`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub env: std::collections::BTreeMap<String, String>,
+    /// Folders list in ext4's hash order under this seed (`ext4:UUID`): the publisher's
+    /// filesystem's order, which a backend zipping what it finds in that order leaked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_order: Option<String>,
     /// Why each value was chosen, for the report.
     pub reasons: Vec<String>,
 }
@@ -402,6 +406,7 @@ pub fn guess(observed: &Observed) -> Guess {
         pins_over_sdist: false,
         setup_py: None,
         env: Default::default(),
+        listing_order: None,
         reasons,
     }
 }
@@ -612,6 +617,44 @@ pub fn switched(guess: &Guess, observed: &Observed, switch: &str, script: &str) 
     next.reasons.push(format!(
         "{script} reads {switch}, and the closest attempt's content differs: {switch}={value}, the distribution published"
     ));
+    Some(next)
+}
+
+/// The published order of a metadata folder's files (RECORD, written last, aside), when it is
+/// not the rebuilt one: the order the publisher's filesystem listed the folder in, which a
+/// backend copying it with `glob` (poetry-core) keeps. The next recipe lists folders in
+/// ext4's hash order under a seed that gives it.
+pub fn listed_as_published(published: &Path, rebuilt: &Path, guess: &Guess) -> Option<Guess> {
+    if guess.listing_order.is_some() {
+        return None;
+    }
+    let metadata = |path: &Path| -> Option<Vec<String>> {
+        let zip = zip::ZipArchive::new(std::fs::File::open(path).ok()?).ok()?;
+        Some(
+            zip.file_names()
+                .filter_map(Result::ok)
+                .filter_map(|n| n.split_once(".dist-info/").map(|(_, f)| f.to_string()))
+                .filter(|f| !f.is_empty() && !f.contains('/') && f != "RECORD")
+                .collect(),
+        )
+    };
+    let (wanted, ours) = (metadata(published)?, metadata(rebuilt)?);
+    let mut same_names = wanted.clone();
+    let mut rebuilt_names = ours.clone();
+    same_names.sort();
+    rebuilt_names.sort();
+    // Three names at least: two are in one of two orders, which says little of a filesystem.
+    if wanted.len() < 3 || wanted == ours || same_names != rebuilt_names {
+        return None;
+    }
+    let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let seed = crate::rebuild::listing::seed_for(&names)?;
+    let mut next = guess.clone();
+    next.reasons.push(format!(
+        "the metadata files are in the order {}, neither written nor sorted: the publisher's filesystem listed them so; ext4 lists a folder in that order under the hash seed {seed}",
+        names.join(", ")
+    ));
+    next.listing_order = Some(seed);
     Some(next)
 }
 
@@ -837,6 +880,7 @@ mod tests {
             pins_over_sdist: false,
             setup_py: None,
             env: Default::default(),
+            listing_order: None,
             reasons: Vec::new(),
         };
         let all = candidates(&g, 10);
@@ -881,6 +925,7 @@ lower = os.getenv(name)
             pins_over_sdist: false,
             setup_py: None,
             env: Default::default(),
+            listing_order: None,
             reasons: Vec::new(),
         };
         // Only the modes differ: the other umask comes first, with the older toolchain kept.

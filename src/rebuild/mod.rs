@@ -6,6 +6,7 @@
 pub mod attest;
 pub mod batch;
 pub mod infer;
+pub mod listing;
 pub mod recipe_file;
 pub mod report;
 pub mod search;

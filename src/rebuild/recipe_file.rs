@@ -92,6 +92,9 @@ pub fn write(
         let options: Vec<String> = options.iter().map(|o| quote(o)).collect();
         text.push_str(&format!("setup-py = [{}]\n", options.join(", ")));
     }
+    if let Some(order) = &guess.listing_order {
+        text.push_str(&format!("listing-order = {}\n", quote(order)));
+    }
     if let Some(t) = guess.frozen_clock {
         let clock = frozen(t, guess.timezone.as_deref());
         text.push_str(&format!("clock = {}\n", quote(&clock)));

@@ -259,6 +259,16 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
         if let Some(universal) = universal {
             next_up(&mut queue, &attempts, universal, true);
         }
+        // The metadata files' order is the publisher's filesystem's: list folders so next.
+        if let (Outcome::Differs(pair), Some(rebuilt)) = (&outcome, &rebuilt)
+            && pair
+                .verdict
+                .archive()
+                .contains(&crate::verify::wheel_diff::ArchiveAspect::EntryOrder)
+            && let Some(listed) = infer::listed_as_published(&settings.wheel, rebuilt, &guess)
+        {
+            next_up(&mut queue, &attempts, listed, true);
+        }
         // Only metadata differs and a build script of the sdist reads a variable by name:
         // one tree publishing several distributions (typer and typer-slim) picks one by such
         // a switch. Set to the distribution published, each goes first, once.
@@ -502,6 +512,9 @@ pub fn describe(guess: &Guess, exclude_newer: Option<&Timestamp>) -> String {
     for (switch, value) in &guess.env {
         parts.push(format!("{switch}={value}"));
     }
+    if let Some(order) = &guess.listing_order {
+        parts.push(format!("folders listed in the order of {order}"));
+    }
     if let Some(t) = guess.frozen_clock {
         parts.push(format!(
             "clock frozen at {}",
@@ -627,6 +640,9 @@ fn attempt(
     }
     if let Some(options) = &guess.setup_py {
         own.push_str(&format!("setup-py = {options:?}\n"));
+    }
+    if let Some(order) = &guess.listing_order {
+        own.push_str(&format!("listing-order = \"{order}\"\n"));
     }
     if !guess.env.is_empty() {
         let pairs: Vec<String> = guess

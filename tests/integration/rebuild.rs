@@ -973,3 +973,125 @@ subprocess.run([sys.executable, "setup.py", "bdist_wheel", "--universal", "--dis
         "{text}"
     );
 }
+
+/// A backend that writes its metadata folder, then zips it in the order the folder lists
+/// (as poetry-core copies its metadata with `glob`): the builder's filesystem decides.
+const LISTING_BACKEND: &str = r#"
+import base64, hashlib, os, time, zipfile
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    info = "lister-1.0.dist-info"
+    meta = os.path.join(wheel_directory, "..", "meta-" + str(os.getpid()))
+    os.makedirs(meta)
+    written = {
+        "entry_points.txt": b"[console_scripts]\nlister = lister:main\n",
+        "WHEEL": b"Wheel-Version: 1.0\nGenerator: lister (1.0)\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "METADATA": open("PKG-INFO", "rb").read(),
+        "LICENSE": b"Do what you like.\n",
+        "top_level.txt": b"lister\n",
+        "AUTHORS": b"Someone\n",
+    }
+    for name, data in written.items():
+        with open(os.path.join(meta, name), "wb") as f:
+            f.write(data)
+    files = [("lister/__init__.py", open("lister/__init__.py", "rb").read())]
+    files += [(f"{info}/{name}", open(os.path.join(meta, name), "rb").read()) for name in os.listdir(meta)]
+    record = []
+    for path, data in files:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    files.append((f"{info}/RECORD", ("\n".join(record) + "\n").encode()))
+    stamp = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")))[:6]
+    with zipfile.ZipFile(os.path.join(wheel_directory, "lister-1.0-py3-none-any.whl"), "w") as z:
+        for path, data in files:
+            entry = zipfile.ZipInfo(path, date_time=stamp)
+            entry.external_attr = 0o644 << 16
+            z.writestr(entry, data)
+    return "lister-1.0-py3-none-any.whl"
+"#;
+
+#[test]
+fn metadata_zipped_in_the_publishers_listing_order_is_rebuilt_with_an_ext4_hash_order() {
+    let world = World::new();
+    let sdist = Sdist::new("lister", "1.0")
+        .pyproject(&[], "listerbuild", Some("."))
+        .pkg_info("2.2", &[])
+        .file("listerbuild.py", LISTING_BACKEND)
+        .file("lister/__init__.py", "def main():\n    pass\n")
+        .write(world.path());
+    // Published from a machine whose filesystem listed the folder in an order of its own,
+    // neither the order written nor a sorted one (six names: one order in 720).
+    let published = world.path().join("published");
+    std::fs::create_dir_all(&published).unwrap();
+    let (python, _) = crate::common::host_python();
+    let order = [
+        "METADATA",
+        "AUTHORS",
+        "entry_points.txt",
+        "WHEEL",
+        "top_level.txt",
+        "LICENSE",
+    ];
+    let script = format!(
+        r#"
+import os, sys, tarfile
+tarfile.open({sdist:?}).extractall({published:?})
+os.chdir(os.path.join({published:?}, "lister-1.0"))
+listed = os.listdir
+os.listdir = lambda path: {order:?} if "meta-" in str(path) else listed(path)
+sys.path.insert(0, ".")
+import listerbuild
+os.makedirs("dist")
+listerbuild.build_wheel("dist")
+"#,
+        sdist = sdist.to_str().unwrap(),
+        published = published.to_str().unwrap(),
+    );
+    let out = std::process::Command::new(&python)
+        .args(["-c", &script])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wheel = published.join("lister-1.0/dist/lister-1.0-py3-none-any.whl");
+
+    let recipe = world.path().join("recipe.toml");
+    let r = run(world.command(
+        "rebuild",
+        &[
+            wheel.to_str().unwrap(),
+            "--recipe",
+            recipe.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("folders listed in the order of ext4:"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    // The recipe names the seed; `build` with it makes the published bytes again.
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    assert!(text.contains("listing-order = \"ext4:"), "{text}");
+    let again = world.path().join("again");
+    let r = run(world.command_out(
+        "build",
+        &["--matrix", recipe.to_str().unwrap(), "--rebuild"],
+        &again,
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        std::fs::read(only_cell(&again).join("lister-1.0-py3-none-any.whl")).unwrap(),
+        std::fs::read(&wheel).unwrap(),
+        "the recipe rebuilds the published bytes"
+    );
+}

@@ -166,6 +166,7 @@ pub fn prepare(
         "config_settings": spec.recipe.config_settings,
         "setup_py": spec.recipe.setup_py,
         "repair": spec.recipe.repair.as_ref().map(|program| [program]),
+        "listing_order": spec.recipe.listing_order,
     });
     let mut request = request;
     if spec.recipe.sdist_times {

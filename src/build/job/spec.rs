@@ -286,6 +286,9 @@ pub struct Recipe {
     /// `setup.py bdist_wheel` with these options instead of the PEP 517 hooks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub setup_py: Option<Vec<String>>,
+    /// Folders the build reads list in ext4's hash order under this seed (`ext4:UUID`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listing_order: Option<String>,
     /// The cell's repair step (`auditwheel`), run on a platform wheel after its build: the
     /// job's wheel is its output.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -306,6 +309,7 @@ impl Recipe {
             clock: config.clock.clone(),
             backend: config.backend.clone(),
             setup_py: config.setup_py.clone(),
+            listing_order: config.listing_order.clone(),
             repair: None,
         }
     }
