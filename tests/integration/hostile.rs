@@ -876,3 +876,43 @@ open("module.py", "a").write("SEEN = %r\n" % seen)
     }
     assert!(trees > 0, "no tree of tool's wheel in {}", sites.display());
 }
+
+/// A matrix whose supplied image's interpreter or repair step carries shell words: refused
+/// when the matrix is read, before any engine or container, with the key and the fix.
+#[test]
+fn a_supplied_images_interpreter_or_repair_step_cannot_carry_shell_words() {
+    let world = World::new();
+    package("app", "1.0", &[], &[]).write(world.path());
+    let sentinel = Sentinel::new();
+    let touch = sentinel.path().join("pwned");
+    for (key, value) in [
+        (
+            "interpreter",
+            format!("/usr/bin/python3; touch {}", touch.display()),
+        ),
+        ("repair", format!("auditwheel && touch {}", touch.display())),
+    ] {
+        let matrix = world.path().join(format!("{key}.toml"));
+        std::fs::write(
+            &matrix,
+            format!(
+                "[cells.cp311-evil]\npython = \"3.11\"\nsupplied-image = \"any:1\"\n{key} = {}\n",
+                toml_string(&value)
+            ),
+        )
+        .unwrap();
+        let r = run(world.command("build", &["app==1.0", "--matrix", matrix.to_str().unwrap()]));
+        assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(&format!("cells.cp311-evil.{key}"))
+                && r.stderr.contains("plain characters"),
+            "{}",
+            r.stderr
+        );
+    }
+    sentinel.assert_untouched();
+}
+
+fn toml_string(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
