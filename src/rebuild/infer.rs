@@ -70,8 +70,16 @@ impl Observed {
                     .map_or("", |(folder, _)| folder)
             ),
         };
+        // The image's own compiler, which tells its generation (manylinux2014's devtoolset,
+        // manylinux_2_28's gcc-toolset: `(Red Hat 12.2.1-7)`).
+        let compiler = self
+            .compilers
+            .iter()
+            .find(|c| suite_of_gcc(c).is_none())
+            .map(|c| format!(" (its compiler: `{c}`)"))
+            .unwrap_or_default();
         Some(format!(
-            "the tag {tag}{libs}: built in a manylinux (or musllinux) image, then repaired by auditwheel, which rewrote the wheel; a rebuild runs in that image, named as a matrix cell's `supplied-image` (with its `interpreter`), with `repair = \"auditwheel\"`: in a Debian cell the closest it gets is the unrepaired linux wheel"
+            "the tag {tag}{libs}: built in a manylinux (or musllinux) image{compiler}, then repaired by auditwheel, which rewrote the wheel; a rebuild runs in that image, named as a matrix cell's `supplied-image` (with its `interpreter`), with `repair = \"auditwheel\"`: in a Debian cell the closest it gets is the unrepaired linux wheel"
         ))
     }
 }
@@ -847,7 +855,8 @@ mod tests {
             for entry in entries {
                 zip.start_file(*entry, zip::write::SimpleFileOptions::default())
                     .unwrap();
-                zip.write_all(b"\x7fELF").unwrap();
+                zip.write_all(b"\x7fELF\0GCC: (GNU) 10.2.1 20210130 (Red Hat 10.2.1-11)\0")
+                    .unwrap();
             }
             zip.finish().unwrap();
             path
@@ -860,6 +869,8 @@ mod tests {
         let said = observed.repaired().expect("a manylinux wheel");
         assert!(said.contains("the tag manylinux_2_17_x86_64"), "{said}");
         assert!(said.contains("1 vendored library in fast.libs"), "{said}");
+        assert!(said.contains("(Red Hat 10.2.1-11)"), "{said}");
+        assert!(said.contains("supplied-image"), "{said}");
         assert!(guess(&observed).reasons.contains(&said));
         let plain = write("fast-1.0-cp311-cp311-linux_x86_64.whl", &["fast/_speed.so"]);
         assert_eq!(observe(&plain).unwrap().repaired(), None);
