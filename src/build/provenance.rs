@@ -30,13 +30,18 @@ fn image_dependency(inputs: &Value, packages: &[DebPackage]) -> Option<Value> {
     if inputs["backend"] != "docker" {
         return None;
     }
-    let id = inputs["runtime"].as_str().unwrap_or_default();
+    // `ID`, or `ID PATH` for a supplied image's interpreter (`DockerBackend::runtime`).
+    let runtime = inputs["runtime"].as_str().unwrap_or_default();
+    let (id, interpreter) = runtime.split_once(' ').unwrap_or((runtime, ""));
     let mut image = json!({
         "name": "image",
         "digest": { "sha256": id.trim_start_matches("sha256:") },
     });
     if !packages.is_empty() {
-        image["annotations"] = json!({ "debianPackages": packages });
+        image["annotations"]["debianPackages"] = json!(packages);
+    }
+    if !interpreter.is_empty() {
+        image["annotations"]["interpreter"] = json!(interpreter);
     }
     Some(image)
 }
@@ -287,6 +292,17 @@ mod tests {
         assert!(bare.get("annotations").is_none(), "{bare}");
         let local = json!({ "backend": "local", "runtime": "/usr/bin/python3" });
         assert!(image_dependency(&local, &packages).is_none());
+        // A supplied image: its digest, and the interpreter the matrix named in it.
+        let supplied = json!({
+            "backend": "docker",
+            "runtime": "sha256:47b8b84c8f5e /opt/python/cp311-cp311/bin/python",
+        });
+        let image = image_dependency(&supplied, &[]).unwrap();
+        assert_eq!(image["digest"]["sha256"], "47b8b84c8f5e");
+        assert_eq!(
+            image["annotations"]["interpreter"],
+            "/opt/python/cp311-cp311/bin/python"
+        );
     }
 
     #[test]

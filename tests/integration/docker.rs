@@ -1219,6 +1219,8 @@ fn a_manylinux_wheel_is_rebuilt_in_a_supplied_image_with_auditwheels_repair() {
                 .arg(dir.join(".build"))
                 .arg("--recipe")
                 .arg(dir.join(format!("recipe-{repair}.toml")))
+                .arg("--attest")
+                .arg(dir.join(format!("attest-{repair}")))
                 .env_remove("PIP_INDEX_URL");
             run(command)
         };
@@ -1260,4 +1262,32 @@ fn a_manylinux_wheel_is_rebuilt_in_a_supplied_image_with_auditwheels_repair() {
     ] {
         assert!(recipe.contains(&line), "{line} in\n{recipe}");
     }
+    // The statement names the supplied image by the engine's id, and its interpreter.
+    let statement: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join(format!("attest-true/{filename}.rebuild.intoto.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let id = run({
+        let mut c = Command::new("docker");
+        c.args(["image", "inspect", "--format", "{{.Id}}", STAND_IN]);
+        c
+    });
+    let deps = &statement["predicate"]["buildDefinition"]["resolvedDependencies"];
+    let image = deps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "image")
+        .expect("the image is a dependency");
+    assert_eq!(
+        image["digest"]["sha256"],
+        id.stdout.trim().trim_start_matches("sha256:"),
+        "{statement}"
+    );
+    assert_eq!(image["annotations"]["interpreter"], STAND_IN_PYTHON);
+    let _ = Command::new("docker").args(["rmi", STAND_IN]).output();
 }
