@@ -121,6 +121,29 @@ pub struct Cell {
     full_version: Version,
 }
 
+/// A path or program name a job runs: plain characters, so nothing a shell or the engine
+/// reads otherwise.
+pub fn plain_program(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+'))
+}
+
+/// A supplied image's interpreter as a matrix or a CI plan names it: an absolute plain path,
+/// no `..`, to a file called `python…`. A plan is read on CI machines, where rewheel runs it
+/// to ask its version: it cannot name another program.
+pub fn interpreter_path(path: &str) -> bool {
+    let p = std::path::Path::new(path);
+    path.starts_with('/')
+        && plain_program(path)
+        && p.components()
+            .all(|c| !matches!(c, std::path::Component::ParentDir))
+        && p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("python"))
+}
+
 /// The CPython minor versions rewheel builds for: the job's frontend needs 3.6 (f-strings),
 /// and a version newer than the last listed has markers and tags no index has seen, so a typo
 /// like `3.99` would resolve against nothing real.
@@ -263,6 +286,22 @@ mod tests {
                 err.contains("3.6, 3.7, 3.8, 3.9, 3.10, 3.11, 3.12, 3.13, 3.14"),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn an_interpreter_path_names_a_python_and_nothing_else() {
+        for good in ["/opt/python/cp311-cp311/bin/python", "/usr/bin/python3.11"] {
+            assert!(interpreter_path(good), "{good}");
+        }
+        for bad in [
+            "python3",
+            "/bin/sh",
+            "/opt/python/../../bin/sh/python",
+            "/usr/bin/python3; rm",
+            "/usr/bin/python3 -c",
+        ] {
+            assert!(!interpreter_path(bad), "{bad}");
         }
     }
 

@@ -50,15 +50,6 @@ struct CellSpec {
     repair: Option<String>,
 }
 
-/// A path or program name a job runs: plain characters, so nothing a shell or the engine
-/// reads otherwise.
-fn plain_program(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+'))
-}
-
 #[derive(Debug)]
 pub struct Matrix {
     pub path: PathBuf,
@@ -124,14 +115,14 @@ impl Matrix {
                 )));
             }
             if let Some(path) = &spec.interpreter
-                && !(path.starts_with('/') && plain_program(path))
+                && !crate::cell::interpreter_path(path)
             {
                 return Err(invalid(format!(
-                    "cells.{id}.interpreter: `{path}` is not an absolute path of plain characters"
+                    "cells.{id}.interpreter: `{path}` is not an interpreter's absolute path of plain characters (`/opt/python/cp311-cp311/bin/python`)"
                 )));
             }
             if let Some(repair) = &spec.repair
-                && !plain_program(repair)
+                && !crate::cell::plain_program(repair)
             {
                 return Err(invalid(format!(
                     "cells.{id}.repair: `{repair}` is not a program name or path of plain characters\nhint: repair = \"auditwheel\""

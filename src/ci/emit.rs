@@ -38,9 +38,10 @@ impl Default for CiOptions {
 }
 
 impl CiOptions {
-    /// A job's image: the matrix's `ci-image` for its cell, else the template.
+    /// A job's image: the matrix's `ci-image` for its cell, else its supplied image (what is
+    /// released is built where it was tested), else the template.
     pub fn image_of(&self, job: &PlanJob) -> String {
-        if let Some(image) = &job.ci_image {
+        if let Some(image) = job.ci_image.as_ref().or(job.supplied_image.as_ref()) {
             return image.clone();
         }
         let short = job.python.split('.').take(2).collect::<Vec<_>>().join(".");
@@ -490,6 +491,9 @@ mod tests {
             options.image_of(&job("cp37", "3.7.0", None, None)),
             "python:3.7"
         );
+        let mut manylinux = job("cp311-manylinux", "3.11.9", None, None);
+        manylinux.supplied_image = Some("my/manylinux_2_28:1".into());
+        assert_eq!(options.image_of(&manylinux), "my/manylinux_2_28:1");
         options.image = Some("ci/{cell}:{python}".into());
         assert_eq!(options.image_of(&bookworm), "ci/cp311-bookworm:3.11.2");
         let named = job("cp311-bookworm", "3.11.2", Some("bookworm"), Some("mine:1"));

@@ -57,6 +57,11 @@ pub struct PlanJob {
     /// The image this cell's CI jobs run in, from the matrix's `ci-image`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_image: Option<String>,
+    /// The cell's supplied image (a manylinux one): its CI jobs run in it unless `ci_image`
+    /// says otherwise, as its docker builds do. The job finds the cell's `pythonX.Y` on the
+    /// image's PATH: a plan names no program for the CI machine to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supplied_image: Option<String>,
     pub name: String,
     pub version: String,
     pub stage: u32,
@@ -298,6 +303,7 @@ pub fn document(planned: &[Planned]) -> Result<PlanDoc, BadJobId> {
                 python: p.cell.python.clone(),
                 image: p.cell.image.clone(),
                 ci_image: p.cell.ci_image.clone(),
+                supplied_image: p.cell.supplied_image.clone(),
                 name: p.spec.name.clone(),
                 version: p.spec.version.clone(),
                 stage: p.key.stage,
