@@ -21,6 +21,7 @@
 //! build-date = "2023-05-22"                   # its build environment as the index stood then
 //! listing-order = "ext4:59a6c369-63de-d100-9f91-0976116d73ad"
 //!                                             # folders list in ext4's hash order, this seed
+//!                                             # ("hfs+": sorted without case, as macOS's HFS+)
 //!
 //! [defaults]                                  # every package built from source, unless its
 //! shared-env = ["setuptools==79.0.0", "setuptools-scm==8.3.1", "wheel==0.45.1"]
@@ -91,7 +92,8 @@ pub struct PackageSpec {
     #[serde(default)]
     pub build_date: Option<String>,
     /// The order the build's folders list in: `ext4:UUID`, an ext4 filesystem's hash order
-    /// under that seed, as the builder's filesystem listed them (`rebuild::listing`).
+    /// under that seed, or `hfs+`, sorted without case as macOS's HFS+ lists them: as the
+    /// builder's filesystem listed them (`rebuild::listing`).
     #[serde(default)]
     pub listing_order: Option<String>,
     /// The shared build environment this package builds in (pins), over `[defaults]`'s: a

@@ -305,7 +305,9 @@ def install_file_clock(scratch):
     os.unlink(probe)
     import time
 
-    fake_start_ns = time.time_ns()
+    # Python 3.6 has no time_ns; the faked clock is whole seconds (frozen) or moves by them.
+    now_ns = getattr(time, "time_ns", None) or (lambda: int(time.time() * 10**9))
+    fake_start_ns = now_ns()
     frozen = not spec.startswith(("@", "+", "-"))
     window_ns = 86400 * 10**9
 
@@ -314,7 +316,7 @@ def install_file_clock(scratch):
             return ns
         # A frozen clock stamps every new file at its one time; a moving one keeps the
         # files' distances in time.
-        return time.time_ns() if frozen else ns + fake_start_ns - real_start_ns
+        return now_ns() if frozen else ns + fake_start_ns - real_start_ns
 
     def rewrite(result):
         cls, (seq, extra) = result.__reduce__()
@@ -383,19 +385,26 @@ def ext4_hash(name, seed):
 
 def install_listing_order(value):
     """Folders the build reads list in the order an ext4 filesystem with this hash seed
-    (`ext4:UUID`) lists them, as the publisher's did: a backend that zips what it finds in
+    (`ext4:UUID`), or macOS's HFS+ (`hfs+`), lists them, as the publisher's did: a backend that zips what it finds in
     the order it finds it (poetry-core copying its metadata folder) then writes that order.
     What this process reads through os.scandir and os.listdir (glob, pathlib, os.walk,
     shutil) is reordered; programs it starts list as the job's own filesystem does."""
     if not value:
         return
-    import uuid
+    if value == "hfs+":
+        # macOS's HFS+ keeps a folder's names in its catalog sorted without case (Unicode
+        # folded; for the ASCII names of builds, lowercase), and lists them so.
+        def key(name):
+            text = name if isinstance(name, str) else os.fsdecode(name)
+            return text.casefold(), text
+    else:
+        import uuid
 
-    raw = uuid.UUID(value.split(":", 1)[1]).bytes
-    seed = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, 16, 4)]
+        raw = uuid.UUID(value.split(":", 1)[1]).bytes
+        seed = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, 16, 4)]
 
-    def key(name):
-        return ext4_hash(name if isinstance(name, bytes) else os.fsencode(name), seed)
+        def key(name):
+            return ext4_hash(name if isinstance(name, bytes) else os.fsencode(name), seed)
 
     class Listing:
         def __init__(self, entries):

@@ -124,6 +124,10 @@ pub struct Guess {
     /// filesystem's order, which a backend zipping what it finds in that order leaked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing_order: Option<String>,
+    /// The interpreter (`3.6`) of the wheel's day, instead of the cell's, for a wheel older
+    /// than the cell's Python whose build fails there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
     /// Why each value was chosen, for the report.
     pub reasons: Vec<String>,
 }
@@ -415,6 +419,7 @@ pub fn guess(observed: &Observed) -> Guess {
         setup_py: None,
         env: Default::default(),
         listing_order: None,
+        python: None,
         reasons,
     }
 }
@@ -646,6 +651,9 @@ pub fn listed_as_published(published: &Path, rebuilt: &Path, guess: &Guess) -> O
                 .collect(),
         )
     };
+    if let Some(sorted) = sorted_as_hfs(published, rebuilt, guess) {
+        return Some(sorted);
+    }
     let (wanted, ours) = (metadata(published)?, metadata(rebuilt)?);
     let mut same_names = wanted.clone();
     let mut rebuilt_names = ours.clone();
@@ -664,6 +672,75 @@ pub fn listed_as_published(published: &Path, rebuilt: &Path, guess: &Guess) -> O
     ));
     next.listing_order = Some(seed);
     Some(next)
+}
+
+/// Every folder of the published wheel lists its files sorted without case, which the rebuilt
+/// one does not: macOS's HFS+ lists folders so, and the backend zipped in listing order
+/// (wheel 0.29 walks its build tree with `os.walk`). Its metadata folder is left aside: the
+/// backend writes some of those files last whatever the order.
+fn sorted_as_hfs(published: &Path, rebuilt: &Path, guess: &Guess) -> Option<Guess> {
+    let names = |path: &Path| -> Option<Vec<String>> {
+        let zip = zip::ZipArchive::new(std::fs::File::open(path).ok()?).ok()?;
+        Some(
+            zip.file_names()
+                .filter_map(Result::ok)
+                .filter(|n| !n.ends_with('/') && !n.contains(".dist-info/"))
+                .map(String::from)
+                .collect(),
+        )
+    };
+    let (wanted, ours) = (names(published)?, names(rebuilt)?);
+    let mut folders: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for name in &wanted {
+        let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));
+        folders.entry(folder).or_default().push(file);
+    }
+    let sorted = |files: &Vec<&str>| {
+        files
+            .windows(2)
+            .all(|w| w[0].to_lowercase() <= w[1].to_lowercase())
+    };
+    // Three files in a folder at least, or a sorted order says little.
+    let telling = folders.values().filter(|f| f.len() >= 3).count();
+    if telling == 0 || !folders.values().all(sorted) || wanted == ours {
+        return None;
+    }
+    let mut next = guess.clone();
+    next.reasons.push(
+        "the entries are sorted without case in every folder, and this backend zips in listing order: macOS's HFS+ lists folders so".into(),
+    );
+    next.listing_order = Some(crate::rebuild::listing::HFS.into());
+    Some(next)
+}
+
+/// When each CPython minor version was released: the interpreter of a wheel's day.
+const PYTHON_RELEASES: &[((u64, u64), &str)] = &[
+    ((3, 6), "2016-12-23"),
+    ((3, 7), "2018-06-27"),
+    ((3, 8), "2019-10-14"),
+    ((3, 9), "2020-10-05"),
+    ((3, 10), "2021-10-04"),
+    ((3, 11), "2022-10-24"),
+    ((3, 12), "2023-10-02"),
+    ((3, 13), "2024-10-07"),
+    ((3, 14), "2025-10-07"),
+];
+
+/// The newest CPython released before `uploaded` and older than the cell's `current` that
+/// `available` says this host has: a build that fails on today's interpreter (setuptools 36
+/// on 3.11: `collections.MutableMapping`) ran on that one.
+pub fn python_of_its_day(
+    uploaded: jiff::Timestamp,
+    current: (u64, u64),
+    available: impl Fn(u64, u64) -> bool,
+) -> Option<String> {
+    let day = uploaded.strftime("%Y-%m-%d").to_string();
+    PYTHON_RELEASES
+        .iter()
+        .rev()
+        .filter(|(version, released)| *version < current && **released <= *day)
+        .find(|((major, minor), _)| available(*major, *minor))
+        .map(|((major, minor), _)| format!("{major}.{minor}"))
 }
 
 /// For entries both wheels have: the rebuilt entry's time (built in UTC, so an instant) and the
@@ -892,12 +969,40 @@ mod tests {
             setup_py: None,
             env: Default::default(),
             listing_order: None,
+            python: None,
             reasons: Vec::new(),
         };
         let all = candidates(&g, 10);
         assert_eq!(all[0], g);
         assert_eq!(all.len(), 5);
         assert_eq!(candidates(&g, 2).len(), 2);
+    }
+
+    #[test]
+    fn the_interpreter_of_a_wheels_day_is_the_newest_released_before_it_that_is_here() {
+        let june_2017: jiff::Timestamp = "2017-06-08T14:34:35Z".parse().unwrap();
+        let all = |_: u64, _: u64| true;
+        assert_eq!(
+            python_of_its_day(june_2017, (3, 11), all).as_deref(),
+            Some("3.6")
+        );
+        let late_2020: jiff::Timestamp = "2020-11-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            python_of_its_day(late_2020, (3, 11), all).as_deref(),
+            Some("3.9")
+        );
+        // Only older interpreters than the cell's, and only those this host has.
+        assert_eq!(
+            python_of_its_day(late_2020, (3, 8), all).as_deref(),
+            Some("3.7")
+        );
+        let no_39 = |_: u64, minor: u64| minor != 9;
+        assert_eq!(
+            python_of_its_day(late_2020, (3, 11), no_39).as_deref(),
+            Some("3.8")
+        );
+        let before_36: jiff::Timestamp = "2015-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(python_of_its_day(before_36, (3, 11), all), None);
     }
 
     #[test]
@@ -937,6 +1042,7 @@ lower = os.getenv(name)
             setup_py: None,
             env: Default::default(),
             listing_order: None,
+            python: None,
             reasons: Vec::new(),
         };
         // Only the modes differ: the other umask comes first, with the older toolchain kept.

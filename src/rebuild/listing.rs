@@ -6,6 +6,9 @@
 //! folder the build reads in that order: the recipe names the seed, so the rebuild can be
 //! checked by anyone.
 //!
+//! `hfs+` is the other order a publisher's Mac gave before APFS: HFS+ keeps a folder's names
+//! sorted without case, and lists them so (chardet 3.0.4, zipped by wheel 0.29's `os.walk`).
+//!
 //! The hash is the kernel's `half_md4` with signed characters (`fs/ext4/hash.c`; mkfs on
 //! x86 sets the signed flag); checked against `debugfs dx_hash` and a loop-mounted ext4.
 
@@ -145,15 +148,20 @@ fn uuid_text(bytes: &[u8; 16]) -> String {
     )
 }
 
-/// Whether a recipe's value names an ext4 seed (`ext4:` and a UUID's 32 hex digits).
+/// macOS's HFS+, which lists a folder sorted without case (its catalog's order).
+pub const HFS: &str = "hfs+";
+
+/// Whether a recipe's value names a listing order: `hfs+`, or an ext4 seed (`ext4:` and a
+/// UUID's 32 hex digits).
 pub fn is_valid(value: &str) -> bool {
-    value.strip_prefix(EXT4).is_some_and(|uuid| {
-        let groups: Vec<&str> = uuid.split('-').collect();
-        groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-            && groups
-                .iter()
-                .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
-    })
+    value == HFS
+        || value.strip_prefix(EXT4).is_some_and(|uuid| {
+            let groups: Vec<&str> = uuid.split('-').collect();
+            groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+                && groups
+                    .iter()
+                    .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+        })
 }
 
 /// The names in the order a folder of them lists under the seed.

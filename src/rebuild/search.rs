@@ -217,6 +217,21 @@ pub fn rebuild(settings: &RebuildSettings) -> anyhow::Result<Rebuilt> {
             };
             next_up(&mut queue, &attempts, over, false);
         }
+        // The build failed on the cell's interpreter, newer than the wheel: the maintainer's
+        // was of the wheel's day (setuptools 36 cannot run on 3.10 and later). Only for a bare
+        // `--python` cell: a matrix's cell is the user's choice.
+        if let Outcome::Failed(why) = &outcome
+            && why.contains("did not build")
+            && guess.python.is_none()
+            && let Some(older) = of_its_day(&settings.build, exclude_newer)
+        {
+            let mut next = guess.clone();
+            next.reasons.push(format!(
+                "the build failed on the cell's Python, newer than the wheel: Python {older}, the newest released before its upload"
+            ));
+            next.python = Some(older);
+            next_up(&mut queue, &attempts, next, false);
+        }
         // setuptools older than 40.8 has no PEP 517 hooks: the maintainer ran setup.py, as
         // pip then did; so does the next attempt.
         if let Outcome::Failed(why) = &outcome
@@ -330,6 +345,19 @@ fn sdist_switches(settings: &BuildSettings, observed: &Observed) -> Vec<(&'stati
         Some(switches)
     };
     found().unwrap_or_default()
+}
+
+/// The interpreter of the wheel's day this host has, older than the bare `--python` cell's.
+fn of_its_day(settings: &BuildSettings, uploaded: Option<Timestamp>) -> Option<String> {
+    let resolve = &settings.resolve;
+    if resolve.matrix.is_some() {
+        return None;
+    }
+    let current = crate::cell::Cell::for_python(resolve.pythons.first()?).ok()?;
+    let release = current.python_version().release();
+    infer::python_of_its_day(uploaded?, (release[0], release[1]), |major, minor| {
+        crate::build::interpreter::find(major, minor, &settings.backend.python_paths).is_some()
+    })
 }
 
 /// Try `guess` next, unless an attempt already did; `ahead` moves it to the front even when
@@ -473,7 +501,10 @@ pub fn write_recipe(found: &Rebuilt, build: &BuildSettings, file: &Path) -> anyh
         file,
         (&found.observed.name, &found.observed.version),
         &a.guess,
-        &cell_of(build)?,
+        &match &a.guess.python {
+            Some(python) => crate::cell::Cell::for_python(python)?,
+            None => cell_of(build)?,
+        },
         found.exclude_newer.as_ref(),
         found.reproduced().is_some(),
         &shared,
@@ -514,6 +545,9 @@ pub fn describe(guess: &Guess, exclude_newer: Option<&Timestamp>) -> String {
     }
     if let Some(order) = &guess.listing_order {
         parts.push(format!("folders listed in the order of {order}"));
+    }
+    if let Some(python) = &guess.python {
+        parts.push(format!("Python {python}"));
     }
     if let Some(t) = guess.frozen_clock {
         parts.push(format!(
@@ -615,6 +649,9 @@ fn attempt(
         build.resolve.build_constraint_files.push(pins);
     }
     build.resolve.index.exclude_newer = exclude_newer;
+    if let Some(python) = &guess.python {
+        build.resolve.pythons = vec![python.clone()];
+    }
     build.options.settings.source_date_epoch = guess.source_date_epoch;
     build.options.settings.umask = guess.umask;
     build.options.settings.faketime = guess

@@ -1095,3 +1095,99 @@ listerbuild.build_wheel("dist")
         "the recipe rebuilds the published bytes"
     );
 }
+
+/// A backend that zips a package's modules in the order the folder lists, as wheel 0.29's
+/// `os.walk` did.
+const WALKING_BACKEND: &str = r#"
+import base64, hashlib, os, time, zipfile
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    info = "walker-1.0.dist-info"
+    files = [(f"walker/{n}", open(os.path.join("walker", n), "rb").read()) for n in os.listdir("walker")]
+    files.append((f"{info}/METADATA", open("PKG-INFO", "rb").read()))
+    files.append((f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: walker (1.0)\nRoot-Is-Purelib: true\nTag: py3-none-any\n"))
+    record = []
+    for path, data in files:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    files.append((f"{info}/RECORD", ("\n".join(record) + "\n").encode()))
+    stamp = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")))[:6]
+    with zipfile.ZipFile(os.path.join(wheel_directory, "walker-1.0-py3-none-any.whl"), "w") as z:
+        for path, data in files:
+            entry = zipfile.ZipInfo(path, date_time=stamp)
+            entry.external_attr = 0o644 << 16
+            z.writestr(entry, data)
+    return "walker-1.0-py3-none-any.whl"
+"#;
+
+#[test]
+fn modules_zipped_in_a_macs_sorted_listing_are_rebuilt_with_the_hfs_order() {
+    let world = World::new();
+    let mut sdist = Sdist::new("walker", "1.0")
+        .pyproject(&[], "walkerbuild", Some("."))
+        .pkg_info("2.2", &[])
+        .file("walkerbuild.py", WALKING_BACKEND);
+    // Sorted without case (a, B, c, …), which neither a byte order nor ext4 nor tmpfs gives.
+    for module in [
+        "walker/a.py",
+        "walker/B.py",
+        "walker/c.py",
+        "walker/D.py",
+        "walker/e.py",
+        "walker/F.py",
+    ] {
+        sdist = sdist.file(module, format!("# {module}\n"));
+    }
+    let sdist = sdist.write(world.path());
+    let published = world.path().join("published");
+    std::fs::create_dir_all(&published).unwrap();
+    let (python, _) = crate::common::host_python();
+    let script = format!(
+        r#"
+import os, sys, tarfile
+tarfile.open({sdist:?}).extractall({published:?})
+os.chdir(os.path.join({published:?}, "walker-1.0"))
+listed = os.listdir
+os.listdir = lambda path: sorted(listed(path), key=str.lower)
+sys.path.insert(0, ".")
+import walkerbuild
+os.makedirs("dist")
+walkerbuild.build_wheel("dist")
+"#,
+        sdist = sdist.to_str().unwrap(),
+        published = published.to_str().unwrap(),
+    );
+    let out = std::process::Command::new(&python)
+        .args(["-c", &script])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wheel = published.join("walker-1.0/dist/walker-1.0-py3-none-any.whl");
+    let recipe = world.path().join("recipe.toml");
+    let r = run(world.command(
+        "rebuild",
+        &[
+            wheel.to_str().unwrap(),
+            "--recipe",
+            recipe.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("folders listed in the order of hfs+"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    assert!(text.contains("listing-order = \"hfs+\""), "{text}");
+}
