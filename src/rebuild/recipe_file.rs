@@ -107,7 +107,14 @@ pub fn write(
         env.push(format!("SOURCE_DATE_EPOCH = {}", quote(&epoch.to_string())));
     }
     for (switch, value) in &guess.env {
-        env.push(format!("{switch} = {}", quote(value)));
+        // A key as TOML reads one: bare when plain, else quoted (a statement's recipe is
+        // someone else's, and its keys must not become other keys).
+        let plain = !switch.is_empty()
+            && switch
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+        let key = if plain { switch.clone() } else { quote(switch) };
+        env.push(format!("{key} = {}", quote(value)));
     }
     if !env.is_empty() {
         text.push_str(&format!("env = {{ {} }}\n", env.join(", ")));

@@ -664,34 +664,40 @@ fn attempt(
     if let Some(path) = &guess.build_path {
         build.backend.build_path = PathBuf::from(path);
     }
-    // Per-package settings of the wheel's own package: the build tools keep theirs.
-    let mut own = String::new();
+    // Per-package settings of the wheel's own package: the build tools keep theirs. Made as a
+    // TOML table, not text: a statement's recipe is someone else's, and no value of it may
+    // become another key (the loader then checks each value, as for any settings file).
+    let strings =
+        |items: &[String]| toml::Value::Array(items.iter().cloned().map(Into::into).collect());
+    let mut own = toml::Table::new();
     if guess.sdist_times {
-        own.push_str("sdist-times = true\n");
+        own.insert("sdist-times".into(), true.into());
     }
     if let Some(pin) = infer::own_backend(guess, &observed.name) {
-        own.push_str(&format!("backend = \"{pin}\"\n"));
+        own.insert("backend".into(), pin.into());
     }
     if guess.pins_over_sdist {
-        own.push_str(&format!("shared-env = {:?}\n", guess.pins));
+        own.insert("shared-env".into(), strings(&guess.pins));
     }
     if let Some(options) = &guess.setup_py {
-        own.push_str(&format!("setup-py = {options:?}\n"));
+        own.insert("setup-py".into(), strings(options));
     }
     if let Some(order) = &guess.listing_order {
-        own.push_str(&format!("listing-order = \"{order}\"\n"));
+        own.insert("listing-order".into(), order.clone().into());
     }
     if !guess.env.is_empty() {
-        let pairs: Vec<String> = guess
+        let env: toml::Table = guess
             .env
             .iter()
-            .map(|(k, v)| format!("{k} = {}", toml::Value::String(v.clone())))
+            .map(|(k, v)| (k.clone(), v.clone().into()))
             .collect();
-        own.push_str(&format!("env = {{ {} }}\n", pairs.join(", ")));
+        own.insert("env".into(), env.into());
     }
     let mut text = String::new();
     if !own.is_empty() {
-        text.push_str(&format!("[packages.{}]\n{own}", observed.name));
+        let packages = toml::Table::from_iter([(observed.name.clone(), own.into())]);
+        let doc = toml::Table::from_iter([("packages".to_string(), packages.into())]);
+        text.push_str(&toml::to_string(&doc)?);
     }
     text.push_str(infer::legacy_toolchain(guess));
     if !text.is_empty() {

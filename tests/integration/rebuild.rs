@@ -783,6 +783,18 @@ fn a_rebuild_statement_names_its_inputs_and_someone_else_verifies_it_by_rebuildi
     assert_eq!(r.code, ExitCode::Input, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("outside /tmp"), "{}", r.stderr);
     assert!(!std::path::Path::new("/var/rewheel-statement-test").exists());
+    // A recipe value cannot become another setting: this one would have asked the host for a
+    // Debian package had it been pasted into the attempt's settings as text.
+    let mut sneaky = s.clone();
+    sneaky["predicate"]["buildDefinition"]["externalParameters"]["rebuild"]["recipe"]["listing_order"] =
+        serde_json::json!("hfs+\"\nsystem = [\"rewheel-sneaked-in\"]\n#");
+    std::fs::write(&forged_file, sneaky.to_string()).unwrap();
+    let r = verify(&forged_file);
+    assert_ne!(r.code, ExitCode::Success, "{}{}", r.stdout, r.stderr);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("listing-order"), "{said}");
+    assert!(!said.contains("rewheel-sneaked-in` "), "{said}");
+    assert!(!said.contains("lacks"), "{said}");
 }
 
 #[test]
