@@ -83,6 +83,9 @@ pub fn inspect(files: &SdistFiles) -> Result<SdistInfo, InspectError> {
         .unwrap_or(FALLBACK_BACKEND)
         .to_string();
     let backend_path = match build_system.and_then(|b| b.get("backend-path")) {
+        // One folder as a string (flit-core 3.0.0's `backend-path = "."`): pip builds such
+        // sdists, its hook caller iterating the string, so "." works there as one entry.
+        Some(toml::Value::String(one)) => vec![one.clone()],
         Some(value) => string_list(value, "pyproject.toml", "build-system.backend-path")?,
         None => Vec::new(),
     };
@@ -282,6 +285,25 @@ mod tests {
         assert_eq!(info.setup_requires, ["setuptools_scm>=3", "six"]);
         // An egg-info folder without requires.txt means "requires nothing".
         assert_eq!(info.requires_dist, Some(vec![]));
+    }
+
+    #[test]
+    fn a_backend_path_given_as_one_string_is_one_folder() {
+        // flit-core 3.0.0, which ptyprocess 0.7.0 and others were built with.
+        let info = inspect(&sdist(&[(
+            "pyproject.toml",
+            "[build-system]\nrequires = []\nbuild-backend = \"flit_core.build_thyself\"\nbackend-path = \".\"\n",
+        )]))
+        .unwrap();
+        assert_eq!(info.backend_path, ["."]);
+        let escaping = inspect(&sdist(&[(
+            "pyproject.toml",
+            "[build-system]\nrequires = []\nbuild-backend = \"x\"\nbackend-path = \"..\"\n",
+        )]));
+        assert!(
+            escaping.is_err(),
+            "a string leaving the tree is refused as a list entry is"
+        );
     }
 
     #[test]

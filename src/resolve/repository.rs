@@ -319,7 +319,11 @@ impl Repository {
                 info.requires_dist_source.clone().unwrap_or_default(),
             ),
             None => match self.wheel_metadata(candidate)? {
-                Some(meta) => (meta.requires_dist, "index metadata (PEP 658)".to_string()),
+                Some(meta) => (
+                    meta.requires_dist,
+                    "the index's wheel metadata (PEP 658, or its pure wheel's METADATA)"
+                        .to_string(),
+                ),
                 None => (
                     info.pkg_info_requires_dist.clone(),
                     "PKG-INFO (unreliable)".to_string(),
@@ -346,14 +350,24 @@ impl Repository {
         })
     }
 
-    /// Metadata of any wheel of this version that the index serves beside it (PEP 658).
+    /// Metadata of any wheel of this version that the index serves beside it (PEP 658), else
+    /// the METADATA inside its pure wheel: an index that never backfilled PEP 658 for old
+    /// uploads (flit-core 3.0.0, whose sdist's PKG-INFO 1.1 names no `pytoml`) still has the
+    /// wheel, whose metadata the backend wrote. Any failure leaves the sdist's PKG-INFO.
     fn wheel_metadata(&self, candidate: &Candidate) -> Result<Option<CoreMetadata>, RepoError> {
         for wheel in candidate.wheels.iter().filter(|w| w.core_metadata) {
             if let Some(bytes) = self.index.core_metadata(wheel)? {
                 return Ok(Some(CoreMetadata::parse(&bytes)));
             }
         }
-        Ok(None)
+        let pure = candidate
+            .wheels
+            .iter()
+            .find(|w| w.filename.ends_with("-none-any.whl"));
+        Ok(pure
+            .and_then(|wheel| self.index.fetch(wheel).ok())
+            .and_then(|path| metadata_in_wheel(&path))
+            .map(|bytes| CoreMetadata::parse(&bytes)))
     }
 
     fn binary_dist(
@@ -446,4 +460,26 @@ fn read_wheel_metadata(path: &std::path::Path, filename: &str) -> Result<Vec<u8>
         .read_to_end(&mut bytes)
         .map_err(|e| bad(e.to_string()))?;
     Ok(bytes)
+}
+
+/// The `*.dist-info/METADATA` of a wheel on this host, at most 4 MiB of it (a hostile wheel's
+/// entry may claim any size).
+fn metadata_in_wheel(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).ok()?).ok()?;
+    let name = zip
+        .file_names()
+        .filter_map(Result::ok)
+        .find(|n| {
+            n.split_once(".dist-info/METADATA")
+                .is_some_and(|(top, rest)| rest.is_empty() && !top.contains('/'))
+        })?
+        .to_string();
+    let mut bytes = Vec::new();
+    zip.by_name(&name)
+        .ok()?
+        .take(4 << 20)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
 }

@@ -490,3 +490,25 @@ fn a_pinned_lock_reads_the_pinned_sdists_not_the_newest() {
         .collect();
     assert_eq!(inspected.len(), 1, "{inspected:?}");
 }
+
+/// An old sdist's PKG-INFO (1.1) names no dependency, and the index serves no PEP 658
+/// metadata for its wheel (flit-core 3.0.0 on PyPI, which needs pytoml): the pure wheel's own
+/// METADATA is read, so what builds with it gets its runtime dependency.
+#[test]
+fn an_old_sdists_dependencies_come_from_its_pure_wheels_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    Sdist::new("oldtool", "1.0")
+        .pyproject(&[], "tinybuild", Some("."))
+        .pkg_info("1.1", &[])
+        .file("tinybuild.py", crate::common::TINYBUILD)
+        .write(dir.path());
+    write_wheel(dir.path(), "oldtool", "1.0", &["helperlib"]);
+    crate::common::package("helperlib", "2.0", &[], &[]).write(dir.path());
+    let run = rewheel(dir.path(), &["resolve", "oldtool==1.0", "--python", "3.11"]);
+    assert!(
+        run.stdout.contains("helperlib 2.0"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+}
