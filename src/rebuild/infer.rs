@@ -641,20 +641,29 @@ pub fn listed_as_published(published: &Path, rebuilt: &Path, guess: &Guess) -> O
     if guess.listing_order.is_some() {
         return None;
     }
-    let metadata = |path: &Path| -> Option<Vec<String>> {
+    // Each wheel's file entries in archive order, read once for both orders tried.
+    let entries = |path: &Path| -> Option<Vec<String>> {
         let zip = zip::ZipArchive::new(std::fs::File::open(path).ok()?).ok()?;
         Some(
             zip.file_names()
                 .filter_map(Result::ok)
-                .filter_map(|n| n.split_once(".dist-info/").map(|(_, f)| f.to_string()))
-                .filter(|f| !f.is_empty() && !f.contains('/') && f != "RECORD")
+                .filter(|n| !n.ends_with('/'))
+                .map(String::from)
                 .collect(),
         )
     };
-    if let Some(sorted) = sorted_as_hfs(published, rebuilt, guess) {
+    let (published, rebuilt) = (entries(published)?, entries(rebuilt)?);
+    if let Some(sorted) = sorted_as_hfs(&published, &rebuilt, guess) {
         return Some(sorted);
     }
-    let (wanted, ours) = (metadata(published)?, metadata(rebuilt)?);
+    let metadata = |names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter_map(|n| n.split_once(".dist-info/").map(|(_, f)| f.to_string()))
+            .filter(|f| !f.is_empty() && !f.contains('/') && f != "RECORD")
+            .collect()
+    };
+    let (wanted, ours) = (metadata(&published), metadata(&rebuilt));
     let mut same_names = wanted.clone();
     let mut rebuilt_names = ours.clone();
     same_names.sort();
@@ -678,18 +687,15 @@ pub fn listed_as_published(published: &Path, rebuilt: &Path, guess: &Guess) -> O
 /// one does not: macOS's HFS+ lists folders so, and the backend zipped in listing order
 /// (wheel 0.29 walks its build tree with `os.walk`). Its metadata folder is left aside: the
 /// backend writes some of those files last whatever the order.
-fn sorted_as_hfs(published: &Path, rebuilt: &Path, guess: &Guess) -> Option<Guess> {
-    let names = |path: &Path| -> Option<Vec<String>> {
-        let zip = zip::ZipArchive::new(std::fs::File::open(path).ok()?).ok()?;
-        Some(
-            zip.file_names()
-                .filter_map(Result::ok)
-                .filter(|n| !n.ends_with('/') && !n.contains(".dist-info/"))
-                .map(String::from)
-                .collect(),
-        )
+fn sorted_as_hfs(published: &[String], rebuilt: &[String], guess: &Guess) -> Option<Guess> {
+    let outside_metadata = |names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| !n.contains(".dist-info/"))
+            .cloned()
+            .collect()
     };
-    let (wanted, ours) = (names(published)?, names(rebuilt)?);
+    let (wanted, ours) = (outside_metadata(published), outside_metadata(rebuilt));
     let mut folders: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for name in &wanted {
         let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));

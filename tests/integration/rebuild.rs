@@ -986,10 +986,31 @@ subprocess.run([sys.executable, "setup.py", "bdist_wheel", "--universal", "--dis
     );
 }
 
+/// What the listing backends share: a RECORD, entry times from SOURCE_DATE_EPOCH, the
+/// entries in the order given.
+const WRITE_WHEEL: &str = r#"
+import base64, hashlib, os, time, zipfile
+
+def write_wheel(wheel_directory, filename, info, files):
+    record = []
+    for path, data in files:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    files.append((f"{info}/RECORD", ("\n".join(record) + "\n").encode()))
+    stamp = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")))[:6]
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as z:
+        for path, data in files:
+            entry = zipfile.ZipInfo(path, date_time=stamp)
+            entry.external_attr = 0o644 << 16
+            z.writestr(entry, data)
+    return filename
+"#;
+
 /// A backend that writes its metadata folder, then zips it in the order the folder lists
 /// (as poetry-core copies its metadata with `glob`): the builder's filesystem decides.
 const LISTING_BACKEND: &str = r#"
-import base64, hashlib, os, time, zipfile
+import os
 
 def get_requires_for_build_wheel(config_settings=None):
     return []
@@ -1011,19 +1032,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
             f.write(data)
     files = [("lister/__init__.py", open("lister/__init__.py", "rb").read())]
     files += [(f"{info}/{name}", open(os.path.join(meta, name), "rb").read()) for name in os.listdir(meta)]
-    record = []
-    for path, data in files:
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{info}/RECORD,,")
-    files.append((f"{info}/RECORD", ("\n".join(record) + "\n").encode()))
-    stamp = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")))[:6]
-    with zipfile.ZipFile(os.path.join(wheel_directory, "lister-1.0-py3-none-any.whl"), "w") as z:
-        for path, data in files:
-            entry = zipfile.ZipInfo(path, date_time=stamp)
-            entry.external_attr = 0o644 << 16
-            z.writestr(entry, data)
-    return "lister-1.0-py3-none-any.whl"
+    return write_wheel(wheel_directory, "lister-1.0-py3-none-any.whl", info, files)
 "#;
 
 #[test]
@@ -1032,7 +1041,7 @@ fn metadata_zipped_in_the_publishers_listing_order_is_rebuilt_with_an_ext4_hash_
     let sdist = Sdist::new("lister", "1.0")
         .pyproject(&[], "listerbuild", Some("."))
         .pkg_info("2.2", &[])
-        .file("listerbuild.py", LISTING_BACKEND)
+        .file("listerbuild.py", format!("{WRITE_WHEEL}{LISTING_BACKEND}"))
         .file("lister/__init__.py", "def main():\n    pass\n")
         .write(world.path());
     // Published from a machine whose filesystem listed the folder in an order of its own,
@@ -1111,7 +1120,7 @@ listerbuild.build_wheel("dist")
 /// A backend that zips a package's modules in the order the folder lists, as wheel 0.29's
 /// `os.walk` did.
 const WALKING_BACKEND: &str = r#"
-import base64, hashlib, os, time, zipfile
+import os
 
 def get_requires_for_build_wheel(config_settings=None):
     return []
@@ -1121,19 +1130,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     files = [(f"walker/{n}", open(os.path.join("walker", n), "rb").read()) for n in os.listdir("walker")]
     files.append((f"{info}/METADATA", open("PKG-INFO", "rb").read()))
     files.append((f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: walker (1.0)\nRoot-Is-Purelib: true\nTag: py3-none-any\n"))
-    record = []
-    for path, data in files:
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{info}/RECORD,,")
-    files.append((f"{info}/RECORD", ("\n".join(record) + "\n").encode()))
-    stamp = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")))[:6]
-    with zipfile.ZipFile(os.path.join(wheel_directory, "walker-1.0-py3-none-any.whl"), "w") as z:
-        for path, data in files:
-            entry = zipfile.ZipInfo(path, date_time=stamp)
-            entry.external_attr = 0o644 << 16
-            z.writestr(entry, data)
-    return "walker-1.0-py3-none-any.whl"
+    return write_wheel(wheel_directory, "walker-1.0-py3-none-any.whl", info, files)
 "#;
 
 #[test]
@@ -1142,7 +1139,7 @@ fn modules_zipped_in_a_macs_sorted_listing_are_rebuilt_with_the_hfs_order() {
     let mut sdist = Sdist::new("walker", "1.0")
         .pyproject(&[], "walkerbuild", Some("."))
         .pkg_info("2.2", &[])
-        .file("walkerbuild.py", WALKING_BACKEND);
+        .file("walkerbuild.py", format!("{WRITE_WHEEL}{WALKING_BACKEND}"));
     // Sorted without case (a, B, c, …), which neither a byte order nor ext4 nor tmpfs gives.
     for module in [
         "walker/a.py",

@@ -291,31 +291,16 @@ async fn docker(
             // as the base was, since no command could name it ahead of the resolution.
             None => derive(&docker, &image, &request.image_scratch).await?,
         };
-        let (python, installed) =
-            DockerBackend::probe_image(&docker, &image.reference(), "python3", &session)
-                .await
-                .map_err(|e| OpenError::Probe {
-                    reference: image.reference(),
-                    message: e.to_string(),
-                })?;
-        let want = cell.python_version().release();
-        if !python.starts_with(&format!("{}.{}.", want[0], want[1])) {
-            return Err(OpenError::WrongPython {
-                cell: cell.id.to_string(),
-                want: format!("{}.{}", want[0], want[1]),
-                reference: image.reference(),
-                found: python,
-            });
-        }
-        images.insert(
-            cell.id.clone(),
-            CellImage {
-                reference: image.reference(),
-                id,
-                python,
-                interpreter: "python3".into(),
-            },
-        );
+        let (runtime, installed) = probed(
+            &docker,
+            cell,
+            image.reference(),
+            id,
+            "python3".into(),
+            &session,
+        )
+        .await?;
+        images.insert(cell.id.clone(), runtime);
         packages.insert(cell.id.clone(), installed);
     }
     Ok(Arc::new(
@@ -348,10 +333,35 @@ async fn supplied(
             reference: reference.to_string(),
         })?;
     let interpreter = cell.interpreter.clone().unwrap_or_else(|| "python3".into());
-    let (python, installed) = DockerBackend::probe_image(docker, reference, &interpreter, session)
+    probed(
+        docker,
+        cell,
+        reference.to_string(),
+        id,
+        interpreter,
+        session,
+    )
+    .await
+}
+
+/// A cell's image asked for its interpreter's version (which must be the cell's) and its
+/// Debian packages, in one container.
+async fn probed(
+    docker: &bollard::Docker,
+    cell: &Cell,
+    reference: String,
+    id: String,
+    interpreter: String,
+    session: &str,
+) -> Result<(CellImage, Vec<crate::build::images::DebPackage>), OpenError> {
+    let shown = match interpreter.as_str() {
+        "python3" => reference.clone(),
+        path => format!("{reference} ({path})"),
+    };
+    let (python, installed) = DockerBackend::probe_image(docker, &reference, &interpreter, session)
         .await
         .map_err(|e| OpenError::Probe {
-            reference: format!("{reference} ({interpreter})"),
+            reference: shown.clone(),
             message: e.to_string(),
         })?;
     let want = cell.python_version().release();
@@ -359,17 +369,15 @@ async fn supplied(
         return Err(OpenError::WrongPython {
             cell: cell.id.to_string(),
             want: format!("{}.{}", want[0], want[1]),
-            reference: format!("{reference} ({interpreter})"),
+            reference: shown,
             found: python,
         });
     }
-    Ok((
-        CellImage {
-            reference: reference.to_string(),
-            id,
-            python,
-            interpreter,
-        },
-        installed,
-    ))
+    let image = CellImage {
+        reference,
+        id,
+        python,
+        interpreter,
+    };
+    Ok((image, installed))
 }
